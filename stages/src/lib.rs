@@ -1,0 +1,57 @@
+//! # stages: curate's document model, stage contracts, readers and stages
+//!
+//! Words used throughout (see `docs/architecture.md`):
+//! - a [`Document`] is one page: stable id, URL, crawl date, source, text, metadata, typed
+//!   [`Signals`] and a [`Verdict`];
+//! - a [`Stage`] is a pure function of one document that adds signals and may drop it for a
+//!   named reason; its [`Stage::judge`] gives the verdict from signals alone, so thresholds can
+//!   change without recomputing;
+//! - a [`GlobalStage`] (dedup) collects keys before a phase barrier, runs global steps across
+//!   it, and applies decisions after it;
+//! - a partition is the unit of work and commit; the engine (crate `curate`) runs partitions,
+//!   writes outputs atomically through a [`Store`], and counts everything in [`StageStats`].
+//!
+//! ```
+//! use stages::{Document, Outcome, Stage};
+//!
+//! struct MinChars(usize);
+//! impl Stage for MinChars {
+//!     fn name(&self) -> &str { "min_chars" }
+//!     fn reasons(&self) -> Vec<&'static str> { vec!["too_short"] }
+//!     fn process(&self, doc: &mut Document) -> Outcome {
+//!         doc.signals.set_i64("min_chars.chars", doc.text().chars().count() as i64);
+//!         Outcome::Keep
+//!     }
+//!     fn judge(&self, s: &stages::Signals) -> Outcome {
+//!         if s.i64("min_chars.chars").unwrap_or(0) < self.0 as i64 { Outcome::Drop("too_short") } else { Outcome::Keep }
+//!     }
+//! }
+//! let mut doc = Document::new("d1", "hello");
+//! let stage = MinChars(10);
+//! stage.process(&mut doc);
+//! assert_eq!(stage.judge(&doc.signals), Outcome::Drop("too_short"));
+//! ```
+
+pub mod config;
+pub mod document;
+pub mod error;
+pub mod registry;
+pub mod signals;
+pub mod stage;
+pub mod stats;
+pub mod store;
+pub mod text;
+
+pub use config::{ConfigError, Purpose, StageArgs};
+pub use document::{Document, SourceRef, Verdict};
+pub use error::{Error, Result};
+pub use registry::StageDef;
+pub use signals::{SignalSpec, SignalType, SignalValue, Signals};
+pub use stage::{Applier, Built, Collector, GlobalStage, GlobalStep, Outcome, PartitionCtx, Stage, StepCtx};
+pub use stats::{StageStats, StepStats};
+pub use store::{LocalStore, ObjectWriter, Store};
+
+/// The signal holding a document's language code (set by the language-ID stage).
+pub const LANG_SIGNAL: &str = "lang";
+/// The signal holding the language-ID confidence.
+pub const LANG_SCORE_SIGNAL: &str = "lang_score";
