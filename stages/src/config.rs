@@ -19,7 +19,10 @@ pub struct ConfigError {
 
 impl ConfigError {
     pub fn new(key: impl Into<String>, message: impl Into<String>) -> Self {
-        ConfigError { key: key.into(), message: message.into() }
+        ConfigError {
+            key: key.into(),
+            message: message.into(),
+        }
     }
 }
 
@@ -55,9 +58,16 @@ impl StageArgs<'_> {
     /// Resolves a resource path against the config folder and checks that it exists.
     pub fn resolve_path(&self, key: &str, path: &str) -> Result<PathBuf, ConfigError> {
         let p = Path::new(path);
-        let full = if p.is_absolute() || path.starts_with("s3://") { p.to_path_buf() } else { self.base_dir.join(p) };
+        let full = if p.is_absolute() || path.starts_with("s3://") {
+            p.to_path_buf()
+        } else {
+            self.base_dir.join(p)
+        };
         if !path.starts_with("s3://") && !full.exists() {
-            return Err(ConfigError::new(key, format!("file not found: {}", full.display())));
+            return Err(ConfigError::new(
+                key,
+                format!("file not found: {}", full.display()),
+            ));
         }
         Ok(full)
     }
@@ -86,9 +96,17 @@ fn unknown_field(msg: &str) -> Option<String> {
 }
 
 /// Checks `lo <= v <= hi`.
-pub fn check_range<T: PartialOrd + std::fmt::Display + Copy>(key: &str, v: T, lo: T, hi: T) -> Result<(), ConfigError> {
+pub fn check_range<T: PartialOrd + std::fmt::Display + Copy>(
+    key: &str,
+    v: T,
+    lo: T,
+    hi: T,
+) -> Result<(), ConfigError> {
     if v < lo || v > hi || v != v {
-        return Err(ConfigError::new(key, format!("{v} is out of range: expected {lo}..={hi}")));
+        return Err(ConfigError::new(
+            key,
+            format!("{v} is out of range: expected {lo}..={hi}"),
+        ));
     }
     Ok(())
 }

@@ -18,7 +18,10 @@ pub struct SourceRef {
 pub enum Verdict {
     #[default]
     Kept,
-    Dropped { stage: Arc<str>, reason: Arc<str> },
+    Dropped {
+        stage: Arc<str>,
+        reason: Arc<str>,
+    },
 }
 
 impl Verdict {
@@ -51,7 +54,11 @@ pub struct Document {
 
 impl Document {
     pub fn new(id: impl Into<String>, text: impl Into<String>) -> Self {
-        Document { id: id.into(), text: text.into(), ..Default::default() }
+        Document {
+            id: id.into(),
+            text: text.into(),
+            ..Default::default()
+        }
     }
 
     pub fn text(&self) -> &str {
@@ -78,7 +85,9 @@ impl Document {
     /// Iterator over the line strings.
     pub fn line_strs(&self) -> impl Iterator<Item = &str> {
         let t = &self.text;
-        self.lines().iter().map(move |r| &t[r.start as usize..r.end as usize])
+        self.lines()
+            .iter()
+            .map(move |r| &t[r.start as usize..r.end as usize])
     }
 
     /// Word tokens of the text (computed once).

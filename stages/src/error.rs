@@ -8,9 +8,16 @@ use crate::config::ConfigError;
 #[derive(Debug, thiserror::Error)]
 pub enum Error {
     #[error("{path}: {source}")]
-    Io { path: PathBuf, source: std::io::Error },
+    Io {
+        path: PathBuf,
+        source: std::io::Error,
+    },
     #[error("{path} at byte {offset}: {message}")]
-    Format { path: PathBuf, offset: u64, message: String },
+    Format {
+        path: PathBuf,
+        offset: u64,
+        message: String,
+    },
     #[error(transparent)]
     Config(#[from] ConfigError),
     #[error("{0}")]
@@ -19,7 +26,10 @@ pub enum Error {
 
 impl Error {
     pub fn io(path: impl Into<PathBuf>, source: std::io::Error) -> Self {
-        Error::Io { path: path.into(), source }
+        Error::Io {
+            path: path.into(),
+            source,
+        }
     }
     pub fn other(msg: impl Into<String>) -> Self {
         Error::Other(msg.into())
@@ -28,7 +38,10 @@ impl Error {
 
 impl From<std::io::Error> for Error {
     fn from(e: std::io::Error) -> Self {
-        Error::Io { path: PathBuf::new(), source: e }
+        Error::Io {
+            path: PathBuf::new(),
+            source: e,
+        }
     }
 }
 

@@ -35,19 +35,23 @@
 pub mod config;
 pub mod document;
 pub mod error;
+pub mod read;
 pub mod registry;
 pub mod signals;
 pub mod stage;
 pub mod stats;
 pub mod store;
 pub mod text;
+pub mod time;
 
 pub use config::{ConfigError, Purpose, StageArgs};
 pub use document::{Document, SourceRef, Verdict};
 pub use error::{Error, Result};
 pub use registry::StageDef;
 pub use signals::{SignalSpec, SignalType, SignalValue, Signals};
-pub use stage::{Applier, Built, Collector, GlobalStage, GlobalStep, Outcome, PartitionCtx, Stage, StepCtx};
+pub use stage::{
+    Applier, Built, Collector, GlobalStage, GlobalStep, Outcome, PartitionCtx, Stage, StepCtx,
+};
 pub use stats::{StageStats, StepStats};
 pub use store::{LocalStore, ObjectWriter, Store};
 

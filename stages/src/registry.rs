@@ -30,5 +30,7 @@ pub static REGISTRY: &[StageDef] = &[
 
 /// Finds a stage kind by full kind or short name.
 pub fn find<'a>(defs: &[&'a [StageDef]], kind: &str) -> Option<&'a StageDef> {
-    defs.iter().flat_map(|d| d.iter()).find(|d| d.kind == kind || d.short_name() == kind)
+    defs.iter()
+        .flat_map(|d| d.iter())
+        .find(|d| d.kind == kind || d.short_name() == kind)
 }

@@ -34,8 +34,16 @@ pub struct SignalSpec {
 }
 
 impl SignalSpec {
-    pub fn new(name: impl Into<Cow<'static, str>>, ty: SignalType, help: impl Into<Cow<'static, str>>) -> Self {
-        SignalSpec { name: name.into(), ty, help: help.into() }
+    pub fn new(
+        name: impl Into<Cow<'static, str>>,
+        ty: SignalType,
+        help: impl Into<Cow<'static, str>>,
+    ) -> Self {
+        SignalSpec {
+            name: name.into(),
+            ty,
+            help: help.into(),
+        }
     }
     pub fn f32(name: &'static str, help: &'static str) -> Self {
         Self::new(name, SignalType::F32, help)

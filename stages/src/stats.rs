@@ -29,7 +29,10 @@ pub struct StageStats {
 
 impl StageStats {
     pub fn new(name: impl Into<String>) -> Self {
-        StageStats { name: name.into(), ..Default::default() }
+        StageStats {
+            name: name.into(),
+            ..Default::default()
+        }
     }
 
     pub fn dropped_total(&self) -> u64 {
@@ -82,7 +85,11 @@ pub struct StepStats {
 
 impl StepStats {
     pub fn new(name: impl Into<String>, task: usize) -> Self {
-        StepStats { name: name.into(), task, ..Default::default() }
+        StepStats {
+            name: name.into(),
+            task,
+            ..Default::default()
+        }
     }
     pub fn count(&mut self, counter: &str, n: u64) {
         *self.counters.entry(counter.to_string()).or_default() += n;

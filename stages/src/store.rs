@@ -135,7 +135,10 @@ impl Store for LocalStore {
     }
 
     fn open(&self, path: &str) -> io::Result<Box<dyn Read + Send>> {
-        Ok(Box::new(io::BufReader::with_capacity(1 << 16, fs::File::open(self.full(path))?)))
+        Ok(Box::new(io::BufReader::with_capacity(
+            1 << 16,
+            fs::File::open(self.full(path))?,
+        )))
     }
 
     fn exists(&self, path: &str) -> io::Result<bool> {
@@ -176,7 +179,11 @@ impl Store for LocalStore {
         tmp.push(".tmp");
         let tmp = PathBuf::from(tmp);
         let file = fs::File::create(&tmp)?;
-        Ok(Box::new(LocalWriter { tmp, dest, file: Some(BufWriter::with_capacity(1 << 16, file)) }))
+        Ok(Box::new(LocalWriter {
+            tmp,
+            dest,
+            file: Some(BufWriter::with_capacity(1 << 16, file)),
+        }))
     }
 
     fn delete(&self, path: &str) -> io::Result<()> {

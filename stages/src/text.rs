@@ -132,7 +132,7 @@ fn is_cjk_char(c: char) -> bool {
         | 0x0E00..=0x0EFF     // Thai, Lao
         | 0x1000..=0x109F     // Myanmar
         | 0x1780..=0x17FF     // Khmer
-        | 0x20000..=0x2FFFF)  // CJK ext B+
+        | 0x20000..=0x2FFFF) // CJK ext B+
 }
 
 /// Segments text into word tokens (see the module docs).
@@ -161,7 +161,11 @@ pub fn segment_words(text: &str) -> Vec<Word> {
         if flags & (Word::ALPHA | Word::DIGIT) == 0 {
             flags |= Word::PUNCT;
         }
-        out.push(Word { start: start as u32, end: (start + seg.len()) as u32, flags });
+        out.push(Word {
+            start: start as u32,
+            end: (start + seg.len()) as u32,
+            flags,
+        });
     }
     out
 }
@@ -174,8 +178,15 @@ mod tests {
     fn lines_and_words() {
         let t = "Hello, world!\r\nSecond line 42.\n\n漢字テスト";
         let v = TextViews::default();
-        let lines: Vec<&str> = v.lines(t).iter().map(|r| &t[r.start as usize..r.end as usize]).collect();
-        assert_eq!(lines, vec!["Hello, world!", "Second line 42.", "", "漢字テスト"]);
+        let lines: Vec<&str> = v
+            .lines(t)
+            .iter()
+            .map(|r| &t[r.start as usize..r.end as usize])
+            .collect();
+        assert_eq!(
+            lines,
+            vec!["Hello, world!", "Second line 42.", "", "漢字テスト"]
+        );
         let words: Vec<&str> = v.words(t).iter().map(|w| w.as_str(t)).collect();
         assert_eq!(&words[..4], &["Hello", ",", "world", "!"]);
         assert!(words.contains(&"42"));
