@@ -1,0 +1,82 @@
+//! Shared helpers for the benchmark harnesses: locating ../shared data and the peer Python
+//! environments, timing, and printing one comparable line per system.
+
+use std::path::PathBuf;
+use std::process::Command;
+use std::time::Instant;
+
+/// The repository root (benches/ is one level below it).
+pub fn repo_root() -> PathBuf {
+    PathBuf::from(env!("CARGO_MANIFEST_DIR"))
+        .parent()
+        .expect("benches/ has a parent")
+        .to_path_buf()
+}
+
+/// `../shared` beside the repository, if present.
+pub fn shared_dir() -> Option<PathBuf> {
+    let p = repo_root().parent()?.join("shared");
+    p.is_dir().then_some(p)
+}
+
+/// The peers' Python of one environment (`dt`: datatrove, `ext`: extractors), if installed.
+pub fn peer_python(env: &str) -> Option<PathBuf> {
+    let base = std::env::var_os("CURATE_PEERS")
+        .map(PathBuf::from)
+        .or_else(|| {
+            std::env::var_os("HOME").map(|h| PathBuf::from(h).join(".cache/curate-peers"))
+        })?;
+    let py = base.join(env).join("bin/python");
+    py.exists().then_some(py)
+}
+
+/// The test/bench Python environment (`.ci/requirements.txt`), if installed.
+pub fn test_python() -> Option<PathBuf> {
+    let py = std::env::var_os("CURATE_PY")
+        .map(PathBuf::from)
+        .or_else(|| {
+            std::env::var_os("HOME").map(|h| PathBuf::from(h).join(".cache/curate/venv/bin/python"))
+        })?;
+    py.exists().then_some(py)
+}
+
+/// Runs a Python peer script that prints one JSON object on its last stdout line.
+pub fn run_peer(python: &PathBuf, args: &[&str]) -> Option<serde_json::Value> {
+    let out = Command::new(python).args(args).output().ok()?;
+    if !out.status.success() {
+        eprintln!("peer failed: {}", String::from_utf8_lossy(&out.stderr));
+        return None;
+    }
+    let s = String::from_utf8_lossy(&out.stdout);
+    serde_json::from_str(s.lines().last()?).ok()
+}
+
+/// Times `f` (best of `reps` runs) and returns seconds.
+pub fn best_of<F: FnMut()>(reps: usize, mut f: F) -> f64 {
+    let mut best = f64::INFINITY;
+    for _ in 0..reps {
+        let t = Instant::now();
+        f();
+        best = best.min(t.elapsed().as_secs_f64());
+    }
+    best
+}
+
+/// Prints one result line: system, items/s, MB/s, and the ratio to a baseline rate.
+pub fn report(
+    system: &str,
+    items: usize,
+    bytes: usize,
+    secs: f64,
+    baseline_items_per_s: Option<f64>,
+) {
+    let ips = items as f64 / secs;
+    let mbs = bytes as f64 / secs / 1e6;
+    match baseline_items_per_s {
+        Some(b) if b > 0.0 => println!(
+            "{system:<40} {ips:>12.1} items/s {mbs:>9.2} MB/s   {:.1}x peer",
+            ips / b
+        ),
+        _ => println!("{system:<40} {ips:>12.1} items/s {mbs:>9.2} MB/s"),
+    }
+}
