@@ -49,6 +49,8 @@ pub struct Document {
     pub metadata: BTreeMap<String, String>,
     pub signals: Signals,
     pub verdict: Verdict,
+    /// Checks failed by stages in tag mode, as `(stage, reason)`: the document kept flowing.
+    pub flags: Vec<(Arc<str>, Arc<str>)>,
     views: TextViews,
 }
 

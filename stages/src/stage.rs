@@ -52,8 +52,14 @@ pub trait Stage: Send + Sync {
     /// for reasons that are not thresholds on signals (unparsable page, empty extraction).
     fn process(&self, doc: &mut Document) -> Outcome;
 
+    /// Whether the runner should hand this stage whole batches ([`Stage::process_batch`], which
+    /// then parallelizes internally) instead of calling `process` per document in parallel.
+    fn batched(&self) -> bool {
+        false
+    }
+
     /// Processes a batch of live documents in order; stages that gain from batching (ONNX
-    /// models) override it. Returns one outcome per document.
+    /// models) override it and return `true` from [`Stage::batched`]. One outcome per document.
     fn process_batch(&self, docs: &mut [&mut Document]) -> Vec<Outcome> {
         docs.iter_mut().map(|d| self.process(d)).collect()
     }

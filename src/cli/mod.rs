@@ -1,0 +1,85 @@
+//! The command line: argument definitions (clap) and one module per command.
+//!
+//! Exit codes: 0 success, 1 the run failed (a partition or step failed), 2 bad configuration or
+//! arguments (reported before any work starts).
+
+pub mod check;
+pub mod run;
+pub mod stats;
+
+use std::path::PathBuf;
+
+use clap::{Parser, Subcommand};
+
+/// curate: web crawl -> clean, deduplicated, classified, mixed, tokenized pretraining data.
+#[derive(Debug, Parser)]
+#[command(name = "curate", version, about, propagate_version = true)]
+pub struct Cli {
+    /// More log output (-v info, -vv debug); RUST_LOG overrides.
+    #[arg(short, long, global = true, action = clap::ArgAction::Count)]
+    pub verbose: u8,
+    #[command(subcommand)]
+    pub command: Command,
+}
+
+/// Options shared by commands that load a pipeline.
+#[derive(Debug, clap::Args)]
+pub struct PipelineArgs {
+    /// The pipeline file (TOML).
+    pub pipeline: PathBuf,
+    /// Input path, glob or URI (replaces input.paths).
+    #[arg(long)]
+    pub input: Option<String>,
+    /// Output folder or URI (replaces output.path).
+    #[arg(long)]
+    pub output: Option<String>,
+    /// Override any config key: --set stages.gopher_quality.min_words=100 (repeatable).
+    #[arg(long = "set", value_name = "KEY=VALUE")]
+    pub set: Vec<String>,
+}
+
+#[derive(Debug, Subcommand)]
+pub enum Command {
+    /// Run a pipeline (all phases, or this worker's share with --task/--tasks).
+    Run(run::RunArgs),
+    /// Validate a pipeline and print its plan (stages, phases, partitions, outputs).
+    Check(check::CheckArgs),
+    /// Print the merged stats of a run's output.
+    Stats(stats::StatsArgs),
+}
+
+/// An error that maps to an exit code.
+#[derive(Debug)]
+pub enum CliError {
+    /// Bad configuration or arguments: exit 2.
+    Config(String),
+    /// The work failed: exit 1.
+    Failed(anyhow::Error),
+}
+
+impl From<anyhow::Error> for CliError {
+    fn from(e: anyhow::Error) -> Self {
+        CliError::Failed(e)
+    }
+}
+
+impl From<crate::config::ConfigError> for CliError {
+    fn from(e: crate::config::ConfigError) -> Self {
+        CliError::Config(e.to_string())
+    }
+}
+
+/// Dispatches a parsed command line.
+pub fn dispatch(cli: Cli) -> Result<(), CliError> {
+    match cli.command {
+        Command::Run(a) => run::run(a),
+        Command::Check(a) => check::run(a),
+        Command::Stats(a) => stats::run(a),
+    }
+}
+
+/// Loads and validates a pipeline with its overrides.
+pub fn load_plan(a: &PipelineArgs, purpose: stages::Purpose) -> Result<crate::config::Plan, CliError> {
+    let cf = crate::config::load(&a.pipeline, &a.set)?;
+    Ok(crate::config::Plan::build(cf, a.input.as_deref(), a.output.as_deref(), purpose)?)
+}

@@ -1,0 +1,65 @@
+//! `curate run`: execute a pipeline.
+
+use std::io::IsTerminal;
+
+use anyhow::anyhow;
+use stages::Purpose;
+
+use super::{load_plan, CliError, PipelineArgs};
+use crate::runner::{RunOptions, Runner};
+
+#[derive(Debug, clap::Args)]
+pub struct RunArgs {
+    #[command(flatten)]
+    pub pipeline: PipelineArgs,
+    /// This worker's index (0-based) among --tasks workers.
+    #[arg(long, default_value_t = 0)]
+    pub task: usize,
+    /// Number of workers sharing the run.
+    #[arg(long, default_value_t = 1)]
+    pub tasks: usize,
+    /// Run only this phase (map0, <stage>.<step>, ...); see `curate check`.
+    #[arg(long)]
+    pub phase: Option<String>,
+    /// Worker threads (default: executor.threads, else one per core).
+    #[arg(long)]
+    pub threads: Option<usize>,
+    /// Print nothing but errors.
+    #[arg(long, short)]
+    pub quiet: bool,
+}
+
+pub fn run(a: RunArgs) -> Result<(), CliError> {
+    if a.tasks == 0 || a.task >= a.tasks {
+        return Err(CliError::Config(format!("--task {} must be below --tasks {}", a.task, a.tasks)));
+    }
+    let plan = load_plan(&a.pipeline, Purpose::Run)?;
+    let opts = RunOptions {
+        task: a.task,
+        tasks: a.tasks,
+        phase: a.phase.clone(),
+        threads: a.threads.unwrap_or(0),
+        progress: !a.quiet && std::io::stderr().is_terminal(),
+    };
+    let runner = Runner::new(&plan, opts).map_err(|e| CliError::Failed(anyhow!("{e}")))?;
+    let outcome = runner.run().map_err(|e| CliError::Failed(anyhow!("{e}")))?;
+    if !outcome.failures.is_empty() {
+        for (unit, e) in &outcome.failures {
+            eprintln!("failed: {unit}: {e}");
+        }
+        return Err(CliError::Failed(anyhow!("{} unit(s) failed; re-run the same command to retry them", outcome.failures.len())));
+    }
+    if let Some(stats) = &outcome.stats {
+        if !a.quiet {
+            println!("{}", stats.table());
+            println!("output: {}  ({} partitions, {} already complete)", plan.output, runner.partitions().len(), outcome.skipped);
+        }
+        let bad = stats.unbalanced();
+        if !bad.is_empty() {
+            return Err(CliError::Failed(anyhow!("accounting does not add up for {}", bad.join(", "))));
+        }
+    } else if !a.quiet {
+        println!("worker {}/{} done; other workers still running", a.task, a.tasks);
+    }
+    Ok(())
+}

@@ -1,0 +1,284 @@
+//! Configuration: the TOML pipeline file as written ([`raw`]), command-line `--set` overrides,
+//! and the validated [`plan`] that the runner trusts.
+//!
+//! Every mistake is reported before any work starts, naming the file, line and dotted key
+//! (`pipelines/x.toml:14: stages.gopher_quality.min_words: invalid type ...`), and the CLI exits
+//! with code 2.
+
+pub mod plan;
+pub mod raw;
+
+use std::fmt;
+use std::path::{Path, PathBuf};
+
+pub use plan::Plan;
+pub use raw::{ByteSize, RawConfig};
+
+/// A configuration error with its location.
+#[derive(Debug, Clone, PartialEq)]
+pub struct ConfigError {
+    pub file: PathBuf,
+    /// 1-based line in the file, when the key is written there.
+    pub line: Option<usize>,
+    /// Dotted key path, e.g. `stages.gopher_quality.min_words`.
+    pub key: String,
+    pub message: String,
+    /// The key was set on the command line (`--set`).
+    pub from_cli: bool,
+}
+
+impl fmt::Display for ConfigError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        let file = self.file.display();
+        match (self.from_cli, self.line, self.key.is_empty()) {
+            (true, _, _) => write!(f, "{file}: --set {}: {}", self.key, self.message),
+            (false, Some(l), false) => write!(f, "{file}:{l}: {}: {}", self.key, self.message),
+            (false, Some(l), true) => write!(f, "{file}:{l}: {}", self.message),
+            (false, None, false) => write!(f, "{file}: {}: {}", self.key, self.message),
+            (false, None, true) => write!(f, "{file}: {}", self.message),
+        }
+    }
+}
+
+impl std::error::Error for ConfigError {}
+
+/// A loaded pipeline file: its text, the table after overrides, and the strict sections.
+#[derive(Debug)]
+pub struct ConfigFile {
+    pub path: PathBuf,
+    pub text: String,
+    /// The document after `--set` overrides (what the run uses; written as `config.toml`).
+    pub table: toml::Table,
+    pub raw: RawConfig,
+    /// Keys set on the command line.
+    pub overridden: Vec<String>,
+}
+
+impl ConfigFile {
+    /// Folder against which relative paths in the file resolve.
+    pub fn base_dir(&self) -> PathBuf {
+        self.path.parent().map(Path::to_path_buf).filter(|p| !p.as_os_str().is_empty()).unwrap_or_else(|| PathBuf::from("."))
+    }
+
+    /// An error at a dotted key, located in the file (or attributed to `--set`).
+    pub fn error(&self, key: &str, message: impl Into<String>) -> ConfigError {
+        let from_cli = self.overridden.iter().any(|k| key == k || key.starts_with(&format!("{k}.")) || k.starts_with(&format!("{key}.")));
+        ConfigError {
+            file: self.path.clone(),
+            line: if from_cli { None } else { locate(&self.text, key) },
+            key: key.to_string(),
+            message: message.into(),
+            from_cli,
+        }
+    }
+
+    /// The resolved configuration as TOML text.
+    pub fn resolved_toml(&self) -> String {
+        toml::to_string(&self.table).unwrap_or_default()
+    }
+}
+
+/// Loads a pipeline file and applies `--set key=value` overrides.
+pub fn load(path: &Path, overrides: &[String]) -> Result<ConfigFile, ConfigError> {
+    let err = |line, key: &str, message: String| ConfigError { file: path.to_path_buf(), line, key: key.into(), message, from_cli: false };
+    let text = std::fs::read_to_string(path).map_err(|e| err(None, "", format!("cannot read pipeline file: {e}")))?;
+    let mut table: toml::Table = text.parse().map_err(|e: toml::de::Error| {
+        let line = e.span().map(|s| line_of(&text, s.start));
+        err(line, "", e.message().trim().to_string())
+    })?;
+    let mut overridden = Vec::new();
+    for o in overrides {
+        let Some((key, value)) = o.split_once('=') else {
+            return Err(ConfigError {
+                file: path.to_path_buf(),
+                line: None,
+                key: o.clone(),
+                message: "expected key=value".into(),
+                from_cli: true,
+            });
+        };
+        let key = key.trim();
+        set_path(&mut table, key, parse_value(value.trim())).map_err(|m| ConfigError {
+            file: path.to_path_buf(),
+            line: None,
+            key: key.into(),
+            message: m,
+            from_cli: true,
+        })?;
+        overridden.push(key.to_string());
+    }
+    let mut cf = ConfigFile { path: path.to_path_buf(), text, table, raw: placeholder(), overridden };
+    let raw: RawConfig = serde_path_to_error::deserialize(toml::Value::Table(cf.table.clone())).map_err(|e| {
+        let p = e.path().to_string();
+        let msg = e.into_inner().to_string();
+        let key = match unknown_field(&msg) {
+            Some(f) if p == "." || p.is_empty() => f,
+            Some(f) if !p.ends_with(&f) => format!("{p}.{f}"),
+            _ if p == "." => String::new(),
+            _ => p,
+        };
+        let key = if key.is_empty() { missing_section(&msg).unwrap_or_default() } else { key };
+        cf.error(&key, msg.trim().to_string())
+    })?;
+    cf.raw = raw;
+    Ok(cf)
+}
+
+fn placeholder() -> RawConfig {
+    toml::from_str("[input]\n[output]\npath = ''").expect("placeholder config parses")
+}
+
+fn unknown_field(msg: &str) -> Option<String> {
+    let rest = msg.strip_prefix("unknown field `")?;
+    Some(rest[..rest.find('`')?].to_string())
+}
+
+fn missing_section(msg: &str) -> Option<String> {
+    let rest = msg.strip_prefix("missing field `")?;
+    Some(rest[..rest.find('`')?].to_string())
+}
+
+/// Parses a `--set` value as TOML (number, bool, string, array, inline table), else a string.
+fn parse_value(v: &str) -> toml::Value {
+    match format!("v = {v}").parse::<toml::Table>() {
+        Ok(mut t) => t.remove("v").expect("key v"),
+        Err(_) => toml::Value::String(v.to_string()),
+    }
+}
+
+fn set_path(table: &mut toml::Table, key: &str, value: toml::Value) -> Result<(), String> {
+    let parts: Vec<&str> = key.split('.').collect();
+    if parts.iter().any(|p| p.is_empty()) {
+        return Err("empty key segment".into());
+    }
+    let mut cur = table;
+    for p in &parts[..parts.len() - 1] {
+        let entry = cur.entry(p.to_string()).or_insert_with(|| toml::Value::Table(toml::Table::new()));
+        cur = match entry {
+            toml::Value::Table(t) => t,
+            _ => return Err(format!("`{p}` is not a table")),
+        };
+    }
+    cur.insert(parts[parts.len() - 1].to_string(), value);
+    Ok(())
+}
+
+/// 1-based line of a byte offset.
+pub fn line_of(text: &str, offset: usize) -> usize {
+    text.as_bytes()[..offset.min(text.len())].iter().filter(|&&b| b == b'\n').count() + 1
+}
+
+/// Finds the line where a dotted key (with `[n]` indices) is written.
+pub fn locate(text: &str, key: &str) -> Option<usize> {
+    let doc = toml_edit::ImDocument::parse(text).ok()?;
+    let mut item: &toml_edit::Item = doc.as_item();
+    let mut best: Option<usize> = None;
+    for seg in split_key(key) {
+        let next = match seg {
+            Seg::Key(k) => {
+                let (kk, v) = match item {
+                    toml_edit::Item::Table(t) => t.get_key_value(k)?,
+                    toml_edit::Item::Value(toml_edit::Value::InlineTable(t)) => t.get_key_value(k)?,
+                    _ => return best,
+                };
+                if let Some(s) = kk.span() {
+                    best = Some(line_of(text, s.start));
+                }
+                v
+            }
+            Seg::Index(i) => match item {
+                toml_edit::Item::Value(toml_edit::Value::Array(a)) => {
+                    let v = a.get(i)?;
+                    if let Some(s) = v.span() {
+                        best = Some(line_of(text, s.start));
+                    }
+                    return best;
+                }
+                toml_edit::Item::ArrayOfTables(a) => a.get(i).map(|_| item)?,
+                _ => return best,
+            },
+        };
+        if let Some(s) = next.span() {
+            best = Some(line_of(text, s.start));
+        }
+        item = next;
+    }
+    best
+}
+
+enum Seg<'a> {
+    Key(&'a str),
+    Index(usize),
+}
+
+fn split_key(key: &str) -> Vec<Seg<'_>> {
+    let mut out = Vec::new();
+    for part in key.split('.') {
+        let mut rest = part;
+        if let Some(b) = rest.find('[') {
+            if b > 0 {
+                out.push(Seg::Key(&rest[..b]));
+            }
+            rest = &rest[b..];
+            while let Some(stripped) = rest.strip_prefix('[') {
+                let e = stripped.find(']').unwrap_or(stripped.len());
+                if let Ok(i) = stripped[..e].parse() {
+                    out.push(Seg::Index(i));
+                }
+                rest = stripped.get(e + 1..).unwrap_or("");
+            }
+        } else if !rest.is_empty() {
+            out.push(Seg::Key(rest));
+        }
+    }
+    out
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn write(dir: &Path, text: &str) -> PathBuf {
+        let p = dir.join("p.toml");
+        std::fs::write(&p, text).unwrap();
+        p
+    }
+
+    const BASE: &str = "[pipeline]\nseed = 1\n\n[input]\npaths = [\"a.jsonl\"]\n\n[output]\npath = \"out\"\n";
+
+    #[test]
+    fn unknown_and_mistyped_keys_are_located() {
+        let d = tempfile::tempdir().unwrap();
+        let e = load(&write(d.path(), &format!("{BASE}bogus = 1\n")), &[]).unwrap_err();
+        assert_eq!(e.key, "output.bogus");
+        assert_eq!(e.line, Some(9));
+        let e = load(&write(d.path(), "[pipeline]\nseed = \"x\"\n[input]\n[output]\npath='o'\n"), &[]).unwrap_err();
+        assert_eq!(e.key, "pipeline.seed");
+        assert_eq!(e.line, Some(2));
+        let e = load(&write(d.path(), "[input]\n"), &[]).unwrap_err();
+        assert_eq!(e.key, "output", "{e}");
+        let e = load(&write(d.path(), "[input\n"), &[]).unwrap_err();
+        assert_eq!(e.line, Some(1));
+    }
+
+    #[test]
+    fn overrides_apply_and_are_validated() {
+        let d = tempfile::tempdir().unwrap();
+        let p = write(d.path(), BASE);
+        let c = load(&p, &["pipeline.seed=7".into(), "stages.x.min_words=100".into()]).unwrap();
+        assert_eq!(c.raw.pipeline.seed, 7);
+        assert_eq!(c.raw.stages["x"]["min_words"].as_integer(), Some(100));
+        let e = load(&p, &["executor.threads=many".into()]).unwrap_err();
+        assert!(e.from_cli);
+        assert_eq!(e.key, "executor.threads");
+    }
+
+    #[test]
+    fn locate_nested_keys() {
+        let t = "[a]\nx = 1\n\n[stages.g]\ntype = \"t\"\nmin = 3\nlist = [1,\n 2]\n";
+        assert_eq!(locate(t, "a.x"), Some(2));
+        assert_eq!(locate(t, "stages.g.min"), Some(6));
+        assert_eq!(locate(t, "stages.g.list[1]"), Some(8));
+        assert_eq!(locate(t, "stages.g"), Some(4));
+    }
+}

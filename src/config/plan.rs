@@ -1,0 +1,244 @@
+//! The validated plan: stages built from their sections, grouped into phases.
+//!
+//! Per-document stages run together in a map phase. A global stage (dedup) is a barrier: its
+//! collector ends one map phase, its steps run across the barrier, and its applier opens the
+//! next map phase, whose input is the previous phase's output:
+//!
+//! ```text
+//! map0: read -> s1 -> s2 -> collect(g1)     writes work/map0/docs/part-*.parquet
+//! g1.step_a, g1.step_b                       (each split into tasks)
+//! map1: apply(g1) -> s3 -> ...               writes docs/part-*.parquet
+//! ```
+
+use std::path::PathBuf;
+
+use stages::signals::SignalSpec;
+use stages::{Built, Purpose, StageArgs, StageDef};
+
+use super::{ConfigError, ConfigFile};
+
+/// What a stage does with a failing document.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Mode {
+    /// Remove it from the flow (written to `dropped/` when enabled).
+    Drop,
+    /// Record the failure as a flag and keep it flowing (for ablations: thresholds apply later).
+    Tag,
+}
+
+/// One configured stage.
+pub struct StageSlot {
+    pub name: String,
+    pub kind: &'static str,
+    pub mode: Mode,
+    pub built: Built,
+}
+
+/// A unit of scheduling between barriers.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum Phase {
+    /// Per-partition document processing.
+    Map {
+        index: usize,
+        /// Global slot whose applier runs first.
+        apply: Option<usize>,
+        /// Map slots run in order.
+        stages: Vec<usize>,
+        /// Global slot whose collector sees the phase's output.
+        collect: Option<usize>,
+    },
+    /// One step of a global stage, split into tasks.
+    Step { slot: usize, step: usize, name: String },
+}
+
+impl Phase {
+    pub fn name(&self) -> String {
+        match self {
+            Phase::Map { index, .. } => format!("map{index}"),
+            Phase::Step { name, .. } => name.clone(),
+        }
+    }
+}
+
+/// Every registry the engine knows.
+pub fn registries() -> [&'static [StageDef]; 2] {
+    [stages::registry::REGISTRY, classifiers::REGISTRY]
+}
+
+/// The validated plan.
+pub struct Plan {
+    pub config: ConfigFile,
+    pub base_dir: PathBuf,
+    pub name: String,
+    pub seed: u64,
+    pub slots: Vec<StageSlot>,
+    pub phases: Vec<Phase>,
+    /// Input locations (paths relative to the pipeline file already resolved; URIs as given).
+    pub inputs: Vec<String>,
+    /// Output root: a local folder or an `s3://` URI.
+    pub output: String,
+}
+
+impl Plan {
+    /// Builds every stage and checks the whole configuration.
+    pub fn build(config: ConfigFile, input: Option<&str>, output: Option<&str>, purpose: Purpose) -> Result<Plan, ConfigError> {
+        let base_dir = config.base_dir();
+        let raw = &config.raw;
+        let seed = raw.pipeline.seed;
+        let name = raw.pipeline.name.clone().unwrap_or_else(|| {
+            config.path.file_stem().map(|s| s.to_string_lossy().into_owned()).unwrap_or_else(|| "pipeline".into())
+        });
+
+        // Inputs: the command line wins over the file; relative file paths resolve against it.
+        let resolve = |p: &str| -> String {
+            if is_uri(p) || PathBuf::from(p).is_absolute() {
+                p.to_string()
+            } else {
+                base_dir.join(p).to_string_lossy().into_owned()
+            }
+        };
+        let inputs: Vec<String> = match input {
+            Some(i) => vec![i.to_string()],
+            None => raw.input.paths.iter().map(|p| resolve(p)).collect(),
+        };
+        if inputs.is_empty() && raw.input.listing.is_none() {
+            return Err(config.error("input.paths", "no input: give input.paths, input.listing or --input"));
+        }
+        if raw.input.listing.is_some() && raw.input.base_uri.is_none() && input.is_none() {
+            return Err(config.error("input.base_uri", "input.listing needs a base_uri to resolve its keys against"));
+        }
+        if raw.input.partition_bytes.0 < 4096 {
+            return Err(config.error("input.partition_bytes", "must be at least 4096 bytes"));
+        }
+        let output = match output {
+            Some(o) => o.to_string(),
+            None => resolve(&raw.output.path),
+        };
+        if output.is_empty() {
+            return Err(config.error("output.path", "empty output path"));
+        }
+        if !(1..=22).contains(&raw.output.compression_level) {
+            return Err(config.error("output.compression_level", "expected a zstd level in 1..=22"));
+        }
+        if raw.output.row_group_rows == 0 {
+            return Err(config.error("output.row_group_rows", "must be positive"));
+        }
+        if raw.executor.batch_docs == 0 {
+            return Err(config.error("executor.batch_docs", "must be positive"));
+        }
+        if raw.executor.queue_batches == 0 {
+            return Err(config.error("executor.queue_batches", "must be positive"));
+        }
+
+        let mut slots = Vec::new();
+        let regs = registries();
+        for (sname, value) in &raw.stages {
+            let key = format!("stages.{sname}");
+            let toml::Value::Table(t) = value else {
+                return Err(config.error(&key, "expected a table: [stages.NAME]"));
+            };
+            let mut t = t.clone();
+            let kind = match t.remove("type") {
+                None => sname.clone(),
+                Some(toml::Value::String(s)) => s,
+                Some(_) => return Err(config.error(&format!("{key}.type"), "expected a string")),
+            };
+            let mode = match t.remove("mode") {
+                None => Mode::Drop,
+                Some(toml::Value::String(s)) if s == "drop" => Mode::Drop,
+                Some(toml::Value::String(s)) if s == "tag" => Mode::Tag,
+                Some(_) => return Err(config.error(&format!("{key}.mode"), "expected \"drop\" or \"tag\"")),
+            };
+            let Some(def) = stages::registry::find(&regs, &kind) else {
+                let mut known: Vec<&str> = regs.iter().flat_map(|r| r.iter()).map(|d| d.kind).collect();
+                known.sort();
+                let what = if t.is_empty() && kind == *sname { key.clone() } else { format!("{key}.type") };
+                return Err(config.error(&what, format!("unknown stage type `{kind}`; known types: {}", known.join(", "))));
+            };
+            let args = StageArgs { name: sname, table: &t, base_dir: &base_dir, purpose, seed };
+            let built = (def.build)(&args).map_err(|e| {
+                let k = if e.key.is_empty() { key.clone() } else { format!("{key}.{}", e.key) };
+                config.error(&k, e.message)
+            })?;
+            slots.push(StageSlot { name: sname.clone(), kind: def.kind, mode, built });
+        }
+
+        // Signal names must be unique across stages: they become columns.
+        let mut seen: std::collections::HashMap<String, String> = Default::default();
+        for s in &slots {
+            for sig in s.built.signals() {
+                if let Some(other) = seen.insert(sig.name.to_string(), s.name.clone()) {
+                    return Err(config.error(
+                        &format!("stages.{}", s.name),
+                        format!("signal `{}` is also written by stage `{other}`: rename one of the stages", sig.name),
+                    ));
+                }
+            }
+        }
+
+        let phases = plan_phases(&slots);
+        Ok(Plan { config, base_dir, name, seed, slots, phases, inputs, output })
+    }
+
+    /// Map phases only.
+    pub fn map_phases(&self) -> impl Iterator<Item = &Phase> {
+        self.phases.iter().filter(|p| matches!(p, Phase::Map { .. }))
+    }
+
+    /// Index of the last map phase.
+    pub fn last_map(&self) -> usize {
+        self.map_phases().count() - 1
+    }
+
+    /// Signals present in the output of map phase `k`, in declaration order.
+    pub fn signals_through(&self, k: usize) -> Vec<SignalSpec> {
+        let mut out = Vec::new();
+        for p in &self.phases {
+            if let Phase::Map { index, apply, stages, .. } = p {
+                if *index > k {
+                    break;
+                }
+                if let Some(a) = apply {
+                    out.extend(self.slots[*a].built.signals());
+                }
+                for s in stages {
+                    out.extend(self.slots[*s].built.signals());
+                }
+            }
+        }
+        out
+    }
+
+    /// All signals of the pipeline.
+    pub fn all_signals(&self) -> Vec<SignalSpec> {
+        self.signals_through(self.last_map())
+    }
+}
+
+/// Groups slots into map phases and global steps.
+pub fn plan_phases(slots: &[StageSlot]) -> Vec<Phase> {
+    let mut phases = Vec::new();
+    let mut index = 0;
+    let mut apply = None;
+    let mut stages_in = Vec::new();
+    for (i, s) in slots.iter().enumerate() {
+        match &s.built {
+            Built::Map(_) => stages_in.push(i),
+            Built::Global(g) => {
+                phases.push(Phase::Map { index, apply, stages: std::mem::take(&mut stages_in), collect: Some(i) });
+                for (k, step) in g.steps().iter().enumerate() {
+                    phases.push(Phase::Step { slot: i, step: k, name: format!("{}.{}", s.name, step.name()) });
+                }
+                index += 1;
+                apply = Some(i);
+            }
+        }
+    }
+    phases.push(Phase::Map { index, apply, stages: stages_in, collect: None });
+    phases
+}
+
+/// `s3://`, `http(s)://` or `file://` URIs.
+pub fn is_uri(s: &str) -> bool {
+    s.starts_with("s3://") || s.starts_with("http://") || s.starts_with("https://") || s.starts_with("file://")
+}
