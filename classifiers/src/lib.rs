@@ -3,4 +3,4 @@
 //! Stages here register in [`REGISTRY`], which the engine reads beside `stages::registry::REGISTRY`.
 
 /// The stages of this crate.
-pub static REGISTRY: &[stages::StageDef] = &[];
+pub static REGISTRY: &[&stages::StageDef] = &[];

@@ -61,7 +61,7 @@ impl Phase {
 }
 
 /// Every registry the engine knows.
-pub fn registries() -> [&'static [StageDef]; 2] {
+pub fn registries() -> [&'static [&'static StageDef]; 2] {
     [stages::registry::REGISTRY, classifiers::REGISTRY]
 }
 

@@ -35,6 +35,7 @@
 pub mod config;
 pub mod document;
 pub mod error;
+pub mod filter;
 pub mod read;
 pub mod registry;
 pub mod signals;
