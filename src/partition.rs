@@ -48,29 +48,54 @@ pub fn splittable(uri: &str, format: Format) -> bool {
     let u = uri.to_ascii_lowercase();
     match format {
         // Per-record gzip members (Common Crawl) or plain: records can be found from any offset.
-        Format::Warc | Format::Wet => u.ends_with(".gz") || u.ends_with(".warc") || u.ends_with(".wet"),
+        Format::Warc | Format::Wet => {
+            u.ends_with(".gz") || u.ends_with(".warc") || u.ends_with(".wet")
+        }
         Format::Jsonl => !(u.ends_with(".gz") || u.ends_with(".zst") || u.ends_with(".zstd")),
         Format::Parquet => false,
     }
 }
 
 /// Splits inputs into partitions.
-pub fn split(inputs: &[InputObject], format: Option<Format>, partition_bytes: u64) -> Result<Vec<PartitionSpec>, String> {
+pub fn split(
+    inputs: &[InputObject],
+    format: Option<Format>,
+    partition_bytes: u64,
+) -> Result<Vec<PartitionSpec>, String> {
     let mut out = Vec::new();
     for obj in inputs {
-        let fmt = format.or_else(|| Format::from_path(&obj.uri)).ok_or_else(|| {
-            format!("cannot tell the format of {}: set input.format (warc, wet, jsonl or parquet)", obj.uri)
-        })?;
+        let fmt = format
+            .or_else(|| Format::from_path(&obj.uri))
+            .ok_or_else(|| {
+                format!(
+                    "cannot tell the format of {}: set input.format (warc, wet, jsonl or parquet)",
+                    obj.uri
+                )
+            })?;
         if splittable(&obj.uri, fmt) && obj.size > partition_bytes {
             let mut start = 0;
             while start < obj.size {
                 let end = start + partition_bytes;
                 let end = if end >= obj.size { None } else { Some(end) };
-                out.push(PartitionSpec { id: out.len(), uri: obj.uri.clone(), format: fmt, start, end, size: obj.size });
+                out.push(PartitionSpec {
+                    id: out.len(),
+                    uri: obj.uri.clone(),
+                    format: fmt,
+                    start,
+                    end,
+                    size: obj.size,
+                });
                 start = end.unwrap_or(obj.size);
             }
         } else {
-            out.push(PartitionSpec { id: out.len(), uri: obj.uri.clone(), format: fmt, start: 0, end: None, size: obj.size });
+            out.push(PartitionSpec {
+                id: out.len(),
+                uri: obj.uri.clone(),
+                format: fmt,
+                start: 0,
+                end: None,
+                size: obj.size,
+            });
         }
     }
     Ok(out)
@@ -88,12 +113,24 @@ mod tests {
     #[test]
     fn splits_large_files_and_numbers_in_order() {
         let inputs = vec![
-            InputObject { uri: "/d/a.warc.gz".into(), size: 600 },
-            InputObject { uri: "/d/b.jsonl.gz".into(), size: 600 },
-            InputObject { uri: "/d/c.jsonl".into(), size: 250 },
+            InputObject {
+                uri: "/d/a.warc.gz".into(),
+                size: 600,
+            },
+            InputObject {
+                uri: "/d/b.jsonl.gz".into(),
+                size: 600,
+            },
+            InputObject {
+                uri: "/d/c.jsonl".into(),
+                size: 250,
+            },
         ];
         let p = split(&inputs, None, 256).unwrap();
-        let desc: Vec<(usize, &str, u64, Option<u64>)> = p.iter().map(|p| (p.id, &p.uri[3..], p.start, p.end)).collect();
+        let desc: Vec<(usize, &str, u64, Option<u64>)> = p
+            .iter()
+            .map(|p| (p.id, &p.uri[3..], p.start, p.end))
+            .collect();
         assert_eq!(
             desc,
             vec![
@@ -105,6 +142,14 @@ mod tests {
             ]
         );
         assert_eq!(owned(5, 1, 2).collect::<Vec<_>>(), vec![1, 3]);
-        assert!(split(&[InputObject { uri: "x.bin".into(), size: 1 }], None, 256).is_err());
+        assert!(split(
+            &[InputObject {
+                uri: "x.bin".into(),
+                size: 1
+            }],
+            None,
+            256
+        )
+        .is_err());
     }
 }

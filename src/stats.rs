@@ -67,8 +67,17 @@ impl RunStats {
 
     /// Documents that entered the first phase (records read) and left the last one.
     pub fn funnel(&self) -> (u64, u64) {
-        let first = self.phases.first().and_then(|p| p.stages.first()).map_or(0, |s| s.docs_in);
-        let last = self.phases.iter().rev().find(|p| p.steps.is_empty()).map_or(0, |p| p.docs_written);
+        let first = self
+            .phases
+            .first()
+            .and_then(|p| p.stages.first())
+            .map_or(0, |s| s.docs_in);
+        let last = self
+            .phases
+            .iter()
+            .rev()
+            .find(|p| p.steps.is_empty())
+            .map_or(0, |p| p.docs_written);
         (first, last)
     }
 
@@ -84,11 +93,24 @@ impl RunStats {
             for st in &p.stages {
                 let mut reasons: Vec<(&String, &u64)> = st.dropped.iter().collect();
                 reasons.sort_by(|a, b| b.1.cmp(a.1).then(a.0.cmp(b.0)));
-                let top: Vec<String> = reasons.iter().take(3).map(|(r, n)| format!("{r}={n}")).collect();
-                let mut flagged: Vec<String> = st.flagged.iter().map(|(r, n)| format!("{r}={n}")).collect();
+                let top: Vec<String> = reasons
+                    .iter()
+                    .take(3)
+                    .map(|(r, n)| format!("{r}={n}"))
+                    .collect();
+                let mut flagged: Vec<String> =
+                    st.flagged.iter().map(|(r, n)| format!("{r}={n}")).collect();
                 flagged.truncate(3);
-                let extra = if flagged.is_empty() { String::new() } else { format!(" (tagged: {})", flagged.join(" ")) };
-                let rate = if st.seconds > 0.0 { st.docs_in as f64 / st.seconds } else { 0.0 };
+                let extra = if flagged.is_empty() {
+                    String::new()
+                } else {
+                    format!(" (tagged: {})", flagged.join(" "))
+                };
+                let rate = if st.seconds > 0.0 {
+                    st.docs_in as f64 / st.seconds
+                } else {
+                    0.0
+                };
                 let _ = writeln!(
                     s,
                     "{:<10} {:<22} {:>10} {:>10} {:>10} {:>9.2} {:>9.2} {:>8.2} {:>10.0}  {}{}",
@@ -106,8 +128,20 @@ impl RunStats {
                 );
             }
             for step in &p.steps {
-                let c: Vec<String> = step.counters.iter().map(|(k, v)| format!("{k}={v}")).collect();
-                let _ = writeln!(s, "{:<10} {:<22} task {:>4} {:>8.2}s  {}", p.name, step.name, step.task, step.seconds, c.join(" "));
+                let c: Vec<String> = step
+                    .counters
+                    .iter()
+                    .map(|(k, v)| format!("{k}={v}"))
+                    .collect();
+                let _ = writeln!(
+                    s,
+                    "{:<10} {:<22} task {:>4} {:>8.2}s  {}",
+                    p.name,
+                    step.name,
+                    step.task,
+                    step.seconds,
+                    c.join(" ")
+                );
             }
         }
         let (a, b) = self.funnel();
@@ -118,12 +152,19 @@ impl RunStats {
 
 /// Merges per-unit stats files of a phase.
 pub fn merge_phase(store: &dyn Store, phase: &str) -> std::io::Result<PhaseStats> {
-    let mut ps = PhaseStats { name: phase.to_string(), ..Default::default() };
+    let mut ps = PhaseStats {
+        name: phase.to_string(),
+        ..Default::default()
+    };
     let mut order: Vec<String> = Vec::new();
     let mut by_name: BTreeMap<String, StageStats> = BTreeMap::new();
     for path in store.list(&format!("stats/{phase}"))? {
         let bytes = store.read(&path)?;
-        if path.rsplit('/').next().is_some_and(|f| f.starts_with("task-")) {
+        if path
+            .rsplit('/')
+            .next()
+            .is_some_and(|f| f.starts_with("task-"))
+        {
             let st: StepStats = serde_json::from_slice(&bytes).map_err(std::io::Error::other)?;
             ps.seconds += st.seconds;
             ps.units += 1;
@@ -139,9 +180,15 @@ pub fn merge_phase(store: &dyn Store, phase: &str) -> std::io::Result<PhaseStats
             if !by_name.contains_key(&st.name) {
                 order.push(st.name.clone());
             }
-            by_name.entry(st.name.clone()).or_insert_with(|| StageStats::new(&st.name)).merge(&st);
+            by_name
+                .entry(st.name.clone())
+                .or_insert_with(|| StageStats::new(&st.name))
+                .merge(&st);
         }
     }
-    ps.stages = order.into_iter().filter_map(|n| by_name.remove(&n)).collect();
+    ps.stages = order
+        .into_iter()
+        .filter_map(|n| by_name.remove(&n))
+        .collect();
     Ok(ps)
 }

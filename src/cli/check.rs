@@ -19,14 +19,27 @@ pub fn run(a: CheckArgs) -> Result<(), CliError> {
     println!("pipeline {} (seed {})", plan.name, plan.seed);
     println!("input:  {}", plan.inputs.join(", "));
     if let Some(l) = &plan.config.raw.input.listing {
-        println!("        listing {l} (base {})", plan.config.raw.input.base_uri.as_deref().unwrap_or(""));
+        println!(
+            "        listing {l} (base {})",
+            plan.config.raw.input.base_uri.as_deref().unwrap_or("")
+        );
     }
-    println!("output: {} ({:?})", plan.output, plan.config.raw.output.format);
+    println!(
+        "output: {} ({:?})",
+        plan.output, plan.config.raw.output.format
+    );
     if !a.offline {
         match crate::runner::list_partitions(&plan) {
             Ok(parts) => {
-                let bytes: u64 = parts.iter().map(|p| p.end.unwrap_or(p.size) - p.start).sum();
-                println!("partitions: {} ({:.1} MB of input)", parts.len(), bytes as f64 / 1e6);
+                let bytes: u64 = parts
+                    .iter()
+                    .map(|p| p.end.unwrap_or(p.size) - p.start)
+                    .sum();
+                println!(
+                    "partitions: {} ({:.1} MB of input)",
+                    parts.len(),
+                    bytes as f64 / 1e6
+                );
             }
             Err(e) => return Err(CliError::Config(format!("input: {e}"))),
         }
@@ -34,7 +47,12 @@ pub fn run(a: CheckArgs) -> Result<(), CliError> {
     println!("phases:");
     for ph in &plan.phases {
         match ph {
-            Phase::Map { index, apply, stages, collect } => {
+            Phase::Map {
+                index,
+                apply,
+                stages,
+                collect,
+            } => {
                 println!("  map{index}:");
                 if let Some(a) = apply {
                     println!("    apply   {}", plan.slots[*a].name);
@@ -42,8 +60,18 @@ pub fn run(a: CheckArgs) -> Result<(), CliError> {
                 for s in stages {
                     let slot = &plan.slots[*s];
                     let mode = if slot.mode == Mode::Tag { " (tag)" } else { "" };
-                    let sigs: Vec<String> = slot.built.signals().iter().map(|s| s.name.to_string()).collect();
-                    println!("    stage   {:<20} {:<26}{mode} signals: {}", slot.name, slot.kind, sigs.join(", "));
+                    let sigs: Vec<String> = slot
+                        .built
+                        .signals()
+                        .iter()
+                        .map(|s| s.name.to_string())
+                        .collect();
+                    println!(
+                        "    stage   {:<20} {:<26}{mode} signals: {}",
+                        slot.name,
+                        slot.kind,
+                        sigs.join(", ")
+                    );
                 }
                 if let Some(c) = collect {
                     println!("    collect {}", plan.slots[*c].name);

@@ -79,7 +79,15 @@ pub fn dispatch(cli: Cli) -> Result<(), CliError> {
 }
 
 /// Loads and validates a pipeline with its overrides.
-pub fn load_plan(a: &PipelineArgs, purpose: stages::Purpose) -> Result<crate::config::Plan, CliError> {
+pub fn load_plan(
+    a: &PipelineArgs,
+    purpose: stages::Purpose,
+) -> Result<crate::config::Plan, CliError> {
     let cf = crate::config::load(&a.pipeline, &a.set)?;
-    Ok(crate::config::Plan::build(cf, a.input.as_deref(), a.output.as_deref(), purpose)?)
+    Ok(crate::config::Plan::build(
+        cf,
+        a.input.as_deref(),
+        a.output.as_deref(),
+        purpose,
+    )?)
 }

@@ -31,7 +31,10 @@ pub struct RunArgs {
 
 pub fn run(a: RunArgs) -> Result<(), CliError> {
     if a.tasks == 0 || a.task >= a.tasks {
-        return Err(CliError::Config(format!("--task {} must be below --tasks {}", a.task, a.tasks)));
+        return Err(CliError::Config(format!(
+            "--task {} must be below --tasks {}",
+            a.task, a.tasks
+        )));
     }
     let plan = load_plan(&a.pipeline, Purpose::Run)?;
     let opts = RunOptions {
@@ -47,19 +50,33 @@ pub fn run(a: RunArgs) -> Result<(), CliError> {
         for (unit, e) in &outcome.failures {
             eprintln!("failed: {unit}: {e}");
         }
-        return Err(CliError::Failed(anyhow!("{} unit(s) failed; re-run the same command to retry them", outcome.failures.len())));
+        return Err(CliError::Failed(anyhow!(
+            "{} unit(s) failed; re-run the same command to retry them",
+            outcome.failures.len()
+        )));
     }
     if let Some(stats) = &outcome.stats {
         if !a.quiet {
             println!("{}", stats.table());
-            println!("output: {}  ({} partitions, {} already complete)", plan.output, runner.partitions().len(), outcome.skipped);
+            println!(
+                "output: {}  ({} partitions, {} already complete)",
+                plan.output,
+                runner.partitions().len(),
+                outcome.skipped
+            );
         }
         let bad = stats.unbalanced();
         if !bad.is_empty() {
-            return Err(CliError::Failed(anyhow!("accounting does not add up for {}", bad.join(", "))));
+            return Err(CliError::Failed(anyhow!(
+                "accounting does not add up for {}",
+                bad.join(", ")
+            )));
         }
     } else if !a.quiet {
-        println!("worker {}/{} done; other workers still running", a.task, a.tasks);
+        println!(
+            "worker {}/{} done; other workers still running",
+            a.task, a.tasks
+        );
     }
     Ok(())
 }

@@ -31,6 +31,9 @@ impl fmt::Display for ConfigError {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         let file = self.file.display();
         match (self.from_cli, self.line, self.key.is_empty()) {
+            (true, _, _) if self.key.starts_with("--") => {
+                write!(f, "{}: {}", self.key, self.message)
+            }
             (true, _, _) => write!(f, "{file}: --set {}: {}", self.key, self.message),
             (false, Some(l), false) => write!(f, "{file}:{l}: {}: {}", self.key, self.message),
             (false, Some(l), true) => write!(f, "{file}:{l}: {}", self.message),
@@ -57,15 +60,25 @@ pub struct ConfigFile {
 impl ConfigFile {
     /// Folder against which relative paths in the file resolve.
     pub fn base_dir(&self) -> PathBuf {
-        self.path.parent().map(Path::to_path_buf).filter(|p| !p.as_os_str().is_empty()).unwrap_or_else(|| PathBuf::from("."))
+        self.path
+            .parent()
+            .map(Path::to_path_buf)
+            .filter(|p| !p.as_os_str().is_empty())
+            .unwrap_or_else(|| PathBuf::from("."))
     }
 
     /// An error at a dotted key, located in the file (or attributed to `--set`).
     pub fn error(&self, key: &str, message: impl Into<String>) -> ConfigError {
-        let from_cli = self.overridden.iter().any(|k| key == k || key.starts_with(&format!("{k}.")) || k.starts_with(&format!("{key}.")));
+        let from_cli = self.overridden.iter().any(|k| {
+            key == k || key.starts_with(&format!("{k}.")) || k.starts_with(&format!("{key}."))
+        });
         ConfigError {
             file: self.path.clone(),
-            line: if from_cli { None } else { locate(&self.text, key) },
+            line: if from_cli {
+                None
+            } else {
+                locate(&self.text, key)
+            },
             key: key.to_string(),
             message: message.into(),
             from_cli,
@@ -80,8 +93,15 @@ impl ConfigFile {
 
 /// Loads a pipeline file and applies `--set key=value` overrides.
 pub fn load(path: &Path, overrides: &[String]) -> Result<ConfigFile, ConfigError> {
-    let err = |line, key: &str, message: String| ConfigError { file: path.to_path_buf(), line, key: key.into(), message, from_cli: false };
-    let text = std::fs::read_to_string(path).map_err(|e| err(None, "", format!("cannot read pipeline file: {e}")))?;
+    let err = |line, key: &str, message: String| ConfigError {
+        file: path.to_path_buf(),
+        line,
+        key: key.into(),
+        message,
+        from_cli: false,
+    };
+    let text = std::fs::read_to_string(path)
+        .map_err(|e| err(None, "", format!("cannot read pipeline file: {e}")))?;
     let mut table: toml::Table = text.parse().map_err(|e: toml::de::Error| {
         let line = e.span().map(|s| line_of(&text, s.start));
         err(line, "", e.message().trim().to_string())
@@ -107,19 +127,30 @@ pub fn load(path: &Path, overrides: &[String]) -> Result<ConfigFile, ConfigError
         })?;
         overridden.push(key.to_string());
     }
-    let mut cf = ConfigFile { path: path.to_path_buf(), text, table, raw: placeholder(), overridden };
-    let raw: RawConfig = serde_path_to_error::deserialize(toml::Value::Table(cf.table.clone())).map_err(|e| {
-        let p = e.path().to_string();
-        let msg = e.into_inner().to_string();
-        let key = match unknown_field(&msg) {
-            Some(f) if p == "." || p.is_empty() => f,
-            Some(f) if !p.ends_with(&f) => format!("{p}.{f}"),
-            _ if p == "." => String::new(),
-            _ => p,
-        };
-        let key = if key.is_empty() { missing_section(&msg).unwrap_or_default() } else { key };
-        cf.error(&key, msg.trim().to_string())
-    })?;
+    let mut cf = ConfigFile {
+        path: path.to_path_buf(),
+        text,
+        table,
+        raw: placeholder(),
+        overridden,
+    };
+    let raw: RawConfig = serde_path_to_error::deserialize(toml::Value::Table(cf.table.clone()))
+        .map_err(|e| {
+            let p = e.path().to_string();
+            let msg = e.into_inner().to_string();
+            let key = match unknown_field(&msg) {
+                Some(f) if p == "." || p.is_empty() => f,
+                Some(f) if !p.ends_with(&f) => format!("{p}.{f}"),
+                _ if p == "." => String::new(),
+                _ => p,
+            };
+            let key = if key.is_empty() {
+                missing_section(&msg).unwrap_or_default()
+            } else {
+                key
+            };
+            cf.error(&key, msg.trim().to_string())
+        })?;
     cf.raw = raw;
     Ok(cf)
 }
@@ -153,7 +184,9 @@ fn set_path(table: &mut toml::Table, key: &str, value: toml::Value) -> Result<()
     }
     let mut cur = table;
     for p in &parts[..parts.len() - 1] {
-        let entry = cur.entry(p.to_string()).or_insert_with(|| toml::Value::Table(toml::Table::new()));
+        let entry = cur
+            .entry(p.to_string())
+            .or_insert_with(|| toml::Value::Table(toml::Table::new()));
         cur = match entry {
             toml::Value::Table(t) => t,
             _ => return Err(format!("`{p}` is not a table")),
@@ -165,7 +198,11 @@ fn set_path(table: &mut toml::Table, key: &str, value: toml::Value) -> Result<()
 
 /// 1-based line of a byte offset.
 pub fn line_of(text: &str, offset: usize) -> usize {
-    text.as_bytes()[..offset.min(text.len())].iter().filter(|&&b| b == b'\n').count() + 1
+    text.as_bytes()[..offset.min(text.len())]
+        .iter()
+        .filter(|&&b| b == b'\n')
+        .count()
+        + 1
 }
 
 /// Finds the line where a dotted key (with `[n]` indices) is written.
@@ -178,7 +215,9 @@ pub fn locate(text: &str, key: &str) -> Option<usize> {
             Seg::Key(k) => {
                 let (kk, v) = match item {
                     toml_edit::Item::Table(t) => t.get_key_value(k)?,
-                    toml_edit::Item::Value(toml_edit::Value::InlineTable(t)) => t.get_key_value(k)?,
+                    toml_edit::Item::Value(toml_edit::Value::InlineTable(t)) => {
+                        t.get_key_value(k)?
+                    }
                     _ => return best,
                 };
                 if let Some(s) = kk.span() {
@@ -244,7 +283,8 @@ mod tests {
         p
     }
 
-    const BASE: &str = "[pipeline]\nseed = 1\n\n[input]\npaths = [\"a.jsonl\"]\n\n[output]\npath = \"out\"\n";
+    const BASE: &str =
+        "[pipeline]\nseed = 1\n\n[input]\npaths = [\"a.jsonl\"]\n\n[output]\npath = \"out\"\n";
 
     #[test]
     fn unknown_and_mistyped_keys_are_located() {
@@ -252,7 +292,14 @@ mod tests {
         let e = load(&write(d.path(), &format!("{BASE}bogus = 1\n")), &[]).unwrap_err();
         assert_eq!(e.key, "output.bogus");
         assert_eq!(e.line, Some(9));
-        let e = load(&write(d.path(), "[pipeline]\nseed = \"x\"\n[input]\n[output]\npath='o'\n"), &[]).unwrap_err();
+        let e = load(
+            &write(
+                d.path(),
+                "[pipeline]\nseed = \"x\"\n[input]\n[output]\npath='o'\n",
+            ),
+            &[],
+        )
+        .unwrap_err();
         assert_eq!(e.key, "pipeline.seed");
         assert_eq!(e.line, Some(2));
         let e = load(&write(d.path(), "[input]\n"), &[]).unwrap_err();
@@ -265,7 +312,11 @@ mod tests {
     fn overrides_apply_and_are_validated() {
         let d = tempfile::tempdir().unwrap();
         let p = write(d.path(), BASE);
-        let c = load(&p, &["pipeline.seed=7".into(), "stages.x.min_words=100".into()]).unwrap();
+        let c = load(
+            &p,
+            &["pipeline.seed=7".into(), "stages.x.min_words=100".into()],
+        )
+        .unwrap();
         assert_eq!(c.raw.pipeline.seed, 7);
         assert_eq!(c.raw.stages["x"]["min_words"].as_integer(), Some(100));
         let e = load(&p, &["executor.threads=many".into()]).unwrap_err();

@@ -48,7 +48,11 @@ pub enum Phase {
         collect: Option<usize>,
     },
     /// One step of a global stage, split into tasks.
-    Step { slot: usize, step: usize, name: String },
+    Step {
+        slot: usize,
+        step: usize,
+        name: String,
+    },
 }
 
 impl Phase {
@@ -81,12 +85,21 @@ pub struct Plan {
 
 impl Plan {
     /// Builds every stage and checks the whole configuration.
-    pub fn build(config: ConfigFile, input: Option<&str>, output: Option<&str>, purpose: Purpose) -> Result<Plan, ConfigError> {
+    pub fn build(
+        config: ConfigFile,
+        input: Option<&str>,
+        output: Option<&str>,
+        purpose: Purpose,
+    ) -> Result<Plan, ConfigError> {
         let base_dir = config.base_dir();
         let raw = &config.raw;
         let seed = raw.pipeline.seed;
         let name = raw.pipeline.name.clone().unwrap_or_else(|| {
-            config.path.file_stem().map(|s| s.to_string_lossy().into_owned()).unwrap_or_else(|| "pipeline".into())
+            config
+                .path
+                .file_stem()
+                .map(|s| s.to_string_lossy().into_owned())
+                .unwrap_or_else(|| "pipeline".into())
         });
 
         // Inputs: the command line wins over the file; relative file paths resolve against it.
@@ -101,11 +114,51 @@ impl Plan {
             Some(i) => vec![i.to_string()],
             None => raw.input.paths.iter().map(|p| resolve(p)).collect(),
         };
+        // Local inputs must exist now: a typo is a config error, not a failed run.
+        for (i, loc) in inputs.iter().enumerate() {
+            if is_uri(loc) && !loc.starts_with("file://") {
+                continue;
+            }
+            let key = if input.is_some() {
+                "--input".to_string()
+            } else {
+                format!("input.paths[{i}]")
+            };
+            let path = loc.strip_prefix("file://").unwrap_or(loc);
+            let problem = if path.contains(['*', '?', '[']) {
+                match glob::glob(path) {
+                    Err(e) => Some(format!("bad glob {path:?}: {e}")),
+                    Ok(mut g) => (!g.any(|p| p.is_ok_and(|p| p.is_file())))
+                        .then(|| format!("no file matches {path:?}")),
+                }
+            } else {
+                (!PathBuf::from(path).exists()).then(|| format!("input not found: {path}"))
+            };
+            if let Some(msg) = problem {
+                return Err(if input.is_some() {
+                    ConfigError {
+                        file: config.path.clone(),
+                        line: None,
+                        key,
+                        message: msg,
+                        from_cli: true,
+                    }
+                } else {
+                    config.error(&key, msg)
+                });
+            }
+        }
         if inputs.is_empty() && raw.input.listing.is_none() {
-            return Err(config.error("input.paths", "no input: give input.paths, input.listing or --input"));
+            return Err(config.error(
+                "input.paths",
+                "no input: give input.paths, input.listing or --input",
+            ));
         }
         if raw.input.listing.is_some() && raw.input.base_uri.is_none() && input.is_none() {
-            return Err(config.error("input.base_uri", "input.listing needs a base_uri to resolve its keys against"));
+            return Err(config.error(
+                "input.base_uri",
+                "input.listing needs a base_uri to resolve its keys against",
+            ));
         }
         if raw.input.partition_bytes.0 < 4096 {
             return Err(config.error("input.partition_bytes", "must be at least 4096 bytes"));
@@ -118,7 +171,10 @@ impl Plan {
             return Err(config.error("output.path", "empty output path"));
         }
         if !(1..=22).contains(&raw.output.compression_level) {
-            return Err(config.error("output.compression_level", "expected a zstd level in 1..=22"));
+            return Err(config.error(
+                "output.compression_level",
+                "expected a zstd level in 1..=22",
+            ));
         }
         if raw.output.row_group_rows == 0 {
             return Err(config.error("output.row_group_rows", "must be positive"));
@@ -147,20 +203,48 @@ impl Plan {
                 None => Mode::Drop,
                 Some(toml::Value::String(s)) if s == "drop" => Mode::Drop,
                 Some(toml::Value::String(s)) if s == "tag" => Mode::Tag,
-                Some(_) => return Err(config.error(&format!("{key}.mode"), "expected \"drop\" or \"tag\"")),
+                Some(_) => {
+                    return Err(config.error(&format!("{key}.mode"), "expected \"drop\" or \"tag\""))
+                }
             };
             let Some(def) = stages::registry::find(&regs, &kind) else {
-                let mut known: Vec<&str> = regs.iter().flat_map(|r| r.iter()).map(|d| d.kind).collect();
+                let mut known: Vec<&str> =
+                    regs.iter().flat_map(|r| r.iter()).map(|d| d.kind).collect();
                 known.sort();
-                let what = if t.is_empty() && kind == *sname { key.clone() } else { format!("{key}.type") };
-                return Err(config.error(&what, format!("unknown stage type `{kind}`; known types: {}", known.join(", "))));
+                let what = if t.is_empty() && kind == *sname {
+                    key.clone()
+                } else {
+                    format!("{key}.type")
+                };
+                return Err(config.error(
+                    &what,
+                    format!(
+                        "unknown stage type `{kind}`; known types: {}",
+                        known.join(", ")
+                    ),
+                ));
             };
-            let args = StageArgs { name: sname, table: &t, base_dir: &base_dir, purpose, seed };
+            let args = StageArgs {
+                name: sname,
+                table: &t,
+                base_dir: &base_dir,
+                purpose,
+                seed,
+            };
             let built = (def.build)(&args).map_err(|e| {
-                let k = if e.key.is_empty() { key.clone() } else { format!("{key}.{}", e.key) };
+                let k = if e.key.is_empty() {
+                    key.clone()
+                } else {
+                    format!("{key}.{}", e.key)
+                };
                 config.error(&k, e.message)
             })?;
-            slots.push(StageSlot { name: sname.clone(), kind: def.kind, mode, built });
+            slots.push(StageSlot {
+                name: sname.clone(),
+                kind: def.kind,
+                mode,
+                built,
+            });
         }
 
         // Signal names must be unique across stages: they become columns.
@@ -177,12 +261,23 @@ impl Plan {
         }
 
         let phases = plan_phases(&slots);
-        Ok(Plan { config, base_dir, name, seed, slots, phases, inputs, output })
+        Ok(Plan {
+            config,
+            base_dir,
+            name,
+            seed,
+            slots,
+            phases,
+            inputs,
+            output,
+        })
     }
 
     /// Map phases only.
     pub fn map_phases(&self) -> impl Iterator<Item = &Phase> {
-        self.phases.iter().filter(|p| matches!(p, Phase::Map { .. }))
+        self.phases
+            .iter()
+            .filter(|p| matches!(p, Phase::Map { .. }))
     }
 
     /// Index of the last map phase.
@@ -194,7 +289,13 @@ impl Plan {
     pub fn signals_through(&self, k: usize) -> Vec<SignalSpec> {
         let mut out = Vec::new();
         for p in &self.phases {
-            if let Phase::Map { index, apply, stages, .. } = p {
+            if let Phase::Map {
+                index,
+                apply,
+                stages,
+                ..
+            } = p
+            {
                 if *index > k {
                     break;
                 }
@@ -225,20 +326,37 @@ pub fn plan_phases(slots: &[StageSlot]) -> Vec<Phase> {
         match &s.built {
             Built::Map(_) => stages_in.push(i),
             Built::Global(g) => {
-                phases.push(Phase::Map { index, apply, stages: std::mem::take(&mut stages_in), collect: Some(i) });
+                phases.push(Phase::Map {
+                    index,
+                    apply,
+                    stages: std::mem::take(&mut stages_in),
+                    collect: Some(i),
+                });
                 for (k, step) in g.steps().iter().enumerate() {
-                    phases.push(Phase::Step { slot: i, step: k, name: format!("{}.{}", s.name, step.name()) });
+                    phases.push(Phase::Step {
+                        slot: i,
+                        step: k,
+                        name: format!("{}.{}", s.name, step.name()),
+                    });
                 }
                 index += 1;
                 apply = Some(i);
             }
         }
     }
-    phases.push(Phase::Map { index, apply, stages: stages_in, collect: None });
+    phases.push(Phase::Map {
+        index,
+        apply,
+        stages: stages_in,
+        collect: None,
+    });
     phases
 }
 
 /// `s3://`, `http(s)://` or `file://` URIs.
 pub fn is_uri(s: &str) -> bool {
-    s.starts_with("s3://") || s.starts_with("http://") || s.starts_with("https://") || s.starts_with("file://")
+    s.starts_with("s3://")
+        || s.starts_with("http://")
+        || s.starts_with("https://")
+        || s.starts_with("file://")
 }

@@ -12,7 +12,9 @@ pub struct ByteSize(pub u64);
 impl ByteSize {
     pub fn parse(s: &str) -> Option<ByteSize> {
         let s = s.trim();
-        let split = s.find(|c: char| !(c.is_ascii_digit() || c == '.')).unwrap_or(s.len());
+        let split = s
+            .find(|c: char| !(c.is_ascii_digit() || c == '.'))
+            .unwrap_or(s.len());
         let (num, unit) = s.split_at(split);
         let num: f64 = num.parse().ok()?;
         let mult: f64 = match unit.trim().to_ascii_lowercase().as_str() {
@@ -41,8 +43,11 @@ impl<'de> Deserialize<'de> for ByteSize {
         }
         match Raw::deserialize(d)? {
             Raw::N(n) => Ok(ByteSize(n)),
-            Raw::S(s) => ByteSize::parse(&s)
-                .ok_or_else(|| serde::de::Error::custom(format!("invalid byte size {s:?}: expected e.g. 64MB, 2GiB or a number"))),
+            Raw::S(s) => ByteSize::parse(&s).ok_or_else(|| {
+                serde::de::Error::custom(format!(
+                    "invalid byte size {s:?}: expected e.g. 64MB, 2GiB or a number"
+                ))
+            }),
         }
     }
 }

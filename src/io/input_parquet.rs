@@ -18,15 +18,24 @@ fn col_str(batch: &RecordBatch, name: &str, i: usize) -> Option<String> {
     if let Some(a) = c.as_any().downcast_ref::<StringArray>() {
         Some(a.value(i).to_string())
     } else {
-        c.as_any().downcast_ref::<LargeStringArray>().map(|a| a.value(i).to_string())
+        c.as_any()
+            .downcast_ref::<LargeStringArray>()
+            .map(|a| a.value(i).to_string())
     }
 }
 
 /// Reads a Parquet input into read events (the file is loaded whole: Parquet needs its footer).
-pub fn read(uri: &str, cfg: &StorageSection, opts: &ReadOptions) -> Result<Box<dyn Iterator<Item = ReadEvent> + Send>> {
+pub fn read(
+    uri: &str,
+    cfg: &StorageSection,
+    opts: &ReadOptions,
+) -> Result<Box<dyn Iterator<Item = ReadEvent> + Send>> {
     let mut bytes = Vec::new();
-    std::io::Read::read_to_end(&mut crate::storage::open_read(uri, 0, cfg).map_err(|e| Error::io(uri, e))?, &mut bytes)
-        .map_err(|e| Error::io(uri, e))?;
+    std::io::Read::read_to_end(
+        &mut crate::storage::open_read(uri, 0, cfg).map_err(|e| Error::io(uri, e))?,
+        &mut bytes,
+    )
+    .map_err(|e| Error::io(uri, e))?;
     let reader = ParquetRecordBatchReaderBuilder::try_new(bytes::Bytes::from(bytes))
         .and_then(|b| b.with_batch_size(1024).build())
         .map_err(|e| Error::other(format!("{uri}: not a readable Parquet file: {e}")))?;
@@ -36,7 +45,13 @@ pub fn read(uri: &str, cfg: &StorageSection, opts: &ReadOptions) -> Result<Box<d
     let iter = reader.flat_map(move |batch| -> Vec<ReadEvent> {
         let batch = match batch {
             Ok(b) => b,
-            Err(_) => return vec![ReadEvent::Skip { reason: "bad_parquet_batch", offset: row, bytes: 0 }],
+            Err(_) => {
+                return vec![ReadEvent::Skip {
+                    reason: "bad_parquet_batch",
+                    offset: row,
+                    bytes: 0,
+                }]
+            }
         };
         // curate's own document files carry signals and verdicts: read them whole.
         if batch.column_by_name("verdict").is_some() && opts.text_field == "text" {
@@ -49,18 +64,30 @@ pub fn read(uri: &str, cfg: &StorageSection, opts: &ReadOptions) -> Result<Box<d
             let at = row;
             row += 1;
             let Some(text) = col_str(&batch, &opts.text_field, i) else {
-                out.push(ReadEvent::Skip { reason: "missing_text", offset: at, bytes: 0 });
+                out.push(ReadEvent::Skip {
+                    reason: "missing_text",
+                    offset: at,
+                    bytes: 0,
+                });
                 continue;
             };
             if text.len() > opts.max_record_bytes {
-                out.push(ReadEvent::Skip { reason: "too_large", offset: at, bytes: text.len() as u64 });
+                out.push(ReadEvent::Skip {
+                    reason: "too_large",
+                    offset: at,
+                    bytes: text.len() as u64,
+                });
                 continue;
             }
             let url = col_str(&batch, &opts.url_field, i).unwrap_or_default();
-            let id = col_str(&batch, &opts.id_field, i).unwrap_or_else(|| Document::content_id(&url, text.as_bytes()));
+            let id = col_str(&batch, &opts.id_field, i)
+                .unwrap_or_else(|| Document::content_id(&url, text.as_bytes()));
             let mut d = Document::new(id, text);
             d.url = url;
-            d.source = SourceRef { file: source.clone(), offset: at };
+            d.source = SourceRef {
+                file: source.clone(),
+                offset: at,
+            };
             for f in batch.schema().fields() {
                 let n = f.name();
                 if n == &opts.text_field || n == &opts.id_field || n == &opts.url_field {

@@ -9,10 +9,19 @@ pub fn doc_json(d: &Document) -> serde_json::Value {
     let mut m = serde_json::Map::new();
     m.insert("id".into(), d.id.clone().into());
     m.insert("url".into(), d.url.clone().into());
-    m.insert("crawl_date".into(), d.crawl_date.map_or(serde_json::Value::Null, Into::into));
-    m.insert("source".into(), serde_json::json!({"file": &*d.source.file, "offset": d.source.offset}));
+    m.insert(
+        "crawl_date".into(),
+        d.crawl_date.map_or(serde_json::Value::Null, Into::into),
+    );
+    m.insert(
+        "source".into(),
+        serde_json::json!({"file": &*d.source.file, "offset": d.source.offset}),
+    );
     m.insert("text".into(), d.text().into());
-    m.insert("metadata".into(), serde_json::to_value(&d.metadata).unwrap_or_default());
+    m.insert(
+        "metadata".into(),
+        serde_json::to_value(&d.metadata).unwrap_or_default(),
+    );
     m.insert("signals".into(), d.signals.to_json());
     match &d.verdict {
         Verdict::Kept => {
@@ -40,7 +49,11 @@ pub struct JsonlSink {
 impl JsonlSink {
     pub fn new(out: Box<dyn ObjectWriter>, level: i32) -> Result<Self> {
         let enc = zstd::stream::write::Encoder::new(out, level)?;
-        Ok(JsonlSink { enc: Some(enc), docs: 0, bytes: 0 })
+        Ok(JsonlSink {
+            enc: Some(enc),
+            docs: 0,
+            bytes: 0,
+        })
     }
 }
 
@@ -49,7 +62,8 @@ impl DocSink for JsonlSink {
         use std::io::Write;
         let enc = self.enc.as_mut().expect("open");
         for d in docs {
-            let mut line = serde_json::to_vec(&doc_json(d)).map_err(|e| Error::other(e.to_string()))?;
+            let mut line =
+                serde_json::to_vec(&doc_json(d)).map_err(|e| Error::other(e.to_string()))?;
             line.push(b'\n');
             enc.write_all(&line)?;
             self.bytes += line.len() as u64;

@@ -18,7 +18,13 @@ pub fn flags_text(doc: &Document) -> Option<String> {
     if doc.flags.is_empty() {
         return None;
     }
-    Some(doc.flags.iter().map(|(s, r)| format!("{s}:{r}")).collect::<Vec<_>>().join(","))
+    Some(
+        doc.flags
+            .iter()
+            .map(|(s, r)| format!("{s}:{r}"))
+            .collect::<Vec<_>>()
+            .join(","),
+    )
 }
 
 /// Parses the flags column back.

@@ -6,9 +6,9 @@ use std::collections::BTreeMap;
 use std::sync::Arc;
 
 use arrow::array::{
-    Array, ArrayRef, BooleanArray, BooleanBuilder, Float32Array, Float32Builder, Float64Array, Float64Builder, Int64Array,
-    Int64Builder, LargeStringArray, LargeStringBuilder, RecordBatch, StringArray, StringBuilder, TimestampMillisecondArray,
-    TimestampMillisecondBuilder,
+    Array, ArrayRef, BooleanArray, BooleanBuilder, Float32Array, Float32Builder, Float64Array,
+    Float64Builder, Int64Array, Int64Builder, LargeStringArray, LargeStringBuilder, RecordBatch,
+    StringArray, StringBuilder, TimestampMillisecondArray, TimestampMillisecondBuilder,
 };
 use arrow::datatypes::{DataType, Field, Schema, SchemaRef, TimeUnit};
 use parquet::arrow::arrow_reader::ParquetRecordBatchReaderBuilder;
@@ -51,7 +51,11 @@ pub fn schema(signals: &[SignalSpec], with_html: bool) -> SchemaRef {
     let mut f = vec![
         Field::new("id", DataType::Utf8, false),
         Field::new("url", DataType::Utf8, false),
-        Field::new("crawl_date", DataType::Timestamp(TimeUnit::Millisecond, Some("UTC".into())), true),
+        Field::new(
+            "crawl_date",
+            DataType::Timestamp(TimeUnit::Millisecond, Some("UTC".into())),
+            true,
+        ),
         Field::new("source_file", DataType::Utf8, false),
         Field::new("source_offset", DataType::Int64, false),
         Field::new("text", DataType::LargeUtf8, false),
@@ -73,7 +77,11 @@ pub fn schema(signals: &[SignalSpec], with_html: bool) -> SchemaRef {
 }
 
 /// Builds a record batch of documents.
-pub fn to_batch(schema: &SchemaRef, signals: &[SignalSpec], docs: &[&Document]) -> Result<RecordBatch> {
+pub fn to_batch(
+    schema: &SchemaRef,
+    signals: &[SignalSpec],
+    docs: &[&Document],
+) -> Result<RecordBatch> {
     let n = docs.len();
     let mut cols: Vec<ArrayRef> = Vec::with_capacity(schema.fields().len());
     let mut sb = StringBuilder::with_capacity(n, n * 40);
@@ -84,27 +92,35 @@ pub fn to_batch(schema: &SchemaRef, signals: &[SignalSpec], docs: &[&Document]) 
     cols.push(Arc::new(sb.finish()));
     // Milliseconds: Parquet has no second-precision timestamp type that every reader maps back.
     let mut tb = TimestampMillisecondBuilder::with_capacity(n);
-    docs.iter().for_each(|d| tb.append_option(d.crawl_date.map(|s| s * 1000)));
+    docs.iter()
+        .for_each(|d| tb.append_option(d.crawl_date.map(|s| s * 1000)));
     cols.push(Arc::new(tb.finish().with_timezone("UTC")));
     let mut sb = StringBuilder::with_capacity(n, n * 40);
     docs.iter().for_each(|d| sb.append_value(&*d.source.file));
     cols.push(Arc::new(sb.finish()));
     let mut ib = Int64Builder::with_capacity(n);
-    docs.iter().for_each(|d| ib.append_value(d.source.offset as i64));
+    docs.iter()
+        .for_each(|d| ib.append_value(d.source.offset as i64));
     cols.push(Arc::new(ib.finish()));
     let total: usize = docs.iter().map(|d| d.text().len()).sum();
     let mut lb = LargeStringBuilder::with_capacity(n, total);
     docs.iter().for_each(|d| lb.append_value(d.text()));
     cols.push(Arc::new(lb.finish()));
     if schema.column_with_name("html").is_some() {
-        let total: usize = docs.iter().map(|d| d.html.as_ref().map_or(0, |h| h.len())).sum();
+        let total: usize = docs
+            .iter()
+            .map(|d| d.html.as_ref().map_or(0, |h| h.len()))
+            .sum();
         let mut lb = LargeStringBuilder::with_capacity(n, total);
-        docs.iter().for_each(|d| lb.append_option(d.html.as_deref()));
+        docs.iter()
+            .for_each(|d| lb.append_option(d.html.as_deref()));
         cols.push(Arc::new(lb.finish()));
     }
     let mut sb = StringBuilder::with_capacity(n, n * 20);
     for d in docs {
-        sb.append_value(serde_json::to_string(&d.metadata).map_err(|e| Error::other(e.to_string()))?);
+        sb.append_value(
+            serde_json::to_string(&d.metadata).map_err(|e| Error::other(e.to_string()))?,
+        );
     }
     cols.push(Arc::new(sb.finish()));
     let mut v = StringBuilder::with_capacity(n, n * 5);
@@ -128,46 +144,55 @@ pub fn to_batch(schema: &SchemaRef, signals: &[SignalSpec], docs: &[&Document]) 
     cols.push(Arc::new(st.finish()));
     cols.push(Arc::new(re.finish()));
     let mut fl = StringBuilder::with_capacity(n, 0);
-    docs.iter().for_each(|d| fl.append_option(super::flags_text(d)));
+    docs.iter()
+        .for_each(|d| fl.append_option(super::flags_text(d)));
     cols.push(Arc::new(fl.finish()));
     for s in signals {
         let name = s.name.as_ref();
         let col: ArrayRef = match s.ty {
             SignalType::F32 => {
                 let mut b = Float32Builder::with_capacity(n);
-                docs.iter().for_each(|d| b.append_option(d.signals.f64(name).map(|x| x as f32)));
+                docs.iter()
+                    .for_each(|d| b.append_option(d.signals.f64(name).map(|x| x as f32)));
                 Arc::new(b.finish())
             }
             SignalType::F64 => {
                 let mut b = Float64Builder::with_capacity(n);
-                docs.iter().for_each(|d| b.append_option(d.signals.f64(name)));
+                docs.iter()
+                    .for_each(|d| b.append_option(d.signals.f64(name)));
                 Arc::new(b.finish())
             }
             SignalType::I64 => {
                 let mut b = Int64Builder::with_capacity(n);
-                docs.iter().for_each(|d| b.append_option(d.signals.i64(name)));
+                docs.iter()
+                    .for_each(|d| b.append_option(d.signals.i64(name)));
                 Arc::new(b.finish())
             }
             SignalType::Bool => {
                 let mut b = BooleanBuilder::with_capacity(n);
-                docs.iter().for_each(|d| b.append_option(d.signals.bool(name)));
+                docs.iter()
+                    .for_each(|d| b.append_option(d.signals.bool(name)));
                 Arc::new(b.finish())
             }
             SignalType::Str => {
                 let mut b = StringBuilder::with_capacity(n, n * 4);
-                docs.iter().for_each(|d| b.append_option(d.signals.str(name)));
+                docs.iter()
+                    .for_each(|d| b.append_option(d.signals.str(name)));
                 Arc::new(b.finish())
             }
         };
         cols.push(col);
     }
-    RecordBatch::try_new(schema.clone(), cols).map_err(|e| Error::other(format!("building record batch: {e}")))
+    RecordBatch::try_new(schema.clone(), cols)
+        .map_err(|e| Error::other(format!("building record batch: {e}")))
 }
 
 /// Writer properties shared by every document file (fixed, so output bytes are reproducible).
 pub fn writer_properties(level: i32, row_group_rows: usize) -> WriterProperties {
     WriterProperties::builder()
-        .set_compression(Compression::ZSTD(ZstdLevel::try_new(level).unwrap_or_default()))
+        .set_compression(Compression::ZSTD(
+            ZstdLevel::try_new(level).unwrap_or_default(),
+        ))
         .set_max_row_group_row_count(Some(row_group_rows))
         .set_created_by(format!("curate {}", env!("CARGO_PKG_VERSION")))
         .build()
@@ -183,11 +208,26 @@ pub struct ParquetSink {
 
 /// Adapter: `ArrowWriter` needs `Write + Send`; `Box<dyn ObjectWriter>` is both.
 impl ParquetSink {
-    pub fn new(out: Box<dyn ObjectWriter>, signals: Vec<SignalSpec>, with_html: bool, level: i32, row_group_rows: usize) -> Result<Self> {
+    pub fn new(
+        out: Box<dyn ObjectWriter>,
+        signals: Vec<SignalSpec>,
+        with_html: bool,
+        level: i32,
+        row_group_rows: usize,
+    ) -> Result<Self> {
         let schema = schema(&signals, with_html);
-        let writer = ArrowWriter::try_new(out, schema.clone(), Some(writer_properties(level, row_group_rows)))
-            .map_err(|e| Error::other(format!("parquet writer: {e}")))?;
-        Ok(ParquetSink { writer: Some(writer), schema, signals, docs: 0 })
+        let writer = ArrowWriter::try_new(
+            out,
+            schema.clone(),
+            Some(writer_properties(level, row_group_rows)),
+        )
+        .map_err(|e| Error::other(format!("parquet writer: {e}")))?;
+        Ok(ParquetSink {
+            writer: Some(writer),
+            schema,
+            signals,
+            docs: 0,
+        })
     }
 }
 
@@ -197,7 +237,11 @@ impl DocSink for ParquetSink {
             return Ok(());
         }
         let batch = to_batch(&self.schema, &self.signals, docs)?;
-        self.writer.as_mut().expect("open").write(&batch).map_err(|e| Error::other(format!("parquet write: {e}")))?;
+        self.writer
+            .as_mut()
+            .expect("open")
+            .write(&batch)
+            .map_err(|e| Error::other(format!("parquet write: {e}")))?;
         self.docs += docs.len() as u64;
         Ok(())
     }
@@ -205,7 +249,9 @@ impl DocSink for ParquetSink {
     fn finish(mut self: Box<Self>) -> Result<(u64, u64)> {
         let w = self.writer.take().expect("open");
         let bytes = w.bytes_written() as u64;
-        let out = w.into_inner().map_err(|e| Error::other(format!("parquet close: {e}")))?;
+        let out = w
+            .into_inner()
+            .map_err(|e| Error::other(format!("parquet close: {e}")))?;
         let total = bytes.max(1);
         out.finish()?;
         Ok((self.docs, total))
@@ -224,7 +270,11 @@ impl ParquetDocs {
         let reader = ParquetRecordBatchReaderBuilder::try_new(bytes)
             .and_then(|b| b.with_batch_size(batch_rows.max(1)).build())
             .map_err(|e| Error::other(format!("{source}: not a readable Parquet file: {e}")))?;
-        Ok(ParquetDocs { reader, pending: Vec::new().into_iter(), source: source.to_string() })
+        Ok(ParquetDocs {
+            reader,
+            pending: Vec::new().into_iter(),
+            source: source.to_string(),
+        })
     }
 }
 
@@ -247,7 +297,9 @@ impl Iterator for ParquetDocs {
 }
 
 fn str_col<'a>(batch: &'a RecordBatch, name: &str) -> Option<&'a StringArray> {
-    batch.column_by_name(name).and_then(|c| c.as_any().downcast_ref::<StringArray>())
+    batch
+        .column_by_name(name)
+        .and_then(|c| c.as_any().downcast_ref::<StringArray>())
 }
 
 fn get_str(a: Option<&StringArray>, i: usize) -> Option<&str> {
@@ -282,10 +334,15 @@ pub fn from_batch(batch: &RecordBatch) -> Result<Vec<Document>> {
     let n = batch.num_rows();
     let id = str_col(batch, "id");
     let url = str_col(batch, "url");
-    let date = batch.column_by_name("crawl_date").and_then(|c| c.as_any().downcast_ref::<TimestampMillisecondArray>());
+    let date = batch
+        .column_by_name("crawl_date")
+        .and_then(|c| c.as_any().downcast_ref::<TimestampMillisecondArray>());
     let sfile = str_col(batch, "source_file");
-    let soff = batch.column_by_name("source_offset").and_then(|c| c.as_any().downcast_ref::<Int64Array>());
-    let text = text_col(batch, "text").ok_or_else(|| Error::other("document file without a text column"))?;
+    let soff = batch
+        .column_by_name("source_offset")
+        .and_then(|c| c.as_any().downcast_ref::<Int64Array>());
+    let text = text_col(batch, "text")
+        .ok_or_else(|| Error::other("document file without a text column"))?;
     let html = text_col(batch, "html");
     let meta = str_col(batch, "metadata");
     let verdict = str_col(batch, "verdict");
@@ -303,12 +360,25 @@ pub fn from_batch(batch: &RecordBatch) -> Result<Vec<Document>> {
     let mut files: BTreeMap<String, Arc<str>> = BTreeMap::new();
     let mut out = Vec::with_capacity(n);
     for i in 0..n {
-        let mut d = Document::new(get_str(id, i).unwrap_or_default(), text.get(i).unwrap_or_default());
+        let mut d = Document::new(
+            get_str(id, i).unwrap_or_default(),
+            text.get(i).unwrap_or_default(),
+        );
         d.url = get_str(url, i).unwrap_or_default().to_string();
-        d.crawl_date = date.filter(|a| !a.is_null(i)).map(|a| a.value(i).div_euclid(1000));
+        d.crawl_date = date
+            .filter(|a| !a.is_null(i))
+            .map(|a| a.value(i).div_euclid(1000));
         let f = get_str(sfile, i).unwrap_or_default();
-        let file = files.entry(f.to_string()).or_insert_with(|| f.into()).clone();
-        d.source = SourceRef { file, offset: soff.filter(|a| !a.is_null(i)).map_or(0, |a| a.value(i) as u64) };
+        let file = files
+            .entry(f.to_string())
+            .or_insert_with(|| f.into())
+            .clone();
+        d.source = SourceRef {
+            file,
+            offset: soff
+                .filter(|a| !a.is_null(i))
+                .map_or(0, |a| a.value(i) as u64),
+        };
         d.html = html.as_ref().and_then(|h| h.get(i)).map(str::to_string);
         if let Some(m) = get_str(meta, i) {
             d.metadata = serde_json::from_str(m).unwrap_or_default();

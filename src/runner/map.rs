@@ -12,7 +12,9 @@ use std::time::Instant;
 
 use rayon::prelude::*;
 use stages::read::{ReadEvent, ReadOptions};
-use stages::{Applier, Built, Collector, Document, Error, Outcome, PartitionCtx, Result, StageStats, Verdict};
+use stages::{
+    Applier, Built, Collector, Document, Error, Outcome, PartitionCtx, Result, StageStats, Verdict,
+};
 
 use super::Runner;
 use crate::config::plan::{Mode, Phase};
@@ -30,7 +32,15 @@ enum Source {
 impl Runner<'_> {
     /// Runs partition `p` of map phase `index`. Returns its stats.
     pub(super) fn run_map_partition(&self, phase: &Phase, p: usize) -> Result<PartitionStats> {
-        let Phase::Map { index, apply, stages: stage_slots, collect } = phase else { unreachable!("map phase") };
+        let Phase::Map {
+            index,
+            apply,
+            stages: stage_slots,
+            collect,
+        } = phase
+        else {
+            unreachable!("map phase")
+        };
         let t0 = Instant::now();
         let name = part_name(p);
         let source = if *index == 0 {
@@ -75,7 +85,10 @@ impl Runner<'_> {
             format!("work/map{index}/docs/{name}.parquet")
         };
         let mut sink: Box<dyn DocSink> = if last && out_cfg.format == OutputFormat::Jsonl {
-            Box::new(JsonlSink::new(self.store.create(&docs_path)?, out_cfg.compression_level)?)
+            Box::new(JsonlSink::new(
+                self.store.create(&docs_path)?,
+                out_cfg.compression_level,
+            )?)
         } else {
             Box::new(ParquetSink::new(
                 self.store.create(&docs_path)?,
@@ -134,11 +147,17 @@ impl Runner<'_> {
                             match ev {
                                 ReadEvent::Doc(d) => {
                                     rs.docs_out += 1;
-                                    let b = d.html.as_ref().map_or(d.text().len(), |h| h.len()) as u64;
+                                    let b =
+                                        d.html.as_ref().map_or(d.text().len(), |h| h.len()) as u64;
                                     rs.bytes_in += b;
                                     rs.bytes_out += b;
                                     batch.push(d);
-                                    if batch.len() >= batch_docs && !send(Ok(std::mem::replace(&mut batch, Vec::with_capacity(batch_docs)))) {
+                                    if batch.len() >= batch_docs
+                                        && !send(Ok(std::mem::replace(
+                                            &mut batch,
+                                            Vec::with_capacity(batch_docs),
+                                        )))
+                                    {
                                         return rs;
                                     }
                                 }
@@ -160,7 +179,11 @@ impl Runner<'_> {
                                 return rs;
                             }
                         };
-                        let docs = match crate::io::parquet::ParquetDocs::open(bytes.into(), path, batch_docs) {
+                        let docs = match crate::io::parquet::ParquetDocs::open(
+                            bytes.into(),
+                            path,
+                            batch_docs,
+                        ) {
                             Ok(d) => d,
                             Err(e) => {
                                 send(Err(e));
@@ -177,7 +200,12 @@ impl Runner<'_> {
                                     rs.bytes_in += b;
                                     rs.bytes_out += b;
                                     batch.push(d);
-                                    if batch.len() >= batch_docs && !send(Ok(std::mem::replace(&mut batch, Vec::with_capacity(batch_docs)))) {
+                                    if batch.len() >= batch_docs
+                                        && !send(Ok(std::mem::replace(
+                                            &mut batch,
+                                            Vec::with_capacity(batch_docs),
+                                        )))
+                                    {
                                         return rs;
                                     }
                                 }
@@ -221,7 +249,8 @@ impl Runner<'_> {
                     let st = &mut stage_stats[si + k];
                     self.run_stage(slot, &mut batch, st);
                 }
-                let (kept, dropped): (Vec<&Document>, Vec<&Document>) = batch.iter().partition(|d| d.verdict.is_kept());
+                let (kept, dropped): (Vec<&Document>, Vec<&Document>) =
+                    batch.iter().partition(|d| d.verdict.is_kept());
                 if let Some(c) = collector.as_mut() {
                     for d in &kept {
                         c.collect(d)?;
@@ -238,12 +267,17 @@ impl Runner<'_> {
                             out_cfg.row_group_rows,
                         )?));
                     }
-                    dropped_sink.as_mut().expect("dropped sink").write(&dropped)?;
+                    dropped_sink
+                        .as_mut()
+                        .expect("dropped sink")
+                        .write(&dropped)?;
                 }
             }
             // Stop the reader if we broke out early, then collect its counts.
             drop(rx);
-            read_stats = reader.join().map_err(|_| Error::other("reader thread panicked"))?;
+            read_stats = reader
+                .join()
+                .map_err(|_| Error::other("reader thread panicked"))?;
             match failure {
                 Some(e) => Err(e),
                 None => Ok(()),
@@ -275,16 +309,30 @@ impl Runner<'_> {
 
     /// Runs one map stage over the live documents of a batch.
     fn run_stage(&self, slot: usize, batch: &mut [Document], st: &mut StageStats) {
-        let Built::Map(stage) = &self.plan.slots[slot].built else { return };
+        let Built::Map(stage) = &self.plan.slots[slot].built else {
+            return;
+        };
         let t = Instant::now();
-        let mut live: Vec<&mut Document> = batch.iter_mut().filter(|d| d.verdict.is_kept()).collect();
+        let mut live: Vec<&mut Document> =
+            batch.iter_mut().filter(|d| d.verdict.is_kept()).collect();
         st.docs_in += live.len() as u64;
-        st.bytes_in += live.iter().map(|d| d.html.as_ref().map_or(d.text().len(), |h| h.len()) as u64).sum::<u64>();
+        st.bytes_in += live
+            .iter()
+            .map(|d| d.html.as_ref().map_or(d.text().len(), |h| h.len()) as u64)
+            .sum::<u64>();
         let outcomes: Vec<Outcome> = if stage.batched() {
             match std::panic::catch_unwind(AssertUnwindSafe(|| stage.process_batch(&mut live))) {
-                Ok(o) if o.len() == live.len() => {
-                    o.into_iter().zip(live.iter()).map(|(o, d)| if o.is_keep() { stage.judge(&d.signals) } else { o }).collect()
-                }
+                Ok(o) if o.len() == live.len() => o
+                    .into_iter()
+                    .zip(live.iter())
+                    .map(|(o, d)| {
+                        if o.is_keep() {
+                            stage.judge(&d.signals)
+                        } else {
+                            o
+                        }
+                    })
+                    .collect(),
                 _ => vec![Outcome::Drop("stage_panic"); live.len()],
             }
         } else {
@@ -314,14 +362,18 @@ impl Runner<'_> {
             Outcome::Keep => {}
             Outcome::Drop(reason) if s.mode == Mode::Tag && reason != "stage_panic" => {
                 *st.flagged.entry(reason.to_string()).or_default() += 1;
-                d.flags.push((self.slot_names[slot].clone(), Arc::from(reason)));
+                d.flags
+                    .push((self.slot_names[slot].clone(), Arc::from(reason)));
             }
             Outcome::Drop(reason) => {
                 if reason == "stage_panic" {
                     tracing::error!("stage {} panicked on document {}; dropped", s.name, d.id);
                 }
                 st.drop(reason);
-                d.verdict = Verdict::Dropped { stage: self.slot_names[slot].clone(), reason: Arc::from(reason) };
+                d.verdict = Verdict::Dropped {
+                    stage: self.slot_names[slot].clone(),
+                    reason: Arc::from(reason),
+                };
                 return;
             }
         }
@@ -330,7 +382,10 @@ impl Runner<'_> {
     }
 
     /// Opens the reader of a first-phase partition, aligning its byte range to record starts.
-    fn open_partition(&self, spec: &PartitionSpec) -> Result<Box<dyn Iterator<Item = ReadEvent> + Send>> {
+    fn open_partition(
+        &self,
+        spec: &PartitionSpec,
+    ) -> Result<Box<dyn Iterator<Item = ReadEvent> + Send>> {
         let cfg = &self.plan.config.raw.storage;
         let input = &self.plan.config.raw.input;
         let opts = ReadOptions {
@@ -345,20 +400,33 @@ impl Runner<'_> {
         let (start, end) = if spec.start == 0 && spec.end.is_none() {
             (Some(0), None)
         } else {
-            let mut f = crate::storage::open_seekable(&spec.uri, spec.size, cfg).map_err(|e| Error::io(&spec.uri, e))?;
-            let s = stages::read::align(spec.format, &mut f, spec.start).map_err(|e| Error::io(&spec.uri, e))?;
+            let mut f = crate::storage::open_seekable(&spec.uri, spec.size, cfg)
+                .map_err(|e| Error::io(&spec.uri, e))?;
+            let s = stages::read::align(spec.format, &mut f, spec.start)
+                .map_err(|e| Error::io(&spec.uri, e))?;
             let e = match spec.end {
-                Some(e) => stages::read::align(spec.format, &mut f, e).map_err(|e2| Error::io(&spec.uri, e2))?,
+                Some(e) => stages::read::align(spec.format, &mut f, e)
+                    .map_err(|e2| Error::io(&spec.uri, e2))?,
                 None => None,
             };
             (s, e)
         };
-        let Some(start) = start else { return Ok(Box::new(std::iter::empty())) };
+        let Some(start) = start else {
+            return Ok(Box::new(std::iter::empty()));
+        };
         if end.is_some_and(|e| e <= start) {
             return Ok(Box::new(std::iter::empty()));
         }
-        let r = crate::storage::open_read(&spec.uri, start, cfg).map_err(|e| Error::io(&spec.uri, e))?;
-        Ok(stages::read::read_docs(spec.format, Arc::from(spec.uri.as_str()), r, start, end, &opts))
+        let r = crate::storage::open_read(&spec.uri, start, cfg)
+            .map_err(|e| Error::io(&spec.uri, e))?;
+        Ok(stages::read::read_docs(
+            spec.format,
+            Arc::from(spec.uri.as_str()),
+            r,
+            start,
+            end,
+            &opts,
+        ))
     }
 
     /// Whether documents leaving map phase `index` still need their HTML (an extraction stage
@@ -366,8 +434,15 @@ impl Runner<'_> {
     fn html_flows_past(&self, index: usize) -> bool {
         let mut later = false;
         for ph in &self.plan.phases {
-            if let Phase::Map { index: i, stages, .. } = ph {
-                if *i > index && stages.iter().any(|s| self.plan.slots[*s].kind.starts_with("extract.")) {
+            if let Phase::Map {
+                index: i, stages, ..
+            } = ph
+            {
+                if *i > index
+                    && stages
+                        .iter()
+                        .any(|s| self.plan.slots[*s].kind.starts_with("extract."))
+                {
                     later = true;
                 }
             }
@@ -375,4 +450,3 @@ impl Runner<'_> {
         later
     }
 }
-

@@ -40,7 +40,13 @@ pub struct RunOptions {
 
 impl Default for RunOptions {
     fn default() -> Self {
-        RunOptions { task: 0, tasks: 1, phase: None, threads: 0, progress: false }
+        RunOptions {
+            task: 0,
+            tasks: 1,
+            phase: None,
+            threads: 0,
+            progress: false,
+        }
     }
 }
 
@@ -75,16 +81,22 @@ impl<'a> Runner<'a> {
             None => std::env::temp_dir().join("curate-scratch"),
         };
         std::fs::create_dir_all(&scratch).map_err(|e| Error::io(&scratch, e))?;
-        let store = storage::open_store(&plan.output, &raw.storage, &scratch).map_err(|e| Error::io(&plan.output, e))?;
+        let store = storage::open_store(&plan.output, &raw.storage, &scratch)
+            .map_err(|e| Error::io(&plan.output, e))?;
         if let Some(local) = store.local_path("") {
             // A killed run may have left half-written files; they were never visible.
-            let _ = stages::LocalStore::new(&local).and_then(|s| s.clean_temporaries());
+            let _ = stages::LocalStore::new(&local)
+                .and_then(|s| s.clean_temporaries(Duration::from_secs(600)));
         }
         let partitions = match store.read("partitions.json") {
-            Ok(b) => serde_json::from_slice(&b).map_err(|e| Error::other(format!("partitions.json: {e}")))?,
+            Ok(b) => serde_json::from_slice(&b)
+                .map_err(|e| Error::other(format!("partitions.json: {e}")))?,
             Err(_) => {
                 let parts = list_partitions(plan)?;
-                store.put("partitions.json", &serde_json::to_vec_pretty(&parts).expect("serializable"))?;
+                store.put(
+                    "partitions.json",
+                    &serde_json::to_vec_pretty(&parts).expect("serializable"),
+                )?;
                 parts
             }
         };
@@ -93,8 +105,20 @@ impl<'a> Runner<'a> {
             (0, t) => t,
             (t, _) => t,
         };
-        let slot_names = plan.slots.iter().map(|s| Arc::from(s.name.as_str())).collect();
-        Ok(Runner { plan, store, scratch, partitions, threads, slot_names, opts })
+        let slot_names = plan
+            .slots
+            .iter()
+            .map(|s| Arc::from(s.name.as_str()))
+            .collect();
+        Ok(Runner {
+            plan,
+            store,
+            scratch,
+            partitions,
+            threads,
+            slot_names,
+            opts,
+        })
     }
 
     pub fn partitions(&self) -> &[PartitionSpec] {
@@ -113,15 +137,25 @@ impl<'a> Runner<'a> {
             .thread_name(|i| format!("curate-{i}"))
             .build()
             .map_err(|e| Error::other(e.to_string()))?;
-        self.store.put("config.toml", self.plan.config.resolved_toml().as_bytes())?;
+        self.store
+            .put("config.toml", self.plan.config.resolved_toml().as_bytes())?;
         let mut failures = Vec::new();
         let mut skipped = 0;
         let phases: Vec<&Phase> = match &self.opts.phase {
             Some(name) => {
-                let p = self.plan.phases.iter().find(|p| &p.name() == name).ok_or_else(|| {
-                    let names: Vec<String> = self.plan.phases.iter().map(|p| p.name()).collect();
-                    Error::other(format!("no phase named {name}; phases: {}", names.join(", ")))
-                })?;
+                let p = self
+                    .plan
+                    .phases
+                    .iter()
+                    .find(|p| &p.name() == name)
+                    .ok_or_else(|| {
+                        let names: Vec<String> =
+                            self.plan.phases.iter().map(|p| p.name()).collect();
+                        Error::other(format!(
+                            "no phase named {name}; phases: {}",
+                            names.join(", ")
+                        ))
+                    })?;
                 vec![p]
             }
             None => self.plan.phases.iter().collect(),
@@ -129,9 +163,11 @@ impl<'a> Runner<'a> {
         for phase in phases {
             let name = phase.name();
             let units = self.units(phase)?;
-            let mine: Vec<usize> = partition::owned(units, self.opts.task, self.opts.tasks).collect();
+            let mine: Vec<usize> =
+                partition::owned(units, self.opts.task, self.opts.tasks).collect();
             let todo: Vec<usize> = mine.into_iter().filter(|u| !self.done(&name, *u)).collect();
-            skipped += partition::owned(units, self.opts.task, self.opts.tasks).count() - todo.len();
+            skipped +=
+                partition::owned(units, self.opts.task, self.opts.tasks).count() - todo.len();
             tracing::info!("phase {name}: {units} units, {} to run here", todo.len());
             let bar = self.progress_bar(&name, todo.len());
             let results: Vec<(usize, Result<()>)> = pool.install(|| {
@@ -171,7 +207,11 @@ impl<'a> Runner<'a> {
         } else {
             None
         };
-        Ok(RunOutcome { stats, failures, skipped })
+        Ok(RunOutcome {
+            stats,
+            failures,
+            skipped,
+        })
     }
 
     /// Number of units (partitions or tasks) of a phase.
@@ -179,7 +219,9 @@ impl<'a> Runner<'a> {
         match phase {
             Phase::Map { .. } => Ok(self.partitions.len()),
             Phase::Step { slot, step, .. } => {
-                let Built::Global(g) = &self.plan.slots[*slot].built else { unreachable!("step of a global stage") };
+                let Built::Global(g) = &self.plan.slots[*slot].built else {
+                    unreachable!("step of a global stage")
+                };
                 g.steps()[*step].tasks(&self.step_ctx(*slot))
             }
         }
@@ -190,7 +232,11 @@ impl<'a> Runner<'a> {
             store: self.store.clone(),
             dir: format!("work/{}", self.plan.slots[slot].name),
             partitions: self.partitions.len(),
-            scratch: self.scratch.join(format!("{}-{}", self.plan.slots[slot].name, std::process::id())),
+            scratch: self.scratch.join(format!(
+                "{}-{}",
+                self.plan.slots[slot].name,
+                std::process::id()
+            )),
             memory_budget: self.plan.config.raw.executor.memory.0 as usize,
             threads: self.threads,
             seed: self.plan.seed,
@@ -203,8 +249,12 @@ impl<'a> Runner<'a> {
 
     fn done(&self, phase: &str, unit: usize) -> bool {
         let p = self.plan.phases.iter().find(|p| p.name() == phase);
-        let uname = p.map(|p| unit_name(p, unit)).unwrap_or_else(|| part_name(unit));
-        self.store.exists(&Self::marker(phase, &uname)).unwrap_or(false)
+        let uname = p
+            .map(|p| unit_name(p, unit))
+            .unwrap_or_else(|| part_name(unit));
+        self.store
+            .exists(&Self::marker(phase, &uname))
+            .unwrap_or(false)
     }
 
     fn run_unit(&self, phase: &Phase, u: usize) -> Result<()> {
@@ -213,10 +263,15 @@ impl<'a> Runner<'a> {
         match phase {
             Phase::Map { .. } => {
                 let st: PartitionStats = self.run_map_partition(phase, u)?;
-                self.store.put(&format!("stats/{name}/{uname}.json"), &serde_json::to_vec_pretty(&st).expect("serializable"))?;
+                self.store.put(
+                    &format!("stats/{name}/{uname}.json"),
+                    &serde_json::to_vec_pretty(&st).expect("serializable"),
+                )?;
             }
             Phase::Step { slot, step, .. } => {
-                let Built::Global(g) = &self.plan.slots[*slot].built else { unreachable!() };
+                let Built::Global(g) = &self.plan.slots[*slot].built else {
+                    unreachable!()
+                };
                 let ctx = self.step_ctx(*slot);
                 std::fs::create_dir_all(&ctx.scratch).map_err(|e| Error::io(&ctx.scratch, e))?;
                 let t = Instant::now();
@@ -226,7 +281,10 @@ impl<'a> Runner<'a> {
                 }
                 st.task = u;
                 let _ = std::fs::remove_dir_all(&ctx.scratch);
-                self.store.put(&format!("stats/{name}/{uname}.json"), &serde_json::to_vec_pretty(&st).expect("serializable"))?;
+                self.store.put(
+                    &format!("stats/{name}/{uname}.json"),
+                    &serde_json::to_vec_pretty(&st).expect("serializable"),
+                )?;
             }
         }
         self.store.put(&Self::marker(&name, &uname), b"")?;
@@ -243,7 +301,9 @@ impl<'a> Runner<'a> {
                 return Ok(());
             }
             if t.elapsed() > timeout {
-                return Err(Error::other(format!("barrier after {name}: {done}/{units} units complete after {timeout:?}")));
+                return Err(Error::other(format!(
+                    "barrier after {name}: {done}/{units} units complete after {timeout:?}"
+                )));
             }
             std::thread::sleep(Duration::from_millis(500));
         }
@@ -253,7 +313,12 @@ impl<'a> Runner<'a> {
     pub fn all_done(&self) -> Result<bool> {
         for phase in &self.plan.phases {
             let units = self.units(phase)?;
-            if self.store.list(&format!("completions/{}", phase.name()))?.len() < units {
+            if self
+                .store
+                .list(&format!("completions/{}", phase.name()))?
+                .len()
+                < units
+            {
                 return Ok(false);
             }
         }
@@ -262,11 +327,20 @@ impl<'a> Runner<'a> {
 
     /// Merges every phase's stats into `stats.json`.
     pub fn merge_stats(&self, wall: f64) -> Result<RunStats> {
-        let mut rs = RunStats { pipeline: self.plan.name.clone(), version: env!("CARGO_PKG_VERSION").into(), phases: vec![], wall_seconds: wall };
+        let mut rs = RunStats {
+            pipeline: self.plan.name.clone(),
+            version: env!("CARGO_PKG_VERSION").into(),
+            phases: vec![],
+            wall_seconds: wall,
+        };
         for phase in &self.plan.phases {
-            rs.phases.push(merge_phase(self.store.as_ref(), &phase.name())?);
+            rs.phases
+                .push(merge_phase(self.store.as_ref(), &phase.name())?);
         }
-        self.store.put("stats.json", &serde_json::to_vec_pretty(&rs).expect("serializable"))?;
+        self.store.put(
+            "stats.json",
+            &serde_json::to_vec_pretty(&rs).expect("serializable"),
+        )?;
         Ok(rs)
     }
 
@@ -276,9 +350,11 @@ impl<'a> Runner<'a> {
         }
         let b = indicatif::ProgressBar::new(n as u64);
         b.set_style(
-            indicatif::ProgressStyle::with_template("{prefix:>12} [{bar:40}] {pos}/{len} {elapsed_precise} eta {eta}")
-                .expect("template")
-                .progress_chars("=> "),
+            indicatif::ProgressStyle::with_template(
+                "{prefix:>12} [{bar:40}] {pos}/{len} {elapsed_precise} eta {eta}",
+            )
+            .expect("template")
+            .progress_chars("=> "),
         );
         b.set_prefix(phase.to_string());
         Some(b)
@@ -299,17 +375,22 @@ pub fn list_partitions(plan: &Plan) -> Result<Vec<PartitionSpec>> {
     let locations = plan.inputs.clone();
     let mut listed = Vec::new();
     if let (Some(listing), Some(base)) = (&raw.input.listing, &raw.input.base_uri) {
-        let listing = if crate::config::plan::is_uri(listing) || PathBuf::from(listing).is_absolute() {
-            listing.clone()
-        } else {
-            plan.base_dir.join(listing).to_string_lossy().into_owned()
-        };
-        let mut keys = storage::read_listing(&listing, base, &raw.storage).map_err(|e| Error::io(&listing, e))?;
+        let listing =
+            if crate::config::plan::is_uri(listing) || PathBuf::from(listing).is_absolute() {
+                listing.clone()
+            } else {
+                plan.base_dir.join(listing).to_string_lossy().into_owned()
+            };
+        let mut keys = storage::read_listing(&listing, base, &raw.storage)
+            .map_err(|e| Error::io(&listing, e))?;
         if let Some(n) = raw.input.limit_files {
             keys.truncate(n);
         }
         // A crawl lists ~90,000 files: no HEAD per file. Each becomes one whole-file partition.
-        listed = keys.into_iter().map(|uri| storage::InputObject { uri, size: 0 }).collect();
+        listed = keys
+            .into_iter()
+            .map(|uri| storage::InputObject { uri, size: 0 })
+            .collect();
     }
     let mut objects = if locations.is_empty() {
         Vec::new()

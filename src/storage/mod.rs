@@ -57,7 +57,12 @@ pub fn list_inputs(locations: &[String], cfg: &StorageSection) -> io::Result<Vec
         }
         let loc = loc.strip_prefix("file://").unwrap_or(loc);
         if loc.contains(['*', '?', '[']) {
-            let paths = glob::glob(loc).map_err(|e| io::Error::new(io::ErrorKind::InvalidInput, format!("bad glob {loc:?}: {e}")))?;
+            let paths = glob::glob(loc).map_err(|e| {
+                io::Error::new(
+                    io::ErrorKind::InvalidInput,
+                    format!("bad glob {loc:?}: {e}"),
+                )
+            })?;
             let mut n = 0;
             for p in paths {
                 let p = p.map_err(io::Error::from)?;
@@ -67,7 +72,10 @@ pub fn list_inputs(locations: &[String], cfg: &StorageSection) -> io::Result<Vec
                 }
             }
             if n == 0 {
-                return Err(io::Error::new(io::ErrorKind::NotFound, format!("no file matches {loc:?}")));
+                return Err(io::Error::new(
+                    io::ErrorKind::NotFound,
+                    format!("no file matches {loc:?}"),
+                ));
             }
         } else {
             let p = PathBuf::from(loc);
@@ -80,7 +88,10 @@ pub fn list_inputs(locations: &[String], cfg: &StorageSection) -> io::Result<Vec
             } else if p.is_file() {
                 out.push(local_object(&p)?);
             } else {
-                return Err(io::Error::new(io::ErrorKind::NotFound, format!("input not found: {loc}")));
+                return Err(io::Error::new(
+                    io::ErrorKind::NotFound,
+                    format!("input not found: {loc}"),
+                ));
             }
         }
     }
@@ -95,7 +106,10 @@ fn walk_dir(dir: &Path, out: &mut Vec<PathBuf>) -> io::Result<()> {
         let p = e.path();
         if e.file_type()?.is_dir() {
             walk_dir(&p, out)?;
-        } else if !p.file_name().is_some_and(|n| n.to_string_lossy().starts_with('.')) {
+        } else if !p
+            .file_name()
+            .is_some_and(|n| n.to_string_lossy().starts_with('.'))
+        {
             out.push(p);
         }
     }
@@ -105,12 +119,19 @@ fn walk_dir(dir: &Path, out: &mut Vec<PathBuf>) -> io::Result<()> {
 fn local_object(p: &Path) -> io::Result<InputObject> {
     let size = std::fs::metadata(p)?.len();
     let abs = std::path::absolute(p)?;
-    Ok(InputObject { uri: abs.to_string_lossy().into_owned(), size })
+    Ok(InputObject {
+        uri: abs.to_string_lossy().into_owned(),
+        size,
+    })
 }
 
 /// Reads a Common Crawl listing file (`warc.paths.gz`: one key per line) and resolves each key
 /// against `base_uri`.
-pub fn read_listing(listing: &str, base_uri: &str, cfg: &StorageSection) -> io::Result<Vec<String>> {
+pub fn read_listing(
+    listing: &str,
+    base_uri: &str,
+    cfg: &StorageSection,
+) -> io::Result<Vec<String>> {
     let raw = open_read(listing, 0, cfg)?;
     let r = stages::read::decompress(raw)?;
     let mut keys = Vec::new();
@@ -168,5 +189,8 @@ pub fn open_seekable(uri: &str, size: u64, cfg: &StorageSection) -> io::Result<B
         return Ok(Box::new(s3::RangeReader::new(uri, size, cfg)?));
     }
     let p = uri.strip_prefix("file://").unwrap_or(uri);
-    Ok(Box::new(io::BufReader::with_capacity(1 << 16, std::fs::File::open(p)?)))
+    Ok(Box::new(io::BufReader::with_capacity(
+        1 << 16,
+        std::fs::File::open(p)?,
+    )))
 }

@@ -16,7 +16,10 @@ use futures::stream::BoxStream;
 use futures::StreamExt;
 use object_store::aws::AmazonS3Builder;
 use object_store::path::Path as ObjPath;
-use object_store::{BackoffConfig, ClientOptions, GetOptions, GetRange, ObjectStore, ObjectStoreExt, PutPayload, RetryConfig};
+use object_store::{
+    BackoffConfig, ClientOptions, GetOptions, GetRange, ObjectStore, ObjectStoreExt, PutPayload,
+    RetryConfig,
+};
 use stages::{ObjectWriter, Store};
 
 use super::{runtime, InputObject};
@@ -24,19 +27,27 @@ use crate::config::raw::StorageSection;
 
 /// Splits `s3://bucket/key` into bucket and key.
 pub fn parse_uri(uri: &str) -> io::Result<(String, String)> {
-    let rest = uri
-        .strip_prefix("s3://")
-        .ok_or_else(|| io::Error::new(io::ErrorKind::InvalidInput, format!("not an s3:// URI: {uri}")))?;
+    let rest = uri.strip_prefix("s3://").ok_or_else(|| {
+        io::Error::new(
+            io::ErrorKind::InvalidInput,
+            format!("not an s3:// URI: {uri}"),
+        )
+    })?;
     let (bucket, key) = rest.split_once('/').unwrap_or((rest, ""));
     if bucket.is_empty() {
-        return Err(io::Error::new(io::ErrorKind::InvalidInput, format!("no bucket in {uri}")));
+        return Err(io::Error::new(
+            io::ErrorKind::InvalidInput,
+            format!("no bucket in {uri}"),
+        ));
     }
     Ok((bucket.to_string(), key.trim_end_matches('/').to_string()))
 }
 
 fn to_io(e: object_store::Error) -> io::Error {
     match e {
-        object_store::Error::NotFound { path, .. } => io::Error::new(io::ErrorKind::NotFound, format!("not found: {path}")),
+        object_store::Error::NotFound { path, .. } => {
+            io::Error::new(io::ErrorKind::NotFound, format!("not found: {path}"))
+        }
         other => io::Error::other(other.to_string()),
     }
 }
@@ -54,11 +65,20 @@ pub fn client(bucket: &str, cfg: &StorageSection) -> io::Result<Arc<dyn ObjectSt
         return Ok(c.clone());
     }
     let mut b = AmazonS3Builder::from_env().with_bucket_name(bucket);
-    let endpoint = cfg.endpoint.clone().or_else(|| env("AWS_ENDPOINT_URL_S3")).or_else(|| env("AWS_ENDPOINT_URL"));
+    let endpoint = cfg
+        .endpoint
+        .clone()
+        .or_else(|| env("AWS_ENDPOINT_URL_S3"))
+        .or_else(|| env("AWS_ENDPOINT_URL"));
     if let Some(e) = &endpoint {
         b = b.with_endpoint(e);
     }
-    let region = cfg.region.clone().or_else(|| env("AWS_REGION")).or_else(|| env("AWS_DEFAULT_REGION")).unwrap_or_else(|| "us-east-1".into());
+    let region = cfg
+        .region
+        .clone()
+        .or_else(|| env("AWS_REGION"))
+        .or_else(|| env("AWS_DEFAULT_REGION"))
+        .unwrap_or_else(|| "us-east-1".into());
     b = b.with_region(region);
     if let Some(k) = &cfg.access_key_id {
         b = b.with_access_key_id(k);
@@ -69,16 +89,27 @@ pub fn client(bucket: &str, cfg: &StorageSection) -> io::Result<Arc<dyn ObjectSt
     if let Some(t) = &cfg.session_token {
         b = b.with_token(t);
     }
-    let allow_http = cfg.allow_http.unwrap_or_else(|| endpoint.as_deref().is_some_and(|e| e.starts_with("http://")));
+    let allow_http = cfg.allow_http.unwrap_or_else(|| {
+        endpoint
+            .as_deref()
+            .is_some_and(|e| e.starts_with("http://"))
+    });
     b = b.with_allow_http(allow_http);
     b = b.with_virtual_hosted_style_request(cfg.virtual_hosted_style.unwrap_or(false));
     b = b.with_retry(RetryConfig {
-        backoff: BackoffConfig { init_backoff: Duration::from_millis(100), max_backoff: Duration::from_secs(15), base: 2.0 },
+        backoff: BackoffConfig {
+            init_backoff: Duration::from_millis(100),
+            max_backoff: Duration::from_secs(15),
+            base: 2.0,
+        },
         max_retries: cfg.max_retries.unwrap_or(10),
         retry_timeout: Duration::from_secs(cfg.retry_timeout_s.unwrap_or(180)),
     });
     b = b.with_client_options(
-        ClientOptions::new().with_allow_http(allow_http).with_connect_timeout(Duration::from_secs(10)).with_timeout(Duration::from_secs(120)),
+        ClientOptions::new()
+            .with_allow_http(allow_http)
+            .with_connect_timeout(Duration::from_secs(10))
+            .with_timeout(Duration::from_secs(120)),
     );
     let store: Arc<dyn ObjectStore> = Arc::new(b.build().map_err(to_io)?);
     cache.lock().expect("cache lock").insert(key, store.clone());
@@ -99,12 +130,20 @@ pub fn list(uri: &str, cfg: &StorageSection) -> io::Result<Vec<InputObject>> {
         }
         io::Result::Ok(out)
     })?;
-    let mut out: Vec<InputObject> =
-        metas.into_iter().map(|m| InputObject { uri: format!("s3://{bucket}/{}", m.location), size: m.size }).collect();
+    let mut out: Vec<InputObject> = metas
+        .into_iter()
+        .map(|m| InputObject {
+            uri: format!("s3://{bucket}/{}", m.location),
+            size: m.size,
+        })
+        .collect();
     if out.is_empty() && !key.is_empty() {
         // Not a prefix: maybe a single object.
         let meta = runtime().block_on(store.head(&prefix)).map_err(to_io)?;
-        out.push(InputObject { uri: format!("s3://{bucket}/{key}"), size: meta.size });
+        out.push(InputObject {
+            uri: format!("s3://{bucket}/{key}"),
+            size: meta.size,
+        });
     }
     out.sort_by(|a, b| a.uri.cmp(&b.uri));
     Ok(out)
@@ -139,14 +178,19 @@ impl ObjectReader {
     }
 
     fn connect(&mut self) -> io::Result<()> {
-        let opts = GetOptions { range: (self.pos > 0).then_some(GetRange::Offset(self.pos)), ..Default::default() };
+        let opts = GetOptions {
+            range: (self.pos > 0).then_some(GetRange::Offset(self.pos)),
+            ..Default::default()
+        };
         match runtime().block_on(self.store.get_opts(&self.path, opts)) {
             Ok(r) => {
                 self.stream = Some(r.into_stream());
                 Ok(())
             }
             // A range starting at the end of the object: nothing left.
-            Err(object_store::Error::Generic { source, .. }) if source.to_string().contains("Range") && self.pos > 0 => {
+            Err(object_store::Error::Generic { source, .. })
+                if source.to_string().contains("Range") && self.pos > 0 =>
+            {
                 self.eof = true;
                 Ok(())
             }
@@ -168,7 +212,9 @@ impl Read for ObjectReader {
             if self.eof {
                 return Ok(0);
             }
-            let Some(stream) = self.stream.as_mut() else { return Ok(0) };
+            let Some(stream) = self.stream.as_mut() else {
+                return Ok(0);
+            };
             match runtime().block_on(stream.next()) {
                 Some(Ok(b)) => self.chunk = b,
                 None => {
@@ -181,7 +227,11 @@ impl Read for ObjectReader {
                         return Err(to_io(e));
                     }
                     self.retries_left -= 1;
-                    tracing::warn!("read of {} broke at byte {}: {e}; resuming", self.path, self.pos);
+                    tracing::warn!(
+                        "read of {} broke at byte {}: {e}; resuming",
+                        self.path,
+                        self.pos
+                    );
                     std::thread::sleep(Duration::from_millis(200));
                     self.stream = None;
                     self.connect()?;
@@ -206,7 +256,14 @@ const WINDOW: u64 = 1 << 20;
 impl RangeReader {
     pub fn new(uri: &str, size: u64, cfg: &StorageSection) -> io::Result<Self> {
         let (bucket, key) = parse_uri(uri)?;
-        Ok(RangeReader { store: client(&bucket, cfg)?, path: ObjPath::from(key.as_str()), size, pos: 0, window_start: 0, window: Bytes::new() })
+        Ok(RangeReader {
+            store: client(&bucket, cfg)?,
+            path: ObjPath::from(key.as_str()),
+            size,
+            pos: 0,
+            window_start: 0,
+            window: Bytes::new(),
+        })
     }
 }
 
@@ -215,10 +272,13 @@ impl Read for RangeReader {
         if self.pos >= self.size {
             return Ok(0);
         }
-        let in_window = self.pos >= self.window_start && self.pos < self.window_start + self.window.len() as u64;
+        let in_window = self.pos >= self.window_start
+            && self.pos < self.window_start + self.window.len() as u64;
         if !in_window {
             let end = (self.pos + WINDOW).min(self.size);
-            self.window = runtime().block_on(self.store.get_range(&self.path, self.pos..end)).map_err(to_io)?;
+            self.window = runtime()
+                .block_on(self.store.get_range(&self.path, self.pos..end))
+                .map_err(to_io)?;
             self.window_start = self.pos;
         }
         let off = (self.pos - self.window_start) as usize;
@@ -237,7 +297,10 @@ impl Seek for RangeReader {
             SeekFrom::Current(d) => self.pos as i128 + d as i128,
         };
         if p < 0 {
-            return Err(io::Error::new(io::ErrorKind::InvalidInput, "seek before start"));
+            return Err(io::Error::new(
+                io::ErrorKind::InvalidInput,
+                "seek before start",
+            ));
         }
         self.pos = p as u64;
         Ok(self.pos)
@@ -262,7 +325,11 @@ impl S3Store {
             bucket,
             prefix,
             scratch: scratch.to_path_buf(),
-            part_size: cfg.multipart_part_size.map(|b| b.0 as usize).unwrap_or(8 << 20).max(5 << 20),
+            part_size: cfg
+                .multipart_part_size
+                .map(|b| b.0 as usize)
+                .unwrap_or(8 << 20)
+                .max(5 << 20),
         })
     }
 
@@ -282,7 +349,10 @@ impl Store for S3Store {
 
     fn read(&self, path: &str) -> io::Result<Vec<u8>> {
         let key = self.key(path);
-        runtime().block_on(async { self.store.get(&key).await?.bytes().await }).map(|b| b.to_vec()).map_err(to_io)
+        runtime()
+            .block_on(async { self.store.get(&key).await?.bytes().await })
+            .map(|b| b.to_vec())
+            .map_err(to_io)
     }
 
     fn open(&self, path: &str) -> io::Result<Box<dyn Read + Send>> {
@@ -310,7 +380,11 @@ impl Store for S3Store {
 
     fn list(&self, prefix: &str) -> io::Result<Vec<String>> {
         let full = self.key(prefix.trim_end_matches('/'));
-        let strip = if self.prefix.is_empty() { String::new() } else { format!("{}/", self.prefix) };
+        let strip = if self.prefix.is_empty() {
+            String::new()
+        } else {
+            format!("{}/", self.prefix)
+        };
         let mut out: Vec<String> = runtime().block_on(async {
             let mut out = Vec::new();
             let mut s = self.store.list(Some(&full));
@@ -372,7 +446,9 @@ impl ObjectWriter for S3Writer {
         if size <= part {
             let mut buf = Vec::with_capacity(size);
             f.read_to_end(&mut buf)?;
-            runtime().block_on(store.put(&key, PutPayload::from(buf))).map_err(to_io)?;
+            runtime()
+                .block_on(store.put(&key, PutPayload::from(buf)))
+                .map_err(to_io)?;
             return Ok(());
         }
         runtime().block_on(async move {

@@ -24,11 +24,12 @@ impl StageDef {
 }
 
 /// The stages of this crate.
-pub static REGISTRY: &[&StageDef] = &[
-    &crate::filter::length::DEF,
-];
+pub static REGISTRY: &[&StageDef] = &[&crate::filter::length::DEF];
 
 /// Finds a stage kind by full kind or short name.
 pub fn find<'a>(defs: &[&'a [&'a StageDef]], kind: &str) -> Option<&'a StageDef> {
-    defs.iter().flat_map(|d| d.iter()).find(|d| d.kind == kind || d.short_name() == kind).copied()
+    defs.iter()
+        .flat_map(|d| d.iter())
+        .find(|d| d.kind == kind || d.short_name() == kind)
+        .copied()
 }

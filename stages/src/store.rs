@@ -64,9 +64,10 @@ impl LocalStore {
         self.root.join(path)
     }
 
-    /// Removes `*.tmp` files left by a killed run.
-    pub fn clean_temporaries(&self) -> io::Result<usize> {
-        fn walk(dir: &Path, n: &mut usize) -> io::Result<()> {
+    /// Removes `*.tmp` files older than `min_age` left by killed runs (younger ones may belong
+    /// to a worker that is still writing).
+    pub fn clean_temporaries(&self, min_age: std::time::Duration) -> io::Result<usize> {
+        fn walk(dir: &Path, n: &mut usize, min_age: std::time::Duration) -> io::Result<()> {
             let rd = match fs::read_dir(dir) {
                 Ok(rd) => rd,
                 Err(e) if e.kind() == io::ErrorKind::NotFound => return Ok(()),
@@ -76,16 +77,19 @@ impl LocalStore {
                 let e = e?;
                 let p = e.path();
                 if e.file_type()?.is_dir() {
-                    walk(&p, n)?;
+                    walk(&p, n, min_age)?;
                 } else if p.extension().is_some_and(|x| x == "tmp") {
-                    fs::remove_file(&p)?;
-                    *n += 1;
+                    let age = e.metadata()?.modified()?.elapsed().unwrap_or_default();
+                    if age >= min_age {
+                        fs::remove_file(&p)?;
+                        *n += 1;
+                    }
                 }
             }
             Ok(())
         }
         let mut n = 0;
-        walk(&self.root, &mut n)?;
+        walk(&self.root, &mut n, min_age)?;
         Ok(n)
     }
 }
@@ -175,8 +179,11 @@ impl Store for LocalStore {
         if let Some(parent) = dest.parent() {
             fs::create_dir_all(parent)?;
         }
+        // Unique per writer: concurrent workers may write the same object (identical bytes).
+        static SEQ: std::sync::atomic::AtomicU64 = std::sync::atomic::AtomicU64::new(0);
+        let seq = SEQ.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
         let mut tmp = dest.clone().into_os_string();
-        tmp.push(".tmp");
+        tmp.push(format!(".{}-{seq}.tmp", std::process::id()));
         let tmp = PathBuf::from(tmp);
         let file = fs::File::create(&tmp)?;
         Ok(Box::new(LocalWriter {

@@ -43,10 +43,16 @@ pub static DEF: StageDef = StageDef {
 
 fn build(args: &StageArgs) -> Result<Built, ConfigError> {
     let cfg: LengthConfig = args.parse()?;
-    for (lo, hi, key) in [(cfg.min_chars, cfg.max_chars, "max_chars"), (cfg.min_words, cfg.max_words, "max_words")] {
+    for (lo, hi, key) in [
+        (cfg.min_chars, cfg.max_chars, "max_chars"),
+        (cfg.min_words, cfg.max_words, "max_words"),
+    ] {
         if let (Some(lo), Some(hi)) = (lo, hi) {
             if hi < lo {
-                return Err(ConfigError::new(key, format!("{hi} is below the minimum {lo}")));
+                return Err(ConfigError::new(
+                    key,
+                    format!("{hi} is below the minimum {lo}"),
+                ));
             }
         }
     }
@@ -67,14 +73,28 @@ impl Stage for Length {
 
     fn signals(&self) -> Vec<SignalSpec> {
         vec![
-            SignalSpec::new(self.sig_chars.clone(), SignalType::I64, "characters of text"),
-            SignalSpec::new(self.sig_words.clone(), SignalType::I64, "alphanumeric word tokens"),
+            SignalSpec::new(
+                self.sig_chars.clone(),
+                SignalType::I64,
+                "characters of text",
+            ),
+            SignalSpec::new(
+                self.sig_words.clone(),
+                SignalType::I64,
+                "alphanumeric word tokens",
+            ),
             SignalSpec::new(self.sig_lines.clone(), SignalType::I64, "non-empty lines"),
         ]
     }
 
     fn reasons(&self) -> Vec<&'static str> {
-        vec!["too_short", "too_long", "too_few_words", "too_many_words", "too_few_lines"]
+        vec![
+            "too_short",
+            "too_long",
+            "too_few_words",
+            "too_many_words",
+            "too_few_lines",
+        ]
     }
 
     fn process(&self, doc: &mut Document) -> Outcome {
@@ -89,7 +109,11 @@ impl Stage for Length {
 
     fn judge(&self, s: &Signals) -> Outcome {
         let get = |k: &str| s.i64(k).unwrap_or(0) as u64;
-        let (c, w, l) = (get(&self.sig_chars), get(&self.sig_words), get(&self.sig_lines));
+        let (c, w, l) = (
+            get(&self.sig_chars),
+            get(&self.sig_words),
+            get(&self.sig_lines),
+        );
         let c_ = &self.cfg;
         if c_.min_chars.is_some_and(|m| c < m) {
             Outcome::Drop("too_short")
@@ -114,7 +138,13 @@ mod tests {
 
     fn stage(toml: &str) -> Box<dyn Stage> {
         let t: toml::Table = toml.parse().unwrap();
-        let args = StageArgs { name: "length", table: &t, base_dir: std::path::Path::new("."), purpose: Purpose::Run, seed: 0 };
+        let args = StageArgs {
+            name: "length",
+            table: &t,
+            base_dir: std::path::Path::new("."),
+            purpose: Purpose::Run,
+            seed: 0,
+        };
         match build(&args) {
             Ok(Built::Map(s)) => s,
             _ => panic!("build failed"),
@@ -136,10 +166,22 @@ mod tests {
     #[test]
     fn bad_config_names_key() {
         let t: toml::Table = "min_words = 10\nmax_words = 5".parse().unwrap();
-        let args = StageArgs { name: "length", table: &t, base_dir: std::path::Path::new("."), purpose: Purpose::Run, seed: 0 };
+        let args = StageArgs {
+            name: "length",
+            table: &t,
+            base_dir: std::path::Path::new("."),
+            purpose: Purpose::Run,
+            seed: 0,
+        };
         assert_eq!(build(&args).err().unwrap().key, "max_words");
         let t: toml::Table = "min_wrds = 10".parse().unwrap();
-        let args = StageArgs { name: "length", table: &t, base_dir: std::path::Path::new("."), purpose: Purpose::Run, seed: 0 };
+        let args = StageArgs {
+            name: "length",
+            table: &t,
+            base_dir: std::path::Path::new("."),
+            purpose: Purpose::Run,
+            seed: 0,
+        };
         assert_eq!(build(&args).err().unwrap().key, "min_wrds");
     }
 }

@@ -1,0 +1,171 @@
+//! Helpers shared by the integration tests.
+
+#![allow(dead_code)]
+
+use std::collections::BTreeMap;
+use std::path::{Path, PathBuf};
+use std::process::{Command, Output};
+
+/// The repository root.
+pub fn root() -> PathBuf {
+    PathBuf::from(env!("CARGO_MANIFEST_DIR"))
+}
+
+/// `../shared`, if present.
+pub fn shared() -> Option<PathBuf> {
+    let p = root().parent()?.join("shared");
+    p.is_dir().then_some(p)
+}
+
+/// Skips a test (prints why) when `../shared` is absent.
+#[macro_export]
+macro_rules! need_shared {
+    () => {
+        match $crate::common::shared() {
+            Some(p) => p,
+            None => {
+                eprintln!("skipped: ../shared is absent");
+                return;
+            }
+        }
+    };
+}
+
+/// The Python with the test requirements (`.ci/requirements.txt`), if installed.
+pub fn python() -> Option<PathBuf> {
+    let p = std::env::var_os("CURATE_PY")
+        .map(PathBuf::from)
+        .or_else(|| {
+            std::env::var_os("HOME").map(|h| PathBuf::from(h).join(".cache/curate/venv/bin/python"))
+        })?;
+    p.exists().then_some(p)
+}
+
+/// Runs the curate binary.
+pub fn curate(args: &[&str]) -> Output {
+    Command::new(env!("CARGO_BIN_EXE_curate"))
+        .args(args)
+        .output()
+        .expect("run curate")
+}
+
+/// Runs curate and asserts success, returning stdout.
+pub fn curate_ok(args: &[&str]) -> String {
+    let out = curate(args);
+    assert!(
+        out.status.success(),
+        "curate {args:?} failed ({:?})\nstdout: {}\nstderr: {}",
+        out.status.code(),
+        String::from_utf8_lossy(&out.stdout),
+        String::from_utf8_lossy(&out.stderr)
+    );
+    String::from_utf8_lossy(&out.stdout).into_owned()
+}
+
+/// Every file under `dir/sub` (relative path -> bytes).
+pub fn files(dir: &Path, sub: &str) -> BTreeMap<String, Vec<u8>> {
+    fn walk(base: &Path, d: &Path, out: &mut BTreeMap<String, Vec<u8>>) {
+        let Ok(rd) = std::fs::read_dir(d) else { return };
+        for e in rd.flatten() {
+            let p = e.path();
+            if p.is_dir() {
+                walk(base, &p, out);
+            } else if p.extension().is_some_and(|e| e == "tmp") {
+                // Half-written files of a killed run: never visible as outputs.
+            } else {
+                out.insert(
+                    p.strip_prefix(base).unwrap().to_string_lossy().into_owned(),
+                    std::fs::read(&p).unwrap(),
+                );
+            }
+        }
+    }
+    let mut out = BTreeMap::new();
+    walk(dir, &dir.join(sub), &mut out);
+    out
+}
+
+/// The document outputs of a run (docs and dropped), for byte comparisons.
+pub fn outputs(dir: &Path) -> BTreeMap<String, Vec<u8>> {
+    let mut m = files(dir, "docs");
+    m.extend(files(dir, "dropped"));
+    m
+}
+
+/// Asserts two output trees are byte-identical, naming the differing files.
+pub fn assert_same(a: &BTreeMap<String, Vec<u8>>, b: &BTreeMap<String, Vec<u8>>, what: &str) {
+    let ka: Vec<&String> = a.keys().collect();
+    let kb: Vec<&String> = b.keys().collect();
+    assert_eq!(ka, kb, "{what}: different files");
+    let diff: Vec<&String> = a
+        .iter()
+        .filter(|(k, v)| b[*k] != **v)
+        .map(|(k, _)| k)
+        .collect();
+    assert!(diff.is_empty(), "{what}: files differ: {diff:?}");
+}
+
+/// Deterministic pseudo-random words (xorshift), for synthetic inputs of any size.
+pub struct Words(u64);
+
+const VOCAB: &[&str] = &[
+    "the", "river", "station", "bright", "garden", "of", "and", "a", "to", "market", "winter",
+    "quiet", "engine", "letter", "mountain", "is", "was", "in", "history", "people", "city",
+    "water", "light", "old", "new", "school", "road", "book", "music", "paper", "window", "summer",
+    "bread", "coffee", "field", "train", "story", "house", "friend", "morning",
+];
+
+impl Words {
+    pub fn new(seed: u64) -> Self {
+        Words(seed.wrapping_mul(0x9E3779B97F4A7C15) | 1)
+    }
+    pub fn next(&mut self) -> u64 {
+        self.0 ^= self.0 << 13;
+        self.0 ^= self.0 >> 7;
+        self.0 ^= self.0 << 17;
+        self.0
+    }
+    pub fn sentence(&mut self, n: usize) -> String {
+        let mut s = String::new();
+        for i in 0..n {
+            if i > 0 {
+                s.push(' ');
+            }
+            s.push_str(VOCAB[(self.next() % VOCAB.len() as u64) as usize]);
+        }
+        s.push('.');
+        s
+    }
+}
+
+/// Writes a JSONL file of `n` synthetic documents with varied lengths (some very short).
+pub fn write_jsonl(path: &Path, n: usize, seed: u64) {
+    let mut w = Words::new(seed);
+    let mut out = String::new();
+    for i in 0..n {
+        let sentences = (w.next() % 12) as usize;
+        let text: Vec<String> = (0..sentences)
+            .map(|_| {
+                let n = 4 + (w.next() % 12) as usize;
+                w.sentence(n)
+            })
+            .collect();
+        let (site, month, day) = (w.next() % 50, 1 + w.next() % 9, w.next() % 10);
+        let line = serde_json::json!({
+            "id": format!("doc-{i:06}"),
+            "url": format!("https://example.org/{site}/{i}"),
+            "text": text.join("\n"),
+            "crawl_date": format!("2024-0{month}-1{day}T10:00:00Z"),
+        });
+        out.push_str(&line.to_string());
+        out.push('\n');
+    }
+    std::fs::write(path, out).unwrap();
+}
+
+/// Writes a pipeline file into `dir` and returns its path.
+pub fn pipeline(dir: &Path, text: &str) -> PathBuf {
+    let p = dir.join("pipeline.toml");
+    std::fs::write(&p, text).unwrap();
+    p
+}
