@@ -18,6 +18,7 @@ pub mod cli;
 pub mod config;
 pub mod io;
 pub mod partition;
+pub mod query;
 pub mod runner;
 pub mod stats;
 pub mod storage;

@@ -4,6 +4,7 @@
 //! arguments (reported before any work starts).
 
 pub mod check;
+pub mod inspect;
 pub mod run;
 pub mod stats;
 
@@ -46,6 +47,8 @@ pub enum Command {
     Check(check::CheckArgs),
     /// Print the merged stats of a run's output.
     Stats(stats::StatsArgs),
+    /// Print documents of a run with their signals and verdicts (SQL over signals).
+    Inspect(inspect::InspectArgs),
 }
 
 /// An error that maps to an exit code.
@@ -75,6 +78,7 @@ pub fn dispatch(cli: Cli) -> Result<(), CliError> {
         Command::Run(a) => run::run(a),
         Command::Check(a) => check::run(a),
         Command::Stats(a) => stats::run(a),
+        Command::Inspect(a) => inspect::run(a),
     }
 }
 

@@ -1,0 +1,148 @@
+//! `curate inspect`: print documents of a run with their signals and verdicts.
+//!
+//! Answers "why was this page dropped?" (`--url ... --dropped`) and "what does a document with
+//! quality < 0.2 look like?" (`--where "quality.hq < 0.2"`) in one command.
+
+use anyhow::anyhow;
+use stages::Document;
+
+use super::CliError;
+
+#[derive(Debug, clap::Args)]
+pub struct InspectArgs {
+    /// The run's output folder or URI.
+    pub output: String,
+    /// Document id.
+    #[arg(long)]
+    pub id: Option<String>,
+    /// Document URL.
+    #[arg(long)]
+    pub url: Option<String>,
+    /// SQL condition over columns and signals, e.g. "quality.hq < 0.2 AND lang = 'en'".
+    #[arg(long = "where")]
+    pub filter: Option<String>,
+    /// Look among dropped documents (otherwise kept ones, and dropped ones when an --id or --url
+    /// is not found among them).
+    #[arg(long)]
+    pub dropped: bool,
+    /// At most this many documents.
+    #[arg(long, default_value_t = 5)]
+    pub limit: usize,
+    /// Lines of text to show per document (0: all).
+    #[arg(long, default_value_t = 12)]
+    pub lines: usize,
+    /// Print JSON lines instead of text.
+    #[arg(long)]
+    pub json: bool,
+}
+
+fn sql_str(s: &str) -> String {
+    format!("'{}'", s.replace('\'', "''"))
+}
+
+pub fn run(a: InspectArgs) -> Result<(), CliError> {
+    let storage = Default::default();
+    let scratch = std::env::temp_dir().join("curate-scratch");
+    let store = crate::storage::open_store(&a.output, &storage, &scratch)
+        .map_err(|e| CliError::Failed(anyhow!("{e}")))?;
+    let tables = crate::query::open(&a.output, &storage, &store)
+        .map_err(|e| CliError::Failed(anyhow!("{e}")))?;
+    let mut conds = Vec::new();
+    if let Some(id) = &a.id {
+        conds.push(format!("id = {}", sql_str(id)));
+    }
+    if let Some(u) = &a.url {
+        conds.push(format!("url = {}", sql_str(u)));
+    }
+    if let Some(w) = &a.filter {
+        conds.push(format!("({w})"));
+    }
+    let cond = if conds.is_empty() {
+        "true".to_string()
+    } else {
+        conds.join(" AND ")
+    };
+    let mut tables_to_try = vec![];
+    if a.dropped {
+        tables_to_try.push("dropped");
+    } else {
+        tables_to_try.push("docs");
+        if a.id.is_some() || a.url.is_some() {
+            tables_to_try.push("dropped");
+        }
+    }
+    let mut shown = 0;
+    for t in tables_to_try {
+        let present = if t == "docs" {
+            tables.has_docs
+        } else {
+            tables.has_dropped
+        };
+        if !present || shown >= a.limit {
+            continue;
+        }
+        let sql = format!(
+            "SELECT * FROM {t} WHERE {cond} ORDER BY source_file, source_offset, id LIMIT {}",
+            a.limit - shown
+        );
+        let batches = tables
+            .sql(&sql)
+            .map_err(|e| CliError::Config(format!("{e}")))?;
+        for b in &batches {
+            for d in
+                crate::io::parquet::from_batch(b).map_err(|e| CliError::Failed(anyhow!("{e}")))?
+            {
+                shown += 1;
+                if a.json {
+                    println!("{}", crate::io::jsonl::doc_json(&d));
+                } else {
+                    print_doc(&d, a.lines);
+                }
+            }
+        }
+    }
+    if shown == 0 {
+        eprintln!("no matching document");
+    }
+    Ok(())
+}
+
+fn print_doc(d: &Document, lines: usize) {
+    println!("== {}", d.id);
+    println!("url:      {}", d.url);
+    match &d.verdict {
+        stages::Verdict::Kept => println!("verdict:  kept"),
+        stages::Verdict::Dropped { stage, reason } => {
+            println!("verdict:  DROPPED by {stage}: {reason}")
+        }
+    }
+    if !d.flags.is_empty() {
+        let f: Vec<String> = d.flags.iter().map(|(s, r)| format!("{s}:{r}")).collect();
+        println!("flags:    {}", f.join(", "));
+    }
+    println!("source:   {} @ {}", d.source.file, d.source.offset);
+    if !d.metadata.is_empty() {
+        let m: Vec<String> = d.metadata.iter().map(|(k, v)| format!("{k}={v}")).collect();
+        println!("metadata: {}", m.join("  "));
+    }
+    println!("signals:");
+    for (k, v) in d.signals.iter() {
+        match v {
+            stages::SignalValue::F64(x) => println!("  {k:<36} {x:.4}"),
+            other => println!("  {k:<36} {other}"),
+        }
+    }
+    let total = d.text().lines().count();
+    println!("text ({} chars, {total} lines):", d.text().chars().count());
+    for l in d
+        .text()
+        .lines()
+        .take(if lines == 0 { usize::MAX } else { lines })
+    {
+        println!("  | {l}");
+    }
+    if lines != 0 && total > lines {
+        println!("  | ... ({} more lines)", total - lines);
+    }
+    println!();
+}
