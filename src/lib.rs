@@ -19,6 +19,7 @@ pub mod config;
 pub mod io;
 pub mod partition;
 pub mod query;
+pub mod report;
 pub mod runner;
 pub mod stats;
 pub mod storage;

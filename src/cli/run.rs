@@ -56,6 +56,9 @@ pub fn run(a: RunArgs) -> Result<(), CliError> {
         )));
     }
     if let Some(stats) = &outcome.stats {
+        if let Err(e) = crate::report::write_for_run(&plan, runner.store(), stats) {
+            eprintln!("warning: report.html not written: {e}");
+        }
         if !a.quiet {
             println!("{}", stats.table());
             println!(
@@ -64,6 +67,7 @@ pub fn run(a: RunArgs) -> Result<(), CliError> {
                 runner.partitions().len(),
                 outcome.skipped
             );
+            println!("report: {}/report.html", plan.output.trim_end_matches('/'));
         }
         let bad = stats.unbalanced();
         if !bad.is_empty() {

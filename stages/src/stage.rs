@@ -69,6 +69,11 @@ pub trait Stage: Send + Sync {
     fn judge(&self, _signals: &Signals) -> Outcome {
         Outcome::Keep
     }
+
+    /// Configured thresholds as `(signal, value)`, drawn on the report's histograms.
+    fn thresholds(&self) -> Vec<(String, f64)> {
+        Vec::new()
+    }
 }
 
 /// Context of one partition for collectors and appliers of a global stage.
@@ -141,6 +146,11 @@ pub trait GlobalStage: Send + Sync {
     fn judge(&self, _signals: &Signals) -> Outcome {
         Outcome::Keep
     }
+
+    /// Configured thresholds as `(signal, value)` (see [`Stage::thresholds`]).
+    fn thresholds(&self) -> Vec<(String, f64)> {
+        Vec::new()
+    }
 }
 
 /// What a registry entry builds from a config section.
@@ -172,6 +182,12 @@ impl Built {
         match self {
             Built::Map(s) => s.judge(signals),
             Built::Global(s) => s.judge(signals),
+        }
+    }
+    pub fn thresholds(&self) -> Vec<(String, f64)> {
+        match self {
+            Built::Map(s) => s.thresholds(),
+            Built::Global(s) => s.thresholds(),
         }
     }
 }

@@ -107,6 +107,17 @@ impl Stage for Length {
         Outcome::Keep
     }
 
+    fn thresholds(&self) -> Vec<(String, f64)> {
+        let c = &self.cfg;
+        let mut t = Vec::new();
+        for (sig, v) in [(&self.sig_chars, c.min_chars), (&self.sig_chars, c.max_chars), (&self.sig_words, c.min_words), (&self.sig_words, c.max_words), (&self.sig_lines, c.min_lines)] {
+            if let Some(v) = v {
+                t.push((sig.clone(), v as f64));
+            }
+        }
+        t
+    }
+
     fn judge(&self, s: &Signals) -> Outcome {
         let get = |k: &str| s.i64(k).unwrap_or(0) as u64;
         let (c, w, l) = (

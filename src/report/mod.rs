@@ -1,0 +1,361 @@
+//! The run report: one self-contained `report.html` (inline CSS and SVG, no scripts, no
+//! network) next to a run's output.
+//!
+//! It shows the funnel (documents and bytes per stage), drops by stage and reason with sampled
+//! examples, histograms of the numeric signals with the configured thresholds drawn on them,
+//! string signals (language, labels) as bars, mix composition when a mix was made, time per
+//! stage and throughput, the resolved config and versions.
+
+pub mod svg;
+
+use std::collections::BTreeMap;
+use std::fmt::Write as _;
+
+use arrow::array::{Array, Float64Array, Int64Array, RecordBatch, StringArray};
+use arrow::datatypes::DataType;
+use stages::{Result, Store};
+
+use crate::io::parquet::BASE_COLUMNS;
+use crate::query::RunTables;
+use crate::stats::RunStats;
+use svg::{bars, esc, histogram, human, Bar};
+
+/// What the report draws besides the stored outputs.
+#[derive(Default)]
+pub struct ReportInput {
+    /// Thresholds per signal column (from the stages' configs).
+    pub thresholds: BTreeMap<String, Vec<f64>>,
+    /// Stage kinds by stage name (for captions).
+    pub kinds: BTreeMap<String, String>,
+    /// Examples shown per drop reason.
+    pub examples_per_reason: usize,
+    /// Histogram bins.
+    pub bins: usize,
+}
+
+/// Builds `report.html` for a run and writes it into the store.
+pub fn write(store: &dyn Store, stats: &RunStats, tables: Option<&RunTables>, input: &ReportInput) -> Result<String> {
+    let html = render(store, stats, tables, input)?;
+    store.put("report.html", html.as_bytes())?;
+    Ok(html)
+}
+
+fn col_type(tables: &RunTables, table: &str, col: &str) -> Option<DataType> {
+    let r = crate::storage::runtime().block_on(tables.ctx.table(table)).ok()?;
+    let schema = r.schema();
+    schema.field_with_unqualified_name(col).ok().map(|f| f.data_type().clone())
+}
+
+fn table_has(tables: &RunTables, table: &str, col: &str) -> bool {
+    let present = if table == "docs" { tables.has_docs } else { tables.has_dropped };
+    present && col_type(tables, table, col).is_some()
+}
+
+fn f64_at(b: &RecordBatch, c: usize, i: usize) -> Option<f64> {
+    let col = b.column(c);
+    if col.is_null(i) {
+        return None;
+    }
+    if let Some(a) = col.as_any().downcast_ref::<Float64Array>() {
+        Some(a.value(i))
+    } else {
+        col.as_any().downcast_ref::<Int64Array>().map(|a| a.value(i) as f64)
+    }
+}
+
+fn render(store: &dyn Store, stats: &RunStats, tables: Option<&RunTables>, input: &ReportInput) -> Result<String> {
+    let mut h = String::new();
+    let title = format!("curate report: {}", stats.pipeline);
+    let _ = write!(h, "<!DOCTYPE html><html lang=\"en\"><head><meta charset=\"utf-8\"><title>{}</title><style>{}</style></head><body>", esc(&title), svg::CSS);
+    let _ = write!(h, "<h1>{}</h1><div class=\"sub\">curate {} &middot; output <code>{}</code></div>", esc(&title), esc(&stats.version), esc(&store.root()));
+
+    // Key figures.
+    let (read, written) = stats.funnel();
+    let dropped: u64 = stats.phases.iter().flat_map(|p| p.stages.iter()).filter(|s| s.name != "read" && s.name != "load").map(|s| s.dropped_total()).sum();
+    let bytes_in = stats.phases.first().and_then(|p| p.stages.first()).map_or(0, |s| s.bytes_in);
+    let bytes_out = stats.phases.iter().rev().find(|p| p.steps.is_empty()).map_or(0, |p| p.bytes_written);
+    let _ = write!(h, "<div>");
+    for (k, v) in [
+        ("records read", human(read as f64)),
+        ("documents kept", human(written as f64)),
+        ("documents dropped", human(dropped as f64)),
+        ("input", format!("{:.1} MB", bytes_in as f64 / 1e6)),
+        ("output", format!("{:.1} MB", bytes_out as f64 / 1e6)),
+        ("wall time", format!("{:.1} s", stats.wall_seconds)),
+    ] {
+        let _ = write!(h, "<span class=\"kpi\"><b>{}</b>{}</span>", esc(&v), esc(k));
+    }
+    let _ = write!(h, "</div>");
+
+    // Funnel.
+    let _ = write!(h, "<h2>Funnel</h2>");
+    let mut funnel = Vec::new();
+    let mut bytes = Vec::new();
+    for p in &stats.phases {
+        for s in &p.stages {
+            let label = format!("{} · {}", p.name, s.name);
+            funnel.push(Bar { label: label.clone(), value: s.docs_in as f64, inner: Some(s.docs_out as f64) });
+            bytes.push(Bar { label, value: s.bytes_in as f64 / 1e6, inner: Some(s.bytes_out as f64 / 1e6) });
+        }
+    }
+    let _ = write!(h, "<div class=\"grid\"><div class=\"card\">{}</div><div class=\"card\">{}</div></div>", bars("Documents per stage (in / out)", "documents", &funnel, Some(("in", "out"))), bars("Bytes per stage (in / out)", "MB", &bytes, Some(("in", "out"))));
+    let _ = write!(h, "<table><tr><th class=\"l\">phase</th><th class=\"l\">stage</th><th class=\"l\">kind</th><th>in</th><th>out</th><th>dropped</th><th>tagged</th><th>MB in</th><th>MB out</th><th>seconds</th><th>docs/s</th></tr>");
+    for p in &stats.phases {
+        for s in &p.stages {
+            let rate = if s.seconds > 0.0 { s.docs_in as f64 / s.seconds } else { 0.0 };
+            let tagged: u64 = s.flagged.values().sum();
+            let kind = input.kinds.get(&s.name).cloned().unwrap_or_default();
+            let _ = write!(
+                h,
+                "<tr><td class=\"l\">{}</td><td class=\"l\">{}</td><td class=\"l\">{}</td><td>{}</td><td>{}</td><td>{}</td><td>{}</td><td>{:.2}</td><td>{:.2}</td><td>{:.2}</td><td>{}</td></tr>",
+                esc(&p.name),
+                esc(&s.name),
+                esc(&kind),
+                s.docs_in,
+                s.docs_out,
+                s.dropped_total(),
+                tagged,
+                s.bytes_in as f64 / 1e6,
+                s.bytes_out as f64 / 1e6,
+                s.seconds,
+                human(rate)
+            );
+        }
+        for st in &p.steps {
+            let c: Vec<String> = st.counters.iter().map(|(k, v)| format!("{k}={v}")).collect();
+            let _ = write!(h, "<tr><td class=\"l\">{}</td><td class=\"l\" colspan=\"8\">global step task {}: {}</td><td>{:.2}</td><td></td></tr>", esc(&p.name), st.task, esc(&c.join(" ")), st.seconds);
+        }
+    }
+    let _ = write!(h, "</table>");
+
+    // Time per stage.
+    let mut time = Vec::new();
+    for p in &stats.phases {
+        for s in &p.stages {
+            time.push(Bar { label: format!("{} · {}", p.name, s.name), value: s.seconds, inner: None });
+        }
+        if !p.steps.is_empty() {
+            time.push(Bar { label: p.name.clone(), value: p.seconds, inner: None });
+        }
+    }
+    let _ = write!(h, "<h2>Time per stage</h2><div class=\"card\">{}</div><div class=\"sub\">Seconds summed over partitions (CPU-like time when partitions run in parallel).</div>", bars("Time per stage", "seconds", &time, None));
+
+    // Drops by stage and reason, with examples.
+    let _ = write!(h, "<h2>Drops by stage and reason</h2>");
+    let mut reason_bars = Vec::new();
+    let mut reasons: Vec<(String, String, String, u64)> = Vec::new();
+    for p in &stats.phases {
+        for s in &p.stages {
+            for (r, n) in &s.dropped {
+                reason_bars.push(Bar { label: format!("{} · {}", s.name, r), value: *n as f64, inner: None });
+                reasons.push((p.name.clone(), s.name.clone(), r.clone(), *n));
+            }
+            for (r, n) in &s.flagged {
+                reason_bars.push(Bar { label: format!("{} · {} (tagged)", s.name, r), value: *n as f64, inner: None });
+            }
+        }
+    }
+    if reason_bars.is_empty() {
+        let _ = write!(h, "<p>No document was dropped.</p>");
+    } else {
+        let _ = write!(h, "<div class=\"card\">{}</div>", bars("Documents dropped by stage and reason", "documents", &reason_bars, None));
+    }
+    if let Some(t) = tables.filter(|t| t.has_dropped) {
+        for (_, stage, reason, n) in &reasons {
+            if stage == "read" || stage == "load" {
+                continue;
+            }
+            let sql = format!(
+                "SELECT * FROM dropped WHERE drop_stage = '{}' AND drop_reason = '{}' ORDER BY source_file, source_offset, id LIMIT {}",
+                stage.replace('\'', "''"),
+                reason.replace('\'', "''"),
+                input.examples_per_reason.max(1)
+            );
+            let Ok(batches) = t.sql(&sql) else { continue };
+            let _ = write!(h, "<h3>{} &middot; {} ({} documents)</h3>", esc(stage), esc(reason), n);
+            for b in &batches {
+                for d in crate::io::parquet::from_batch(b).unwrap_or_default() {
+                    let text: String = d.text().lines().take(6).collect::<Vec<_>>().join("\n");
+                    let text: String = text.chars().take(700).collect();
+                    let prefix = format!("{stage}.");
+                    let sigs: Vec<String> = d.signals.iter().filter(|(k, _)| k.starts_with(&prefix)).map(|(k, v)| format!("{k} = {v}")).collect();
+                    let _ = write!(h, "<div class=\"ex\"><div class=\"u\">{}</div><div class=\"sub\">{}</div><pre>{}</pre></div>", esc(if d.url.is_empty() { &d.id } else { &d.url }), esc(&sigs.join(" · ")), esc(&text));
+                }
+            }
+        }
+    }
+
+    // Signal distributions.
+    if let Some(t) = tables {
+        let _ = write!(h, "<h2>Signals</h2><div class=\"sub\">Kept documents in blue, dropped in orange; dashed red lines are configured thresholds.</div><div class=\"grid\">");
+        let mut shown = 0;
+        for col in t.columns.iter().filter(|c| !BASE_COLUMNS.contains(&c.as_str())) {
+            if shown >= 48 {
+                break;
+            }
+            let ty = col_type(t, if t.has_docs { "docs" } else { "dropped" }, col);
+            let numeric = matches!(ty, Some(DataType::Float32 | DataType::Float64 | DataType::Int64 | DataType::Int32));
+            let card = if numeric {
+                signal_histogram(t, col, input.thresholds.get(col).map(Vec::as_slice).unwrap_or(&[]), input.bins.max(5))
+            } else if matches!(ty, Some(DataType::Utf8)) {
+                signal_values(t, col)
+            } else {
+                None
+            };
+            if let Some(svg) = card {
+                shown += 1;
+                let _ = write!(h, "<div class=\"card\">{svg}</div>");
+            }
+        }
+        let _ = write!(h, "</div>");
+    }
+
+    // Mixes.
+    let mixes: Vec<String> = store.list("mix").unwrap_or_default().into_iter().filter(|p| p.ends_with("/mix_report.json")).collect();
+    if !mixes.is_empty() {
+        let _ = write!(h, "<h2>Mix composition</h2>");
+        for m in mixes {
+            let Ok(b) = store.read(&m) else { continue };
+            let Ok(v) = serde_json::from_slice::<serde_json::Value>(&b) else { continue };
+            let name = m.trim_end_matches("/mix_report.json").trim_start_matches("mix/");
+            let mut bs = Vec::new();
+            let mut rows = String::new();
+            if let Some(buckets) = v.get("buckets").and_then(|b| b.as_array()) {
+                for bk in buckets {
+                    let n = bk.get("name").and_then(|x| x.as_str()).unwrap_or("?");
+                    let target = bk.get("target_tokens").and_then(|x| x.as_f64()).unwrap_or(0.0);
+                    let got = bk.get("achieved_tokens").and_then(|x| x.as_f64()).unwrap_or(0.0);
+                    bs.push(Bar { label: n.to_string(), value: target, inner: Some(got) });
+                    let _ = write!(
+                        rows,
+                        "<tr><td class=\"l\">{}</td><td>{}</td><td>{}</td><td>{:.2}%</td><td>{:.2}%</td><td>{}</td><td>{}</td></tr>",
+                        esc(n),
+                        human(target),
+                        human(got),
+                        100.0 * bk.get("target_share").and_then(|x| x.as_f64()).unwrap_or(0.0),
+                        100.0 * bk.get("achieved_share").and_then(|x| x.as_f64()).unwrap_or(0.0),
+                        bk.get("documents").and_then(|x| x.as_u64()).unwrap_or(0),
+                        bk.get("repeats").and_then(|x| x.as_u64()).unwrap_or(0),
+                    );
+                }
+            }
+            let _ = write!(h, "<h3>{}</h3><div class=\"card\">{}</div><table><tr><th class=\"l\">bucket</th><th>target tokens</th><th>achieved tokens</th><th>target share</th><th>achieved share</th><th>documents</th><th>repeats</th></tr>{rows}</table>", esc(name), bars(&format!("Tokens per bucket: {name}"), "tokens", &bs, Some(("target", "achieved"))));
+        }
+    }
+
+    // Config and versions.
+    if let Ok(cfg) = store.read("config.toml") {
+        let _ = write!(h, "<h2>Configuration</h2><pre>{}</pre>", esc(&String::from_utf8_lossy(&cfg)));
+    }
+    let _ = write!(
+        h,
+        "<h2>Versions</h2><table><tr><td class=\"l\">curate</td><td class=\"l\">{}</td></tr><tr><td class=\"l\">platform</td><td class=\"l\">{}-{}</td></tr></table>",
+        esc(env!("CARGO_PKG_VERSION")),
+        std::env::consts::OS,
+        std::env::consts::ARCH
+    );
+    let _ = write!(h, "</body></html>\n");
+    Ok(h)
+}
+
+/// Histogram of one numeric signal over kept and dropped documents.
+fn signal_histogram(t: &RunTables, col: &str, thresholds: &[f64], bins: usize) -> Option<String> {
+    let q = format!("\"{}\"", col.replace('"', "\"\""));
+    let mut parts = Vec::new();
+    if table_has(t, "docs", col) {
+        parts.push(format!("SELECT CAST({q} AS DOUBLE) AS x, 0 AS d FROM docs"));
+    }
+    if table_has(t, "dropped", col) {
+        parts.push(format!("SELECT CAST({q} AS DOUBLE) AS x, 1 AS d FROM dropped"));
+    }
+    if parts.is_empty() {
+        return None;
+    }
+    let src = parts.join(" UNION ALL ");
+    let b = t.sql(&format!("SELECT min(x), max(x), count(x) FROM ({src}) v")).ok()?;
+    let b = b.first()?;
+    let lo = f64_at(b, 0, 0)?;
+    let hi = f64_at(b, 1, 0)?;
+    let n = b.column(2).as_any().downcast_ref::<Int64Array>().map_or(0, |a| a.value(0));
+    if n == 0 || !lo.is_finite() || !hi.is_finite() {
+        return None;
+    }
+    // Integer-like small ranges get one bin per value.
+    let mut nb = bins;
+    let mut width = (hi - lo) / nb as f64;
+    if hi - lo < nb as f64 && lo.fract() == 0.0 && hi.fract() == 0.0 {
+        nb = (hi - lo) as usize + 1;
+        width = 1.0;
+    }
+    if width <= 0.0 {
+        width = 1.0;
+        nb = 1;
+    }
+    let sql = format!(
+        "SELECT LEAST(CAST(floor((x - ({lo})) / ({width})) AS BIGINT), {last}) AS b, d, count(*) FROM ({src}) v WHERE x IS NOT NULL GROUP BY 1, 2",
+        last = nb as i64 - 1
+    );
+    let mut kept = vec![0u64; nb];
+    let mut dropped = vec![0u64; nb];
+    for b in t.sql(&sql).ok()? {
+        let bin = b.column(0).as_any().downcast_ref::<Int64Array>()?;
+        let d = b.column(1).as_any().downcast_ref::<Int64Array>()?;
+        let c = b.column(2).as_any().downcast_ref::<Int64Array>()?;
+        for i in 0..b.num_rows() {
+            let k = bin.value(i).clamp(0, nb as i64 - 1) as usize;
+            if d.value(i) == 0 {
+                kept[k] += c.value(i) as u64;
+            } else {
+                dropped[k] += c.value(i) as u64;
+            }
+        }
+    }
+    Some(histogram(&format!("{col} ({n} documents)"), col, lo, width, &kept, &dropped, thresholds))
+}
+
+/// Top values of a string signal.
+fn signal_values(t: &RunTables, col: &str) -> Option<String> {
+    let q = format!("\"{}\"", col.replace('"', "\"\""));
+    let mut parts = Vec::new();
+    if table_has(t, "docs", col) {
+        parts.push(format!("SELECT {q} AS x FROM docs"));
+    }
+    if table_has(t, "dropped", col) {
+        parts.push(format!("SELECT {q} AS x FROM dropped"));
+    }
+    if parts.is_empty() {
+        return None;
+    }
+    let sql = format!("SELECT x, count(*) AS n FROM ({}) v WHERE x IS NOT NULL GROUP BY x ORDER BY n DESC, x LIMIT 15", parts.join(" UNION ALL "));
+    let mut out = Vec::new();
+    for b in t.sql(&sql).ok()? {
+        let x = b.column(0).as_any().downcast_ref::<StringArray>()?;
+        let n = b.column(1).as_any().downcast_ref::<Int64Array>()?;
+        for i in 0..b.num_rows() {
+            out.push(Bar { label: x.value(i).to_string(), value: n.value(i) as f64, inner: None });
+        }
+    }
+    if out.is_empty() {
+        return None;
+    }
+    Some(bars(&format!("{col}: most frequent values"), "documents", &out, None))
+}
+
+/// Report inputs from a plan: thresholds and stage kinds.
+pub fn input_for(plan: &crate::config::Plan) -> ReportInput {
+    let mut input = ReportInput { examples_per_reason: 3, bins: 30, ..Default::default() };
+    for s in &plan.slots {
+        input.kinds.insert(s.name.clone(), s.kind.to_string());
+        for (sig, v) in s.built.thresholds() {
+            input.thresholds.entry(sig).or_default().push(v);
+        }
+    }
+    input
+}
+
+/// Writes the report of a finished run (stats already merged).
+pub fn write_for_run(plan: &crate::config::Plan, store: &std::sync::Arc<dyn Store>, stats: &RunStats) -> Result<()> {
+    let tables = crate::query::open(&plan.output, &plan.config.raw.storage, store)?;
+    write(store.as_ref(), stats, Some(&tables), &input_for(plan))?;
+    Ok(())
+}
