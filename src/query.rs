@@ -31,31 +31,25 @@ pub fn open(output: &str, storage: &StorageSection, store: &Arc<dyn Store>) -> R
     // Read strings as the types they were written with (not Utf8View): documents convert back.
     cfg.options_mut().execution.parquet.schema_force_view_types = false;
     let ctx = SessionContext::new_with_config(cfg);
-    let (base, locate): (String, Box<dyn Fn(&str) -> String>) = if output.starts_with("s3://") {
+    // Maps a store-relative path to what DataFusion reads (an s3:// URL or a local path).
+    type Locate = Box<dyn Fn(&str) -> String>;
+    let locate: Locate = if output.starts_with("s3://") {
         let (bucket, prefix) = crate::storage::s3::parse_uri(output)?;
         let client = crate::storage::s3::client(&bucket, storage)?;
         let url =
             url::Url::parse(&format!("s3://{bucket}")).map_err(|e| Error::other(e.to_string()))?;
         ctx.register_object_store(&url, client);
-        let b = bucket.clone();
-        (
-            output.to_string(),
-            Box::new(move |p: &str| {
-                if prefix.is_empty() {
-                    format!("s3://{b}/{p}")
-                } else {
-                    format!("s3://{b}/{prefix}/{p}")
-                }
-            }),
-        )
+        Box::new(move |p: &str| {
+            if prefix.is_empty() {
+                format!("s3://{bucket}/{p}")
+            } else {
+                format!("s3://{bucket}/{prefix}/{p}")
+            }
+        })
     } else {
         let root = std::path::absolute(output).map_err(|e| Error::io(output, e))?;
-        (
-            root.display().to_string(),
-            Box::new(move |p: &str| root.join(p).to_string_lossy().into_owned()),
-        )
+        Box::new(move |p: &str| root.join(p).to_string_lossy().into_owned())
     };
-    let _ = base;
     let list = |prefix: &str| -> Result<Vec<String>> {
         Ok(store
             .list(prefix)?

@@ -6,7 +6,9 @@
 pub mod check;
 pub mod inspect;
 pub mod run;
+pub mod slurm;
 pub mod stats;
+pub mod status;
 
 use std::path::PathBuf;
 
@@ -49,6 +51,10 @@ pub enum Command {
     Stats(stats::StatsArgs),
     /// Print documents of a run with their signals and verdicts (SQL over signals).
     Inspect(inspect::InspectArgs),
+    /// Submit a run to Slurm: one job array per phase, chained with afterok.
+    Slurm(slurm::SlurmArgs),
+    /// Show units done, running, failed and pending per phase, and the merged stats.
+    Status(status::StatusArgs),
 }
 
 /// An error that maps to an exit code.
@@ -79,6 +85,8 @@ pub fn dispatch(cli: Cli) -> Result<(), CliError> {
         Command::Check(a) => check::run(a),
         Command::Stats(a) => stats::run(a),
         Command::Inspect(a) => inspect::run(a),
+        Command::Slurm(a) => slurm::run(a),
+        Command::Status(a) => status::run(a),
     }
 }
 

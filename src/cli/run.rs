@@ -27,6 +27,9 @@ pub struct RunArgs {
     /// Print nothing but errors.
     #[arg(long, short)]
     pub quiet: bool,
+    /// Run no phase: merge the stats and write the report if every unit is complete.
+    #[arg(long)]
+    pub finalize: bool,
 }
 
 pub fn run(a: RunArgs) -> Result<(), CliError> {
@@ -45,7 +48,26 @@ pub fn run(a: RunArgs) -> Result<(), CliError> {
         progress: !a.quiet && std::io::stderr().is_terminal(),
     };
     let runner = Runner::new(&plan, opts).map_err(|e| CliError::Failed(anyhow!("{e}")))?;
-    let outcome = runner.run().map_err(|e| CliError::Failed(anyhow!("{e}")))?;
+    let outcome = if a.finalize {
+        if !runner
+            .all_done()
+            .map_err(|e| CliError::Failed(anyhow!("{e}")))?
+        {
+            return Err(CliError::Failed(anyhow!(
+                "cannot finalize: some units are not complete (see `curate status`)"
+            )));
+        }
+        let stats = runner
+            .merge_stats(0.0)
+            .map_err(|e| CliError::Failed(anyhow!("{e}")))?;
+        crate::runner::RunOutcome {
+            stats: Some(stats),
+            failures: vec![],
+            skipped: 0,
+        }
+    } else {
+        runner.run().map_err(|e| CliError::Failed(anyhow!("{e}")))?
+    };
     if !outcome.failures.is_empty() {
         for (unit, e) in &outcome.failures {
             eprintln!("failed: {unit}: {e}");

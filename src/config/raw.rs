@@ -29,7 +29,7 @@ impl ByteSize {
             "tib" => 1024f64.powi(4),
             _ => return None,
         };
-        (num >= 0.0).then(|| ByteSize((num * mult) as u64))
+        (num >= 0.0).then_some(ByteSize((num * mult) as u64))
     }
 }
 
@@ -73,7 +73,7 @@ pub struct RawConfig {
     pub mix: Option<toml::Table>,
     /// Slurm settings for `curate slurm`.
     #[serde(default)]
-    pub slurm: Option<toml::Table>,
+    pub slurm: SlurmSection,
     /// Run report settings.
     #[serde(default)]
     pub report: Option<toml::Table>,
@@ -256,4 +256,61 @@ mod tests {
         assert_eq!(ByteSize::parse("1.5k"), Some(ByteSize(1500)));
         assert_eq!(ByteSize::parse("lots"), None);
     }
+}
+
+/// `[slurm]`: how `curate slurm` submits a run as job arrays, one per phase.
+#[derive(Debug, Deserialize, Clone)]
+#[serde(deny_unknown_fields)]
+pub struct SlurmSection {
+    /// Slurm partition (default: the cluster's default partition).
+    pub partition: Option<String>,
+    /// Account to charge.
+    pub account: Option<String>,
+    /// CPUs per array task (also the worker's thread count).
+    #[serde(default = "default_cpus")]
+    pub cpus_per_task: usize,
+    /// Memory per array task, in Slurm's syntax (`4G`, `500M`).
+    #[serde(default = "default_mem")]
+    pub mem: String,
+    /// Time limit per array task (`HH:MM:SS` or `D-HH:MM:SS`).
+    #[serde(default = "default_time")]
+    pub time: String,
+    /// Array tasks (workers) per phase; each takes every N-th partition or task.
+    #[serde(default = "default_array")]
+    pub array_size: usize,
+    /// At most this many array tasks run at once (`%N` of `--array`).
+    pub max_concurrent: Option<usize>,
+    /// `--wait`: how many times failed phases are resubmitted (completed units are skipped).
+    #[serde(default = "default_retries")]
+    pub retries: usize,
+    /// Folder for job scripts and logs (default: `slurm/` under a local output, else the
+    /// system temp folder).
+    pub log_dir: Option<String>,
+    /// The curate binary the jobs run (default: the one that submits).
+    pub curate: Option<String>,
+    /// Extra `sbatch` arguments, e.g. `["--qos=high"]`.
+    #[serde(default)]
+    pub extra_args: Vec<String>,
+}
+
+impl Default for SlurmSection {
+    fn default() -> Self {
+        toml::from_str("").expect("defaults")
+    }
+}
+
+fn default_cpus() -> usize {
+    2
+}
+fn default_mem() -> String {
+    "4G".into()
+}
+fn default_time() -> String {
+    "04:00:00".into()
+}
+fn default_array() -> usize {
+    4
+}
+fn default_retries() -> usize {
+    2
 }

@@ -34,20 +34,34 @@ pub struct ReportInput {
 }
 
 /// Builds `report.html` for a run and writes it into the store.
-pub fn write(store: &dyn Store, stats: &RunStats, tables: Option<&RunTables>, input: &ReportInput) -> Result<String> {
+pub fn write(
+    store: &dyn Store,
+    stats: &RunStats,
+    tables: Option<&RunTables>,
+    input: &ReportInput,
+) -> Result<String> {
     let html = render(store, stats, tables, input)?;
     store.put("report.html", html.as_bytes())?;
     Ok(html)
 }
 
 fn col_type(tables: &RunTables, table: &str, col: &str) -> Option<DataType> {
-    let r = crate::storage::runtime().block_on(tables.ctx.table(table)).ok()?;
+    let r = crate::storage::runtime()
+        .block_on(tables.ctx.table(table))
+        .ok()?;
     let schema = r.schema();
-    schema.field_with_unqualified_name(col).ok().map(|f| f.data_type().clone())
+    schema
+        .field_with_unqualified_name(col)
+        .ok()
+        .map(|f| f.data_type().clone())
 }
 
 fn table_has(tables: &RunTables, table: &str, col: &str) -> bool {
-    let present = if table == "docs" { tables.has_docs } else { tables.has_dropped };
+    let present = if table == "docs" {
+        tables.has_docs
+    } else {
+        tables.has_dropped
+    };
     present && col_type(tables, table, col).is_some()
 }
 
@@ -59,21 +73,49 @@ fn f64_at(b: &RecordBatch, c: usize, i: usize) -> Option<f64> {
     if let Some(a) = col.as_any().downcast_ref::<Float64Array>() {
         Some(a.value(i))
     } else {
-        col.as_any().downcast_ref::<Int64Array>().map(|a| a.value(i) as f64)
+        col.as_any()
+            .downcast_ref::<Int64Array>()
+            .map(|a| a.value(i) as f64)
     }
 }
 
-fn render(store: &dyn Store, stats: &RunStats, tables: Option<&RunTables>, input: &ReportInput) -> Result<String> {
+fn render(
+    store: &dyn Store,
+    stats: &RunStats,
+    tables: Option<&RunTables>,
+    input: &ReportInput,
+) -> Result<String> {
     let mut h = String::new();
     let title = format!("curate report: {}", stats.pipeline);
     let _ = write!(h, "<!DOCTYPE html><html lang=\"en\"><head><meta charset=\"utf-8\"><title>{}</title><style>{}</style></head><body>", esc(&title), svg::CSS);
-    let _ = write!(h, "<h1>{}</h1><div class=\"sub\">curate {} &middot; output <code>{}</code></div>", esc(&title), esc(&stats.version), esc(&store.root()));
+    let _ = write!(
+        h,
+        "<h1>{}</h1><div class=\"sub\">curate {} &middot; output <code>{}</code></div>",
+        esc(&title),
+        esc(&stats.version),
+        esc(&store.root())
+    );
 
     // Key figures.
     let (read, written) = stats.funnel();
-    let dropped: u64 = stats.phases.iter().flat_map(|p| p.stages.iter()).filter(|s| s.name != "read" && s.name != "load").map(|s| s.dropped_total()).sum();
-    let bytes_in = stats.phases.first().and_then(|p| p.stages.first()).map_or(0, |s| s.bytes_in);
-    let bytes_out = stats.phases.iter().rev().find(|p| p.steps.is_empty()).map_or(0, |p| p.bytes_written);
+    let dropped: u64 = stats
+        .phases
+        .iter()
+        .flat_map(|p| p.stages.iter())
+        .filter(|s| s.name != "read" && s.name != "load")
+        .map(|s| s.dropped_total())
+        .sum();
+    let bytes_in = stats
+        .phases
+        .first()
+        .and_then(|p| p.stages.first())
+        .map_or(0, |s| s.bytes_in);
+    let bytes_out = stats
+        .phases
+        .iter()
+        .rev()
+        .find(|p| p.steps.is_empty())
+        .map_or(0, |p| p.bytes_written);
     let _ = write!(h, "<div>");
     for (k, v) in [
         ("records read", human(read as f64)),
@@ -94,15 +136,42 @@ fn render(store: &dyn Store, stats: &RunStats, tables: Option<&RunTables>, input
     for p in &stats.phases {
         for s in &p.stages {
             let label = format!("{} · {}", p.name, s.name);
-            funnel.push(Bar { label: label.clone(), value: s.docs_in as f64, inner: Some(s.docs_out as f64) });
-            bytes.push(Bar { label, value: s.bytes_in as f64 / 1e6, inner: Some(s.bytes_out as f64 / 1e6) });
+            funnel.push(Bar {
+                label: label.clone(),
+                value: s.docs_in as f64,
+                inner: Some(s.docs_out as f64),
+            });
+            bytes.push(Bar {
+                label,
+                value: s.bytes_in as f64 / 1e6,
+                inner: Some(s.bytes_out as f64 / 1e6),
+            });
         }
     }
-    let _ = write!(h, "<div class=\"grid\"><div class=\"card\">{}</div><div class=\"card\">{}</div></div>", bars("Documents per stage (in / out)", "documents", &funnel, Some(("in", "out"))), bars("Bytes per stage (in / out)", "MB", &bytes, Some(("in", "out"))));
+    let _ = write!(
+        h,
+        "<div class=\"grid\"><div class=\"card\">{}</div><div class=\"card\">{}</div></div>",
+        bars(
+            "Documents per stage (in / out)",
+            "documents",
+            &funnel,
+            Some(("in", "out"))
+        ),
+        bars(
+            "Bytes per stage (in / out)",
+            "MB",
+            &bytes,
+            Some(("in", "out"))
+        )
+    );
     let _ = write!(h, "<table><tr><th class=\"l\">phase</th><th class=\"l\">stage</th><th class=\"l\">kind</th><th>in</th><th>out</th><th>dropped</th><th>tagged</th><th>MB in</th><th>MB out</th><th>seconds</th><th>docs/s</th></tr>");
     for p in &stats.phases {
         for s in &p.stages {
-            let rate = if s.seconds > 0.0 { s.docs_in as f64 / s.seconds } else { 0.0 };
+            let rate = if s.seconds > 0.0 {
+                s.docs_in as f64 / s.seconds
+            } else {
+                0.0
+            };
             let tagged: u64 = s.flagged.values().sum();
             let kind = input.kinds.get(&s.name).cloned().unwrap_or_default();
             let _ = write!(
@@ -122,7 +191,11 @@ fn render(store: &dyn Store, stats: &RunStats, tables: Option<&RunTables>, input
             );
         }
         for st in &p.steps {
-            let c: Vec<String> = st.counters.iter().map(|(k, v)| format!("{k}={v}")).collect();
+            let c: Vec<String> = st
+                .counters
+                .iter()
+                .map(|(k, v)| format!("{k}={v}"))
+                .collect();
             let _ = write!(h, "<tr><td class=\"l\">{}</td><td class=\"l\" colspan=\"8\">global step task {}: {}</td><td>{:.2}</td><td></td></tr>", esc(&p.name), st.task, esc(&c.join(" ")), st.seconds);
         }
     }
@@ -132,10 +205,18 @@ fn render(store: &dyn Store, stats: &RunStats, tables: Option<&RunTables>, input
     let mut time = Vec::new();
     for p in &stats.phases {
         for s in &p.stages {
-            time.push(Bar { label: format!("{} · {}", p.name, s.name), value: s.seconds, inner: None });
+            time.push(Bar {
+                label: format!("{} · {}", p.name, s.name),
+                value: s.seconds,
+                inner: None,
+            });
         }
         if !p.steps.is_empty() {
-            time.push(Bar { label: p.name.clone(), value: p.seconds, inner: None });
+            time.push(Bar {
+                label: p.name.clone(),
+                value: p.seconds,
+                inner: None,
+            });
         }
     }
     let _ = write!(h, "<h2>Time per stage</h2><div class=\"card\">{}</div><div class=\"sub\">Seconds summed over partitions (CPU-like time when partitions run in parallel).</div>", bars("Time per stage", "seconds", &time, None));
@@ -147,18 +228,35 @@ fn render(store: &dyn Store, stats: &RunStats, tables: Option<&RunTables>, input
     for p in &stats.phases {
         for s in &p.stages {
             for (r, n) in &s.dropped {
-                reason_bars.push(Bar { label: format!("{} · {}", s.name, r), value: *n as f64, inner: None });
+                reason_bars.push(Bar {
+                    label: format!("{} · {}", s.name, r),
+                    value: *n as f64,
+                    inner: None,
+                });
                 reasons.push((p.name.clone(), s.name.clone(), r.clone(), *n));
             }
             for (r, n) in &s.flagged {
-                reason_bars.push(Bar { label: format!("{} · {} (tagged)", s.name, r), value: *n as f64, inner: None });
+                reason_bars.push(Bar {
+                    label: format!("{} · {} (tagged)", s.name, r),
+                    value: *n as f64,
+                    inner: None,
+                });
             }
         }
     }
     if reason_bars.is_empty() {
         let _ = write!(h, "<p>No document was dropped.</p>");
     } else {
-        let _ = write!(h, "<div class=\"card\">{}</div>", bars("Documents dropped by stage and reason", "documents", &reason_bars, None));
+        let _ = write!(
+            h,
+            "<div class=\"card\">{}</div>",
+            bars(
+                "Documents dropped by stage and reason",
+                "documents",
+                &reason_bars,
+                None
+            )
+        );
     }
     if let Some(t) = tables.filter(|t| t.has_dropped) {
         for (_, stage, reason, n) in &reasons {
@@ -172,13 +270,24 @@ fn render(store: &dyn Store, stats: &RunStats, tables: Option<&RunTables>, input
                 input.examples_per_reason.max(1)
             );
             let Ok(batches) = t.sql(&sql) else { continue };
-            let _ = write!(h, "<h3>{} &middot; {} ({} documents)</h3>", esc(stage), esc(reason), n);
+            let _ = write!(
+                h,
+                "<h3>{} &middot; {} ({} documents)</h3>",
+                esc(stage),
+                esc(reason),
+                n
+            );
             for b in &batches {
                 for d in crate::io::parquet::from_batch(b).unwrap_or_default() {
                     let text: String = d.text().lines().take(6).collect::<Vec<_>>().join("\n");
                     let text: String = text.chars().take(700).collect();
                     let prefix = format!("{stage}.");
-                    let sigs: Vec<String> = d.signals.iter().filter(|(k, _)| k.starts_with(&prefix)).map(|(k, v)| format!("{k} = {v}")).collect();
+                    let sigs: Vec<String> = d
+                        .signals
+                        .iter()
+                        .filter(|(k, _)| k.starts_with(&prefix))
+                        .map(|(k, v)| format!("{k} = {v}"))
+                        .collect();
                     let _ = write!(h, "<div class=\"ex\"><div class=\"u\">{}</div><div class=\"sub\">{}</div><pre>{}</pre></div>", esc(if d.url.is_empty() { &d.id } else { &d.url }), esc(&sigs.join(" · ")), esc(&text));
                 }
             }
@@ -189,14 +298,26 @@ fn render(store: &dyn Store, stats: &RunStats, tables: Option<&RunTables>, input
     if let Some(t) = tables {
         let _ = write!(h, "<h2>Signals</h2><div class=\"sub\">Kept documents in blue, dropped in orange; dashed red lines are configured thresholds.</div><div class=\"grid\">");
         let mut shown = 0;
-        for col in t.columns.iter().filter(|c| !BASE_COLUMNS.contains(&c.as_str())) {
+        for col in t
+            .columns
+            .iter()
+            .filter(|c| !BASE_COLUMNS.contains(&c.as_str()))
+        {
             if shown >= 48 {
                 break;
             }
             let ty = col_type(t, if t.has_docs { "docs" } else { "dropped" }, col);
-            let numeric = matches!(ty, Some(DataType::Float32 | DataType::Float64 | DataType::Int64 | DataType::Int32));
+            let numeric = matches!(
+                ty,
+                Some(DataType::Float32 | DataType::Float64 | DataType::Int64 | DataType::Int32)
+            );
             let card = if numeric {
-                signal_histogram(t, col, input.thresholds.get(col).map(Vec::as_slice).unwrap_or(&[]), input.bins.max(5))
+                signal_histogram(
+                    t,
+                    col,
+                    input.thresholds.get(col).map(Vec::as_slice).unwrap_or(&[]),
+                    input.bins.max(5),
+                )
             } else if matches!(ty, Some(DataType::Utf8)) {
                 signal_values(t, col)
             } else {
@@ -211,21 +332,40 @@ fn render(store: &dyn Store, stats: &RunStats, tables: Option<&RunTables>, input
     }
 
     // Mixes.
-    let mixes: Vec<String> = store.list("mix").unwrap_or_default().into_iter().filter(|p| p.ends_with("/mix_report.json")).collect();
+    let mixes: Vec<String> = store
+        .list("mix")
+        .unwrap_or_default()
+        .into_iter()
+        .filter(|p| p.ends_with("/mix_report.json"))
+        .collect();
     if !mixes.is_empty() {
         let _ = write!(h, "<h2>Mix composition</h2>");
         for m in mixes {
             let Ok(b) = store.read(&m) else { continue };
-            let Ok(v) = serde_json::from_slice::<serde_json::Value>(&b) else { continue };
-            let name = m.trim_end_matches("/mix_report.json").trim_start_matches("mix/");
+            let Ok(v) = serde_json::from_slice::<serde_json::Value>(&b) else {
+                continue;
+            };
+            let name = m
+                .trim_end_matches("/mix_report.json")
+                .trim_start_matches("mix/");
             let mut bs = Vec::new();
             let mut rows = String::new();
             if let Some(buckets) = v.get("buckets").and_then(|b| b.as_array()) {
                 for bk in buckets {
                     let n = bk.get("name").and_then(|x| x.as_str()).unwrap_or("?");
-                    let target = bk.get("target_tokens").and_then(|x| x.as_f64()).unwrap_or(0.0);
-                    let got = bk.get("achieved_tokens").and_then(|x| x.as_f64()).unwrap_or(0.0);
-                    bs.push(Bar { label: n.to_string(), value: target, inner: Some(got) });
+                    let target = bk
+                        .get("target_tokens")
+                        .and_then(|x| x.as_f64())
+                        .unwrap_or(0.0);
+                    let got = bk
+                        .get("achieved_tokens")
+                        .and_then(|x| x.as_f64())
+                        .unwrap_or(0.0);
+                    bs.push(Bar {
+                        label: n.to_string(),
+                        value: target,
+                        inner: Some(got),
+                    });
                     let _ = write!(
                         rows,
                         "<tr><td class=\"l\">{}</td><td>{}</td><td>{}</td><td>{:.2}%</td><td>{:.2}%</td><td>{}</td><td>{}</td></tr>",
@@ -245,7 +385,11 @@ fn render(store: &dyn Store, stats: &RunStats, tables: Option<&RunTables>, input
 
     // Config and versions.
     if let Ok(cfg) = store.read("config.toml") {
-        let _ = write!(h, "<h2>Configuration</h2><pre>{}</pre>", esc(&String::from_utf8_lossy(&cfg)));
+        let _ = write!(
+            h,
+            "<h2>Configuration</h2><pre>{}</pre>",
+            esc(&String::from_utf8_lossy(&cfg))
+        );
     }
     let _ = write!(
         h,
@@ -254,7 +398,7 @@ fn render(store: &dyn Store, stats: &RunStats, tables: Option<&RunTables>, input
         std::env::consts::OS,
         std::env::consts::ARCH
     );
-    let _ = write!(h, "</body></html>\n");
+    let _ = writeln!(h, "</body></html>");
     Ok(h)
 }
 
@@ -266,17 +410,25 @@ fn signal_histogram(t: &RunTables, col: &str, thresholds: &[f64], bins: usize) -
         parts.push(format!("SELECT CAST({q} AS DOUBLE) AS x, 0 AS d FROM docs"));
     }
     if table_has(t, "dropped", col) {
-        parts.push(format!("SELECT CAST({q} AS DOUBLE) AS x, 1 AS d FROM dropped"));
+        parts.push(format!(
+            "SELECT CAST({q} AS DOUBLE) AS x, 1 AS d FROM dropped"
+        ));
     }
     if parts.is_empty() {
         return None;
     }
     let src = parts.join(" UNION ALL ");
-    let b = t.sql(&format!("SELECT min(x), max(x), count(x) FROM ({src}) v")).ok()?;
+    let b = t
+        .sql(&format!("SELECT min(x), max(x), count(x) FROM ({src}) v"))
+        .ok()?;
     let b = b.first()?;
     let lo = f64_at(b, 0, 0)?;
     let hi = f64_at(b, 1, 0)?;
-    let n = b.column(2).as_any().downcast_ref::<Int64Array>().map_or(0, |a| a.value(0));
+    let n = b
+        .column(2)
+        .as_any()
+        .downcast_ref::<Int64Array>()
+        .map_or(0, |a| a.value(0));
     if n == 0 || !lo.is_finite() || !hi.is_finite() {
         return None;
     }
@@ -310,7 +462,15 @@ fn signal_histogram(t: &RunTables, col: &str, thresholds: &[f64], bins: usize) -
             }
         }
     }
-    Some(histogram(&format!("{col} ({n} documents)"), col, lo, width, &kept, &dropped, thresholds))
+    Some(histogram(
+        &format!("{col} ({n} documents)"),
+        col,
+        lo,
+        width,
+        &kept,
+        &dropped,
+        thresholds,
+    ))
 }
 
 /// Top values of a string signal.
@@ -332,18 +492,31 @@ fn signal_values(t: &RunTables, col: &str) -> Option<String> {
         let x = b.column(0).as_any().downcast_ref::<StringArray>()?;
         let n = b.column(1).as_any().downcast_ref::<Int64Array>()?;
         for i in 0..b.num_rows() {
-            out.push(Bar { label: x.value(i).to_string(), value: n.value(i) as f64, inner: None });
+            out.push(Bar {
+                label: x.value(i).to_string(),
+                value: n.value(i) as f64,
+                inner: None,
+            });
         }
     }
     if out.is_empty() {
         return None;
     }
-    Some(bars(&format!("{col}: most frequent values"), "documents", &out, None))
+    Some(bars(
+        &format!("{col}: most frequent values"),
+        "documents",
+        &out,
+        None,
+    ))
 }
 
 /// Report inputs from a plan: thresholds and stage kinds.
 pub fn input_for(plan: &crate::config::Plan) -> ReportInput {
-    let mut input = ReportInput { examples_per_reason: 3, bins: 30, ..Default::default() };
+    let mut input = ReportInput {
+        examples_per_reason: 3,
+        bins: 30,
+        ..Default::default()
+    };
     for s in &plan.slots {
         input.kinds.insert(s.name.clone(), s.kind.to_string());
         for (sig, v) in s.built.thresholds() {
@@ -354,7 +527,11 @@ pub fn input_for(plan: &crate::config::Plan) -> ReportInput {
 }
 
 /// Writes the report of a finished run (stats already merged).
-pub fn write_for_run(plan: &crate::config::Plan, store: &std::sync::Arc<dyn Store>, stats: &RunStats) -> Result<()> {
+pub fn write_for_run(
+    plan: &crate::config::Plan,
+    store: &std::sync::Arc<dyn Store>,
+    stats: &RunStats,
+) -> Result<()> {
     let tables = crate::query::open(&plan.output, &plan.config.raw.storage, store)?;
     write(store.as_ref(), stats, Some(&tables), &input_for(plan))?;
     Ok(())

@@ -52,32 +52,85 @@ pub fn bars(title: &str, unit: &str, data: &[Bar], legend: Option<(&str, &str)>)
     let chart_w = 520.0;
     let h = 50.0 + row * data.len() as f64 + 34.0;
     let w = label_w + chart_w + 110.0;
-    let max = data.iter().map(|b| b.value.max(b.inner.unwrap_or(0.0))).fold(0.0, f64::max).max(1e-9);
+    let max = data
+        .iter()
+        .map(|b| b.value.max(b.inner.unwrap_or(0.0)))
+        .fold(0.0, f64::max)
+        .max(1e-9);
     let mut s = String::new();
-    let _ = write!(s, r#"<svg xmlns="http://www.w3.org/2000/svg" width="{w}" height="{h}" viewBox="0 0 {w} {h}" role="img" aria-label="{t}">"#, t = esc(title));
-    let _ = write!(s, r#"<text x="4" y="18" class="title">{}</text>"#, esc(title));
+    let _ = write!(
+        s,
+        r#"<svg xmlns="http://www.w3.org/2000/svg" width="{w}" height="{h}" viewBox="0 0 {w} {h}" role="img" aria-label="{t}">"#,
+        t = esc(title)
+    );
+    let _ = write!(
+        s,
+        r#"<text x="4" y="18" class="title">{}</text>"#,
+        esc(title)
+    );
     for (i, b) in data.iter().enumerate() {
         let y = 34.0 + row * i as f64;
         let bw = chart_w * b.value / max;
-        let _ = write!(s, r#"<text x="{}" y="{}" class="lbl" text-anchor="end">{}</text>"#, label_w - 6.0, y + 14.0, esc(&b.label));
-        let _ = write!(s, r#"<rect x="{label_w}" y="{}" width="{bw:.1}" height="{}" class="bar"><title>{}: {}</title></rect>"#, y + 3.0, row - 6.0, esc(&b.label), human(b.value));
+        let _ = write!(
+            s,
+            r#"<text x="{}" y="{}" class="lbl" text-anchor="end">{}</text>"#,
+            label_w - 6.0,
+            y + 14.0,
+            esc(&b.label)
+        );
+        let _ = write!(
+            s,
+            r#"<rect x="{label_w}" y="{}" width="{bw:.1}" height="{}" class="bar"><title>{}: {}</title></rect>"#,
+            y + 3.0,
+            row - 6.0,
+            esc(&b.label),
+            human(b.value)
+        );
         if let Some(inner) = b.inner {
             let iw = chart_w * inner / max;
-            let _ = write!(s, r#"<rect x="{label_w}" y="{}" width="{iw:.1}" height="{}" class="bar2"><title>{}: {}</title></rect>"#, y + 3.0, row - 6.0, esc(&b.label), human(inner));
+            let _ = write!(
+                s,
+                r#"<rect x="{label_w}" y="{}" width="{iw:.1}" height="{}" class="bar2"><title>{}: {}</title></rect>"#,
+                y + 3.0,
+                row - 6.0,
+                esc(&b.label),
+                human(inner)
+            );
         }
         let shown = match b.inner {
             Some(i) => format!("{} / {}", human(i), human(b.value)),
             None => human(b.value),
         };
-        let _ = write!(s, r#"<text x="{}" y="{}" class="val">{}</text>"#, label_w + bw.max(b.inner.map_or(0.0, |i| chart_w * i / max)) + 4.0, y + 14.0, esc(&shown));
+        let _ = write!(
+            s,
+            r#"<text x="{}" y="{}" class="val">{}</text>"#,
+            label_w + bw.max(b.inner.map_or(0.0, |i| chart_w * i / max)) + 4.0,
+            y + 14.0,
+            esc(&shown)
+        );
     }
     let ay = 34.0 + row * data.len() as f64 + 4.0;
-    let _ = write!(s, r#"<line x1="{label_w}" y1="{ay}" x2="{}" y2="{ay}" class="axis"/>"#, label_w + chart_w);
+    let _ = write!(
+        s,
+        r#"<line x1="{label_w}" y1="{ay}" x2="{}" y2="{ay}" class="axis"/>"#,
+        label_w + chart_w
+    );
     for k in 0..=4 {
         let x = label_w + chart_w * k as f64 / 4.0;
-        let _ = write!(s, r#"<text x="{x}" y="{}" class="tick" text-anchor="middle">{}</text>"#, ay + 14.0, human(max * k as f64 / 4.0));
+        let _ = write!(
+            s,
+            r#"<text x="{x}" y="{}" class="tick" text-anchor="middle">{}</text>"#,
+            ay + 14.0,
+            human(max * k as f64 / 4.0)
+        );
     }
-    let _ = write!(s, r#"<text x="{}" y="{}" class="axlbl" text-anchor="middle">{}</text>"#, label_w + chart_w / 2.0, ay + 28.0, esc(unit));
+    let _ = write!(
+        s,
+        r#"<text x="{}" y="{}" class="axlbl" text-anchor="middle">{}</text>"#,
+        label_w + chart_w / 2.0,
+        ay + 28.0,
+        esc(unit)
+    );
     if let Some((a, b)) = legend {
         let lx = w - 230.0;
         let _ = write!(
@@ -96,18 +149,36 @@ pub fn bars(title: &str, unit: &str, data: &[Bar], legend: Option<(&str, &str)>)
 
 /// A histogram: `counts[i]` documents with values in `[lo + i*width, lo + (i+1)*width)`,
 /// optionally split into kept and dropped, with vertical lines at thresholds.
-pub fn histogram(title: &str, xlabel: &str, lo: f64, width: f64, kept: &[u64], dropped: &[u64], thresholds: &[f64]) -> String {
+pub fn histogram(
+    title: &str,
+    xlabel: &str,
+    lo: f64,
+    width: f64,
+    kept: &[u64],
+    dropped: &[u64],
+    thresholds: &[f64],
+) -> String {
     let (w, h) = (560.0, 250.0);
     let (ml, mr, mt, mb) = (56.0, 16.0, 30.0, 48.0);
     let pw = w - ml - mr;
     let ph = h - mt - mb;
     let n = kept.len().max(1);
-    let tot: Vec<u64> = (0..n).map(|i| kept.get(i).copied().unwrap_or(0) + dropped.get(i).copied().unwrap_or(0)).collect();
+    let tot: Vec<u64> = (0..n)
+        .map(|i| kept.get(i).copied().unwrap_or(0) + dropped.get(i).copied().unwrap_or(0))
+        .collect();
     let max = *tot.iter().max().unwrap_or(&1).max(&1) as f64;
     let hi = lo + width * n as f64;
     let mut s = String::new();
-    let _ = write!(s, r#"<svg xmlns="http://www.w3.org/2000/svg" width="{w}" height="{h}" viewBox="0 0 {w} {h}" role="img" aria-label="{t}">"#, t = esc(title));
-    let _ = write!(s, r#"<text x="4" y="18" class="title">{}</text>"#, esc(title));
+    let _ = write!(
+        s,
+        r#"<svg xmlns="http://www.w3.org/2000/svg" width="{w}" height="{h}" viewBox="0 0 {w} {h}" role="img" aria-label="{t}">"#,
+        t = esc(title)
+    );
+    let _ = write!(
+        s,
+        r#"<text x="4" y="18" class="title">{}</text>"#,
+        esc(title)
+    );
     let bw = pw / n as f64;
     for i in 0..n {
         let x = ml + bw * i as f64;
@@ -115,28 +186,86 @@ pub fn histogram(title: &str, xlabel: &str, lo: f64, width: f64, kept: &[u64], d
         let d = dropped.get(i).copied().unwrap_or(0) as f64;
         let hk = ph * k / max;
         let hd = ph * d / max;
-        let range = format!("{}..{}", human(lo + width * i as f64), human(lo + width * (i + 1) as f64));
+        let range = format!(
+            "{}..{}",
+            human(lo + width * i as f64),
+            human(lo + width * (i + 1) as f64)
+        );
         if k > 0.0 {
-            let _ = write!(s, r#"<rect x="{x:.1}" y="{:.1}" width="{:.1}" height="{hk:.1}" class="bar"><title>{range}: {k} kept</title></rect>"#, mt + ph - hk, (bw - 1.0).max(0.5));
+            let _ = write!(
+                s,
+                r#"<rect x="{x:.1}" y="{:.1}" width="{:.1}" height="{hk:.1}" class="bar"><title>{range}: {k} kept</title></rect>"#,
+                mt + ph - hk,
+                (bw - 1.0).max(0.5)
+            );
         }
         if d > 0.0 {
-            let _ = write!(s, r#"<rect x="{x:.1}" y="{:.1}" width="{:.1}" height="{hd:.1}" class="bar3"><title>{range}: {d} dropped</title></rect>"#, mt + ph - hk - hd, (bw - 1.0).max(0.5));
+            let _ = write!(
+                s,
+                r#"<rect x="{x:.1}" y="{:.1}" width="{:.1}" height="{hd:.1}" class="bar3"><title>{range}: {d} dropped</title></rect>"#,
+                mt + ph - hk - hd,
+                (bw - 1.0).max(0.5)
+            );
         }
     }
-    let _ = write!(s, r#"<line x1="{ml}" y1="{}" x2="{}" y2="{}" class="axis"/>"#, mt + ph, ml + pw, mt + ph);
-    let _ = write!(s, r#"<line x1="{ml}" y1="{mt}" x2="{ml}" y2="{}" class="axis"/>"#, mt + ph);
+    let _ = write!(
+        s,
+        r#"<line x1="{ml}" y1="{}" x2="{}" y2="{}" class="axis"/>"#,
+        mt + ph,
+        ml + pw,
+        mt + ph
+    );
+    let _ = write!(
+        s,
+        r#"<line x1="{ml}" y1="{mt}" x2="{ml}" y2="{}" class="axis"/>"#,
+        mt + ph
+    );
     for k in 0..=4 {
         let x = ml + pw * k as f64 / 4.0;
-        let _ = write!(s, r#"<text x="{x:.1}" y="{}" class="tick" text-anchor="middle">{}</text>"#, mt + ph + 14.0, human(lo + (hi - lo) * k as f64 / 4.0));
+        let _ = write!(
+            s,
+            r#"<text x="{x:.1}" y="{}" class="tick" text-anchor="middle">{}</text>"#,
+            mt + ph + 14.0,
+            human(lo + (hi - lo) * k as f64 / 4.0)
+        );
         let y = mt + ph - ph * k as f64 / 4.0;
-        let _ = write!(s, r#"<text x="{}" y="{:.1}" class="tick" text-anchor="end">{}</text>"#, ml - 4.0, y + 4.0, human(max * k as f64 / 4.0));
+        let _ = write!(
+            s,
+            r#"<text x="{}" y="{:.1}" class="tick" text-anchor="end">{}</text>"#,
+            ml - 4.0,
+            y + 4.0,
+            human(max * k as f64 / 4.0)
+        );
     }
-    let _ = write!(s, r#"<text x="{}" y="{}" class="axlbl" text-anchor="middle">{}</text>"#, ml + pw / 2.0, h - 8.0, esc(xlabel));
-    let _ = write!(s, r#"<text x="12" y="{}" class="axlbl" transform="rotate(-90 12 {})" text-anchor="middle">documents</text>"#, mt + ph / 2.0, mt + ph / 2.0);
+    let _ = write!(
+        s,
+        r#"<text x="{}" y="{}" class="axlbl" text-anchor="middle">{}</text>"#,
+        ml + pw / 2.0,
+        h - 8.0,
+        esc(xlabel)
+    );
+    let _ = write!(
+        s,
+        r#"<text x="12" y="{}" class="axlbl" transform="rotate(-90 12 {})" text-anchor="middle">documents</text>"#,
+        mt + ph / 2.0,
+        mt + ph / 2.0
+    );
     for &t in thresholds {
         if hi > lo && t >= lo && t <= hi {
             let x = ml + pw * (t - lo) / (hi - lo);
-            let _ = write!(s, r#"<line x1="{x:.1}" y1="{mt}" x2="{x:.1}" y2="{}" class="thr"/><text x="{:.1}" y="{}" class="thrl">threshold {}</text>"#, mt + ph, x + 3.0, mt + 10.0, human(t));
+            // Label on the side with room.
+            let (lx, anchor) = if x > ml + pw * 0.7 {
+                (x - 3.0, "end")
+            } else {
+                (x + 3.0, "start")
+            };
+            let _ = write!(
+                s,
+                r#"<line x1="{x:.1}" y1="{mt}" x2="{x:.1}" y2="{}" class="thr"/><text x="{lx:.1}" y="{}" class="thrl" text-anchor="{anchor}">threshold {}</text>"#,
+                mt + ph,
+                mt + 10.0,
+                human(t)
+            );
         }
     }
     s.push_str("</svg>");

@@ -257,7 +257,36 @@ impl<'a> Runner<'a> {
             .unwrap_or(false)
     }
 
+    /// Runs one unit, keeping `running/` and `failed/` markers for `curate status`.
     fn run_unit(&self, phase: &Phase, u: usize) -> Result<()> {
+        let name = phase.name();
+        let uname = unit_name(phase, u);
+        let running = format!("running/{name}/{uname}");
+        let failed = format!("failed/{name}/{uname}");
+        let host = std::fs::read_to_string("/proc/sys/kernel/hostname").unwrap_or_default();
+        let info = serde_json::json!({
+            "host": host.trim(),
+            "pid": std::process::id(),
+            "started": std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).map_or(0, |d| d.as_secs()),
+            "slurm_job": std::env::var("SLURM_JOB_ID").ok(),
+        });
+        self.store.put(&running, info.to_string().as_bytes())?;
+        let r = self.run_unit_inner(phase, u);
+        match &r {
+            Ok(()) => {
+                let _ = self.store.delete(&failed);
+            }
+            Err(e) => {
+                let mut info = info.clone();
+                info["error"] = serde_json::Value::String(e.to_string());
+                let _ = self.store.put(&failed, info.to_string().as_bytes());
+            }
+        }
+        let _ = self.store.delete(&running);
+        r
+    }
+
+    fn run_unit_inner(&self, phase: &Phase, u: usize) -> Result<()> {
         let name = phase.name();
         let uname = unit_name(phase, u);
         match phase {
@@ -272,7 +301,8 @@ impl<'a> Runner<'a> {
                 let Built::Global(g) = &self.plan.slots[*slot].built else {
                     unreachable!()
                 };
-                let ctx = self.step_ctx(*slot);
+                let mut ctx = self.step_ctx(*slot);
+                ctx.scratch = ctx.scratch.join(format!("task-{u}"));
                 std::fs::create_dir_all(&ctx.scratch).map_err(|e| Error::io(&ctx.scratch, e))?;
                 let t = Instant::now();
                 let mut st = g.steps()[*step].run(u, &ctx)?;

@@ -102,7 +102,8 @@ pub fn check_range<T: PartialOrd + std::fmt::Display + Copy>(
     lo: T,
     hi: T,
 ) -> Result<(), ConfigError> {
-    if v < lo || v > hi || v != v {
+    // Written so that NaN (which compares false to everything) is out of range too.
+    if !(v >= lo && v <= hi) {
         return Err(ConfigError::new(
             key,
             format!("{v} is out of range: expected {lo}..={hi}"),

@@ -161,7 +161,7 @@ impl Store for LocalStore {
                 let p = e.path();
                 if e.file_type()?.is_dir() {
                     walk(root, &p, out)?;
-                } else if !p.extension().is_some_and(|x| x == "tmp") {
+                } else if p.extension().is_none_or(|x| x != "tmp") {
                     let rel = p.strip_prefix(root).expect("under root");
                     out.push(rel.to_string_lossy().replace('\\', "/"));
                 }

@@ -6,5 +6,7 @@
 
 mod common;
 mod config;
+mod report;
 mod runner;
 mod s3;
+mod slurm;

@@ -110,7 +110,13 @@ impl Stage for Length {
     fn thresholds(&self) -> Vec<(String, f64)> {
         let c = &self.cfg;
         let mut t = Vec::new();
-        for (sig, v) in [(&self.sig_chars, c.min_chars), (&self.sig_chars, c.max_chars), (&self.sig_words, c.min_words), (&self.sig_words, c.max_words), (&self.sig_lines, c.min_lines)] {
+        for (sig, v) in [
+            (&self.sig_chars, c.min_chars),
+            (&self.sig_chars, c.max_chars),
+            (&self.sig_words, c.min_words),
+            (&self.sig_words, c.max_words),
+            (&self.sig_lines, c.min_lines),
+        ] {
             if let Some(v) = v {
                 t.push((sig.clone(), v as f64));
             }

@@ -77,6 +77,8 @@ impl Default for ReadOptions {
 }
 
 /// What a reader yields: a document, or a record skipped for a named reason.
+// Documents are moved once per record; boxing them would add an allocation per record.
+#[allow(clippy::large_enum_variant)]
 #[derive(Debug)]
 pub enum ReadEvent {
     Doc(Document),
