@@ -6,6 +6,7 @@
 
 mod common;
 mod config;
+mod faults;
 mod report;
 mod runner;
 mod s3;
