@@ -13,7 +13,13 @@ use std::sync::Arc;
 
 use crate::document::Document;
 
+pub mod charset;
+pub mod codec;
+pub mod http;
 pub mod jsonl;
+pub mod record;
+pub mod sniff;
+pub mod warc;
 
 /// Input formats.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
@@ -77,6 +83,8 @@ impl Default for ReadOptions {
 }
 
 /// What a reader yields: a document, or a record skipped for a named reason.
+// Events are moved once per record; boxing documents would only add an allocation.
+#[allow(clippy::large_enum_variant)]
 #[derive(Debug)]
 pub enum ReadEvent {
     Doc(Document),
@@ -110,9 +118,14 @@ pub fn read_docs(
             opts.clone(),
         )),
         Format::Warc | Format::Wet => {
-            // Filled in by the WARC reader.
-            let _ = (source, input, start, end);
-            Box::new(std::iter::empty())
+            match warc::WarcReader::new(format, source, input, start, end, opts.clone()) {
+                Ok(r) => Box::new(r),
+                Err(_) => Box::new(std::iter::once(ReadEvent::Skip {
+                    reason: "read_error",
+                    offset: start,
+                    bytes: 0,
+                })),
+            }
         }
         Format::Parquet => panic!("Parquet input is read by the engine"),
     }
@@ -127,7 +140,17 @@ pub fn align(
 ) -> std::io::Result<Option<u64>> {
     match format {
         Format::Jsonl => jsonl::align(file, offset),
-        _ => Ok(if offset == 0 { Some(0) } else { None }),
+        Format::Warc | Format::Wet => warc::align(file, offset),
+        Format::Parquet => Ok(if offset == 0 { Some(0) } else { None }),
+    }
+}
+
+/// Every skip reason a reader of `format` can report (for stats schemas and documentation).
+pub fn skip_reasons(format: Format) -> &'static [&'static str] {
+    match format {
+        Format::Warc | Format::Wet => warc::SKIP_REASONS,
+        Format::Jsonl => jsonl::SKIP_REASONS,
+        Format::Parquet => &["missing_text", "too_large", "bad_parquet_batch"],
     }
 }
 
