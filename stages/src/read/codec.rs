@@ -280,6 +280,11 @@ impl Source {
         self.codec
     }
 
+    /// File offset of the member being (or last) decoded: where an error was met.
+    pub fn member_offset(&self) -> u64 {
+        self.member
+    }
+
     /// Decodes into `out`; returns the number of bytes (0 at the end of the input) and the file
     /// offset of the member they came from (for plain input: the offset of the first byte).
     pub fn read(&mut self, out: &mut [u8]) -> Result<(usize, u64), DecodeError> {
@@ -325,6 +330,7 @@ impl Source {
                             return Ok((0, self.member));
                         }
                         if !d.starts_with(&GZIP_MAGIC[..2]) {
+                            self.member = inb.offset; // junk between members
                             return Err(DecodeError::Corrupt);
                         }
                         self.member = inb.offset;

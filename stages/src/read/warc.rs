@@ -399,7 +399,7 @@ impl WarcReader {
 
     /// Skip event for a decode error at `offset` (the record being read, else the member).
     fn on_error(&mut self, e: DecodeError, offset: Option<u64>) -> Step {
-        let at = offset.unwrap_or_else(|| self.marks.back().map_or(self.start, |m| m.1));
+        let at = offset.unwrap_or_else(|| self.src.member_offset());
         let partial = self.tail > self.head;
         let bytes = (self.tail - self.head) as u64;
         self.head = self.tail;
@@ -822,4 +822,208 @@ fn verify_plain(file: &mut (impl Read + Seek), at: u64) -> io::Result<bool> {
         .position(|b| !matches!(b, b'\r' | b'\n'))
         .unwrap_or(rest.len());
     Ok(ws == rest.len() && k < next.len() || is_version_line(&rest[ws..]))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn rec(kind: &str, id: &str, block: &str) -> String {
+        format!(
+            "WARC/1.0\r\nWARC-Type: {kind}\r\nWARC-Record-ID: <urn:uuid:{id}>\r\nWARC-Target-URI: http://x/{id}\r\nContent-Type: text/html\r\nContent-Length: {}\r\n\r\n{block}\r\n\r\n",
+            block.len()
+        )
+    }
+
+    fn events(data: &[u8], opts: ReadOptions) -> Vec<(String, u64)> {
+        WarcReader::new(
+            Format::Warc,
+            "t".into(),
+            Box::new(io::Cursor::new(data.to_vec())),
+            0,
+            None,
+            opts,
+        )
+        .unwrap()
+        .map(|e| match e {
+            ReadEvent::Doc(d) => (d.id, d.source.offset),
+            ReadEvent::Skip { reason, offset, .. } => (reason.to_string(), offset),
+        })
+        .collect()
+    }
+
+    #[test]
+    fn parses_headers_leniently() {
+        let hdr = b"WARC/0.18\r\nwarc-type: response\r\nX-Long: a\r\n  folded: continuation\r\nContent-Length:  42 \r\nWARC-Date: 2008-10-294T05:21:46-0700\r\nWARC-Identified-Payload-Type: \r\n\r\n";
+        let h = parse_header(hdr).unwrap();
+        assert_eq!(h.content_length, 42);
+        assert_eq!(&hdr[h.warc_type.clone()], b"response");
+        assert_eq!(&hdr[h.version.clone()], b"WARC/0.18");
+        assert!(h.payload_type.is_empty());
+        assert_eq!(&hdr[h.date.clone()], b"2008-10-294T05:21:46-0700");
+        for bad in [
+            &b"WARC/1.0\r\nWARC-Type: x\r\n\r\n"[..],
+            b"WARC/1.0\r\nContent-Length: -1\r\n\r\n",
+            b"WARC/x\r\nContent-Length: 1\r\n\r\n",
+            b"WARC/1.0 trailing\r\nContent-Length: 1\r\n\r\n",
+        ] {
+            assert!(
+                parse_header(bad).is_err(),
+                "{}",
+                String::from_utf8_lossy(bad)
+            );
+        }
+    }
+
+    #[test]
+    fn cleans_uris() {
+        assert_eq!(clean_uri(b" <urn:uuid:ab-c> "), "urn:uuid:ab-c");
+        assert_eq!(clean_uri(b"<http://a.b/x y z>"), "http://a.b/x%20y%20z");
+        assert_eq!(clean_uri(b"http://a.b/"), "http://a.b/");
+        assert_eq!(clean_uri(b"<>"), "");
+    }
+
+    #[test]
+    fn resyncs_after_junk_and_bad_headers() {
+        let a = rec("resource", "a", "<html>a</html>");
+        let junk = "garbage that is not a record\r\n";
+        let bad = "WARC/1.0\r\nWARC-Type: resource\r\nContent-Length: twelve\r\n\r\n<html>b</html>\r\n\r\n";
+        let c = rec("resource", "c", "<html>c</html>");
+        let data = format!("{a}{junk}{bad}{c}");
+        let ev = events(data.as_bytes(), ReadOptions::default());
+        let off_bad = (a.len() + junk.len()) as u64;
+        let off_c = off_bad + bad.len() as u64;
+        assert_eq!(
+            ev,
+            vec![
+                ("urn:uuid:a".into(), 0),
+                ("bad_warc_header".into(), off_bad),
+                ("urn:uuid:c".into(), off_c)
+            ]
+        );
+    }
+
+    #[test]
+    fn passes_over_large_records_and_reports_truncation() {
+        let big = format!("<html>{}</html>", "x".repeat(5000));
+        let data = format!(
+            "{}{}{}",
+            rec("resource", "a", &big),
+            rec("request", "b", "GET"),
+            rec("resource", "c", "<p>c")
+        );
+        let opts = ReadOptions {
+            max_record_bytes: 1000,
+            ..Default::default()
+        };
+        let ev = events(data.as_bytes(), opts.clone());
+        let names: Vec<&str> = ev.iter().map(|e| e.0.as_str()).collect();
+        assert_eq!(names, ["too_large", "request", "urn:uuid:c"]);
+        let cut = &data.as_bytes()[..data.len() - 8];
+        let names: Vec<String> = events(cut, opts).into_iter().map(|e| e.0).collect();
+        assert_eq!(names, ["too_large", "request", "truncated_record"]);
+    }
+
+    #[test]
+    fn raw_records_expose_headers_and_blocks() {
+        let data = format!(
+            "{}{}",
+            rec("warcinfo", "w", "software: x"),
+            rec("response", "r", "HTTP/1.1 200 OK\r\n\r\n<p>")
+        );
+        let mut r = WarcReader::new(
+            Format::Warc,
+            "t".into(),
+            Box::new(io::Cursor::new(data.into_bytes())),
+            0,
+            None,
+            ReadOptions::default(),
+        )
+        .unwrap();
+        let mut seen = vec![];
+        while let Some(Ok(x)) = r.next_record() {
+            seen.push((
+                String::from_utf8_lossy(&x.header[x.fields.warc_type.clone()]).into_owned(),
+                x.block.map(|b| b.len()),
+            ));
+        }
+        assert_eq!(
+            seen,
+            [
+                ("warcinfo".to_string(), Some(11)),
+                ("response".to_string(), Some(22))
+            ]
+        );
+    }
+
+    #[test]
+    fn align_plain_skips_warc_lines_inside_payloads() {
+        let fake = "\r\n\r\nWARC/1.0\r\nContent-Length: 5\r\n\r\nhello and more text after the fake record";
+        let a = rec("resource", "a", &format!("<html>{fake}</html>"));
+        let b = rec("resource", "b", "<html>b</html>");
+        let data = format!("{a}{b}");
+        let mut cur = io::Cursor::new(data.as_bytes().to_vec());
+        let inside = data.find("WARC/1.0\r\nContent-Length: 5").unwrap() as u64 - 2;
+        assert_eq!(align(&mut cur, inside).unwrap(), Some(a.len() as u64));
+        assert_eq!(align(&mut cur, 1).unwrap(), Some(a.len() as u64));
+        assert_eq!(
+            align(&mut cur, a.len() as u64).unwrap(),
+            Some(a.len() as u64)
+        );
+        assert_eq!(align(&mut cur, a.len() as u64 + 1).unwrap(), None);
+        assert_eq!(align(&mut cur, 0).unwrap(), Some(0));
+    }
+
+    #[test]
+    fn wet_reads_conversion_records_only() {
+        let data = format!(
+            "{}{}",
+            rec("conversion", "t", "plain text page"),
+            rec("response", "r", "HTTP/1.1 200 OK\r\n\r\n<p>")
+        );
+        let ev: Vec<ReadEvent> = WarcReader::new(
+            Format::Wet,
+            "t".into(),
+            Box::new(io::Cursor::new(data.into_bytes())),
+            0,
+            None,
+            ReadOptions::default(),
+        )
+        .unwrap()
+        .collect();
+        assert!(
+            matches!(&ev[0], ReadEvent::Doc(d) if d.text() == "plain text page" && d.html.is_none())
+        );
+        assert!(matches!(
+            ev[1],
+            ReadEvent::Skip {
+                reason: "response",
+                ..
+            }
+        ));
+    }
+
+    #[test]
+    fn every_reason_is_listed() {
+        for t in [
+            "warcinfo",
+            "request",
+            "metadata",
+            "revisit",
+            "conversion",
+            "continuation",
+            "foo",
+        ] {
+            assert!(SKIP_REASONS.contains(&type_reason(t.as_bytes())));
+        }
+        for s in 100..700 {
+            if let Some(r) = record::status_reason(s) {
+                assert!(SKIP_REASONS.contains(&r), "{r}");
+            }
+        }
+        for c in [Codec::Plain, Codec::Gzip, Codec::Zstd, Codec::Lz4] {
+            assert!(SKIP_REASONS.contains(&c.truncated_reason()));
+            assert!(SKIP_REASONS.contains(&c.corrupt_reason()));
+        }
+    }
 }
