@@ -91,7 +91,9 @@ pub struct InBuf {
     eof: bool,
 }
 
-const IN_BUF: usize = 256 << 10;
+const IN_BUF: usize = 1 << 20;
+/// Compressed bytes kept buffered at a member start so that whole members reach libdeflate.
+const FAST_MIN_INPUT: usize = 512 << 10;
 
 impl InBuf {
     fn new(input: Box<dyn Read + Send>, offset: u64, head: &[u8]) -> InBuf {
@@ -206,6 +208,8 @@ enum Inner {
     Gzip {
         z: Box<Decompress>,
         in_member: bool,
+        /// Whole-member fast path (see [`crate::read::fastgz`]).
+        fast: Option<crate::read::fastgz::Inflater>,
     },
     Zstd {
         z: Box<zstd::stream::raw::Decoder<'static>>,
@@ -250,6 +254,7 @@ impl Source {
                 Inner::Gzip {
                     z: Box::new(Decompress::new_gzip(15)),
                     in_member: false,
+                    fast: crate::read::fastgz::Inflater::new(),
                 },
             ),
             Codec::Zstd => (
@@ -314,7 +319,7 @@ impl Source {
                 self.member = at;
                 Ok((n, at))
             }
-            Inner::Gzip { z, in_member } => {
+            Inner::Gzip { z, in_member, fast } => {
                 let inb = self.inb.as_mut().expect("gzip input");
                 loop {
                     if !*in_member {
@@ -334,6 +339,18 @@ impl Source {
                             return Err(DecodeError::Corrupt);
                         }
                         self.member = inb.offset;
+                        if let Some(f) = fast.as_mut() {
+                            if inb.data().len() < FAST_MIN_INPUT {
+                                inb.fill_to(FAST_MIN_INPUT).map_err(io)?;
+                            }
+                            if let Some((used, made)) = f.gzip_member(inb.data(), out) {
+                                inb.consume(used);
+                                if made > 0 {
+                                    return Ok((made, self.member));
+                                }
+                                continue;
+                            }
+                        }
                         z.reset(true);
                         *in_member = true;
                     }
@@ -488,11 +505,17 @@ mod tests {
         out
     }
 
-    fn drain(mut s: Source) -> (Vec<u8>, Vec<(usize, u64)>, Vec<DecodeError>) {
+    fn drain(s: Source) -> (Vec<u8>, Vec<(usize, u64)>, Vec<DecodeError>) {
+        drain_with(s, 7)
+    }
+
+    /// Reads everything with `chunk`-byte reads: small chunks force the streaming zlib-rs
+    /// path, large ones let whole members go through libdeflate.
+    fn drain_with(mut s: Source, chunk: usize) -> (Vec<u8>, Vec<(usize, u64)>, Vec<DecodeError>) {
         let mut out = Vec::new();
         let mut marks = Vec::new();
         let mut errs = Vec::new();
-        let mut buf = [0u8; 7];
+        let mut buf = vec![0u8; chunk];
         loop {
             match s.read(&mut buf) {
                 Ok((0, _)) => break,
@@ -537,6 +560,33 @@ mod tests {
         assert!(out.windows(25).any(|w| w == b), "{out:?}");
         assert_eq!(errs.first(), Some(&DecodeError::Corrupt));
         assert_eq!(errs.last(), Some(&DecodeError::Truncated));
+    }
+
+    #[test]
+    fn whole_member_path_matches_streaming() {
+        let parts: Vec<Vec<u8>> = (0..20)
+            .map(|i| format!("record {i} ").repeat(300 + i * 50).into_bytes())
+            .collect();
+        let refs: Vec<&[u8]> = parts.iter().map(|p| &p[..]).collect();
+        let mut data = gz(&refs);
+        let whole = parts.concat();
+        let open = |d: &Vec<u8>| Source::new(Box::new(std::io::Cursor::new(d.clone())), 0).unwrap();
+        let (fast, fast_marks, errs) = drain_with(open(&data), 1 << 20);
+        let (slow, slow_marks, _) = drain_with(open(&data), 7);
+        assert_eq!(fast, whole);
+        assert_eq!(slow, whole);
+        assert_eq!(fast_marks.len(), 20);
+        assert_eq!(fast_marks, slow_marks);
+        assert!(errs.is_empty());
+        // A damaged member falls back to streaming, which reports it; the rest is read.
+        let second = gz(&refs[..1]).len();
+        data[second + 30] ^= 0xff;
+        data.truncate(data.len() - 5);
+        let (out, _, errs) = drain_with(open(&data), 1 << 20);
+        assert_eq!(errs, [DecodeError::Corrupt, DecodeError::Truncated]);
+        assert!(out.starts_with(&parts[0]));
+        let tail = parts[2..19].concat();
+        assert!(out.windows(tail.len()).any(|w| w == tail));
     }
 
     #[test]

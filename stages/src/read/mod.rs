@@ -15,6 +15,7 @@ use crate::document::Document;
 
 pub mod charset;
 pub mod codec;
+pub mod fastgz;
 pub mod http;
 pub mod jsonl;
 pub mod record;

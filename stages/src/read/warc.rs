@@ -28,9 +28,10 @@ use crate::read::{http, Format, ReadEvent, ReadOptions};
 
 /// Longest WARC header block accepted.
 pub const MAX_HEADER_BYTES: usize = 64 << 10;
-/// Decoded bytes requested from the source per read (at least).
-const READ_CHUNK: usize = 256 << 10;
-const INITIAL_WINDOW: usize = 1 << 20;
+/// Free window space offered to the source per read (at least): one Common Crawl record (1 MiB
+/// payload cap plus headers), so that a whole gzip member decodes in one call.
+const READ_CHUNK: usize = (1 << 20) + (64 << 10);
+const INITIAL_WINDOW: usize = 2 * READ_CHUNK;
 
 /// Skip reasons of record types that are not documents.
 fn type_reason(t: &[u8]) -> &'static str {
@@ -321,6 +322,13 @@ impl WarcReader {
     fn fill(&mut self) -> Result<usize, DecodeError> {
         if self.eof {
             return Ok(0);
+        }
+        if self.head == self.tail {
+            // Everything consumed (the usual case between records): decode into the start of
+            // the window again, which stays in cache, instead of marching through it.
+            self.base += self.tail as u64;
+            self.head = 0;
+            self.tail = 0;
         }
         if self.buf.len() - self.tail < READ_CHUNK {
             self.compact();
