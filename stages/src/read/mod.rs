@@ -7,6 +7,14 @@
 //!
 //! Large files are split into byte ranges: a reader started at `start` reads the records whose
 //! first byte lies in `start..end` (see [`align`] for finding record starts).
+//!
+//! Modules: [`warc`] frames WARC/WET records (the reader and `align`), [`codec`] decodes
+//! plain/gzip/zstd/LZ4 input with member offsets ([`fastgz`] is its libdeflate fast path),
+//! [`record`] turns a record into a document, using [`http`] (status, headers, chunked and
+//! content-encoded bodies), [`sniff`] (is it a web page?) and [`charset`] (decoding to UTF-8);
+//! [`jsonl`] reads JSON lines. [`skip_reasons`] lists every skip reason of a format and
+//! [`warc::METADATA_KEYS`] the metadata WARC documents carry. Design notes and measurements:
+//! `docs/readers.md`.
 
 use std::io::Read;
 use std::sync::Arc;

@@ -91,6 +91,31 @@ pub const SKIP_REASONS: &[&str] = &[
     "empty_payload",
 ];
 
+/// Metadata keys WARC/WET documents may carry (each present when known):
+/// - `warc_type`: `response`, `resource` or `conversion`;
+/// - `http_status`: the HTTP status code (responses);
+/// - `content_type`: media type of the payload as declared (HTTP, or WARC for resources), no
+///   parameters, lower case; `payload_type`: WARC-Identified-Payload-Type (the crawler's sniffing);
+/// - `content_encoding`: the Content-Encoding that was undone (`gzip`, `deflate`, `br`, `zstd`);
+/// - `charset` (encoding_rs name, e.g. `UTF-8`, `GBK`, `EUC-JP`) and `charset_source` (`bom`,
+///   `http`, `meta`, `utf8_valid`, `detected`);
+/// - `ip`: WARC-IP-Address; `warc_truncated`: WARC-Truncated (the crawler cut the payload);
+/// - `languages`: WARC-Identified-Content-Language (WET); `refers_to`: WARC-Refers-To (WET: the
+///   id of the response record the text came from).
+pub const METADATA_KEYS: &[&str] = &[
+    "warc_type",
+    "http_status",
+    "content_type",
+    "payload_type",
+    "content_encoding",
+    "charset",
+    "charset_source",
+    "ip",
+    "warc_truncated",
+    "languages",
+    "refers_to",
+];
+
 /// Header fields of one record, as byte ranges into the record (empty when absent).
 #[derive(Clone, Debug, Default)]
 pub struct Header {
@@ -1009,6 +1034,35 @@ mod tests {
                 ..
             }
         ));
+    }
+
+    #[test]
+    fn every_metadata_key_is_listed() {
+        let data = format!(
+            "{}{}",
+            rec("resource", "a", "<html>a</html>"),
+            "WARC/1.0\r\nWARC-Type: response\r\nWARC-IP-Address: 1.2.3.4\r\nWARC-Truncated: length\r\nWARC-Identified-Payload-Type: text/html\r\nContent-Type: application/http; msgtype=response\r\nContent-Length: 66\r\n\r\nHTTP/1.1 200 OK\r\nContent-Type: text/html; charset=utf-8\r\n\r\n<p>hi</p>\r\n\r\n"
+        );
+        let mut keys = std::collections::BTreeSet::new();
+        for e in WarcReader::new(
+            Format::Warc,
+            "t".into(),
+            Box::new(io::Cursor::new(data.into_bytes())),
+            0,
+            None,
+            ReadOptions::default(),
+        )
+        .unwrap()
+        {
+            let ReadEvent::Doc(d) = e else {
+                panic!("{e:?}")
+            };
+            keys.extend(d.metadata.into_keys());
+        }
+        assert!(keys.len() >= 8, "{keys:?}");
+        for k in keys {
+            assert!(METADATA_KEYS.contains(&k.as_str()), "{k}");
+        }
     }
 
     #[test]
