@@ -328,7 +328,19 @@ proptest! {
     }
 
     #[test]
-    fn random_bytes_never_panic(prefix in prop::sample::select(vec![&b""[..], b"WARC/1.0\r\n", b"\x1f\x8b\x08\x00", b"\x04\x22\x4d\x18", b"\x28\xb5\x2f\xfd"]), body in prop::collection::vec(any::<u8>(), 0..2048)) {
+    fn mutated_arc_files_never_panic(n in 1usize..8, gz in any::<bool>(), muts in prop::collection::vec(mutation(), 1..6)) {
+        let mut recs = vec![b"filedesc://f.arc 0.0.0.0 20080101000000 text/plain 4\nv 1\n\n".to_vec()];
+        for i in 0..n {
+            let block = format!("HTTP/1.1 200 OK\r\nContent-Type: text/html\r\n\r\n<html>{}</html>", marker(i));
+            recs.push(format!("http://e.com/{i} 1.2.3.4 20080101000000 text/html {}\n{block}\n", block.len()).into_bytes());
+        }
+        let mut data = if gz { gzip_members(&recs) } else { recs.concat() };
+        apply(&mut data, &muts);
+        survives(data);
+    }
+
+    #[test]
+    fn random_bytes_never_panic(prefix in prop::sample::select(vec![&b""[..], b"WARC/1.0\r\n", b"filedesc://x 0.0.0.0 20080101000000 text/plain 9\n", b"\x1f\x8b\x08\x00", b"\x04\x22\x4d\x18", b"\x28\xb5\x2f\xfd"]), body in prop::collection::vec(any::<u8>(), 0..2048)) {
         let mut data = prefix.to_vec();
         data.extend(body);
         survives(data);

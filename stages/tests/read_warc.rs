@@ -615,3 +615,153 @@ fn read_bytes_events(data: Vec<u8>) -> Vec<ReadEvent> {
     )
     .collect()
 }
+
+// ---------------------------------------------------------------------------- ARC
+
+/// An ARC v1 file of our own pages: filedesc, an HTML page, a DNS record, a 404, a PNG, and a
+/// URL with a space (ARC fields are taken from the right).
+fn arc_records() -> Vec<Vec<u8>> {
+    let rec = |head: &str, block: &[u8]| {
+        let mut r = format!("{head} {}\n", block.len()).into_bytes();
+        r.extend_from_slice(block);
+        r.push(b'\n');
+        r
+    };
+    let page = |status: &str, ctype: &str, body: &[u8]| {
+        let mut b = format!("HTTP/1.1 {status}\r\nContent-Type: {ctype}\r\n\r\n").into_bytes();
+        b.extend_from_slice(body);
+        b
+    };
+    vec![
+        rec(
+            "filedesc://curate-test.arc 0.0.0.0 20080430204825 text/plain",
+            b"1 0 curate\nURL IP-address Archive-date Content-type Archive-length\n",
+        ),
+        rec(
+            "http://example.com/a 10.0.0.1 20080430204826 text/html",
+            &page(
+                "200 OK",
+                "text/html; charset=utf-8",
+                "<html><title>Café page A</title></html>".as_bytes(),
+            ),
+        ),
+        rec(
+            "dns:example.com 10.0.0.1 20080430204827 text/dns",
+            b"20080430204827\nexample.com. 300 IN A 10.0.0.1\n",
+        ),
+        rec(
+            "http://example.com/missing 10.0.0.1 20080430204828 text/html",
+            &page("404 Not Found", "text/html", b"<html>gone</html>"),
+        ),
+        rec(
+            "http://example.com/i.png 10.0.0.1 20080430204829 image/png",
+            &page("200 OK", "image/png", b"\x89PNG\r\n\x1a\n\0\0\0\rIHDR"),
+        ),
+        rec(
+            "http://example.com/b c.html 10.0.0.1 20080430204830 text/html",
+            &page(
+                "200 OK",
+                "text/html",
+                "<html><p>page B – ok</p></html>".as_bytes(),
+            ),
+        ),
+    ]
+}
+
+#[test]
+fn arc_files_plain_and_gzip() {
+    let tmp = tempfile::tempdir().unwrap();
+    let recs = arc_records();
+    let plain = tmp.path().join("t.arc");
+    std::fs::write(&plain, recs.concat()).unwrap();
+    let gz = tmp.path().join("t.arc.gz");
+    let mut out = vec![];
+    for r in &recs {
+        let mut e = flate2::write::GzEncoder::new(vec![], flate2::Compression::fast());
+        e.write_all(r).unwrap();
+        out.extend(e.finish().unwrap());
+    }
+    std::fs::write(&gz, out).unwrap();
+    assert_eq!(Format::from_path("x.arc.gz"), Some(Format::Warc));
+    for p in [&plain, &gz] {
+        let s = summarize(read_file(p, Format::Warc));
+        assert_eq!(
+            s.skips,
+            skips(&[
+                ("arc_filedesc", 1),
+                ("not_html", 2),
+                ("http_client_error", 1)
+            ]),
+            "{}",
+            p.display()
+        );
+        assert_eq!(s.docs.len(), 2);
+        let a = &s.docs[0];
+        assert_eq!(a.url, "http://example.com/a");
+        assert_eq!(
+            a.html.as_deref(),
+            Some("<html><title>Café page A</title></html>")
+        );
+        assert_eq!(
+            a.crawl_date,
+            stages::time::parse_datetime("2008-04-30T20:48:26Z")
+        );
+        assert!(a.id.starts_with("xxh3:"), "ARC has no record ids: {}", a.id);
+        assert_eq!((meta(a, "ip"), meta(a, "http_status")), ("10.0.0.1", "200"));
+        assert_eq!(s.docs[1].url, "http://example.com/b%20c.html");
+        check_ranges(p, Format::Warc, 4);
+    }
+    // warcio reads ARC too: same records, offsets and payloads.
+    let Some(py) = python_with_warcio() else {
+        eprintln!("warcio comparison skipped: no Python with warcio");
+        return;
+    };
+    let script = Path::new(env!("CARGO_MANIFEST_DIR")).join("../scripts/warcio_records.py");
+    let out = Command::new(&py)
+        .arg(&script)
+        .arg(&plain)
+        .arg(&gz)
+        .output()
+        .unwrap();
+    for line in String::from_utf8(out.stdout).unwrap().lines() {
+        let v: serde_json::Value = serde_json::from_str(line).unwrap();
+        assert!(v["error"].is_null(), "{v}");
+        let theirs = v["records"].as_array().unwrap();
+        let path = PathBuf::from(v["file"].as_str().unwrap());
+        let f = std::fs::File::open(&path).unwrap();
+        let mut r = WarcReader::new(
+            Format::Warc,
+            Arc::from("t"),
+            Box::new(BufReader::new(f)),
+            0,
+            None,
+            ReadOptions::default(),
+        )
+        .unwrap();
+        let mut ours = vec![];
+        while let Some(Ok(rec)) = r.next_record() {
+            let url =
+                String::from_utf8_lossy(&rec.header[rec.fields.target_uri.clone()]).into_owned();
+            let kind = if url.starts_with("filedesc://") {
+                "arc_header"
+            } else {
+                "response"
+            };
+            ours.push((kind.to_string(), rec.offset));
+        }
+        let theirs: Vec<(String, u64)> = theirs
+            .iter()
+            .map(|r| (r[0].as_str().unwrap().to_string(), r[1].as_u64().unwrap()))
+            .collect();
+        assert_eq!(ours, theirs, "{}", path.display());
+        // The HTML page's payload is warcio's.
+        let a = &summarize(read_file(&path, Format::Warc)).docs[0];
+        let w = &v["records"][1];
+        let mut c = flate2::Crc::new();
+        c.update(a.html.as_deref().unwrap().as_bytes());
+        assert_eq!(
+            (a.html.as_ref().unwrap().len() as u64, c.sum() as u64),
+            (w[3].as_u64().unwrap(), w[4].as_u64().unwrap())
+        );
+    }
+}

@@ -21,6 +21,7 @@ use std::sync::Arc;
 
 use crate::document::Document;
 
+pub mod arc;
 pub mod charset;
 pub mod codec;
 pub mod fastgz;

@@ -22,6 +22,7 @@ use std::ops::Range;
 use std::sync::Arc;
 
 use crate::document::{Document, SourceRef};
+use crate::read::arc;
 use crate::read::codec::{Codec, DecodeError, Source};
 use crate::read::record::{self, RecordInfo};
 use crate::read::{http, Format, ReadEvent, ReadOptions};
@@ -64,6 +65,7 @@ pub const SKIP_REASONS: &[&str] = &[
     "resource",
     "continuation",
     "unknown_record_type",
+    "arc_filedesc",
     // framing
     "bad_warc_header",
     "too_large",
@@ -119,8 +121,10 @@ pub const METADATA_KEYS: &[&str] = &[
 /// Header fields of one record, as byte ranges into the record (empty when absent).
 #[derive(Clone, Debug, Default)]
 pub struct Header {
-    /// Header length, including the empty line that ends it.
+    /// Header length, including the empty line that ends it (ARC: the header line).
     pub len: usize,
+    /// An ARC record (one header line; no type, no record id).
+    pub arc: bool,
     pub version: Range<usize>,
     pub warc_type: Range<usize>,
     pub record_id: Range<usize>,
@@ -258,6 +262,8 @@ pub struct WarcReader {
     end: Option<u64>,
     eof: bool,
     done: bool,
+    /// Whether the input is ARC rather than WARC (decided at the first record).
+    arc: Option<bool>,
     hdr: Header,
     /// Header bytes of the last record passed over (for [`WarcReader::next_record`]).
     hdr_bytes: Vec<u8>,
@@ -322,6 +328,7 @@ impl WarcReader {
             end,
             eof: false,
             done: false,
+            arc: None,
             hdr: Header::default(),
             hdr_bytes: Vec::new(),
         })
@@ -402,7 +409,8 @@ impl WarcReader {
         self.marks.front().map_or(self.start, |m| m.1)
     }
 
-    /// Moves `head` to the next `WARC/` line start; false at the end of the input.
+    /// Moves `head` to the next record start (a `WARC/` line, or an ARC header line in ARC
+    /// input); false at the end of the input.
     fn find_start(&mut self) -> Result<bool, DecodeError> {
         loop {
             let ws = self.buf[self.head..self.tail]
@@ -413,7 +421,33 @@ impl WarcReader {
             if self.tail - self.head >= 6 {
                 let w = &self.buf[self.head..self.tail];
                 if w.starts_with(b"WARC/") {
+                    self.arc.get_or_insert(false);
                     return Ok(true);
+                }
+                if self.arc != Some(false) {
+                    let scan = &w[..w.len().min(arc::MAX_ARC_LINE + 1)];
+                    match memchr::memchr(b'\n', scan) {
+                        Some(nl) if arc::parse_line(&w[..nl]).is_some() => {
+                            self.arc = Some(true);
+                            return Ok(true);
+                        }
+                        // ARC input: try the next line.
+                        Some(nl) if self.arc == Some(true) => {
+                            self.head += nl + 1;
+                            continue;
+                        }
+                        Some(_) => {}
+                        None if scan.len() <= arc::MAX_ARC_LINE && !self.eof => {
+                            // The line is not complete yet.
+                            self.fill()?;
+                            continue;
+                        }
+                        None if self.arc == Some(true) => {
+                            self.head += scan.len();
+                            continue;
+                        }
+                        None => {}
+                    }
                 }
                 match memchr::memmem::find(w, b"\nWARC/") {
                     Some(i) => {
@@ -480,6 +514,9 @@ impl WarcReader {
         if self.end.is_some_and(|e| offset >= e) {
             return Framed::End;
         }
+        if !self.buf[self.head..self.tail].starts_with(b"WARC/") {
+            return self.frame_arc(docs, offset);
+        }
         let hlen = loop {
             let w = &self.buf[self.head..self.tail];
             if let Some(e) = http::header_end(&w[..w.len().min(MAX_HEADER_BYTES)]) {
@@ -524,6 +561,56 @@ impl WarcReader {
         } else {
             None
         };
+        self.read_or_pass(docs, offset, hlen, total, reason)
+    }
+
+    /// Frames an ARC record (`find_start` made sure its header line is in the window).
+    fn frame_arc(&mut self, docs: bool, offset: u64) -> Framed {
+        let w = &self.buf[self.head..self.tail];
+        let nl = memchr::memchr(b'\n', w).unwrap_or(w.len());
+        let Some(a) = arc::parse_line(&w[..nl]) else {
+            self.head += 1;
+            return Framed::Event(skip("bad_warc_header", offset, nl as u64));
+        };
+        let base = w.as_ptr() as usize;
+        let span = |s: &[u8]| {
+            let a = s.as_ptr() as usize - base;
+            a..a + s.len()
+        };
+        let filedesc = a.is_filedesc();
+        let length = a.length;
+        self.hdr = Header {
+            len: nl + 1,
+            arc: true,
+            target_uri: span(a.url),
+            ip: span(a.ip),
+            date: span(a.date),
+            content_type: span(a.content_type),
+            content_length: length,
+            ..Default::default()
+        };
+        let reason = if filedesc {
+            Some("arc_filedesc")
+        } else if docs && self.format == Format::Wet {
+            Some("response")
+        } else if length > self.opts.max_record_bytes as u64 {
+            Some("too_large")
+        } else {
+            None
+        };
+        let total = (nl + 1) as u64 + length;
+        self.read_or_pass(docs, offset, nl + 1, total, reason)
+    }
+
+    /// Reads a framed record's block into the window, or passes over it for `reason`.
+    fn read_or_pass(
+        &mut self,
+        docs: bool,
+        offset: u64,
+        hlen: usize,
+        total: u64,
+        reason: Option<&'static str>,
+    ) -> Framed {
         if let Some(reason) = reason {
             if !docs {
                 self.hdr_bytes.clear();
@@ -596,9 +683,16 @@ impl WarcReader {
         let f = |r: &Range<usize>| &rec[r.clone()];
         let block = &rec[h.len..];
         let url = clean_uri(f(&h.target_uri));
+        // ARC records are responses; their content-type field is the payload's.
+        let arc_http = h.arc && block.len() >= 5 && block[..5].eq_ignore_ascii_case(b"HTTP/");
+        let warc_type: &[u8] = if h.arc { b"response" } else { f(&h.warc_type) };
         let info = RecordInfo {
-            warc_type: f(&h.warc_type),
-            content_type: f(&h.content_type),
+            warc_type,
+            content_type: if arc_http {
+                b"application/http"
+            } else {
+                f(&h.content_type)
+            },
             payload_type: f(&h.payload_type),
             url: &url,
         };
@@ -635,7 +729,7 @@ impl WarcReader {
         let m = &mut doc.metadata;
         m.insert(
             "warc_type".into(),
-            String::from_utf8_lossy(f(&h.warc_type)).to_ascii_lowercase(),
+            String::from_utf8_lossy(warc_type).to_ascii_lowercase(),
         );
         for (k, v) in p.meta {
             m.insert(k.into(), v);
@@ -788,9 +882,10 @@ fn probe_member(file: &mut (impl Read + Seek), at: u64, codec: Codec) -> io::Res
     let Ok(mut src) = Source::new(Box::new(io::Cursor::new(window)), at) else {
         return Ok(false);
     };
-    let mut out = [0u8; 16];
+    // Enough for a `WARC/` line or an ARC header line.
+    let mut out = vec![0u8; arc::MAX_ARC_LINE + 2];
     let mut got = 0;
-    while got < out.len() {
+    while got < out.len() && !out[..got].contains(&b'\n') {
         match src.read(&mut out[got..]) {
             Ok((0, _)) | Err(_) => break,
             Ok((k, member)) => {
@@ -801,18 +896,40 @@ fn probe_member(file: &mut (impl Read + Seek), at: u64, codec: Codec) -> io::Res
             }
         }
     }
-    Ok(got >= 6 && is_version_line(&out[..got]))
+    Ok(is_record_start(&out[..got]))
 }
 
 fn is_version_line(b: &[u8]) -> bool {
     b.starts_with(b"WARC/") && b.len() > 5 && b[5].is_ascii_digit()
 }
 
-/// Next plain record start at or after `offset`: a `WARC/` line after a line break, whose
-/// header parses and whose declared length leads to another record start (or the end).
+/// Whether `b` starts with a `WARC/` version line or an ARC header line.
+fn is_record_start(b: &[u8]) -> bool {
+    is_version_line(b)
+        || memchr::memchr(b'\n', b).is_some_and(|nl| arc::parse_line(&b[..nl]).is_some())
+}
+
+/// Header length and block length of the record starting `b` (WARC or ARC), if it parses.
+fn record_lengths(b: &[u8]) -> Option<(usize, u64)> {
+    if b.starts_with(b"WARC/") {
+        let hlen = http::header_end(b)?;
+        let h = parse_header(&b[..hlen]).ok()?;
+        return Some((hlen, h.content_length));
+    }
+    let nl = memchr::memchr(b'\n', b)?;
+    arc::parse_line(&b[..nl]).map(|a| (nl + 1, a.length))
+}
+
+/// Next plain record start at or after `offset`: a `WARC/` (or, in ARC files, any) line after a
+/// line break, whose header parses and whose declared length leads to another record start (or
+/// the end of the file).
 fn align_plain(file: &mut (impl Read + Seek), offset: u64) -> io::Result<Option<u64>> {
+    file.seek(SeekFrom::Start(0))?;
+    let mut first = [0u8; 11];
+    let k = read_full(file, &mut first)?;
+    let arc_file = first[..k].starts_with(b"filedesc://");
+    let pat: &[u8] = if arc_file { b"\n" } else { b"\nWARC/" };
     let mut chunk = vec![0u8; SCAN_CHUNK];
-    let pat = b"\nWARC/";
     let mut pos = offset - 1;
     loop {
         file.seek(SeekFrom::Start(pos))?;
@@ -823,7 +940,10 @@ fn align_plain(file: &mut (impl Read + Seek), offset: u64) -> io::Result<Option<
         let mut from = 0;
         while let Some(i) = memchr::memmem::find(&chunk[from..n], pat) {
             let cand = pos + (from + i + 1) as u64;
-            if verify_plain(file, cand)? {
+            let rest = &chunk[from + i + 1..n];
+            // Cheap in-chunk test first (lines cut by the chunk end go to the full check).
+            let plausible = !arc_file || !rest.contains(&b'\n') || is_record_start(rest);
+            if plausible && verify_plain(file, cand)? {
                 return Ok(Some(cand));
             }
             from += i + 1;
@@ -839,22 +959,19 @@ fn verify_plain(file: &mut (impl Read + Seek), at: u64) -> io::Result<bool> {
     file.seek(SeekFrom::Start(at))?;
     let mut hdr = vec![0u8; MAX_HEADER_BYTES];
     let n = read_full(file, &mut hdr)?;
-    let Some(hlen) = http::header_end(&hdr[..n]) else {
-        return Ok(false);
-    };
-    let Ok(h) = parse_header(&hdr[..hlen]) else {
+    let Some((hlen, len)) = record_lengths(&hdr[..n]) else {
         return Ok(false);
     };
     // What follows the block: blank lines, then a record or the end of the file.
-    file.seek(SeekFrom::Start(at + hlen as u64 + h.content_length))?;
-    let mut next = [0u8; 64];
+    file.seek(SeekFrom::Start(at + hlen as u64 + len))?;
+    let mut next = vec![0u8; arc::MAX_ARC_LINE + 64];
     let k = read_full(file, &mut next)?;
     let rest = &next[..k];
     let ws = rest
         .iter()
         .position(|b| !matches!(b, b'\r' | b'\n'))
         .unwrap_or(rest.len());
-    Ok(ws == rest.len() && k < next.len() || is_version_line(&rest[ws..]))
+    Ok(ws == rest.len() && k < next.len() || is_record_start(&rest[ws..]))
 }
 
 #[cfg(test)]
