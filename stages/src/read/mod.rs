@@ -93,7 +93,7 @@ impl Default for ReadOptions {
 }
 
 /// What a reader yields: a document, or a record skipped for a named reason.
-// Events are moved once per record; boxing documents would only add an allocation.
+// Documents are moved once per record; boxing them would add an allocation per record.
 #[allow(clippy::large_enum_variant)]
 #[derive(Debug)]
 pub enum ReadEvent {
