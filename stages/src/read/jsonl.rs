@@ -7,6 +7,9 @@ use std::sync::Arc;
 use crate::document::{Document, SourceRef};
 use crate::read::{decompress, ReadEvent, ReadOptions};
 
+/// Every reason the JSONL reader skips a line for.
+pub const SKIP_REASONS: &[&str] = &["invalid_json", "missing_text", "too_large", "read_error"];
+
 pub struct JsonlReader {
     source: Arc<str>,
     lines: Option<Box<dyn BufRead + Send>>,

@@ -7,13 +7,29 @@
 //!
 //! Large files are split into byte ranges: a reader started at `start` reads the records whose
 //! first byte lies in `start..end` (see [`align`] for finding record starts).
+//!
+//! Modules: [`warc`] frames WARC/WET records (the reader and `align`), [`codec`] decodes
+//! plain/gzip/zstd/LZ4 input with member offsets ([`fastgz`] is its libdeflate fast path),
+//! [`record`] turns a record into a document, using [`http`] (status, headers, chunked and
+//! content-encoded bodies), [`sniff`] (is it a web page?) and [`charset`] (decoding to UTF-8);
+//! [`jsonl`] reads JSON lines. [`skip_reasons`] lists every skip reason of a format and
+//! [`warc::METADATA_KEYS`] the metadata WARC documents carry. Design notes and measurements:
+//! `docs/readers.md`.
 
 use std::io::Read;
 use std::sync::Arc;
 
 use crate::document::Document;
 
+pub mod arc;
+pub mod charset;
+pub mod codec;
+pub mod fastgz;
+pub mod http;
 pub mod jsonl;
+pub mod record;
+pub mod sniff;
+pub mod warc;
 
 /// Input formats.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
@@ -112,9 +128,14 @@ pub fn read_docs(
             opts.clone(),
         )),
         Format::Warc | Format::Wet => {
-            // Filled in by the WARC reader.
-            let _ = (source, input, start, end);
-            Box::new(std::iter::empty())
+            match warc::WarcReader::new(format, source, input, start, end, opts.clone()) {
+                Ok(r) => Box::new(r),
+                Err(_) => Box::new(std::iter::once(ReadEvent::Skip {
+                    reason: "read_error",
+                    offset: start,
+                    bytes: 0,
+                })),
+            }
         }
         Format::Parquet => panic!("Parquet input is read by the engine"),
     }
@@ -129,7 +150,17 @@ pub fn align(
 ) -> std::io::Result<Option<u64>> {
     match format {
         Format::Jsonl => jsonl::align(file, offset),
-        _ => Ok(if offset == 0 { Some(0) } else { None }),
+        Format::Warc | Format::Wet => warc::align(file, offset),
+        Format::Parquet => Ok(if offset == 0 { Some(0) } else { None }),
+    }
+}
+
+/// Every skip reason a reader of `format` can report (for stats schemas and documentation).
+pub fn skip_reasons(format: Format) -> &'static [&'static str] {
+    match format {
+        Format::Warc | Format::Wet => warc::SKIP_REASONS,
+        Format::Jsonl => jsonl::SKIP_REASONS,
+        Format::Parquet => &["missing_text", "too_large", "bad_parquet_batch"],
     }
 }
 

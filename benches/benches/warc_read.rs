@@ -1,0 +1,167 @@
+//! WARC read + HTTP parse + charset decode of ../shared/data/warc/trafilatura-eval-pages.warc.gz
+//! (1,033 real pages, 29 MB gzip, 150 MB of HTML), single thread, side by side with datatrove's
+//! WarcReader (warcio + cchardet + python-magic) measured in the same run.
+//!
+//! Run: cargo bench -p curate-benches --bench warc_read
+//! Env: WARC_BENCH_FILE (another input), WARC_BENCH_REPS (default 5), CURATE_PEERS.
+//! Prints wall-clock and CPU-time rates: on a shared machine CPU time is the steadier measure of
+//! the per-core cost; the peer's first (cold) run and its best later (warm) run are both shown.
+
+use std::sync::Arc;
+
+use curate_benches::{peer_python, repo_root, report, run_peer, shared_dir};
+use stages::read::{read_docs, Format, ReadEvent, ReadOptions};
+
+fn main() {
+    let Some(shared) = shared_dir() else {
+        eprintln!("skipped: ../shared not found");
+        return;
+    };
+    let file = std::env::var("WARC_BENCH_FILE")
+        .map(std::path::PathBuf::from)
+        .unwrap_or_else(|_| shared.join("data/warc/trafilatura-eval-pages.warc.gz"));
+    if !file.exists() {
+        eprintln!("skipped: {} not found", file.display());
+        return;
+    }
+    let reps: usize = std::env::var("WARC_BENCH_REPS")
+        .ok()
+        .and_then(|s| s.parse().ok())
+        .unwrap_or(5);
+    // Read from memory so that the figure is the parser's, not the disk's.
+    let data = Arc::new(std::fs::read(&file).expect("read input"));
+    let name: Arc<str> = Arc::from(file.to_string_lossy().as_ref());
+    let opts = ReadOptions::default();
+
+    let run = || {
+        let input = std::io::Cursor::new(ArcBytes(data.clone()));
+        let mut docs = 0usize;
+        let mut html_bytes = 0usize;
+        let mut skips = 0usize;
+        for ev in read_docs(Format::Warc, name.clone(), Box::new(input), 0, None, &opts) {
+            match ev {
+                ReadEvent::Doc(d) => {
+                    docs += 1;
+                    html_bytes += d.html.as_ref().map_or(0, |h| h.len());
+                }
+                ReadEvent::Skip { .. } => skips += 1,
+            }
+        }
+        (docs, html_bytes, skips)
+    };
+    let (docs, html_bytes, skips) = run();
+    let mut wall = f64::INFINITY;
+    let mut cpu = f64::INFINITY;
+    for _ in 0..reps {
+        let (t, c) = (std::time::Instant::now(), thread_cpu_seconds());
+        std::hint::black_box(run());
+        wall = wall.min(t.elapsed().as_secs_f64());
+        cpu = cpu.min(thread_cpu_seconds() - c);
+    }
+
+    println!(
+        "input: {} ({:.1} MB), {docs} docs, {skips} skips, {:.1} MB of decoded HTML",
+        file.display(),
+        data.len() as f64 / 1e6,
+        html_bytes as f64 / 1e6
+    );
+    let peer = peer_python("dt").and_then(|py| {
+        let script = repo_root().join("benches/peers/datatrove_warc_read.py");
+        run_peer(&py, &[script.to_str()?, file.to_str()?, "--repeat", "3"])
+    });
+    let mut rates = None;
+    if let Some(p) = &peer {
+        let d = p["docs"].as_f64().unwrap_or(0.0);
+        let b = p["html_bytes"].as_u64().unwrap_or(0) as usize;
+        let s = |k: &str| p[k].as_f64().unwrap_or(f64::NAN);
+        println!("-- wall clock (other processes on the machine count against both)");
+        report(
+            "datatrove WarcReader, first run",
+            d as usize,
+            b,
+            s("cold_wall_s"),
+            None,
+        );
+        report(
+            "datatrove WarcReader, warm",
+            d as usize,
+            b,
+            s("warm_wall_s"),
+            None,
+        );
+        report(
+            "curate WARC reader vs first run",
+            docs,
+            html_bytes,
+            wall,
+            Some(d / s("cold_wall_s")),
+        );
+        report(
+            "curate WARC reader vs warm",
+            docs,
+            html_bytes,
+            wall,
+            Some(d / s("warm_wall_s")),
+        );
+        println!("-- CPU time of the reading thread/process (per-core cost)");
+        report(
+            "datatrove WarcReader, first run",
+            d as usize,
+            b,
+            s("cold_cpu_s"),
+            None,
+        );
+        report(
+            "datatrove WarcReader, warm",
+            d as usize,
+            b,
+            s("warm_cpu_s"),
+            None,
+        );
+        report(
+            "curate WARC reader vs first run",
+            docs,
+            html_bytes,
+            cpu,
+            Some(d / s("cold_cpu_s")),
+        );
+        report(
+            "curate WARC reader vs warm",
+            docs,
+            html_bytes,
+            cpu,
+            Some(d / s("warm_cpu_s")),
+        );
+        rates = Some(());
+    }
+    if rates.is_none() {
+        eprintln!("peer skipped: ~/.cache/curate-peers/dt not found (or it failed)");
+        report("curate WARC reader (wall)", docs, html_bytes, wall, None);
+        report("curate WARC reader (CPU)", docs, html_bytes, cpu, None);
+    }
+    // Compressed input rate, the figure that sizes a crawl job.
+    println!(
+        "curate input rate: {:.1} MB/s of input per core (CPU time)",
+        data.len() as f64 / cpu / 1e6
+    );
+}
+
+/// CPU seconds used by the calling thread.
+fn thread_cpu_seconds() -> f64 {
+    let mut ts = libc::timespec {
+        tv_sec: 0,
+        tv_nsec: 0,
+    };
+    // SAFETY: a valid clock id and a pointer to a live timespec.
+    unsafe { libc::clock_gettime(libc::CLOCK_THREAD_CPUTIME_ID, &mut ts) };
+    ts.tv_sec as f64 + ts.tv_nsec as f64 * 1e-9
+}
+
+/// Shares the input between repetitions without copying it.
+struct ArcBytes(Arc<Vec<u8>>);
+
+impl AsRef<[u8]> for ArcBytes {
+    fn as_ref(&self) -> &[u8] {
+        &self.0
+    }
+}
