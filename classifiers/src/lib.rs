@@ -1,6 +1,16 @@
 //! # classifiers: language ID, fastText and ONNX models, and their training
 //!
-//! Stages here register in [`REGISTRY`], which the engine reads beside `stages::registry::REGISTRY`.
+//! Every model serves through [`TextClassifier`] (label names and batch probabilities) and
+//! loads through [`load_model`]. Stages here register in [`REGISTRY`], which the engine reads
+//! beside `stages::registry::REGISTRY`.
+
+pub mod error;
+pub mod fasttext;
+pub mod model;
+pub mod onnx;
+
+pub use error::{Error, Result};
+pub use model::{load_model, TextClassifier};
 
 /// The stages of this crate.
 pub static REGISTRY: &[&stages::StageDef] = &[];

@@ -36,6 +36,7 @@ pub mod config;
 pub mod document;
 pub mod error;
 pub mod filter;
+pub mod mix;
 pub mod read;
 pub mod registry;
 pub mod signals;
@@ -44,6 +45,7 @@ pub mod stats;
 pub mod store;
 pub mod text;
 pub mod time;
+pub mod tokenize;
 
 pub use config::{ConfigError, Purpose, StageArgs};
 pub use document::{Document, SourceRef, Verdict};

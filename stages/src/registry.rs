@@ -24,7 +24,11 @@ impl StageDef {
 }
 
 /// The stages of this crate.
-pub static REGISTRY: &[&StageDef] = &[&crate::filter::length::DEF];
+pub static REGISTRY: &[&StageDef] = &[
+    &crate::filter::length::DEF,
+    &crate::mix::decontam::DEF,
+    &crate::tokenize::count::DEF,
+];
 
 /// Finds a stage kind by full kind or short name.
 pub fn find<'a>(defs: &[&'a [&'a StageDef]], kind: &str) -> Option<&'a StageDef> {

@@ -21,7 +21,11 @@ fn slurm_run_matches_local_run() {
         eprintln!("skipped: no Slurm cluster (../shared/peers/start-slurm.sh starts one)");
         return;
     }
-    let d = tempfile::tempdir_in(root().join("target")).unwrap();
+    // Slurm jobs must see the folder: keep it under the repo (not a private /tmp), and create
+    // `target/` first, since CARGO_TARGET_DIR may put the build elsewhere.
+    let base = root().join("target");
+    std::fs::create_dir_all(&base).unwrap();
+    let d = tempfile::tempdir_in(&base).unwrap();
     write_jsonl(&d.path().join("in.jsonl"), 3000, 21);
     let p = pipeline(
         d.path(),

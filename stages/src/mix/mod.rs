@@ -1,0 +1,9 @@
+//! Mixing: which documents, and how many copies of each, make up a training mix, and the
+//! benchmark decontamination that guards it.
+
+pub mod decontam;
+pub mod plan;
+
+pub use plan::{
+    plan, BucketOptions, BucketReport, Candidate, MixConfig, MixPlan, MixReport, Sampling,
+};

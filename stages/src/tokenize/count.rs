@@ -1,0 +1,80 @@
+//! `tokenize.count`: stores each document's token count (BOS/EOS included) with the mix's
+//! tokenizer, so that selection plans token shares exactly from signals, without re-reading text.
+
+use std::sync::Arc;
+
+use crate::config::{ConfigError, Purpose, StageArgs};
+use crate::registry::StageDef;
+use crate::signals::{SignalSpec, SignalType};
+use crate::stage::{Built, Outcome, Stage};
+use crate::tokenize::{Tokenizer, TokenizerConfig};
+use crate::Document;
+
+pub static DEF: StageDef = StageDef {
+    kind: "tokenize.count",
+    about: "Token count of each document with a given tokenizer (for exact mix planning)",
+    example: "tokenizer = \"cl100k_base\"",
+    build,
+};
+
+pub struct TokenCount {
+    name: String,
+    signal: String,
+    tok: Option<Arc<Tokenizer>>,
+}
+
+fn build(args: &StageArgs) -> Result<Built, ConfigError> {
+    let cfg: TokenizerConfig = args.parse()?;
+    // Validate the vocabulary even when only judging (names and paths are cheap to check).
+    let tok = match args.purpose {
+        Purpose::Run => Some(Arc::new(Tokenizer::from_config(&cfg, args.base_dir)?)),
+        Purpose::Select => {
+            if !matches!(cfg.tokenizer.as_str(), "cl100k_base" | "o200k_base") {
+                args.resolve_path("tokenizer", &cfg.tokenizer)?;
+            }
+            None
+        }
+    };
+    Ok(Built::Map(Box::new(TokenCount { name: args.name.to_string(), signal: format!("{}.tokens", args.name), tok })))
+}
+
+thread_local! {
+    static IDS: std::cell::RefCell<Vec<u32>> = const { std::cell::RefCell::new(Vec::new()) };
+}
+
+impl Stage for TokenCount {
+    fn name(&self) -> &str {
+        &self.name
+    }
+
+    fn signals(&self) -> Vec<SignalSpec> {
+        vec![SignalSpec::new(self.signal.clone(), SignalType::I64, "tokens of the document, BOS/EOS included")]
+    }
+
+    fn process(&self, doc: &mut Document) -> Outcome {
+        let Some(tok) = &self.tok else { return Outcome::Keep };
+        let n = IDS.with(|ids| {
+            let mut ids = ids.borrow_mut();
+            ids.clear();
+            tok.session().encode_document(doc.text(), &mut ids);
+            ids.len()
+        });
+        doc.signals.set_i64(self.signal.clone(), n as i64);
+        Outcome::Keep
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn counts_tokens_with_eos() {
+        let t: toml::Table = DEF.example.parse().unwrap();
+        let args = StageArgs { name: "tokens", table: &t, base_dir: std::path::Path::new("."), purpose: Purpose::Run, seed: 0 };
+        let Ok(Built::Map(s)) = build(&args) else { panic!() };
+        let mut d = Document::new("a", "Hello world");
+        s.process(&mut d);
+        assert_eq!(d.signals.i64("tokens.tokens"), Some(3));
+    }
+}

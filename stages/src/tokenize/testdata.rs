@@ -1,0 +1,70 @@
+//! Test helpers: real texts and files from `../shared`, and the Python used for parity checks.
+
+use std::io::Read;
+use std::path::PathBuf;
+
+/// `../shared` beside the repository root, if present.
+pub fn shared() -> Option<PathBuf> {
+    let p = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../../shared");
+    if p.is_dir() {
+        Some(p)
+    } else {
+        eprintln!("skipped: ../shared is absent");
+        None
+    }
+}
+
+/// Up to `limit` texts of the extracted-WARC corpus.
+pub fn corpus_texts(limit: usize) -> Option<Vec<String>> {
+    let path = shared()?.join("data/corpora/warc-extracted-texts.jsonl.gz");
+    let Ok(f) = std::fs::File::open(&path) else {
+        eprintln!("skipped: {} is absent", path.display());
+        return None;
+    };
+    let mut s = String::new();
+    flate2::read::GzDecoder::new(f)
+        .read_to_string(&mut s)
+        .ok()?;
+    Some(
+        s.lines()
+            .filter_map(|l| serde_json::from_str::<serde_json::Value>(l).ok())
+            .filter_map(|v| v["text"].as_str().map(str::to_string))
+            .take(limit)
+            .collect(),
+    )
+}
+
+/// A Python with the given modules importable: CURATE_PY, the test venv, or a peer env.
+pub fn python_with(modules: &[&str]) -> Option<PathBuf> {
+    let home = std::env::var_os("HOME").map(PathBuf::from);
+    let mut candidates: Vec<PathBuf> = Vec::new();
+    if let Some(p) = std::env::var_os("CURATE_PY") {
+        candidates.push(p.into());
+    }
+    if let Some(h) = &home {
+        candidates.push(h.join(".cache/curate/venv/bin/python"));
+    }
+    let peers = std::env::var_os("CURATE_PEERS")
+        .map(PathBuf::from)
+        .or_else(|| home.map(|h| h.join(".cache/curate-peers")));
+    if let Some(p) = peers {
+        candidates.push(p.join("ext/bin/python"));
+        candidates.push(p.join("dt/bin/python"));
+    }
+    let probe = format!("import {}", modules.join(", "));
+    for py in candidates {
+        if !py.exists() {
+            continue;
+        }
+        let ok = std::process::Command::new(&py)
+            .args(["-c", &probe])
+            .output()
+            .map(|o| o.status.success())
+            .unwrap_or(false);
+        if ok {
+            return Some(py);
+        }
+    }
+    eprintln!("skipped: no Python with {modules:?} (set CURATE_PY)");
+    None
+}

@@ -1,0 +1,328 @@
+//! Tokenizer tests: token ids against Python `tokenizers` and `tiktoken` on real text, the
+//! embedded vocabularies against `tiktoken-rs`, and shards read back by the spec reader.
+
+use std::io::Write;
+use std::path::{Path, PathBuf};
+use std::process::Command;
+
+use super::megatron::IndexedDataset;
+use super::shards::{Layout, Manifest, ShardSetWriter};
+use super::testdata::{corpus_texts, python_with, shared};
+use super::*;
+use crate::store::{LocalStore, Store};
+
+fn peer_script() -> PathBuf {
+    PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../benches/peers/tokenize_peer.py")
+}
+
+/// Texts that reach the corners: code indentation (GPT-NeoX's space tokens), contractions,
+/// CRLF, numbers, emoji, combining marks, NFC-decomposed accents, special-token text.
+fn edge_texts() -> Vec<String> {
+    [
+        "def f(x):\n    return x  # two spaces\n\n\n        deep = 1\r\n\tTab",
+        "I'm sure they'll've DONE it'S 12345678 times, 3.14159!!!   ",
+        "naïve café (decomposed: nai\u{308}ve cafe\u{301}) ﬁ Ⅻ ½ 😀👍🏽 中文字符 日本語テキスト",
+        "<|endoftext|> and |||IP_ADDRESS||| and <|padding|> inline",
+        "    leading spaces and trailing newlines\n\n\n",
+        "ǅemal ʰello HELLO'S hello's x'ſ ſ'S",
+        "",
+        " ",
+        "a",
+    ]
+    .iter()
+    .map(|s| s.to_string())
+    .collect()
+}
+
+fn write_texts(texts: &[String], dir: &Path) -> PathBuf {
+    let p = dir.join("texts.jsonl");
+    let mut f = std::fs::File::create(&p).unwrap();
+    for t in texts {
+        serde_json::to_writer(&mut f, &serde_json::json!({ "text": t })).unwrap();
+        f.write_all(b"\n").unwrap();
+    }
+    p
+}
+
+/// Token ids from the Python peer, one list per text.
+fn python_ids(py: &Path, args: &[&str], texts: &Path) -> Vec<Vec<u32>> {
+    let out = Command::new(py)
+        .arg(peer_script())
+        .arg("ids")
+        .arg(texts)
+        .args(args)
+        .output()
+        .unwrap();
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    String::from_utf8(out.stdout)
+        .unwrap()
+        .lines()
+        .map(|l| serde_json::from_str(l).unwrap())
+        .collect()
+}
+
+fn texts_for_parity() -> Option<Vec<String>> {
+    let mut texts = corpus_texts(usize::MAX)?;
+    texts.extend(edge_texts());
+    Some(texts)
+}
+
+fn gpt_neo_path() -> Option<PathBuf> {
+    let p = shared()?.join("data/tokenizers/gpt-neo-tokenizer.json.gz");
+    p.exists().then_some(p)
+}
+
+fn load(spec: &str) -> Tokenizer {
+    let cfg: TokenizerConfig = toml::from_str(spec).unwrap();
+    Tokenizer::from_config(&cfg, Path::new("/")).unwrap()
+}
+
+fn assert_same(ours: &[Vec<u32>], theirs: &[Vec<u32>], texts: &[String], what: &str) {
+    assert_eq!(ours.len(), theirs.len());
+    let bad: Vec<usize> = (0..ours.len()).filter(|&i| ours[i] != theirs[i]).collect();
+    if let Some(&i) = bad.first() {
+        let n = ours[i]
+            .iter()
+            .zip(&theirs[i])
+            .take_while(|(a, b)| a == b)
+            .count();
+        panic!(
+            "{what}: {} of {} texts differ; text {i} at token {n}: ours {:?} theirs {:?}\n{:?}",
+            bad.len(),
+            ours.len(),
+            &ours[i][n..(n + 5).min(ours[i].len())],
+            &theirs[i][n..(n + 5).min(theirs[i].len())],
+            texts[i].chars().take(300).collect::<String>()
+        );
+    }
+}
+
+#[test]
+fn hf_fast_path_matches_python_tokenizers() {
+    let (Some(texts), Some(path)) = (texts_for_parity(), gpt_neo_path()) else {
+        return;
+    };
+    let tok = load(&format!("tokenizer = {:?}", path.display().to_string()));
+    assert!(tok.is_fast_path(), "{:?}", tok.fallback_reason());
+    assert_eq!(tok.vocab_size(), 50280);
+    let mut s = tok.session();
+    let ours: Vec<Vec<u32>> = texts
+        .iter()
+        .map(|t| {
+            let mut v = Vec::new();
+            s.encode(t, &mut v);
+            v
+        })
+        .collect();
+    // The tokenizers crate on the same file is a second, in-process reference.
+    let bytes = read_maybe_gz(&path).unwrap();
+    let crate_tok = tokenizers::Tokenizer::from_bytes(&bytes).unwrap();
+    let theirs: Vec<Vec<u32>> = texts
+        .iter()
+        .map(|t| {
+            crate_tok
+                .encode_fast(t.as_str(), false)
+                .unwrap()
+                .get_ids()
+                .to_vec()
+        })
+        .collect();
+    assert_same(&ours, &theirs, &texts, "tokenizers crate");
+    let Some(py) = python_with(&["tokenizers"]) else {
+        return;
+    };
+    let dir = tempfile::tempdir().unwrap();
+    let tf = write_texts(&texts, dir.path());
+    let theirs = python_ids(&py, &["--hf", path.to_str().unwrap()], &tf);
+    assert_same(&ours, &theirs, &texts, "Python tokenizers");
+}
+
+#[test]
+fn cl100k_and_o200k_match_tiktoken_rs() {
+    let Some(texts) = texts_for_parity() else {
+        return;
+    };
+    for (name, reference) in [
+        ("cl100k_base", tiktoken_rs::cl100k_base().unwrap()),
+        ("o200k_base", tiktoken_rs::o200k_base().unwrap()),
+    ] {
+        let tok = load(&format!("tokenizer = '{name}'"));
+        let mut s = tok.session();
+        let ours: Vec<Vec<u32>> = texts
+            .iter()
+            .map(|t| {
+                let mut v = Vec::new();
+                s.encode(t, &mut v);
+                v
+            })
+            .collect();
+        let theirs: Vec<Vec<u32>> = texts.iter().map(|t| reference.encode_ordinary(t)).collect();
+        assert_same(&ours, &theirs, &texts, name);
+    }
+}
+
+#[test]
+fn tiktoken_files_match_python_tiktoken() {
+    let Some(texts) = texts_for_parity() else {
+        return;
+    };
+    let dir = tempfile::tempdir().unwrap();
+    for (name, pattern) in [("cl100k_base", "cl100k"), ("o200k_base", "o200k")] {
+        // The embedded vocabulary written out and loaded back from a path, as any .tiktoken.
+        let (vocab, _) = tiktoken::embedded(name).unwrap();
+        let file = dir.path().join(format!("{name}.tiktoken"));
+        tiktoken::write(&vocab.tokens, &mut std::fs::File::create(&file).unwrap()).unwrap();
+        let tok = load(&format!(
+            "tokenizer = {:?}\npattern = '{pattern}'\nspecial_tokens = {{ '<|endoftext|>' = {} }}",
+            file.display().to_string(),
+            vocab.special["<|endoftext|>"]
+        ));
+        assert_eq!(tok.eos(), Some(vocab.special["<|endoftext|>"]));
+        let embedded = load(&format!("tokenizer = '{name}'"));
+        let ours: Vec<Vec<u32>> = texts.iter().map(|t| tok.encode(t)).collect();
+        for (t, o) in texts.iter().zip(&ours).take(50) {
+            assert_eq!(&embedded.encode(t), o);
+        }
+        let Some(py) = python_with(&["tiktoken"]) else {
+            return;
+        };
+        let tf = write_texts(&texts, dir.path());
+        let theirs = python_ids(
+            &py,
+            &["--tiktoken", file.to_str().unwrap(), "--encoding", name],
+            &tf,
+        );
+        assert_same(&ours, &theirs, &texts, &format!("Python tiktoken {name}"));
+    }
+}
+
+#[test]
+fn bos_eos_are_configurable() {
+    fn shareable<T: Send + Sync>() {}
+    shareable::<Tokenizer>();
+    let tok = load("tokenizer = 'cl100k_base'");
+    assert_eq!((tok.bos(), tok.eos()), (None, Some(100257)));
+    let mut ids = Vec::new();
+    tok.session().encode_document("Hi", &mut ids);
+    assert_eq!(ids.first(), Some(&tok.encode("Hi")[0]));
+    assert_eq!(ids.last(), Some(&100257));
+    let tok = load("tokenizer = 'cl100k_base'\nbos = '<|endoftext|>'\neos = ''");
+    ids.clear();
+    tok.session().encode_document("Hi", &mut ids);
+    assert_eq!(ids[0], 100257);
+    assert_eq!(ids.len(), 1 + tok.encode("Hi").len());
+    let cfg: TokenizerConfig = toml::from_str("tokenizer = 'cl100k_base'\neos = '<nope>'").unwrap();
+    let e = Tokenizer::from_config(&cfg, Path::new("/")).err().unwrap();
+    assert_eq!(e.key, "eos");
+    let cfg: TokenizerConfig = toml::from_str("tokenizer = 'missing.tiktoken'").unwrap();
+    assert_eq!(
+        Tokenizer::from_config(&cfg, Path::new("/"))
+            .err()
+            .unwrap()
+            .key,
+        "tokenizer"
+    );
+}
+
+#[test]
+fn shards_read_back_to_the_same_tokens_and_boundaries() {
+    let texts = corpus_texts(200).unwrap_or_else(edge_texts);
+    let dir = tempfile::tempdir().unwrap();
+    let store = LocalStore::new(dir.path()).unwrap();
+    for (tokenizer, layout) in [
+        ("cl100k_base", Layout::PerBucket),
+        ("o200k_base", Layout::Mixed),
+    ] {
+        let tok = load(&format!("tokenizer = '{tokenizer}'"));
+        let out = format!("mix/{tokenizer}");
+        let mut w = ShardSetWriter::new(&store, &out, "main", layout, (&tok).into(), 40_000);
+        let mut s = tok.session();
+        let mut expected: BTreeMap<String, Vec<(String, Vec<u32>)>> = BTreeMap::new();
+        for (i, t) in texts.iter().enumerate() {
+            let bucket = ["general", "code", "math"][i % 3];
+            let mut ids = Vec::new();
+            s.encode_document(t, &mut ids);
+            w.add(bucket, &format!("doc{i}"), &ids).unwrap();
+            let key = if layout == Layout::Mixed { "" } else { bucket };
+            expected
+                .entry(key.to_string())
+                .or_default()
+                .push((format!("doc{i}"), ids));
+        }
+        let m = w.finish().unwrap();
+        assert_eq!(m.documents, texts.len() as u64);
+        assert!(m.shards.len() > 3, "small max size makes several shards");
+        assert_eq!(m.buckets.len(), 3);
+        let on_disk: Manifest =
+            serde_json::from_slice(&store.read(&format!("{out}/manifest.json")).unwrap()).unwrap();
+        assert_eq!(on_disk, m);
+        let mut got: BTreeMap<String, Vec<(String, Vec<u32>)>> = BTreeMap::new();
+        let mut tokens = 0;
+        for sh in &m.shards {
+            let ds = IndexedDataset::open(dir.path().join(&sh.prefix)).unwrap();
+            assert_eq!(ds.index.dtype, megatron::Dtype::Int32);
+            assert_eq!(ds.documents() as u64, sh.documents);
+            assert!(sh.bin_bytes <= 40_000 || sh.documents == 1);
+            let ids = String::from_utf8(store.read(&sh.ids).unwrap()).unwrap();
+            for (d, line) in ids.lines().enumerate() {
+                let v: serde_json::Value = serde_json::from_str(line).unwrap();
+                let toks: Vec<u32> = ds.document(d).iter().map(|&x| x as u32).collect();
+                assert_eq!(v["tokens"].as_u64().unwrap() as usize, toks.len());
+                // Each document keeps its boundary: EOS last, nowhere else from the writer.
+                assert_eq!(toks.last(), tok.eos().as_ref());
+                tokens += toks.len() as u64;
+                let key = sh.bucket.clone().unwrap_or_default();
+                got.entry(key)
+                    .or_default()
+                    .push((v["id"].as_str().unwrap().to_string(), toks));
+            }
+        }
+        assert_eq!(tokens, m.tokens);
+        assert_eq!(got, expected);
+    }
+}
+
+/// megatron-core's own reader, where megatron-core and torch are installed (never in CI).
+#[test]
+fn megatron_core_reads_our_shards() {
+    let Some(py) = python_with(&["torch", "megatron.core.datasets.indexed_dataset"]) else {
+        return;
+    };
+    let dir = tempfile::tempdir().unwrap();
+    let store = LocalStore::new(dir.path()).unwrap();
+    let tok = load("tokenizer = 'cl100k_base'");
+    let mut w = ShardSetWriter::new(&store, "", "t", Layout::Mixed, (&tok).into(), 1 << 30);
+    let mut docs = Vec::new();
+    for (i, t) in edge_texts().iter().enumerate() {
+        let mut ids = Vec::new();
+        tok.session().encode_document(t, &mut ids);
+        w.add("general", &i.to_string(), &ids).unwrap();
+        docs.push(ids);
+    }
+    let m = w.finish().unwrap();
+    let prefix = dir.path().join(&m.shards[0].prefix);
+    let script =
+        "import sys, json\nfrom megatron.core.datasets.indexed_dataset import IndexedDataset\n\
+                  ds = IndexedDataset(sys.argv[1])\n\
+                  print(json.dumps({'docs': ds.document_indices.tolist(), \
+                  'seqs': [ds[i].tolist() for i in range(len(ds))]}))";
+    let out = Command::new(py)
+        .args(["-c", script, prefix.to_str().unwrap()])
+        .output()
+        .unwrap();
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let v: serde_json::Value =
+        serde_json::from_str(String::from_utf8_lossy(&out.stdout).lines().last().unwrap()).unwrap();
+    let seqs: Vec<Vec<u32>> = serde_json::from_value(v["seqs"].clone()).unwrap();
+    assert_eq!(seqs, docs);
+    let bounds: Vec<usize> = serde_json::from_value(v["docs"].clone()).unwrap();
+    assert_eq!(bounds, (0..=docs.len()).collect::<Vec<_>>());
+}
