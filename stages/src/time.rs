@@ -25,6 +25,11 @@ fn num(s: &str) -> Option<i64> {
 /// Parses a date-time into Unix seconds (UTC).
 pub fn parse_datetime(s: &str) -> Option<i64> {
     let s = s.trim();
+    // Dates are ASCII; anything else would also break the byte-offset slicing below (found by
+    // the warc_read fuzz target: `1011-01-0\u{2ab}00:00:0n`).
+    if !s.is_ascii() {
+        return None;
+    }
     let b = s.as_bytes();
     // Compact WARC/0.18 and ARC form: YYYYMMDDhhmmss
     if b.len() >= 8 && b.iter().all(|c| c.is_ascii_digit()) {
@@ -93,6 +98,9 @@ mod tests {
     #[test]
     fn parses_common_forms() {
         assert_eq!(parse_datetime("1970-01-01T00:00:00Z"), Some(0));
+        // Fuzz regression: a multi-byte character where a digit belongs.
+        assert_eq!(parse_datetime("1011-01-0\u{2ab}00:00:0n"), None);
+        assert_eq!(parse_datetime("2020-08-08T17:02:27+0\u{e9}"), None);
         assert_eq!(parse_datetime("2020-08-08T17:02:27Z"), Some(1596906147));
         assert_eq!(
             parse_datetime("2020-08-08T17:02:27.123456Z"),

@@ -184,8 +184,22 @@ fn resume_after_sigkill_is_byte_identical() {
     run_to(&p, &reference, &["--threads", "2"]);
     let want = outputs(&reference);
     let ps = p.to_str().unwrap().to_string();
-    // Several trials, killed at different points.
-    for (trial, delay_ms) in [40u64, 120, 300].into_iter().enumerate() {
+    // Several trials, killed at random points (printed, so a failure can be replayed with
+    // CURATE_KILL_DELAYS=a,b,c) spread over the run's ~0.5 s.
+    let delays: Vec<u64> = match std::env::var("CURATE_KILL_DELAYS") {
+        Ok(v) => v.split(',').filter_map(|x| x.trim().parse().ok()).collect(),
+        Err(_) => {
+            let mut r = Words::new(
+                std::time::SystemTime::now()
+                    .duration_since(std::time::UNIX_EPOCH)
+                    .unwrap()
+                    .as_nanos() as u64,
+            );
+            vec![20 + r.next() % 100, 120 + r.next() % 150, 270 + r.next() % 250]
+        }
+    };
+    eprintln!("kill delays (ms): {delays:?}");
+    for (trial, delay_ms) in delays.into_iter().enumerate() {
         let out = d.path().join(format!("killed{trial}"));
         let os = out.to_str().unwrap().to_string();
         let mut child = Command::new(env!("CARGO_BIN_EXE_curate"))
