@@ -103,3 +103,29 @@ pub fn init_ort() -> Option<PathBuf> {
     std::env::set_var("ORT_DYLIB_PATH", &lib);
     Some(lib)
 }
+
+/// Every file under `dir` (relative path -> bytes), for byte-identity checks.
+pub fn read_tree(dir: &std::path::Path) -> std::collections::BTreeMap<String, Vec<u8>> {
+    fn walk(
+        base: &std::path::Path,
+        d: &std::path::Path,
+        out: &mut std::collections::BTreeMap<String, Vec<u8>>,
+    ) {
+        let Ok(rd) = std::fs::read_dir(d) else { return };
+        for e in rd.flatten() {
+            let p = e.path();
+            if p.is_dir() {
+                walk(base, &p, out);
+            } else {
+                let rel = p.strip_prefix(base).expect("under base");
+                out.insert(
+                    rel.to_string_lossy().into_owned(),
+                    std::fs::read(&p).unwrap_or_default(),
+                );
+            }
+        }
+    }
+    let mut out = Default::default();
+    walk(dir, dir, &mut out);
+    out
+}

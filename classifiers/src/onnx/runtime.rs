@@ -109,12 +109,25 @@ pub fn cuda_available(opts: &RuntimeOptions) -> Result<bool> {
     ort::ep::CUDA::is_available().map_err(|e| Error::Run(e.to_string()))
 }
 
+/// Checks that the device asked for can be used: `Err` says why not (CUDA on a CPU build).
+pub fn check_device(opts: &RuntimeOptions) -> Result<()> {
+    if opts.device == Device::Cuda && !cuda_available(opts)? {
+        return Err(Error::Run(format!(
+            "device = \"cuda\" was asked for, but the ONNX Runtime library at {} has no CUDA \
+             execution provider (install the onnxruntime-gpu build and point ORT_DYLIB_PATH at \
+             its libonnxruntime.so, with CUDA and cuDNN on the library path)",
+            library_path(opts.library.as_deref())?.display()
+        )));
+    }
+    Ok(())
+}
+
 /// A session of `model` with these options.
 pub fn session(model: &Path, opts: &RuntimeOptions) -> Result<Session> {
     let env = environment(opts.library.as_deref())?;
     let run = |e: ort::Error<_>| Error::Run(format!("{}: {e}", model.display()));
     let mut b = Session::builder(&env)
-        .map_err(|e| run(e.into()))?
+        .map_err(run)?
         .with_optimization_level(GraphOptimizationLevel::Level3)
         .map_err(|e| run(e.into()))?
         .with_intra_threads(opts.threads.max(1))
@@ -128,14 +141,7 @@ pub fn session(model: &Path, opts: &RuntimeOptions) -> Result<Session> {
             .map_err(|e| run(e.into()))?;
     }
     if opts.device == Device::Cuda {
-        if !cuda_available(opts)? {
-            return Err(Error::Run(format!(
-                "device = \"cuda\" was asked for, but the ONNX Runtime library at {} has no CUDA \
-                 execution provider (install the onnxruntime-gpu build and point ORT_DYLIB_PATH at \
-                 its libonnxruntime.so, with CUDA and cuDNN on the library path)",
-                library_path(opts.library.as_deref())?.display()
-            )));
-        }
+        check_device(opts)?;
         let cuda = ort::ep::CUDA::default()
             .with_device_id(opts.device_id)
             .build()

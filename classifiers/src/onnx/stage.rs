@@ -125,6 +125,8 @@ fn build(args: &StageArgs) -> Result<Built, ConfigError> {
                 pooling: None,
                 normalize: None,
             };
+            super::runtime::check_device(&opts.runtime)
+                .map_err(|e| ConfigError::new("device", e.to_string()))?;
             let m = OnnxClassifier::open(&dir, &opts)
                 .map_err(|e| ConfigError::new("model", e.to_string()))?;
             Some(m)
@@ -281,5 +283,120 @@ impl Stage for OnnxStage {
 
     fn thresholds(&self) -> Vec<(String, f64)> {
         self.bounds.clone()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::testing;
+
+    fn build_stage(
+        body: &str,
+        lib: &std::path::Path,
+        purpose: Purpose,
+    ) -> Result<Built, ConfigError> {
+        let mut t: toml::Table = body.parse().unwrap();
+        t.insert(
+            "ort_library".into(),
+            toml::Value::String(lib.display().to_string()),
+        );
+        let root = testing::repo_root();
+        build(&StageArgs {
+            name: "topic",
+            table: &t,
+            base_dir: &root,
+            purpose,
+            seed: 0,
+        })
+    }
+
+    #[test]
+    fn example_scores_documents_in_batches() {
+        let Some(lib) = testing::ort_library() else {
+            return;
+        };
+        let Built::Map(s) = build_stage(DEF.example, &lib, Purpose::Run).unwrap() else {
+            panic!("a map stage")
+        };
+        assert!(s.batched());
+        let names: Vec<String> = s.signals().iter().map(|x| x.name.to_string()).collect();
+        assert_eq!(
+            names,
+            ["topic.code", "topic.math", "topic.prose", "topic.label"]
+        );
+        let mut docs: Vec<Document> = crate::onnx::tests::mixed_texts()
+            .into_iter()
+            .enumerate()
+            .map(|(i, t)| Document::new(format!("d{i}"), t))
+            .collect();
+        let mut refs: Vec<&mut Document> = docs.iter_mut().collect();
+        let out = s.process_batch(&mut refs);
+        assert!(out.iter().all(|o| o.is_keep()));
+        for d in &docs {
+            let scores: Vec<f64> = ["code", "math", "prose"]
+                .iter()
+                .map(|l| d.signals.f64(&format!("topic.{l}")).unwrap())
+                .collect();
+            assert!((scores.iter().sum::<f64>() - 1.0).abs() < 1e-5);
+            let best = ["code", "math", "prose"][scores
+                .iter()
+                .enumerate()
+                .fold(0, |b, (i, &v)| if v > scores[b] { i } else { b })];
+            assert_eq!(d.signals.str("topic.label"), Some(best));
+            // The verdict follows the stored score and the bound alone.
+            let want = if scores[2] >= 0.1 {
+                Outcome::Keep
+            } else {
+                Outcome::Drop("low_score")
+            };
+            assert_eq!(s.judge(&d.signals), want);
+        }
+        // One document alone scores as it did in its batch.
+        let mut one = Document::new("x", docs[3].text().to_string());
+        s.process(&mut one);
+        assert_eq!(
+            one.signals.f64("topic.code"),
+            docs[3].signals.f64("topic.code")
+        );
+    }
+
+    #[test]
+    fn config_errors_name_the_key() {
+        let Some(lib) = testing::ort_library() else {
+            return;
+        };
+        let key = |body: &str| build_stage(body, &lib, Purpose::Select).err().unwrap().key;
+        let m = "model = \"classifiers/testdata/tiny-roberta-cls\"\n";
+        assert_eq!(
+            key(&format!("{m}min_score = {{ poetry = 0.5 }}")),
+            "min_score.poetry"
+        );
+        assert_eq!(
+            key(&format!("{m}min_score = {{ code = 1.5 }}")),
+            "min_score.code"
+        );
+        assert_eq!(key(&format!("{m}batch_size = 0")), "batch_size");
+        assert_eq!(key(&format!("{m}device = \"tpu\"")), "device");
+        assert_eq!(key(&format!("{m}bach_size = 3")), "bach_size");
+        assert_eq!(key("model = \"no/such/dir\""), "model");
+        // Selection builds without loading the model and knows the labels from curate.json.
+        let Built::Map(s) = build_stage(m, &lib, Purpose::Select).unwrap() else {
+            panic!()
+        };
+        assert_eq!(s.signals().len(), 4);
+        // Asking for CUDA on the CPU library fails at build time with the reason.
+        if !crate::onnx::runtime::cuda_available(&RuntimeOptions {
+            library: Some(lib.clone()),
+            ..Default::default()
+        })
+        .unwrap()
+        {
+            let e = build_stage(&format!("{m}device = \"cuda\""), &lib, Purpose::Run)
+                .err()
+                .unwrap();
+            assert_eq!(e.key, "device");
+            assert!(e.message.contains("CUDA"), "{}", e.message);
+        }
     }
 }
