@@ -12,6 +12,7 @@ pub mod config;
 pub mod encoder;
 pub mod runtime;
 pub mod stage;
+pub mod train;
 
 use std::path::Path;
 
