@@ -120,7 +120,13 @@ pub fn run(a: TrainHeadArgs) -> Result<(), CliError> {
     if a.max_length < 4 {
         return Err(CliError::Config("--max-length: must be at least 4".into()));
     }
-    if a.steps == 0 || a.batch_size == 0 || a.lr.is_nan() || a.lr <= 0.0 || a.l2.is_nan() || a.l2 < 0.0 {
+    if a.steps == 0
+        || a.batch_size == 0
+        || a.lr.is_nan()
+        || a.lr <= 0.0
+        || a.l2.is_nan()
+        || a.l2 < 0.0
+    {
         return Err(CliError::Config(
             "--steps, --batch-size and --lr must be positive, --l2 not negative".into(),
         ));
