@@ -270,6 +270,7 @@ fn train(a: &TrainHeadArgs, inputs: &[(Option<String>, PathBuf)]) -> anyhow::Res
             PoolingArg::Cls => Pooling::Cls,
         }),
         normalize: Some(!a.no_normalize),
+        max_sessions: None,
     };
     let encoder = Encoder::open(&a.encoder, &opts).map_err(|e| anyhow!("--encoder: {e}"))?;
     let t_embed = Instant::now();

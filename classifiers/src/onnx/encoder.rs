@@ -45,6 +45,9 @@ pub struct EncoderOptions {
     pub truncation: Option<Truncation>,
     pub pooling: Option<Pooling>,
     pub normalize: Option<bool>,
+    /// Most sessions at once (default: one per busy thread; each holds its own copy of the
+    /// weights, so a many-core machine may cap this and give each session more `threads`).
+    pub max_sessions: Option<usize>,
 }
 
 impl Default for EncoderOptions {
@@ -56,6 +59,7 @@ impl Default for EncoderOptions {
             truncation: None,
             pooling: None,
             normalize: None,
+            max_sessions: None,
         }
     }
 }
@@ -223,7 +227,7 @@ impl Encoder {
         // Sessions are not shared between threads (`ort` runs take `&mut`); a GPU gets one.
         let max = match opts.runtime.device {
             Device::Cuda => 1,
-            Device::Cpu => usize::MAX,
+            Device::Cpu => opts.max_sessions.unwrap_or(usize::MAX).max(1),
         };
         let mut enc = Encoder {
             spec,

@@ -37,6 +37,9 @@ pub struct OnnxStageConfig {
     /// one session per worker thread).
     #[serde(default = "one")]
     pub threads: usize,
+    /// Most onnxruntime sessions at once (default: one per busy worker thread). Each holds a
+    /// copy of the weights: cap it on many-core machines and raise `threads` instead.
+    pub sessions: Option<usize>,
     /// Documents per onnxruntime run (after sorting by length).
     #[serde(default = "default_batch")]
     pub batch_size: usize,
@@ -105,6 +108,9 @@ fn build(args: &StageArgs) -> Result<Built, ConfigError> {
     if cfg.threads == 0 {
         return Err(ConfigError::new("threads", "must be positive"));
     }
+    if cfg.sessions == Some(0) {
+        return Err(ConfigError::new("sessions", "must be positive"));
+    }
     if cfg.max_length == Some(0) {
         return Err(ConfigError::new("max_length", "must be positive"));
     }
@@ -124,6 +130,7 @@ fn build(args: &StageArgs) -> Result<Built, ConfigError> {
                 truncation: cfg.truncation,
                 pooling: None,
                 normalize: None,
+                max_sessions: cfg.sessions,
             };
             super::runtime::check_device(&opts.runtime)
                 .map_err(|e| ConfigError::new("device", e.to_string()))?;

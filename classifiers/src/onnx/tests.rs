@@ -180,10 +180,18 @@ fn batching_and_threads_do_not_change_scores() {
     let refs: Vec<&str> = texts.iter().map(String::as_str).collect();
     let dir = testing::testdata("tiny-bert-mean");
     let mut base = None;
-    for (batch, threads) in [(1, 1), (3, 1), (64, 1), (4, 2)] {
+    // The last case has three threads wait for one session.
+    for (batch, threads, sessions) in [
+        (1, 1, None),
+        (3, 1, None),
+        (64, 1, None),
+        (4, 2, None),
+        (2, 1, Some(1)),
+    ] {
         let mut o = opts(&lib);
         o.batch_size = batch;
         o.runtime.threads = threads;
+        o.max_sessions = sessions;
         let m = OnnxClassifier::open(&dir, &o).unwrap();
         let pool = rayon::ThreadPoolBuilder::new()
             .num_threads(3)

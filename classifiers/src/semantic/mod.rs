@@ -78,6 +78,8 @@ pub struct SemanticConfig {
     /// onnxruntime intra-op threads per session.
     #[serde(default = "one")]
     pub threads: usize,
+    /// Most onnxruntime sessions at once (default: one per busy worker thread).
+    pub sessions: Option<usize>,
 }
 
 fn default_threshold() -> f64 {
@@ -170,6 +172,7 @@ fn build(args: &StageArgs) -> Result<Built, ConfigError> {
                 truncation: None,
                 pooling: Some(cfg.pooling),
                 normalize: Some(true),
+                max_sessions: cfg.sessions,
             };
             crate::onnx::runtime::check_device(&opts.runtime)
                 .map_err(|e| ConfigError::new("device", e.to_string()))?;
