@@ -8,9 +8,12 @@ pub mod error;
 pub mod fasttext;
 pub mod model;
 pub mod onnx;
+pub mod semantic;
+#[doc(hidden)]
+pub mod testing;
 
 pub use error::{Error, Result};
 pub use model::{load_model, TextClassifier};
 
 /// The stages of this crate.
-pub static REGISTRY: &[&stages::StageDef] = &[];
+pub static REGISTRY: &[&stages::StageDef] = &[&onnx::stage::DEF, &semantic::DEF];

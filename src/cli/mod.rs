@@ -9,6 +9,7 @@ pub mod run;
 pub mod slurm;
 pub mod stats;
 pub mod status;
+pub mod train_head;
 
 use std::path::PathBuf;
 
@@ -55,6 +56,16 @@ pub enum Command {
     Slurm(slurm::SlurmArgs),
     /// Show units done, running, failed and pending per phase, and the merged stats.
     Status(status::StatusArgs),
+    /// Train a classifier.
+    #[command(subcommand)]
+    Train(TrainCommand),
+}
+
+/// `curate train ...`.
+#[derive(Debug, Subcommand)]
+pub enum TrainCommand {
+    /// A linear head on a transformer encoder's pooled embeddings (an ONNX model directory).
+    Head(train_head::TrainHeadArgs),
 }
 
 /// An error that maps to an exit code.
@@ -87,6 +98,7 @@ pub fn dispatch(cli: Cli) -> Result<(), CliError> {
         Command::Inspect(a) => inspect::run(a),
         Command::Slurm(a) => slurm::run(a),
         Command::Status(a) => status::run(a),
+        Command::Train(TrainCommand::Head(a)) => train_head::run(a),
     }
 }
 

@@ -1,0 +1,198 @@
+//! The side files of `dedup.semantic` under `work/<stage>/`, fixed-width little-endian rows
+//! behind an 16-byte header (magic, two u32):
+//!
+//! | file | written by | rows |
+//! |---|---|---|
+//! | `emb/part-P.bin` + `emb/part-P.json` (row count) | collector of partition P | quality f32, chars u32, embedding f32 x dim |
+//! | `plan.json`, `centroids.bin` | step `centroids` | k unit vectors |
+//! | `groups/g-T/part-P.bin` | step `assign`, task P | row u32, cluster u32, quality f32, chars u32, embedding |
+//! | `decisions/g-T/part-P.bin` | step `dedup`, task T | row u32, cluster u32, nearest_sim f32, dropped u32 |
+//!
+//! Clusters are dealt to `groups` (cluster mod groups); one dedup task holds one group.
+
+use std::io::{self, Read, Write};
+
+use stages::{Error, Result, Store};
+
+pub const EMB_MAGIC: &[u8; 8] = b"CSEMEMB1";
+pub const GROUP_MAGIC: &[u8; 8] = b"CSEMGRP1";
+pub const DECISION_MAGIC: &[u8; 8] = b"CSEMDEC1";
+pub const CENTROID_MAGIC: &[u8; 8] = b"CSEMCEN1";
+
+pub fn emb_path(dir: &str, p: usize) -> String {
+    format!("{dir}/emb/part-{p:05}.bin")
+}
+pub fn emb_meta_path(dir: &str, p: usize) -> String {
+    format!("{dir}/emb/part-{p:05}.json")
+}
+pub fn group_path(dir: &str, g: usize, p: usize) -> String {
+    format!("{dir}/groups/g-{g:05}/part-{p:05}.bin")
+}
+pub fn decision_path(dir: &str, g: usize, p: usize) -> String {
+    format!("{dir}/decisions/g-{g:05}/part-{p:05}.bin")
+}
+pub fn plan_path(dir: &str) -> String {
+    format!("{dir}/plan.json")
+}
+pub fn centroids_path(dir: &str) -> String {
+    format!("{dir}/centroids.bin")
+}
+
+/// What the `centroids` step decided, for the steps after it.
+#[derive(Clone, Debug, PartialEq, serde::Serialize, serde::Deserialize)]
+pub struct Plan {
+    pub rows: u64,
+    pub dim: usize,
+    pub clusters: usize,
+    pub groups: usize,
+    pub sample: usize,
+    pub iterations: usize,
+}
+
+/// Per-partition row count of the collector's output.
+#[derive(Clone, Debug, PartialEq, serde::Serialize, serde::Deserialize)]
+pub struct EmbMeta {
+    pub rows: u64,
+    pub dim: usize,
+}
+
+pub fn header(magic: &[u8; 8], a: u32, b: u32) -> [u8; 16] {
+    let mut h = [0u8; 16];
+    h[..8].copy_from_slice(magic);
+    h[8..12].copy_from_slice(&a.to_le_bytes());
+    h[12..].copy_from_slice(&b.to_le_bytes());
+    h
+}
+
+/// Checks a header and returns its two numbers.
+pub fn read_header(bytes: &[u8], magic: &[u8; 8], path: &str) -> Result<(u32, u32)> {
+    if bytes.len() < 16 || &bytes[..8] != magic {
+        return Err(Error::other(format!(
+            "{path}: not a {} file",
+            String::from_utf8_lossy(magic)
+        )));
+    }
+    Ok((u32_at(bytes, 8), u32_at(bytes, 12)))
+}
+
+#[inline]
+pub fn u32_at(b: &[u8], at: usize) -> u32 {
+    u32::from_le_bytes(b[at..at + 4].try_into().expect("4 bytes"))
+}
+
+#[inline]
+pub fn f32_at(b: &[u8], at: usize) -> f32 {
+    f32::from_le_bytes(b[at..at + 4].try_into().expect("4 bytes"))
+}
+
+pub fn put_f32s(out: &mut Vec<u8>, v: &[f32]) {
+    for x in v {
+        out.extend_from_slice(&x.to_le_bytes());
+    }
+}
+
+pub fn f32s(b: &[u8], out: &mut Vec<f32>) {
+    out.extend(
+        b.chunks_exact(4)
+            .map(|c| f32::from_le_bytes(c.try_into().expect("4"))),
+    );
+}
+
+/// A whole object, or `None` when it does not exist.
+pub fn read_opt(store: &dyn Store, path: &str) -> Result<Option<Vec<u8>>> {
+    match store.read(path) {
+        Ok(b) => Ok(Some(b)),
+        Err(e) if e.kind() == io::ErrorKind::NotFound => Ok(None),
+        Err(e) => Err(Error::io(path, e)),
+    }
+}
+
+pub fn read_json<T: serde::de::DeserializeOwned>(store: &dyn Store, path: &str) -> Result<T> {
+    let b = store.read(path).map_err(|e| Error::io(path, e))?;
+    serde_json::from_slice(&b).map_err(|e| Error::other(format!("{path}: {e}")))
+}
+
+pub fn put_json<T: serde::Serialize>(store: &dyn Store, path: &str, v: &T) -> Result<()> {
+    store
+        .put(path, &serde_json::to_vec_pretty(v).expect("serializable"))
+        .map_err(|e| Error::io(path, e))
+}
+
+/// Streams the rows of an embedding file: `(row, quality, chars, embedding)`.
+pub struct EmbReader {
+    inner: Box<dyn Read + Send>,
+    dim: usize,
+    row: u32,
+    buf: Vec<u8>,
+    path: String,
+}
+
+impl EmbReader {
+    pub fn open(store: &dyn Store, path: &str) -> Result<EmbReader> {
+        let mut inner = store.open(path).map_err(|e| Error::io(path, e))?;
+        let mut h = [0u8; 16];
+        inner.read_exact(&mut h).map_err(|e| Error::io(path, e))?;
+        let (dim, _) = read_header(&h, EMB_MAGIC, path)?;
+        let dim = dim as usize;
+        Ok(EmbReader {
+            inner,
+            dim,
+            row: 0,
+            buf: vec![0; 8 + 4 * dim],
+            path: path.to_string(),
+        })
+    }
+
+    pub fn dim(&self) -> usize {
+        self.dim
+    }
+
+    /// The next row into `emb` (cleared first): `(row, quality, chars)`, or `None` at the end.
+    pub fn next_into(&mut self, emb: &mut Vec<f32>) -> Result<Option<(u32, f32, u32)>> {
+        match read_full(&mut self.inner, &mut self.buf) {
+            Ok(0) => return Ok(None),
+            Ok(n) if n == self.buf.len() => {}
+            Ok(_) => {
+                return Err(Error::other(format!(
+                    "{}: truncated at row {}",
+                    self.path, self.row
+                )))
+            }
+            Err(e) => return Err(Error::io(&self.path, e)),
+        }
+        emb.clear();
+        f32s(&self.buf[8..], emb);
+        let r = self.row;
+        self.row += 1;
+        Ok(Some((r, f32_at(&self.buf, 0), u32_at(&self.buf, 4))))
+    }
+}
+
+/// Reads until `buf` is full or the stream ends; returns the bytes read.
+fn read_full(r: &mut dyn Read, buf: &mut [u8]) -> io::Result<usize> {
+    let mut n = 0;
+    while n < buf.len() {
+        match r.read(&mut buf[n..]) {
+            Ok(0) => break,
+            Ok(k) => n += k,
+            Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
+            Err(e) => return Err(e),
+        }
+    }
+    Ok(n)
+}
+
+/// Writes an embedding row.
+pub fn write_emb_row(
+    w: &mut dyn Write,
+    quality: f32,
+    chars: u32,
+    emb: &[f32],
+    scratch: &mut Vec<u8>,
+) -> io::Result<()> {
+    scratch.clear();
+    scratch.extend_from_slice(&quality.to_le_bytes());
+    scratch.extend_from_slice(&chars.to_le_bytes());
+    put_f32s(scratch, emb);
+    w.write_all(scratch)
+}

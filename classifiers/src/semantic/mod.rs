@@ -1,0 +1,658 @@
+//! `dedup.semantic`: semantic deduplication (SemDeDup, Abbas et al. 2023; NeMo Curator's
+//! `SemDedup`), the step Llama 3 names beside MinHash.
+//!
+//! Documents that say the same thing in other words share few shingles, so MinHash misses
+//! them; their sentence embeddings are close. The stage:
+//!
+//! 1. **collect** (end of the phase before the barrier): embeds every kept document with the
+//!    encoder (mean-pooled, L2-normalised: cosine = dot product) and streams
+//!    `(quality, chars, embedding)` rows to `work/<name>/emb/part-P.bin`;
+//! 2. **centroids** (one task): spherical k-means with the pipeline seed on a sample of at most
+//!    `kmeans_sample` rows, `k = ceil(rows / cluster_docs)` so that one cluster's embeddings fit
+//!    in memory; clusters are dealt to groups (`cluster mod groups`), sized by the memory budget;
+//! 3. **assign** (one task per partition): each row goes to its nearest centroid, written to its
+//!    group's file;
+//! 4. **dedup** (one task per group): within each cluster, documents in order of quality
+//!    (the `quality_signal`, then length, then position) are kept unless their cosine to an
+//!    already kept document reaches `threshold`;
+//! 5. **apply** (start of the next phase): `<name>.cluster` and `<name>.nearest_sim` (highest
+//!    cosine to another kept document of the cluster; -1 when there is none) as signals, and
+//!    the verdict `near_duplicate` when `nearest_sim >= threshold`, so re-judging with another
+//!    threshold works from the stored signal.
+
+pub mod files;
+pub mod kmeans;
+
+use std::io::Write;
+use std::path::PathBuf;
+use std::sync::Arc;
+
+use rayon::prelude::*;
+use serde::Deserialize;
+use stages::signals::{SignalSpec, SignalType, Signals};
+use stages::{
+    Applier, Built, Collector, ConfigError, Document, Error, GlobalStage, GlobalStep, ObjectWriter,
+    Outcome, PartitionCtx, Purpose, Result, StageArgs, StageDef, StepCtx, StepStats,
+};
+
+use crate::onnx::{Device, Encoder, EncoderOptions, Pooling, RuntimeOptions, Tokens};
+use files::*;
+
+/// `[stages.NAME]` with `type = "dedup.semantic"`.
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct SemanticConfig {
+    /// The encoder directory (`model.onnx` + `tokenizer.json`), e.g. all-MiniLM-L6-v2.
+    pub model: String,
+    /// Cosine similarity at or above which a document duplicates a kept one.
+    #[serde(default = "default_threshold")]
+    pub threshold: f64,
+    /// Target documents per cluster (k = rows / cluster_docs): bounds the pairwise work and the
+    /// memory of one cluster.
+    #[serde(default = "default_cluster_docs")]
+    pub cluster_docs: usize,
+    /// Rows k-means is fitted on (a seeded sample when there are more).
+    #[serde(default = "default_sample")]
+    pub kmeans_sample: usize,
+    /// Lloyd iterations at most (stops earlier when no row moves).
+    #[serde(default = "default_iterations")]
+    pub kmeans_iterations: usize,
+    /// Signal whose higher value wins among duplicates (e.g. `quality.hq`); documents without
+    /// it rank last. Unset: the longer document wins.
+    pub quality_signal: Option<String>,
+    /// Tokens per document for the encoder (default 128: MiniLM's training length).
+    #[serde(default = "default_max_length")]
+    pub max_length: usize,
+    /// Pooling of the encoder output (default `mean`).
+    #[serde(default = "default_pooling")]
+    pub pooling: Pooling,
+    /// Documents per onnxruntime run.
+    #[serde(default = "default_batch")]
+    pub batch_size: usize,
+    /// `libonnxruntime.so` (else `ORT_DYLIB_PATH`).
+    pub ort_library: Option<String>,
+    #[serde(default)]
+    pub device: Device,
+    #[serde(default)]
+    pub device_id: i32,
+    /// onnxruntime intra-op threads per session.
+    #[serde(default = "one")]
+    pub threads: usize,
+    /// Most onnxruntime sessions at once (default: one per busy worker thread).
+    pub sessions: Option<usize>,
+}
+
+fn default_threshold() -> f64 {
+    0.9
+}
+fn default_cluster_docs() -> usize {
+    10_000
+}
+fn default_sample() -> usize {
+    100_000
+}
+fn default_iterations() -> usize {
+    20
+}
+fn default_max_length() -> usize {
+    128
+}
+fn default_pooling() -> Pooling {
+    Pooling::Mean
+}
+fn default_batch() -> usize {
+    32
+}
+fn one() -> usize {
+    1
+}
+
+pub static DEF: StageDef = StageDef {
+    kind: "dedup.semantic",
+    about: "Semantic dedup: embeddings, seeded k-means, per-cluster cosine threshold",
+    example:
+        "model = \"classifiers/testdata/tiny-bert-mean\"\nthreshold = 0.95\ncluster_docs = 1000",
+    build,
+};
+
+/// Most documents the collector holds before embedding them as one parallel batch.
+const COLLECT_BATCH: usize = 512;
+
+struct Shared {
+    name: String,
+    cfg: SemanticConfig,
+    encoder: Option<Encoder>,
+    sig_cluster: String,
+    sig_sim: String,
+}
+
+pub struct SemanticDedup {
+    shared: Arc<Shared>,
+}
+
+fn build(args: &StageArgs) -> Result<Built, ConfigError> {
+    let cfg: SemanticConfig = args.parse()?;
+    let dir = args.resolve_path("model", &cfg.model)?;
+    stages::config::check_range("threshold", cfg.threshold, -1.0, 1.0)?;
+    for (k, v) in [
+        ("cluster_docs", cfg.cluster_docs),
+        ("kmeans_sample", cfg.kmeans_sample),
+        ("kmeans_iterations", cfg.kmeans_iterations),
+        ("max_length", cfg.max_length),
+        ("batch_size", cfg.batch_size),
+        ("threads", cfg.threads),
+    ] {
+        if v == 0 {
+            return Err(ConfigError::new(k, "must be positive"));
+        }
+    }
+    if cfg.pooling == Pooling::None {
+        return Err(ConfigError::new(
+            "pooling",
+            "semantic dedup needs token vectors pooled: \"mean\" or \"cls\"",
+        ));
+    }
+    let library: Option<PathBuf> = cfg
+        .ort_library
+        .as_deref()
+        .map(|p| args.resolve_path("ort_library", p))
+        .transpose()?;
+    let encoder = match args.purpose {
+        Purpose::Select => None,
+        Purpose::Run => {
+            let opts = EncoderOptions {
+                runtime: RuntimeOptions {
+                    library,
+                    device: cfg.device,
+                    device_id: cfg.device_id,
+                    threads: cfg.threads,
+                },
+                batch_size: cfg.batch_size,
+                max_length: Some(cfg.max_length),
+                truncation: None,
+                pooling: Some(cfg.pooling),
+                normalize: Some(true),
+                max_sessions: cfg.sessions,
+            };
+            crate::onnx::runtime::check_device(&opts.runtime)
+                .map_err(|e| ConfigError::new("device", e.to_string()))?;
+            Some(Encoder::open(&dir, &opts).map_err(|e| ConfigError::new("model", e.to_string()))?)
+        }
+    };
+    let n = args.name;
+    Ok(Built::Global(Box::new(SemanticDedup {
+        shared: Arc::new(Shared {
+            name: n.to_string(),
+            sig_cluster: format!("{n}.cluster"),
+            sig_sim: format!("{n}.nearest_sim"),
+            cfg,
+            encoder,
+        }),
+    })))
+}
+
+impl GlobalStage for SemanticDedup {
+    fn name(&self) -> &str {
+        &self.shared.name
+    }
+
+    fn signals(&self) -> Vec<SignalSpec> {
+        vec![
+            SignalSpec::new(
+                self.shared.sig_cluster.clone(),
+                SignalType::I64,
+                "k-means cluster of the document's embedding",
+            ),
+            SignalSpec::new(
+                self.shared.sig_sim.clone(),
+                SignalType::F32,
+                "highest cosine to another kept document of the cluster (-1: none)",
+            ),
+        ]
+    }
+
+    fn reasons(&self) -> Vec<&'static str> {
+        vec!["near_duplicate"]
+    }
+
+    fn collector(&self, ctx: &PartitionCtx) -> Result<Box<dyn Collector>> {
+        let enc = self
+            .shared
+            .encoder
+            .as_ref()
+            .ok_or_else(|| Error::other("dedup.semantic built without its encoder"))?;
+        let path = emb_path(&ctx.dir, ctx.partition);
+        let mut out = ctx.store.create(&path).map_err(|e| Error::io(&path, e))?;
+        out.write_all(&header(EMB_MAGIC, enc.dim() as u32, 0))
+            .map_err(|e| Error::io(&path, e))?;
+        Ok(Box::new(EmbedCollector {
+            shared: self.shared.clone(),
+            ctx: ctx.clone(),
+            out: Some(out),
+            path,
+            pending: Vec::new(),
+            rows: 0,
+            scratch: Vec::new(),
+        }))
+    }
+
+    fn steps(&self) -> Vec<Box<dyn GlobalStep>> {
+        vec![
+            Box::new(CentroidStep(self.shared.clone())),
+            Box::new(AssignStep),
+            Box::new(DedupStep(self.shared.clone())),
+        ]
+    }
+
+    fn applier(&self, ctx: &PartitionCtx) -> Result<Box<dyn Applier>> {
+        let plan: Plan = read_json(ctx.store.as_ref(), &plan_path(&ctx.dir))?;
+        let meta: EmbMeta = read_json(ctx.store.as_ref(), &emb_meta_path(&ctx.dir, ctx.partition))?;
+        let mut rows = vec![(-1i64, -1f32, false); meta.rows as usize];
+        for g in 0..plan.groups {
+            let path = decision_path(&ctx.dir, g, ctx.partition);
+            let Some(b) = read_opt(ctx.store.as_ref(), &path)? else {
+                continue;
+            };
+            read_header(&b, DECISION_MAGIC, &path)?;
+            for r in b[16..].chunks_exact(16) {
+                let row = u32_at(r, 0) as usize;
+                let slot = rows
+                    .get_mut(row)
+                    .ok_or_else(|| Error::other(format!("{path}: row {row} out of range")))?;
+                *slot = (u32_at(r, 4) as i64, f32_at(r, 8), u32_at(r, 12) != 0);
+            }
+        }
+        Ok(Box::new(SemanticApplier {
+            shared: self.shared.clone(),
+            rows,
+            next: 0,
+        }))
+    }
+
+    fn judge(&self, s: &Signals) -> Outcome {
+        match s.f64(&self.shared.sig_sim) {
+            Some(v) if v >= self.shared.cfg.threshold => Outcome::Drop("near_duplicate"),
+            _ => Outcome::Keep,
+        }
+    }
+
+    fn thresholds(&self) -> Vec<(String, f64)> {
+        vec![(self.shared.sig_sim.clone(), self.shared.cfg.threshold)]
+    }
+}
+
+struct EmbedCollector {
+    shared: Arc<Shared>,
+    ctx: PartitionCtx,
+    out: Option<Box<dyn ObjectWriter>>,
+    path: String,
+    /// Tokenized documents waiting for the next batch: `(tokens, quality, chars)`.
+    pending: Vec<(Tokens, f32, u32)>,
+    rows: u64,
+    scratch: Vec<u8>,
+}
+
+impl EmbedCollector {
+    fn flush(&mut self) -> Result<()> {
+        if self.pending.is_empty() {
+            return Ok(());
+        }
+        let enc = self.shared.encoder.as_ref().expect("encoder");
+        let toks: Vec<Tokens> = self.pending.iter().map(|p| p.0.clone()).collect();
+        let embs = enc
+            .embed_tokens(&toks)
+            .map_err(|e| Error::other(format!("{}: {e}", self.shared.name)))?;
+        let out = self.out.as_mut().expect("open writer");
+        for ((_, q, c), e) in self.pending.drain(..).zip(embs) {
+            write_emb_row(out, q, c, &e, &mut self.scratch)
+                .map_err(|e| Error::io(&self.path, e))?;
+            self.rows += 1;
+        }
+        Ok(())
+    }
+}
+
+impl Collector for EmbedCollector {
+    fn collect(&mut self, doc: &Document) -> Result<()> {
+        let enc = self.shared.encoder.as_ref().expect("encoder");
+        // A text the tokenizer rejects still takes its row: it embeds as an empty document.
+        let toks = enc
+            .tokenize(doc.text())
+            .or_else(|_| enc.tokenize(""))
+            .map_err(|e| Error::other(format!("{}: {e}", self.shared.name)))?;
+        let quality = match &self.shared.cfg.quality_signal {
+            Some(s) => doc
+                .signals
+                .f64(s)
+                .filter(|v| v.is_finite())
+                .map_or(f32::NEG_INFINITY, |v| v as f32),
+            None => 0.0,
+        };
+        let chars = doc.text().chars().count().min(u32::MAX as usize) as u32;
+        self.pending.push((toks, quality, chars));
+        if self.pending.len() >= COLLECT_BATCH {
+            self.flush()?;
+        }
+        Ok(())
+    }
+
+    fn finish(mut self: Box<Self>) -> Result<()> {
+        self.flush()?;
+        let out = self.out.take().expect("open writer");
+        out.finish().map_err(|e| Error::io(&self.path, e))?;
+        let dim = self.shared.encoder.as_ref().expect("encoder").dim();
+        put_json(
+            self.ctx.store.as_ref(),
+            &emb_meta_path(&self.ctx.dir, self.ctx.partition),
+            &EmbMeta {
+                rows: self.rows,
+                dim,
+            },
+        )
+    }
+}
+
+/// Step 1: the sample, k-means, and the plan.
+struct CentroidStep(Arc<Shared>);
+
+impl GlobalStep for CentroidStep {
+    fn name(&self) -> &str {
+        "centroids"
+    }
+
+    fn tasks(&self, _ctx: &StepCtx) -> Result<usize> {
+        Ok(1)
+    }
+
+    fn run(&self, _task: usize, ctx: &StepCtx) -> Result<StepStats> {
+        let cfg = &self.0.cfg;
+        let store = ctx.store.as_ref();
+        let mut st = StepStats::new("centroids", 0);
+        let mut metas = Vec::with_capacity(ctx.partitions);
+        for p in 0..ctx.partitions {
+            metas.push(read_json::<EmbMeta>(store, &emb_meta_path(&ctx.dir, p))?);
+        }
+        let rows: u64 = metas.iter().map(|m| m.rows).sum();
+        let dim = metas.first().map_or(0, |m| m.dim);
+        // Keep a row of the sample when its seeded hash falls under rate * 2^64.
+        let rate = (cfg.kmeans_sample as f64 / rows.max(1) as f64).min(1.0);
+        let cut = if rate >= 1.0 {
+            u64::MAX
+        } else {
+            (rate * u64::MAX as f64) as u64
+        };
+        let mut sample: Vec<f32> = Vec::new();
+        let mut emb = Vec::new();
+        for (p, m) in metas.iter().enumerate() {
+            if m.rows == 0 {
+                continue;
+            }
+            let mut r = EmbReader::open(store, &emb_path(&ctx.dir, p))?;
+            while let Some((row, _, _)) = r.next_into(&mut emb)? {
+                if kmeans::mix64(ctx.seed ^ ((p as u64) << 32) ^ row as u64) <= cut {
+                    sample.extend_from_slice(&emb);
+                }
+            }
+        }
+        let n = sample.len().checked_div(dim).unwrap_or(0);
+        let k = (rows.div_ceil(cfg.cluster_docs as u64) as usize).clamp(1, n.max(1));
+        let (centroids, iterations) = if n == 0 {
+            (Vec::new(), 0)
+        } else {
+            let f = kmeans::fit(&sample, dim, k, cfg.kmeans_iterations, ctx.seed);
+            (f.centroids, f.iterations)
+        };
+        // Groups: enough that one group's rows (with their embeddings) take at most half the
+        // task's memory budget, at least one per partition (tasks to spread over workers), never
+        // more than clusters. Not from the thread count: outputs must not depend on it.
+        let row_bytes = (16 + 4 * dim) as u64;
+        let by_memory = (rows * row_bytes).div_ceil((ctx.memory_budget as u64 / 2).max(1)) as usize;
+        let groups = by_memory.max(ctx.partitions).clamp(1, k.min(4096));
+        let mut bytes = header(CENTROID_MAGIC, dim as u32, k as u32).to_vec();
+        put_f32s(&mut bytes, &centroids);
+        store
+            .put(&centroids_path(&ctx.dir), &bytes)
+            .map_err(|e| Error::io(centroids_path(&ctx.dir), e))?;
+        put_json(
+            store,
+            &plan_path(&ctx.dir),
+            &Plan {
+                rows,
+                dim,
+                clusters: k,
+                groups,
+                sample: n,
+                iterations,
+            },
+        )?;
+        st.count("rows", rows);
+        st.count("sample", n as u64);
+        st.count("clusters", k as u64);
+        st.count("groups", groups as u64);
+        st.count("iterations", iterations as u64);
+        Ok(st)
+    }
+}
+
+fn read_centroids(ctx: &StepCtx) -> Result<(Vec<f32>, usize)> {
+    let path = centroids_path(&ctx.dir);
+    let b = ctx.store.read(&path).map_err(|e| Error::io(&path, e))?;
+    let (dim, _) = read_header(&b, CENTROID_MAGIC, &path)?;
+    let mut c = Vec::new();
+    f32s(&b[16..], &mut c);
+    Ok((c, dim as usize))
+}
+
+/// Step 2: every row to its nearest centroid, into its group's file.
+struct AssignStep;
+
+impl GlobalStep for AssignStep {
+    fn name(&self) -> &str {
+        "assign"
+    }
+
+    fn tasks(&self, ctx: &StepCtx) -> Result<usize> {
+        Ok(ctx.partitions)
+    }
+
+    fn run(&self, p: usize, ctx: &StepCtx) -> Result<StepStats> {
+        let store = ctx.store.as_ref();
+        let plan: Plan = read_json(store, &plan_path(&ctx.dir))?;
+        let meta: EmbMeta = read_json(store, &emb_meta_path(&ctx.dir, p))?;
+        let mut st = StepStats::new("assign", p);
+        st.count("rows", meta.rows);
+        if meta.rows == 0 {
+            return Ok(st);
+        }
+        let (centroids, dim) = read_centroids(ctx)?;
+        // Read the partition in blocks, assign each block in parallel, append to its groups.
+        let mut reader = EmbReader::open(store, &emb_path(&ctx.dir, p))?;
+        let mut bufs: Vec<Vec<u8>> = vec![Vec::new(); plan.groups];
+        let mut block: Vec<(u32, f32, u32, Vec<f32>)> = Vec::new();
+        let mut emb = Vec::new();
+        loop {
+            let next = reader.next_into(&mut emb)?;
+            if let Some((row, q, c)) = next {
+                block.push((row, q, c, emb.clone()));
+            }
+            if block.len() >= 4096 || (next.is_none() && !block.is_empty()) {
+                let nearest: Vec<usize> = block
+                    .par_iter()
+                    .with_min_len(64)
+                    .map(|(_, _, _, e)| kmeans::nearest(e, &centroids, dim).0)
+                    .collect();
+                for ((row, q, c, e), cl) in block.drain(..).zip(nearest) {
+                    let b = &mut bufs[cl % plan.groups];
+                    if b.is_empty() {
+                        b.extend_from_slice(&header(GROUP_MAGIC, dim as u32, 0));
+                    }
+                    b.extend_from_slice(&row.to_le_bytes());
+                    b.extend_from_slice(&(cl as u32).to_le_bytes());
+                    b.extend_from_slice(&q.to_le_bytes());
+                    b.extend_from_slice(&c.to_le_bytes());
+                    put_f32s(b, &e);
+                }
+            }
+            if next.is_none() {
+                break;
+            }
+        }
+        for (g, b) in bufs.iter().enumerate() {
+            let path = group_path(&ctx.dir, g, p);
+            if b.is_empty() {
+                // A re-run after a crash must not leave rows of an older run behind.
+                store.delete(&path).map_err(|e| Error::io(&path, e))?;
+            } else {
+                store.put(&path, b).map_err(|e| Error::io(&path, e))?;
+            }
+        }
+        Ok(st)
+    }
+}
+
+/// One document of a cluster during dedup.
+struct Member {
+    partition: u32,
+    row: u32,
+    quality: f32,
+    chars: u32,
+    emb: Vec<f32>,
+}
+
+/// Step 3: greedy dedup within each cluster of one group.
+struct DedupStep(Arc<Shared>);
+
+impl GlobalStep for DedupStep {
+    fn name(&self) -> &str {
+        "dedup"
+    }
+
+    fn tasks(&self, ctx: &StepCtx) -> Result<usize> {
+        let plan: Plan = read_json(ctx.store.as_ref(), &plan_path(&ctx.dir))?;
+        Ok(plan.groups)
+    }
+
+    fn run(&self, g: usize, ctx: &StepCtx) -> Result<StepStats> {
+        let store = ctx.store.as_ref();
+        let threshold = self.0.cfg.threshold as f32;
+        let mut st = StepStats::new("dedup", g);
+        // cluster -> members, clusters in id order.
+        let mut clusters: std::collections::BTreeMap<u32, Vec<Member>> = Default::default();
+        for p in 0..ctx.partitions {
+            let path = group_path(&ctx.dir, g, p);
+            let Some(b) = read_opt(store, &path)? else {
+                continue;
+            };
+            let (dim, _) = read_header(&b, GROUP_MAGIC, &path)?;
+            let width = 16 + 4 * dim as usize;
+            for r in b[16..].chunks_exact(width) {
+                let mut emb = Vec::with_capacity(dim as usize);
+                f32s(&r[16..], &mut emb);
+                clusters.entry(u32_at(r, 4)).or_default().push(Member {
+                    partition: p as u32,
+                    row: u32_at(r, 0),
+                    quality: f32_at(r, 8),
+                    chars: u32_at(r, 12),
+                    emb,
+                });
+            }
+        }
+        let mut out: Vec<Vec<u8>> = vec![Vec::new(); ctx.partitions];
+        let (mut dropped, mut docs, mut largest) = (0u64, 0u64, 0u64);
+        for (cluster, mut members) in clusters {
+            docs += members.len() as u64;
+            largest = largest.max(members.len() as u64);
+            // Best first: quality, then length, then input position.
+            members.sort_by(|a, b| {
+                b.quality
+                    .total_cmp(&a.quality)
+                    .then(b.chars.cmp(&a.chars))
+                    .then(a.partition.cmp(&b.partition))
+                    .then(a.row.cmp(&b.row))
+            });
+            let decisions = greedy(&members, threshold);
+            for (m, (sim, drop)) in members.iter().zip(decisions) {
+                dropped += drop as u64;
+                let b = &mut out[m.partition as usize];
+                if b.is_empty() {
+                    b.extend_from_slice(&header(DECISION_MAGIC, 0, 0));
+                }
+                b.extend_from_slice(&m.row.to_le_bytes());
+                b.extend_from_slice(&cluster.to_le_bytes());
+                b.extend_from_slice(&sim.to_le_bytes());
+                b.extend_from_slice(&(drop as u32).to_le_bytes());
+            }
+        }
+        for (p, b) in out.iter().enumerate() {
+            let path = decision_path(&ctx.dir, g, p);
+            if b.is_empty() {
+                store.delete(&path).map_err(|e| Error::io(&path, e))?;
+            } else {
+                store.put(&path, b).map_err(|e| Error::io(&path, e))?;
+            }
+        }
+        st.count("docs", docs);
+        st.count("dropped", dropped);
+        st.count("largest_cluster", largest);
+        Ok(st)
+    }
+}
+
+/// Keeps members (best first) unless their cosine to a kept one reaches `threshold`. Returns
+/// per member the highest cosine to another kept member (-1 when none) and whether it drops.
+fn greedy(members: &[Member], threshold: f32) -> Vec<(f32, bool)> {
+    let mut kept: Vec<usize> = Vec::new();
+    let mut out = vec![(-1f32, false); members.len()];
+    for (j, m) in members.iter().enumerate() {
+        let sims: Vec<f32> = if kept.len() >= 2048 {
+            kept.par_iter()
+                .with_min_len(256)
+                .map(|&i| kmeans::dot(&members[i].emb, &m.emb))
+                .collect()
+        } else {
+            kept.iter()
+                .map(|&i| kmeans::dot(&members[i].emb, &m.emb))
+                .collect()
+        };
+        let best = sims.iter().copied().fold(-1f32, f32::max);
+        if best >= threshold {
+            out[j] = (best, true);
+        } else {
+            for (&i, &s) in kept.iter().zip(&sims) {
+                out[i].0 = out[i].0.max(s);
+            }
+            out[j].0 = best;
+            kept.push(j);
+        }
+    }
+    out
+}
+
+struct SemanticApplier {
+    shared: Arc<Shared>,
+    /// Per row: cluster, nearest_sim, dropped.
+    rows: Vec<(i64, f32, bool)>,
+    next: usize,
+}
+
+impl Applier for SemanticApplier {
+    fn apply(&mut self, doc: &mut Document) -> Outcome {
+        let (cluster, sim, drop) = self
+            .rows
+            .get(self.next)
+            .copied()
+            .unwrap_or((-1, -1.0, false));
+        self.next += 1;
+        doc.signals
+            .set_i64(self.shared.sig_cluster.clone(), cluster);
+        doc.signals.set_f64(self.shared.sig_sim.clone(), sim as f64);
+        if drop {
+            Outcome::Drop("near_duplicate")
+        } else {
+            Outcome::Keep
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests;

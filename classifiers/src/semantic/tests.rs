@@ -1,0 +1,280 @@
+//! The global stage run by hand over a local store: collect per partition, every step's tasks,
+//! apply per partition (what the runner does across a barrier).
+
+use std::path::Path;
+use std::sync::Arc;
+
+use stages::{
+    Built, Document, GlobalStage, LocalStore, Outcome, PartitionCtx, Purpose, StageArgs, StepCtx,
+    Store,
+};
+
+use super::*;
+use crate::testing;
+
+fn stage(body: &str, lib: &Path) -> Result<Box<dyn GlobalStage>, ConfigError> {
+    let mut t: toml::Table = body.parse().unwrap();
+    t.insert(
+        "ort_library".into(),
+        toml::Value::String(lib.display().to_string()),
+    );
+    let root = testing::repo_root();
+    match build(&StageArgs {
+        name: "semantic",
+        table: &t,
+        base_dir: &root,
+        purpose: Purpose::Run,
+        seed: 7,
+    })? {
+        Built::Global(g) => Ok(g),
+        Built::Map(_) => panic!("a global stage"),
+    }
+}
+
+/// Runs collect / steps / apply over `parts` partitions; returns the documents with their
+/// signals and outcomes, in input order, and the step stats.
+fn run(
+    g: &dyn GlobalStage,
+    parts: Vec<Vec<Document>>,
+    threads: usize,
+    dir: &Path,
+) -> (Vec<(Document, Outcome)>, Vec<StepStats>) {
+    let store: Arc<dyn Store> = Arc::new(LocalStore::new(dir.join("out")).unwrap());
+    let n = parts.len();
+    let pctx = |p: usize| PartitionCtx {
+        store: store.clone(),
+        dir: "work/semantic".into(),
+        partition: p,
+        partitions: n,
+        scratch: dir.join("scratch"),
+        seed: 7,
+    };
+    let pool = rayon::ThreadPoolBuilder::new()
+        .num_threads(threads)
+        .build()
+        .unwrap();
+    pool.install(|| {
+        for (p, docs) in parts.iter().enumerate() {
+            let mut c = g.collector(&pctx(p)).unwrap();
+            for d in docs {
+                c.collect(d).unwrap();
+            }
+            c.finish().unwrap();
+        }
+        let sctx = StepCtx {
+            store: store.clone(),
+            dir: "work/semantic".into(),
+            partitions: n,
+            scratch: dir.join("scratch"),
+            memory_budget: 1 << 30,
+            threads,
+            seed: 7,
+        };
+        let mut stats = Vec::new();
+        for step in g.steps() {
+            for t in 0..step.tasks(&sctx).unwrap() {
+                stats.push(step.run(t, &sctx).unwrap());
+            }
+        }
+        let mut out = Vec::new();
+        for (p, docs) in parts.into_iter().enumerate() {
+            let mut a = g.applier(&pctx(p)).unwrap();
+            for mut d in docs {
+                let o = a.apply(&mut d);
+                out.push((d, o));
+            }
+        }
+        (out, stats)
+    })
+}
+
+#[test]
+fn greedy_keeps_best_and_drops_close_ones() {
+    let unit = |v: [f32; 2]| {
+        let n = (v[0] * v[0] + v[1] * v[1]).sqrt();
+        vec![v[0] / n, v[1] / n]
+    };
+    let m = |e: Vec<f32>| Member {
+        partition: 0,
+        row: 0,
+        quality: 0.0,
+        chars: 0,
+        emb: e,
+    };
+    let members = vec![
+        m(unit([1.0, 0.0])),
+        m(unit([1.0, 0.05])), // cos 0.9988 to the first
+        m(unit([0.0, 1.0])),
+        m(unit([0.6, 0.8])), // cos 0.6 / 0.8 to the kept ones
+    ];
+    let d = greedy(&members, 0.95);
+    assert_eq!(
+        d.iter().map(|x| x.1).collect::<Vec<_>>(),
+        [false, true, false, false]
+    );
+    assert!(d[1].0 > 0.99);
+    // Kept ones: highest cosine to another kept one.
+    assert!(
+        (d[0].0 - 0.6).abs() < 1e-5 && (d[2].0 - 0.8).abs() < 1e-5 && (d[3].0 - 0.8).abs() < 1e-5
+    );
+    assert_eq!(greedy(&members[..1], 0.9), [(-1.0, false)]);
+}
+
+/// Exact and near-exact copies across partitions go, distinct texts stay, the better-quality
+/// copy wins, and the result does not depend on the thread count.
+#[test]
+fn tiny_encoder_finds_copies_across_partitions() {
+    let Some(lib) = testing::ort_library() else {
+        return;
+    };
+    let g = stage(
+        "model = \"classifiers/testdata/tiny-bert-mean\"\nthreshold = 0.995\ncluster_docs = 4\nquality_signal = \"q\"",
+        &lib,
+    )
+    .unwrap();
+    let texts = crate::onnx::tests::mixed_texts();
+    let mut a = Vec::new();
+    let mut b = Vec::new();
+    for (i, t) in texts.iter().enumerate() {
+        let mut d = Document::new(format!("a{i}"), t.clone());
+        d.signals.set_f64("q", 0.2);
+        a.push(d);
+        if i % 2 == 0 {
+            // The same text, better quality, in another partition.
+            let mut d = Document::new(format!("b{i}"), t.clone());
+            d.signals.set_f64("q", 0.9);
+            b.push(d);
+        }
+    }
+    let tmp = tempfile::tempdir().unwrap();
+    let (out, stats) = run(g.as_ref(), vec![a.clone(), b.clone()], 1, tmp.path());
+    let dropped: Vec<&str> = out
+        .iter()
+        .filter(|(_, o)| !o.is_keep())
+        .map(|(d, _)| d.id.as_str())
+        .collect();
+    // Every copied a-document loses to its b twin, and so does a7: it only appends a sentence
+    // to a6's long text, past the encoder's 128 tokens. No b-document drops, and no other
+    // a-document (the tiny model's vectors of distinct texts are not that close).
+    assert_eq!(
+        texts[7].strip_prefix(texts[6].as_str()).map(|s| s.len()),
+        Some(44)
+    );
+    assert_eq!(dropped, ["a0", "a2", "a4", "a6", "a7", "a8"]);
+    for (d, o) in &out {
+        let sim = d.signals.f64("semantic.nearest_sim").unwrap();
+        assert_eq!(!o.is_keep(), sim >= 0.995, "{}: {sim}", d.id);
+        assert_eq!(g.judge(&d.signals), *o, "judge agrees with the applier");
+        assert!(d.signals.i64("semantic.cluster").unwrap() >= 0);
+    }
+    assert!(stats
+        .iter()
+        .any(|s| s.name == "centroids" && s.counters["clusters"] == 4));
+    // Same result with four threads.
+    let tmp2 = tempfile::tempdir().unwrap();
+    let (out4, _) = run(g.as_ref(), vec![a, b], 4, tmp2.path());
+    for ((d1, o1), (d4, o4)) in out.iter().zip(&out4) {
+        assert_eq!((d1.signals.to_json(), o1), (d4.signals.to_json(), o4));
+    }
+    let (t1, t4) = (
+        testing::read_tree(&tmp.path().join("out")),
+        testing::read_tree(&tmp2.path().join("out")),
+    );
+    assert_eq!(t1.keys().collect::<Vec<_>>(), t4.keys().collect::<Vec<_>>());
+    assert!(t1 == t4, "side files differ between 1 and 4 threads");
+}
+
+/// Word 5-shingle Jaccard: what MinHash estimates.
+fn jaccard5(a: &str, b: &str) -> f64 {
+    let sh = |t: &str| {
+        let w: Vec<String> = t
+            .split(|c: char| !c.is_alphanumeric())
+            .filter(|w| !w.is_empty())
+            .map(|w| w.to_lowercase())
+            .collect();
+        w.windows(5.min(w.len()).max(1))
+            .map(|x| x.join(" "))
+            .collect::<std::collections::HashSet<_>>()
+    };
+    let (a, b) = (sh(a), sh(b));
+    a.intersection(&b).count() as f64 / a.union(&b).count().max(1) as f64
+}
+
+/// Paraphrase pairs (classifiers/testdata/paraphrases.jsonl, written for this test) share no
+/// 5-word shingle, so MinHash at any threshold misses them; MiniLM embeddings catch every pair
+/// and keep the better-quality side, and unrelated documents on the same topics stay.
+#[test]
+fn minilm_catches_paraphrases_minhash_misses() {
+    let Some(shared) = testing::shared() else {
+        return;
+    };
+    let Some(lib) = testing::ort_library() else {
+        return;
+    };
+    let model = shared.join("data/models/all-minilm-l6-v2-int8");
+    let g = stage(
+        &format!(
+            "model = \"{}\"\nthreshold = 0.7\ncluster_docs = 8\nquality_signal = \"q\"",
+            model.display()
+        ),
+        &lib,
+    )
+    .unwrap();
+    let rows: Vec<serde_json::Value> =
+        std::fs::read_to_string(testing::testdata("paraphrases.jsonl"))
+            .unwrap()
+            .lines()
+            .map(|l| serde_json::from_str(l).unwrap())
+            .collect();
+    let docs: Vec<Document> = rows
+        .iter()
+        .map(|r| {
+            let id = r["id"].as_str().unwrap();
+            let mut d = Document::new(id, r["text"].as_str().unwrap());
+            // The "b" side of each pair is the better one.
+            d.signals
+                .set_f64("q", if id.ends_with('b') { 0.8 } else { 0.3 });
+            d
+        })
+        .collect();
+    let text = |id: &str| docs.iter().find(|d| d.id == id).unwrap().text().to_string();
+    for i in 0..10 {
+        let j = jaccard5(&text(&format!("p{i}a")), &text(&format!("p{i}b")));
+        assert!(j < 0.05, "pair {i} shares shingles: {j}");
+    }
+    // Spread over three partitions so that pairs cross partitions.
+    let mut parts = vec![Vec::new(), Vec::new(), Vec::new()];
+    for (i, d) in docs.into_iter().enumerate() {
+        parts[i % 3].push(d);
+    }
+    let tmp = tempfile::tempdir().unwrap();
+    let (out, _) = run(g.as_ref(), parts, 2, tmp.path());
+    let mut dropped: Vec<&str> = out
+        .iter()
+        .filter(|(_, o)| !o.is_keep())
+        .map(|(d, _)| d.id.as_str())
+        .collect();
+    dropped.sort();
+    let want: Vec<String> = (0..10).map(|i| format!("p{i}a")).collect();
+    assert_eq!(dropped, want);
+    for (d, _) in &out {
+        if d.id.starts_with('o') {
+            assert!(d.signals.f64("semantic.nearest_sim").unwrap() < 0.6);
+        }
+    }
+}
+
+#[test]
+fn config_errors_name_the_key() {
+    let Some(lib) = testing::ort_library() else {
+        return;
+    };
+    let key = |b: &str| stage(b, &lib).err().unwrap().key;
+    let m = "model = \"classifiers/testdata/tiny-bert-mean\"\n";
+    assert_eq!(key(&format!("{m}threshold = 1.5")), "threshold");
+    assert_eq!(key(&format!("{m}cluster_docs = 0")), "cluster_docs");
+    assert_eq!(key(&format!("{m}pooling = \"none\"")), "pooling");
+    assert_eq!(key(&format!("{m}thresold = 0.9")), "thresold");
+    assert_eq!(key("model = \"nowhere\""), "model");
+    assert!(stage(DEF.example, &lib).is_ok());
+}

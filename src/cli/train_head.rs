@@ -1,0 +1,515 @@
+//! `curate train head`: a linear classifier on a transformer encoder's pooled embeddings.
+//!
+//! Reads labelled documents (JSONL, .gz/.zst, or Parquet: a text and a label column, or
+//! `LABEL=PATH` for a file whose documents all carry one label), embeds them with the encoder
+//! (an ONNX model directory), holds out a validation split by document group, fits the head
+//! (`classifiers::onnx::train`), reports validation metrics, refits on every document, and
+//! writes a model directory that `classify.onnx`, `curate classify` and `load_model` serve:
+//! the encoder's `model.onnx` and `tokenizer.json`, `head.json`, `curate.json`, and
+//! `train_report.json`.
+//!
+//! Groups: the `--group-field` column, else the id up to `#` (the classifier data's
+//! `<source>/<package>/<path>#<chunk>`: all chunks of a file fall on one side). A group is in
+//! validation when `int(sha1(group)[:8], 16) % valid_mod == 0`; `--exclude-test` drops the
+//! data README's kept-aside test rule (`% 5 == 0`) first, for sources that were not pre-split.
+
+use std::path::{Path, PathBuf};
+use std::time::Instant;
+
+use anyhow::{anyhow, bail, Context};
+use classifiers::onnx::train::{self, HeadOptions};
+use classifiers::onnx::{
+    Device, Encoder, EncoderOptions, ModelFile, Pooling, RuntimeOptions, Truncation,
+};
+use stages::read::{ReadEvent, ReadOptions};
+
+use super::CliError;
+
+#[derive(Debug, clap::Args)]
+pub struct TrainHeadArgs {
+    /// The encoder: an ONNX model directory (model.onnx + tokenizer.json).
+    #[arg(long)]
+    pub encoder: PathBuf,
+    /// Training data: PATH (labels from --label-field) or LABEL=PATH (every document of the file
+    /// has LABEL). JSONL (.gz/.zst) or Parquet. Repeatable.
+    #[arg(long = "input", required = true)]
+    pub inputs: Vec<String>,
+    /// The column holding the label.
+    #[arg(long, default_value = "label")]
+    pub label_field: String,
+    #[arg(long, default_value = "text")]
+    pub text_field: String,
+    #[arg(long, default_value = "id")]
+    pub id_field: String,
+    /// The column naming a document's group (default: the id up to `#`).
+    #[arg(long)]
+    pub group_field: Option<String>,
+    /// The model directory to write.
+    #[arg(long)]
+    pub out: PathBuf,
+    /// Validation: groups with sha1(group) % K == 0 (0: no validation).
+    #[arg(long, default_value_t = 4)]
+    pub valid_mod: u32,
+    /// Drop documents of the data README's test split (sha1(group) % 5 == 0) before anything.
+    #[arg(long)]
+    pub exclude_test: bool,
+    /// Save the head fitted on the training split only (default: refit on all documents after
+    /// validation).
+    #[arg(long)]
+    pub no_refit: bool,
+    /// Tokens per document, special tokens included.
+    #[arg(long, default_value_t = 128)]
+    pub max_length: usize,
+    #[arg(long, value_enum, default_value = "head")]
+    pub truncation: TruncationArg,
+    #[arg(long, value_enum, default_value = "mean")]
+    pub pooling: PoolingArg,
+    /// Do not L2-normalise pooled embeddings.
+    #[arg(long)]
+    pub no_normalize: bool,
+    /// Adam steps (full batch).
+    #[arg(long, default_value_t = 400)]
+    pub steps: usize,
+    #[arg(long, default_value_t = 0.05)]
+    pub lr: f64,
+    /// L2 penalty on the (standardised) weights.
+    #[arg(long, default_value_t = 1e-3)]
+    pub l2: f64,
+    /// Do not weight classes inversely to their frequency.
+    #[arg(long)]
+    pub no_balance: bool,
+    /// Documents per onnxruntime run.
+    #[arg(long, default_value_t = 32)]
+    pub batch_size: usize,
+    /// Worker threads (0: one per core).
+    #[arg(long, default_value_t = 0)]
+    pub threads: usize,
+    /// libonnxruntime.so (else ORT_DYLIB_PATH).
+    #[arg(long)]
+    pub ort_library: Option<PathBuf>,
+    #[arg(long, value_enum, default_value = "cpu")]
+    pub device: DeviceArg,
+}
+
+#[derive(Clone, Copy, Debug, clap::ValueEnum)]
+pub enum TruncationArg {
+    Head,
+    HeadTail,
+}
+
+#[derive(Clone, Copy, Debug, clap::ValueEnum)]
+pub enum PoolingArg {
+    Mean,
+    Cls,
+}
+
+#[derive(Clone, Copy, Debug, clap::ValueEnum)]
+pub enum DeviceArg {
+    Cpu,
+    Cuda,
+}
+
+/// One labelled document.
+struct Example {
+    group: String,
+    label: String,
+    text: String,
+}
+
+pub fn run(a: TrainHeadArgs) -> Result<(), CliError> {
+    if a.max_length < 4 {
+        return Err(CliError::Config("--max-length: must be at least 4".into()));
+    }
+    if a.steps == 0
+        || a.batch_size == 0
+        || a.lr.is_nan()
+        || a.lr <= 0.0
+        || a.l2.is_nan()
+        || a.l2 < 0.0
+    {
+        return Err(CliError::Config(
+            "--steps, --batch-size and --lr must be positive, --l2 not negative".into(),
+        ));
+    }
+    let mut inputs = Vec::new();
+    for spec in &a.inputs {
+        let (label, path) = split_input(spec);
+        if !path.is_file() {
+            return Err(CliError::Config(format!(
+                "--input {spec}: no such file {}",
+                path.display()
+            )));
+        }
+        inputs.push((label, path));
+    }
+    let threads = if a.threads == 0 {
+        std::thread::available_parallelism().map_or(1, |n| n.get())
+    } else {
+        a.threads
+    };
+    let pool = rayon::ThreadPoolBuilder::new()
+        .num_threads(threads)
+        .build()
+        .map_err(|e| anyhow!("{e}"))?;
+    pool.install(|| train(&a, &inputs))
+        .map_err(CliError::Failed)
+}
+
+/// `LABEL=PATH` or `PATH`.
+fn split_input(spec: &str) -> (Option<String>, PathBuf) {
+    if Path::new(spec).exists() {
+        return (None, spec.into());
+    }
+    match spec.split_once('=') {
+        Some((l, p)) if !l.is_empty() && !l.contains('/') => (Some(l.to_string()), p.into()),
+        _ => (None, spec.into()),
+    }
+}
+
+fn read_examples(
+    a: &TrainHeadArgs,
+    label: Option<&str>,
+    path: &Path,
+) -> anyhow::Result<(Vec<Example>, u64)> {
+    let opts = ReadOptions {
+        text_field: a.text_field.clone(),
+        id_field: a.id_field.clone(),
+        ..Default::default()
+    };
+    let uri = path.to_string_lossy().into_owned();
+    let events: Box<dyn Iterator<Item = ReadEvent> + Send> = if uri.ends_with(".parquet") {
+        crate::io::input_parquet::read(&uri, &Default::default(), &opts)
+            .map_err(|e| anyhow!("{e}"))?
+    } else {
+        let f = std::fs::File::open(path).with_context(|| uri.clone())?;
+        Box::new(stages::read::jsonl::JsonlReader::new(
+            uri.as_str().into(),
+            Box::new(f),
+            0,
+            None,
+            opts,
+        ))
+    };
+    let mut out = Vec::new();
+    let mut skipped = 0u64;
+    for ev in events {
+        let ReadEvent::Doc(d) = ev else {
+            skipped += 1;
+            continue;
+        };
+        let l = match label {
+            Some(l) => l.to_string(),
+            None => match d.metadata.get(&a.label_field) {
+                Some(l) if !l.is_empty() => l.clone(),
+                _ => {
+                    skipped += 1;
+                    continue;
+                }
+            },
+        };
+        let group = match &a.group_field {
+            Some(g) => d.metadata.get(g).cloned().unwrap_or_else(|| d.id.clone()),
+            None => d.id.split('#').next().unwrap_or(&d.id).to_string(),
+        };
+        out.push(Example {
+            group,
+            label: l,
+            text: d.text().to_string(),
+        });
+    }
+    Ok((out, skipped))
+}
+
+fn train(a: &TrainHeadArgs, inputs: &[(Option<String>, PathBuf)]) -> anyhow::Result<()> {
+    let t0 = Instant::now();
+    let mut examples = Vec::new();
+    let mut skipped = 0;
+    for (label, path) in inputs {
+        let (ex, s) = read_examples(a, label.as_deref(), path)?;
+        eprintln!("{}: {} documents ({s} skipped)", path.display(), ex.len());
+        examples.extend(ex);
+        skipped += s;
+    }
+    if a.exclude_test {
+        let before = examples.len();
+        examples.retain(|e| sha1_prefix32(&e.group) % 5 != 0);
+        eprintln!(
+            "--exclude-test: {} documents dropped",
+            before - examples.len()
+        );
+    }
+    let mut labels: Vec<String> = examples.iter().map(|e| e.label.clone()).collect();
+    labels.sort();
+    labels.dedup();
+    if labels.len() < 2 {
+        bail!("need documents of at least two labels, found {labels:?}");
+    }
+    let y: Vec<usize> = examples
+        .iter()
+        .map(|e| labels.binary_search(&e.label).expect("known label"))
+        .collect();
+
+    let opts = EncoderOptions {
+        runtime: RuntimeOptions {
+            library: a.ort_library.clone(),
+            device: match a.device {
+                DeviceArg::Cpu => Device::Cpu,
+                DeviceArg::Cuda => Device::Cuda,
+            },
+            device_id: 0,
+            threads: 1,
+        },
+        batch_size: a.batch_size,
+        max_length: Some(a.max_length),
+        truncation: Some(match a.truncation {
+            TruncationArg::Head => Truncation::Head,
+            TruncationArg::HeadTail => Truncation::HeadTail,
+        }),
+        pooling: Some(match a.pooling {
+            PoolingArg::Mean => Pooling::Mean,
+            PoolingArg::Cls => Pooling::Cls,
+        }),
+        normalize: Some(!a.no_normalize),
+        max_sessions: None,
+    };
+    let encoder = Encoder::open(&a.encoder, &opts).map_err(|e| anyhow!("--encoder: {e}"))?;
+    let t_embed = Instant::now();
+    let mut x: Vec<Vec<f32>> = Vec::with_capacity(examples.len());
+    for chunk in examples.chunks(1024) {
+        let texts: Vec<&str> = chunk.iter().map(|e| e.text.as_str()).collect();
+        x.extend(encoder.embed(&texts).map_err(|e| anyhow!("{e}"))?);
+        eprintln!("embedded {}/{}", x.len(), examples.len());
+    }
+    let embed_s = t_embed.elapsed().as_secs_f64();
+    let docs_per_s = examples.len() as f64 / embed_s;
+
+    let hopts = HeadOptions {
+        steps: a.steps,
+        lr: a.lr,
+        l2: a.l2,
+        balance: !a.no_balance,
+    };
+    let is_valid: Vec<bool> = examples
+        .iter()
+        .map(|e| a.valid_mod > 0 && sha1_prefix32(&e.group) % a.valid_mod == 0)
+        .collect();
+    let mut validation = None;
+    let mut head = None;
+    if is_valid.iter().any(|&v| v) {
+        let pick = |want: bool| -> (Vec<Vec<f32>>, Vec<usize>) {
+            let mut xs = Vec::new();
+            let mut ys = Vec::new();
+            for ((xi, &yi), &v) in x.iter().zip(&y).zip(&is_valid) {
+                if v == want {
+                    xs.push(xi.clone());
+                    ys.push(yi);
+                }
+            }
+            (xs, ys)
+        };
+        let (xt, yt) = pick(false);
+        let (xv, yv) = pick(true);
+        let h = train::fit(&xt, &yt, &labels, &hopts);
+        let mut logits = Vec::new();
+        let p: Vec<Vec<f32>> = xv
+            .iter()
+            .map(|r| {
+                h.apply(r, &mut logits);
+                classifiers::onnx::activate(&logits, classifiers::onnx::Activation::Softmax)
+            })
+            .collect();
+        let m = train::evaluate(&p, &yv, &labels);
+        print_metrics(&m, xt.len());
+        validation = Some(m);
+        if a.no_refit {
+            head = Some(h);
+        }
+    }
+    let head = match head {
+        Some(h) => h,
+        None => train::fit(&x, &y, &labels, &hopts),
+    };
+
+    // The model directory.
+    std::fs::create_dir_all(&a.out).with_context(|| a.out.display().to_string())?;
+    let spec = encoder.spec();
+    for (src, name) in [
+        (&spec.model_path, "model.onnx"),
+        (&spec.tokenizer_path, "tokenizer.json"),
+    ] {
+        let dst = a.out.join(name);
+        if dst.exists() {
+            std::fs::remove_file(&dst).with_context(|| dst.display().to_string())?;
+        }
+        // A hard link costs nothing when both lie on one file system; else a copy.
+        if std::fs::hard_link(src, &dst).is_err() {
+            std::fs::copy(src, &dst).with_context(|| format!("copy {}", src.display()))?;
+        }
+    }
+    let write = |name: &str, v: &dyn erased::Json| -> anyhow::Result<()> {
+        let p = a.out.join(name);
+        std::fs::write(&p, v.json()).with_context(|| p.display().to_string())
+    };
+    write("head.json", &head)?;
+    let file = ModelFile {
+        labels: Some(labels.clone()),
+        pooling: Some(spec.pooling),
+        normalize: Some(spec.normalize),
+        max_length: Some(spec.max_length),
+        truncation: Some(spec.truncation),
+        head: Some("head.json".into()),
+        ..Default::default()
+    };
+    write("curate.json", &file)?;
+    let counts: std::collections::BTreeMap<&str, usize> = labels
+        .iter()
+        .map(|l| {
+            (
+                l.as_str(),
+                examples.iter().filter(|e| &e.label == l).count(),
+            )
+        })
+        .collect();
+    let report = serde_json::json!({
+        "encoder": a.encoder.display().to_string(),
+        "inputs": a.inputs,
+        "documents": examples.len(),
+        "skipped": skipped,
+        "per_label": counts,
+        "validation_documents": is_valid.iter().filter(|&&v| v).count(),
+        "validation": validation,
+        "refit_on_all": !a.no_refit,
+        "head_options": hopts,
+        "embed_seconds": embed_s,
+        "embed_docs_per_s": docs_per_s,
+        "threads": rayon::current_num_threads(),
+        "seconds": t0.elapsed().as_secs_f64(),
+    });
+    write("train_report.json", &report)?;
+    eprintln!(
+        "embedded {} documents at {docs_per_s:.1} docs/s on {} threads; wrote {}",
+        examples.len(),
+        rayon::current_num_threads(),
+        a.out.display()
+    );
+    Ok(())
+}
+
+/// Pretty JSON of anything serializable, behind a trait object.
+mod erased {
+    pub trait Json {
+        fn json(&self) -> Vec<u8>;
+    }
+    impl<T: serde::Serialize> Json for T {
+        fn json(&self) -> Vec<u8> {
+            let mut v = serde_json::to_vec_pretty(self).expect("serializable");
+            v.push(b'\n');
+            v
+        }
+    }
+}
+
+fn print_metrics(m: &train::Metrics, trained_on: usize) {
+    println!(
+        "validation: {} documents (trained on {trained_on}): accuracy {:.4}, macro-F1 {:.4}",
+        m.docs, m.accuracy, m.macro_f1
+    );
+    println!(
+        "{:<16} {:>8} {:>9} {:>7} {:>7} {:>7}",
+        "label", "support", "precision", "recall", "F1", "AUC"
+    );
+    for l in &m.labels {
+        println!(
+            "{:<16} {:>8} {:>9.4} {:>7.4} {:>7.4} {:>7.4}",
+            l.label, l.support, l.precision, l.recall, l.f1, l.auc
+        );
+    }
+}
+
+/// `int(sha1(key)[:8], 16)`: the data sets' split rule.
+pub fn sha1_prefix32(key: &str) -> u32 {
+    let d = sha1(key.as_bytes());
+    u32::from_be_bytes([d[0], d[1], d[2], d[3]])
+}
+
+/// SHA-1 (FIPS 180-4); only the split rule needs it.
+fn sha1(data: &[u8]) -> [u8; 20] {
+    let mut h: [u32; 5] = [
+        0x6745_2301,
+        0xEFCD_AB89,
+        0x98BA_DCFE,
+        0x1032_5476,
+        0xC3D2_E1F0,
+    ];
+    let mut msg = data.to_vec();
+    msg.push(0x80);
+    while msg.len() % 64 != 56 {
+        msg.push(0);
+    }
+    msg.extend_from_slice(&((data.len() as u64) * 8).to_be_bytes());
+    for block in msg.chunks_exact(64) {
+        let mut w = [0u32; 80];
+        for (i, c) in block.chunks_exact(4).enumerate() {
+            w[i] = u32::from_be_bytes([c[0], c[1], c[2], c[3]]);
+        }
+        for i in 16..80 {
+            w[i] = (w[i - 3] ^ w[i - 8] ^ w[i - 14] ^ w[i - 16]).rotate_left(1);
+        }
+        let [mut a, mut b, mut c, mut d, mut e] = h;
+        for (i, wi) in w.iter().enumerate() {
+            let (f, k) = match i {
+                0..=19 => ((b & c) | (!b & d), 0x5A82_7999),
+                20..=39 => (b ^ c ^ d, 0x6ED9_EBA1),
+                40..=59 => ((b & c) | (b & d) | (c & d), 0x8F1B_BCDC),
+                _ => (b ^ c ^ d, 0xCA62_C1D6),
+            };
+            let t = a
+                .rotate_left(5)
+                .wrapping_add(f)
+                .wrapping_add(e)
+                .wrapping_add(k)
+                .wrapping_add(*wi);
+            e = d;
+            d = c;
+            c = b.rotate_left(30);
+            b = a;
+            a = t;
+        }
+        for (x, y) in h.iter_mut().zip([a, b, c, d, e]) {
+            *x = x.wrapping_add(y);
+        }
+    }
+    let mut out = [0u8; 20];
+    for (i, x) in h.iter().enumerate() {
+        out[i * 4..i * 4 + 4].copy_from_slice(&x.to_be_bytes());
+    }
+    out
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn sha1_known_vectors() {
+        let hex = |d: [u8; 20]| d.iter().map(|b| format!("{b:02x}")).collect::<String>();
+        assert_eq!(
+            hex(sha1(b"abc")),
+            "a9993e364706816aba3e25717850c26c9cd0d89d"
+        );
+        assert_eq!(hex(sha1(b"")), "da39a3ee5e6b4b0d3255bfef95601890afd80709");
+        let long = vec![b'a'; 1000];
+        assert_eq!(hex(sha1(&long)), "291e9a6c66994949b57ba5e650361e98fc36b1ba");
+        assert_eq!(sha1_prefix32("abc"), 0xa999_3e36);
+    }
+
+    #[test]
+    fn inputs_with_a_label() {
+        assert_eq!(
+            split_input("web=/x/y.jsonl"),
+            (Some("web".into()), "/x/y.jsonl".into())
+        );
+        assert_eq!(split_input("/x/a=b.jsonl"), (None, "/x/a=b.jsonl".into()));
+        assert_eq!(split_input("y.jsonl"), (None, "y.jsonl".into()));
+    }
+}

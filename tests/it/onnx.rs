@@ -1,0 +1,282 @@
+//! ONNX classifiers and semantic dedup through the engine: `classify.onnx` and `dedup.semantic`
+//! in a real pipeline run (batched stage, global stage across a barrier, several partitions,
+//! determinism across thread counts), and `curate train head` writing a model that the stage
+//! serves. The onnxruntime library comes from the test venv's wheel (skipped when absent).
+
+use std::io::Read;
+use std::path::{Path, PathBuf};
+
+use crate::common::*;
+
+fn ort_library() -> Option<PathBuf> {
+    let lib = classifiers::testing::ort_library();
+    if lib.is_none() {
+        eprintln!("skipped: no libonnxruntime.so (pip install onnxruntime into the test venv)");
+    }
+    lib
+}
+
+fn testdata(name: &str) -> String {
+    root()
+        .join("classifiers/testdata")
+        .join(name)
+        .display()
+        .to_string()
+}
+
+/// Every output document (JSONL.zst) as JSON, in file then line order.
+fn docs(out: &Path) -> Vec<serde_json::Value> {
+    let mut v = Vec::new();
+    for (name, bytes) in files(out, "docs") {
+        assert!(name.ends_with(".jsonl.zst"), "{name}");
+        let mut s = String::new();
+        zstd::stream::read::Decoder::new(&bytes[..])
+            .unwrap()
+            .read_to_string(&mut s)
+            .unwrap();
+        v.extend(
+            s.lines()
+                .map(|l| serde_json::from_str::<serde_json::Value>(l).unwrap()),
+        );
+    }
+    v
+}
+
+/// Paraphrase fixture documents plus exact copies of some, spread over several partitions.
+fn write_input(path: &Path) -> usize {
+    let text = std::fs::read_to_string(testdata("paraphrases.jsonl")).unwrap();
+    let mut out = String::new();
+    let mut copies = 0;
+    for (i, line) in text.lines().enumerate() {
+        let v: serde_json::Value = serde_json::from_str(line).unwrap();
+        out.push_str(&serde_json::json!({"id": v["id"], "text": v["text"]}).to_string());
+        out.push('\n');
+        if i % 3 == 0 {
+            let copy = serde_json::json!({"id": format!("{}-copy", v["id"].as_str().unwrap()), "text": v["text"]});
+            out.push_str(&copy.to_string());
+            out.push('\n');
+            copies += 1;
+        }
+    }
+    std::fs::write(path, out).unwrap();
+    copies
+}
+
+#[test]
+fn classify_and_semantic_dedup_in_a_pipeline() {
+    let Some(lib) = ort_library() else { return };
+    let d = tempfile::tempdir().unwrap();
+    let copies = write_input(&d.path().join("in.jsonl"));
+    let p = pipeline(
+        d.path(),
+        &format!(
+            r#"[pipeline]
+seed = 3
+[input]
+paths = ["in.jsonl"]
+partition_bytes = 4096
+[output]
+path = "out"
+format = "jsonl"
+[executor]
+batch_docs = 8
+[stages.topic]
+type = "classify.onnx"
+model = "{cls}"
+ort_library = "{lib}"
+batch_size = 4
+[stages.semantic]
+type = "dedup.semantic"
+model = "{enc}"
+ort_library = "{lib}"
+threshold = 0.999
+cluster_docs = 10
+quality_signal = "topic.prose"
+"#,
+            cls = testdata("tiny-roberta-cls"),
+            enc = testdata("tiny-bert-mean"),
+            lib = lib.display()
+        ),
+    );
+    let check = curate_ok(&["check", p.to_str().unwrap()]);
+    assert!(
+        check.contains("semantic.centroids") && check.contains("semantic.dedup"),
+        "{check}"
+    );
+    let a = d.path().join("a");
+    let b = d.path().join("b");
+    curate_ok(&[
+        "run",
+        p.to_str().unwrap(),
+        "--output",
+        a.to_str().unwrap(),
+        "--threads",
+        "1",
+    ]);
+    curate_ok(&[
+        "run",
+        p.to_str().unwrap(),
+        "--output",
+        b.to_str().unwrap(),
+        "--threads",
+        "2",
+    ]);
+    assert_same(&outputs(&a), &outputs(&b), "1 vs 2 threads");
+    let stats: serde_json::Value =
+        serde_json::from_slice(&std::fs::read(a.join("stats.json")).unwrap()).unwrap();
+    let s = stats.to_string();
+    assert!(s.contains("near_duplicate"), "{s}");
+    let kept = docs(&a);
+    // The exact copies go (their originals stay), nothing else: the tiny encoder does not
+    // put distinct paraphrases at cosine 0.999.
+    assert_eq!(
+        kept.len(),
+        30,
+        "30 fixture documents kept, {copies} copies dropped"
+    );
+    let mut ids: Vec<String> = kept
+        .iter()
+        .map(|v| {
+            v["id"]
+                .as_str()
+                .unwrap()
+                .trim_end_matches("-copy")
+                .to_string()
+        })
+        .collect();
+    ids.sort();
+    ids.dedup();
+    assert_eq!(ids.len(), 30, "one of each original or its copy");
+    for v in &kept {
+        let sig = &v["signals"];
+        let sum: f64 = ["code", "math", "prose"]
+            .iter()
+            .map(|l| sig[format!("topic.{l}")].as_f64().unwrap())
+            .sum();
+        assert!((sum - 1.0).abs() < 1e-4, "{sig}");
+        assert!(sig["topic.label"].is_string());
+        assert!(sig["semantic.cluster"].as_i64().unwrap() >= 0);
+        assert!(sig["semantic.nearest_sim"].as_f64().unwrap() < 0.999);
+    }
+}
+
+#[test]
+fn train_head_writes_a_model_that_the_stage_serves() {
+    let Some(lib) = ort_library() else { return };
+    let d = tempfile::tempdir().unwrap();
+    // Prose sentences from the paraphrase fixture; code lines written here.
+    let prose: Vec<String> = std::fs::read_to_string(testdata("paraphrases.jsonl"))
+        .unwrap()
+        .lines()
+        .map(|l| {
+            serde_json::from_str::<serde_json::Value>(l).unwrap()["text"]
+                .as_str()
+                .unwrap()
+                .to_string()
+        })
+        .collect();
+    let code = [
+        "fn add(a: u32, b: u32) -> u32 { a + b }",
+        "for i in range(10): print(i * i)",
+        "int main(void) { return printf(\"%d\\n\", 42) < 0; }",
+        "let v: Vec<_> = xs.iter().map(|x| x + 1).collect();",
+        "if (x == null) { throw new IllegalArgumentException(\"x\"); }",
+        "def area(r): return 3.14159 * r ** 2",
+        "SELECT id, name FROM users WHERE age > 21 ORDER BY name;",
+        "while (n --> 0) { total += *p++; }",
+        "const f = async (u) => (await fetch(u)).json();",
+        "case $1 in start) run ;; stop) halt ;; esac",
+    ];
+    let mut labelled = String::new();
+    for (i, t) in prose.iter().enumerate() {
+        labelled.push_str(
+            &serde_json::json!({"id": format!("prose/{i}#0"), "text": t, "label": "prose"})
+                .to_string(),
+        );
+        labelled.push('\n');
+    }
+    std::fs::write(d.path().join("prose.jsonl"), labelled).unwrap();
+    let mut unlabelled = String::new();
+    for (i, t) in code.iter().enumerate() {
+        unlabelled.push_str(&serde_json::json!({"id": format!("code/{i}"), "text": t}).to_string());
+        unlabelled.push('\n');
+    }
+    std::fs::write(d.path().join("code.jsonl"), unlabelled).unwrap();
+    let model = d.path().join("model");
+    let out = curate_ok(&[
+        "train",
+        "head",
+        "--encoder",
+        &testdata("tiny-bert-mean"),
+        "--input",
+        d.path().join("prose.jsonl").to_str().unwrap(),
+        "--input",
+        &format!("code={}", d.path().join("code.jsonl").display()),
+        "--out",
+        model.to_str().unwrap(),
+        "--max-length",
+        "64",
+        "--ort-library",
+        lib.to_str().unwrap(),
+    ]);
+    assert!(out.contains("validation:"), "{out}");
+    let report: serde_json::Value =
+        serde_json::from_slice(&std::fs::read(model.join("train_report.json")).unwrap()).unwrap();
+    assert_eq!(report["documents"], 40);
+    assert_eq!(report["per_label"]["code"], 10);
+    for f in ["model.onnx", "tokenizer.json", "head.json", "curate.json"] {
+        assert!(model.join(f).is_file(), "{f}");
+    }
+    // The trained model runs as a stage and tells its training lines apart.
+    let input = d.path().join("in.jsonl");
+    let mut lines = String::new();
+    for (i, t) in prose
+        .iter()
+        .take(5)
+        .chain(
+            code.iter()
+                .map(|s| s.to_string())
+                .collect::<Vec<_>>()
+                .iter(),
+        )
+        .enumerate()
+    {
+        lines.push_str(&serde_json::json!({"id": format!("d{i}"), "text": t}).to_string());
+        lines.push('\n');
+    }
+    std::fs::write(&input, lines).unwrap();
+    let p = pipeline(
+        d.path(),
+        &format!(
+            "[input]\npaths = [\"in.jsonl\"]\n[output]\npath = \"out\"\nformat = \"jsonl\"\n[stages.kind]\ntype = \"classify.onnx\"\nmodel = \"{}\"\nort_library = \"{}\"\n",
+            model.display(),
+            lib.display()
+        ),
+    );
+    let o = d.path().join("o");
+    curate_ok(&["run", p.to_str().unwrap(), "--output", o.to_str().unwrap()]);
+    let kept = docs(&o);
+    assert_eq!(kept.len(), 15);
+    let right = kept
+        .iter()
+        .filter(|v| {
+            let i: usize = v["id"].as_str().unwrap()[1..].parse().unwrap();
+            let want = if i < 5 { "prose" } else { "code" };
+            v["signals"]["kind.label"] == want
+        })
+        .count();
+    assert!(right >= 14, "{right}/15 training lines classified right");
+    // Bad arguments exit 2 with the reason.
+    let bad = curate(&[
+        "train",
+        "head",
+        "--encoder",
+        &testdata("tiny-bert-mean"),
+        "--input",
+        "/no/such.jsonl",
+        "--out",
+        "/tmp/x",
+    ]);
+    assert_eq!(bad.status.code(), Some(2));
+    assert!(String::from_utf8_lossy(&bad.stderr).contains("no such file"));
+}
