@@ -71,7 +71,10 @@ pub struct LineDecision {
     pub doc: u64,
     pub line: u32,
 }
-record!(LineDecision { doc: u64, line: u32 });
+record!(LineDecision {
+    doc: u64,
+    line: u32
+});
 
 impl Decision for LineDecision {
     fn doc(&self) -> u64 {
@@ -227,7 +230,9 @@ pub fn load_decisions<D: Decision>(store: &dyn Store, dir: &str, p: usize) -> Re
     let mut out = Vec::new();
     while let Some(d) = r.next_record().map_err(|e| Error::io(&path, e))? {
         if split_key(d.doc()).0 != p {
-            return Err(Error::other(format!("{path}: decision for another partition")));
+            return Err(Error::other(format!(
+                "{path}: decision for another partition"
+            )));
         }
         out.push(d);
     }

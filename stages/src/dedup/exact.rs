@@ -95,6 +95,9 @@ mod tests {
     #[test]
     fn config_errors_name_the_key() {
         assert_eq!(build_err(&DEF, "shards = 100000").key, "shards");
-        assert_eq!(build_err(&DEF, "keep = \"first\"\nkeep_signal = \"x\"").key, "keep_signal");
+        assert_eq!(
+            build_err(&DEF, "keep = \"first\"\nkeep_signal = \"x\"").key,
+            "keep_signal"
+        );
     }
 }

@@ -397,7 +397,11 @@ mod tests {
         let mut want = items.clone();
         want.sort();
         assert_eq!(got, want);
-        assert!(scratch.spill.runs() > 40, "spilled {}", scratch.spill.runs());
+        assert!(
+            scratch.spill.runs() > 40,
+            "spilled {}",
+            scratch.spill.runs()
+        );
         // Runs are deleted once read.
         let left = fs::read_dir(&scratch.dir).unwrap().count();
         assert_eq!(left, 0, "runs left behind");

@@ -111,14 +111,22 @@ mod tests {
     fn ranks_order_documents() {
         let newest = Keep::new(KeepRule::Newest, None).unwrap();
         let oldest = Keep::new(KeepRule::Oldest, None).unwrap();
-        let (a, b, none) = (doc(Some(-5), None), doc(Some(1_700_000_000), None), doc(None, None));
+        let (a, b, none) = (
+            doc(Some(-5), None),
+            doc(Some(1_700_000_000), None),
+            doc(None, None),
+        );
         assert!(newest.rank(&b) < newest.rank(&a));
         assert!(newest.rank(&a) < newest.rank(&none));
         assert!(oldest.rank(&a) < oldest.rank(&b));
         assert!(oldest.rank(&b) < oldest.rank(&none));
         let hi = Keep::new(KeepRule::Highest, Some("q.score".into())).unwrap();
         let lo = Keep::new(KeepRule::Lowest, Some("q.score".into())).unwrap();
-        let (x, y, z) = (doc(None, Some(-1.5)), doc(None, Some(0.25)), doc(None, Some(f64::NAN)));
+        let (x, y, z) = (
+            doc(None, Some(-1.5)),
+            doc(None, Some(0.25)),
+            doc(None, Some(f64::NAN)),
+        );
         assert!(hi.rank(&y) < hi.rank(&x));
         assert!(hi.rank(&x) < hi.rank(&z));
         assert!(lo.rank(&x) < lo.rank(&y));

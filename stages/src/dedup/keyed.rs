@@ -23,9 +23,7 @@ use super::records::{record, Record, Source};
 use super::DocSignals;
 use crate::error::{Error, Result};
 use crate::signals::SignalSpec;
-use crate::stage::{
-    Applier, Collector, GlobalStage, GlobalStep, Outcome, PartitionCtx, StepCtx,
-};
+use crate::stage::{Applier, Collector, GlobalStage, GlobalStep, Outcome, PartitionCtx, StepCtx};
 use crate::stats::StepStats;
 use crate::{Document, Signals};
 
@@ -133,11 +131,8 @@ impl GlobalStep for GroupsStep {
             .map_err(io)?;
         st.count("inputs", sources.len() as u64);
         let mut merged = merge(sources, fan_in(budget / 2), &scratch).map_err(io)?;
-        let mut router = Router::<DocDecision>::new(
-            ctx.store.clone(),
-            &ctx.dir,
-            format!("groups-{task:05}"),
-        );
+        let mut router =
+            Router::<DocDecision>::new(ctx.store.clone(), &ctx.dir, format!("groups-{task:05}"));
         let mut group = GroupBuffer::<KeyRec>::new(&scratch, budget / 4);
         let (mut keys, mut groups, mut dups) = (0u64, 0u64, 0u64);
         let mut flush = |group: &mut GroupBuffer<KeyRec>, router: &mut Router<DocDecision>| {

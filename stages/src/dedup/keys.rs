@@ -311,8 +311,10 @@ impl Index {
                 let path = key_path(dir, p);
                 Box::new(LazySource::new(move || {
                     let r = store.open_range(&path, off, n * R::SIZE as u64)?;
-                    Ok(Box::new(RecordReader::<R>::new(r, path, super::extsort::READ_BUF))
-                        as Box<dyn Source<R>>)
+                    Ok(
+                        Box::new(RecordReader::<R>::new(r, path, super::extsort::READ_BUF))
+                            as Box<dyn Source<R>>,
+                    )
                 })) as Box<dyn Source<R>>
             })
             .collect())
@@ -397,8 +399,12 @@ mod tests {
             }
             w.row();
             w.keyless();
-            w.finish(store.as_ref(), &key_path("work/x", p as usize), &[p as u8; 3])
-                .unwrap();
+            w.finish(
+                store.as_ref(),
+                &key_path("work/x", p as usize),
+                &[p as u8; 3],
+            )
+            .unwrap();
         }
         assert_eq!(
             Index::build(&store, "work/x", 3, 8, 2).unwrap(),

@@ -27,8 +27,8 @@ use std::sync::Arc;
 use serde::Deserialize;
 
 use super::decisions::{
-    doc_key, load_decisions, peak_rss_bytes, task_budget, DecideStep, LineDecision, RowCursor,
-    Router,
+    doc_key, load_decisions, peak_rss_bytes, task_budget, DecideStep, LineDecision, Router,
+    RowCursor,
 };
 use super::extsort::{fan_in, merge, Scratch};
 use super::keys::{key_path, Index, IndexStep, KeyFileWriter};
@@ -254,7 +254,12 @@ impl GlobalStep for CountStep {
             }
             count += 1;
             if removing {
-                router.route(&LineDecision { doc: r.doc, line: r.line }).map_err(io)?;
+                router
+                    .route(&LineDecision {
+                        doc: r.doc,
+                        line: r.line,
+                    })
+                    .map_err(io)?;
                 continue;
             }
             held.push(r);
@@ -263,7 +268,12 @@ impl GlobalStep for CountStep {
                 frequent += 1;
                 for (i, h) in held.drain(..).enumerate() {
                     if !(cfg.keep_first && i == 0) {
-                        router.route(&LineDecision { doc: h.doc, line: h.line }).map_err(io)?;
+                        router
+                            .route(&LineDecision {
+                                doc: h.doc,
+                                line: h.line,
+                            })
+                            .map_err(io)?;
                     }
                 }
             }
@@ -411,7 +421,9 @@ mod tests {
     fn removes_lines_repeated_past_the_threshold_per_bucket() {
         let stage = build_stage(&DEF, "lines", "max_count = 2\nbucket_docs = 3");
         // Bucket 0: docs 0..3, bucket 1: docs 3..6 (across the partition boundary).
-        let docs: Vec<_> = (0..6).map(|i| doc(&format!("d{i}"), "", &page(i))).collect();
+        let docs: Vec<_> = (0..6)
+            .map(|i| doc(&format!("d{i}"), "", &page(i)))
+            .collect();
         let mut parts = vec![docs[..4].to_vec(), docs[4..].to_vec()];
         // In bucket 1 the navigation line differs in case and punctuation only: same line.
         parts[1][0].set_text(page(4).replace("Home | About", "HOME - about"));
@@ -433,7 +445,9 @@ mod tests {
         );
         // A bucket of 2 documents: each line occurs at most twice, nothing is removed.
         let stage = build_stage(&DEF, "lines", "max_count = 2\nbucket_docs = 2");
-        let docs: Vec<_> = (0..6).map(|i| doc(&format!("d{i}"), "", &page(i))).collect();
+        let docs: Vec<_> = (0..6)
+            .map(|i| doc(&format!("d{i}"), "", &page(i)))
+            .collect();
         let out = run(stage.as_ref(), vec![docs]);
         assert!(out[0]
             .iter()

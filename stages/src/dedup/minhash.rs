@@ -179,7 +179,10 @@ impl MinHasher {
         for i in 0..=words - self.ngram {
             let s = starts[i] as usize;
             let e = starts[i + self.ngram] as usize - 1;
-            out.push(xxhash_rust::xxh3::xxh3_64_with_seed(&bytes[s..e], self.seed));
+            out.push(xxhash_rust::xxh3::xxh3_64_with_seed(
+                &bytes[s..e],
+                self.seed,
+            ));
         }
     }
 
@@ -569,8 +572,11 @@ impl GlobalStep for ComponentsStep {
         let peak_uf = peak_rss_bytes();
         drop(uf);
         let mut sorted = members.finish().map_err(io)?;
-        let mut router =
-            Router::<DocDecision>::new(ctx.store.clone(), &ctx.dir, format!("components-{task:05}"));
+        let mut router = Router::<DocDecision>::new(
+            ctx.store.clone(),
+            &ctx.dir,
+            format!("components-{task:05}"),
+        );
         let key_of = |row: u32| -> u64 {
             let p = index.partition_of(row as u64);
             doc_key(p, (row as u64 - index.offsets[p]) as u32)
@@ -704,7 +710,9 @@ mod tests {
         h.shingles("", &mut s);
         assert!(s.is_empty());
         // Every vector path computes the same minima as the scalar code.
-        let sh: Vec<u64> = (0..1000u64).map(|i| i.wrapping_mul(0x9E37_79B9_7F4A_7C15)).collect();
+        let sh: Vec<u64> = (0..1000u64)
+            .map(|i| i.wrapping_mul(0x9E37_79B9_7F4A_7C15))
+            .collect();
         let h = MinHasher::new(5, 14, 8, 9);
         let mut fast = Vec::new();
         h.signature_of(&sh, &mut fast);
@@ -718,7 +726,9 @@ mod tests {
     fn signature_agreement_estimates_jaccard() {
         // 2,000 shingles each, 1,000 shared: Jaccard 1/3. 4,096 hashes estimate it to +-0.02.
         let h = MinHasher::new(5, 512, 8, 3);
-        let a: Vec<u64> = (0..2000u64).map(|i| xxhash_rust::xxh3::xxh3_64(&i.to_le_bytes())).collect();
+        let a: Vec<u64> = (0..2000u64)
+            .map(|i| xxhash_rust::xxh3::xxh3_64(&i.to_le_bytes()))
+            .collect();
         let b: Vec<u64> = (1000..3000u64)
             .map(|i| xxhash_rust::xxh3::xxh3_64(&i.to_le_bytes()))
             .collect();
@@ -759,7 +769,11 @@ mod tests {
             .filter(|(_, o)| o.is_keep())
             .map(|(d, _)| d.id.as_str())
             .collect();
-        assert_eq!(kept, vec!["other", "empty", "near"], "newest of the cluster stays");
+        assert_eq!(
+            kept,
+            vec!["other", "empty", "near"],
+            "newest of the cluster stays"
+        );
         let near_key = doc_key(2, 1) as i64;
         for (d, _) in &flat {
             match d.id.as_str() {

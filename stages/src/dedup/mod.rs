@@ -224,7 +224,15 @@ pub(crate) mod testing {
         let dir = tempfile::tempdir().unwrap();
         let store: Arc<dyn Store> =
             Arc::new(crate::LocalStore::new(dir.path().join("out")).unwrap());
-        run_local(stage, parts, store, &dir.path().join("scratch"), 7, 16 << 20).unwrap()
+        run_local(
+            stage,
+            parts,
+            store,
+            &dir.path().join("scratch"),
+            7,
+            16 << 20,
+        )
+        .unwrap()
     }
 
     pub fn doc(id: &str, url: &str, text: &str) -> Document {

@@ -248,7 +248,11 @@ mod tests {
     fn round_trip_and_truncation() {
         let mut w = RecordWriter::new(Vec::new());
         for i in 0..10_000u64 {
-            w.write(&T { a: i * 3, b: i as u32 }).unwrap();
+            w.write(&T {
+                a: i * 3,
+                b: i as u32,
+            })
+            .unwrap();
         }
         assert_eq!(w.written(), 10_000);
         let bytes = w.into_inner().unwrap();
@@ -256,7 +260,13 @@ mod tests {
         let mut r = RecordReader::<T>::new(Box::new(io::Cursor::new(bytes.clone())), "t", 100);
         let mut n = 0;
         while let Some(t) = r.next_record().unwrap() {
-            assert_eq!(t, T { a: n * 3, b: n as u32 });
+            assert_eq!(
+                t,
+                T {
+                    a: n * 3,
+                    b: n as u32
+                }
+            );
             n += 1;
         }
         assert_eq!(n, 10_000);

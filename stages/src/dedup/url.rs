@@ -69,11 +69,44 @@ pub static DEF: StageDef = StageDef {
 
 /// Query parameters that track the visitor, not the page (a trailing `*`: a prefix).
 pub const TRACKING_PARAMS: &[&str] = &[
-    "utm_*", "fbclid", "gclid", "gclsrc", "dclid", "gbraid", "wbraid", "msclkid", "yclid",
-    "twclid", "ttclid", "li_fat_id", "mc_cid", "mc_eid", "_ga", "_gl", "igshid", "mkt_tok",
-    "_hsenc", "_hsmi", "__hstc", "__hssc", "__hsfp", "hsctatracking", "oly_anon_id",
-    "oly_enc_id", "vero_conv", "vero_id", "wickedid", "rb_clickid", "s_cid", "ref_src",
-    "jsessionid", "phpsessid", "sessionid", "cfid", "cftoken", "sid_*",
+    "utm_*",
+    "fbclid",
+    "gclid",
+    "gclsrc",
+    "dclid",
+    "gbraid",
+    "wbraid",
+    "msclkid",
+    "yclid",
+    "twclid",
+    "ttclid",
+    "li_fat_id",
+    "mc_cid",
+    "mc_eid",
+    "_ga",
+    "_gl",
+    "igshid",
+    "mkt_tok",
+    "_hsenc",
+    "_hsmi",
+    "__hstc",
+    "__hssc",
+    "__hsfp",
+    "hsctatracking",
+    "oly_anon_id",
+    "oly_enc_id",
+    "vero_conv",
+    "vero_id",
+    "wickedid",
+    "rb_clickid",
+    "s_cid",
+    "ref_src",
+    "jsessionid",
+    "phpsessid",
+    "sessionid",
+    "cfid",
+    "cftoken",
+    "sid_*",
 ];
 
 /// Path parameters that carry a session (`/page;jsessionid=ABC`).
@@ -275,14 +308,20 @@ mod tests {
         assert_eq!(n("http://example.com"), "//example.com/");
         assert_eq!(n("http://example.com/#top"), "//example.com/");
         assert_eq!(n("http://example.com/a/./c/../b#x"), "//example.com/a/b");
-        assert_eq!(n("http://example.com/%7euser/%2fx"), "//example.com/~user/%2Fx");
+        assert_eq!(
+            n("http://example.com/%7euser/%2fx"),
+            "//example.com/~user/%2Fx"
+        );
         assert_eq!(n("http://bob:pw@example.com/a"), "//example.com/a");
         // Tracking parameters, session ids, parameter order, empty queries.
         assert_eq!(
             n("https://example.com/p?utm_source=x&id=3&fbclid=abc&UTM_Medium=y"),
             "//example.com/p?id=3"
         );
-        assert_eq!(n("https://example.com/p?b=2&a=1&b=1"), "//example.com/p?a=1&b=2&b=1");
+        assert_eq!(
+            n("https://example.com/p?b=2&a=1&b=1"),
+            "//example.com/p?a=1&b=2&b=1"
+        );
         assert_eq!(n("https://example.com/p?"), "//example.com/p");
         assert_eq!(n("https://example.com/p?&&"), "//example.com/p");
         assert_eq!(
@@ -293,7 +332,10 @@ mod tests {
         assert_eq!(n("http://Bücher.example/x"), "//xn--bcher-kva.example/x");
         assert_eq!(n("example.com/x/"), "//example.com/x");
         // Different pages stay different.
-        assert_ne!(n("http://example.com/a?id=1"), n("http://example.com/a?id=2"));
+        assert_ne!(
+            n("http://example.com/a?id=1"),
+            n("http://example.com/a?id=2")
+        );
         assert_ne!(n("http://example.com/A"), n("http://example.com/a"));
         let strict = UrlRules {
             ignore_scheme: false,
@@ -315,7 +357,11 @@ mod tests {
             doc("b", "https://EXAMPLE.com/page?utm_source=feed", "new copy"),
             doc("c", "https://example.com/other", "unique"),
             doc("d", "", "no url"),
-            doc("e", "http://example.com/page#x", "same date as b, later in input"),
+            doc(
+                "e",
+                "http://example.com/page#x",
+                "same date as b, later in input",
+            ),
             doc("f", "not a url", "unparsable"),
             doc("g", "not a url", "unparsable copy"),
         ];
@@ -350,7 +396,10 @@ mod tests {
         assert_eq!(build_err(&DEF, "shards = 0").key, "shards");
         assert_eq!(build_err(&DEF, "keep = \"highest\"").key, "keep_signal");
         assert_eq!(build_err(&DEF, "keep = \"best\"").key, "keep");
-        assert_eq!(build_err(&DEF, "strip_params = [\"\"]").key, "strip_params[0]");
+        assert_eq!(
+            build_err(&DEF, "strip_params = [\"\"]").key,
+            "strip_params[0]"
+        );
         assert_eq!(build_err(&DEF, "shard = 3").key, "shard");
     }
 }
