@@ -25,6 +25,7 @@ def main():
     ap.add_argument("--rows", type=int, default=8)
     ap.add_argument("--seed", type=int, default=1)
     ap.add_argument("--signatures-only", action="store_true", help="time stage 1 only")
+    ap.add_argument("--repeat", type=int, default=1, help="stage 1 runs (best time is reported)")
     args = ap.parse_args()
 
     from datatrove.data import Document
@@ -43,9 +44,17 @@ def main():
             nbytes += len(d["text"].encode("utf-8"))
     out = {"docs": len(docs), "bytes": nbytes, "seconds": {}}
     with tempfile.TemporaryDirectory() as td:
-        t = time.perf_counter()
-        MinhashDedupSignature(output_folder=f"{td}/sigs", config=cfg).run(iter(docs), 0, 1)
-        out["seconds"]["signatures"] = time.perf_counter() - t
+        best, best_cpu = None, None
+        for rep in range(max(1, args.repeat)):
+            folder = f"{td}/sigs" if rep == 0 else f"{td}/sigs-{rep}"
+            step = MinhashDedupSignature(output_folder=folder, config=cfg)  # loads the tokenizer
+            t, c = time.perf_counter(), time.process_time()
+            step.run(iter(docs), 0, 1)
+            t, c = time.perf_counter() - t, time.process_time() - c
+            best = t if best is None else min(best, t)
+            best_cpu = c if best_cpu is None else min(best_cpu, c)
+        out["seconds"]["signatures"] = best
+        out["cpu_seconds_signatures"] = best_cpu
         out["signature_bytes"] = sum(os.path.getsize(os.path.join(r, n)) for r, _, fs in os.walk(f"{td}/sigs") for n in fs)
         if not args.signatures_only:
             t = time.perf_counter()

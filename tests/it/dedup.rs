@@ -463,3 +463,31 @@ fn matches_dolma_url_and_paragraph_dedup() {
     }
     assert_eq!(removed_total, 43);
 }
+
+#[test]
+fn dedup_on_s3_matches_local() {
+    let m = crate::need_moto!();
+    let d = tempfile::tempdir().unwrap();
+    let c = corpus(300, 21);
+    let input = write_corpus(d.path(), &c);
+    m.boto("s3.create_bucket(Bucket='dedup')", &[]);
+    let args = |out: &str| -> Vec<String> {
+        ["run", &dedup_toml(), "--input", input.to_str().unwrap(), "--output", out,
+         "--set", "input.partition_bytes=30000", "-q"]
+            .iter()
+            .map(|s| s.to_string())
+            .collect()
+    };
+    let local = d.path().join("local");
+    let a = args(local.to_str().unwrap());
+    curate_ok(&a.iter().map(|s| s.as_str()).collect::<Vec<_>>());
+    // Every key file, index, routed decision and decision file goes through S3 (ranged GETs).
+    let a = args("s3://dedup/run");
+    let o = m.curate(&a.iter().map(|s| s.as_str()).collect::<Vec<_>>());
+    assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
+    let got = d.path().join("got");
+    crate::s3::download(&m, "dedup", "run", &got);
+    assert!(got.join("work/minhash/index.bin").exists());
+    assert_same(&outputs(&local), &outputs(&got), "local vs S3");
+    assert!(files(&local, "docs").len() > 3, "several partitions");
+}

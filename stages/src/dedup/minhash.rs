@@ -229,6 +229,7 @@ impl MinHasher {
 /// Reusable buffers for [`MinHasher::keys_of`].
 #[derive(Default, Debug)]
 pub struct SigBuffers {
+    pub text: String,
     pub shingles: Vec<u64>,
     pub sig: Vec<u64>,
     pub keys: Vec<u64>,
@@ -380,7 +381,11 @@ impl SignatureCollector {
 impl Collector for SignatureCollector {
     fn collect(&mut self, doc: &Document) -> Result<()> {
         let mut buf = std::mem::take(&mut self.buf);
-        let has = self.inner.hasher.keys_of(doc.normalized(), &mut buf);
+        // The shared normalized view's exact value, computed 2-3x faster (see `normalize`).
+        let mut text = std::mem::take(&mut buf.text);
+        super::normalize::normalized(doc.text(), &mut text);
+        let has = self.inner.hasher.keys_of(&text, &mut buf);
+        buf.text = text;
         let rank = self.inner.keep.rank(doc);
         self.add_keys(has.then_some(&buf.keys[..]), rank);
         self.buf = buf;
