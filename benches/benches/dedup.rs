@@ -293,6 +293,12 @@ fn run_steps(dir: &std::path::Path, parts: usize) {
     }
     out.insert("seconds".into(), t0.elapsed().as_secs_f64().into());
     out.insert("peak_rss_bytes".into(), peak_rss_bytes().into());
+    // SAFETY: getrusage fills the struct we own.
+    let mut ru: libc::rusage = unsafe { std::mem::zeroed() };
+    unsafe { libc::getrusage(libc::RUSAGE_SELF, &mut ru) };
+    let tv = |t: libc::timeval| t.tv_sec as f64 + t.tv_usec as f64 * 1e-6;
+    out.insert("cpu_seconds".into(), (tv(ru.ru_utime) + tv(ru.ru_stime)).into());
+    out.insert("major_faults".into(), (ru.ru_majflt as u64).into());
     println!("{}", serde_json::Value::Object(out));
 }
 
@@ -313,8 +319,8 @@ fn scale() {
         env("DEDUP_BENCH_MEMORY", 1usize << 30) >> 20
     );
     println!(
-        "{:>12} {:>6} {:>8} {:>8} {:>8} {:>8} {:>9} {:>10} {:>10}",
-        "documents", "parts", "index", "pairs", "comps", "decide", "total s", "peak RSS", "pairs"
+        "{:>12} {:>6} {:>8} {:>8} {:>8} {:>8} {:>9} {:>8} {:>10} {:>10}",
+        "documents", "parts", "index", "pairs", "comps", "decide", "total s", "CPU s", "peak RSS", "pairs"
     );
     for n in scales {
         let dir = tempfile::tempdir_in(&base).unwrap();
@@ -335,7 +341,7 @@ fn scale() {
                 .unwrap();
         let s = |k: &str| v[k]["seconds"].as_f64().unwrap_or(0.0);
         println!(
-            "{:>12} {:>6} {:>8.1} {:>8.1} {:>8.1} {:>8.1} {:>9.1} {:>7.0} MB {:>10}",
+            "{:>12} {:>6} {:>8.1} {:>8.1} {:>8.1} {:>8.1} {:>9.1} {:>8.1} {:>7.0} MB {:>10}",
             n,
             parts,
             s("index"),
@@ -343,10 +349,14 @@ fn scale() {
             s("components"),
             s("decide"),
             v["seconds"].as_f64().unwrap_or(0.0),
+            v["cpu_seconds"].as_f64().unwrap_or(0.0),
             v["peak_rss_bytes"].as_f64().unwrap_or(0.0) / 1e6,
             v["pairs"]["counters"]["pairs"]
         );
-        println!("    {}", v["components"]["counters"]);
+        println!(
+            "    major page faults {}; components {}",
+            v["major_faults"], v["components"]["counters"]
+        );
     }
 }
 

@@ -167,17 +167,24 @@ impl<R: Record> Source<R> for Merge<R> {
                 }
             }
         }
-        let Some(Reverse((r, i))) = self.heap.pop() else {
+        // Replace the top in place (one sift instead of a pop and a push).
+        let Some(mut top) = self.heap.peek_mut() else {
             return Ok(None);
         };
-        if let Some(next) = self.sources[i].next_record()? {
-            if next < r {
-                return Err(io::Error::new(
-                    io::ErrorKind::InvalidData,
-                    format!("merge input {i} is not sorted"),
-                ));
+        let Reverse((r, i)) = *top;
+        match self.sources[i].next_record()? {
+            Some(next) => {
+                if next < r {
+                    return Err(io::Error::new(
+                        io::ErrorKind::InvalidData,
+                        format!("merge input {i} is not sorted"),
+                    ));
+                }
+                *top = Reverse((next, i));
             }
-            self.heap.push(Reverse((next, i)));
+            None => {
+                std::collections::binary_heap::PeekMut::pop(top);
+            }
         }
         Ok(Some(r))
     }
