@@ -89,7 +89,7 @@ fn signatures() {
     }
     // Where the time goes (CPU seconds of this thread, best of the repetitions).
     let hasher = MinHasher::new(5, 14, 8, 1);
-    let mut part = |what: &str, f: &mut dyn FnMut()| {
+    let part = |what: &str, f: &mut dyn FnMut()| {
         let mut best = f64::INFINITY;
         for _ in 0..reps {
             let c = thread_cpu_seconds();
@@ -297,7 +297,10 @@ fn run_steps(dir: &std::path::Path, parts: usize) {
     let mut ru: libc::rusage = unsafe { std::mem::zeroed() };
     unsafe { libc::getrusage(libc::RUSAGE_SELF, &mut ru) };
     let tv = |t: libc::timeval| t.tv_sec as f64 + t.tv_usec as f64 * 1e-6;
-    out.insert("cpu_seconds".into(), (tv(ru.ru_utime) + tv(ru.ru_stime)).into());
+    out.insert(
+        "cpu_seconds".into(),
+        (tv(ru.ru_utime) + tv(ru.ru_stime)).into(),
+    );
     out.insert("major_faults".into(), (ru.ru_majflt as u64).into());
     println!("{}", serde_json::Value::Object(out));
 }
@@ -320,14 +323,28 @@ fn scale() {
     );
     println!(
         "{:>12} {:>6} {:>8} {:>8} {:>8} {:>8} {:>9} {:>8} {:>10} {:>10}",
-        "documents", "parts", "index", "pairs", "comps", "decide", "total s", "CPU s", "peak RSS", "pairs"
+        "documents",
+        "parts",
+        "index",
+        "pairs",
+        "comps",
+        "decide",
+        "total s",
+        "CPU s",
+        "peak RSS",
+        "pairs"
     );
     for n in scales {
         let dir = tempfile::tempdir_in(&base).unwrap();
         // Partitions of 100,000 documents (a Common Crawl WARC file holds about 30,000).
         let parts = n.div_ceil(100_000).max(1) as usize;
         let gen = std::process::Command::new(&me)
-            .args(["--generate", dir.path().to_str().unwrap(), &n.to_string(), &parts.to_string()])
+            .args([
+                "--generate",
+                dir.path().to_str().unwrap(),
+                &n.to_string(),
+                &parts.to_string(),
+            ])
             .status()
             .unwrap();
         assert!(gen.success());

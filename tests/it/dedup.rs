@@ -84,7 +84,7 @@ fn corpus(bases: usize, seed: u64) -> Corpus {
         push(&mut c, id, url, text.clone(), "2024-03-01T00:00:00Z");
         texts.push(text);
     }
-    for i in 0..bases {
+    for (i, base_text) in texts.iter().enumerate() {
         let base = format!("base-{i:05}");
         match i % 20 {
             // A newer crawl of the same page, its URL spelled differently: the base goes.
@@ -118,7 +118,7 @@ fn corpus(bases: usize, seed: u64) -> Corpus {
             // The same text elsewhere, shouting and with other punctuation.
             2 | 12 => {
                 let id = format!("copy-{i:05}");
-                let text = texts[i].to_uppercase().replace('.', "!!");
+                let text = base_text.to_uppercase().replace('.', "!!");
                 push(
                     &mut c,
                     id.clone(),
@@ -132,7 +132,7 @@ fn corpus(bases: usize, seed: u64) -> Corpus {
             // 0.9996 by 14 x 8 bands).
             3 | 13 => {
                 let id = format!("near-{i:05}");
-                let text: Vec<String> = texts[i]
+                let text: Vec<String> = base_text
                     .split(' ')
                     .enumerate()
                     .map(|(k, t)| {
@@ -472,11 +472,20 @@ fn dedup_on_s3_matches_local() {
     let input = write_corpus(d.path(), &c);
     m.boto("s3.create_bucket(Bucket='dedup')", &[]);
     let args = |out: &str| -> Vec<String> {
-        ["run", &dedup_toml(), "--input", input.to_str().unwrap(), "--output", out,
-         "--set", "input.partition_bytes=30000", "-q"]
-            .iter()
-            .map(|s| s.to_string())
-            .collect()
+        [
+            "run",
+            &dedup_toml(),
+            "--input",
+            input.to_str().unwrap(),
+            "--output",
+            out,
+            "--set",
+            "input.partition_bytes=30000",
+            "-q",
+        ]
+        .iter()
+        .map(|s| s.to_string())
+        .collect()
     };
     let local = d.path().join("local");
     let a = args(local.to_str().unwrap());

@@ -408,7 +408,7 @@ mod tests {
         }
         assert_eq!(
             Index::build(&store, "work/x", 3, 8, 2).unwrap(),
-            (0 + 1 + 11 + 21, 3)
+            (1 + 11 + 21, 3)
         );
         let idx = Index::load(store.as_ref(), "work/x").unwrap();
         assert_eq!(idx.offsets, vec![0, 1, 12, 33]);

@@ -241,4 +241,14 @@ pub(crate) mod testing {
         d.url = url.to_string();
         d
     }
+
+    #[test]
+    fn every_example_builds() {
+        for def in [&url::DEF, &exact::DEF, &minhash::DEF, &lines::DEF] {
+            let g = build(def, "x", def.example);
+            assert!(!g.steps().is_empty(), "{}", def.kind);
+            assert!(g.signals().iter().all(|s| s.name.starts_with("x.")));
+            assert!(crate::registry::find(&[crate::registry::REGISTRY], def.kind).is_some());
+        }
+    }
 }

@@ -59,14 +59,14 @@ fn ascii_words(piece: &[u8], out: &mut String) {
         let ll = if i >= 2 { Some(c[i - 2]) } else { None };
         let rr = c.get(i + 1).copied();
         let join = match (l, r) {
-            (Letter, Letter) => true,                                     // WB5
-            (Letter, MidLetter | MidNumLetQ) => rr == Some(Letter),      // WB6
-            (MidLetter | MidNumLetQ, Letter) => ll == Some(Letter),      // WB7
+            (Letter, Letter) => true,                                           // WB5
+            (Letter, MidLetter | MidNumLetQ) => rr == Some(Letter),             // WB6
+            (MidLetter | MidNumLetQ, Letter) => ll == Some(Letter),             // WB7
             (Numeric, Numeric) | (Letter, Numeric) | (Numeric, Letter) => true, // WB8-10
-            (MidNum | MidNumLetQ, Numeric) => ll == Some(Numeric),       // WB11
-            (Numeric, MidNum | MidNumLetQ) => rr == Some(Numeric),       // WB12
-            (Letter | Numeric | ExtendNumLet, ExtendNumLet) => true,      // WB13a
-            (ExtendNumLet, Letter | Numeric) => true,                     // WB13b
+            (MidNum | MidNumLetQ, Numeric) => ll == Some(Numeric),              // WB11
+            (Numeric, MidNum | MidNumLetQ) => rr == Some(Numeric),              // WB12
+            (Letter | Numeric | ExtendNumLet, ExtendNumLet) => true,            // WB13a
+            (ExtendNumLet, Letter | Numeric) => true,                           // WB13b
             _ => false,
         };
         if !join {

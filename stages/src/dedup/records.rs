@@ -174,10 +174,13 @@ impl<R: Send> Source<R> for VecSource<R> {
     }
 }
 
+/// Opens a source (a file, a byte range of an object).
+pub type Opener<R> = Box<dyn FnOnce() -> io::Result<Box<dyn Source<R>>> + Send>;
+
 /// A source that opens its input on first use, so that a merge over thousands of inputs holds
 /// buffers only for the ones it is reading.
 pub struct LazySource<R> {
-    open: Option<Box<dyn FnOnce() -> io::Result<Box<dyn Source<R>>> + Send>>,
+    open: Option<Opener<R>>,
     inner: Option<Box<dyn Source<R>>>,
 }
 
