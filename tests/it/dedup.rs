@@ -500,3 +500,54 @@ fn dedup_on_s3_matches_local() {
     assert_same(&outputs(&local), &outputs(&got), "local vs S3");
     assert!(files(&local, "docs").len() > 3, "several partitions");
 }
+
+#[test]
+fn dedup_resumes_after_sigkill_byte_identical() {
+    let d = tempfile::tempdir().unwrap();
+    let c = corpus(600, 9);
+    let input = write_corpus(d.path(), &c);
+    let args = |out: &Path| -> Vec<String> {
+        [
+            "run",
+            &dedup_toml(),
+            "--input",
+            input.to_str().unwrap(),
+            "--output",
+            out.to_str().unwrap(),
+            "--set",
+            "input.partition_bytes=20000",
+            "-q",
+        ]
+        .iter()
+        .map(|s| s.to_string())
+        .collect()
+    };
+    let reference = d.path().join("ref");
+    let t = std::time::Instant::now();
+    curate_ok(
+        &args(&reference)
+            .iter()
+            .map(|s| s.as_str())
+            .collect::<Vec<_>>(),
+    );
+    let full = t.elapsed();
+    let want = outputs(&reference);
+    // Killed in the collect, step and apply phases of different stages.
+    for (trial, frac) in [0.1f64, 0.35, 0.6, 0.85].into_iter().enumerate() {
+        let out = d.path().join(format!("killed{trial}"));
+        let mut child = Command::new(env!("CARGO_BIN_EXE_curate"))
+            .args(args(&out))
+            .spawn()
+            .unwrap();
+        std::thread::sleep(full.mul_f64(frac));
+        let _ = child.kill(); // SIGKILL
+        let _ = child.wait();
+        let done = files(&out, "completions").len();
+        curate_ok(&args(&out).iter().map(|s| s.as_str()).collect::<Vec<_>>());
+        assert_same(
+            &outputs(&out),
+            &want,
+            &format!("trial {trial}: killed with {done} units done"),
+        );
+    }
+}
