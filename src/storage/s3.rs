@@ -370,6 +370,26 @@ impl Store for S3Store {
         Ok(Box::new(io::BufReader::with_capacity(1 << 20, r)))
     }
 
+    fn open_range(&self, path: &str, start: u64, len: u64) -> io::Result<Box<dyn Read + Send>> {
+        // A ranged GET from `start` (resumed like `open` if the body breaks), cut at `len`.
+        let mut r = ObjectReader {
+            store: self.store.clone(),
+            path: self.key(path),
+            pos: start,
+            stream: None,
+            chunk: Bytes::new(),
+            retries_left: 10,
+            eof: false,
+        };
+        if len > 0 {
+            r.connect()?;
+        }
+        Ok(Box::new(io::BufReader::with_capacity(
+            (len as usize).clamp(512, 1 << 16),
+            r.take(len),
+        )))
+    }
+
     fn exists(&self, path: &str) -> io::Result<bool> {
         match runtime().block_on(self.store.head(&self.key(path))) {
             Ok(_) => Ok(true),

@@ -33,6 +33,7 @@
 //! ```
 
 pub mod config;
+pub mod dedup;
 pub mod document;
 pub mod error;
 pub mod filter;

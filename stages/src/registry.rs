@@ -25,6 +25,10 @@ impl StageDef {
 
 /// The stages of this crate.
 pub static REGISTRY: &[&StageDef] = &[
+    &crate::dedup::exact::DEF,
+    &crate::dedup::lines::DEF,
+    &crate::dedup::minhash::DEF,
+    &crate::dedup::url::DEF,
     &crate::filter::length::DEF,
     &crate::mix::decontam::DEF,
     &crate::tokenize::count::DEF,

@@ -6,6 +6,7 @@
 
 mod common;
 mod config;
+mod dedup;
 mod faults;
 mod onnx;
 mod report;

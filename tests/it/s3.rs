@@ -112,7 +112,7 @@ macro_rules! need_moto {
     };
 }
 
-fn download(m: &Moto, bucket: &str, prefix: &str, to: &Path) {
+pub fn download(m: &Moto, bucket: &str, prefix: &str, to: &Path) {
     m.boto(
         "import os\nb, p, d = sys.argv[1:4]\nfor page in s3.get_paginator('list_objects_v2').paginate(Bucket=b, Prefix=p):\n  for o in page.get('Contents', []):\n    k = o['Key']; f = os.path.join(d, k[len(p):].lstrip('/'))\n    os.makedirs(os.path.dirname(f), exist_ok=True); s3.download_file(b, k, f)",
         &[bucket, prefix, to.to_str().unwrap()],

@@ -1,0 +1,801 @@
+//! `dedup.minhash`: near-duplicate documents by MinHash LSH, clustered across the whole crawl.
+//!
+//! 1. **signatures** (collector, per partition): word `ngram`-shingles of the normalized text
+//!    ([`crate::Document::normalized`]), each hashed with seeded xxh3-64 and passed through
+//!    `bands x rows` universal hash functions `((a * x + b) mod 2^64) mod (2^61 - 1)` (the
+//!    arithmetic datatrove uses); the minimum of each is the signature. Each band's `rows`
+//!    minima hash to one 64-bit band key, written as `(band key, document)` into section
+//!    `band * band_splits + split`, sorted.
+//! 2. **pairs** (one task per band and split): a k-way merge of that section of every
+//!    partition; documents sharing a band key become pairs `(first, other)` of global row
+//!    numbers. Memory is the merge's read buffers, bounded by the budget (spills beyond).
+//! 3. **components** (one task): union-find over every pair, 4 bytes per document (a 3 billion
+//!    page crawl needs 12 GB), then an external sort of `(root, rank, row)` finds each
+//!    cluster's size and survivor under the keep rule.
+//! 4. **decide** and **apply**: decisions routed to partitions; the applier stores
+//!    `cluster_id` and `cluster_size` and drops every copy but the survivor.
+//!
+//! A pair of documents with Jaccard similarity `s` shares at least one band with probability
+//! `1 - (1 - s^rows)^bands` (the S-curve; `docs/dedup.md` explains how to choose bands and
+//! rows for a threshold). Documents with fewer than `ngram` words hash their whole text as one
+//! shingle; documents without words have no signature and are never near-duplicates.
+
+use std::sync::Arc;
+
+use serde::Deserialize;
+
+use super::decisions::{doc_key, peak_rss_bytes, task_budget, DecideStep, DocDecision, Router};
+use super::extsort::{fan_in, merge, ExtSorter, GroupBuffer, Scratch};
+use super::keep::{Keep, KeepRule};
+use super::keys::{key_path, Index, IndexStep, KeyFileWriter};
+use super::records::{record, Record, RecordReader, RecordWriter, Source};
+use super::DocSignals;
+use crate::config::{check_range, ConfigError, StageArgs};
+use crate::error::{Error, Result};
+use crate::registry::StageDef;
+use crate::signals::SignalSpec;
+use crate::stage::{
+    Applier, Built, Collector, GlobalStage, GlobalStep, Outcome, PartitionCtx, StepCtx,
+};
+use crate::stats::StepStats;
+use crate::{Document, Signals};
+
+/// `[stages.minhash]`, `type = "dedup.minhash"`.
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct MinHashConfig {
+    /// Words per shingle.
+    #[serde(default = "five")]
+    pub ngram: usize,
+    /// LSH bands: two documents are candidates when all rows of one band agree.
+    #[serde(default = "fourteen")]
+    pub bands: usize,
+    /// Hash functions per band. Signatures hold `bands * rows` 64-bit minima.
+    #[serde(default = "eight")]
+    pub rows: usize,
+    /// Hash-range splits of each band; the `pairs` step runs `bands * band_splits` tasks.
+    #[serde(default = "one")]
+    pub band_splits: usize,
+    /// Seed of the hash functions (default: the pipeline seed). Changing it changes which
+    /// borderline pairs are found, not the expected accuracy.
+    pub seed: Option<u64>,
+    /// Which document of a cluster stays: `first` (default), `oldest`, `newest`, `highest`,
+    /// `lowest`.
+    #[serde(default)]
+    pub keep: KeepRule,
+    /// The signal compared by `keep = "highest"` / `"lowest"` (e.g. a quality score).
+    pub keep_signal: Option<String>,
+}
+
+fn five() -> usize {
+    5
+}
+fn fourteen() -> usize {
+    14
+}
+fn eight() -> usize {
+    8
+}
+fn one() -> usize {
+    1
+}
+
+pub static DEF: StageDef = StageDef {
+    kind: "dedup.minhash",
+    about: "Near-duplicate documents by MinHash LSH over word shingles, clustered globally",
+    example: "ngram = 5\nbands = 14\nrows = 8\nkeep = \"highest\"\nkeep_signal = \"quality.score\"",
+    build,
+};
+
+fn build(args: &StageArgs) -> Result<Built, ConfigError> {
+    let cfg: MinHashConfig = args.parse()?;
+    check_range("ngram", cfg.ngram, 1, 64)?;
+    check_range("bands", cfg.bands, 1, 1024)?;
+    check_range("rows", cfg.rows, 1, 64)?;
+    check_range("band_splits", cfg.band_splits, 1, 4096)?;
+    if cfg.bands * cfg.band_splits > 1 << 20 {
+        return Err(ConfigError::new(
+            "band_splits",
+            "bands * band_splits must be at most 2^20",
+        ));
+    }
+    let keep = Keep::new(cfg.keep, cfg.keep_signal)?;
+    let hasher = MinHasher::new(
+        cfg.ngram,
+        cfg.bands,
+        cfg.rows,
+        cfg.seed.unwrap_or(args.seed),
+    );
+    Ok(Built::Global(Box::new(MinHashDedup::new(
+        args.name,
+        hasher,
+        cfg.band_splits,
+        keep,
+    ))))
+}
+
+/// The Mersenne prime 2^61 - 1: hash values live below it.
+const P61: u64 = (1 << 61) - 1;
+
+fn splitmix(state: &mut u64) -> u64 {
+    *state = state.wrapping_add(0x9E37_79B9_7F4A_7C15);
+    let mut z = *state;
+    z = (z ^ (z >> 30)).wrapping_mul(0xBF58_476D_1CE4_E5B9);
+    z = (z ^ (z >> 27)).wrapping_mul(0x94D0_49BB_1331_11EB);
+    z ^ (z >> 31)
+}
+
+/// Computes shingles, signatures and band keys.
+#[derive(Clone, Debug)]
+pub struct MinHasher {
+    pub ngram: usize,
+    pub bands: usize,
+    pub rows: usize,
+    seed: u64,
+    a: Vec<u64>,
+    b: Vec<u64>,
+}
+
+impl MinHasher {
+    pub fn new(ngram: usize, bands: usize, rows: usize, seed: u64) -> Self {
+        let mut st = seed ^ 0x6D69_6E68_6173_6831; // "minhash1"
+        let k = bands * rows;
+        let mut a = Vec::with_capacity(k);
+        let mut b = Vec::with_capacity(k);
+        for _ in 0..k {
+            a.push(1 + splitmix(&mut st) % (P61 - 1));
+            b.push(splitmix(&mut st) % P61);
+        }
+        MinHasher {
+            ngram,
+            bands,
+            rows,
+            seed: splitmix(&mut st),
+            a,
+            b,
+        }
+    }
+
+    /// Hashes of the word `ngram`-shingles of a normalized text (words separated by one space).
+    pub fn shingles(&self, normalized: &str, out: &mut Vec<u64>) {
+        out.clear();
+        if normalized.is_empty() {
+            return;
+        }
+        let bytes = normalized.as_bytes();
+        // starts[i]: first byte of word i; the word ends one byte before starts[i + 1].
+        let mut starts: Vec<u32> = Vec::with_capacity(bytes.len() / 5 + 2);
+        starts.push(0);
+        for sp in memchr::memchr_iter(b' ', bytes) {
+            starts.push(sp as u32 + 1);
+        }
+        let words = starts.len();
+        starts.push(bytes.len() as u32 + 1);
+        if words < self.ngram {
+            out.push(xxhash_rust::xxh3::xxh3_64_with_seed(bytes, self.seed));
+            return;
+        }
+        out.reserve(words + 1 - self.ngram);
+        for i in 0..=words - self.ngram {
+            let s = starts[i] as usize;
+            let e = starts[i + self.ngram] as usize - 1;
+            out.push(xxhash_rust::xxh3::xxh3_64_with_seed(
+                &bytes[s..e],
+                self.seed,
+            ));
+        }
+    }
+
+    /// The MinHash signature (`bands * rows` values) of a set of shingle hashes.
+    pub fn signature_of(&self, shingles: &[u64], sig: &mut Vec<u64>) {
+        sig.clear();
+        sig.resize(self.a.len(), u64::MAX);
+        update_minima(&self.a, &self.b, shingles, sig);
+    }
+
+    /// The band keys of a signature.
+    pub fn band_keys(&self, sig: &[u64], out: &mut Vec<u64>) {
+        out.clear();
+        let mut buf = [0u8; 64 * 8];
+        for (i, band) in sig.chunks_exact(self.rows).enumerate() {
+            for (j, v) in band.iter().enumerate() {
+                buf[8 * j..8 * j + 8].copy_from_slice(&v.to_le_bytes());
+            }
+            out.push(xxhash_rust::xxh3::xxh3_64_with_seed(
+                &buf[..8 * self.rows],
+                self.seed.wrapping_add(i as u64 + 1),
+            ));
+        }
+    }
+
+    /// Band keys of a normalized text; false when it has no word. Reuses the given buffers.
+    pub fn keys_of(&self, normalized: &str, scratch: &mut SigBuffers) -> bool {
+        self.shingles(normalized, &mut scratch.shingles);
+        if scratch.shingles.is_empty() {
+            scratch.keys.clear();
+            return false;
+        }
+        self.signature_of(&scratch.shingles, &mut scratch.sig);
+        self.band_keys(&scratch.sig, &mut scratch.keys);
+        true
+    }
+
+    /// The probability that documents of Jaccard similarity `s` share a band.
+    pub fn candidate_probability(&self, s: f64) -> f64 {
+        1.0 - (1.0 - s.powi(self.rows as i32)).powi(self.bands as i32)
+    }
+}
+
+/// Reusable buffers for [`MinHasher::keys_of`].
+#[derive(Default, Debug)]
+pub struct SigBuffers {
+    pub text: String,
+    pub shingles: Vec<u64>,
+    pub sig: Vec<u64>,
+    pub keys: Vec<u64>,
+}
+
+#[inline(always)]
+fn update_generic(a: &[u64], b: &[u64], shingles: &[u64], sig: &mut [u64]) {
+    let k = sig.len();
+    let (a, b) = (&a[..k], &b[..k]);
+    for &x in shingles {
+        for j in 0..k {
+            let v = a[j].wrapping_mul(x).wrapping_add(b[j]);
+            // v mod (2^61 - 1), using 2^61 = 1 (mod p).
+            let v = (v & P61) + (v >> 61);
+            let v = if v >= P61 { v - P61 } else { v };
+            sig[j] = sig[j].min(v);
+        }
+    }
+}
+
+#[cfg(target_arch = "x86_64")]
+#[target_feature(enable = "avx512f,avx512dq,avx512vl")]
+unsafe fn update_avx512(a: &[u64], b: &[u64], shingles: &[u64], sig: &mut [u64]) {
+    update_generic(a, b, shingles, sig)
+}
+
+#[cfg(target_arch = "x86_64")]
+#[target_feature(enable = "avx2")]
+unsafe fn update_avx2(a: &[u64], b: &[u64], shingles: &[u64], sig: &mut [u64]) {
+    update_generic(a, b, shingles, sig)
+}
+
+/// Folds shingle hashes into signature minima, with the widest vector unit the CPU has (the
+/// arithmetic is the same integer arithmetic on every path: identical results).
+fn update_minima(a: &[u64], b: &[u64], shingles: &[u64], sig: &mut [u64]) {
+    #[cfg(target_arch = "x86_64")]
+    {
+        if std::is_x86_feature_detected!("avx512f")
+            && std::is_x86_feature_detected!("avx512dq")
+            && std::is_x86_feature_detected!("avx512vl")
+        {
+            // SAFETY: the CPU has the features the function is compiled for.
+            return unsafe { update_avx512(a, b, shingles, sig) };
+        }
+        if std::is_x86_feature_detected!("avx2") {
+            // SAFETY: as above.
+            return unsafe { update_avx2(a, b, shingles, sig) };
+        }
+    }
+    update_generic(a, b, shingles, sig)
+}
+
+/// One band key of one document.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord)]
+pub struct BandRec {
+    pub key: u64,
+    pub doc: u64,
+}
+record!(BandRec { key: u64, doc: u64 });
+
+/// Two documents (global rows) that share a band key.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord)]
+pub struct PairRec {
+    pub a: u32,
+    pub b: u32,
+}
+record!(PairRec { a: u32, b: u32 });
+
+/// A clustered document: its component's root, its rank, its global row.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord)]
+struct MemberRec {
+    root: u32,
+    rank: u64,
+    row: u32,
+}
+record!(MemberRec {
+    root: u32,
+    rank: u64,
+    row: u32
+});
+
+/// The `dedup.minhash` stage.
+pub struct MinHashDedup {
+    inner: Arc<Inner>,
+}
+
+struct Inner {
+    name: String,
+    hasher: MinHasher,
+    splits: usize,
+    keep: Keep,
+    signals: DocSignals,
+}
+
+impl MinHashDedup {
+    pub fn new(name: &str, hasher: MinHasher, band_splits: usize, keep: Keep) -> Self {
+        MinHashDedup {
+            inner: Arc::new(Inner {
+                name: name.to_string(),
+                hasher,
+                splits: band_splits,
+                keep,
+                signals: DocSignals::new(name),
+            }),
+        }
+    }
+
+    fn sections(&self) -> usize {
+        self.inner.hasher.bands * self.inner.splits
+    }
+}
+
+/// Writes one partition's band keys (and ranks when the keep rule needs them).
+pub struct SignatureCollector {
+    inner: Arc<Inner>,
+    ctx: PartitionCtx,
+    keys: KeyFileWriter<BandRec>,
+    ranks: Vec<u8>,
+    buf: SigBuffers,
+}
+
+impl SignatureCollector {
+    /// Adds a document given its band keys (`None`: no signature). For benchmarks that
+    /// synthesize signatures; [`Collector::collect`] computes them from the text.
+    pub fn add_keys(&mut self, keys: Option<&[u64]>, rank: u64) {
+        let row = self.keys.row();
+        if self.inner.keep.uses_rank() {
+            self.ranks.extend_from_slice(&rank.to_le_bytes());
+        }
+        match keys {
+            Some(keys) => {
+                let splits = self.inner.splits;
+                for (band, &key) in keys.iter().enumerate() {
+                    let split = ((key as u128 * splits as u128) >> 64) as usize;
+                    self.keys.add(
+                        band * splits + split,
+                        BandRec {
+                            key,
+                            doc: doc_key(self.ctx.partition, row),
+                        },
+                    );
+                }
+            }
+            None => self.keys.keyless(),
+        }
+    }
+}
+
+impl Collector for SignatureCollector {
+    fn collect(&mut self, doc: &Document) -> Result<()> {
+        let mut buf = std::mem::take(&mut self.buf);
+        // The shared normalized view's exact value, computed 2-3x faster (see `normalize`).
+        let mut text = std::mem::take(&mut buf.text);
+        super::normalize::normalized(doc.text(), &mut text);
+        let has = self.inner.hasher.keys_of(&text, &mut buf);
+        buf.text = text;
+        let rank = self.inner.keep.rank(doc);
+        self.add_keys(has.then_some(&buf.keys[..]), rank);
+        self.buf = buf;
+        Ok(())
+    }
+
+    fn finish(self: Box<Self>) -> Result<()> {
+        let path = key_path(&self.ctx.dir, self.ctx.partition);
+        self.keys
+            .finish(self.ctx.store.as_ref(), &path, &self.ranks)
+            .map_err(|e| Error::io(&path, e))
+    }
+}
+
+fn pairs_path(dir: &str, task: usize) -> String {
+    format!("{dir}/pairs/task-{task:05}.bin")
+}
+
+/// One task per band section: documents sharing a band key become pairs.
+struct PairsStep {
+    sections: usize,
+}
+
+impl GlobalStep for PairsStep {
+    fn name(&self) -> &str {
+        "pairs"
+    }
+
+    fn tasks(&self, _ctx: &StepCtx) -> Result<usize> {
+        Ok(self.sections)
+    }
+
+    fn run(&self, task: usize, ctx: &StepCtx) -> Result<StepStats> {
+        let io = |e| Error::io(&ctx.dir, e);
+        let mut st = StepStats::new("pairs", task);
+        let scratch = Scratch::new(&ctx.scratch).map_err(io)?;
+        let budget = task_budget(ctx);
+        let index = Index::load(ctx.store.as_ref(), &ctx.dir).map_err(io)?;
+        check_rows(&index)?;
+        let sources = index
+            .section_sources::<BandRec>(&ctx.store, &ctx.dir, task)
+            .map_err(io)?;
+        st.count("inputs", sources.len() as u64);
+        let mut merged = merge(sources, fan_in(budget), &scratch).map_err(io)?;
+        let path = pairs_path(&ctx.dir, task);
+        let mut out = RecordWriter::new(ctx.store.create(&path).map_err(io)?);
+        let global = |d: u64| -> u32 {
+            let (p, row) = super::decisions::split_key(d);
+            (index.offsets[p] + row as u64) as u32
+        };
+        let (mut keys, mut first): (u64, Option<(u64, u32)>) = (0, None);
+        while let Some(r) = merged.next_record().map_err(io)? {
+            match first {
+                Some((k, a)) if k == r.key => out
+                    .write(&PairRec {
+                        a,
+                        b: global(r.doc),
+                    })
+                    .map_err(io)?,
+                _ => {
+                    keys += 1;
+                    first = Some((r.key, global(r.doc)));
+                }
+            }
+        }
+        st.count("band_keys", keys);
+        st.count("pairs", out.written());
+        out.into_inner().and_then(|w| w.finish()).map_err(io)?;
+        st.count("spilled_bytes", scratch.spill.bytes());
+        st.peak_rss_bytes = peak_rss_bytes();
+        Ok(st)
+    }
+}
+
+fn check_rows(index: &Index) -> Result<()> {
+    if index.total_rows() > u32::MAX as u64 {
+        return Err(Error::other(format!(
+            "{} documents in one MinHash stage: the limit is 2^32 (split the crawl)",
+            index.total_rows()
+        )));
+    }
+    Ok(())
+}
+
+/// Dense union-find over global rows; the root of a component is its smallest row.
+struct UnionFind {
+    parent: Vec<u32>,
+    touched: Vec<u64>,
+}
+
+impl UnionFind {
+    fn new(n: usize) -> Self {
+        UnionFind {
+            parent: (0..n as u32).collect(),
+            touched: vec![0; n.div_ceil(64)],
+        }
+    }
+
+    fn find(&mut self, mut x: u32) -> u32 {
+        // Path halving: every other node on the path points to its grandparent.
+        while self.parent[x as usize] != x {
+            let gp = self.parent[self.parent[x as usize] as usize];
+            self.parent[x as usize] = gp;
+            x = gp;
+        }
+        x
+    }
+
+    fn union(&mut self, a: u32, b: u32) {
+        for x in [a, b] {
+            self.touched[x as usize / 64] |= 1 << (x % 64);
+        }
+        let (ra, rb) = (self.find(a), self.find(b));
+        if ra != rb {
+            let (lo, hi) = if ra < rb { (ra, rb) } else { (rb, ra) };
+            self.parent[hi as usize] = lo;
+        }
+    }
+
+    fn touched(&self, x: u32) -> bool {
+        self.touched[x as usize / 64] >> (x % 64) & 1 == 1
+    }
+}
+
+/// One task: connected components over every pair, then each cluster's survivor.
+struct ComponentsStep {
+    keep: Keep,
+}
+
+impl GlobalStep for ComponentsStep {
+    fn name(&self) -> &str {
+        "components"
+    }
+
+    fn tasks(&self, _ctx: &StepCtx) -> Result<usize> {
+        Ok(1)
+    }
+
+    fn run(&self, task: usize, ctx: &StepCtx) -> Result<StepStats> {
+        let io = |e| Error::io(&ctx.dir, e);
+        let mut st = StepStats::new("components", task);
+        let scratch = Scratch::new(&ctx.scratch).map_err(io)?;
+        // The union-find is the one structure that lives in memory; sorts get the rest.
+        let budget = task_budget(ctx);
+        let index = Index::load(ctx.store.as_ref(), &ctx.dir).map_err(io)?;
+        check_rows(&index)?;
+        let n = index.total_rows() as usize;
+        let mut uf = UnionFind::new(n);
+        let files = ctx.store.list(&format!("{}/pairs", ctx.dir))?;
+        let mut pairs = 0u64;
+        for f in &files {
+            let mut r =
+                RecordReader::<PairRec>::new(ctx.store.open(f).map_err(io)?, f.clone(), 1 << 20);
+            while let Some(p) = r.next_record().map_err(io)? {
+                if p.a as usize >= n || p.b as usize >= n {
+                    return Err(Error::other(format!("{f}: pair outside 0..{n}")));
+                }
+                uf.union(p.a, p.b);
+                pairs += 1;
+            }
+        }
+        st.count("pair_files", files.len() as u64);
+        st.count("pairs", pairs);
+        let mut members = ExtSorter::<MemberRec>::new(&scratch, budget / 2);
+        for p in 0..index.partitions() {
+            let (start, rows) = (index.offsets[p], index.parts[p].rows);
+            let mut ranks = if self.keep.uses_rank() {
+                let r = index
+                    .open_extra(ctx.store.as_ref(), &ctx.dir, p)
+                    .map_err(io)?;
+                Some(RecordReader::<u64>::new(r, key_path(&ctx.dir, p), 1 << 16))
+            } else {
+                None
+            };
+            for row in start..start + rows {
+                let rank = match ranks.as_mut() {
+                    Some(r) => r.next_record().map_err(io)?.ok_or_else(|| {
+                        Error::other(format!("{}: rank block too short", key_path(&ctx.dir, p)))
+                    })?,
+                    None => 0,
+                };
+                let row = row as u32;
+                if uf.touched(row) {
+                    let root = uf.find(row);
+                    members.push(MemberRec { root, rank, row }).map_err(io)?;
+                }
+            }
+        }
+        let peak_uf = peak_rss_bytes();
+        drop(uf);
+        let mut sorted = members.finish().map_err(io)?;
+        let mut router = Router::<DocDecision>::new(
+            ctx.store.clone(),
+            &ctx.dir,
+            format!("components-{task:05}"),
+        );
+        let key_of = |row: u32| -> u64 {
+            let p = index.partition_of(row as u64);
+            doc_key(p, (row as u64 - index.offsets[p]) as u32)
+        };
+        let (mut clusters, mut dups, mut largest) = (0u64, 0u64, 0u64);
+        let mut group = GroupBuffer::<MemberRec>::new(&scratch, budget / 8);
+        let mut flush = |group: &mut GroupBuffer<MemberRec>,
+                         router: &mut Router<DocDecision>|
+         -> std::io::Result<()> {
+            let size = group.len();
+            if size == 0 {
+                return Ok(());
+            }
+            clusters += 1;
+            dups += size - 1;
+            largest = largest.max(size);
+            let mut rep = None;
+            group.drain(|m| {
+                let rep = *rep.get_or_insert(m.row);
+                router.route(&DocDecision {
+                    doc: key_of(m.row),
+                    rep: key_of(rep),
+                    size: size.min(u32::MAX as u64) as u32,
+                    dup: (m.row != rep) as u32,
+                })
+            })
+        };
+        let mut root = None;
+        while let Some(m) = sorted.next_record().map_err(io)? {
+            if root != Some(m.root) {
+                flush(&mut group, &mut router).map_err(io)?;
+                root = Some(m.root);
+            }
+            group.push(m).map_err(io)?;
+        }
+        flush(&mut group, &mut router).map_err(io)?;
+        router.finish().map_err(io)?;
+        st.count("documents", n as u64);
+        st.count("clusters", clusters);
+        st.count("duplicates", dups);
+        st.count("largest_cluster", largest);
+        st.count("spilled_bytes", scratch.spill.bytes());
+        st.peak_rss_bytes = peak_rss_bytes().max(peak_uf);
+        Ok(st)
+    }
+}
+
+impl GlobalStage for MinHashDedup {
+    fn name(&self) -> &str {
+        &self.inner.name
+    }
+
+    fn signals(&self) -> Vec<SignalSpec> {
+        self.inner.signals.specs()
+    }
+
+    fn reasons(&self) -> Vec<&'static str> {
+        vec![super::DUPLICATE]
+    }
+
+    fn collector(&self, ctx: &PartitionCtx) -> Result<Box<dyn Collector>> {
+        Ok(Box::new(self.signature_collector(ctx)))
+    }
+
+    fn steps(&self) -> Vec<Box<dyn GlobalStep>> {
+        vec![
+            Box::new(IndexStep {
+                record_size: BandRec::SIZE,
+                sections: self.sections(),
+            }),
+            Box::new(PairsStep {
+                sections: self.sections(),
+            }),
+            Box::new(ComponentsStep {
+                keep: self.inner.keep.clone(),
+            }),
+            DecideStep::<DocDecision>::boxed(),
+        ]
+    }
+
+    fn applier(&self, ctx: &PartitionCtx) -> Result<Box<dyn Applier>> {
+        self.inner.signals.applier(ctx)
+    }
+
+    fn judge(&self, signals: &Signals) -> Outcome {
+        self.inner.signals.judge(signals)
+    }
+}
+
+impl MinHashDedup {
+    /// The collector of one partition, with its concrete type (benchmarks feed it keys).
+    pub fn signature_collector(&self, ctx: &PartitionCtx) -> SignatureCollector {
+        SignatureCollector {
+            inner: self.inner.clone(),
+            ctx: ctx.clone(),
+            keys: KeyFileWriter::new(self.sections()),
+            ranks: Vec::new(),
+            buf: SigBuffers::default(),
+        }
+    }
+
+    pub fn hasher(&self) -> &MinHasher {
+        &self.inner.hasher
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::dedup::testing::{build as build_stage, build_err, doc, run};
+
+    fn words(n: usize, seed: u64) -> String {
+        let mut st = seed;
+        (0..n)
+            .map(|_| format!("w{}", splitmix(&mut st) % 5000))
+            .collect::<Vec<_>>()
+            .join(" ")
+    }
+
+    #[test]
+    fn shingles_and_signatures() {
+        let h = MinHasher::new(3, 4, 2, 1);
+        let mut s = Vec::new();
+        h.shingles("a b c d", &mut s);
+        assert_eq!(s.len(), 2);
+        let mut s2 = Vec::new();
+        h.shingles("x a b c d", &mut s2);
+        assert_eq!(s2[1..], s[..], "the same 3-grams hash alike");
+        h.shingles("a b", &mut s);
+        assert_eq!(s.len(), 1, "short texts are one shingle");
+        h.shingles("", &mut s);
+        assert!(s.is_empty());
+        // Every vector path computes the same minima as the scalar code.
+        let sh: Vec<u64> = (0..1000u64)
+            .map(|i| i.wrapping_mul(0x9E37_79B9_7F4A_7C15))
+            .collect();
+        let h = MinHasher::new(5, 14, 8, 9);
+        let mut fast = Vec::new();
+        h.signature_of(&sh, &mut fast);
+        let mut slow = vec![u64::MAX; 112];
+        update_generic(&h.a, &h.b, &sh, &mut slow);
+        assert_eq!(fast, slow);
+        assert!(fast.iter().all(|&v| v < P61));
+    }
+
+    #[test]
+    fn signature_agreement_estimates_jaccard() {
+        // 2,000 shingles each, 1,000 shared: Jaccard 1/3. 4,096 hashes estimate it to +-0.02.
+        let h = MinHasher::new(5, 512, 8, 3);
+        let a: Vec<u64> = (0..2000u64)
+            .map(|i| xxhash_rust::xxh3::xxh3_64(&i.to_le_bytes()))
+            .collect();
+        let b: Vec<u64> = (1000..3000u64)
+            .map(|i| xxhash_rust::xxh3::xxh3_64(&i.to_le_bytes()))
+            .collect();
+        let (mut sa, mut sb) = (Vec::new(), Vec::new());
+        h.signature_of(&a, &mut sa);
+        h.signature_of(&b, &mut sb);
+        let agree = sa.iter().zip(&sb).filter(|(x, y)| x == y).count() as f64 / sa.len() as f64;
+        assert!((agree - 1.0 / 3.0).abs() < 0.02, "estimate {agree}");
+        assert!((h.candidate_probability(1.0) - 1.0).abs() < 1e-12);
+    }
+
+    #[test]
+    fn clusters_near_duplicates_across_partitions() {
+        let stage = build_stage(&DEF, "mh", "keep = \"newest\"\nband_splits = 3");
+        let base = words(300, 1);
+        let other = words(300, 2);
+        // A near copy: 3 words changed out of 300 (Jaccard of 5-grams about 0.9).
+        let mut w: Vec<&str> = base.split(' ').collect();
+        w[50] = "changed";
+        w[150] = "changed";
+        w[250] = "changed";
+        let near = w.join(" ");
+        let mut docs = vec![
+            doc("base", "", &base),
+            doc("other", "", &other),
+            doc("empty", "", "!!!"),
+            doc("near", "", &near),
+            doc("copy", "", &format!("{}!", base.to_uppercase())),
+        ];
+        for (d, t) in docs.iter_mut().zip([10, 10, 10, 30, 20]) {
+            d.crawl_date = Some(t);
+        }
+        let rest = docs.split_off(2);
+        let out = run(stage.as_ref(), vec![docs, Vec::new(), rest]);
+        let flat: Vec<_> = out.iter().flatten().collect();
+        let kept: Vec<&str> = flat
+            .iter()
+            .filter(|(_, o)| o.is_keep())
+            .map(|(d, _)| d.id.as_str())
+            .collect();
+        assert_eq!(
+            kept,
+            vec!["other", "empty", "near"],
+            "newest of the cluster stays"
+        );
+        let near_key = doc_key(2, 1) as i64;
+        for (d, _) in &flat {
+            match d.id.as_str() {
+                "base" | "near" | "copy" => {
+                    assert_eq!(d.signals.i64("mh.cluster_size"), Some(3), "{}", d.id);
+                    assert_eq!(d.signals.i64("mh.cluster_id"), Some(near_key), "{}", d.id);
+                }
+                _ => assert_eq!(d.signals.i64("mh.cluster_size"), Some(1), "{}", d.id),
+            }
+        }
+    }
+
+    #[test]
+    fn config_errors_name_the_key() {
+        assert_eq!(build_err(&DEF, "rows = 0").key, "rows");
+        assert_eq!(build_err(&DEF, "bands = 2000").key, "bands");
+        assert_eq!(build_err(&DEF, "keep = \"lowest\"").key, "keep_signal");
+        assert_eq!(build_err(&DEF, "ngrams = 3").key, "ngrams");
+    }
+}
