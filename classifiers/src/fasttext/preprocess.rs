@@ -9,6 +9,8 @@ pub struct Preprocess {
     pub lowercase: bool,
     /// Keep at most this many characters of the normalized text (0: no limit).
     pub max_chars: usize,
+    /// Make every ASCII punctuation character a token of its own (`end.` -> `end .`).
+    pub split_punct: bool,
 }
 
 /// The prefix curate's classifiers train and serve on.
@@ -20,6 +22,7 @@ impl Default for Preprocess {
         Preprocess {
             lowercase: true,
             max_chars: DEFAULT_MAX_CHARS,
+            split_punct: true,
         }
     }
 }
@@ -30,6 +33,7 @@ impl Preprocess {
         Preprocess {
             lowercase: false,
             max_chars,
+            split_punct: false,
         }
     }
 
@@ -56,6 +60,10 @@ impl Preprocess {
                 pending_space = !out.is_empty();
                 continue;
             }
+            let punct = self.split_punct && c.is_ascii_punctuation();
+            if punct && !out.is_empty() && !out.ends_with(' ') {
+                pending_space = true;
+            }
             if pending_space {
                 out.push(' ');
                 chars += 1;
@@ -74,6 +82,9 @@ impl Preprocess {
                 out.push(c);
             }
             chars += 1;
+            if punct {
+                pending_space = true;
+            }
         }
     }
 
@@ -92,10 +103,12 @@ mod tests {
     #[test]
     fn collapses_lowercases_and_bounds() {
         let p = Preprocess::default();
-        assert_eq!(p.to_string("  Hello,\n\n\tWÖRLD \u{a0}x  "), "hello, wörld x");
+        assert_eq!(p.to_string("  Hello,\n\n\tWÖRLD \u{a0}x.  "), "hello , wörld x .");
+        assert_eq!(p.to_string("f(x);"), "f ( x ) ;");
         let p = Preprocess {
             lowercase: false,
             max_chars: 7,
+            split_punct: false,
         };
         assert_eq!(p.to_string("Ab  cd efgh"), "Ab cd e");
         assert_eq!(p.to_string(""), "");
