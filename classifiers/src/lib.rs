@@ -6,6 +6,7 @@
 
 pub mod error;
 pub mod fasttext;
+pub mod langid;
 pub mod model;
 pub mod onnx;
 
