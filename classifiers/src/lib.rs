@@ -14,4 +14,4 @@ pub use error::{Error, Result};
 pub use model::{load_model, TextClassifier};
 
 /// The stages of this crate.
-pub static REGISTRY: &[&stages::StageDef] = &[];
+pub static REGISTRY: &[&stages::StageDef] = &[&fasttext::stage::DEF, &langid::stage::DEF];

@@ -63,6 +63,20 @@ fn sigmoid(x: f32) -> f32 {
     (1.0 / (1.0 + (-(x as f64)).exp())) as f32
 }
 
+/// fastText's table sigmoid (512 steps over [-8, 8]), which its one-vs-all `predict` uses.
+#[inline]
+fn table_sigmoid(x: f32) -> f32 {
+    if x < -8.0 {
+        0.0
+    } else if x > 8.0 {
+        1.0
+    } else {
+        let i = ((x + 8.0) * 512.0 / 8.0 / 2.0) as i64;
+        let xi = (i * 16) as f32 / 512.0 - 8.0;
+        (1.0 / (1.0 + (-xi).exp() as f64)) as f32
+    }
+}
+
 impl FastText {
     /// Reads a `.bin` or `.ftz` file.
     pub fn load(path: &Path) -> Result<FastText> {
@@ -220,7 +234,7 @@ impl FastText {
             (Some(tree), _) => tree.leaf_probs(&self.output, &s.hidden, &mut s.probs),
             (None, LossKind::Ova) => {
                 for (i, p) in s.probs.iter_mut().enumerate() {
-                    *p = sigmoid(self.output.dot_row(&s.hidden, i));
+                    *p = table_sigmoid(self.output.dot_row(&s.hidden, i));
                 }
             }
             _ => softmax_into(&self.output, &s.hidden, &mut s.probs),
@@ -447,6 +461,25 @@ impl HsTree {
         self.dfs(output, hidden, k, log_threshold, l, score + std_log(1.0 - f), best);
         self.dfs(output, hidden, k, log_threshold, r, score + std_log(f), best);
     }
+}
+
+/// Label names of a model file's bytes, reading only its header and dictionary.
+pub fn labels_from_bytes(bytes: &[u8]) -> std::result::Result<Vec<String>, String> {
+    let mut r = Reader::new(bytes);
+    if r.i32().ok() != Some(MAGIC) {
+        return Err("not a fastText model (bad magic number)".into());
+    }
+    let version = r.i32()?;
+    if !(11..=VERSION).contains(&version) {
+        return Err(format!("unsupported fastText file version {version}"));
+    }
+    let args = Args::read(&mut r)?;
+    // No n-grams: only the entries are needed.
+    let dict = Dictionary::read(&mut r, 0, 0, 0, 1)?;
+    if dict.nlabels() == 0 || args.model != ModelKind::Supervised {
+        return Err("not a supervised fastText classifier".into());
+    }
+    Ok(dict.labels())
 }
 
 /// A fastText model serving [`TextClassifier`], with the text normalization it was trained with.

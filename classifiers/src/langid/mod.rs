@@ -3,6 +3,8 @@
 //! fastText inference. Codes are ISO 639-1 where one exists (`lid.176`'s `no` is reported as
 //! `nb`, Bokmål, the written standard its data is in).
 
+pub mod stage;
+
 use std::path::Path;
 use std::sync::Arc;
 
@@ -27,7 +29,6 @@ pub enum Detector {
         model: Arc<FastText>,
         preprocess: Preprocess,
     },
-},
 }
 
 /// ISO 639-1 codes of whichlang's languages, in its order.
