@@ -54,8 +54,12 @@ pub struct Dictionary {
     /// `None`: no pruning (fastText's `pruneidx_size_ == -1`); `Some(map)`: n-gram buckets kept
     /// after quantization, old bucket -> new row offset (empty map: every n-gram was pruned).
     prune: Option<HashMap<i32, i32>>,
-    /// Open-addressing table of entry ids, indexed by `hash & mask`.
-    table: Vec<i32>,
+    /// Open-addressing table of `(hash, entry id)`, indexed by `hash & mask`; the stored hash
+    /// rejects most mismatches without touching the word bytes.
+    table: Vec<(u32, i32)>,
+    /// All entry words back to back (`spans` index it), for cache-friendly comparisons.
+    arena: Vec<u8>,
+    spans: Vec<(u32, u32)>,
     mask: usize,
     /// Feature ids of each word (its own id, then its character n-grams), as ranges of `sub_ids`.
     sub_start: Vec<u32>,
@@ -99,7 +103,9 @@ impl Dictionary {
             entries,
             ntokens,
             prune,
-            table: vec![-1; cap],
+            table: vec![(0, -1); cap],
+            arena: Vec::new(),
+            spans: Vec::new(),
             mask: cap - 1,
             sub_start: Vec::new(),
             sub_ids: Vec::new(),
@@ -108,16 +114,20 @@ impl Dictionary {
             maxn: maxn.max(0) as usize,
             word_ngrams: word_ngrams.max(1) as usize,
         };
+        for e in &d.entries {
+            d.spans.push((d.arena.len() as u32, e.word.len() as u32));
+            d.arena.extend_from_slice(&e.word);
+        }
         for i in 0..d.entries.len() {
             let h = hash(&d.entries[i].word);
             let slot = d.find(&d.entries[i].word, h);
-            if d.table[slot] != -1 {
+            if d.table[slot].1 != -1 {
                 return Err(format!(
                     "duplicate dictionary entry {:?}",
                     String::from_utf8_lossy(&d.entries[i].word)
                 ));
             }
-            d.table[slot] = i as i32;
+            d.table[slot] = (h, i as i32);
         }
         // Subwords of every word, computed once (fastText's initNgrams).
         let mut sub_start = Vec::with_capacity(nwords + 1);
@@ -145,9 +155,15 @@ impl Dictionary {
     fn find(&self, w: &[u8], h: u32) -> usize {
         let mut slot = h as usize & self.mask;
         loop {
-            let id = self.table[slot];
-            if id == -1 || self.entries[id as usize].word == w {
+            let (sh, id) = self.table[slot];
+            if id == -1 {
                 return slot;
+            }
+            if sh == h {
+                let (a, n) = self.spans[id as usize];
+                if &self.arena[a as usize..(a + n) as usize] == w {
+                    return slot;
+                }
             }
             slot = (slot + 1) & self.mask;
         }
@@ -156,7 +172,7 @@ impl Dictionary {
     /// The entry id of a token, if it is in the dictionary.
     #[inline]
     pub fn id(&self, w: &[u8], h: u32) -> Option<usize> {
-        let id = self.table[self.find(w, h)];
+        let id = self.table[self.find(w, h)].1;
         (id >= 0).then_some(id as usize)
     }
 
@@ -277,7 +293,8 @@ impl Dictionary {
         let h = hash(tok);
         let wid = self.id(tok, h);
         let is_label = match wid {
-            Some(id) => self.entries[id].kind == EntryKind::Label,
+            // Entries are words first, then labels.
+            Some(id) => id >= self.nwords,
             None => tok.starts_with(LABEL_PREFIX.as_bytes()),
         };
         if is_label {

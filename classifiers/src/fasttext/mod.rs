@@ -213,8 +213,13 @@ impl FastText {
         if s.feats.is_empty() {
             return false;
         }
-        for &f in &s.feats {
-            self.input.add_row_to(&mut s.hidden, f as usize);
+        match &self.input {
+            Matrix::Dense(d) => matrix::sum_rows(d, &s.feats, &mut s.hidden),
+            m => {
+                for &f in &s.feats {
+                    m.add_row_to(&mut s.hidden, f as usize);
+                }
+            }
         }
         let inv = (1.0 / s.feats.len() as f64) as f32;
         for h in &mut s.hidden {
