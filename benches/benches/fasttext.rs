@@ -19,7 +19,10 @@ fn main() {
     };
     let docs = quality_docs(&shared);
     let o = TrainOptions::default();
-    let lines: Vec<String> = docs.iter().map(|d| o.preprocess.to_string(&d.text)).collect();
+    let lines: Vec<String> = docs
+        .iter()
+        .map(|d| o.preprocess.normalize(&d.text))
+        .collect();
     let bytes: usize = lines.iter().map(|l| l.len()).sum();
     let dir = std::env::temp_dir().join(format!("curate-fasttext-bench-{}", std::process::id()));
     std::fs::create_dir_all(&dir).unwrap();
@@ -58,12 +61,15 @@ fn main() {
     let model_path = dir.join("ours.bin");
     model.save(&model_path).unwrap();
 
-    let py = test_python().into_iter().chain(peer_python("dt")).find(|p| {
-        std::process::Command::new(p)
-            .args(["-c", "import fasttext"])
-            .output()
-            .is_ok_and(|o| o.status.success())
-    });
+    let py = test_python()
+        .into_iter()
+        .chain(peer_python("dt"))
+        .find(|p| {
+            std::process::Command::new(p)
+                .args(["-c", "import fasttext"])
+                .output()
+                .is_ok_and(|o| o.status.success())
+        });
     let script = curate_benches::repo_root().join("benches/peers/fasttext_peer.py");
     let params = [
         format!("epoch={}", o.epoch),
@@ -117,10 +123,19 @@ fn main() {
         docs.len() as f64 / secs_raw
     );
     if let Some(py) = &py {
-        let m = if py_model.exists() { &py_model } else { &model_path };
+        let m = if py_model.exists() {
+            &py_model
+        } else {
+            &model_path
+        };
         if let Some(v) = run_peer(
             py,
-            &[script.to_str().unwrap(), "bench", m.to_str().unwrap(), texts_file.to_str().unwrap()],
+            &[
+                script.to_str().unwrap(),
+                "bench",
+                m.to_str().unwrap(),
+                texts_file.to_str().unwrap(),
+            ],
         ) {
             let p = v["docs_per_s"].as_f64().unwrap();
             println!(
@@ -137,7 +152,10 @@ fn main() {
                     std::hint::black_box(pm.predict_line(l, 1, 0.0, &mut s));
                 }
             });
-            println!("predict curate on Python's model {:>10.0} docs/s", lines.len() as f64 / secs);
+            println!(
+                "predict curate on Python's model {:>10.0} docs/s",
+                lines.len() as f64 / secs
+            );
         }
     }
     let _ = std::fs::remove_dir_all(&dir);

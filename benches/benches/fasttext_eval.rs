@@ -4,7 +4,9 @@
 //! With a Python fastText present, the same splits train Python fastText with its defaults and
 //! with the tuned settings, for comparison.
 //! Run: cargo bench -p curate-benches --bench fasttext_eval [-- key=value ...] (overrides of
-//! the defaults, for tuning: epoch lr dim word_ngrams buckets min_count minn maxn loss max_chars)
+//! the defaults, for tuning: epoch lr dim word_ngrams buckets min_count minn maxn loss max_chars
+//! split_punct seed task=quality|topic). CURATE_EVAL_PY_PARAMS="epoch=25 dim=32 ..." replaces
+//! the Python runs by one with these parameters; CURATE_EVAL_NO_PYTHON=1 skips Python.
 
 use std::collections::BTreeMap;
 use std::io::Write;
@@ -77,29 +79,37 @@ fn python(
     std::fs::create_dir_all(&dir).ok()?;
     let train_file = dir.join("train.txt");
     let mut f = std::io::BufWriter::new(std::fs::File::create(&train_file).ok()?);
-    for d in train {
-        writeln!(f, "__label__{} {}", d.label, pre.to_string(&d.text)).ok()?;
+    // fastText reads its file in order: shuffle (seeded), as its users do, or a file sorted by
+    // label trains badly.
+    let mut train = train.to_vec();
+    let mut state = 0x2545_F491_4F6C_DD1Du64;
+    for i in (1..train.len()).rev() {
+        state ^= state << 13;
+        state ^= state >> 7;
+        state ^= state << 17;
+        train.swap(i, (state % (i as u64 + 1)) as usize);
+    }
+    for d in &train {
+        writeln!(f, "__label__{} {}", d.label, pre.normalize(&d.text)).ok()?;
     }
     drop(f);
     let val_file = dir.join("val.txt");
     let mut f = std::io::BufWriter::new(std::fs::File::create(&val_file).ok()?);
     for d in val {
-        writeln!(f, "{}", pre.to_string(&d.text)).ok()?;
+        writeln!(f, "{}", pre.normalize(&d.text)).ok()?;
     }
     drop(f);
     let model = dir.join("py.bin");
-    let mut args = vec![
-        "train",
-        train_file.to_str()?,
-        model.to_str()?,
-        "thread=1",
-    ];
+    let mut args = vec!["train", train_file.to_str()?, model.to_str()?, "thread=1"];
     args.extend_from_slice(params);
     let script = curate_benches::repo_root().join("benches/peers/fasttext_peer.py");
     let mut full = vec![script.to_str()?];
     full.extend(args);
     let v = run_peer(&py.to_path_buf(), &full)?;
-    println!("  Python fastText trained in {:.1}s", v["seconds"].as_f64()?);
+    println!(
+        "  Python fastText trained in {:.1}s",
+        v["seconds"].as_f64()?
+    );
     let out = dir.join("pred.jsonl");
     run_peer(
         &py.to_path_buf(),
@@ -137,12 +147,15 @@ fn quality_report(name: &str, val: &[&Doc], probs: &[BTreeMap<String, f32>]) -> 
         .map(|(d, p)| (p.get("hq").copied().unwrap_or(0.0), d.label == "hq"))
         .collect();
     let auc = roc_auc(&scored);
-    let acc = scored
+    let acc =
+        scored.iter().filter(|(s, pos)| (*s >= 0.5) == *pos).count() as f64 / scored.len() as f64;
+    let saturated = scored
         .iter()
-        .filter(|(s, pos)| (*s >= 0.5) == *pos)
-        .count() as f64
-        / scored.len() as f64;
-    println!("  {name:<34} ROC AUC {auc:.4}   accuracy@0.5 {acc:.4}");
+        .filter(|(s, _)| *s <= 1e-5 || *s >= 1.0 - 1e-5)
+        .count();
+    println!(
+        "  {name:<34} ROC AUC {auc:.4}   accuracy@0.5 {acc:.4}   saturated scores {saturated}"
+    );
     auc
 }
 
@@ -188,7 +201,11 @@ fn main() {
                 .output()
                 .is_ok_and(|o| o.status.success())
         });
-    let tuned = ["epoch=25", "lr=0.5", "wordNgrams=2", "dim=100"];
+    let tuned_env = std::env::var("CURATE_EVAL_PY_PARAMS").ok();
+    let tuned: Vec<&str> = match &tuned_env {
+        Some(p) => p.split_whitespace().collect(),
+        None => vec!["epoch=25", "lr=0.5", "wordNgrams=2", "dim=100"],
+    };
     let only = std::env::args().find_map(|a| a.strip_prefix("task=").map(str::to_string));
     for task in ["quality", "topic"] {
         if only.as_deref().is_some_and(|t| t != task) {
@@ -204,7 +221,11 @@ fn main() {
         for d in &docs {
             *counts.entry((d.label.as_str(), d.is_val())).or_default() += 1;
         }
-        println!("{task}: {} train / {} validation docs {counts:?}", train_docs.len(), val.len());
+        println!(
+            "{task}: {} train / {} validation docs {counts:?}",
+            train_docs.len(),
+            val.len()
+        );
         let m = train(&train_docs, &o);
         let probs = ours(&m, &val, &o.preprocess);
         let report = |name: &str, p: &[BTreeMap<String, f32>]| {
@@ -216,8 +237,10 @@ fn main() {
         };
         report("curate (defaults)", &probs);
         if let Some(py) = &py {
-            if let Some(p) = python(py, &train_docs, &val, &o.preprocess, &[]) {
-                report("Python fastText (its defaults)", &p);
+            if tuned_env.is_none() {
+                if let Some(p) = python(py, &train_docs, &val, &o.preprocess, &[]) {
+                    report("Python fastText (its defaults)", &p);
+                }
             }
             if let Some(p) = python(py, &train_docs, &val, &o.preprocess, &tuned) {
                 report("Python fastText (25 ep, lr .5, 2-gr, d100)", &p);

@@ -15,23 +15,81 @@ use curate_benches::{best_of, peer_python, run_peer, shared_dir, test_python};
 
 /// lingua's language names (the CSV's first column) and their ISO 639-1 codes.
 const NAMES: &[(&str, &str)] = &[
-    ("Afrikaans", "af"), ("Albanian", "sq"), ("Arabic", "ar"), ("Armenian", "hy"),
-    ("Azerbaijani", "az"), ("Basque", "eu"), ("Belarusian", "be"), ("Bengali", "bn"),
-    ("Bokmal", "nb"), ("Bosnian", "bs"), ("Bulgarian", "bg"), ("Catalan", "ca"),
-    ("Chinese", "zh"), ("Croatian", "hr"), ("Czech", "cs"), ("Danish", "da"), ("Dutch", "nl"),
-    ("English", "en"), ("Esperanto", "eo"), ("Estonian", "et"), ("Finnish", "fi"),
-    ("French", "fr"), ("Ganda", "lg"), ("Georgian", "ka"), ("German", "de"), ("Greek", "el"),
-    ("Gujarati", "gu"), ("Hebrew", "he"), ("Hindi", "hi"), ("Hungarian", "hu"),
-    ("Icelandic", "is"), ("Indonesian", "id"), ("Irish", "ga"), ("Italian", "it"),
-    ("Japanese", "ja"), ("Kazakh", "kk"), ("Korean", "ko"), ("Latin", "la"), ("Latvian", "lv"),
-    ("Lithuanian", "lt"), ("Macedonian", "mk"), ("Malay", "ms"), ("Maori", "mi"),
-    ("Marathi", "mr"), ("Mongolian", "mn"), ("Nynorsk", "nn"), ("Persian", "fa"),
-    ("Polish", "pl"), ("Portuguese", "pt"), ("Punjabi", "pa"), ("Romanian", "ro"),
-    ("Russian", "ru"), ("Serbian", "sr"), ("Shona", "sn"), ("Slovak", "sk"), ("Slovene", "sl"),
-    ("Somali", "so"), ("Sotho", "st"), ("Spanish", "es"), ("Swahili", "sw"), ("Swedish", "sv"),
-    ("Tagalog", "tl"), ("Tamil", "ta"), ("Telugu", "te"), ("Thai", "th"), ("Tsonga", "ts"),
-    ("Tswana", "tn"), ("Turkish", "tr"), ("Ukrainian", "uk"), ("Urdu", "ur"),
-    ("Vietnamese", "vi"), ("Welsh", "cy"), ("Xhosa", "xh"), ("Yoruba", "yo"), ("Zulu", "zu"),
+    ("Afrikaans", "af"),
+    ("Albanian", "sq"),
+    ("Arabic", "ar"),
+    ("Armenian", "hy"),
+    ("Azerbaijani", "az"),
+    ("Basque", "eu"),
+    ("Belarusian", "be"),
+    ("Bengali", "bn"),
+    ("Bokmal", "nb"),
+    ("Bosnian", "bs"),
+    ("Bulgarian", "bg"),
+    ("Catalan", "ca"),
+    ("Chinese", "zh"),
+    ("Croatian", "hr"),
+    ("Czech", "cs"),
+    ("Danish", "da"),
+    ("Dutch", "nl"),
+    ("English", "en"),
+    ("Esperanto", "eo"),
+    ("Estonian", "et"),
+    ("Finnish", "fi"),
+    ("French", "fr"),
+    ("Ganda", "lg"),
+    ("Georgian", "ka"),
+    ("German", "de"),
+    ("Greek", "el"),
+    ("Gujarati", "gu"),
+    ("Hebrew", "he"),
+    ("Hindi", "hi"),
+    ("Hungarian", "hu"),
+    ("Icelandic", "is"),
+    ("Indonesian", "id"),
+    ("Irish", "ga"),
+    ("Italian", "it"),
+    ("Japanese", "ja"),
+    ("Kazakh", "kk"),
+    ("Korean", "ko"),
+    ("Latin", "la"),
+    ("Latvian", "lv"),
+    ("Lithuanian", "lt"),
+    ("Macedonian", "mk"),
+    ("Malay", "ms"),
+    ("Maori", "mi"),
+    ("Marathi", "mr"),
+    ("Mongolian", "mn"),
+    ("Nynorsk", "nn"),
+    ("Persian", "fa"),
+    ("Polish", "pl"),
+    ("Portuguese", "pt"),
+    ("Punjabi", "pa"),
+    ("Romanian", "ro"),
+    ("Russian", "ru"),
+    ("Serbian", "sr"),
+    ("Shona", "sn"),
+    ("Slovak", "sk"),
+    ("Slovene", "sl"),
+    ("Somali", "so"),
+    ("Sotho", "st"),
+    ("Spanish", "es"),
+    ("Swahili", "sw"),
+    ("Swedish", "sv"),
+    ("Tagalog", "tl"),
+    ("Tamil", "ta"),
+    ("Telugu", "te"),
+    ("Thai", "th"),
+    ("Tsonga", "ts"),
+    ("Tswana", "tn"),
+    ("Turkish", "tr"),
+    ("Ukrainian", "uk"),
+    ("Urdu", "ur"),
+    ("Vietnamese", "vi"),
+    ("Welsh", "cy"),
+    ("Xhosa", "xh"),
+    ("Yoruba", "yo"),
+    ("Zulu", "zu"),
 ];
 
 const KINDS: [&str; 3] = ["sentences", "word-pairs", "single-words"];
@@ -63,7 +121,12 @@ fn published(path: &Path) -> BTreeMap<String, BTreeMap<String, f64>> {
         let row = header[1..]
             .iter()
             .zip(&cells[1..])
-            .filter_map(|(h, v)| v.parse::<f64>().ok().filter(|v| v.is_finite()).map(|v| (h.to_string(), v)))
+            .filter_map(|(h, v)| {
+                v.parse::<f64>()
+                    .ok()
+                    .filter(|v| v.is_finite())
+                    .map(|v| (h.to_string(), v))
+            })
             .collect();
         out.insert(code.to_string(), row);
     }
@@ -103,7 +166,10 @@ fn main() {
             }
             let mut a = [0f64; 3];
             for (k, texts) in kinds.iter().enumerate() {
-                let ok = texts.iter().filter(|t| det.detect(t, &mut s).lang == *code).count();
+                let ok = texts
+                    .iter()
+                    .filter(|t| det.detect(t, &mut s).lang == *code)
+                    .count();
                 a[k] = 100.0 * ok as f64 / texts.len().max(1) as f64;
             }
             acc.entry(name).or_default().insert(code.clone(), a);
@@ -118,7 +184,9 @@ fn main() {
         a.map(|a| {
             format!(
                 "{:5.1} {:5.1} {:5.1} = {:5.1}",
-                a[0], a[1], a[2],
+                a[0],
+                a[1],
+                a[2],
                 (a[0] + a[1] + a[2]) / 3.0
             )
         })
@@ -166,7 +234,11 @@ fn main() {
     // Speed on every sentence of every language, one thread.
     let sentences: Vec<&String> = sets.values().flat_map(|k| k[0].iter()).collect();
     let bytes: usize = sentences.iter().map(|t| t.len()).sum();
-    println!("\nspeed: {} sentences, {:.1} MB, one thread, best of 3", sentences.len(), bytes as f64 / 1e6);
+    println!(
+        "\nspeed: {} sentences, {:.1} MB, one thread, best of 3",
+        sentences.len(),
+        bytes as f64 / 1e6
+    );
     let mut rates = BTreeMap::new();
     for (name, det) in &detectors {
         let secs = best_of(3, || {
@@ -176,14 +248,20 @@ fn main() {
         });
         let r = sentences.len() as f64 / secs;
         rates.insert(*name, r);
-        println!("  curate {name:<10} {r:>10.0} docs/s {:>7.2} MB/s", bytes as f64 / secs / 1e6);
+        println!(
+            "  curate {name:<10} {r:>10.0} docs/s {:>7.2} MB/s",
+            bytes as f64 / secs / 1e6
+        );
     }
-    let py = test_python().into_iter().chain(peer_python("dt")).find(|p| {
-        std::process::Command::new(p)
-            .args(["-c", "import fasttext"])
-            .output()
-            .is_ok_and(|o| o.status.success())
-    });
+    let py = test_python()
+        .into_iter()
+        .chain(peer_python("dt"))
+        .find(|p| {
+            std::process::Command::new(p)
+                .args(["-c", "import fasttext"])
+                .output()
+                .is_ok_and(|o| o.status.success())
+        });
     if let Some(py) = py {
         let file = std::env::temp_dir().join(format!("curate-langid-{}.txt", std::process::id()));
         let mut f = std::io::BufWriter::new(std::fs::File::create(&file).unwrap());
@@ -194,10 +272,18 @@ fn main() {
         let script = curate_benches::repo_root().join("benches/peers/fasttext_peer.py");
         if let Some(v) = run_peer(
             &py,
-            &[script.to_str().unwrap(), "bench", model.to_str().unwrap(), file.to_str().unwrap()],
+            &[
+                script.to_str().unwrap(),
+                "bench",
+                model.to_str().unwrap(),
+                file.to_str().unwrap(),
+            ],
         ) {
             let p = v["docs_per_s"].as_f64().unwrap_or(0.0);
-            println!("  Python fastText lid.176.ftz {p:>10.0} docs/s {:>7.2} MB/s", v["mb_per_s"].as_f64().unwrap_or(0.0));
+            println!(
+                "  Python fastText lid.176.ftz {p:>10.0} docs/s {:>7.2} MB/s",
+                v["mb_per_s"].as_f64().unwrap_or(0.0)
+            );
             for (name, r) in &rates {
                 println!("  ratio curate {name} / Python lid.176: {:.2}x", r / p);
             }

@@ -134,8 +134,16 @@ pub fn per_class(pairs: &[(String, String)], classes: &[String]) -> (Vec<(f64, f
         let fp = pairs.iter().filter(|(t, p)| t != c && p == c).count() as f64;
         let fneg = pairs.iter().filter(|(t, p)| t == c && p != c).count() as f64;
         let p = if tp + fp > 0.0 { tp / (tp + fp) } else { 0.0 };
-        let r = if tp + fneg > 0.0 { tp / (tp + fneg) } else { 0.0 };
-        let f = if p + r > 0.0 { 2.0 * p * r / (p + r) } else { 0.0 };
+        let r = if tp + fneg > 0.0 {
+            tp / (tp + fneg)
+        } else {
+            0.0
+        };
+        let f = if p + r > 0.0 {
+            2.0 * p * r / (p + r)
+        } else {
+            0.0
+        };
         out.push((p, r, f));
     }
     let macro_f1 = out.iter().map(|x| x.2).sum::<f64>() / classes.len().max(1) as f64;

@@ -87,7 +87,9 @@ fn lid176_ftz_matches_python() {
         return;
     };
     let mut texts = Vec::new();
-    for lang in ["de", "en", "fr", "ru", "zh", "ja", "ar", "el", "hi", "vi", "tr", "pl"] {
+    for lang in [
+        "de", "en", "fr", "ru", "zh", "ja", "ar", "el", "hi", "vi", "tr", "pl",
+    ] {
         for kind in ["sentences", "word-pairs"] {
             let p = data.join(lang).join(format!("{kind}.txt.gz"));
             texts.extend(gunzip(&p).lines().take(60).map(|l| l.trim().to_string()));

@@ -65,7 +65,10 @@ fn topic_model_on_real_data() {
         e.1 += 1;
     }
     let acc = correct as f64 / val.len() as f64;
-    eprintln!("topic validation accuracy {acc:.4} on {} docs; per class {per_class:?}", val.len());
+    eprintln!(
+        "topic validation accuracy {acc:.4} on {} docs; per class {per_class:?}",
+        val.len()
+    );
     assert!(acc > 0.93, "accuracy {acc}");
     for (c, (ok, n)) in &per_class {
         assert!(*ok as f64 / *n as f64 > 0.85, "{c}: {ok}/{n}");
@@ -78,18 +81,40 @@ fn topic_model_on_real_data() {
     let tmp = tempfile::tempdir().unwrap();
     let path = tmp.path().join("topic.bin");
     m.save(&path).unwrap();
-    let texts: Vec<String> = val.iter().step_by(5).map(|d| o.preprocess.to_string(&d.text)).collect();
+    let texts: Vec<String> = val
+        .iter()
+        .step_by(5)
+        .map(|d| o.preprocess.normalize(&d.text))
+        .collect();
     let input = tmp.path().join("texts.txt");
     std::fs::write(&input, texts.join("\n") + "\n").unwrap();
     let out = tmp.path().join("py.jsonl");
-    run_peer(&py, &["predict", path.to_str().unwrap(), input.to_str().unwrap(), out.to_str().unwrap(), "-1"]);
+    run_peer(
+        &py,
+        &[
+            "predict",
+            path.to_str().unwrap(),
+            input.to_str().unwrap(),
+            out.to_str().unwrap(),
+            "-1",
+        ],
+    );
     let back = FastText::load(&path).unwrap();
     let mut max_diff = 0f32;
-    for (t, line) in texts.iter().zip(std::fs::read_to_string(&out).unwrap().lines()) {
+    for (t, line) in texts
+        .iter()
+        .zip(std::fs::read_to_string(&out).unwrap().lines())
+    {
         let v: serde_json::Value = serde_json::from_str(line).unwrap();
         let ours = back.predict_line(t, 0, 0.0, &mut s);
         assert_eq!(back.labels()[ours[0].1], v["labels"][0].as_str().unwrap());
-        for ((p, i), (l, pp)) in ours.iter().zip(v["labels"].as_array().unwrap().iter().zip(v["probs"].as_array().unwrap())) {
+        for ((p, i), (l, pp)) in ours.iter().zip(
+            v["labels"]
+                .as_array()
+                .unwrap()
+                .iter()
+                .zip(v["probs"].as_array().unwrap()),
+        ) {
             assert_eq!(back.labels()[*i], l.as_str().unwrap());
             max_diff = max_diff.max((p - pp.as_f64().unwrap() as f32).abs());
         }

@@ -33,6 +33,12 @@ pub struct ClassifyArgs {
     /// Rows per model call.
     #[arg(long, default_value_t = 64)]
     pub batch_size: usize,
+    /// fastText models: keep case (for models trained on cased text, such as lid.176).
+    #[arg(long)]
+    pub no_lowercase: bool,
+    /// fastText models: keep punctuation attached to words (models not trained by curate).
+    #[arg(long)]
+    pub no_split_punct: bool,
 }
 
 pub fn run(a: ClassifyArgs) -> Result<(), CliError> {
@@ -48,7 +54,21 @@ pub fn run(a: ClassifyArgs) -> Result<(), CliError> {
             a.input.display()
         )));
     }
-    let model = classifiers::load_model(&a.model).map_err(|e| CliError::Config(format!("--model: {e}")))?;
+    let model: Box<dyn classifiers::TextClassifier> = if a.model.is_dir() {
+        classifiers::load_model(&a.model).map_err(|e| CliError::Config(format!("--model: {e}")))?
+    } else {
+        // fastText: curate's training normalization unless told otherwise.
+        let ft = classifiers::fasttext::FastText::load(&a.model)
+            .map_err(|e| CliError::Config(format!("--model: {e}")))?;
+        Box::new(classifiers::fasttext::FastTextClassifier {
+            model: std::sync::Arc::new(ft),
+            preprocess: classifiers::fasttext::Preprocess {
+                lowercase: !a.no_lowercase,
+                split_punct: !a.no_split_punct,
+                ..Default::default()
+            },
+        })
+    };
     let pool = rayon::ThreadPoolBuilder::new()
         .num_threads(a.threads)
         .build()
@@ -79,16 +99,17 @@ pub fn run(a: ClassifyArgs) -> Result<(), CliError> {
                 _ => "",
             })
             .collect();
-        let scores: Vec<Vec<f32>> = pool.install(|| {
-            texts
-                .par_chunks(batch)
-                .map(|c| model.predict(c))
-                .collect::<Result<Vec<_>, _>>()
-        })
-        .map_err(|e| CliError::Failed(anyhow!("{e}")))?
-        .into_iter()
-        .flatten()
-        .collect();
+        let scores: Vec<Vec<f32>> = pool
+            .install(|| {
+                texts
+                    .par_chunks(batch)
+                    .map(|c| model.predict(c))
+                    .collect::<Result<Vec<_>, _>>()
+            })
+            .map_err(|e| CliError::Failed(anyhow!("{e}")))?
+            .into_iter()
+            .flatten()
+            .collect();
         for (r, s) in block.iter().zip(scores) {
             let line = match r {
                 Ok(Record {

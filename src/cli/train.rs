@@ -99,11 +99,15 @@ fn fasttext(a: FasttextArgs) -> Result<(), CliError> {
         let (label, file) = s
             .split_once('=')
             .filter(|(l, f)| !l.is_empty() && !f.is_empty())
-            .ok_or_else(|| CliError::Config(format!("--input-as: expected LABEL=FILE, got {s:?}")))?;
+            .ok_or_else(|| {
+                CliError::Config(format!("--input-as: expected LABEL=FILE, got {s:?}"))
+            })?;
         sources.push((PathBuf::from(file), Some(label.to_string())));
     }
     if sources.is_empty() {
-        return Err(CliError::Config("--input: at least one training file".into()));
+        return Err(CliError::Config(
+            "--input: at least one training file".into(),
+        ));
     }
     let mut trainer = Trainer::new(opts);
     let mut skipped: BTreeMap<&'static str, u64> = BTreeMap::new();

@@ -51,8 +51,8 @@ fn json_str(v: Option<&serde_json::Value>) -> Option<String> {
 
 fn jsonl_rows(path: &Path, fields: &Fields) -> anyhow::Result<Rows> {
     let f = std::fs::File::open(path).with_context(|| format!("{}", path.display()))?;
-    let input = stages::read::decompress(Box::new(f))
-        .with_context(|| format!("{}", path.display()))?;
+    let input =
+        stages::read::decompress(Box::new(f)).with_context(|| format!("{}", path.display()))?;
     let lines = std::io::BufReader::with_capacity(1 << 16, input).split(b'\n');
     let fields = fields.clone();
     let mut row = 0u64;

@@ -13,7 +13,16 @@ fn fixture() -> PathBuf {
     root().join("classifiers/tests/data/tiny-topics.jsonl")
 }
 
-const SMALL: &[&str] = &["--dim", "16", "--buckets", "5000", "--min-count", "1", "--epoch", "40"];
+const SMALL: &[&str] = &[
+    "--dim",
+    "16",
+    "--buckets",
+    "5000",
+    "--min-count",
+    "1",
+    "--epoch",
+    "40",
+];
 
 fn train(out: &Path, inputs: &[&str]) -> Vec<u8> {
     let mut args = vec!["train", "fasttext", "--out", out.to_str().unwrap()];
@@ -32,7 +41,9 @@ fn fixture_parquet(path: &Path) {
         .collect();
     let col = |k: &str| {
         Arc::new(StringArray::from(
-            rows.iter().map(|r| r[k].as_str().unwrap().to_string()).collect::<Vec<_>>(),
+            rows.iter()
+                .map(|r| r[k].as_str().unwrap().to_string())
+                .collect::<Vec<_>>(),
         )) as arrow::array::ArrayRef
     };
     let schema = Arc::new(Schema::new(vec![
@@ -40,8 +51,11 @@ fn fixture_parquet(path: &Path) {
         Field::new("text", DataType::Utf8, false),
         Field::new("label", DataType::Utf8, false),
     ]));
-    let batch = RecordBatch::try_new(schema.clone(), vec![col("id"), col("text"), col("label")]).unwrap();
-    let mut w = parquet::arrow::ArrowWriter::try_new(std::fs::File::create(path).unwrap(), schema, None).unwrap();
+    let batch =
+        RecordBatch::try_new(schema.clone(), vec![col("id"), col("text"), col("label")]).unwrap();
+    let mut w =
+        parquet::arrow::ArrowWriter::try_new(std::fs::File::create(path).unwrap(), schema, None)
+            .unwrap();
     w.write(&batch).unwrap();
     w.close().unwrap();
 }
@@ -56,10 +70,29 @@ fn train_is_deterministic_and_reads_jsonl_and_parquet() {
     let pq = d.path().join("fx.parquet");
     fixture_parquet(&pq);
     let c = train(&d.path().join("c.bin"), &["--input", pq.to_str().unwrap()]);
-    assert_eq!(a, c, "Parquet and JSONL of the same rows train the same model");
-    let e = curate(&["train", "fasttext", "--input", "/nonexistent.jsonl", "--out", "x.bin"]);
+    assert_eq!(
+        a, c,
+        "Parquet and JSONL of the same rows train the same model"
+    );
+    let e = curate(&[
+        "train",
+        "fasttext",
+        "--input",
+        "/nonexistent.jsonl",
+        "--out",
+        "x.bin",
+    ]);
     assert_eq!(e.status.code(), Some(2));
-    let e = curate(&["train", "fasttext", "--input", fx.to_str().unwrap(), "--out", "x.bin", "--loss", "nope"]);
+    let e = curate(&[
+        "train",
+        "fasttext",
+        "--input",
+        fx.to_str().unwrap(),
+        "--out",
+        "x.bin",
+        "--loss",
+        "nope",
+    ]);
     assert_eq!(e.status.code(), Some(2));
     assert!(String::from_utf8_lossy(&e.stderr).contains("--loss"));
 }
@@ -97,7 +130,10 @@ fn classify_writes_one_line_per_input_line() {
         .map(|l| serde_json::from_str(l).unwrap())
         .collect();
     assert_eq!(lines.len(), 5);
-    let labels: Vec<&str> = lines.iter().map(|l| l["label"].as_str().unwrap_or("-")).collect();
+    let labels: Vec<&str> = lines
+        .iter()
+        .map(|l| l["label"].as_str().unwrap_or("-"))
+        .collect();
     assert_eq!(labels, ["cooking", "sport", "-", "-", "computing"]);
     assert_eq!(lines[2]["skipped"], "invalid_json");
     assert_eq!(lines[3]["skipped"], "missing_text");
@@ -113,7 +149,14 @@ fn classify_writes_one_line_per_input_line() {
             .0;
         assert_eq!(best, l["label"].as_str().unwrap());
     }
-    let bad = curate(&["classify", "--model", "/nonexistent.bin", input.to_str().unwrap(), "--out", "x"]);
+    let bad = curate(&[
+        "classify",
+        "--model",
+        "/nonexistent.bin",
+        input.to_str().unwrap(),
+        "--out",
+        "x",
+    ]);
     assert_eq!(bad.status.code(), Some(2));
 }
 
@@ -152,7 +195,12 @@ mode = "tag"
 "#,
     );
     let out = d.path().join("out");
-    curate_ok(&["run", pipe.to_str().unwrap(), "--output", out.to_str().unwrap()]);
+    curate_ok(&[
+        "run",
+        pipe.to_str().unwrap(),
+        "--output",
+        out.to_str().unwrap(),
+    ]);
     let stats: serde_json::Value =
         serde_json::from_slice(&std::fs::read(out.join("stats.json")).unwrap()).unwrap();
     let text = stats.to_string();
@@ -170,26 +218,50 @@ mode = "tag"
             for b in r {
                 let b = b.unwrap();
                 let s = |name: &str| {
-                    let c = b.column_by_name(name).unwrap_or_else(|| panic!("no column {name}"));
+                    let c = b
+                        .column_by_name(name)
+                        .unwrap_or_else(|| panic!("no column {name}"));
                     arrow::compute::cast(c, &DataType::Utf8).unwrap()
                 };
-                let (ids, langs, tops, cooking) = (s("id"), s("lang"), s("topic.label"), s("topic.cooking"));
+                let (ids, langs, tops, cooking) =
+                    (s("id"), s("lang"), s("topic.label"), s("topic.cooking"));
                 let col = |a: &arrow::array::ArrayRef, i| {
-                    a.as_any().downcast_ref::<StringArray>().unwrap().value(i).to_string()
+                    a.as_any()
+                        .downcast_ref::<StringArray>()
+                        .unwrap()
+                        .value(i)
+                        .to_string()
                 };
                 for i in 0..b.num_rows() {
-                    rows.push((col(&ids, i), col(&langs, i), col(&tops, i), col(&cooking, i)));
+                    rows.push((
+                        col(&ids, i),
+                        col(&langs, i),
+                        col(&tops, i),
+                        col(&cooking, i),
+                    ));
                 }
-                assert_eq!(b.schema().field_with_name("topic.cooking").unwrap().data_type(), &DataType::Float32);
+                assert_eq!(
+                    b.schema()
+                        .field_with_name("topic.cooking")
+                        .unwrap()
+                        .data_type(),
+                    &DataType::Float32
+                );
             }
         }
     }
     rows.sort();
-    let summary: Vec<(&str, &str, &str)> =
-        rows.iter().map(|r| (r.0.as_str(), r.1.as_str(), r.2.as_str())).collect();
+    let summary: Vec<(&str, &str, &str)> = rows
+        .iter()
+        .map(|r| (r.0.as_str(), r.1.as_str(), r.2.as_str()))
+        .collect();
     assert_eq!(
         summary,
-        [("en1", "en", "cooking"), ("en2", "en", "sport"), ("en3", "en", "computing")]
+        [
+            ("en1", "en", "cooking"),
+            ("en2", "en", "sport"),
+            ("en3", "en", "computing")
+        ]
     );
     // A model path that does not exist is a configuration error naming the key.
     let bad = pipeline(
@@ -198,5 +270,9 @@ mode = "tag"
     );
     let o = curate(&["run", bad.to_str().unwrap()]);
     assert_eq!(o.status.code(), Some(2));
-    assert!(String::from_utf8_lossy(&o.stderr).contains("stages.topic.model"), "{}", String::from_utf8_lossy(&o.stderr));
+    assert!(
+        String::from_utf8_lossy(&o.stderr).contains("stages.topic.model"),
+        "{}",
+        String::from_utf8_lossy(&o.stderr)
+    );
 }

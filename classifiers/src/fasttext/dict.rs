@@ -205,7 +205,10 @@ impl Dictionary {
 
     /// Label counts in output-row order (the Huffman tree of hierarchical softmax).
     pub fn label_counts(&self) -> Vec<i64> {
-        self.entries[self.nwords..].iter().map(|e| e.count).collect()
+        self.entries[self.nwords..]
+            .iter()
+            .map(|e| e.count)
+            .collect()
     }
 
     /// Adds the row of a hashed n-gram bucket (fastText's `pushHash`).
@@ -328,7 +331,11 @@ impl Dictionary {
         }
         for i in 0..hashes.len() {
             let mut h = hashes[i] as i64 as u64;
-            for &hj in hashes.iter().take((i + self.word_ngrams).min(hashes.len())).skip(i + 1) {
+            for &hj in hashes
+                .iter()
+                .take((i + self.word_ngrams).min(hashes.len()))
+                .skip(i + 1)
+            {
                 h = h.wrapping_mul(116_049_371).wrapping_add(hj as i64 as u64);
                 self.push_bucket(out, h % self.bucket);
             }

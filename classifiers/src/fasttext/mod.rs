@@ -321,8 +321,13 @@ impl FastText {
 #[inline]
 fn push_best(best: &mut Vec<(f32, usize)>, k: usize, score: f32, label: usize) {
     if best.len() == k {
-        let worst = best.iter().enumerate().min_by(|a, b| a.1 .0.total_cmp(&b.1 .0));
-        let (wi, w) = worst.map(|(i, w)| (i, w.0)).unwrap_or((0, f32::NEG_INFINITY));
+        let worst = best
+            .iter()
+            .enumerate()
+            .min_by(|a, b| a.1 .0.total_cmp(&b.1 .0));
+        let (wi, w) = worst
+            .map(|(i, w)| (i, w.0))
+            .unwrap_or((0, f32::NEG_INFINITY));
         if score <= w {
             return;
         }
@@ -463,8 +468,24 @@ impl HsTree {
         }
         let f = sigmoid(output.dot_row(hidden, node - self.osz));
         let (l, r) = (self.left[node] as usize, self.right[node] as usize);
-        self.dfs(output, hidden, k, log_threshold, l, score + std_log(1.0 - f), best);
-        self.dfs(output, hidden, k, log_threshold, r, score + std_log(f), best);
+        self.dfs(
+            output,
+            hidden,
+            k,
+            log_threshold,
+            l,
+            score + std_log(1.0 - f),
+            best,
+        );
+        self.dfs(
+            output,
+            hidden,
+            k,
+            log_threshold,
+            r,
+            score + std_log(f),
+            best,
+        );
     }
 }
 

@@ -89,7 +89,7 @@ impl Preprocess {
     }
 
     /// Normalized copy of `text`.
-    pub fn to_string(&self, text: &str) -> String {
+    pub fn normalize(&self, text: &str) -> String {
         let mut s = String::new();
         self.apply(text, &mut s);
         s
@@ -103,15 +103,18 @@ mod tests {
     #[test]
     fn collapses_lowercases_and_bounds() {
         let p = Preprocess::default();
-        assert_eq!(p.to_string("  Hello,\n\n\tWÖRLD \u{a0}x.  "), "hello , wörld x .");
-        assert_eq!(p.to_string("f(x);"), "f ( x ) ;");
+        assert_eq!(
+            p.normalize("  Hello,\n\n\tWÖRLD \u{a0}x.  "),
+            "hello , wörld x ."
+        );
+        assert_eq!(p.normalize("f(x);"), "f ( x ) ;");
         let p = Preprocess {
             lowercase: false,
             max_chars: 7,
             split_punct: false,
         };
-        assert_eq!(p.to_string("Ab  cd efgh"), "Ab cd e");
-        assert_eq!(p.to_string(""), "");
-        assert_eq!(Preprocess::cased(0).to_string("a\u{0}b"), "a b");
+        assert_eq!(p.normalize("Ab  cd efgh"), "Ab cd e");
+        assert_eq!(p.normalize(""), "");
+        assert_eq!(Preprocess::cased(0).normalize("a\u{0}b"), "a b");
     }
 }

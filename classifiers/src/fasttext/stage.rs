@@ -78,7 +78,10 @@ fn build(args: &StageArgs) -> Result<Built, ConfigError> {
             let labels = m.labels().to_vec();
             (Some(Arc::new(m)), labels)
         }
-        Purpose::Select => (None, labels_of(&path).map_err(|e| ConfigError::new("model", e))?),
+        Purpose::Select => (
+            None,
+            labels_of(&path).map_err(|e| ConfigError::new("model", e))?,
+        ),
     };
     if labels.iter().any(|l| l == "label") {
         return Err(ConfigError::new(
@@ -140,7 +143,11 @@ impl Stage for FastTextStage {
             .iter()
             .zip(&self.labels)
             .map(|(s, l)| {
-                SignalSpec::new(s.clone(), SignalType::F32, format!("probability of label {l}"))
+                SignalSpec::new(
+                    s.clone(),
+                    SignalType::F32,
+                    format!("probability of label {l}"),
+                )
             })
             .collect();
         v.push(SignalSpec::new(
@@ -159,7 +166,8 @@ impl Stage for FastTextStage {
         let Some(model) = &self.model else {
             return Outcome::Keep;
         };
-        let probs = SESSION.with(|s| model.probabilities(doc.text(), &self.preprocess, &mut s.borrow_mut()));
+        let probs = SESSION
+            .with(|s| model.probabilities(doc.text(), &self.preprocess, &mut s.borrow_mut()));
         let mut best = 0;
         for (i, (sig, p)) in self.label_signals.iter().zip(&probs).enumerate() {
             doc.signals.set_f64(sig.clone(), *p as f64);
@@ -174,7 +182,9 @@ impl Stage for FastTextStage {
 
     fn judge(&self, s: &Signals) -> Outcome {
         match &self.threshold {
-            Some((sig, min)) if s.f64(sig).unwrap_or(0.0) < *min => Outcome::Drop("below_min_score"),
+            Some((sig, min)) if s.f64(sig).unwrap_or(0.0) < *min => {
+                Outcome::Drop("below_min_score")
+            }
             _ => Outcome::Keep,
         }
     }

@@ -80,7 +80,10 @@ impl TrainOptions {
             return bad("minn", "needs 1 <= minn <= maxn <= 16");
         }
         if self.loss == LossKind::Ns {
-            return bad("loss", "negative sampling is for word vectors; use softmax, hs or ova");
+            return bad(
+                "loss",
+                "negative sampling is for word vectors; use softmax, hs or ova",
+            );
         }
         Ok(())
     }
@@ -116,7 +119,7 @@ impl Rng {
         (2.0 * u - 1.0) * a
     }
     fn below(&mut self, n: usize) -> usize {
-        ((self.next() >> 32) * n as u64 >> 32) as usize
+        (((self.next() >> 32) * n as u64) >> 32) as usize
     }
 }
 
@@ -174,7 +177,8 @@ impl Trainer {
     pub fn train(self) -> Result<(FastText, TrainReport)> {
         let start = std::time::Instant::now();
         let o = self.opts.clone();
-        o.validate().map_err(|(k, m)| Error::Run(format!("--{k}: {m}")))?;
+        o.validate()
+            .map_err(|(k, m)| Error::Run(format!("--{k}: {m}")))?;
         if self.label_names.len() < 2 {
             return Err(Error::Run(format!(
                 "training needs at least two labels, found {:?}",
@@ -336,8 +340,14 @@ impl Trainer {
                     (None, LossKind::Ova) => {
                         let mut loss = 0f64;
                         for l in 0..nlabels {
-                            loss +=
-                                binary_logistic(&mut output, l, l == target, lr, &hidden, &mut grad);
+                            loss += binary_logistic(
+                                &mut output,
+                                l,
+                                l == target,
+                                lr,
+                                &hidden,
+                                &mut grad,
+                            );
                         }
                         loss
                     }

@@ -92,12 +92,18 @@ fn build(args: &StageArgs) -> Result<Built, ConfigError> {
         if let Some(bad) = langs.iter().find(|l| !known.contains(l)) {
             return Err(ConfigError::new(
                 "languages",
-                format!("the detector does not know `{bad}`; it knows: {}", known.join(" ")),
+                format!(
+                    "the detector does not know `{bad}`; it knows: {}",
+                    known.join(" ")
+                ),
             ));
         }
     }
     if cfg.languages.as_ref().is_some_and(|l| l.is_empty()) {
-        return Err(ConfigError::new("languages", "an empty allowlist drops everything"));
+        return Err(ConfigError::new(
+            "languages",
+            "an empty allowlist drops everything",
+        ));
     }
     Ok(Built::Map(Box::new(LangId {
         line_signal: format!("{}.line_langs", args.name),
@@ -145,7 +151,10 @@ impl Stage for LangId {
 
     fn signals(&self) -> Vec<SignalSpec> {
         let mut v = vec![
-            SignalSpec::str(LANG_SIGNAL, "language code (ISO 639-1 where one exists; und: no letters)"),
+            SignalSpec::str(
+                LANG_SIGNAL,
+                "language code (ISO 639-1 where one exists; und: no letters)",
+            ),
             SignalSpec::f32(LANG_SCORE_SIGNAL, "language-ID confidence"),
         ];
         if self.per_line {
