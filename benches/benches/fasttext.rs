@@ -3,7 +3,7 @@
 //! in one run. Texts: the quality data set (hq train file + web text), normalized once by
 //! curate's preprocessing and written in fastText's format, so both sides tokenize the same
 //! lines; curate's training time includes its own preprocessing.
-//! Run: cargo bench -p curate-benches --bench fasttext
+//! Run: cargo bench -p curate-benches --bench fasttext (CURATE_BENCH_KEEP=1 keeps both models)
 
 use std::io::Write;
 
@@ -158,5 +158,9 @@ fn main() {
             );
         }
     }
-    let _ = std::fs::remove_dir_all(&dir);
+    if std::env::var_os("CURATE_BENCH_KEEP").is_some() {
+        println!("kept {}", dir.display());
+    } else {
+        let _ = std::fs::remove_dir_all(&dir);
+    }
 }
