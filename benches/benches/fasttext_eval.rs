@@ -136,7 +136,11 @@ fn python(
                 .collect()
         })
         .collect();
-    let _ = std::fs::remove_dir_all(&dir);
+    if std::env::var_os("CURATE_BENCH_KEEP").is_some() {
+        println!("  kept {}", dir.display());
+    } else {
+        let _ = std::fs::remove_dir_all(&dir);
+    }
     Some(res)
 }
 
@@ -227,6 +231,11 @@ fn main() {
             val.len()
         );
         let m = train(&train_docs, &o);
+        if std::env::var_os("CURATE_BENCH_KEEP").is_some() {
+            let p = std::env::temp_dir().join(format!("curate-ft-eval-{task}-ours.bin"));
+            m.save(&p).unwrap();
+            println!("  kept {}", p.display());
+        }
         let probs = ours(&m, &val, &o.preprocess);
         let report = |name: &str, p: &[BTreeMap<String, f32>]| {
             if task == "quality" {
