@@ -245,6 +245,23 @@ fn main() {
             }
         };
         report("curate (defaults)", &probs);
+        if task == "quality" && m.args.loss == LossKind::Softmax {
+            // The same model ranked by its logit margin, which f32 probabilities saturate.
+            let hq = m.labels().iter().position(|l| l == "hq").unwrap();
+            let mut s = Session::default();
+            let scored: Vec<(f32, bool)> = val
+                .iter()
+                .map(|d| {
+                    let z = m.logits(&d.text, &o.preprocess, &mut s);
+                    (z[hq] - z[1 - hq], d.label == "hq")
+                })
+                .collect();
+            println!(
+                "  {:<34} ROC AUC {:.4}",
+                "curate, by logit margin",
+                roc_auc(&scored)
+            );
+        }
         if let Some(py) = &py {
             if tuned_env.is_none() {
                 if let Some(p) = python(py, &train_docs, &val, &o.preprocess, &[]) {

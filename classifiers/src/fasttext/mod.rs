@@ -259,6 +259,20 @@ impl FastText {
         s.probs.clone()
     }
 
+    /// The output layer before normalization (`output * hidden`, one value per output row):
+    /// label logits for softmax and one-vs-all models. Ranking by a logit difference does not
+    /// saturate the way `f32` probabilities do near 0 and 1.
+    pub fn logits(&self, text: &str, pre: &Preprocess, s: &mut Session) -> Vec<f32> {
+        let mut t = std::mem::take(&mut s.text);
+        pre.apply(text, &mut t);
+        self.features(&t, s);
+        s.text = t;
+        self.hidden(s);
+        (0..self.output.rows())
+            .map(|i| self.output.dot_row(&s.hidden, i))
+            .collect()
+    }
+
     /// fastText's `predict` on one normalized line: the `k` best labels (all when `k` is 0)
     /// whose probability is at least `threshold`, best first, as `(probability, label index)`.
     /// Scores are fastText's: `exp` of the summed `log(p + 1e-5)` along the path, so they equal

@@ -45,7 +45,7 @@ impl Default for TrainOptions {
             epoch: 25,
             lr: 0.5,
             dim: 32,
-            word_ngrams: 2,
+            word_ngrams: 1,
             buckets: 200_000,
             min_count: 2,
             minn: 0,
