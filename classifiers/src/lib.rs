@@ -6,6 +6,7 @@
 
 pub mod error;
 pub mod fasttext;
+pub mod langid;
 pub mod model;
 pub mod onnx;
 pub mod semantic;
@@ -16,4 +17,9 @@ pub use error::{Error, Result};
 pub use model::{load_model, TextClassifier};
 
 /// The stages of this crate.
-pub static REGISTRY: &[&stages::StageDef] = &[&onnx::stage::DEF, &semantic::DEF];
+pub static REGISTRY: &[&stages::StageDef] = &[
+    &fasttext::stage::DEF,
+    &langid::stage::DEF,
+    &onnx::stage::DEF,
+    &semantic::DEF,
+];

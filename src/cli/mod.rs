@@ -4,11 +4,13 @@
 //! arguments (reported before any work starts).
 
 pub mod check;
+pub mod classify;
 pub mod inspect;
 pub mod run;
 pub mod slurm;
 pub mod stats;
 pub mod status;
+pub mod train;
 pub mod train_head;
 
 use std::path::PathBuf;
@@ -56,16 +58,10 @@ pub enum Command {
     Slurm(slurm::SlurmArgs),
     /// Show units done, running, failed and pending per phase, and the merged stats.
     Status(status::StatusArgs),
-    /// Train a classifier.
-    #[command(subcommand)]
-    Train(TrainCommand),
-}
-
-/// `curate train ...`.
-#[derive(Debug, Subcommand)]
-pub enum TrainCommand {
-    /// A linear head on a transformer encoder's pooled embeddings (an ONNX model directory).
-    Head(train_head::TrainHeadArgs),
+    /// Train a model from labelled files (`train fasttext`).
+    Train(train::TrainArgs),
+    /// Score every row of a JSONL/Parquet file with a fastText or ONNX classifier.
+    Classify(classify::ClassifyArgs),
 }
 
 /// An error that maps to an exit code.
@@ -98,7 +94,8 @@ pub fn dispatch(cli: Cli) -> Result<(), CliError> {
         Command::Inspect(a) => inspect::run(a),
         Command::Slurm(a) => slurm::run(a),
         Command::Status(a) => status::run(a),
-        Command::Train(TrainCommand::Head(a)) => train_head::run(a),
+        Command::Train(a) => train::run(a),
+        Command::Classify(a) => classify::run(a),
     }
 }
 

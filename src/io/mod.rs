@@ -3,6 +3,7 @@
 pub mod input_parquet;
 pub mod jsonl;
 pub mod parquet;
+pub mod records;
 
 use stages::{Document, Result};
 

@@ -4,6 +4,7 @@
 //! (moto, started on 127.0.0.1) and real data from `../shared` when present; tests that need
 //! something absent print why and return.
 
+mod classify;
 mod common;
 mod config;
 mod dedup;

@@ -1,0 +1,217 @@
+//! `classify.langid` (instance `[stages.langid]`): sets `lang` (ISO 639-1) and `lang_score` on
+//! every document, optionally the language mix of its lines, and drops documents outside an
+//! allowlist or below a confidence. Without `model` it uses the built-in detector (`whichlang`,
+//! 16 languages, no file needed); with `model = ".../lid.176.ftz"` fastText's 176 languages.
+
+use std::cell::RefCell;
+use std::collections::BTreeMap;
+use std::sync::Arc;
+
+use serde::Deserialize;
+use stages::config::check_fraction;
+use stages::{
+    Built, ConfigError, Document, Outcome, Purpose, SignalSpec, SignalType, Signals, Stage,
+    StageArgs, StageDef, LANG_SCORE_SIGNAL, LANG_SIGNAL,
+};
+
+use super::Detector;
+use crate::fasttext::Session;
+
+/// `[stages.langid]`.
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct LangIdConfig {
+    /// A fastText language-ID model (`lid.176.bin` or `.ftz`), relative to the config file.
+    /// Without it, the built-in detector (16 languages: ar de en es fr hi it ja ko nl pt ru sv
+    /// tr vi zh).
+    pub model: Option<String>,
+    /// Keep only documents in these languages (drop reason `language_not_allowed`).
+    pub languages: Option<Vec<String>>,
+    /// Drop documents whose `lang_score` is below this (`low_language_score`).
+    pub min_score: Option<f64>,
+    /// Also detect each line (of at least `min_line_chars` characters) and store the language
+    /// mix by characters as `<name>.line_langs`, e.g. `de:0.81,en:0.19`.
+    #[serde(default)]
+    pub per_line: bool,
+    /// Shortest line detected on its own with `per_line`.
+    #[serde(default = "min_line_chars")]
+    pub min_line_chars: usize,
+    /// Characters of the document given to the detector.
+    #[serde(default = "max_chars")]
+    pub max_chars: usize,
+}
+
+fn min_line_chars() -> usize {
+    20
+}
+fn max_chars() -> usize {
+    10_000
+}
+
+pub static DEF: StageDef = StageDef {
+    kind: "classify.langid",
+    about: "Language ID: lang and lang_score signals (built-in detector, or fastText lid.176 from `model`)",
+    example: "languages = [\"en\", \"de\"]\nmin_score = 0.5",
+    build,
+};
+
+pub struct LangId {
+    name: String,
+    detector: Option<Arc<Detector>>,
+    languages: Option<Vec<String>>,
+    min_score: Option<f64>,
+    per_line: bool,
+    min_line_chars: usize,
+    max_chars: usize,
+    line_signal: String,
+}
+
+fn build(args: &StageArgs) -> Result<Built, ConfigError> {
+    let cfg: LangIdConfig = args.parse()?;
+    if let Some(v) = cfg.min_score {
+        check_fraction("min_score", v)?;
+    }
+    if cfg.max_chars == 0 {
+        return Err(ConfigError::new("max_chars", "must be at least 1"));
+    }
+    let path = cfg
+        .model
+        .as_deref()
+        .map(|m| args.resolve_path("model", m))
+        .transpose()?;
+    let detector = match (args.purpose, &path) {
+        (Purpose::Select, _) => None,
+        (Purpose::Run, None) => Some(Detector::Builtin),
+        (Purpose::Run, Some(p)) => Some(
+            Detector::fasttext(p, cfg.max_chars)
+                .map_err(|e| ConfigError::new("model", e.to_string()))?,
+        ),
+    };
+    if let (Some(d), Some(langs)) = (&detector, &cfg.languages) {
+        let known = d.languages();
+        if let Some(bad) = langs.iter().find(|l| !known.contains(l)) {
+            return Err(ConfigError::new(
+                "languages",
+                format!(
+                    "the detector does not know `{bad}`; it knows: {}",
+                    known.join(" ")
+                ),
+            ));
+        }
+    }
+    if cfg.languages.as_ref().is_some_and(|l| l.is_empty()) {
+        return Err(ConfigError::new(
+            "languages",
+            "an empty allowlist drops everything",
+        ));
+    }
+    Ok(Built::Map(Box::new(LangId {
+        line_signal: format!("{}.line_langs", args.name),
+        name: args.name.to_string(),
+        detector: detector.map(Arc::new),
+        languages: cfg.languages,
+        min_score: cfg.min_score,
+        per_line: cfg.per_line,
+        min_line_chars: cfg.min_line_chars,
+        max_chars: cfg.max_chars,
+    })))
+}
+
+thread_local! {
+    static SESSION: RefCell<Session> = RefCell::new(Session::default());
+}
+
+impl LangId {
+    /// Language mix of the lines by characters, `lang:fraction` best first.
+    fn line_mix(&self, d: &Detector, doc: &Document, s: &mut Session) -> String {
+        let mut chars: BTreeMap<String, usize> = BTreeMap::new();
+        let mut total = 0usize;
+        for line in doc.line_strs() {
+            let n = line.chars().filter(|c| !c.is_whitespace()).count();
+            if n < self.min_line_chars {
+                continue;
+            }
+            let lang = d.detect(line, s).lang;
+            *chars.entry(lang).or_default() += n;
+            total += n;
+        }
+        let mut v: Vec<(String, usize)> = chars.into_iter().collect();
+        v.sort_by(|a, b| b.1.cmp(&a.1).then(a.0.cmp(&b.0)));
+        v.iter()
+            .map(|(l, n)| format!("{l}:{:.2}", *n as f64 / total as f64))
+            .collect::<Vec<_>>()
+            .join(",")
+    }
+}
+
+impl Stage for LangId {
+    fn name(&self) -> &str {
+        &self.name
+    }
+
+    fn signals(&self) -> Vec<SignalSpec> {
+        let mut v = vec![
+            SignalSpec::str(
+                LANG_SIGNAL,
+                "language code (ISO 639-1 where one exists; und: no letters)",
+            ),
+            SignalSpec::f32(LANG_SCORE_SIGNAL, "language-ID confidence"),
+        ];
+        if self.per_line {
+            v.push(SignalSpec::new(
+                self.line_signal.clone(),
+                SignalType::Str,
+                "language mix of the lines by characters (lang:fraction, best first)",
+            ));
+        }
+        v
+    }
+
+    fn reasons(&self) -> Vec<&'static str> {
+        vec!["language_not_allowed", "low_language_score"]
+    }
+
+    fn process(&self, doc: &mut Document) -> Outcome {
+        let Some(d) = &self.detector else {
+            return Outcome::Keep;
+        };
+        SESSION.with(|s| {
+            let s = &mut s.borrow_mut();
+            let text = doc.text();
+            let head = match text.char_indices().nth(self.max_chars) {
+                Some((i, _)) => &text[..i],
+                None => text,
+            };
+            let det = d.detect(head, s);
+            let mix = self.per_line.then(|| self.line_mix(d, doc, s));
+            doc.signals.set_str(LANG_SIGNAL, det.lang);
+            doc.signals.set_f64(LANG_SCORE_SIGNAL, det.score as f64);
+            if let Some(m) = mix {
+                doc.signals.set_str(self.line_signal.clone(), m);
+            }
+        });
+        Outcome::Keep
+    }
+
+    fn judge(&self, s: &Signals) -> Outcome {
+        if let Some(langs) = &self.languages {
+            let lang = s.str(LANG_SIGNAL).unwrap_or("");
+            if !langs.iter().any(|l| l == lang) {
+                return Outcome::Drop("language_not_allowed");
+            }
+        }
+        if let Some(min) = self.min_score {
+            if s.f64(LANG_SCORE_SIGNAL).unwrap_or(0.0) < min {
+                return Outcome::Drop("low_language_score");
+            }
+        }
+        Outcome::Keep
+    }
+
+    fn thresholds(&self) -> Vec<(String, f64)> {
+        self.min_score
+            .map(|m| (LANG_SCORE_SIGNAL.to_string(), m))
+            .into_iter()
+            .collect()
+    }
+}

@@ -1,0 +1,77 @@
+"""Writes tiny-topics.jsonl: a small labelled fixture (cooking / sport / computing) for the
+fastText tests, so that they train a real model without ../shared. The sentences were written
+for this repository. Regenerate: python3 make_tiny_topics.py > tiny-topics.jsonl"""
+import json
+
+TOPICS = {
+    "cooking": [
+        "Simmer the onions in butter until they turn golden, then add the garlic.",
+        "Knead the dough for ten minutes and let it rise in a warm kitchen.",
+        "Season the soup with salt, pepper and a handful of fresh parsley.",
+        "Roast the chicken at two hundred degrees and baste it every twenty minutes.",
+        "Whisk the eggs with sugar until pale, then fold in the flour gently.",
+        "Slice the tomatoes thinly and drizzle them with olive oil and vinegar.",
+        "The recipe calls for two cups of rice, rinsed until the water runs clear.",
+        "Bake the bread until the crust is brown and it sounds hollow when tapped.",
+        "Marinate the beef overnight in soy sauce, ginger and a little honey.",
+        "Stir the risotto often and add the warm stock one ladle at a time.",
+        "Chop the carrots and celery, then fry them slowly with the onion.",
+        "Melt the chocolate over a pan of simmering water and stir in the cream.",
+        "Grill the fish for three minutes on each side and serve it with lemon.",
+        "Peel the potatoes, boil them in salted water and mash them with milk.",
+        "A pinch of cinnamon gives the apple pie its warm and sweet flavour.",
+        "Toast the spices in a dry pan before grinding them for the curry.",
+        "Let the cake cool on a rack before you spread the icing on top.",
+        "Fry the mushrooms in a hot pan so that they brown instead of stewing.",
+        "Serve the pasta with grated cheese, black pepper and a spoon of butter.",
+        "Add the beans to the stew and cook it on a low heat for an hour.",
+    ],
+    "sport": [
+        "The striker scored twice in the second half and the team won the match.",
+        "She ran the marathon in under three hours and broke the club record.",
+        "The goalkeeper saved a penalty in the last minute of the final.",
+        "Our coach wants the players to train every morning before the season.",
+        "The tennis champion lost the first set but won the next three.",
+        "He swam four lengths of the pool and then practised his dive.",
+        "The referee showed a red card after the foul in the penalty area.",
+        "The cyclists climbed the mountain stage in heavy rain and wind.",
+        "Fans filled the stadium to watch the derby between the two rivals.",
+        "The team signed a new defender for the rest of the league season.",
+        "She won the gold medal in the long jump at the national championship.",
+        "The batsman hit six boundaries and the crowd cheered every shot.",
+        "After the injury he missed ten games but returned for the cup final.",
+        "The relay team dropped the baton and finished last in the heat.",
+        "Basketball players need speed, height and a good jump shot.",
+        "The match ended in a draw after extra time and no penalties.",
+        "The boxer trained for months before the title fight in the arena.",
+        "The skiers raced down the slope and the fastest time won the race.",
+        "The captain lifted the trophy while the players sang with the fans.",
+        "The runner stretched her legs and warmed up before the sprint.",
+    ],
+    "computing": [
+        "The compiler reports an error when a variable is used before it is declared.",
+        "Install the package, then run the program with the verbose flag.",
+        "The server stores every request in a log file on the disk.",
+        "A hash table finds a key in constant time on average.",
+        "The function returns a list of files sorted by their size in bytes.",
+        "Open a terminal and type the command to list the running processes.",
+        "The database keeps an index on the column so that queries run fast.",
+        "Memory leaks happen when a program allocates memory and never frees it.",
+        "The kernel schedules threads on every core of the processor.",
+        "Commit your changes and push the branch to the remote repository.",
+        "The script reads the input file line by line and prints the total.",
+        "A network packet carries a header with the source and destination address.",
+        "Unit tests check that each function gives the expected output.",
+        "The browser caches the page so that it loads faster the next time.",
+        "Set the environment variable before you start the build of the project.",
+        "The algorithm sorts the array in place using quicksort.",
+        "Encrypt the password with a salt before you store it in the table.",
+        "The operating system mounts the disk and checks the file system.",
+        "Debug the crash by reading the stack trace and the core dump.",
+        "The API returns the result as JSON with a status code of two hundred.",
+    ],
+}
+
+for label, texts in TOPICS.items():
+    for i, t in enumerate(texts):
+        print(json.dumps({"id": f"{label}-{i:02d}", "label": label, "text": t}))

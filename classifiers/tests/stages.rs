@@ -1,0 +1,292 @@
+//! The `classify.fasttext` and `classify.langid` stages built from TOML as the engine builds
+//! them: signals, verdicts, re-judging stored signals, and configuration errors naming the key.
+
+mod common;
+
+use std::path::Path;
+
+use classifiers::fasttext::train::{TrainOptions, Trainer};
+use common::*;
+use stages::{Built, Document, Outcome, Purpose, Stage, StageArgs};
+
+fn build(
+    kind: &str,
+    name: &str,
+    toml: &str,
+    base: &Path,
+    purpose: Purpose,
+) -> Result<Box<dyn Stage>, stages::ConfigError> {
+    let def = classifiers::REGISTRY
+        .iter()
+        .find(|d| d.kind == kind)
+        .unwrap();
+    let t: toml::Table = toml.parse().unwrap();
+    let args = StageArgs {
+        name,
+        table: &t,
+        base_dir: base,
+        purpose,
+        seed: 0,
+    };
+    match (def.build)(&args)? {
+        Built::Map(s) => Ok(s),
+        Built::Global(_) => panic!("{kind} is a map stage"),
+    }
+}
+
+/// Trains the fixture model into `dir/models/quality.bin` (the path of the stage's example).
+fn tiny_model(dir: &Path) {
+    let mut t = Trainer::new(TrainOptions {
+        epoch: 40,
+        dim: 16,
+        buckets: 5_000,
+        min_count: 1,
+        ..TrainOptions::default()
+    });
+    let text =
+        std::fs::read_to_string(repo_root().join("classifiers/tests/data/tiny-topics.jsonl"))
+            .unwrap();
+    for l in text.lines() {
+        let v: serde_json::Value = serde_json::from_str(l).unwrap();
+        t.add(v["label"].as_str().unwrap(), v["text"].as_str().unwrap());
+    }
+    std::fs::create_dir_all(dir.join("models")).unwrap();
+    t.train()
+        .unwrap()
+        .0
+        .save(&dir.join("models/quality.bin"))
+        .unwrap();
+}
+
+#[test]
+fn fasttext_stage_signals_and_verdicts() {
+    let d = tempfile::tempdir().unwrap();
+    tiny_model(d.path());
+    let def = classifiers::REGISTRY
+        .iter()
+        .find(|d| d.kind == "classify.fasttext")
+        .unwrap();
+    // The example names label `hq`, which the fixture model does not have: the error says so.
+    let e = build(def.kind, "quality", def.example, d.path(), Purpose::Run)
+        .err()
+        .unwrap();
+    assert_eq!(e.key, "label");
+    let toml = "model = \"models/quality.bin\"\nlabel = \"sport\"\nmin_score = 0.5";
+    let s = build(def.kind, "topic", toml, d.path(), Purpose::Run).unwrap();
+    let names: Vec<String> = s.signals().iter().map(|x| x.name.to_string()).collect();
+    let mut sorted = names.clone();
+    sorted.sort();
+    assert_eq!(
+        sorted,
+        [
+            "topic.computing",
+            "topic.cooking",
+            "topic.label",
+            "topic.sport"
+        ]
+    );
+    let mut doc = Document::new(
+        "a",
+        "The striker scored twice and the fans cheered the team.",
+    );
+    assert_eq!(s.process(&mut doc), Outcome::Keep);
+    assert_eq!(doc.signals.str("topic.label"), Some("sport"));
+    assert!(doc.signals.f64("topic.sport").unwrap() > 0.5);
+    assert_eq!(s.judge(&doc.signals), Outcome::Keep);
+    let mut doc2 = Document::new("b", "Knead the dough and bake the bread in a warm oven.");
+    s.process(&mut doc2);
+    assert_eq!(doc2.signals.str("topic.label"), Some("cooking"));
+    assert_eq!(s.judge(&doc2.signals), Outcome::Drop("below_min_score"));
+    assert_eq!(s.thresholds(), [("topic.sport".to_string(), 0.5)]);
+    // Built for selection only: same signals, same verdicts from stored signals, no inference.
+    let sel = build(
+        def.kind,
+        "topic",
+        &toml.replace("0.5", "0.1"),
+        d.path(),
+        Purpose::Select,
+    )
+    .unwrap();
+    assert_eq!(sel.signals(), s.signals());
+    let p = doc2.signals.f64("topic.sport").unwrap();
+    assert_eq!(
+        sel.judge(&doc2.signals),
+        if p < 0.1 {
+            Outcome::Drop("below_min_score")
+        } else {
+            Outcome::Keep
+        }
+    );
+    // Configuration errors name the key.
+    for (toml, key) in [
+        ("model = \"missing.bin\"", "model"),
+        ("model = \"models/quality.bin\"\nmin_score = 0.5", "label"),
+        (
+            "model = \"models/quality.bin\"\nlabel = \"sport\"\nmin_score = 1.5",
+            "min_score",
+        ),
+        ("model = \"models/quality.bin\"\nmin_scor = 0.5", "min_scor"),
+        ("model = \"models/quality.bin\"\nmax_chars = 0", "max_chars"),
+    ] {
+        let e = build(def.kind, "topic", toml, d.path(), Purpose::Run)
+            .err()
+            .unwrap();
+        assert_eq!(e.key, key, "{toml}: {e}");
+    }
+    // A file that is not a model is a configuration error, not a panic.
+    std::fs::write(d.path().join("junk.bin"), b"not a model at all").unwrap();
+    let e = build(
+        def.kind,
+        "topic",
+        "model = \"junk.bin\"",
+        d.path(),
+        Purpose::Run,
+    )
+    .err()
+    .unwrap();
+    assert_eq!(e.key, "model");
+}
+
+#[test]
+fn builtin_langid() {
+    let def = classifiers::REGISTRY
+        .iter()
+        .find(|d| d.kind == "classify.langid")
+        .unwrap();
+    assert_eq!(def.short_name(), "langid");
+    let s = build(
+        def.kind,
+        "langid",
+        def.example,
+        Path::new("."),
+        Purpose::Run,
+    )
+    .unwrap();
+    let cases = [
+        (
+            "The quick brown fox jumps over the lazy dog near the river bank.",
+            "en",
+            Outcome::Keep,
+        ),
+        (
+            "Der schnelle braune Fuchs springt über den faulen Hund am Flussufer.",
+            "de",
+            Outcome::Keep,
+        ),
+        (
+            "Le renard brun rapide saute par-dessus le chien paresseux.",
+            "fr",
+            Outcome::Drop("language_not_allowed"),
+        ),
+        (
+            "素早い茶色の狐がのろまな犬を飛び越えた。",
+            "ja",
+            Outcome::Drop("language_not_allowed"),
+        ),
+        (
+            "1234 5678 !!! ---",
+            "und",
+            Outcome::Drop("language_not_allowed"),
+        ),
+    ];
+    for (text, lang, verdict) in cases {
+        let mut d = Document::new("x", text);
+        s.process(&mut d);
+        assert_eq!(d.lang(), Some(lang), "{text}");
+        assert_eq!(s.judge(&d.signals), verdict, "{text}");
+    }
+    let s = build(
+        def.kind,
+        "langid",
+        "per_line = true\nmin_line_chars = 10",
+        Path::new("."),
+        Purpose::Run,
+    )
+    .unwrap();
+    let mut d = Document::new(
+        "m",
+        "Dies ist ein deutscher Satz über das Wetter in Berlin heute.\n\
+         Noch ein deutscher Satz, der etwas länger ist als der erste Satz.\n\
+         This line is written in English and talks about the weather.",
+    );
+    s.process(&mut d);
+    let mix = d.signals.str("langid.line_langs").unwrap().to_string();
+    assert!(
+        mix.starts_with("de:0.6") && mix.contains(",en:0.3"),
+        "{mix}"
+    );
+    for (toml, key) in [
+        ("languages = [\"xx\"]", "languages"),
+        ("languages = []", "languages"),
+        ("min_score = -1.0", "min_score"),
+        ("model = \"missing.ftz\"", "model"),
+        ("language = [\"en\"]", "language"),
+    ] {
+        let e = build(def.kind, "langid", toml, Path::new("."), Purpose::Run)
+            .err()
+            .unwrap();
+        assert_eq!(e.key, key, "{toml}: {e}");
+    }
+}
+
+#[test]
+fn lid176_langid() {
+    let Some(model) = shared("data/langid/models/lid.176.ftz") else {
+        eprintln!("skipped: ../shared/data/langid/models/lid.176.ftz is absent");
+        return;
+    };
+    let toml = format!(
+        "model = {:?}\nlanguages = [\"pl\", \"nb\", \"uk\"]\nmin_score = 0.5",
+        model.to_str().unwrap()
+    );
+    let s = build(
+        "classify.langid",
+        "langid",
+        &toml,
+        Path::new("."),
+        Purpose::Run,
+    )
+    .unwrap();
+    for (text, lang, verdict) in [
+        (
+            "Szybki brązowy lis przeskakuje nad leniwym psem w pobliżu rzeki.",
+            "pl",
+            Outcome::Keep,
+        ),
+        (
+            "Jeg synes ikke det er noen god idé å reise i dag, men vi får se hva som skjer.",
+            "nb",
+            Outcome::Keep,
+        ),
+        (
+            "Швидка коричнева лисиця перестрибує через ледачого пса.",
+            "uk",
+            Outcome::Keep,
+        ),
+        (
+            "The quick brown fox jumps over the lazy dog.",
+            "en",
+            Outcome::Drop("language_not_allowed"),
+        ),
+    ] {
+        let mut d = Document::new("x", text);
+        s.process(&mut d);
+        assert_eq!(d.lang(), Some(lang), "{text}");
+        let score = d.signals.f64(stages::LANG_SCORE_SIGNAL).unwrap();
+        assert!(score > 0.5 && score <= 1.0, "{text}: {score}");
+        assert_eq!(s.judge(&d.signals), verdict, "{text}");
+    }
+    // Selection needs no model load, and verdicts come from stored signals.
+    let sel = build(
+        "classify.langid",
+        "langid",
+        &toml,
+        Path::new("."),
+        Purpose::Select,
+    )
+    .unwrap();
+    let mut sig = stages::Signals::new();
+    sig.set_str(stages::LANG_SIGNAL, "pl");
+    sig.set_f64(stages::LANG_SCORE_SIGNAL, 0.3);
+    assert_eq!(sel.judge(&sig), Outcome::Drop("low_language_score"));
+}
