@@ -35,6 +35,7 @@
 pub mod config;
 pub mod document;
 pub mod error;
+pub mod extract;
 pub mod filter;
 pub mod mix;
 pub mod read;

@@ -25,6 +25,7 @@ impl StageDef {
 
 /// The stages of this crate.
 pub static REGISTRY: &[&StageDef] = &[
+    &crate::extract::DEF,
     &crate::filter::length::DEF,
     &crate::mix::decontam::DEF,
     &crate::tokenize::count::DEF,

@@ -1,0 +1,734 @@
+//! Main-content selection over a parsed page, and its rendering to text.
+//!
+//! Four linear passes over the arena (parents precede children, so forward passes push flags
+//! down and reverse passes sum counts up; nothing recurses):
+//!
+//! 1. **Hard removal**: elements that never hold readable text (`script`, `style`, forms'
+//!    controls, embedded media, `head`) and hidden ones (`hidden`, `aria-hidden`, inline
+//!    `display:none`), plus the rendered copies of math that is kept as TeX.
+//! 2. **Boilerplate**: elements whose tag, ARIA role or class/id words name a kind of
+//!    boilerplate ([`super::hints`]) and whose kind the config drops, unless the element holds
+//!    most of the page's text (a wrapper `<div class="has-sidebar">` is not a sidebar) or holds
+//!    the declared main content (`<main>`, `role=main`, `itemprop=articleBody`).
+//! 3. **Scoring**: each block (the text whose nearest block-level ancestor is one element)
+//!    gets a value: its text that is not link text, minus a penalty for link text and a fixed
+//!    cost per block, so prose counts for and menus, link lists and crumbs count against.
+//!    Summed over subtrees, the element with the highest sum is the main content: the smallest
+//!    container that gathers the prose without the link clusters around it.
+//! 4. **Rendering**: the chosen element (and the page's headline when it sits just outside)
+//!    is written as lines: one per paragraph, heading, list item and table row (cells
+//!    tab-separated); `<pre>` keeps its line breaks and indentation; math becomes TeX.
+
+use super::dom::{AttrKey, Dom, Node, Tag, NONE};
+use super::hints::{class_hint, role_hint, style_hides, tag_hint, Boiler};
+
+/// Extraction settings (from the stage config).
+#[derive(Clone, Debug)]
+pub struct Options {
+    /// Boilerplate kinds to drop (bits of [`Boiler::bit`]).
+    pub drop: u16,
+    /// Write Markdown markers (`#` headings, `**` bold, `-` list items, code fences).
+    pub markdown: bool,
+    /// Prepend the page's headline (`<h1>`) when it lies outside the chosen content.
+    pub headline: bool,
+}
+
+impl Default for Options {
+    fn default() -> Self {
+        Options {
+            drop: Boiler::ALL.iter().fold(0, |m, b| m | b.bit()),
+            markdown: false,
+            headline: true,
+        }
+    }
+}
+
+/// What extraction produced.
+#[derive(Clone, Debug, Default)]
+pub struct Extraction {
+    pub text: String,
+    /// The `<title>`, whitespace-folded.
+    pub title: String,
+    /// Non-whitespace characters of the page's visible text, and of the chosen content.
+    pub page_chars: usize,
+    pub content_chars: usize,
+    /// Link text characters of the chosen content.
+    pub content_link_chars: usize,
+    /// `<pre>` blocks written.
+    pub code_blocks: usize,
+    /// Math expressions written as TeX.
+    pub math: usize,
+    /// Elements removed as boilerplate.
+    pub boilerplate_nodes: usize,
+}
+
+const REMOVED: u8 = 1;
+const LINK: u8 = 2;
+const PRE: u8 = 4;
+const IN_ARTICLE: u8 = 8;
+const PROTECT: u8 = 16;
+
+/// Elements whose content is never text a reader sees.
+fn never_text(tag: Tag) -> bool {
+    use Tag::*;
+    matches!(
+        tag,
+        Head | Title
+            | Style
+            | Noscript
+            | Template
+            | Iframe
+            | Object
+            | Embed
+            | Applet
+            | Canvas
+            | Svg
+            | Select
+            | Option
+            | Optgroup
+            | Button
+            | Input
+            | Textarea
+            | Map
+            | Audio
+            | Video
+            | Source
+            | Track
+            | Link
+            | Meta
+            | Base
+            | Noembed
+            | Noframes
+            | Frameset
+            | Frame
+            | Param
+            | Keygen
+            | Rp
+    )
+}
+
+/// Rendered duplicates of math that is kept as TeX (MathJax output and previews, KaTeX HTML).
+fn is_math_rendering(class: &str) -> bool {
+    class.contains("MathJax") || class.contains("katex-html") || class.contains("MJX")
+}
+
+/// Non-whitespace characters of a string.
+fn visible_chars(s: &str) -> u32 {
+    let b = s.as_bytes();
+    if b.is_ascii() {
+        b.iter().filter(|c| !c.is_ascii_whitespace()).count() as u32
+    } else {
+        s.chars().filter(|c| !c.is_whitespace()).count() as u32
+    }
+}
+
+fn is_block(tag: Tag) -> bool {
+    !tag.is_inline() && !matches!(tag, Tag::Br | Tag::Img | Tag::Wbr | Tag::Math | Tag::Script)
+}
+
+/// Runs the four passes over `dom`.
+pub fn extract(dom: &Dom, opts: &Options) -> Extraction {
+    let nodes = &dom.nodes;
+    let n = nodes.len();
+    let mut ex = Extraction::default();
+    let mut flags = vec![0u8; n];
+    let mut title_node = NONE;
+
+    // Pass 1: hard removal, link / pre / article context.
+    for i in 1..n {
+        let node = &nodes[i];
+        let p = node.parent as usize;
+        let mut f = flags[p] & (REMOVED | LINK | PRE | IN_ARTICLE);
+        match node.tag {
+            Tag::Text => {}
+            tag => {
+                if tag == Tag::Title && title_node == NONE && flags[p] & REMOVED == 0 {
+                    title_node = i as u32;
+                }
+                let hidden = || {
+                    dom.attr(i as u32, AttrKey::Hidden).is_some()
+                        || dom
+                            .attr(i as u32, AttrKey::AriaHidden)
+                            .is_some_and(|v| v.trim().eq_ignore_ascii_case("true"))
+                        || dom.attr(i as u32, AttrKey::Style).is_some_and(style_hides)
+                        || dom
+                            .attr(i as u32, AttrKey::Class)
+                            .is_some_and(is_math_rendering)
+                };
+                let tex_script = tag == Tag::Script && node.first_child != NONE;
+                if (never_text(tag) || (tag == Tag::Script && !tex_script))
+                    || (node.start != node.end && hidden())
+                {
+                    f |= REMOVED;
+                }
+                match tag {
+                    Tag::A if dom.attr(i as u32, AttrKey::Href).is_some() => f |= LINK,
+                    Tag::Pre | Tag::Listing | Tag::Xmp | Tag::Plaintext => f |= PRE,
+                    Tag::Article | Tag::Main => f |= IN_ARTICLE,
+                    _ => {}
+                }
+            }
+        }
+        flags[i] = f;
+    }
+    if title_node != NONE {
+        let mut t = Out::new(false);
+        for c in dom.children(title_node) {
+            t.text(dom.text_of(&nodes[c as usize]));
+        }
+        ex.title = t.finish();
+    }
+
+    // Raw visible characters per subtree (for the boilerplate guard), and the protect marks.
+    let mut chars = vec![0u32; n];
+    for i in (1..n).rev() {
+        if flags[i] & REMOVED != 0 {
+            continue;
+        }
+        let node = &nodes[i];
+        if node.tag == Tag::Text {
+            chars[i] += visible_chars(dom.text_of(node));
+        } else if node.tag == Tag::Main
+            || dom
+                .attr(i as u32, AttrKey::Role)
+                .is_some_and(|r| r.trim().eq_ignore_ascii_case("main"))
+            || dom
+                .attr(i as u32, AttrKey::Itemprop)
+                .is_some_and(|r| r.contains("articleBody"))
+        {
+            flags[i] |= PROTECT;
+        }
+        let p = node.parent as usize;
+        chars[p] += chars[i];
+        flags[p] |= flags[i] & PROTECT;
+    }
+    ex.page_chars = chars[0] as usize;
+    let guard = (chars[0] as f64 * 0.6) as u32;
+
+    // Pass 2: boilerplate.
+    for i in 1..n {
+        let node = &nodes[i];
+        let p = node.parent as usize;
+        flags[i] |= flags[p] & REMOVED;
+        if flags[i] & REMOVED != 0 || node.tag == Tag::Text {
+            continue;
+        }
+        if matches!(node.tag, Tag::Html | Tag::Body | Tag::Main | Tag::Article)
+            || flags[i] & PROTECT != 0
+        {
+            continue;
+        }
+        let kind = boiler_kind(dom, i as u32, node, flags[i]);
+        if let Some(k) = kind {
+            if opts.drop & k.bit() != 0 && chars[i] < guard.max(1) {
+                flags[i] |= REMOVED;
+                ex.boilerplate_nodes += 1;
+            }
+        }
+    }
+
+    // Pass 3: block values and subtree scores.
+    let mut own = vec![0u32; n];
+    let mut own_link = vec![0u32; n];
+    let mut link = vec![0u32; n];
+    let mut score = vec![0f32; n];
+    chars.iter_mut().for_each(|c| *c = 0);
+    // Nearest block ancestor of each node (forward).
+    let mut block = vec![0u32; n];
+    for i in 1..n {
+        let node = &nodes[i];
+        block[i] = if node.tag != Tag::Text && is_block(node.tag) {
+            i as u32
+        } else {
+            block[node.parent as usize]
+        };
+    }
+    for i in 1..n {
+        if flags[i] & REMOVED == 0 && nodes[i].tag == Tag::Text {
+            let c = visible_chars(dom.text_of(&nodes[i]));
+            let b = block[i] as usize;
+            own[b] += c;
+            chars[i] = c;
+            if flags[i] & LINK != 0 {
+                own_link[b] += c;
+                link[i] = c;
+            }
+        }
+    }
+    for i in (1..n).rev() {
+        if flags[i] & REMOVED != 0 {
+            continue;
+        }
+        if own[i] > 0 {
+            score[i] += block_value(own[i], own_link[i]);
+        }
+        let p = nodes[i].parent as usize;
+        score[p] += score[i];
+        chars[p] += chars[i];
+        link[p] += link[i];
+    }
+
+    // Choose the main content: the best-scoring element.
+    let mut root = 0usize;
+    let mut best = f32::MIN;
+    for i in 1..n {
+        if flags[i] & REMOVED == 0 && nodes[i].tag != Tag::Text && score[i] > best {
+            best = score[i];
+            root = i;
+        }
+    }
+    if best <= 0.0 {
+        root = 0;
+    }
+    ex.content_chars = chars[root] as usize;
+    ex.content_link_chars = link[root] as usize;
+
+    let mut out = Out::new(opts.markdown);
+    // The headline: the last <h1> before the content, when the content does not hold one.
+    if opts.headline && root != 0 {
+        let end = dom.subtree_end(root as u32) as usize;
+        let inside = (root..end).any(|i| nodes[i].tag == Tag::H1 && flags[i] & REMOVED == 0);
+        if !inside {
+            if let Some(h) = (1..root)
+                .rev()
+                .find(|&i| {
+                    nodes[i].tag == Tag::H1
+                        && flags[i] & REMOVED == 0
+                        && chars[i] >= 3
+                        && link[i] * 2 < chars[i]
+                })
+            {
+                render(dom, h as u32, &flags, opts, &mut out, &mut ex);
+                out.block();
+            }
+        }
+    }
+    render(dom, root as u32, &flags, opts, &mut out, &mut ex);
+    ex.text = out.finish();
+    ex
+}
+
+/// The value of one block of text: prose counts for it, link text and each block's fixed cost
+/// against it.
+fn block_value(chars: u32, link: u32) -> f32 {
+    let plain = (chars - link.min(chars)) as f32;
+    plain - 2.0 * link as f32 - 20.0
+}
+
+/// The boilerplate kind an element declares, if any.
+fn boiler_kind(dom: &Dom, i: u32, node: &Node, flags: u8) -> Option<Boiler> {
+    if let Some(k) = tag_hint(node.tag) {
+        // A header inside an article holds its headline and byline.
+        if !(k == Boiler::Header && flags & IN_ARTICLE != 0) {
+            return Some(k);
+        }
+    }
+    if node.start == node.end {
+        return None;
+    }
+    if let Some(k) = dom.attr(i, AttrKey::Role).and_then(role_hint) {
+        return Some(k);
+    }
+    for key in [AttrKey::Id, AttrKey::Class] {
+        if let Some(k) = dom.attr(i, key).and_then(class_hint) {
+            if !(k == Boiler::Header && flags & IN_ARTICLE != 0) {
+                return Some(k);
+            }
+        }
+    }
+    None
+}
+
+/// Writes the subtree of `root` (skipping removed nodes) to `out`.
+fn render(dom: &Dom, root: u32, flags: &[u8], opts: &Options, out: &mut Out, ex: &mut Extraction) {
+    let nodes = &dom.nodes;
+    // (node, exiting)
+    let mut stack: Vec<(u32, bool)> = vec![(root, false)];
+    while let Some((i, exiting)) = stack.pop() {
+        let node = &nodes[i as usize];
+        if flags[i as usize] & REMOVED != 0 && i != root {
+            continue;
+        }
+        let tag = node.tag;
+        if exiting {
+            leave(tag, out, opts);
+            continue;
+        }
+        match tag {
+            Tag::Text => {
+                let t = dom.text_of(node);
+                if flags[i as usize] & PRE != 0 {
+                    out.raw(t);
+                } else {
+                    out.text(t);
+                }
+                continue;
+            }
+            Tag::Br => {
+                out.line_break();
+                continue;
+            }
+            Tag::Hr => {
+                out.block();
+                continue;
+            }
+            Tag::Img => {
+                if let Some(tex) = math_image_alt(dom, i) {
+                    out.inline_math(tex);
+                    ex.math += 1;
+                }
+                continue;
+            }
+            Tag::Math => {
+                if let Some((tex, display)) = math_tex(dom, i) {
+                    if display {
+                        out.display_math(&tex);
+                    } else {
+                        out.inline_math(&tex);
+                    }
+                    ex.math += 1;
+                    continue;
+                }
+            }
+            Tag::Script => {
+                let mut tex = String::new();
+                for c in dom.children(i) {
+                    tex.push_str(dom.text_of(&nodes[c as usize]));
+                }
+                let display = dom
+                    .attr(i, AttrKey::Type)
+                    .is_some_and(|t| t.contains("mode=display"));
+                if display {
+                    out.display_math(tex.trim());
+                } else {
+                    out.inline_math(tex.trim());
+                }
+                ex.math += 1;
+                continue;
+            }
+            Tag::Pre | Tag::Listing | Tag::Xmp | Tag::Plaintext
+                if flags[node.parent as usize] & PRE == 0 =>
+            {
+                ex.code_blocks += 1;
+            }
+            _ => {}
+        }
+        enter(node, out, opts);
+        stack.push((i, true));
+        // Children in reverse so that they pop in order.
+        let start = stack.len();
+        stack.extend(dom.children(i).map(|c| (c, false)));
+        stack[start..].reverse();
+    }
+}
+
+fn enter(node: &Node, out: &mut Out, opts: &Options) {
+    let tag = node.tag;
+    match tag {
+        Tag::Tr => {
+            out.block();
+            out.rows.push(0);
+        }
+        Tag::Td | Tag::Th => {
+            // Cells after the first of a row are tab-separated.
+            match out.rows.last_mut() {
+                Some(k) if *k > 0 => {
+                    *k += 1;
+                    out.cell();
+                }
+                Some(k) => {
+                    *k = 1;
+                    out.block();
+                }
+                None => out.block(),
+            }
+        }
+        Tag::Pre | Tag::Listing | Tag::Xmp | Tag::Plaintext => {
+            out.block();
+            if opts.markdown {
+                out.marker("```");
+                out.line_break();
+            }
+            out.pre_start();
+        }
+        t if t.is_heading() => {
+            out.block();
+            if opts.markdown {
+                let level = match t {
+                    Tag::H1 => 1,
+                    Tag::H2 => 2,
+                    Tag::H3 => 3,
+                    Tag::H4 => 4,
+                    Tag::H5 => 5,
+                    _ => 6,
+                };
+                out.marker(&"#".repeat(level));
+                out.marker(" ");
+            }
+        }
+        Tag::Li => {
+            out.block();
+            if opts.markdown {
+                out.marker("- ");
+            }
+        }
+        Tag::B | Tag::Strong if opts.markdown => out.inline_marker("**"),
+        Tag::I | Tag::Em if opts.markdown => out.inline_marker("*"),
+        Tag::Code if opts.markdown && !out.in_pre() => out.inline_marker("`"),
+        Tag::Blockquote => {
+            out.block();
+            if opts.markdown {
+                out.marker("> ");
+            }
+        }
+        t if is_block(t) => out.block(),
+        _ => {}
+    }
+}
+
+fn leave(tag: Tag, out: &mut Out, opts: &Options) {
+    match tag {
+        Tag::Pre | Tag::Listing | Tag::Xmp | Tag::Plaintext => {
+            out.pre_end();
+            if opts.markdown {
+                out.line_break();
+                out.marker("```");
+            }
+            out.block();
+        }
+        Tag::B | Tag::Strong if opts.markdown => out.inline_marker("**"),
+        Tag::I | Tag::Em if opts.markdown => out.inline_marker("*"),
+        Tag::Code if opts.markdown && !out.in_pre() => out.inline_marker("`"),
+        Tag::Td | Tag::Th => {}
+        Tag::Tr => {
+            out.rows.pop();
+            out.block();
+        }
+        t if is_block(t) => out.block(),
+        _ => {}
+    }
+}
+
+/// TeX of a MathML `<math>` element: its `application/x-tex` annotation, else its `alttext`.
+fn math_tex(dom: &Dom, i: u32) -> Option<(String, bool)> {
+    let end = dom.subtree_end(i);
+    let mut tex = None;
+    for a in i + 1..end {
+        let n = dom.node(a);
+        if matches!(n.tag, Tag::Annotation)
+            && dom
+                .attr(a, AttrKey::Encoding)
+                .is_some_and(|e| e.to_ascii_lowercase().contains("tex"))
+        {
+            let mut s = String::new();
+            for c in dom.children(a) {
+                s.push_str(dom.text_of(dom.node(c)));
+            }
+            tex = Some(s.trim().to_string());
+            break;
+        }
+    }
+    let tex = tex
+        .filter(|t| !t.is_empty())
+        .or_else(|| dom.attr(i, AttrKey::Alttext).map(|t| t.trim().to_string()))
+        .filter(|t| !t.is_empty())?;
+    let display = dom
+        .attr(i, AttrKey::Display)
+        .is_some_and(|d| d.trim().eq_ignore_ascii_case("block"));
+    Some((tex, display))
+}
+
+/// The alt text of an image that shows a formula (LaTeX-rendering services and math classes).
+fn math_image_alt(dom: &Dom, i: u32) -> Option<&str> {
+    let alt = dom.attr(i, AttrKey::Alt)?.trim();
+    if alt.is_empty() {
+        return None;
+    }
+    let lc = |s: &str| s.to_ascii_lowercase();
+    let class = dom.attr(i, AttrKey::Class).map(lc).unwrap_or_default();
+    let src = dom.attr(i, AttrKey::Src).map(lc).unwrap_or_default();
+    let mathy = class.contains("math")
+        || class.contains("latex")
+        || class.contains("tex ")
+        || class == "tex"
+        || src.contains("latex")
+        || src.contains("mathtex")
+        || src.contains("codecogs")
+        || src.contains("/math/");
+    mathy.then_some(alt)
+}
+
+/// The text writer: folds whitespace, breaks lines at blocks, keeps `<pre>` verbatim.
+struct Out {
+    s: String,
+    /// A space is due before the next visible character.
+    space: bool,
+    /// A line break is due before the next visible character.
+    brk: bool,
+    pre: u32,
+    /// Inside `<pre>`, before its first text.
+    pre_fresh: bool,
+    /// The cells written so far in each open table row.
+    rows: Vec<u32>,
+    markdown: bool,
+}
+
+impl Out {
+    fn new(markdown: bool) -> Self {
+        Out {
+            s: String::new(),
+            space: false,
+            brk: false,
+            pre: 0,
+            pre_fresh: false,
+            rows: Vec::new(),
+            markdown,
+        }
+    }
+
+    fn in_pre(&self) -> bool {
+        self.pre > 0
+    }
+
+    fn flush(&mut self) {
+        if self.brk {
+            if !self.s.is_empty() {
+                while self.s.ends_with(' ') || self.s.ends_with('\t') {
+                    self.s.pop();
+                }
+                self.s.push('\n');
+            }
+            self.brk = false;
+            self.space = false;
+        } else if self.space {
+            if !self.s.is_empty() && !self.s.ends_with('\n') && !self.s.ends_with('\t') {
+                self.s.push(' ');
+            }
+            self.space = false;
+        }
+    }
+
+    fn text(&mut self, t: &str) {
+        if self.pre > 0 {
+            return self.raw(t);
+        }
+        for (k, word) in t.split(|c: char| c.is_whitespace()).enumerate() {
+            if k > 0 {
+                self.space = true;
+            }
+            if !word.is_empty() {
+                self.flush();
+                self.s.push_str(word);
+            }
+        }
+    }
+
+    fn raw(&mut self, t: &str) {
+        // The standard drops a newline right after `<pre>`.
+        let t = if std::mem::take(&mut self.pre_fresh) {
+            t.strip_prefix("\r\n")
+                .or_else(|| t.strip_prefix('\n'))
+                .unwrap_or(t)
+        } else {
+            t
+        };
+        if t.is_empty() {
+            return;
+        }
+        self.flush();
+        if t.contains('\r') {
+            self.s.push_str(&t.replace("\r\n", "\n").replace('\r', "\n"));
+        } else {
+            self.s.push_str(t);
+        }
+    }
+
+    fn block(&mut self) {
+        if !self.s.is_empty() && !self.s.ends_with('\n') {
+            self.brk = true;
+        }
+    }
+
+    fn line_break(&mut self) {
+        if self.pre > 0 {
+            self.s.push('\n');
+        } else {
+            self.block();
+        }
+    }
+
+    fn cell(&mut self) {
+        self.flush();
+        if !self.s.is_empty() && !self.s.ends_with('\n') {
+            while self.s.ends_with(' ') {
+                self.s.pop();
+            }
+            self.s.push('\t');
+        }
+        self.space = false;
+    }
+
+    fn marker(&mut self, m: &str) {
+        self.flush();
+        self.s.push_str(m);
+    }
+
+    fn inline_marker(&mut self, m: &str) {
+        if self.markdown {
+            self.flush();
+            self.s.push_str(m);
+        }
+    }
+
+    fn pre_start(&mut self) {
+        self.flush();
+        self.pre += 1;
+        self.pre_fresh = true;
+    }
+
+    fn pre_end(&mut self) {
+        self.pre = self.pre.saturating_sub(1);
+        // A <pre> starts its content after one newline that the parser would drop.
+        while self.s.ends_with('\n') || self.s.ends_with(' ') {
+            self.s.pop();
+        }
+    }
+
+    fn inline_math(&mut self, tex: &str) {
+        if tex.is_empty() {
+            return;
+        }
+        self.flush();
+        if !self.s.is_empty() && !self.s.ends_with(['\n', ' ', '\t', '(']) {
+            self.s.push(' ');
+        }
+        self.s.push('$');
+        self.s.push_str(tex);
+        self.s.push('$');
+    }
+
+    fn display_math(&mut self, tex: &str) {
+        if tex.is_empty() {
+            return;
+        }
+        self.block();
+        self.flush();
+        self.s.push_str("$$");
+        self.s.push_str(tex);
+        self.s.push_str("$$");
+        self.block();
+    }
+
+    fn finish(mut self) -> String {
+        // Trim line ends and drop blank lines (outside of <pre> blocks this is already so;
+        // inside them a blank line is kept).
+        while self.s.ends_with(['\n', ' ', '\t']) {
+            self.s.pop();
+        }
+        let start = self.s.len() - self.s.trim_start_matches(['\n', ' ']).len();
+        if start > 0 {
+            self.s.drain(..start);
+        }
+        self.s
+    }
+}
