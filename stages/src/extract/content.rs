@@ -223,6 +223,9 @@ pub fn extract(dom: &Dom, opts: &Options) -> Extraction {
             if opts.drop & k.bit() != 0 && chars[i] < guard.max(1) {
                 flags[i] |= REMOVED;
                 ex.boilerplate_nodes += 1;
+                if debug() && chars[i] > 0 {
+                    eprintln!("DBG removed {:?} {:?} class={:?} id={:?} chars={}", k, node.tag, dom.attr(i as u32, AttrKey::Class), dom.attr(i as u32, AttrKey::Id), chars[i]);
+                }
             }
         }
     }
@@ -280,6 +283,10 @@ pub fn extract(dom: &Dom, opts: &Options) -> Extraction {
     if best <= 0.0 {
         root = 0;
     }
+    if debug() {
+        eprintln!("DBG root {:?} class={:?} id={:?} score={} chars={} page={}", nodes[root].tag, dom.attr(root as u32, AttrKey::Class), dom.attr(root as u32, AttrKey::Id), score[root], chars[root], chars[0]);
+    }
+    prune_link_lists(dom, root, &mut flags, &chars, &link);
     ex.content_chars = chars[root] as usize;
     ex.content_link_chars = link[root] as usize;
 
@@ -308,11 +315,59 @@ pub fn extract(dom: &Dom, opts: &Options) -> Extraction {
     ex
 }
 
+/// Inside the chosen content, drops link lists (teasers, "related" boxes, tag lists: blocks
+/// whose text is mostly link text) and the short lead-in just before one ("Read more:", a
+/// heading over the list).
+fn prune_link_lists(dom: &Dom, root: usize, flags: &mut [u8], chars: &[u32], link: &[u32]) {
+    let nodes = &dom.nodes;
+    let end = dom.subtree_end(root as u32) as usize;
+    // The previous element sibling of each node, found in document order.
+    let mut last_elem = vec![NONE; end - root];
+    for i in root + 1..end {
+        let node = &nodes[i];
+        let p = node.parent as usize;
+        flags[i] |= flags[p] & REMOVED;
+        if node.tag == Tag::Text {
+            continue;
+        }
+        let prev = last_elem[p - root];
+        last_elem[p - root] = i as u32;
+        if flags[i] & (REMOVED | PRE) != 0 || node.tag.is_inline() || chars[i] == 0 {
+            continue;
+        }
+        if (link[i] as f32) > 0.6 * chars[i] as f32 && chars[i] < 4000 {
+            flags[i] |= REMOVED;
+            if prev != NONE {
+                let pv = prev as usize;
+                let lead_in = nodes[pv].tag.is_heading()
+                    || (chars[pv] < 60 && link[pv] == 0 && ends_with_colon(dom, pv));
+                if lead_in && flags[pv] & REMOVED == 0 {
+                    flags[pv] |= REMOVED;
+                }
+            }
+        }
+    }
+}
+
+/// Whether the text of a block ends with a colon (a lead-in such as "See also:").
+fn ends_with_colon(dom: &Dom, i: usize) -> bool {
+    let end = dom.subtree_end(i as u32) as usize;
+    (i..end)
+        .rev()
+        .map(|k| &dom.nodes[k])
+        .filter(|n| n.tag == Tag::Text)
+        .map(|n| dom.text_of(n).trim_end())
+        .find(|t| !t.is_empty())
+        .is_some_and(|t| t.ends_with(':'))
+}
+
 /// The value of one block of text: prose counts for it, link text and each block's fixed cost
 /// against it.
 fn block_value(chars: u32, link: u32) -> f32 {
     let plain = (chars - link.min(chars)) as f32;
-    plain - 2.0 * link as f32 - 20.0
+    // Links in running text are normal; beyond a third of the block they mark a link list.
+    let excess = (link as f32 - 0.3 * chars as f32).max(0.0);
+    plain - 3.0 * excess - 20.0
 }
 
 /// The boilerplate kind an element declares, if any.
@@ -731,4 +786,8 @@ impl Out {
         }
         self.s
     }
+}
+
+fn debug() -> bool {
+    std::env::var_os("CURATE_EXTRACT_DEBUG").is_some()
 }

@@ -29,10 +29,14 @@ pub enum Boiler {
     Ads,
     /// Related, recommended and popular links; newsletter and sign-up boxes; tag clouds.
     Related,
+    /// Bylines, dates, author boxes, post metadata.
+    Meta,
+    /// Figure captions and photo credits.
+    Captions,
 }
 
 impl Boiler {
-    pub const ALL: [Boiler; 9] = [
+    pub const ALL: [Boiler; 11] = [
         Boiler::Nav,
         Boiler::Header,
         Boiler::Footer,
@@ -42,6 +46,8 @@ impl Boiler {
         Boiler::Cookie,
         Boiler::Ads,
         Boiler::Related,
+        Boiler::Meta,
+        Boiler::Captions,
     ];
 
     /// The config name.
@@ -56,6 +62,8 @@ impl Boiler {
             Boiler::Cookie => "cookie",
             Boiler::Ads => "ads",
             Boiler::Related => "related",
+            Boiler::Meta => "meta",
+            Boiler::Captions => "captions",
         }
     }
 
@@ -76,6 +84,7 @@ pub fn tag_hint(tag: Tag) -> Option<Boiler> {
         Tag::Footer => Some(Boiler::Footer),
         Tag::Aside => Some(Boiler::Sidebar),
         Tag::Dialog => Some(Boiler::Cookie),
+        Tag::Figcaption => Some(Boiler::Captions),
         _ => None,
     }
 }
@@ -105,26 +114,50 @@ const CONTENT_WORDS: &[&str] = &[
     "article", "entry", "post", "content", "story", "headline", "title", "body", "text",
 ];
 
-/// What class and id words say. `None` when nothing matches.
+/// Words that say a class names a state or a layout option of the element, not its job
+/// (`has-sidebar`, `no-comments`, `modal-enabled`, `is-sticky`): such a class is ignored.
+const STATE_WORDS: &[&str] = &[
+    "has", "no", "with", "without", "enabled", "disabled", "active", "is", "open", "hide",
+    "hidden", "show", "toggle", "js", "mobile", "layout", "template",
+];
+
+/// What class and id words say. `None` when nothing matches. Each space-separated class is
+/// read on its own.
 pub fn class_hint(value: &str) -> Option<Boiler> {
     let mut found: Option<Boiler> = None;
     let mut header = false;
     let mut content = false;
-    for_words(value, |w| {
-        if CONTENT_WORDS.contains(&w) {
-            content = true;
-        }
-        match word_hint(w) {
-            Some(Boiler::Header) => header = true,
-            Some(b) => {
-                // Keep the strongest: the first non-header kind found.
-                if found.is_none() {
-                    found = Some(b);
-                }
+    for item in value.split_ascii_whitespace() {
+        let mut state = false;
+        let mut item_found: Option<Boiler> = None;
+        let mut item_header = false;
+        let mut first = true;
+        for_words(item, |w| {
+            if STATE_WORDS.contains(&w) {
+                state = true;
             }
-            None => {}
+            if CONTENT_WORDS.contains(&w) {
+                content = true;
+            }
+            match word_hint(w, first) {
+                Some(Boiler::Header) => item_header = true,
+                Some(b) => {
+                    if item_found.is_none() {
+                        item_found = Some(b);
+                    }
+                }
+                None => {}
+            }
+            first = false;
+        });
+        if state {
+            continue;
         }
-    });
+        header |= item_header;
+        if found.is_none() {
+            found = item_found;
+        }
+    }
     found.or(if header && !content {
         Some(Boiler::Header)
     } else {
@@ -132,16 +165,22 @@ pub fn class_hint(value: &str) -> Option<Boiler> {
     })
 }
 
-fn word_hint(w: &str) -> Option<Boiler> {
+/// The kind one word names; `first`: the word starts its class (`widget` only counts there:
+/// page builders call every block `builder-widget-...`).
+fn word_hint(w: &str, first: bool) -> Option<Boiler> {
     use Boiler::*;
     let exact = match w {
+        "widget" | "widgets" if first => Sidebar,
+        "byline" | "author" | "authors" | "authorbox" | "postmeta" | "meta" | "dateline"
+        | "bio" => Meta,
+        "caption" | "credit" | "credits" | "photocredit" => Captions,
         "nav" | "navbar" | "navigation" | "navi" | "menu" | "menus" | "mainmenu" | "submenu"
         | "topmenu" | "megamenu" | "breadcrumb" | "breadcrumbs" | "crumbs" | "pagination"
         | "pager" | "paging" | "skip" | "skiplink" | "skiplinks" | "topnav" | "subnav"
         | "sitenav" | "mainnav" | "offcanvas" | "jump" | "prevnext" => Nav,
         "header" | "masthead" | "topbar" | "branding" => Header,
         "footer" | "copyright" | "colophon" => Footer,
-        "sidebar" | "widget" | "widgets" | "rail" | "sidebox" => Sidebar,
+        "sidebar" | "rail" | "sidebox" => Sidebar,
         "comment" | "comments" | "commentlist" | "disqus" | "respond" | "replies" => Comments,
         "share" | "sharing" | "social" | "sharedaddy" | "addthis" | "shariff" | "socials"
         | "sociallinks" => Share,
@@ -248,6 +287,10 @@ mod tests {
         assert_eq!(class_hint("ad-slot top"), Some(Boiler::Ads));
         assert_eq!(class_hint("head"), None);
         assert_eq!(class_hint("loading"), None);
+        assert_eq!(class_hint("box article modal-enabled"), None);
+        assert_eq!(class_hint("o-section o-section--has-ads"), None);
+        assert_eq!(class_hint("elementor-widget-text-editor"), None);
+        assert_eq!(class_hint("widget widget_text"), Some(Boiler::Sidebar));
         assert!(style_hides("color: red; DISPLAY : none"));
         assert!(!style_hides("display:block"));
         assert_eq!(role_hint("navigation"), Some(Boiler::Nav));
