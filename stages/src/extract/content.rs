@@ -179,31 +179,66 @@ pub fn extract(dom: &Dom, opts: &Options) -> Extraction {
         ex.title = t.finish();
     }
 
-    // Raw visible characters per subtree (for the boilerplate guard), and the protect marks.
+    // Nearest block ancestor of each node.
+    let mut block = vec![0u32; n];
+    for i in 1..n {
+        let node = &nodes[i];
+        block[i] = if node.tag != Tag::Text && is_block(node.tag) {
+            i as u32
+        } else {
+            block[node.parent as usize]
+        };
+    }
+    // Text per subtree and per block before boilerplate removal: the guard that keeps a
+    // "boilerplate" element holding most of the page's prose (a layout wrapper with an
+    // unlucky class), and the protect marks of declared main content.
     let mut chars = vec![0u32; n];
+    let mut own = vec![0u32; n];
+    let mut own_link = vec![0u32; n];
+    let mut prose = vec![0u32; n];
+    for i in 1..n {
+        if flags[i] & REMOVED == 0 && nodes[i].tag == Tag::Text {
+            let c = visible_chars(dom.text_of(&nodes[i]));
+            chars[i] = c;
+            own[block[i] as usize] += c;
+            if flags[i] & LINK != 0 {
+                own_link[block[i] as usize] += c;
+            }
+        }
+    }
     for i in (1..n).rev() {
         if flags[i] & REMOVED != 0 {
             continue;
         }
         let node = &nodes[i];
-        if node.tag == Tag::Text {
-            chars[i] += visible_chars(dom.text_of(node));
-        } else if node.tag == Tag::Main
-            || dom
-                .attr(i as u32, AttrKey::Role)
-                .is_some_and(|r| r.trim().eq_ignore_ascii_case("main"))
-            || dom
-                .attr(i as u32, AttrKey::Itemprop)
-                .is_some_and(|r| r.contains("articleBody"))
-        {
-            flags[i] |= PROTECT;
+        if node.tag != Tag::Text {
+            if is_prose(own[i], own_link[i]) {
+                prose[i] += own[i] - own_link[i];
+            }
+            if node.tag == Tag::Main
+                || dom
+                    .attr(i as u32, AttrKey::Role)
+                    .is_some_and(|r| r.trim().eq_ignore_ascii_case("main"))
+                || dom
+                    .attr(i as u32, AttrKey::Itemprop)
+                    .is_some_and(|r| r.contains("articleBody"))
+            {
+                flags[i] |= PROTECT;
+            }
         }
         let p = node.parent as usize;
         chars[p] += chars[i];
+        prose[p] += prose[i];
         flags[p] |= flags[i] & PROTECT;
     }
     ex.page_chars = chars[0] as usize;
-    let guard = (chars[0] as f64 * 0.6) as u32;
+    let holds_most = |i: usize| {
+        if prose[0] > 0 {
+            prose[i] * 2 >= prose[0]
+        } else {
+            chars[i] as f64 >= 0.6 * chars[0] as f64
+        }
+    };
 
     // Pass 2: boilerplate.
     for i in 1..n {
@@ -220,7 +255,7 @@ pub fn extract(dom: &Dom, opts: &Options) -> Extraction {
         }
         let kind = boiler_kind(dom, i as u32, node, flags[i]);
         if let Some(k) = kind {
-            if opts.drop & k.bit() != 0 && chars[i] < guard.max(1) {
+            if opts.drop & k.bit() != 0 && !holds_most(i) {
                 flags[i] |= REMOVED;
                 ex.boilerplate_nodes += 1;
                 if debug() && chars[i] > 0 {
@@ -230,21 +265,11 @@ pub fn extract(dom: &Dom, opts: &Options) -> Extraction {
         }
     }
 
-    // Pass 3: block values and subtree scores.
-    let mut own = vec![0u32; n];
-    let mut own_link = vec![0u32; n];
+    // Pass 3: block values and subtree scores, over what is left.
     let mut link = vec![0u32; n];
     let mut score = vec![0f32; n];
-    chars.iter_mut().for_each(|c| *c = 0);
-    // Nearest block ancestor of each node (forward).
-    let mut block = vec![0u32; n];
-    for i in 1..n {
-        let node = &nodes[i];
-        block[i] = if node.tag != Tag::Text && is_block(node.tag) {
-            i as u32
-        } else {
-            block[node.parent as usize]
-        };
+    for v in [&mut chars, &mut own, &mut own_link] {
+        v.iter_mut().for_each(|c| *c = 0);
     }
     for i in 1..n {
         if flags[i] & REMOVED == 0 && nodes[i].tag == Tag::Text {
@@ -359,6 +384,11 @@ fn ends_with_colon(dom: &Dom, i: usize) -> bool {
         .map(|n| dom.text_of(n).trim_end())
         .find(|t| !t.is_empty())
         .is_some_and(|t| t.ends_with(':'))
+}
+
+/// Whether a block's text reads as running prose: long enough, and not mostly links.
+fn is_prose(chars: u32, link: u32) -> bool {
+    chars >= 80 && (link as f32) < 0.3 * chars as f32
 }
 
 /// The value of one block of text: prose counts for it, link text and each block's fixed cost
