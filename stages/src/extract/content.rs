@@ -287,13 +287,25 @@ pub fn extract(dom: &Dom, opts: &Options) -> Extraction {
         if flags[i] & REMOVED != 0 {
             continue;
         }
+        prose[i] = 0;
         if own[i] > 0 {
             score[i] += block_value(own[i], own_link[i]);
+            if is_prose(own[i], own_link[i]) {
+                prose[i] = own[i] - own_link[i];
+            }
         }
         let p = nodes[i].parent as usize;
         score[p] += score[i];
         chars[p] += chars[i];
         link[p] += link[i];
+    }
+    // prose[] is only summed once all children are in: add children to parents afterwards.
+    prose[0] = 0;
+    for i in (1..n).rev() {
+        if flags[i] & REMOVED == 0 {
+            let p = nodes[i].parent as usize;
+            prose[p] += prose[i];
+        }
     }
 
     // Choose the main content: the best-scoring element.
@@ -307,6 +319,26 @@ pub fn extract(dom: &Dom, opts: &Options) -> Extraction {
     }
     if best <= 0.0 {
         root = 0;
+    }
+    // A container that names itself the article body (`entry-content`, `article-body`,
+    // `itemprop=articleBody`) and holds most of the prose is the content, whether it lies
+    // inside the best-scoring element (which then also held boilerplate) or around it.
+    if root != 0 && knob("BODY", 1.0) > 0.0 {
+        let total = prose[0];
+        let mut body = NONE;
+        for i in 1..n {
+            if flags[i] & REMOVED == 0
+                && nodes[i].tag != Tag::Text
+                && total > 0
+                && (prose[i] as f32) >= knob("BF", 0.6) * total as f32
+                && names_body(dom, i as u32)
+            {
+                body = i as u32; // the deepest such container wins (later in document order)
+            }
+        }
+        if body != NONE {
+            root = body as usize;
+        }
     }
     if debug() {
         eprintln!("DBG root {:?} class={:?} id={:?} score={} chars={} page={}", nodes[root].tag, dom.attr(root as u32, AttrKey::Class), dom.attr(root as u32, AttrKey::Id), score[root], chars[root], chars[0]);
@@ -360,7 +392,7 @@ fn prune_link_lists(dom: &Dom, root: usize, flags: &mut [u8], chars: &[u32], lin
         if flags[i] & (REMOVED | PRE) != 0 || node.tag.is_inline() || chars[i] == 0 {
             continue;
         }
-        if (link[i] as f32) > 0.6 * chars[i] as f32 && chars[i] < 4000 {
+        if (link[i] as f32) > knob("LL", 0.6) * chars[i] as f32 && chars[i] < 4000 {
             flags[i] |= REMOVED;
             if prev != NONE {
                 let pv = prev as usize;
@@ -386,6 +418,32 @@ fn ends_with_colon(dom: &Dom, i: usize) -> bool {
         .is_some_and(|t| t.ends_with(':'))
 }
 
+/// Whether an element's class, id or `itemprop` names it the body of an article or post.
+fn names_body(dom: &Dom, i: u32) -> bool {
+    if dom
+        .attr(i, AttrKey::Itemprop)
+        .is_some_and(|v| v.contains("articleBody") || v.contains("articlebody"))
+    {
+        return true;
+    }
+    [AttrKey::Class, AttrKey::Id].into_iter().any(|key| {
+        dom.attr(i, key).is_some_and(|v| {
+            v.split_ascii_whitespace().any(|item| {
+                let mut head = false;
+                let mut hit = false;
+                super::hints::for_words(item, |w| {
+                    if matches!(w, "entry" | "post" | "article" | "story" | "blog" | "news") {
+                        head = true;
+                    } else if head && matches!(w, "content" | "body" | "text") {
+                        hit = true;
+                    }
+                });
+                hit
+            })
+        })
+    })
+}
+
 /// Whether a block's text reads as running prose: long enough, and not mostly links.
 fn is_prose(chars: u32, link: u32) -> bool {
     chars >= 80 && (link as f32) < 0.3 * chars as f32
@@ -396,8 +454,8 @@ fn is_prose(chars: u32, link: u32) -> bool {
 fn block_value(chars: u32, link: u32) -> f32 {
     let plain = (chars - link.min(chars)) as f32;
     // Links in running text are normal; beyond a third of the block they mark a link list.
-    let excess = (link as f32 - 0.3 * chars as f32).max(0.0);
-    plain - 3.0 * excess - 20.0
+    let excess = (link as f32 - knob("ET", 0.3) * chars as f32).max(0.0);
+    plain - knob("EW", 3.0) * excess - knob("BC", 20.0)
 }
 
 /// The boilerplate kind an element declares, if any.
@@ -820,4 +878,8 @@ impl Out {
 
 fn debug() -> bool {
     std::env::var_os("CURATE_EXTRACT_DEBUG").is_some()
+}
+
+fn knob(name: &str, d: f32) -> f32 {
+    std::env::var(format!("K_{name}")).ok().and_then(|v| v.parse().ok()).unwrap_or(d)
 }
