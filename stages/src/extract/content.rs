@@ -38,7 +38,7 @@ impl Default for Options {
         Options {
             drop: Boiler::ALL.iter().fold(0, |m, b| m | b.bit()),
             markdown: false,
-            headline: true,
+            headline: false,
         }
     }
 }
@@ -61,6 +61,14 @@ pub struct Extraction {
     /// Elements removed as boilerplate.
     pub boilerplate_nodes: usize,
 }
+
+/// Inside the content, a block whose link text exceeds this share of its text is a link list.
+const LINK_LIST_DENSITY: f32 = 0.6;
+/// The fixed cost of one block in the content score (in characters): many tiny blocks (menus,
+/// crumbs) cost more than they bring.
+const BLOCK_COST: f32 = 20.0;
+/// The share of the page's prose that an article-body container must hold to be the content.
+const BODY_PROSE_SHARE: f32 = 0.6;
 
 const REMOVED: u8 = 1;
 const LINK: u8 = 2;
@@ -142,7 +150,7 @@ pub fn extract(dom: &Dom, opts: &Options) -> Extraction {
         match node.tag {
             Tag::Text => {}
             tag => {
-                if tag == Tag::Title && title_node == NONE && flags[p] & REMOVED == 0 {
+                if tag == Tag::Title && title_node == NONE {
                     title_node = i as u32;
                 }
                 let hidden = || {
@@ -258,9 +266,6 @@ pub fn extract(dom: &Dom, opts: &Options) -> Extraction {
             if opts.drop & k.bit() != 0 && !holds_most(i) {
                 flags[i] |= REMOVED;
                 ex.boilerplate_nodes += 1;
-                if debug() && chars[i] > 0 {
-                    eprintln!("DBG removed {:?} {:?} class={:?} id={:?} chars={}", k, node.tag, dom.attr(i as u32, AttrKey::Class), dom.attr(i as u32, AttrKey::Id), chars[i]);
-                }
             }
         }
     }
@@ -323,14 +328,14 @@ pub fn extract(dom: &Dom, opts: &Options) -> Extraction {
     // A container that names itself the article body (`entry-content`, `article-body`,
     // `itemprop=articleBody`) and holds most of the prose is the content, whether it lies
     // inside the best-scoring element (which then also held boilerplate) or around it.
-    if root != 0 && knob("BODY", 1.0) > 0.0 {
+    if root != 0 {
         let total = prose[0];
         let mut body = NONE;
         for i in 1..n {
             if flags[i] & REMOVED == 0
                 && nodes[i].tag != Tag::Text
                 && total > 0
-                && (prose[i] as f32) >= knob("BF", 0.6) * total as f32
+                && (prose[i] as f32) >= BODY_PROSE_SHARE * total as f32
                 && names_body(dom, i as u32)
             {
                 body = i as u32; // the deepest such container wins (later in document order)
@@ -339,9 +344,6 @@ pub fn extract(dom: &Dom, opts: &Options) -> Extraction {
         if body != NONE {
             root = body as usize;
         }
-    }
-    if debug() {
-        eprintln!("DBG root {:?} class={:?} id={:?} score={} chars={} page={}", nodes[root].tag, dom.attr(root as u32, AttrKey::Class), dom.attr(root as u32, AttrKey::Id), score[root], chars[root], chars[0]);
     }
     prune_link_lists(dom, root, &mut flags, &chars, &link);
     ex.content_chars = chars[root] as usize;
@@ -392,7 +394,7 @@ fn prune_link_lists(dom: &Dom, root: usize, flags: &mut [u8], chars: &[u32], lin
         if flags[i] & (REMOVED | PRE) != 0 || node.tag.is_inline() || chars[i] == 0 {
             continue;
         }
-        if (link[i] as f32) > knob("LL", 0.6) * chars[i] as f32 && chars[i] < 4000 {
+        if (link[i] as f32) > LINK_LIST_DENSITY * chars[i] as f32 && chars[i] < 4000 {
             flags[i] |= REMOVED;
             if prev != NONE {
                 let pv = prev as usize;
@@ -454,8 +456,8 @@ fn is_prose(chars: u32, link: u32) -> bool {
 fn block_value(chars: u32, link: u32) -> f32 {
     let plain = (chars - link.min(chars)) as f32;
     // Links in running text are normal; beyond a third of the block they mark a link list.
-    let excess = (link as f32 - knob("ET", 0.3) * chars as f32).max(0.0);
-    plain - knob("EW", 3.0) * excess - knob("BC", 20.0)
+    let excess = (link as f32 - 0.3 * chars as f32).max(0.0);
+    plain - 3.0 * excess - BLOCK_COST
 }
 
 /// The boilerplate kind an element declares, if any.
@@ -874,12 +876,4 @@ impl Out {
         }
         self.s
     }
-}
-
-fn debug() -> bool {
-    std::env::var_os("CURATE_EXTRACT_DEBUG").is_some()
-}
-
-fn knob(name: &str, d: f32) -> f32 {
-    std::env::var(format!("K_{name}")).ok().and_then(|v| v.parse().ok()).unwrap_or(d)
 }

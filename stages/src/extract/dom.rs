@@ -397,8 +397,11 @@ impl Dom {
         &self.nodes[i as usize]
     }
 
-    /// The text of a text node.
+    /// The text of a text node (empty for other nodes).
     pub fn text_of(&self, n: &Node) -> &str {
+        if n.tag != Tag::Text {
+            return "";
+        }
         &self.text[n.start as usize..n.end as usize]
     }
 
@@ -630,6 +633,18 @@ impl Builder {
         None
     }
 
+    /// Closes the outermost open table part of `parts` (in order of preference) of the
+    /// current table: a new row closes the open row with its cells, a new body the open body.
+    fn close_table_part(&mut self, parts: &[Tag]) {
+        let table_scope = |t: Tag| matches!(t, Tag::Table | Tag::Html | Tag::Template);
+        for &part in parts {
+            if let Some(k) = self.find_open(|t| t == part, table_scope) {
+                self.pop_to(k);
+                return;
+            }
+        }
+    }
+
     fn close_p(&mut self) {
         if let Some(k) = self.find_open(
             |t| t == Tag::P,
@@ -716,22 +731,15 @@ impl Builder {
                         self.pop_to(k);
                     }
                 }
-                Tag::Tr => {
-                    if let Some(k) = self.find_open(
-                        |t| matches!(t, Tag::Td | Tag::Th | Tag::Tr),
-                        |t| matches!(t, Tag::Table | Tag::Html | Tag::Template),
-                    ) {
-                        self.pop_to(k);
-                    }
-                }
-                Tag::Tbody | Tag::Thead | Tag::Tfoot => {
-                    if let Some(k) = self.find_open(
-                        |t| matches!(t, Tag::Td | Tag::Th | Tag::Tr | Tag::Tbody | Tag::Thead | Tag::Tfoot),
-                        |t| matches!(t, Tag::Table | Tag::Html | Tag::Template),
-                    ) {
-                        self.pop_to(k);
-                    }
-                }
+                Tag::Tr => self.close_table_part(&[Tag::Tr, Tag::Td, Tag::Th]),
+                Tag::Tbody | Tag::Thead | Tag::Tfoot => self.close_table_part(&[
+                    Tag::Tbody,
+                    Tag::Thead,
+                    Tag::Tfoot,
+                    Tag::Tr,
+                    Tag::Td,
+                    Tag::Th,
+                ]),
                 Tag::A => {
                     if let Some(k) = self.find_open(|t| t == Tag::A, |t| t.is_table_boundary()) {
                         self.pop_to(k);

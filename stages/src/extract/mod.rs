@@ -47,7 +47,9 @@ pub struct ExtractConfig {
     pub keep: Vec<String>,
     /// Write Markdown markers (`#` headings, `**` bold, `-` list items, code fences).
     pub markdown: bool,
-    /// Put the page's `<h1>` headline first when it lies outside the main content.
+    /// Put the page's `<h1>` headline first when it lies outside the main content (off by
+    /// default: the `<title>` is in `metadata["title"]`, and the headline outside the content
+    /// is as often a site logo).
     pub headline: bool,
     /// Pages whose extracted text has fewer characters are dropped as `empty`.
     pub min_chars: u64,
@@ -62,7 +64,7 @@ impl Default for ExtractConfig {
             timeout_ms: 5000,
             keep: Vec::new(),
             markdown: false,
-            headline: true,
+            headline: false,
             min_chars: 1,
         }
     }
