@@ -6,6 +6,7 @@
 
 mod common;
 mod config;
+mod extract;
 mod faults;
 mod report;
 mod runner;

@@ -204,9 +204,12 @@ pub fn extract(dom: &Dom, opts: &Options) -> Extraction {
     let mut own = vec![0u32; n];
     let mut own_link = vec![0u32; n];
     let mut prose = vec![0u32; n];
+    // Visible characters of each text node, counted once.
+    let mut tchars = vec![0u32; n];
     for i in 1..n {
         if flags[i] & REMOVED == 0 && nodes[i].tag == Tag::Text {
             let c = visible_chars(dom.text_of(&nodes[i]));
+            tchars[i] = c;
             chars[i] = c;
             own[block[i] as usize] += c;
             if flags[i] & LINK != 0 {
@@ -278,7 +281,7 @@ pub fn extract(dom: &Dom, opts: &Options) -> Extraction {
     }
     for i in 1..n {
         if flags[i] & REMOVED == 0 && nodes[i].tag == Tag::Text {
-            let c = visible_chars(dom.text_of(&nodes[i]));
+            let c = tchars[i];
             let b = block[i] as usize;
             own[b] += c;
             chars[i] = c;
