@@ -93,10 +93,7 @@ fn main() {
     if results.is_empty() {
         eprintln!("peers skipped: ~/.cache/curate-peers/ext not found (or it failed)");
     }
-    let peer_pages = peer
-        .as_ref()
-        .and_then(|p| p["pages"].as_u64())
-        .unwrap_or(0) as usize;
+    let peer_pages = peer.as_ref().and_then(|p| p["pages"].as_u64()).unwrap_or(0) as usize;
     let peer_bytes = peer
         .as_ref()
         .and_then(|p| p["html_bytes"].as_u64())

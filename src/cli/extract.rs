@@ -61,8 +61,7 @@ pub fn run(a: ExtractArgs) -> Result<(), CliError> {
         Box::new(BufWriter::new(std::io::stdout().lock()))
     } else {
         Box::new(BufWriter::new(
-            std::fs::File::create(&a.out)
-                .with_context(|| format!("create {}", a.out.display()))?,
+            std::fs::File::create(&a.out).with_context(|| format!("create {}", a.out.display()))?,
         ))
     };
     let mut dropped = std::collections::BTreeMap::<&str, usize>::new();
@@ -147,7 +146,10 @@ fn read_folder(dir: &Path) -> Result<impl Iterator<Item = Result<Page, CliError>
         let body = if raw.starts_with(&[0x1f, 0x8b]) {
             let mut v = Vec::new();
             if let Err(e) = flate2::read::MultiGzDecoder::new(&raw[..]).read_to_end(&mut v) {
-                eprintln!("extract: {}: bad gzip ({e}); keeping what decoded", f.display());
+                eprintln!(
+                    "extract: {}: bad gzip ({e}); keeping what decoded",
+                    f.display()
+                );
             }
             v
         } else {
@@ -175,7 +177,11 @@ fn read_warc(path: &Path) -> Result<impl Iterator<Item = Result<Page, CliError>>
         read_docs(Format::Warc, source, Box::new(file), 0, None, &opts).filter_map(|ev| match ev {
             ReadEvent::Doc(d) => {
                 let html = d.html?;
-                let id = if d.url.is_empty() { d.id } else { d.url.clone() };
+                let id = if d.url.is_empty() {
+                    d.id
+                } else {
+                    d.url.clone()
+                };
                 Some(Ok(Page {
                     id,
                     url: d.url,

@@ -13,7 +13,9 @@ use crate::need_shared;
 fn peers_python() -> Option<PathBuf> {
     let base = std::env::var_os("CURATE_PEERS")
         .map(PathBuf::from)
-        .or_else(|| std::env::var_os("HOME").map(|h| PathBuf::from(h).join(".cache/curate-peers")))?;
+        .or_else(|| {
+            std::env::var_os("HOME").map(|h| PathBuf::from(h).join(".cache/curate-peers"))
+        })?;
     let py = base.join("ext/bin/python");
     py.exists().then_some(py)
 }
@@ -57,13 +59,23 @@ fn trafilatura_eval_snippet_f1() {
     };
     let d = tempfile::tempdir().unwrap();
     let preds = d.path().join("preds.jsonl");
-    curate_ok(&["extract", warc.to_str().unwrap(), "--out", preds.to_str().unwrap()]);
+    curate_ok(&[
+        "extract",
+        warc.to_str().unwrap(),
+        "--out",
+        preds.to_str().unwrap(),
+    ]);
     let got = lines(&preds);
     assert_eq!(got.len(), 1033, "one line per HTML record");
-    assert!(got.iter().all(|l| l["id"] == l["url"] && l["text"].is_string()));
+    assert!(got
+        .iter()
+        .all(|l| l["id"] == l["url"] && l["text"].is_string()));
     let r = score(&py, &shared, "trafeval", &shared.join("data"), &preds);
     eprintln!("trafilatura-eval: {r}");
-    assert_eq!(r["missing"], 0, "every annotated page has a prediction: {r}");
+    assert_eq!(
+        r["missing"], 0,
+        "every annotated page has a prediction: {r}"
+    );
     let f1 = r["snippet_f1"].as_f64().unwrap();
     // Measured 0.902 (trafilatura 2.3: 0.925, resiliparse: 0.841); the floor guards regressions.
     assert!(f1 >= 0.895, "snippet F1 {f1:.4} below the floor: {r}");
@@ -105,11 +117,7 @@ fn folder_ids_drops_and_bad_settings() {
     let mut gz = flate2::write::GzEncoder::new(Vec::new(), flate2::Compression::fast());
     gz.write_all(&latin1).unwrap();
     std::fs::write(pages.join("legacy.html.gz"), gz.finish().unwrap()).unwrap();
-    std::fs::write(
-        pages.join("deep.htm"),
-        "<div>".repeat(5000) + "deep",
-    )
-    .unwrap();
+    std::fs::write(pages.join("deep.htm"), "<div>".repeat(5000) + "deep").unwrap();
     std::fs::write(pages.join("notes.txt"), "not a page").unwrap();
     let preds = d.path().join("p.jsonl");
     curate_ok(&[
@@ -125,8 +133,22 @@ fn folder_ids_drops_and_bad_settings() {
     assert_eq!(ids, ["deep", "legacy", "plain"]);
     assert_eq!(got[0]["text"], "");
     assert_eq!(got[0]["dropped"], "too_deep");
-    assert!(got[1]["text"].as_str().unwrap().starts_with("Café crème, a paragraph"), "{}", got[1]);
-    assert!(got[2]["text"].as_str().unwrap().starts_with("A paragraph long enough"), "{}", got[2]);
+    assert!(
+        got[1]["text"]
+            .as_str()
+            .unwrap()
+            .starts_with("Café crème, a paragraph"),
+        "{}",
+        got[1]
+    );
+    assert!(
+        got[2]["text"]
+            .as_str()
+            .unwrap()
+            .starts_with("A paragraph long enough"),
+        "{}",
+        got[2]
+    );
     assert!(!got[2]["text"].as_str().unwrap().contains("Home"));
     // A bad setting names its key and exits 2.
     let out = curate(&[

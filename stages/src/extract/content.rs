@@ -358,15 +358,12 @@ pub fn extract(dom: &Dom, opts: &Options) -> Extraction {
         let end = dom.subtree_end(root as u32) as usize;
         let inside = (root..end).any(|i| nodes[i].tag == Tag::H1 && flags[i] & REMOVED == 0);
         if !inside {
-            if let Some(h) = (1..root)
-                .rev()
-                .find(|&i| {
-                    nodes[i].tag == Tag::H1
-                        && flags[i] & REMOVED == 0
-                        && chars[i] >= 3
-                        && link[i] * 2 < chars[i]
-                })
-            {
+            if let Some(h) = (1..root).rev().find(|&i| {
+                nodes[i].tag == Tag::H1
+                    && flags[i] & REMOVED == 0
+                    && chars[i] >= 3
+                    && link[i] * 2 < chars[i]
+            }) {
                 render(dom, h as u32, &flags, opts, &mut out, &mut ex);
                 out.block();
             }
@@ -785,7 +782,8 @@ impl Out {
         }
         self.flush();
         if t.contains('\r') {
-            self.s.push_str(&t.replace("\r\n", "\n").replace('\r', "\n"));
+            self.s
+                .push_str(&t.replace("\r\n", "\n").replace('\r', "\n"));
         } else {
             self.s.push_str(t);
         }

@@ -69,7 +69,8 @@ impl Tag {
         use Tag::*;
         matches!(
             self,
-            Area | Base | Br
+            Area | Base
+                | Br
                 | Col
                 | Embed
                 | Hr
@@ -174,7 +175,10 @@ impl Tag {
     }
 
     pub fn is_heading(self) -> bool {
-        matches!(self, Tag::H1 | Tag::H2 | Tag::H3 | Tag::H4 | Tag::H5 | Tag::H6)
+        matches!(
+            self,
+            Tag::H1 | Tag::H2 | Tag::H3 | Tag::H4 | Tag::H5 | Tag::H6
+        )
     }
 
     /// Elements that bound the search for an element to close (table structure, the root).
@@ -667,8 +671,10 @@ impl Builder {
                 while self.foreign > 0 && self.stack.len() > 1 {
                     self.pop_to(self.stack.len() - 1);
                 }
-            } else if !matches!(tag, Tag::Annotation | Tag::AnnotationXml | Tag::Svg | Tag::Math)
-            {
+            } else if !matches!(
+                tag,
+                Tag::Annotation | Tag::AnnotationXml | Tag::Svg | Tag::Math
+            ) {
                 // Inside svg/math every other element is foreign: no implied ends, no raw text.
                 tag = Tag::Other;
             }
@@ -716,10 +722,9 @@ impl Builder {
                     }
                 }
                 Tag::Dd | Tag::Dt => {
-                    if let Some(k) = self.find_open(
-                        |t| matches!(t, Tag::Dd | Tag::Dt),
-                        Tag::stops_list_close,
-                    ) {
+                    if let Some(k) =
+                        self.find_open(|t| matches!(t, Tag::Dd | Tag::Dt), Tag::stops_list_close)
+                    {
                         self.pop_to(k);
                     }
                 }
@@ -751,8 +756,7 @@ impl Builder {
                     }
                 }
                 Tag::Button => {
-                    if let Some(k) =
-                        self.find_open(|t| t == Tag::Button, |t| t.is_table_boundary())
+                    if let Some(k) = self.find_open(|t| t == Tag::Button, |t| t.is_table_boundary())
                     {
                         self.pop_to(k);
                     }
@@ -776,7 +780,11 @@ impl Builder {
             next_sibling: NONE,
             start: attr_start,
             end: self.dom.attrs.len() as u32,
-            name_hash: if tag == Tag::Other { hash_name(name) } else { 0 },
+            name_hash: if tag == Tag::Other {
+                hash_name(name)
+            } else {
+                0
+            },
         });
         let void = tag.is_void()
             || (self_closing && (self.foreign > 0 || tag == Tag::Svg || tag == Tag::Math));
@@ -801,7 +809,12 @@ impl Builder {
             return;
         }
         let mut tag = tag_of(name);
-        if self.foreign > 0 && !matches!(tag, Tag::Svg | Tag::Math | Tag::Annotation | Tag::AnnotationXml) {
+        if self.foreign > 0
+            && !matches!(
+                tag,
+                Tag::Svg | Tag::Math | Tag::Annotation | Tag::AnnotationXml
+            )
+        {
             tag = Tag::Other;
         }
         match tag {
@@ -838,7 +851,8 @@ impl Builder {
                 }
             }
             t => {
-                let own_boundary = t.is_table_boundary() || matches!(t, Tag::Tr | Tag::Tbody | Tag::Thead | Tag::Tfoot);
+                let own_boundary = t.is_table_boundary()
+                    || matches!(t, Tag::Tr | Tag::Tbody | Tag::Thead | Tag::Tfoot);
                 if let Some(k) = self.find_open(
                     |x| x == t,
                     |x| !own_boundary && x.is_table_boundary() || x == Tag::Document,
@@ -849,7 +863,11 @@ impl Builder {
         }
     }
 
-    fn find_open_node(&self, want: impl Fn(&Node) -> bool, stop: impl Fn(Tag) -> bool) -> Option<usize> {
+    fn find_open_node(
+        &self,
+        want: impl Fn(&Node) -> bool,
+        stop: impl Fn(Tag) -> bool,
+    ) -> Option<usize> {
         for (k, &n) in self.stack.iter().enumerate().rev().take(SCOPE_SCAN) {
             let node = &self.dom.nodes[n as usize];
             if want(node) {
@@ -941,7 +959,11 @@ impl Builder {
         }
         let mut buf = [0u8; 32];
         let long = j - s > 32;
-        let name_bytes = if long { &b[s..s] } else { lower(&b[s..j], &mut buf) };
+        let name_bytes = if long {
+            &b[s..s]
+        } else {
+            lower(&b[s..j], &mut buf)
+        };
         let name: Vec<u8>;
         let name_ref: &[u8] = if long {
             name = b[s..j].to_ascii_lowercase();
@@ -1056,8 +1078,7 @@ fn find_end_tag(b: &[u8], from: usize, name: &[u8]) -> usize {
         if b.get(q + 1) == Some(&b'/')
             && b.len() >= q + 2 + name.len()
             && b[q + 2..q + 2 + name.len()].eq_ignore_ascii_case(name)
-            && b
-                .get(q + 2 + name.len())
+            && b.get(q + 2 + name.len())
                 .is_none_or(|&c| is_ws(c) || c == b'>' || c == b'/')
         {
             return q;
@@ -1128,7 +1149,9 @@ fn char_ref(b: &[u8], in_attr: bool) -> (Option<Ref>, usize) {
                 (c @ b'A'..=b'F', true) => (c - b'A' + 10) as u32,
                 _ => break,
             };
-            v = v.saturating_mul(if hex { 16 } else { 10 }).saturating_add(d);
+            v = v
+                .saturating_mul(if hex { 16 } else { 10 })
+                .saturating_add(d);
             j += 1;
         }
         if j == ds {
@@ -1159,7 +1182,10 @@ fn char_ref(b: &[u8], in_attr: bool) -> (Option<Ref>, usize) {
     // Legacy names without ';': the longest prefix that is one.
     for e in (3..=j.min(7)).rev() {
         if let Some(s) = lookup_entity(&b[1..e]) {
-            if in_attr && b.get(e).is_some_and(|c| c.is_ascii_alphanumeric() || *c == b'=') {
+            if in_attr
+                && b.get(e)
+                    .is_some_and(|c| c.is_ascii_alphanumeric() || *c == b'=')
+            {
                 return (None, 1);
             }
             return (Some(Ref::Str(s)), e);
@@ -1217,13 +1243,19 @@ mod tests {
             "<table><tr><td>a</td><td>b</td></tr><tr><td>c</td></tr></table>"
         );
         assert_eq!(parse("<p>a<div>b</div>"), "<p>a</p><div>b</div>");
-        assert_eq!(parse("<dl><dt>a<dd>b<dt>c</dl>"), "<dl><dt>a</dt><dd>b</dd><dt>c</dt></dl>");
+        assert_eq!(
+            parse("<dl><dt>a<dd>b<dt>c</dl>"),
+            "<dl><dt>a</dt><dd>b</dd><dt>c</dt></dl>"
+        );
         assert_eq!(parse("<h1>a<h2>b</h2>"), "<h1>a</h1><h2>b</h2>");
     }
 
     #[test]
     fn stray_inline_end_tag_does_not_close_a_block() {
-        assert_eq!(parse("<div><b>a<p>b</b>c</p></div>"), "<div><b>a<p>bc</p></b></div>");
+        assert_eq!(
+            parse("<div><b>a<p>b</b>c</p></div>"),
+            "<div><b>a<p>bc</p></b></div>"
+        );
         assert_eq!(parse("<div>a</span>b</div>"), "<div>ab</div>");
     }
 
@@ -1233,9 +1265,15 @@ mod tests {
             parse("<title>a &amp; <b></title><script>if (a<b) {}</script>x<!-- c -->y"),
             "<title>a & <b></title><script></script>xy"
         );
-        assert_eq!(parse("<p>&lt;&gt;&#65;&#x42;&copy&notit;&#150;"), "<p><>AB©¬it;–</p>");
+        assert_eq!(
+            parse("<p>&lt;&gt;&#65;&#x42;&copy&notit;&#150;"),
+            "<p><>AB©¬it;–</p>"
+        );
         assert_eq!(parse("<p>&bogus; & &amp"), "<p>&bogus; & &</p>");
-        let d = Dom::parse("<a href=\"?a=1&copy=2\" class=x&amp;y>t</a>", &Limits::default());
+        let d = Dom::parse(
+            "<a href=\"?a=1&copy=2\" class=x&amp;y>t</a>",
+            &Limits::default(),
+        );
         assert_eq!(d.attr(1, AttrKey::Href), Some("?a=1&copy=2"));
         assert_eq!(d.attr(1, AttrKey::Class), Some("x&y"));
         assert_eq!(
@@ -1250,7 +1288,10 @@ mod tests {
             parse("<p>a<svg><path/><title>t</title></svg>b</p>"),
             "<p>a<svg><other></other><other>t</other></svg>b</p>"
         );
-        assert_eq!(parse("<svg><g><p>x</p>"), "<svg><other></other></svg><p>x</p>");
+        assert_eq!(
+            parse("<svg><g><p>x</p>"),
+            "<svg><other></other></svg><p>x</p>"
+        );
     }
 
     #[test]
@@ -1273,9 +1314,27 @@ mod tests {
     #[test]
     fn broken_markup_does_not_panic() {
         for s in [
-            "<", "</", "<!", "<!-", "<!--", "<a", "<a b", "<a b=", "<a b='", "&", "&#", "&#x",
-            "&#xffffffffff;", "<![CDATA[", "<?", "</a", "<a\u{e9}b>\u{e9}", "<script>",
-            "<title>x", "<p =a>", "<table><td>",
+            "<",
+            "</",
+            "<!",
+            "<!-",
+            "<!--",
+            "<a",
+            "<a b",
+            "<a b=",
+            "<a b='",
+            "&",
+            "&#",
+            "&#x",
+            "&#xffffffffff;",
+            "<![CDATA[",
+            "<?",
+            "</a",
+            "<a\u{e9}b>\u{e9}",
+            "<script>",
+            "<title>x",
+            "<p =a>",
+            "<table><td>",
         ] {
             let _ = parse(s);
         }

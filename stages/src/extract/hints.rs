@@ -184,8 +184,9 @@ fn word_hint(w: &str, first: bool) -> Option<Boiler> {
         "comment" | "comments" | "commentlist" | "disqus" | "respond" | "replies" => Comments,
         "share" | "sharing" | "social" | "sharedaddy" | "addthis" | "shariff" | "socials"
         | "sociallinks" => Share,
-        "cookie" | "cookies" | "consent" | "gdpr" | "cookiebar" | "modal" | "popup"
-        | "overlay" => Cookie,
+        "cookie" | "cookies" | "consent" | "gdpr" | "cookiebar" | "modal" | "popup" | "overlay" => {
+            Cookie
+        }
         "ad" | "ads" | "advert" | "adverts" | "advertisement" | "advertising" | "adsense"
         | "adslot" | "adunit" | "sponsor" | "sponsored" | "promo" | "taboola" | "outbrain"
         | "banner" | "banners" => Ads,
@@ -204,8 +205,7 @@ fn word_hint(w: &str, first: bool) -> Option<Boiler> {
                 Some(Nav)
             } else if w.contains("footer") {
                 Some(Footer)
-            } else if w.starts_with("share") || w.contains("sharing") || w.starts_with("social")
-            {
+            } else if w.starts_with("share") || w.contains("sharing") || w.starts_with("social") {
                 Some(Share)
             } else if w.starts_with("advert") {
                 Some(Ads)
@@ -277,7 +277,9 @@ mod tests {
     #[test]
     fn words_and_hints() {
         let mut w = vec![];
-        for_words("site-Header mainNav  commentList_2", |s| w.push(s.to_string()));
+        for_words("site-Header mainNav  commentList_2", |s| {
+            w.push(s.to_string())
+        });
         assert_eq!(w, ["site", "header", "main", "nav", "comment", "list", "2"]);
         assert_eq!(class_hint("site-header"), Some(Boiler::Header));
         assert_eq!(class_hint("entry-header"), None);

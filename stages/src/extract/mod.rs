@@ -222,7 +222,11 @@ impl Stage for ExtractStage {
     fn signals(&self) -> Vec<SignalSpec> {
         let s = &self.sig;
         vec![
-            SignalSpec::new(s.chars.clone(), SignalType::I64, "characters of extracted text"),
+            SignalSpec::new(
+                s.chars.clone(),
+                SignalType::I64,
+                "characters of extracted text",
+            ),
             SignalSpec::new(
                 s.link_density.clone(),
                 SignalType::F32,
@@ -233,15 +237,33 @@ impl Stage for ExtractStage {
                 SignalType::F32,
                 "visible text of the chosen content / visible text of the page",
             ),
-            SignalSpec::new(s.nodes.clone(), SignalType::I64, "parsed nodes (elements and text runs)"),
+            SignalSpec::new(
+                s.nodes.clone(),
+                SignalType::I64,
+                "parsed nodes (elements and text runs)",
+            ),
             SignalSpec::new(s.depth.clone(), SignalType::I64, "deepest element nesting"),
-            SignalSpec::new(s.code_blocks.clone(), SignalType::I64, "code blocks (<pre>) kept"),
-            SignalSpec::new(s.math.clone(), SignalType::I64, "math expressions kept as TeX"),
+            SignalSpec::new(
+                s.code_blocks.clone(),
+                SignalType::I64,
+                "code blocks (<pre>) kept",
+            ),
+            SignalSpec::new(
+                s.math.clone(),
+                SignalType::I64,
+                "math expressions kept as TeX",
+            ),
         ]
     }
 
     fn reasons(&self) -> Vec<&'static str> {
-        vec!["too_large", "too_many_nodes", "too_deep", "timeout", "empty"]
+        vec![
+            "too_large",
+            "too_many_nodes",
+            "too_deep",
+            "timeout",
+            "empty",
+        ]
     }
 
     fn process(&self, doc: &mut Document) -> Outcome {
@@ -268,7 +290,8 @@ impl Stage for ExtractStage {
             .set_f64(s.content_frac.clone(), ratio(e.content_chars, e.page_chars));
         doc.signals.set_i64(s.nodes.clone(), r.nodes as i64);
         doc.signals.set_i64(s.depth.clone(), r.depth as i64);
-        doc.signals.set_i64(s.code_blocks.clone(), e.code_blocks as i64);
+        doc.signals
+            .set_i64(s.code_blocks.clone(), e.code_blocks as i64);
         doc.signals.set_i64(s.math.clone(), e.math as i64);
         if !e.title.is_empty() {
             doc.metadata.insert("title".into(), e.title);

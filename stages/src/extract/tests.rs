@@ -101,7 +101,10 @@ fn keeps_the_article_and_drops_boilerplate() {
     // Headings, paragraphs and list items are lines of their own.
     let lines: Vec<&str> = t.lines().collect();
     assert!(lines.contains(&"The main loop"), "{lines:?}");
-    assert!(lines.contains(&"unquoted values end at white space"), "{lines:?}");
+    assert!(
+        lines.contains(&"unquoted values end at white space"),
+        "{lines:?}"
+    );
 }
 
 #[test]
@@ -110,7 +113,10 @@ fn keeps_code_blocks_verbatim() {
     let code = "fn main() {\n    for token in tokens {\n        if token.is_tag() {\n            handle(token);\n        }\n    }\n}";
     assert!(t.contains(code), "code block lost its layout:\n{t}");
     // The code is a block of its own: the line before it is the paragraph.
-    assert!(t.contains("kind of token starts there:\nfn main() {"), "{t}");
+    assert!(
+        t.contains("kind of token starts there:\nfn main() {"),
+        "{t}"
+    );
     let r = extractor("").extract(BLOG).unwrap();
     assert_eq!(r.extraction.code_blocks, 1);
 }
@@ -118,12 +124,19 @@ fn keeps_code_blocks_verbatim() {
 #[test]
 fn tables_are_rows_of_cells() {
     let t = text(BLOG);
-    assert!(t.contains("State\tNext\ndata\ttag open\ntag open\ttag name"), "{t}");
+    assert!(
+        t.contains("State\tNext\ndata\ttag open\ntag open\ttag name"),
+        "{t}"
+    );
 }
 
 #[test]
 fn comments_can_be_kept() {
-    let t = extractor("keep = [\"comments\"]").extract(BLOG).unwrap().extraction.text;
+    let t = extractor("keep = [\"comments\"]")
+        .extract(BLOG)
+        .unwrap()
+        .extraction
+        .text;
     assert!(t.contains("Great post"), "{t}");
     assert!(!t.contains("Share on Twitter"), "{t}");
 }
@@ -134,7 +147,11 @@ fn markdown_markers_are_an_option() {
     assert!(!plain.contains("## "), "{plain}");
     assert!(!plain.contains("**"), "{plain}");
     assert!(!plain.contains("```"), "{plain}");
-    let md = extractor("markdown = true").extract(BLOG).unwrap().extraction.text;
+    let md = extractor("markdown = true")
+        .extract(BLOG)
+        .unwrap()
+        .extraction
+        .text;
     assert!(md.contains("## The main loop"), "{md}");
     assert!(md.contains("**HTML**"), "{md}");
     assert!(md.contains("```\nfn main() {"), "{md}");
@@ -159,7 +176,10 @@ fn keeps_math_as_tex() {
     let r = extractor("").extract(MATH).unwrap();
     let t = r.extraction.text;
     assert!(t.contains(r"is $e^{i\pi} + 1 = 0$, and it"), "{t}");
-    assert!(t.contains("\n$$\\sum_{n=0}^\\infty \\frac{x^n}{n!} = e^x$$\n"), "{t}");
+    assert!(
+        t.contains("\n$$\\sum_{n=0}^\\infty \\frac{x^n}{n!} = e^x$$\n"),
+        "{t}"
+    );
     assert!(t.contains("KaTeX renders $a+b$ inline"), "{t}");
     assert!(t.contains("$$\\sqrt{2}$$"), "{t}");
     assert!(t.contains("images: $x^2$ and"), "{t}");
@@ -176,7 +196,11 @@ fn stage_sets_text_signals_and_title() {
     d.html = Some(BLOG.to_string());
     assert_eq!(s.process(&mut d), Outcome::Keep);
     assert!(d.html.is_none());
-    assert!(d.text().starts_with("Parsing HTML by hand\n"), "{}", d.text());
+    assert!(
+        d.text().starts_with("Parsing HTML by hand\n"),
+        "{}",
+        d.text()
+    );
     assert_eq!(
         d.metadata.get("title").map(String::as_str),
         Some("Parsing HTML by hand | Example Blog")
@@ -200,7 +224,8 @@ fn stage_sets_text_signals_and_title() {
     assert!(t.signals.is_empty());
     // A page with nothing to say is dropped as empty.
     let mut e = Document::new("e", "");
-    e.html = Some("<html><body><nav><a href=/>Home</a></nav><script>x()</script></body></html>".into());
+    e.html =
+        Some("<html><body><nav><a href=/>Home</a></nav><script>x()</script></body></html>".into());
     assert_eq!(s.process(&mut e), Outcome::Drop("empty"));
 }
 
@@ -253,7 +278,10 @@ fn ten_megabyte_page_is_bounded() {
     let t = Instant::now();
     let r = extractor("").extract(&page).unwrap();
     assert!(r.extraction.text.len() > 5 << 20);
-    assert!(r.extraction.text.starts_with("Paragraph text with a link and & some entities é inside it.\n"));
+    assert!(r
+        .extraction
+        .text
+        .starts_with("Paragraph text with a link and & some entities é inside it.\n"));
     assert!(t.elapsed() < Duration::from_secs(20), "{:?}", t.elapsed());
     assert_eq!(
         extractor("max_html_bytes = 1000000").extract(&page).err(),
@@ -281,13 +309,61 @@ fn stage_counts_drops_by_reason() {
 
 /// Fragments that random pages are built from: tags of every kind, broken ones included.
 const PIECES: &[&str] = &[
-    "<div>", "</div>", "<p>", "</p>", "<li>", "<ul>", "</ul>", "<table>", "<tr>", "<td>",
-    "</table>", "<pre>", "</pre>", "<script>", "</script>", "<style>", "<!--", "-->", "<b>",
-    "</b>", "<a href=x>", "</a>", "<math>", "<annotation encoding=\"application/x-tex\">",
-    "</math>", "<svg>", "</svg>", "<title>", "&amp;", "&#x1F600;", "&", "<", ">", "text ",
-    "\u{e9}t\u{e9} ", "<br>", "<nav>", "<h1>", "</h1>", "<![CDATA[", "]]>", "<img alt=x>",
-    "<div class=\"comment\">", "<select><option>", "<textarea>", "</", "<!DOCTYPE html>",
-    "<plaintext>", "\"", "'", "=", " ", "\n", "\t", "<p style=\"display:none\">",
+    "<div>",
+    "</div>",
+    "<p>",
+    "</p>",
+    "<li>",
+    "<ul>",
+    "</ul>",
+    "<table>",
+    "<tr>",
+    "<td>",
+    "</table>",
+    "<pre>",
+    "</pre>",
+    "<script>",
+    "</script>",
+    "<style>",
+    "<!--",
+    "-->",
+    "<b>",
+    "</b>",
+    "<a href=x>",
+    "</a>",
+    "<math>",
+    "<annotation encoding=\"application/x-tex\">",
+    "</math>",
+    "<svg>",
+    "</svg>",
+    "<title>",
+    "&amp;",
+    "&#x1F600;",
+    "&",
+    "<",
+    ">",
+    "text ",
+    "\u{e9}t\u{e9} ",
+    "<br>",
+    "<nav>",
+    "<h1>",
+    "</h1>",
+    "<![CDATA[",
+    "]]>",
+    "<img alt=x>",
+    "<div class=\"comment\">",
+    "<select><option>",
+    "<textarea>",
+    "</",
+    "<!DOCTYPE html>",
+    "<plaintext>",
+    "\"",
+    "'",
+    "=",
+    " ",
+    "\n",
+    "\t",
+    "<p style=\"display:none\">",
 ];
 
 proptest! {
