@@ -711,10 +711,8 @@ impl Builder {
                 self.close_p();
             }
             match tag {
-                t if t.is_heading() => {
-                    if self.tag_at(self.current()).is_heading() {
-                        self.pop_to(self.stack.len() - 1);
-                    }
+                t if t.is_heading() && self.tag_at(self.current()).is_heading() => {
+                    self.pop_to(self.stack.len() - 1);
                 }
                 Tag::Li => {
                     if let Some(k) = self.find_open(|t| t == Tag::Li, Tag::stops_list_close) {
@@ -750,10 +748,8 @@ impl Builder {
                         self.pop_to(k);
                     }
                 }
-                Tag::Option | Tag::Optgroup => {
-                    if self.tag_at(self.current()) == Tag::Option {
-                        self.pop_to(self.stack.len() - 1);
-                    }
+                Tag::Option | Tag::Optgroup if self.tag_at(self.current()) == Tag::Option => {
+                    self.pop_to(self.stack.len() - 1);
                 }
                 Tag::Button => {
                     if let Some(k) = self.find_open(|t| t == Tag::Button, |t| t.is_table_boundary())

@@ -141,12 +141,8 @@ pub fn class_hint(value: &str) -> Option<Boiler> {
             }
             match word_hint(w, first) {
                 Some(Boiler::Header) => item_header = true,
-                Some(b) => {
-                    if item_found.is_none() {
-                        item_found = Some(b);
-                    }
-                }
-                None => {}
+                Some(b) if item_found.is_none() => item_found = Some(b),
+                _ => {}
             }
             first = false;
         });
