@@ -264,7 +264,10 @@ pub fn extract(dom: &Dom, opts: &Options) -> Extraction {
         {
             continue;
         }
-        let kind = boiler_kind(dom, i as u32, node, flags[i]);
+        // Site headers and menus are made of short links: one holding a prose block is an
+        // article's lead or a tab panel of content.
+        let kind = boiler_kind(dom, i as u32, node, flags[i])
+            .filter(|&k| !(matches!(k, Boiler::Header | Boiler::Nav) && prose[i] > 0));
         if let Some(k) = kind {
             if opts.drop & k.bit() != 0 && !holds_most(i) {
                 flags[i] |= REMOVED;
