@@ -70,6 +70,11 @@ const BLOCK_COST: f32 = 20.0;
 /// The share of the page's prose that an article-body container must hold to be the content.
 const BODY_PROSE_SHARE: f32 = 0.6;
 
+/// How many ancestor levels of the chosen element are searched for sibling content, and the
+/// share of the chosen element's score a sibling must reach.
+const SIBLING_LEVELS: usize = 5;
+const SIBLING_SHARE: f32 = 0.02;
+
 const REMOVED: u8 = 1;
 const LINK: u8 = 2;
 const PRE: u8 = 4;
@@ -351,9 +356,35 @@ pub fn extract(dom: &Dom, opts: &Options) -> Extraction {
             root = body as usize;
         }
     }
-    prune_link_lists(dom, root, &mut flags, &chars, &link);
-    ex.content_chars = chars[root] as usize;
-    ex.content_link_chars = link[root] as usize;
+    // Content split over siblings (a lead in its own box, the body continued after an
+    // inline ad, a layout that puts each section in its own column): siblings of the chosen
+    // element and of its nearest ancestors that hold prose and score positively join it, in
+    // document order; their negative-scoring neighbours (menus, link boxes) stay out.
+    let mut parts = vec![root];
+    let mut a = root;
+    for _ in 0..SIBLING_LEVELS {
+        if a == 0 || nodes[a].parent == NONE || nodes[a].parent == 0 {
+            break;
+        }
+        let p = nodes[a].parent;
+        for c in dom.children(p).map(|c| c as usize) {
+            if c != a
+                && flags[c] & REMOVED == 0
+                && nodes[c].tag != Tag::Text
+                && prose[c] > 0
+                && score[c] > SIBLING_SHARE * score[root]
+            {
+                parts.push(c);
+            }
+        }
+        a = p as usize;
+    }
+    parts.sort_unstable();
+    for &r in &parts {
+        prune_link_lists(dom, r, &mut flags, &chars, &link);
+    }
+    ex.content_chars = parts.iter().map(|&r| chars[r] as usize).sum();
+    ex.content_link_chars = parts.iter().map(|&r| link[r] as usize).sum();
 
     let mut out = Out::new(opts.markdown);
     // The headline: the last <h1> before the content, when the content does not hold one.
@@ -372,7 +403,10 @@ pub fn extract(dom: &Dom, opts: &Options) -> Extraction {
             }
         }
     }
-    render(dom, root as u32, &flags, opts, &mut out, &mut ex);
+    for &r in &parts {
+        render(dom, r as u32, &flags, opts, &mut out, &mut ex);
+        out.block();
+    }
     ex.text = out.finish();
     ex
 }
