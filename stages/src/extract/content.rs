@@ -448,8 +448,10 @@ fn prune_link_lists(dom: &Dom, root: usize, flags: &mut [u8], chars: &[u32], lin
 /// Whether the text of a block ends with a colon (a lead-in such as "See also:").
 fn ends_with_colon(dom: &Dom, i: usize) -> bool {
     let end = dom.subtree_end(i as u32) as usize;
+    // Looks at the last few nodes only: a lead-in is short, and the scan stays bounded.
     (i..end)
         .rev()
+        .take(64)
         .map(|k| &dom.nodes[k])
         .filter(|n| n.tag == Tag::Text)
         .map(|n| dom.text_of(n).trim_end())
