@@ -80,6 +80,8 @@ const LINK: u8 = 2;
 const PRE: u8 = 4;
 const IN_ARTICLE: u8 = 8;
 const PROTECT: u8 = 16;
+/// Removed as a box that a heading introduces (related links, share bar, comments, ads).
+const BOXED: u8 = 32;
 
 /// Elements whose content is never text a reader sees.
 fn never_text(tag: Tag) -> bool {
@@ -276,6 +278,12 @@ pub fn extract(dom: &Dom, opts: &Options) -> Extraction {
         if let Some(k) = kind {
             if opts.drop & k.bit() != 0 && !holds_most(i) {
                 flags[i] |= REMOVED;
+                if matches!(
+                    k,
+                    Boiler::Related | Boiler::Share | Boiler::Comments | Boiler::Ads
+                ) {
+                    flags[i] |= BOXED;
+                }
                 ex.boilerplate_nodes += 1;
             }
         }
@@ -428,6 +436,13 @@ fn prune_link_lists(dom: &Dom, root: usize, flags: &mut [u8], chars: &[u32], lin
         }
         let prev = last_elem[p - root];
         last_elem[p - root] = i as u32;
+        // The heading of a box removed as boilerplate ("Related articles", "3 comments").
+        if flags[i] & BOXED != 0 && flags[p] & REMOVED == 0 && prev != NONE {
+            let pv = prev as usize;
+            if nodes[pv].tag.is_heading() {
+                flags[pv] |= REMOVED;
+            }
+        }
         if flags[i] & (REMOVED | PRE) != 0 || node.tag.is_inline() || chars[i] == 0 {
             continue;
         }
