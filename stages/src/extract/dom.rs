@@ -351,6 +351,9 @@ pub struct Limits {
     pub max_nodes: usize,
     /// Parsing stops at this instant.
     pub deadline: Option<Instant>,
+    /// Parse as a browser with scripting on (the default): `<noscript>` content is raw text.
+    /// Off, it is markup, as a reader without JavaScript sees it.
+    pub scripting: bool,
 }
 
 impl Default for Limits {
@@ -359,6 +362,7 @@ impl Default for Limits {
             max_depth: 1024,
             max_nodes: 1 << 20,
             deadline: None,
+            scripting: true,
         }
     }
 }
@@ -665,6 +669,9 @@ impl Builder {
             return None;
         }
         let mut tag = tag_of(name);
+        if tag == Tag::Noscript && !self.limits.scripting {
+            tag = Tag::Other;
+        }
         if self.foreign > 0 {
             if tag.breaks_foreign() {
                 // Pop out of foreign content.
@@ -805,6 +812,9 @@ impl Builder {
             return;
         }
         let mut tag = tag_of(name);
+        if tag == Tag::Noscript && !self.limits.scripting {
+            tag = Tag::Other;
+        }
         if self.foreign > 0
             && !matches!(
                 tag,

@@ -118,7 +118,7 @@ const CONTENT_WORDS: &[&str] = &[
 /// (`has-sidebar`, `no-comments`, `modal-enabled`, `is-sticky`): such a class is ignored.
 const STATE_WORDS: &[&str] = &[
     "has", "no", "with", "without", "enabled", "disabled", "active", "is", "open", "hide",
-    "hidden", "show", "toggle", "js", "mobile", "layout", "template",
+    "hidden", "show", "toggle", "js", "mobile", "layout", "template", "true", "false",
 ];
 
 /// What class and id words say. `None` when nothing matches. Each space-separated class is
@@ -288,6 +288,7 @@ mod tests {
         assert_eq!(class_hint("box article modal-enabled"), None);
         assert_eq!(class_hint("o-section o-section--has-ads"), None);
         assert_eq!(class_hint("elementor-widget-text-editor"), None);
+        assert_eq!(class_hint("clearfix subnav_true"), None);
         assert_eq!(class_hint("widget widget_text"), Some(Boiler::Sidebar));
         assert!(style_hides("color: red; DISPLAY : none"));
         assert!(!style_hides("display:block"));

@@ -70,6 +70,18 @@ impl Default for ExtractConfig {
     }
 }
 
+/// Below this many characters of chosen content, a page with `<noscript>` is read again
+/// with scripting off.
+const NOSCRIPT_RETRY_CHARS: usize = 200;
+
+fn has_noscript(html: &str) -> bool {
+    let b = html.as_bytes();
+    memchr::memmem::find_iter(b, b"<").any(|i| {
+        b.get(i + 1..i + 9)
+            .is_some_and(|n| n.eq_ignore_ascii_case(b"noscript"))
+    })
+}
+
 /// Why a page yields no text.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum Failure {
@@ -149,8 +161,32 @@ impl Extractor {
             max_depth: self.cfg.max_depth as usize + 1,
             max_nodes: self.cfg.max_nodes as usize + 1,
             deadline,
+            scripting: true,
         };
-        let d = dom::Dom::parse(html, &limits);
+        let mut r = self.run(html, &limits, deadline)?;
+        // Pages that render their text with JavaScript often carry it in <noscript> too:
+        // when the scripted view has almost no content, read the page as a reader without
+        // JavaScript would, and keep that view if it holds more.
+        if r.extraction.content_chars < NOSCRIPT_RETRY_CHARS && has_noscript(html) {
+            let limits = dom::Limits {
+                scripting: false,
+                ..limits
+            };
+            let plain = self.run(html, &limits, deadline)?;
+            if plain.extraction.content_chars > r.extraction.content_chars {
+                r = plain;
+            }
+        }
+        Ok(r)
+    }
+
+    fn run(
+        &self,
+        html: &str,
+        limits: &dom::Limits,
+        deadline: Option<Instant>,
+    ) -> Result<PageResult, Failure> {
+        let d = dom::Dom::parse(html, limits);
         if d.status.timed_out {
             return Err(Failure::Timeout);
         }

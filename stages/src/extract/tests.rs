@@ -398,3 +398,22 @@ proptest! {
         let _ = extractor("").extract(&s);
     }
 }
+
+#[test]
+fn noscript_content_is_read_when_the_scripted_page_is_empty() {
+    let js_page = r#"<html><body><div id="app"></div><script>render()</script>
+<noscript><div class="post"><p>This article is rendered by JavaScript, and the server also sends it inside a noscript element for readers without it.</p></div></noscript></body></html>"#;
+    let t = text(js_page);
+    assert!(
+        t.starts_with("This article is rendered by JavaScript"),
+        "{t:?}"
+    );
+    // A page with content of its own ignores its <noscript> notices.
+    let page = BLOG.replace(
+        "<main>",
+        "<main><noscript><p>Please enable JavaScript to see the comments and the share buttons of this page.</p></noscript>",
+    );
+    let t = text(&page);
+    assert!(!t.contains("Please enable JavaScript"), "{t}");
+    assert!(t.contains("Writing a tokenizer"), "{t}");
+}
