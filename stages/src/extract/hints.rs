@@ -128,6 +128,8 @@ pub fn class_hint(value: &str) -> Option<Boiler> {
     let mut header = false;
     let mut content = false;
     for item in value.split_ascii_whitespace() {
+        // A BEM modifier (`block__element--modifier`) names a variant, not the job.
+        let item = item.split("--").next().unwrap_or(item);
         let mut state = false;
         let mut item_found: Option<Boiler> = None;
         let mut item_header = false;
@@ -289,6 +291,8 @@ mod tests {
         assert_eq!(class_hint("o-section o-section--has-ads"), None);
         assert_eq!(class_hint("elementor-widget-text-editor"), None);
         assert_eq!(class_hint("clearfix subnav_true"), None);
+        assert_eq!(class_hint("TestReport__Section--Ads"), None);
+        assert_eq!(class_hint("c-nav--main"), Some(Boiler::Nav));
         assert_eq!(class_hint("widget widget_text"), Some(Boiler::Sidebar));
         assert!(style_hides("color: red; DISPLAY : none"));
         assert!(!style_hides("display:block"));
