@@ -5,6 +5,7 @@
 
 pub mod check;
 pub mod classify;
+pub mod extract;
 pub mod inspect;
 pub mod run;
 pub mod slurm;
@@ -48,6 +49,8 @@ pub struct PipelineArgs {
 pub enum Command {
     /// Run a pipeline (all phases, or this worker's share with --task/--tasks).
     Run(run::RunArgs),
+    /// Extract the main content of HTML pages (a WARC or a folder) to JSON lines {id, url, text}.
+    Extract(extract::ExtractArgs),
     /// Validate a pipeline and print its plan (stages, phases, partitions, outputs).
     Check(check::CheckArgs),
     /// Print the merged stats of a run's output.
@@ -90,6 +93,7 @@ pub fn dispatch(cli: Cli) -> Result<(), CliError> {
     match cli.command {
         Command::Run(a) => run::run(a),
         Command::Check(a) => check::run(a),
+        Command::Extract(a) => extract::run(a),
         Command::Stats(a) => stats::run(a),
         Command::Inspect(a) => inspect::run(a),
         Command::Slurm(a) => slurm::run(a),

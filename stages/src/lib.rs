@@ -36,6 +36,7 @@ pub mod config;
 pub mod dedup;
 pub mod document;
 pub mod error;
+pub mod extract;
 pub mod filter;
 pub mod mix;
 pub mod read;

@@ -29,6 +29,7 @@ pub static REGISTRY: &[&StageDef] = &[
     &crate::dedup::lines::DEF,
     &crate::dedup::minhash::DEF,
     &crate::dedup::url::DEF,
+    &crate::extract::DEF,
     &crate::filter::length::DEF,
     &crate::mix::decontam::DEF,
     &crate::tokenize::count::DEF,

@@ -8,6 +8,7 @@ mod classify;
 mod common;
 mod config;
 mod dedup;
+mod extract;
 mod faults;
 mod onnx;
 mod report;

@@ -1,0 +1,130 @@
+//! HTML main-content extraction of the pages of ../shared/data/warc/trafilatura-eval-pages.warc.gz
+//! (1,033 real pages, 150 MB of HTML), one thread, side by side with trafilatura (default and
+//! fast) and resiliparse measured on the same pages in the same run.
+//!
+//! Run: cargo bench -p curate-benches --bench extract
+//! Env: EXTRACT_BENCH_FILE (another WARC), EXTRACT_BENCH_REPS (default 5), EXTRACT_BENCH_PEERS
+//! (comma list, default `trafilatura,trafilatura_fast,resiliparse`; empty: none), CURATE_PEERS.
+//! Pages are decoded and held in memory before timing, for curate and the peers alike, so the
+//! figures are the extractors' alone. CPU time of the working thread is the steadier measure of
+//! the per-core cost on a shared machine; wall time is printed too.
+
+use std::sync::Arc;
+
+use curate_benches::{peer_python, repo_root, report, run_peer, shared_dir};
+use stages::extract::{ExtractConfig, Extractor};
+use stages::read::{read_docs, Format, ReadEvent, ReadOptions};
+
+fn main() {
+    let Some(shared) = shared_dir() else {
+        eprintln!("skipped: ../shared not found");
+        return;
+    };
+    let file = std::env::var("EXTRACT_BENCH_FILE")
+        .map(std::path::PathBuf::from)
+        .unwrap_or_else(|_| shared.join("data/warc/trafilatura-eval-pages.warc.gz"));
+    if !file.exists() {
+        eprintln!("skipped: {} not found", file.display());
+        return;
+    }
+    let reps: usize = std::env::var("EXTRACT_BENCH_REPS")
+        .ok()
+        .and_then(|s| s.parse().ok())
+        .unwrap_or(5);
+    let source: Arc<str> = Arc::from(file.to_string_lossy().as_ref());
+    let input = std::fs::File::open(&file).expect("open input");
+    let opts = ReadOptions {
+        max_record_bytes: usize::MAX,
+        ..ReadOptions::default()
+    };
+    let pages: Vec<String> = read_docs(Format::Warc, source, Box::new(input), 0, None, &opts)
+        .filter_map(|ev| match ev {
+            ReadEvent::Doc(d) => d.html,
+            ReadEvent::Skip { .. } => None,
+        })
+        .collect();
+    let bytes: usize = pages.iter().map(|p| p.len()).sum();
+    let ex = Extractor::new(ExtractConfig::default()).expect("default config");
+    let run = || {
+        let mut chars = 0usize;
+        let mut failed = 0usize;
+        for p in &pages {
+            match ex.extract(p) {
+                Ok(r) => chars += r.extraction.text.len(),
+                Err(_) => failed += 1,
+            }
+        }
+        (chars, failed)
+    };
+    let (chars, failed) = run();
+    let mut wall = f64::INFINITY;
+    let mut cpu = f64::INFINITY;
+    for _ in 0..reps {
+        let (t, c) = (std::time::Instant::now(), thread_cpu_seconds());
+        std::hint::black_box(run());
+        wall = wall.min(t.elapsed().as_secs_f64());
+        cpu = cpu.min(thread_cpu_seconds() - c);
+    }
+    println!(
+        "input: {}: {} pages, {:.1} MB of HTML; curate kept {:.1} MB of text, {failed} pages dropped",
+        file.display(),
+        pages.len(),
+        bytes as f64 / 1e6,
+        chars as f64 / 1e6
+    );
+
+    let wanted = std::env::var("EXTRACT_BENCH_PEERS")
+        .unwrap_or_else(|_| "trafilatura,trafilatura_fast,resiliparse".into());
+    let peer = if wanted.is_empty() {
+        None
+    } else {
+        peer_python("ext").and_then(|py| {
+            let script = repo_root().join("benches/peers/extract_peer.py");
+            run_peer(
+                &py,
+                &[script.to_str()?, file.to_str()?, "--extractors", &wanted],
+            )
+        })
+    };
+    let results = peer
+        .as_ref()
+        .and_then(|p| p["results"].as_object().cloned())
+        .unwrap_or_default();
+    if results.is_empty() {
+        eprintln!("peers skipped: ~/.cache/curate-peers/ext not found (or it failed)");
+    }
+    let peer_pages = peer.as_ref().and_then(|p| p["pages"].as_u64()).unwrap_or(0) as usize;
+    let peer_bytes = peer
+        .as_ref()
+        .and_then(|p| p["html_bytes"].as_u64())
+        .unwrap_or(0) as usize;
+    for (clock, secs, key) in [("CPU time", cpu, "cpu_s"), ("wall clock", wall, "wall_s")] {
+        println!("-- {clock}, one thread");
+        for (name, r) in &results {
+            let s = r[key].as_f64().unwrap_or(f64::NAN);
+            report(name, peer_pages, peer_bytes, s, None);
+        }
+        report("curate extract.html", pages.len(), bytes, secs, None);
+        for (name, r) in &results {
+            let s = r[key].as_f64().unwrap_or(f64::NAN);
+            report(
+                &format!("curate vs {name}"),
+                pages.len(),
+                bytes,
+                secs,
+                Some(peer_pages as f64 / s),
+            );
+        }
+    }
+}
+
+/// CPU seconds used by the calling thread.
+fn thread_cpu_seconds() -> f64 {
+    let mut ts = libc::timespec {
+        tv_sec: 0,
+        tv_nsec: 0,
+    };
+    // SAFETY: a valid clock id and a pointer to a live timespec.
+    unsafe { libc::clock_gettime(libc::CLOCK_THREAD_CPUTIME_ID, &mut ts) };
+    ts.tv_sec as f64 + ts.tv_nsec as f64 * 1e-9
+}

@@ -1,0 +1,934 @@
+//! Main-content selection over a parsed page, and its rendering to text.
+//!
+//! Four linear passes over the arena (parents precede children, so forward passes push flags
+//! down and reverse passes sum counts up; nothing recurses):
+//!
+//! 1. **Hard removal**: elements that never hold readable text (`script`, `style`, forms'
+//!    controls, embedded media, `head`) and hidden ones (`hidden`, `aria-hidden`, inline
+//!    `display:none`), plus the rendered copies of math that is kept as TeX.
+//! 2. **Boilerplate**: elements whose tag, ARIA role or class/id words name a kind of
+//!    boilerplate ([`super::hints`]) and whose kind the config drops, unless the element holds
+//!    most of the page's text (a wrapper `<div class="has-sidebar">` is not a sidebar) or holds
+//!    the declared main content (`<main>`, `role=main`, `itemprop=articleBody`).
+//! 3. **Scoring**: each block (the text whose nearest block-level ancestor is one element)
+//!    gets a value: its text that is not link text, minus a penalty for link text and a fixed
+//!    cost per block, so prose counts for and menus, link lists and crumbs count against.
+//!    Summed over subtrees, the element with the highest sum is the main content: the smallest
+//!    container that gathers the prose without the link clusters around it.
+//! 4. **Rendering**: the chosen element (and the page's headline when it sits just outside)
+//!    is written as lines: one per paragraph, heading, list item and table row (cells
+//!    tab-separated); `<pre>` keeps its line breaks and indentation; math becomes TeX.
+
+use super::dom::{AttrKey, Dom, Node, Tag, NONE};
+use super::hints::{class_hint, role_hint, style_hides, tag_hint, Boiler};
+
+/// Extraction settings (from the stage config).
+#[derive(Clone, Debug)]
+pub struct Options {
+    /// Boilerplate kinds to drop (bits of [`Boiler::bit`]).
+    pub drop: u16,
+    /// Write Markdown markers (`#` headings, `**` bold, `-` list items, code fences).
+    pub markdown: bool,
+    /// Prepend the page's headline (`<h1>`) when it lies outside the chosen content.
+    pub headline: bool,
+}
+
+impl Default for Options {
+    fn default() -> Self {
+        Options {
+            drop: Boiler::ALL.iter().fold(0, |m, b| m | b.bit()),
+            markdown: false,
+            headline: false,
+        }
+    }
+}
+
+/// What extraction produced.
+#[derive(Clone, Debug, Default)]
+pub struct Extraction {
+    pub text: String,
+    /// The `<title>`, whitespace-folded.
+    pub title: String,
+    /// Non-whitespace characters of the page's visible text, and of the chosen content.
+    pub page_chars: usize,
+    pub content_chars: usize,
+    /// Link text characters of the chosen content.
+    pub content_link_chars: usize,
+    /// `<pre>` blocks written.
+    pub code_blocks: usize,
+    /// Math expressions written as TeX.
+    pub math: usize,
+    /// Elements removed as boilerplate.
+    pub boilerplate_nodes: usize,
+}
+
+/// Inside the content, a block whose link text exceeds this share of its text is a link list.
+const LINK_LIST_DENSITY: f32 = 0.6;
+/// The fixed cost of one block in the content score (in characters): many tiny blocks (menus,
+/// crumbs) cost more than they bring.
+const BLOCK_COST: f32 = 20.0;
+/// The share of the page's prose that an article-body container must hold to be the content.
+const BODY_PROSE_SHARE: f32 = 0.6;
+
+/// How many ancestor levels of the chosen element are searched for sibling content, and the
+/// share of the chosen element's score a sibling must reach.
+const SIBLING_LEVELS: usize = 5;
+const SIBLING_SHARE: f32 = 0.02;
+
+const REMOVED: u8 = 1;
+const LINK: u8 = 2;
+const PRE: u8 = 4;
+const IN_ARTICLE: u8 = 8;
+const PROTECT: u8 = 16;
+/// Removed as a box that a heading introduces (related links, share bar, comments, ads).
+const BOXED: u8 = 32;
+
+/// Elements whose content is never text a reader sees.
+fn never_text(tag: Tag) -> bool {
+    use Tag::*;
+    matches!(
+        tag,
+        Head | Title
+            | Style
+            | Noscript
+            | Template
+            | Iframe
+            | Object
+            | Embed
+            | Applet
+            | Canvas
+            | Svg
+            | Select
+            | Option
+            | Optgroup
+            | Button
+            | Input
+            | Textarea
+            | Map
+            | Audio
+            | Video
+            | Source
+            | Track
+            | Link
+            | Meta
+            | Base
+            | Noembed
+            | Noframes
+            | Frameset
+            | Frame
+            | Param
+            | Keygen
+            | Rp
+    )
+}
+
+/// Rendered duplicates of math that is kept as TeX (MathJax output and previews, KaTeX HTML).
+fn is_math_rendering(class: &str) -> bool {
+    class.contains("MathJax") || class.contains("katex-html") || class.contains("MJX")
+}
+
+/// Non-whitespace characters of a string.
+fn visible_chars(s: &str) -> u32 {
+    let b = s.as_bytes();
+    if b.is_ascii() {
+        b.iter().filter(|c| !c.is_ascii_whitespace()).count() as u32
+    } else {
+        s.chars().filter(|c| !c.is_whitespace()).count() as u32
+    }
+}
+
+fn is_block(tag: Tag) -> bool {
+    !tag.is_inline() && !matches!(tag, Tag::Br | Tag::Img | Tag::Wbr | Tag::Math | Tag::Script)
+}
+
+/// Runs the four passes over `dom`.
+pub fn extract(dom: &Dom, opts: &Options) -> Extraction {
+    let nodes = &dom.nodes;
+    let n = nodes.len();
+    let mut ex = Extraction::default();
+    let mut flags = vec![0u8; n];
+    let mut title_node = NONE;
+
+    // Pass 1: hard removal, link / pre / article context.
+    for i in 1..n {
+        let node = &nodes[i];
+        let p = node.parent as usize;
+        let mut f = flags[p] & (REMOVED | LINK | PRE | IN_ARTICLE);
+        match node.tag {
+            Tag::Text => {}
+            tag => {
+                if tag == Tag::Title && title_node == NONE {
+                    title_node = i as u32;
+                }
+                let hidden = || {
+                    dom.attr(i as u32, AttrKey::Hidden).is_some()
+                        || dom
+                            .attr(i as u32, AttrKey::AriaHidden)
+                            .is_some_and(|v| v.trim().eq_ignore_ascii_case("true"))
+                        || dom.attr(i as u32, AttrKey::Style).is_some_and(style_hides)
+                        || dom
+                            .attr(i as u32, AttrKey::Class)
+                            .is_some_and(is_math_rendering)
+                };
+                let tex_script = tag == Tag::Script && node.first_child != NONE;
+                if (never_text(tag) || (tag == Tag::Script && !tex_script))
+                    || (node.start != node.end && hidden())
+                {
+                    f |= REMOVED;
+                }
+                match tag {
+                    Tag::A if dom.attr(i as u32, AttrKey::Href).is_some() => f |= LINK,
+                    Tag::Pre | Tag::Listing | Tag::Xmp | Tag::Plaintext => f |= PRE,
+                    Tag::Article | Tag::Main => f |= IN_ARTICLE,
+                    _ => {}
+                }
+            }
+        }
+        flags[i] = f;
+    }
+    if title_node != NONE {
+        let mut t = Out::new(false);
+        for c in dom.children(title_node) {
+            t.text(dom.text_of(&nodes[c as usize]));
+        }
+        ex.title = t.finish();
+    }
+
+    // Nearest block ancestor of each node.
+    let mut block = vec![0u32; n];
+    for i in 1..n {
+        let node = &nodes[i];
+        block[i] = if node.tag != Tag::Text && is_block(node.tag) {
+            i as u32
+        } else {
+            block[node.parent as usize]
+        };
+    }
+    // Text per subtree and per block before boilerplate removal: the guard that keeps a
+    // "boilerplate" element holding most of the page's prose (a layout wrapper with an
+    // unlucky class), and the protect marks of declared main content.
+    let mut chars = vec![0u32; n];
+    let mut own = vec![0u32; n];
+    let mut own_link = vec![0u32; n];
+    let mut prose = vec![0u32; n];
+    // Visible characters of each text node, counted once.
+    let mut tchars = vec![0u32; n];
+    for i in 1..n {
+        if flags[i] & REMOVED == 0 && nodes[i].tag == Tag::Text {
+            let c = visible_chars(dom.text_of(&nodes[i]));
+            tchars[i] = c;
+            chars[i] = c;
+            own[block[i] as usize] += c;
+            if flags[i] & LINK != 0 {
+                own_link[block[i] as usize] += c;
+            }
+        }
+    }
+    for i in (1..n).rev() {
+        if flags[i] & REMOVED != 0 {
+            continue;
+        }
+        let node = &nodes[i];
+        if node.tag != Tag::Text {
+            if is_prose(own[i], own_link[i]) {
+                prose[i] += own[i] - own_link[i];
+            }
+            if node.tag == Tag::Main
+                || dom
+                    .attr(i as u32, AttrKey::Role)
+                    .is_some_and(|r| r.trim().eq_ignore_ascii_case("main"))
+                || dom
+                    .attr(i as u32, AttrKey::Itemprop)
+                    .is_some_and(|r| r.contains("articleBody"))
+            {
+                flags[i] |= PROTECT;
+            }
+        }
+        let p = node.parent as usize;
+        chars[p] += chars[i];
+        prose[p] += prose[i];
+        flags[p] |= flags[i] & PROTECT;
+    }
+    ex.page_chars = chars[0] as usize;
+    let holds_most = |i: usize| {
+        if prose[0] > 0 {
+            prose[i] * 2 >= prose[0]
+        } else {
+            chars[i] as f64 >= 0.6 * chars[0] as f64
+        }
+    };
+
+    // Pass 2: boilerplate.
+    for i in 1..n {
+        let node = &nodes[i];
+        let p = node.parent as usize;
+        flags[i] |= flags[p] & REMOVED;
+        if flags[i] & REMOVED != 0 || node.tag == Tag::Text {
+            continue;
+        }
+        if matches!(node.tag, Tag::Html | Tag::Body | Tag::Main | Tag::Article)
+            || flags[i] & PROTECT != 0
+        {
+            continue;
+        }
+        // Site headers and menus are made of short links: one holding a prose block is an
+        // article's lead or a tab panel of content.
+        let kind = boiler_kind(dom, i as u32, node, flags[i])
+            .filter(|&k| !(matches!(k, Boiler::Header | Boiler::Nav) && prose[i] > 0));
+        if let Some(k) = kind {
+            if opts.drop & k.bit() != 0 && !holds_most(i) {
+                flags[i] |= REMOVED;
+                if matches!(
+                    k,
+                    Boiler::Related | Boiler::Share | Boiler::Comments | Boiler::Ads
+                ) {
+                    flags[i] |= BOXED;
+                }
+                ex.boilerplate_nodes += 1;
+            }
+        }
+    }
+
+    // Pass 3: block values and subtree scores, over what is left.
+    let mut link = vec![0u32; n];
+    let mut score = vec![0f32; n];
+    for v in [&mut chars, &mut own, &mut own_link] {
+        v.iter_mut().for_each(|c| *c = 0);
+    }
+    for i in 1..n {
+        if flags[i] & REMOVED == 0 && nodes[i].tag == Tag::Text {
+            let c = tchars[i];
+            let b = block[i] as usize;
+            own[b] += c;
+            chars[i] = c;
+            if flags[i] & LINK != 0 {
+                own_link[b] += c;
+                link[i] = c;
+            }
+        }
+    }
+    for i in (1..n).rev() {
+        if flags[i] & REMOVED != 0 {
+            continue;
+        }
+        prose[i] = 0;
+        if own[i] > 0 {
+            score[i] += block_value(own[i], own_link[i]);
+            if is_prose(own[i], own_link[i]) {
+                prose[i] = own[i] - own_link[i];
+            }
+        }
+        let p = nodes[i].parent as usize;
+        score[p] += score[i];
+        chars[p] += chars[i];
+        link[p] += link[i];
+    }
+    // prose[] is only summed once all children are in: add children to parents afterwards.
+    prose[0] = 0;
+    for i in (1..n).rev() {
+        if flags[i] & REMOVED == 0 {
+            let p = nodes[i].parent as usize;
+            prose[p] += prose[i];
+        }
+    }
+
+    // Choose the main content: the best-scoring element.
+    let mut root = 0usize;
+    let mut best = f32::MIN;
+    for i in 1..n {
+        if flags[i] & REMOVED == 0 && nodes[i].tag != Tag::Text && score[i] > best {
+            best = score[i];
+            root = i;
+        }
+    }
+    if best <= 0.0 {
+        root = 0;
+    }
+    // A container that names itself the article body (`entry-content`, `article-body`,
+    // `itemprop=articleBody`) and holds most of the prose is the content, whether it lies
+    // inside the best-scoring element (which then also held boilerplate) or around it.
+    if root != 0 {
+        let total = prose[0];
+        let mut body = NONE;
+        for i in 1..n {
+            if flags[i] & REMOVED == 0
+                && nodes[i].tag != Tag::Text
+                && total > 0
+                && (prose[i] as f32) >= BODY_PROSE_SHARE * total as f32
+                && names_body(dom, i as u32)
+            {
+                body = i as u32; // the deepest such container wins (later in document order)
+            }
+        }
+        if body != NONE {
+            root = body as usize;
+        }
+    }
+    // Content split over siblings (a lead in its own box, the body continued after an
+    // inline ad, a layout that puts each section in its own column): siblings of the chosen
+    // element and of its nearest ancestors that hold prose and score positively join it, in
+    // document order; their negative-scoring neighbours (menus, link boxes) stay out.
+    let mut parts = vec![root];
+    let mut a = root;
+    for _ in 0..SIBLING_LEVELS {
+        if a == 0 || nodes[a].parent == NONE || nodes[a].parent == 0 {
+            break;
+        }
+        let p = nodes[a].parent;
+        for c in dom.children(p).map(|c| c as usize) {
+            if c != a
+                && flags[c] & REMOVED == 0
+                && nodes[c].tag != Tag::Text
+                && prose[c] > 0
+                && score[c] > SIBLING_SHARE * score[root]
+            {
+                parts.push(c);
+            }
+        }
+        a = p as usize;
+    }
+    parts.sort_unstable();
+    for &r in &parts {
+        prune_link_lists(dom, r, &mut flags, &chars, &link);
+    }
+    ex.content_chars = parts.iter().map(|&r| chars[r] as usize).sum();
+    ex.content_link_chars = parts.iter().map(|&r| link[r] as usize).sum();
+
+    let mut out = Out::new(opts.markdown);
+    // The headline: the last <h1> before the content, when the content does not hold one.
+    if opts.headline && root != 0 {
+        let end = dom.subtree_end(root as u32) as usize;
+        let inside = (root..end).any(|i| nodes[i].tag == Tag::H1 && flags[i] & REMOVED == 0);
+        if !inside {
+            if let Some(h) = (1..root).rev().find(|&i| {
+                nodes[i].tag == Tag::H1
+                    && flags[i] & REMOVED == 0
+                    && chars[i] >= 3
+                    && link[i] * 2 < chars[i]
+            }) {
+                render(dom, h as u32, &flags, opts, &mut out, &mut ex);
+                out.block();
+            }
+        }
+    }
+    for &r in &parts {
+        render(dom, r as u32, &flags, opts, &mut out, &mut ex);
+        out.block();
+    }
+    ex.text = out.finish();
+    ex
+}
+
+/// Inside the chosen content, drops link lists (teasers, "related" boxes, tag lists: blocks
+/// whose text is mostly link text) and the short lead-in just before one ("Read more:", a
+/// heading over the list).
+fn prune_link_lists(dom: &Dom, root: usize, flags: &mut [u8], chars: &[u32], link: &[u32]) {
+    let nodes = &dom.nodes;
+    let end = dom.subtree_end(root as u32) as usize;
+    // The previous element sibling of each node, found in document order.
+    let mut last_elem = vec![NONE; end - root];
+    for i in root + 1..end {
+        let node = &nodes[i];
+        let p = node.parent as usize;
+        flags[i] |= flags[p] & REMOVED;
+        if node.tag == Tag::Text {
+            continue;
+        }
+        let prev = last_elem[p - root];
+        last_elem[p - root] = i as u32;
+        // The heading of a box removed as boilerplate ("Related articles", "3 comments").
+        if flags[i] & BOXED != 0 && flags[p] & REMOVED == 0 && prev != NONE {
+            let pv = prev as usize;
+            if nodes[pv].tag.is_heading() {
+                flags[pv] |= REMOVED;
+            }
+        }
+        if flags[i] & (REMOVED | PRE) != 0 || node.tag.is_inline() || chars[i] == 0 {
+            continue;
+        }
+        if (link[i] as f32) > LINK_LIST_DENSITY * chars[i] as f32 && chars[i] < 4000 {
+            flags[i] |= REMOVED;
+            if prev != NONE {
+                let pv = prev as usize;
+                let lead_in = nodes[pv].tag.is_heading()
+                    || (chars[pv] < 60 && link[pv] == 0 && ends_with_colon(dom, pv));
+                if lead_in && flags[pv] & REMOVED == 0 {
+                    flags[pv] |= REMOVED;
+                }
+            }
+        }
+    }
+}
+
+/// Whether the text of a block ends with a colon (a lead-in such as "See also:").
+fn ends_with_colon(dom: &Dom, i: usize) -> bool {
+    let end = dom.subtree_end(i as u32) as usize;
+    // Looks at the last few nodes only: a lead-in is short, and the scan stays bounded.
+    (i..end)
+        .rev()
+        .take(64)
+        .map(|k| &dom.nodes[k])
+        .filter(|n| n.tag == Tag::Text)
+        .map(|n| dom.text_of(n).trim_end())
+        .find(|t| !t.is_empty())
+        .is_some_and(|t| t.ends_with(':'))
+}
+
+/// Whether an element's class, id or `itemprop` names it the body of an article or post.
+fn names_body(dom: &Dom, i: u32) -> bool {
+    if dom
+        .attr(i, AttrKey::Itemprop)
+        .is_some_and(|v| v.contains("articleBody") || v.contains("articlebody"))
+    {
+        return true;
+    }
+    [AttrKey::Class, AttrKey::Id].into_iter().any(|key| {
+        dom.attr(i, key).is_some_and(|v| {
+            v.split_ascii_whitespace().any(|item| {
+                let mut head = false;
+                let mut hit = false;
+                super::hints::for_words(item, |w| {
+                    if matches!(w, "entry" | "post" | "article" | "story" | "blog" | "news") {
+                        head = true;
+                    } else if head && matches!(w, "content" | "body" | "text") {
+                        hit = true;
+                    }
+                });
+                hit
+            })
+        })
+    })
+}
+
+/// Whether a block's text reads as running prose: long enough, and not mostly links.
+fn is_prose(chars: u32, link: u32) -> bool {
+    chars >= 80 && (link as f32) < 0.3 * chars as f32
+}
+
+/// The value of one block of text: prose counts for it, link text and each block's fixed cost
+/// against it.
+fn block_value(chars: u32, link: u32) -> f32 {
+    let plain = (chars - link.min(chars)) as f32;
+    // Links in running text are normal; beyond a third of the block they mark a link list.
+    let excess = (link as f32 - 0.3 * chars as f32).max(0.0);
+    plain - 3.0 * excess - BLOCK_COST
+}
+
+/// The boilerplate kind an element declares, if any.
+fn boiler_kind(dom: &Dom, i: u32, node: &Node, flags: u8) -> Option<Boiler> {
+    if let Some(k) = tag_hint(node.tag) {
+        // A header inside an article holds its headline and byline.
+        if !(k == Boiler::Header && flags & IN_ARTICLE != 0) {
+            return Some(k);
+        }
+    }
+    if node.start == node.end {
+        return None;
+    }
+    if let Some(k) = dom.attr(i, AttrKey::Role).and_then(role_hint) {
+        return Some(k);
+    }
+    for key in [AttrKey::Id, AttrKey::Class] {
+        if let Some(k) = dom.attr(i, key).and_then(class_hint) {
+            if !(k == Boiler::Header && flags & IN_ARTICLE != 0) {
+                return Some(k);
+            }
+        }
+    }
+    None
+}
+
+/// Writes the subtree of `root` (skipping removed nodes) to `out`.
+fn render(dom: &Dom, root: u32, flags: &[u8], opts: &Options, out: &mut Out, ex: &mut Extraction) {
+    let nodes = &dom.nodes;
+    // (node, exiting)
+    let mut stack: Vec<(u32, bool)> = vec![(root, false)];
+    while let Some((i, exiting)) = stack.pop() {
+        let node = &nodes[i as usize];
+        if flags[i as usize] & REMOVED != 0 && i != root {
+            continue;
+        }
+        let tag = node.tag;
+        if exiting {
+            leave(tag, out, opts);
+            continue;
+        }
+        match tag {
+            Tag::Text => {
+                let t = dom.text_of(node);
+                if flags[i as usize] & PRE != 0 {
+                    out.raw(t);
+                } else {
+                    out.text(t);
+                }
+                continue;
+            }
+            Tag::Br => {
+                out.line_break();
+                continue;
+            }
+            Tag::Hr => {
+                out.block();
+                continue;
+            }
+            Tag::Img => {
+                if let Some(tex) = math_image_alt(dom, i) {
+                    out.inline_math(tex);
+                    ex.math += 1;
+                }
+                continue;
+            }
+            Tag::Math => {
+                if let Some((tex, display)) = math_tex(dom, i) {
+                    if display {
+                        out.display_math(&tex);
+                    } else {
+                        out.inline_math(&tex);
+                    }
+                    ex.math += 1;
+                    continue;
+                }
+            }
+            Tag::Script => {
+                let mut tex = String::new();
+                for c in dom.children(i) {
+                    tex.push_str(dom.text_of(&nodes[c as usize]));
+                }
+                let display = dom
+                    .attr(i, AttrKey::Type)
+                    .is_some_and(|t| t.contains("mode=display"));
+                if display {
+                    out.display_math(tex.trim());
+                } else {
+                    out.inline_math(tex.trim());
+                }
+                ex.math += 1;
+                continue;
+            }
+            Tag::Pre | Tag::Listing | Tag::Xmp | Tag::Plaintext
+                if flags[node.parent as usize] & PRE == 0 =>
+            {
+                ex.code_blocks += 1;
+            }
+            _ => {}
+        }
+        enter(node, out, opts);
+        stack.push((i, true));
+        // Children in reverse so that they pop in order.
+        let start = stack.len();
+        stack.extend(dom.children(i).map(|c| (c, false)));
+        stack[start..].reverse();
+    }
+}
+
+fn enter(node: &Node, out: &mut Out, opts: &Options) {
+    let tag = node.tag;
+    match tag {
+        Tag::Tr => {
+            out.block();
+            out.rows.push(0);
+        }
+        Tag::Td | Tag::Th => {
+            // Cells after the first of a row are tab-separated.
+            match out.rows.last_mut() {
+                Some(k) if *k > 0 => {
+                    *k += 1;
+                    out.cell();
+                }
+                Some(k) => {
+                    *k = 1;
+                    out.block();
+                }
+                None => out.block(),
+            }
+        }
+        Tag::Pre | Tag::Listing | Tag::Xmp | Tag::Plaintext => {
+            out.block();
+            if opts.markdown {
+                out.marker("```");
+                out.line_break();
+            }
+            out.pre_start();
+        }
+        t if t.is_heading() => {
+            out.block();
+            if opts.markdown {
+                let level = match t {
+                    Tag::H1 => 1,
+                    Tag::H2 => 2,
+                    Tag::H3 => 3,
+                    Tag::H4 => 4,
+                    Tag::H5 => 5,
+                    _ => 6,
+                };
+                out.marker(&"#".repeat(level));
+                out.marker(" ");
+            }
+        }
+        Tag::Li => {
+            out.block();
+            if opts.markdown {
+                out.marker("- ");
+            }
+        }
+        Tag::B | Tag::Strong if opts.markdown => out.inline_marker("**"),
+        Tag::I | Tag::Em if opts.markdown => out.inline_marker("*"),
+        Tag::Code if opts.markdown && !out.in_pre() => out.inline_marker("`"),
+        Tag::Blockquote => {
+            out.block();
+            if opts.markdown {
+                out.marker("> ");
+            }
+        }
+        t if is_block(t) => out.block(),
+        _ => {}
+    }
+}
+
+fn leave(tag: Tag, out: &mut Out, opts: &Options) {
+    match tag {
+        Tag::Pre | Tag::Listing | Tag::Xmp | Tag::Plaintext => {
+            out.pre_end();
+            if opts.markdown {
+                out.line_break();
+                out.marker("```");
+            }
+            out.block();
+        }
+        Tag::B | Tag::Strong if opts.markdown => out.inline_marker("**"),
+        Tag::I | Tag::Em if opts.markdown => out.inline_marker("*"),
+        Tag::Code if opts.markdown && !out.in_pre() => out.inline_marker("`"),
+        Tag::Td | Tag::Th => {}
+        Tag::Tr => {
+            out.rows.pop();
+            out.block();
+        }
+        t if is_block(t) => out.block(),
+        _ => {}
+    }
+}
+
+/// TeX of a MathML `<math>` element: its `application/x-tex` annotation, else its `alttext`.
+fn math_tex(dom: &Dom, i: u32) -> Option<(String, bool)> {
+    let end = dom.subtree_end(i);
+    let mut tex = None;
+    for a in i + 1..end {
+        let n = dom.node(a);
+        if matches!(n.tag, Tag::Annotation)
+            && dom
+                .attr(a, AttrKey::Encoding)
+                .is_some_and(|e| e.to_ascii_lowercase().contains("tex"))
+        {
+            let mut s = String::new();
+            for c in dom.children(a) {
+                s.push_str(dom.text_of(dom.node(c)));
+            }
+            tex = Some(s.trim().to_string());
+            break;
+        }
+    }
+    let tex = tex
+        .filter(|t| !t.is_empty())
+        .or_else(|| dom.attr(i, AttrKey::Alttext).map(|t| t.trim().to_string()))
+        .filter(|t| !t.is_empty())?;
+    let display = dom
+        .attr(i, AttrKey::Display)
+        .is_some_and(|d| d.trim().eq_ignore_ascii_case("block"));
+    Some((tex, display))
+}
+
+/// The alt text of an image that shows a formula (LaTeX-rendering services and math classes).
+fn math_image_alt(dom: &Dom, i: u32) -> Option<&str> {
+    let alt = dom.attr(i, AttrKey::Alt)?.trim();
+    if alt.is_empty() {
+        return None;
+    }
+    let lc = |s: &str| s.to_ascii_lowercase();
+    let class = dom.attr(i, AttrKey::Class).map(lc).unwrap_or_default();
+    let src = dom.attr(i, AttrKey::Src).map(lc).unwrap_or_default();
+    let mathy = class.contains("math")
+        || class.contains("latex")
+        || class.contains("tex ")
+        || class == "tex"
+        || src.contains("latex")
+        || src.contains("mathtex")
+        || src.contains("codecogs")
+        || src.contains("/math/");
+    mathy.then_some(alt)
+}
+
+/// The text writer: folds whitespace, breaks lines at blocks, keeps `<pre>` verbatim.
+struct Out {
+    s: String,
+    /// A space is due before the next visible character.
+    space: bool,
+    /// A line break is due before the next visible character.
+    brk: bool,
+    pre: u32,
+    /// Inside `<pre>`, before its first text.
+    pre_fresh: bool,
+    /// The cells written so far in each open table row.
+    rows: Vec<u32>,
+    markdown: bool,
+}
+
+impl Out {
+    fn new(markdown: bool) -> Self {
+        Out {
+            s: String::new(),
+            space: false,
+            brk: false,
+            pre: 0,
+            pre_fresh: false,
+            rows: Vec::new(),
+            markdown,
+        }
+    }
+
+    fn in_pre(&self) -> bool {
+        self.pre > 0
+    }
+
+    fn flush(&mut self) {
+        if self.brk {
+            if !self.s.is_empty() {
+                while self.s.ends_with(' ') || self.s.ends_with('\t') {
+                    self.s.pop();
+                }
+                self.s.push('\n');
+            }
+            self.brk = false;
+            self.space = false;
+        } else if self.space {
+            if !self.s.is_empty() && !self.s.ends_with('\n') && !self.s.ends_with('\t') {
+                self.s.push(' ');
+            }
+            self.space = false;
+        }
+    }
+
+    fn text(&mut self, t: &str) {
+        if self.pre > 0 {
+            return self.raw(t);
+        }
+        for (k, word) in t.split(|c: char| c.is_whitespace()).enumerate() {
+            if k > 0 {
+                self.space = true;
+            }
+            if !word.is_empty() {
+                self.flush();
+                self.s.push_str(word);
+            }
+        }
+    }
+
+    fn raw(&mut self, t: &str) {
+        // The standard drops a newline right after `<pre>`.
+        let t = if std::mem::take(&mut self.pre_fresh) {
+            t.strip_prefix("\r\n")
+                .or_else(|| t.strip_prefix('\n'))
+                .unwrap_or(t)
+        } else {
+            t
+        };
+        if t.is_empty() {
+            return;
+        }
+        self.flush();
+        if t.contains('\r') {
+            self.s
+                .push_str(&t.replace("\r\n", "\n").replace('\r', "\n"));
+        } else {
+            self.s.push_str(t);
+        }
+    }
+
+    fn block(&mut self) {
+        if !self.s.is_empty() && !self.s.ends_with('\n') {
+            self.brk = true;
+        }
+    }
+
+    fn line_break(&mut self) {
+        if self.pre > 0 {
+            self.s.push('\n');
+        } else {
+            self.block();
+        }
+    }
+
+    fn cell(&mut self) {
+        self.flush();
+        if !self.s.is_empty() && !self.s.ends_with('\n') {
+            while self.s.ends_with(' ') {
+                self.s.pop();
+            }
+            self.s.push('\t');
+        }
+        self.space = false;
+    }
+
+    fn marker(&mut self, m: &str) {
+        self.flush();
+        self.s.push_str(m);
+    }
+
+    fn inline_marker(&mut self, m: &str) {
+        if self.markdown {
+            self.flush();
+            self.s.push_str(m);
+        }
+    }
+
+    fn pre_start(&mut self) {
+        self.flush();
+        self.pre += 1;
+        self.pre_fresh = true;
+    }
+
+    fn pre_end(&mut self) {
+        self.pre = self.pre.saturating_sub(1);
+        // A <pre> starts its content after one newline that the parser would drop.
+        while self.s.ends_with('\n') || self.s.ends_with(' ') {
+            self.s.pop();
+        }
+    }
+
+    fn inline_math(&mut self, tex: &str) {
+        if tex.is_empty() {
+            return;
+        }
+        self.flush();
+        if !self.s.is_empty() && !self.s.ends_with(['\n', ' ', '\t', '(']) {
+            self.s.push(' ');
+        }
+        self.s.push('$');
+        self.s.push_str(tex);
+        self.s.push('$');
+    }
+
+    fn display_math(&mut self, tex: &str) {
+        if tex.is_empty() {
+            return;
+        }
+        self.block();
+        self.flush();
+        self.s.push_str("$$");
+        self.s.push_str(tex);
+        self.s.push_str("$$");
+        self.block();
+    }
+
+    fn finish(mut self) -> String {
+        // Trim line ends and drop blank lines (outside of <pre> blocks this is already so;
+        // inside them a blank line is kept).
+        while self.s.ends_with(['\n', ' ', '\t']) {
+            self.s.pop();
+        }
+        let start = self.s.len() - self.s.trim_start_matches(['\n', ' ']).len();
+        if start > 0 {
+            self.s.drain(..start);
+        }
+        self.s
+    }
+}

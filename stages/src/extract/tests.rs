@@ -1,0 +1,419 @@
+//! Tests of the extraction stage on pages written for them: code, math, boilerplate, tables,
+//! limits, and a property test over random and mutated HTML.
+
+use std::time::{Duration, Instant};
+
+use proptest::prelude::*;
+
+use super::*;
+use crate::config::Purpose;
+
+fn extractor(toml: &str) -> Extractor {
+    let t: toml::Table = toml.parse().unwrap();
+    Extractor::new(crate::config::parse_table(&t).unwrap()).unwrap()
+}
+
+fn text(html: &str) -> String {
+    extractor("").extract(html).unwrap().extraction.text
+}
+
+fn stage(toml: &str) -> Box<dyn Stage> {
+    let t: toml::Table = toml.parse().unwrap();
+    let args = StageArgs {
+        name: "extract",
+        table: &t,
+        base_dir: std::path::Path::new("."),
+        purpose: Purpose::Run,
+        seed: 0,
+    };
+    match build(&args) {
+        Ok(Built::Map(s)) => s,
+        _ => panic!("build failed"),
+    }
+}
+
+/// A blog page with every kind of boilerplate around an article.
+const BLOG: &str = r#"<!DOCTYPE html>
+<html><head><title>Parsing HTML by hand | Example Blog</title>
+<style>body { color: red }</style><script>var tracking = "do not keep me";</script></head>
+<body class="single-post has-sidebar">
+<div id="cookie-banner" class="consent"><p>We use cookies to improve your experience. Accept all cookies?</p><button>OK</button></div>
+<header class="site-header"><a href="/">Example Blog</a>
+  <nav><ul><li><a href="/">Home</a></li><li><a href="/about">About us</a></li><li><a href="/archive">Archive</a></li></ul></nav>
+</header>
+<div class="layout">
+<main>
+<article>
+<h1>Parsing HTML by hand</h1>
+<p class="byline">Posted on March 3 by Ada</p>
+<p>Writing a tokenizer for <b>HTML</b> is less work than it sounds, because the standard spells out
+every state of the machine, and most pages only ever visit a handful of them.</p>
+<h2>The main loop</h2>
+<p>The loop looks for the next angle bracket and decides what kind of token starts there:</p>
+<pre><code>fn main() {
+    for token in tokens {
+        if token.is_tag() {
+            handle(token);
+        }
+    }
+}</code></pre>
+<p>After that come the attributes, which are quoted, unquoted or missing altogether.</p>
+<ul><li>quoted values may hold any character but the quote</li><li>unquoted values end at white space</li></ul>
+<table><tr><th>State</th><th>Next</th></tr><tr><td>data</td><td>tag open</td></tr><tr><td>tag open</td><td>tag name</td></tr></table>
+<div class="share-buttons"><a href="https://twitter.example/share">Share on Twitter</a> <a href="https://facebook.example/share">Share on Facebook</a></div>
+</article>
+<section id="comments" class="comments-area"><h3>3 comments</h3>
+<div class="comment"><p>Great post, thank you so much for writing this down in such detail, it helped me a lot!</p></div>
+</section>
+</main>
+<aside class="sidebar"><h3>Popular posts</h3><ul><li><a href="/a">Ten tips for parsers</a></li><li><a href="/b">Why I love state machines</a></li></ul></aside>
+</div>
+<footer class="site-footer"><p>Copyright 2024 Example Blog. All rights reserved.</p></footer>
+</body></html>"#;
+
+#[test]
+fn keeps_the_article_and_drops_boilerplate() {
+    let t = text(BLOG);
+    for want in [
+        "Parsing HTML by hand",
+        "Writing a tokenizer for HTML is less work than it sounds",
+        "The main loop",
+        "After that come the attributes",
+        "quoted values may hold any character but the quote",
+        "unquoted values end at white space",
+    ] {
+        assert!(t.contains(want), "missing {want:?} in:\n{t}");
+    }
+    for unwanted in [
+        "cookies",
+        "About us",
+        "Share on Twitter",
+        "Great post",
+        "Popular posts",
+        "Ten tips",
+        "Copyright",
+        "tracking",
+        "color: red",
+        "Example Blog",
+    ] {
+        assert!(!t.contains(unwanted), "kept {unwanted:?} in:\n{t}");
+    }
+    // Headings, paragraphs and list items are lines of their own.
+    let lines: Vec<&str> = t.lines().collect();
+    assert!(lines.contains(&"The main loop"), "{lines:?}");
+    assert!(
+        lines.contains(&"unquoted values end at white space"),
+        "{lines:?}"
+    );
+}
+
+#[test]
+fn keeps_code_blocks_verbatim() {
+    let t = text(BLOG);
+    let code = "fn main() {\n    for token in tokens {\n        if token.is_tag() {\n            handle(token);\n        }\n    }\n}";
+    assert!(t.contains(code), "code block lost its layout:\n{t}");
+    // The code is a block of its own: the line before it is the paragraph.
+    assert!(
+        t.contains("kind of token starts there:\nfn main() {"),
+        "{t}"
+    );
+    let r = extractor("").extract(BLOG).unwrap();
+    assert_eq!(r.extraction.code_blocks, 1);
+}
+
+#[test]
+fn tables_are_rows_of_cells() {
+    let t = text(BLOG);
+    assert!(
+        t.contains("State\tNext\ndata\ttag open\ntag open\ttag name"),
+        "{t}"
+    );
+}
+
+#[test]
+fn comments_can_be_kept() {
+    let t = extractor("keep = [\"comments\"]")
+        .extract(BLOG)
+        .unwrap()
+        .extraction
+        .text;
+    assert!(t.contains("Great post"), "{t}");
+    assert!(!t.contains("Share on Twitter"), "{t}");
+}
+
+#[test]
+fn markdown_markers_are_an_option() {
+    let plain = text(BLOG);
+    assert!(!plain.contains("## "), "{plain}");
+    assert!(!plain.contains("**"), "{plain}");
+    assert!(!plain.contains("```"), "{plain}");
+    let md = extractor("markdown = true")
+        .extract(BLOG)
+        .unwrap()
+        .extraction
+        .text;
+    assert!(md.contains("## The main loop"), "{md}");
+    assert!(md.contains("**HTML**"), "{md}");
+    assert!(md.contains("```\nfn main() {"), "{md}");
+    assert!(md.contains("- quoted values"), "{md}");
+}
+
+/// A page with math in every form the web writes it.
+const MATH: &str = r#"<html><head><title>Euler</title></head><body><div id="content">
+<p>Euler's identity, written in MathJax, is <script type="math/tex">e^{i\pi} + 1 = 0</script>, and it
+is often called the most beautiful equation of mathematics.</p>
+<span class="MathJax_Preview">e^{iπ}+1=0</span>
+<p>Its display form follows, together with a longer explanation of why it holds for every reader.</p>
+<script type="math/tex; mode=display">\sum_{n=0}^\infty \frac{x^n}{n!} = e^x</script>
+<p>KaTeX renders <span class="katex"><span class="katex-mathml"><math><semantics><mrow><mi>a</mi><mo>+</mo><mi>b</mi></mrow><annotation encoding="application/x-tex">a+b</annotation></semantics></math></span><span class="katex-html" aria-hidden="true"><span>a</span><span>+</span><span>b</span></span></span> inline, while MathML with an alttext looks like
+<math alttext="\sqrt{2}" display="block"><msqrt><mn>2</mn></msqrt></math> in display mode.</p>
+<p>Old pages show formulas as images: <img class="latex" src="https://s0.example.com/latex.php?latex=x%5E2" alt="x^2"> and
+<img src="/photo.jpg" alt="a photo of a cat"> is just a picture with a caption that we do not keep.</p>
+</div></body></html>"#;
+
+#[test]
+fn keeps_math_as_tex() {
+    let r = extractor("").extract(MATH).unwrap();
+    let t = r.extraction.text;
+    assert!(t.contains(r"is $e^{i\pi} + 1 = 0$, and it"), "{t}");
+    assert!(
+        t.contains("\n$$\\sum_{n=0}^\\infty \\frac{x^n}{n!} = e^x$$\n"),
+        "{t}"
+    );
+    assert!(t.contains("KaTeX renders $a+b$ inline"), "{t}");
+    assert!(t.contains("$$\\sqrt{2}$$"), "{t}");
+    assert!(t.contains("images: $x^2$ and"), "{t}");
+    assert!(!t.contains("e^{iπ}"), "MathJax preview kept: {t}");
+    assert!(!t.contains("a photo of a cat"), "{t}");
+    assert_eq!(r.extraction.math, 5);
+    assert_eq!(r.extraction.title, "Euler");
+}
+
+#[test]
+fn stage_sets_text_signals_and_title() {
+    let s = stage("");
+    let mut d = Document::new("d", "");
+    d.html = Some(BLOG.to_string());
+    assert_eq!(s.process(&mut d), Outcome::Keep);
+    assert!(d.html.is_none());
+    assert!(
+        d.text().starts_with("Parsing HTML by hand\n"),
+        "{}",
+        d.text()
+    );
+    assert_eq!(
+        d.metadata.get("title").map(String::as_str),
+        Some("Parsing HTML by hand | Example Blog")
+    );
+    assert_eq!(d.signals.i64("extract.code_blocks"), Some(1));
+    assert_eq!(
+        d.signals.i64("extract.chars"),
+        Some(d.text().chars().count() as i64)
+    );
+    let ld = d.signals.f64("extract.link_density").unwrap();
+    assert!((0.0..0.2).contains(&ld), "{ld}");
+    let frac = d.signals.f64("extract.content_frac").unwrap();
+    assert!(frac > 0.3 && frac < 1.0, "{frac}");
+    for spec in s.signals() {
+        assert!(d.signals.get(&spec.name).is_some(), "{} not set", spec.name);
+    }
+    // Text documents pass through untouched.
+    let mut t = Document::new("t", "plain text");
+    assert_eq!(s.process(&mut t), Outcome::Keep);
+    assert_eq!(t.text(), "plain text");
+    assert!(t.signals.is_empty());
+    // A page with nothing to say is dropped as empty.
+    let mut e = Document::new("e", "");
+    e.html =
+        Some("<html><body><nav><a href=/>Home</a></nav><script>x()</script></body></html>".into());
+    assert_eq!(s.process(&mut e), Outcome::Drop("empty"));
+}
+
+#[test]
+fn bad_config_names_the_key() {
+    let t: toml::Table = "keep = [\"sidebars\"]".parse().unwrap();
+    let args = StageArgs {
+        name: "extract",
+        table: &t,
+        base_dir: std::path::Path::new("."),
+        purpose: Purpose::Run,
+        seed: 0,
+    };
+    assert_eq!(build(&args).err().unwrap().key, "keep");
+    let t: toml::Table = "max_dept = 3".parse().unwrap();
+    let args = StageArgs { table: &t, ..args };
+    assert_eq!(build(&args).err().unwrap().key, "max_dept");
+    let t: toml::Table = DEF.example.parse().unwrap();
+    let args = StageArgs { table: &t, ..args };
+    assert!(build(&args).is_ok());
+}
+
+#[test]
+fn ten_thousand_deep_nesting_is_dropped_quickly() {
+    let page = format!(
+        "<html><body>{}<p>deep text</p>{}</body></html>",
+        "<div>".repeat(10_000),
+        "</div>".repeat(10_000)
+    );
+    let t = Instant::now();
+    assert_eq!(extractor("").extract(&page).err(), Some(Failure::TooDeep));
+    // With the limit raised the page is extracted, still without recursion.
+    let r = extractor("max_depth = 20000").extract(&page).unwrap();
+    assert_eq!(r.extraction.text, "deep text");
+    assert!(r.depth >= 10_000);
+    // Unclosed inline elements nest too.
+    let page = "<b><i>".repeat(6000) + "x";
+    assert_eq!(extractor("").extract(&page).err(), Some(Failure::TooDeep));
+    assert!(t.elapsed() < Duration::from_secs(10), "{:?}", t.elapsed());
+}
+
+#[test]
+fn ten_megabyte_page_is_bounded() {
+    let para = "<p>Paragraph text with <a href=\"/x\">a link</a> and &amp; some entities &eacute; inside it.</p>\n";
+    let mut page = String::from("<html><body><div class=\"content\">");
+    while page.len() < 10 << 20 {
+        page.push_str(para);
+    }
+    page.push_str("</div></body></html>");
+    let t = Instant::now();
+    let r = extractor("").extract(&page).unwrap();
+    assert!(r.extraction.text.len() > 5 << 20);
+    assert!(r
+        .extraction
+        .text
+        .starts_with("Paragraph text with a link and & some entities é inside it.\n"));
+    assert!(t.elapsed() < Duration::from_secs(20), "{:?}", t.elapsed());
+    assert_eq!(
+        extractor("max_html_bytes = 1000000").extract(&page).err(),
+        Some(Failure::TooLarge)
+    );
+    assert_eq!(
+        extractor("max_nodes = 1000").extract(&page).err(),
+        Some(Failure::TooManyNodes)
+    );
+    assert_eq!(
+        extractor("timeout_ms = 1").extract(&page).err(),
+        Some(Failure::Timeout)
+    );
+}
+
+#[test]
+fn stage_counts_drops_by_reason() {
+    let s = stage("max_html_bytes = 100");
+    let mut d = Document::new("d", "");
+    d.html = Some(BLOG.to_string());
+    assert_eq!(s.process(&mut d), Outcome::Drop("too_large"));
+    assert!(d.html.is_none());
+    assert!(s.reasons().contains(&"too_large"));
+}
+
+/// Fragments that random pages are built from: tags of every kind, broken ones included.
+const PIECES: &[&str] = &[
+    "<div>",
+    "</div>",
+    "<p>",
+    "</p>",
+    "<li>",
+    "<ul>",
+    "</ul>",
+    "<table>",
+    "<tr>",
+    "<td>",
+    "</table>",
+    "<pre>",
+    "</pre>",
+    "<script>",
+    "</script>",
+    "<style>",
+    "<!--",
+    "-->",
+    "<b>",
+    "</b>",
+    "<a href=x>",
+    "</a>",
+    "<math>",
+    "<annotation encoding=\"application/x-tex\">",
+    "</math>",
+    "<svg>",
+    "</svg>",
+    "<title>",
+    "&amp;",
+    "&#x1F600;",
+    "&",
+    "<",
+    ">",
+    "text ",
+    "\u{e9}t\u{e9} ",
+    "<br>",
+    "<nav>",
+    "<h1>",
+    "</h1>",
+    "<![CDATA[",
+    "]]>",
+    "<img alt=x>",
+    "<div class=\"comment\">",
+    "<select><option>",
+    "<textarea>",
+    "</",
+    "<!DOCTYPE html>",
+    "<plaintext>",
+    "\"",
+    "'",
+    "=",
+    " ",
+    "\n",
+    "\t",
+    "<p style=\"display:none\">",
+];
+
+proptest! {
+    #![proptest_config(ProptestConfig { cases: 512, ..ProptestConfig::default() })]
+
+    #[test]
+    fn random_markup_never_panics(parts in proptest::collection::vec(0..PIECES.len(), 0..200)) {
+        let html: String = parts.iter().map(|&i| PIECES[i]).collect();
+        let t = Instant::now();
+        let _ = extractor("").extract(&html);
+        prop_assert!(t.elapsed() < Duration::from_secs(2));
+    }
+
+    #[test]
+    fn mutated_pages_never_panic(cuts in proptest::collection::vec((0usize..BLOG.len(), 0usize..64, 0..PIECES.len()), 1..20)) {
+        // Splice random fragments into (and cut random spans out of) a real page.
+        let mut html = BLOG.to_string();
+        for (at, len, piece) in cuts {
+            let mut at = at.min(html.len());
+            while !html.is_char_boundary(at) { at -= 1; }
+            let mut end = (at + len).min(html.len());
+            while !html.is_char_boundary(end) { end -= 1; }
+            html.replace_range(at..end, PIECES[piece]);
+        }
+        let t = Instant::now();
+        let _ = extractor("").extract(&html);
+        prop_assert!(t.elapsed() < Duration::from_secs(2));
+    }
+
+    #[test]
+    fn arbitrary_strings_never_panic(s in "\\PC{0,400}") {
+        let _ = extractor("").extract(&s);
+    }
+}
+
+#[test]
+fn noscript_content_is_read_when_the_scripted_page_is_empty() {
+    let js_page = r#"<html><body><div id="app"></div><script>render()</script>
+<noscript><div class="post"><p>This article is rendered by JavaScript, and the server also sends it inside a noscript element for readers without it.</p></div></noscript></body></html>"#;
+    let t = text(js_page);
+    assert!(
+        t.starts_with("This article is rendered by JavaScript"),
+        "{t:?}"
+    );
+    // A page with content of its own ignores its <noscript> notices.
+    let page = BLOG.replace(
+        "<main>",
+        "<main><noscript><p>Please enable JavaScript to see the comments and the share buttons of this page.</p></noscript>",
+    );
+    let t = text(&page);
+    assert!(!t.contains("Please enable JavaScript"), "{t}");
+    assert!(t.contains("Writing a tokenizer"), "{t}");
+}
