@@ -8,7 +8,8 @@ Two modes, both with the datatrove environment (~/.cache/curate-peers/dt/bin/pyt
                                     "keep" or the drop reason datatrove gives. `lang` is
                                     fastText lid.176.ftz's top label (--lid MODEL), so that
                                     the caller can restrict to English the way datatrove_bench
-                                    does. Each filter sees the original text (C4 edits its copy).
+                                    does (--only-lang en keeps those only). Each filter sees
+                                    the original text (C4 edits its copy).
   bench IN.jsonl.gz [--repeat N]    times the four filters chained (short-circuit, as in a
                                     datatrove pipeline) over all documents, one thread; prints one
                                     JSON object on the last line: docs, bytes, seconds (best of N).
@@ -65,6 +66,8 @@ def decisions(args):
             row = {"id": d.id}
             if model is not None:
                 row["lang"] = model.predict(d.text.replace("\n", " "), k=1)[0][0].replace("__label__", "")
+                if args.only_lang and row["lang"] != args.only_lang:
+                    continue
             for name, f in fs.items():
                 row[name] = verdict(f.filter(copy.deepcopy(d)))
             out.write(json.dumps(row, ensure_ascii=False) + "\n")
@@ -99,6 +102,7 @@ def main():
     a.add_argument("input")
     a.add_argument("output")
     a.add_argument("--lid")
+    a.add_argument("--only-lang", help="with --lid: run the filters on documents of this language only")
     b = sub.add_parser("bench")
     b.add_argument("input")
     b.add_argument("--repeat", type=int, default=2)

@@ -26,6 +26,11 @@ impl StageDef {
 /// The stages of this crate.
 pub static REGISTRY: &[&StageDef] = &[
     &crate::filter::length::DEF,
+    &crate::filter::gopher_repetition::DEF,
+    &crate::filter::gopher_quality::DEF,
+    &crate::filter::c4::DEF,
+    &crate::filter::fineweb::DEF,
+    &crate::filter::kl::DEF,
     &crate::mix::decontam::DEF,
     &crate::tokenize::count::DEF,
 ];

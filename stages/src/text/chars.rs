@@ -88,10 +88,7 @@ fn build() -> Table {
         (ranges(r"\p{Sc}"), CURRENCY | AFFIX),
         (ranges(r"\p{Sentence_Terminal}"), STERM | GOPHER_SYMBOL),
         (ranges(r"[\p{White_Space}\x1c-\x1f]"), SPACE),
-        (
-            ranges(r"[\x00-\x08\x0b-\x1f\x7f-\x9f]"),
-            GOPHER_SYMBOL,
-        ),
+        (ranges(r"[\x00-\x08\x0b-\x1f\x7f-\x9f]"), GOPHER_SYMBOL),
         (
             ranges(
                 r"[\p{Han}\p{Hiragana}\p{Katakana}\p{Hangul}\p{Thai}\p{Lao}\p{Myanmar}\p{Khmer}\u{30fc}]",
@@ -188,7 +185,10 @@ pub fn is_alnum(c: char) -> bool {
 #[inline]
 pub fn is_space(c: char) -> bool {
     if c.is_ascii() {
-        matches!(c, ' ' | '\t' | '\n' | '\r' | '\x0b' | '\x0c' | '\x1c'..='\x1f')
+        matches!(
+            c,
+            ' ' | '\t' | '\n' | '\r' | '\x0b' | '\x0c' | '\x1c'..='\x1f'
+        )
     } else {
         is(c, SPACE)
     }

@@ -215,7 +215,9 @@ pub fn py_lines(text: &str) -> impl Iterator<Item = &str> {
                 }
                 i += 1;
             } else if c == 0xc2 && b.get(i + 1) == Some(&0x85)
-                || c == 0xe2 && b.get(i + 1) == Some(&0x80) && matches!(b.get(i + 2), Some(0xa8 | 0xa9))
+                || c == 0xe2
+                    && b.get(i + 1) == Some(&0x80)
+                    && matches!(b.get(i + 2), Some(0xa8 | 0xa9))
             {
                 let line = &rest[..i];
                 rest = &rest[i + if c == 0xc2 { 2 } else { 3 }..];
@@ -279,7 +281,8 @@ fn classify(text: &str, start: usize, end: usize) -> Word {
             } else {
                 // Every other ASCII character of a token is in Gopher's symbol set (tokens hold
                 // no whitespace); `$+<=>^`|~` and controls are not Unicode punctuation.
-                all_punct &= c.is_ascii_punctuation() && !matches!(c, '$' | '+' | '<' | '=' | '>' | '^' | '`' | '|' | '~');
+                all_punct &= c.is_ascii_punctuation()
+                    && !matches!(c, '$' | '+' | '<' | '=' | '>' | '^' | '`' | '|' | '~');
             }
         } else {
             let f = chars::flags(c);

@@ -90,7 +90,12 @@ pub fn for_each_token(text: &str, mut emit: impl FnMut(usize, usize)) {
 /// Applies the affix rules to one whitespace-free chunk, then joins neighbouring pieces that
 /// together spell a special case (`then-Rep.` splits into `then - Rep .`, and `Rep.` is one
 /// abbreviation; `foo):` ends in the emoticon `):`).
-fn split_and_merge(chunk: &str, base: usize, out: &mut Vec<(usize, usize)>, emit: &mut impl FnMut(usize, usize)) {
+fn split_and_merge(
+    chunk: &str,
+    base: usize,
+    out: &mut Vec<(usize, usize)>,
+    emit: &mut impl FnMut(usize, usize),
+) {
     out.clear();
     split_chunk(chunk, out);
     let mut i = 0;
@@ -200,10 +205,9 @@ const WHOLE: &[&str] = &[
     "Neb.", "Nebr.", "Nev.", "Okla.", "Ore.", "Pa.", "Tenn.", "Va.", "Wash.", "Wis.", "D.C.",
     // Latin and time abbreviations.
     "e.g.", "E.g.", "i.e.", "I.e.", "vs.", "v.s.", "a.m.", "p.m.", // Fixed tokens.
-    "C++", "and/or", "w/o", "o'clock", "ma'am", "Ma'am", "'cause", "'bout", "'em", "'til",
-    "<3", ":)", ":-)", ":(", ":-(", ";)", ";-)", ":D", ":-D", ":P", ":-P", ":/", ":'(", "^_^",
-    "-_-", "o_O", "O_o", ":o", ":O", "=)", "(:", "):", "''", "'s", "’s", "‘s", "'S", "'re",
-    "’re", "'d",
+    "C++", "and/or", "w/o", "o'clock", "ma'am", "Ma'am", "'cause", "'bout", "'em", "'til", "<3",
+    ":)", ":-)", ":(", ":-(", ";)", ";-)", ":D", ":-D", ":P", ":-P", ":/", ":'(", "^_^", "-_-",
+    "o_O", "O_o", ":o", ":O", "=)", "(:", "):", "''", "'s", "’s", "‘s", "'S", "'re", "’re", "'d",
 ];
 
 /// Chunks that split into two words at a fixed place (clitics written without apostrophe).
@@ -253,7 +257,9 @@ const SPLIT: &[(&str, usize)] = &[
 /// Clitics split off any alphabetic stem.
 const CLITICS: &[&str] = &["n't", "n’t", "'s", "’s"];
 /// Clitics split off pronouns and question words only (`we'd`, but `loc'd` stays whole).
-const PRONOUN_CLITICS: &[&str] = &["'re", "'ve", "'ll", "'d", "'m", "’re", "’ve", "’ll", "’d", "’m"];
+const PRONOUN_CLITICS: &[&str] = &[
+    "'re", "'ve", "'ll", "'d", "'m", "’re", "’ve", "’ll", "’d", "’m",
+];
 const PRONOUNS: &[&str] = &[
     "i", "you", "he", "she", "it", "we", "they", "who", "what", "where", "when", "why", "how",
     "there", "that", "this", "here", "y'all", "should", "would", "could", "must", "might",
@@ -369,8 +375,8 @@ fn dot_run(b: &[u8]) -> Option<usize> {
 const UNITS: &[&str] = &[
     "km", "km²", "km³", "m", "m²", "m³", "dm", "dm²", "dm³", "cm", "cm²", "cm³", "mm", "mm²",
     "mm³", "ha", "µm", "nm", "yd", "in", "ft", "kg", "g", "mg", "µg", "t", "lb", "oz", "m/s",
-    "km/h", "kmh", "mph", "hPa", "Pa", "mbar", "mb", "MB", "kb", "KB", "gb", "GB", "tb", "TB",
-    "T", "G", "M", "K", "%", "км", "м", "см", "мм", "кг", "г", "мг",
+    "km/h", "kmh", "mph", "hPa", "Pa", "mbar", "mb", "MB", "kb", "KB", "gb", "GB", "tb", "TB", "T",
+    "G", "M", "K", "%", "км", "м", "см", "мм", "кг", "г", "мг",
 ];
 
 /// Length in bytes of the suffix token at the end of `s` (0 when none): the longest of the
@@ -387,7 +393,12 @@ fn suffix_len(s: &str) -> usize {
     match last {
         '.' => {
             // A run of periods is one suffix ("...").
-            let run = s.as_bytes().iter().rev().take_while(|&&c| c == b'.').count();
+            let run = s
+                .as_bytes()
+                .iter()
+                .rev()
+                .take_while(|&&c| c == b'.')
+                .count();
             if run >= 2 {
                 take(n - run);
             } else if let Some(b) = before(p1) {
@@ -397,8 +408,8 @@ fn suffix_len(s: &str) -> usize {
                     || chars::is(b, AFFIX) && !chars::is(b, ICON | CURRENCY);
                 let two_upper = chars::is(b, UPPER)
                     && before(p1 - b.len_utf8()).is_some_and(|a| chars::is(a, UPPER));
-                let degree = matches!(b, 'F' | 'f' | 'C' | 'c' | 'K' | 'k')
-                    && before(p1 - 1) == Some('°');
+                let degree =
+                    matches!(b, 'F' | 'f' | 'C' | 'c' | 'K' | 'k') && before(p1 - 1) == Some('°');
                 if lower_digit_punct || two_upper || degree {
                     take(p1);
                 }
@@ -448,13 +459,18 @@ fn split_infixes(core: &str, base: usize, emit: &mut impl FnMut(usize, usize)) {
         let next = it.peek().map(|&(_, d)| d);
         let m: Option<usize> = match c {
             '.' if next == Some('.') => {
-                let run = core.as_bytes()[i..].iter().take_while(|&&x| x == b'.').count();
+                let run = core.as_bytes()[i..]
+                    .iter()
+                    .take_while(|&&x| x == b'.')
+                    .count();
                 Some(run)
             }
             '.' => {
                 let quote = |x: char| chars::is(x, AFFIX) && is_quote(x);
-                let ok_before = prev.is_some_and(|p| chars::is(p, LOWER) && !chars::is(p, UPPER) || quote(p));
-                let ok_after = next.is_some_and(|q| chars::is(q, UPPER) && !chars::is(q, LOWER) || quote(q));
+                let ok_before =
+                    prev.is_some_and(|p| chars::is(p, LOWER) && !chars::is(p, UPPER) || quote(p));
+                let ok_after =
+                    next.is_some_and(|q| chars::is(q, UPPER) && !chars::is(q, LOWER) || quote(q));
                 (ok_before && ok_after).then_some(1)
             }
             '…' => Some(c.len_utf8()),
@@ -520,9 +536,33 @@ fn split_infixes(core: &str, base: usize, emit: &mut impl FnMut(usize, usize)) {
 fn is_quote(c: char) -> bool {
     matches!(
         c,
-        '\'' | '"' | '”' | '“' | '`' | '‘' | '´' | '’' | '‚' | '„' | '»' | '«' | '「' | '」'
-            | '『' | '』' | '（' | '）' | '〔' | '〕' | '【' | '】' | '《' | '》' | '〈' | '〉'
-            | '⟦' | '⟧'
+        '\'' | '"'
+            | '”'
+            | '“'
+            | '`'
+            | '‘'
+            | '´'
+            | '’'
+            | '‚'
+            | '„'
+            | '»'
+            | '«'
+            | '「'
+            | '」'
+            | '『'
+            | '』'
+            | '（'
+            | '）'
+            | '〔'
+            | '〕'
+            | '【'
+            | '】'
+            | '《'
+            | '》'
+            | '〈'
+            | '〉'
+            | '⟦'
+            | '⟧'
     )
 }
 
@@ -586,7 +626,9 @@ pub fn is_url(s: &str) -> bool {
     };
     names.iter().all(|l| label_ok(l))
         && (2..=63).contains(&tld.chars().count())
-        && tld.chars().all(|c| chars::is(c, LOWER) && !chars::is(c, UPPER) || c.is_ascii_lowercase())
+        && tld
+            .chars()
+            .all(|c| chars::is(c, LOWER) && !chars::is(c, UPPER) || c.is_ascii_lowercase())
 }
 
 #[cfg(test)]
@@ -602,9 +644,15 @@ mod tests {
     #[test]
     fn affixes_clitics_and_abbreviations() {
         assert_eq!(toks("(don't)"), ["(", "do", "n't", ")"]);
-        assert_eq!(toks("It’s Dr. Smith's cat."), ["It", "’s", "Dr.", "Smith", "'s", "cat", "."]);
+        assert_eq!(
+            toks("It’s Dr. Smith's cat."),
+            ["It", "’s", "Dr.", "Smith", "'s", "cat", "."]
+        );
         assert_eq!(toks("\"Hello.\""), ["\"", "Hello", ".", "\""]);
-        assert_eq!(toks("U.S. e.g. C. WWII."), ["U.S.", "e.g.", "C.", "WWII", "."]);
+        assert_eq!(
+            toks("U.S. e.g. C. WWII."),
+            ["U.S.", "e.g.", "C.", "WWII", "."]
+        );
         assert_eq!(toks("Hello... ...hi"), ["Hello", "...", "...", "hi"]);
         assert_eq!(toks("cannot dont"), ["can", "not", "do", "nt"]);
         assert_eq!(toks("a),"), ["a", ")", ","]);
@@ -612,18 +660,39 @@ mod tests {
 
     #[test]
     fn infixes_and_whole_tokens() {
-        assert_eq!(toks("well-known Covid-19 1-2 a--b"), ["well", "-", "known", "Covid-19", "1", "-", "2", "a", "--", "b"]);
-        assert_eq!(toks("foo/bar a:b x=y 8:00 9/11"), ["foo", "/", "bar", "a", ":", "b", "x", "=", "y", "8:00", "9/11"]);
-        assert_eq!(toks("hello.World 3.Charlotte"), ["hello", ".", "World", "3.Charlotte"]);
-        assert_eq!(toks("http://a.com/b/c x@y.org."), ["http://a.com/b/c", "x@y.org", "."]);
-        assert_eq!(toks("--user @user #tag ||||"), ["--user", "@user", "#", "tag", "||||"]);
-        assert_eq!(toks("120cm. 10% $10 US$10 10$"), ["120", "cm", ".", "10", "%", "$", "10", "US$", "10", "10", "$"]);
+        assert_eq!(
+            toks("well-known Covid-19 1-2 a--b"),
+            ["well", "-", "known", "Covid-19", "1", "-", "2", "a", "--", "b"]
+        );
+        assert_eq!(
+            toks("foo/bar a:b x=y 8:00 9/11"),
+            ["foo", "/", "bar", "a", ":", "b", "x", "=", "y", "8:00", "9/11"]
+        );
+        assert_eq!(
+            toks("hello.World 3.Charlotte"),
+            ["hello", ".", "World", "3.Charlotte"]
+        );
+        assert_eq!(
+            toks("http://a.com/b/c x@y.org."),
+            ["http://a.com/b/c", "x@y.org", "."]
+        );
+        assert_eq!(
+            toks("--user @user #tag ||||"),
+            ["--user", "@user", "#", "tag", "||||"]
+        );
+        assert_eq!(
+            toks("120cm. 10% $10 US$10 10$"),
+            ["120", "cm", ".", "10", "%", "$", "10", "US$", "10", "10", "$"]
+        );
         assert_eq!(toks("hi🙂there 🙂hi"), ["hi", "🙂", "there", "🙂", "hi"]);
     }
 
     #[test]
     fn scripts_without_spaces_use_word_boundaries() {
-        assert_eq!(toks("漢字テスト です。"), ["漢", "字", "テスト", "で", "す", "。"]);
+        assert_eq!(
+            toks("漢字テスト です。"),
+            ["漢", "字", "テスト", "で", "す", "。"]
+        );
         assert_eq!(toks("한국어 문장"), ["한국어", "문장"]);
         let thai = toks("ภาษาไทย");
         assert!(thai.len() > 1 && thai.concat() == "ภาษาไทย");
