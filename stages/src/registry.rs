@@ -31,6 +31,9 @@ pub static REGISTRY: &[&StageDef] = &[
     &crate::filter::c4::DEF,
     &crate::filter::fineweb::DEF,
     &crate::filter::kl::DEF,
+    &crate::safety::pii::DEF,
+    &crate::safety::url_filter::DEF,
+    &crate::safety::dirty_words::DEF,
     &crate::mix::decontam::DEF,
     &crate::tokenize::count::DEF,
 ];
