@@ -5,6 +5,8 @@
 
 pub mod check;
 pub mod inspect;
+pub mod kl_ref;
+pub mod pii;
 pub mod run;
 pub mod slurm;
 pub mod stats;
@@ -55,6 +57,10 @@ pub enum Command {
     Slurm(slurm::SlurmArgs),
     /// Show units done, running, failed and pending per phase, and the merged stats.
     Status(status::StatusArgs),
+    /// Redact personal data in JSON lines {"id", "text"} and write them back with counts.
+    Pii(pii::PiiArgs),
+    /// Build the reference token distribution of filter.kl.
+    KlRef(kl_ref::KlRefArgs),
 }
 
 /// An error that maps to an exit code.
@@ -87,6 +93,8 @@ pub fn dispatch(cli: Cli) -> Result<(), CliError> {
         Command::Inspect(a) => inspect::run(a),
         Command::Slurm(a) => slurm::run(a),
         Command::Status(a) => status::run(a),
+        Command::Pii(a) => pii::run(a),
+        Command::KlRef(a) => kl_ref::run(a),
     }
 }
 

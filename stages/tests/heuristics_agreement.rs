@@ -4,7 +4,8 @@
 //! thresholds) equal datatrove's on at least 99% of documents, per filter.
 //!
 //! datatrove runs live (benches/peers/datatrove_filters.py) in the environment named by
-//! `CURATE_DATATROVE_PY`, else `~/.cache/curate-peers/dt/bin/python`; English is fastText
+//! `CURATE_DATATROVE_PY`, else `~/.cache/curate-peers/dt/bin/python`, else the test
+//! environment (`CURATE_PY`) when datatrove is installed there; English is fastText
 //! lid.176's top label, as datatrove_bench.py selects it. Without datatrove, fastText's model
 //! or the corpus, the test skips with the reason. Every disagreement is printed with both
 //! reasons; docs/heuristics.md explains them.
@@ -71,7 +72,7 @@ fn keep_drop_decisions_agree_with_datatrove() {
     let corpus = shared.join("data/corpora/warc-extracted-texts.jsonl.gz");
     let lid = shared.join("data/langid/models/lid.176.ftz");
     let Some(py) = datatrove_python() else {
-        eprintln!("skipped: no datatrove environment (set CURATE_DATATROVE_PY)");
+        eprintln!("skipped: no Python with datatrove, spaCy and fastText (set CURATE_DATATROVE_PY)");
         return;
     };
     if !corpus.exists() || !lid.exists() {

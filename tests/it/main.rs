@@ -7,6 +7,7 @@
 mod common;
 mod config;
 mod faults;
+mod heuristics;
 mod report;
 mod runner;
 mod s3;

@@ -128,7 +128,9 @@ fn build(args: &StageArgs) -> Result<Built, ConfigError> {
 /// The outcome of C4's line pass over one document.
 #[derive(Debug, Default, Clone, PartialEq)]
 pub struct LinePass {
-    pub kept: Vec<String>,
+    /// The surviving lines joined by `\n`.
+    pub text: String,
+    pub lines_kept: usize,
     pub sentences: usize,
     pub removed_long_word: usize,
     pub removed_no_terminal_punct: usize,
@@ -230,7 +232,11 @@ impl C4 {
             let mut long_word = false;
             for w in line.split(chars::is_space).filter(|w| !w.is_empty()) {
                 n_words += 1;
-                if c.max_word_length > 0 && w.chars().count() as u64 > c.max_word_length {
+                // Bytes bound characters from above: count only when it can matter.
+                if c.max_word_length > 0
+                    && w.len() as u64 > c.max_word_length
+                    && w.chars().count() as u64 > c.max_word_length
+                {
                     long_word = true;
                 }
             }
@@ -297,7 +303,11 @@ impl C4 {
                 };
                 out.sentences += count_sentences(words[cursor..end].iter().filter(|w| !in_cite(w)));
             }
-            out.kept.push(cleaned.into_owned());
+            if out.lines_kept > 0 {
+                out.text.push('\n');
+            }
+            out.text.push_str(&cleaned);
+            out.lines_kept += 1;
         }
         out
     }
@@ -344,14 +354,14 @@ impl Stage for C4 {
 
     fn process(&self, doc: &mut Document) -> Outcome {
         let pass = self.line_pass(doc);
-        let joined = chars::strip(&pass.kept.join("\n")).to_string();
+        let joined = chars::strip(&pass.text).to_string();
         let removed = doc
             .char_count()
             .saturating_sub(crate::text::count_chars(&joined));
         let sig = &self.sig;
         let s = &mut doc.signals;
         s.set_i64(sig.sentences.clone(), pass.sentences as i64);
-        s.set_i64(sig.lines_kept.clone(), pass.kept.len() as i64);
+        s.set_i64(sig.lines_kept.clone(), pass.lines_kept as i64);
         s.set_i64(sig.removed_long_word.clone(), pass.removed_long_word as i64);
         s.set_i64(
             sig.removed_no_terminal_punct.clone(),

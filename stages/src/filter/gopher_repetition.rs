@@ -265,13 +265,43 @@ pub fn measure(doc: &Document, top_ns: &[usize], dup_ns: &[usize]) -> Repetition
         clen.push(clen.last().copied().unwrap_or(0) + w.chars as usize);
     }
     let nw = words.len();
+    SCRATCH.with(|cell| {
+        let (counts, seen) = &mut *cell.borrow_mut();
+        ngram_measures(&hasher, &clen, nw, total, top_ns, dup_ns, counts, seen, &mut r);
+        // Tables keep their capacity between documents, within reason.
+        if counts.capacity() > 1 << 20 {
+            *counts = FxHashMap::default();
+            *seen = FxHashSet::default();
+        }
+    });
+    r
+}
+
+thread_local! {
+    /// Reused n-gram tables: clearing keeps the allocation for the next document.
+    static SCRATCH: std::cell::RefCell<(FxHashMap<u64, (u32, u32)>, FxHashSet<u64>)> =
+        std::cell::RefCell::new((FxHashMap::default(), FxHashSet::default()));
+}
+
+#[allow(clippy::too_many_arguments)]
+fn ngram_measures(
+    hasher: &NgramHasher,
+    clen: &[usize],
+    nw: usize,
+    total: f64,
+    top_ns: &[usize],
+    dup_ns: &[usize],
+    counts: &mut FxHashMap<u64, (u32, u32)>,
+    seen: &mut FxHashSet<u64>,
+    r: &mut Repetition,
+) {
     for &n in top_ns {
         if nw < n {
             r.top.push((n, 0.0));
             continue;
         }
         // Count every n-gram; the winner is the most frequent, the first seen among ties.
-        let mut counts: FxHashMap<u64, (u32, u32)> = FxHashMap::default();
+        counts.clear();
         counts.reserve(nw - n + 1);
         let mut best: (u32, u32) = (0, 0); // (count, first index)
         for i in 0..=nw - n {
@@ -286,9 +316,9 @@ pub fn measure(doc: &Document, top_ns: &[usize], dup_ns: &[usize]) -> Repetition
         r.top
             .push((n, (gram_chars * best.0 as usize) as f64 / total));
     }
-    let mut seen: FxHashSet<u64> = FxHashSet::default();
     for &n in dup_ns {
         seen.clear();
+        seen.reserve(nw);
         let mut repeated = 0usize;
         let mut i = 0usize;
         while i + n <= nw {
@@ -301,7 +331,6 @@ pub fn measure(doc: &Document, top_ns: &[usize], dup_ns: &[usize]) -> Repetition
         }
         r.dup.push((n, repeated as f64 / total));
     }
-    r
 }
 
 impl Stage for GopherRepetition {

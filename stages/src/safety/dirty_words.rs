@@ -35,7 +35,12 @@ const ALLOW: &[(&str, &str)] = &[("ja", "sm"), ("ja", "グロ"), ("ja", "女の�
 /// One language's list, compiled.
 pub enum WordList {
     /// Hashes of the lower-cased word sequences of each entry, by entry length in words.
-    Words { by_len: Vec<FxHashSet<u64>> },
+    Words {
+        by_len: Vec<FxHashSet<u64>>,
+        /// Hashes of the first word of every entry: most words are not one, so most
+        /// positions cost one lookup.
+        first: FxHashSet<u64>,
+    },
     /// Substring matcher over the lower-cased text.
     Substrings(aho_corasick::AhoCorasick),
 }
@@ -73,6 +78,7 @@ impl WordList {
             return WordList::Substrings(ac);
         }
         let mut by_len: Vec<FxHashSet<u64>> = Vec::new();
+        let mut first = FxHashSet::default();
         let mut buf = String::new();
         for e in &entries {
             let hs: Vec<u64> = segment_words(e)
@@ -86,8 +92,9 @@ impl WordList {
                 by_len.resize_with(hs.len(), FxHashSet::default);
             }
             by_len[hs.len() - 1].insert(hash_seq(&hs));
+            first.insert(hs[0]);
         }
-        WordList::Words { by_len }
+        WordList::Words { by_len, first }
     }
 
     /// Matches in a document (non-overlapping, longest phrase first at each word).
@@ -98,17 +105,31 @@ impl WordList {
                 push_lower(&mut lower, doc.text());
                 ac.find_iter(&lower).count()
             }
-            WordList::Words { by_len } => {
+            WordList::Words { by_len, first } => {
                 let text = doc.text();
                 let words = doc.words();
+                let shared = doc.word_hashes();
                 let mut buf = String::new();
+                // A word without upper case is its own lower-case form: reuse the shared hash.
                 let hs: Vec<u64> = words
                     .iter()
-                    .map(|w| lower_hash(w.as_str(text), &mut buf))
+                    .zip(shared)
+                    .map(|(w, &h)| {
+                        let s = w.as_str(text);
+                        if s.bytes().all(|c| c.is_ascii() && !c.is_ascii_uppercase()) {
+                            h
+                        } else {
+                            lower_hash(s, &mut buf)
+                        }
+                    })
                     .collect();
                 let mut n = 0;
                 let mut i = 0;
                 while i < hs.len() {
+                    if !first.contains(&hs[i]) {
+                        i += 1;
+                        continue;
+                    }
                     let mut matched = 0;
                     for len in (1..=by_len.len().min(hs.len() - i)).rev() {
                         if !by_len[len - 1].is_empty()

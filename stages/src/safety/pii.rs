@@ -97,6 +97,9 @@ pub struct PiiSpan {
 pub fn find_pii(text: &str, kinds: &[PiiKind]) -> Vec<PiiSpan> {
     let b = text.as_bytes();
     let mut all: Vec<PiiSpan> = Vec::new();
+    // Every number-shaped kind starts at (or just before) the first digit of a digit run: the
+    // scanners visit those positions only.
+    let starts = digit_starts(b);
     for &k in &PiiKind::ALL {
         if !kinds.contains(&k) {
             continue;
@@ -104,11 +107,11 @@ pub fn find_pii(text: &str, kinds: &[PiiKind]) -> Vec<PiiSpan> {
         let mut found = Vec::new();
         match k {
             PiiKind::Email => emails(text, &mut found),
-            PiiKind::Ip => ips(text, &mut found),
-            PiiKind::Iban => ibans(b, &mut found),
-            PiiKind::CreditCard => cards(b, &mut found),
-            PiiKind::Ssn => ssns(b, &mut found),
-            PiiKind::Phone => phones(text, &mut found),
+            PiiKind::Ip => ips(text, &starts, &mut found),
+            PiiKind::Iban => ibans(b, &starts, &mut found),
+            PiiKind::CreditCard => cards(b, &starts, &mut found),
+            PiiKind::Ssn => ssns(b, &starts, &mut found),
+            PiiKind::Phone => phones(text, &starts, &mut found),
         }
         // Earlier kinds win: keep only spans that overlap nothing found so far.
         for (s, e) in found {
@@ -123,6 +126,20 @@ pub fn find_pii(text: &str, kinds: &[PiiKind]) -> Vec<PiiSpan> {
     }
     all.sort_by_key(|s| s.start);
     all
+}
+
+/// Positions of the first digit of every run of ASCII digits.
+fn digit_starts(b: &[u8]) -> Vec<usize> {
+    let mut v = Vec::new();
+    let mut prev_digit = false;
+    for (i, &c) in b.iter().enumerate() {
+        let d = c.is_ascii_digit();
+        if d && !prev_digit {
+            v.push(i);
+        }
+        prev_digit = d;
+    }
+    v
 }
 
 /// Replaces each span by its kind's placeholder.
@@ -226,14 +243,24 @@ fn ipv6_public(a: Ipv6Addr) -> bool {
         || (s[0] == 0x2001 && s[1] < 0x0200)) // IETF protocol assignments (2001::/23)
 }
 
-fn ips(text: &str, out: &mut Vec<(usize, usize)>) {
+fn ips(text: &str, starts: &[usize], out: &mut Vec<(usize, usize)>) {
     let b = text.as_bytes();
-    let mut i = 0;
-    while i < b.len() {
-        let c = b[i];
-        let starts = c.is_ascii_hexdigit() || c == b':';
-        if !starts || (i > 0 && (is_word_byte(b[i - 1]) || matches!(b[i - 1], b'.' | b':'))) {
-            i += 1;
+    let addr = |c: u8| c.is_ascii_hexdigit() || matches!(c, b'.' | b':');
+    // Candidates: runs of address characters beginning at a digit (IPv4, IPv6) or holding a
+    // colon (IPv6 starting with a letter or "::").
+    let mut cands: Vec<usize> = starts.to_vec();
+    for p in memchr::memchr_iter(b':', b) {
+        let mut k = p;
+        while k > 0 && addr(b[k - 1]) {
+            k -= 1;
+        }
+        cands.push(k);
+    }
+    cands.sort_unstable();
+    cands.dedup();
+    let mut next = 0usize;
+    for &i in &cands {
+        if i < next || (i > 0 && (is_word_byte(b[i - 1]) || matches!(b[i - 1], b'.' | b':'))) {
             continue;
         }
         // The longest run of address characters.
@@ -263,7 +290,7 @@ fn ips(text: &str, out: &mut Vec<(usize, usize)>) {
         if hit {
             out.push((i, end));
         }
-        i = e.max(i + 1);
+        next = e.max(i + 1);
     }
 }
 
@@ -376,20 +403,26 @@ fn iban_checksum_ok(chars: &[u8]) -> bool {
     r == 1
 }
 
-fn ibans(b: &[u8], out: &mut Vec<(usize, usize)>) {
-    let mut i = 0;
-    while i + 15 <= b.len() {
+fn ibans(b: &[u8], starts: &[usize], out: &mut Vec<(usize, usize)>) {
+    let mut next = 0usize;
+    for &d in starts {
+        // The check digits follow the two letters of the country code.
+        if d < 2 || d - 2 < next {
+            continue;
+        }
+        let i = d - 2;
+        if i + 15 > b.len() {
+            break;
+        }
         if !(b[i].is_ascii_uppercase()
             && b[i + 1].is_ascii_uppercase()
             && b[i + 2].is_ascii_digit()
             && b[i + 3].is_ascii_digit())
             || (i > 0 && is_word_byte(b[i - 1]))
         {
-            i += 1;
             continue;
         }
         let Some(&(_, len)) = IBAN_LENGTHS.iter().find(|(cc, _)| &b[i..i + 2] == *cc) else {
-            i += 1;
             continue;
         };
         // Collect up to 34 alphanumerics, allowing single spaces between groups of four;
@@ -433,12 +466,9 @@ fn ibans(b: &[u8], out: &mut Vec<(usize, usize)>) {
         } else {
             None
         };
-        match hit {
-            Some(k) => {
-                out.push((i, ends[k]));
-                i = ends[k];
-            }
-            None => i += 1,
+        if let Some(k) = hit {
+            out.push((i, ends[k]));
+            next = ends[k];
         }
     }
 }
@@ -512,11 +542,10 @@ fn luhn_ok(d: &[u8]) -> bool {
     sum % 10 == 0
 }
 
-fn cards(b: &[u8], out: &mut Vec<(usize, usize)>) {
-    let mut i = 0;
-    while i < b.len() {
-        if !b[i].is_ascii_digit() || !left_boundary(b, i) {
-            i += 1;
+fn cards(b: &[u8], starts: &[usize], out: &mut Vec<(usize, usize)>) {
+    let mut next = 0usize;
+    for &i in starts {
+        if i < next || !left_boundary(b, i) {
             continue;
         }
         let mut r = digit_run(b, i, b" -");
@@ -545,15 +574,17 @@ fn cards(b: &[u8], out: &mut Vec<(usize, usize)>) {
         {
             out.push((r.start, r.end));
         }
-        i = r.end.max(i + 1);
+        next = r.end.max(i + 1);
     }
 }
 
-fn ssns(b: &[u8], out: &mut Vec<(usize, usize)>) {
-    let mut i = 0;
-    while i + 11 <= b.len() {
-        if !b[i].is_ascii_digit() || !left_boundary(b, i) {
-            i += 1;
+fn ssns(b: &[u8], starts: &[usize], out: &mut Vec<(usize, usize)>) {
+    let mut next = 0usize;
+    for &i in starts {
+        if i + 11 > b.len() {
+            break;
+        }
+        if i < next || !left_boundary(b, i) {
             continue;
         }
         let r = digit_run(b, i, b"-");
@@ -579,7 +610,7 @@ fn ssns(b: &[u8], out: &mut Vec<(usize, usize)>) {
                 out.push((r.start, r.end));
             }
         }
-        i = r.end.max(i + 1);
+        next = r.end.max(i + 1);
     }
 }
 
@@ -825,16 +856,19 @@ fn extension_end(b: &[u8], end: usize) -> Option<usize> {
     None
 }
 
-fn phones(text: &str, out: &mut Vec<(usize, usize)>) {
+fn phones(text: &str, starts: &[usize], out: &mut Vec<(usize, usize)>) {
     let b = text.as_bytes();
-    let mut i = 0;
-    while i < b.len() {
-        let c = b[i];
-        let start_ok = c.is_ascii_digit()
-            || (c == b'+' && i + 1 < b.len() && b[i + 1].is_ascii_digit())
-            || (c == b'(' && i + 1 < b.len() && (b[i + 1].is_ascii_digit() || b[i + 1] == b'+'));
-        if !start_ok || !phone_left_boundary(b, i) {
-            i += 1;
+    let mut next = 0usize;
+    for &d in starts {
+        // A phone number starts at its first digit, or at the "+", "(" or "(+" before it.
+        let mut i = d;
+        if i >= 1 && matches!(b[i - 1], b'+' | b'(') {
+            i -= 1;
+            if b[i] == b'+' && i >= 1 && b[i - 1] == b'(' {
+                i -= 1;
+            }
+        }
+        if i < next || !phone_left_boundary(b, i) {
             continue;
         }
         let (parts, plus) = phone_parts(b, i);
@@ -875,11 +909,11 @@ fn phones(text: &str, out: &mut Vec<(usize, usize)>) {
         match hit {
             Some(end) => {
                 out.push((i, end));
-                i = end;
+                next = end;
             }
             None => {
                 // Skip the whole candidate: a tail of a rejected run is no phone number either.
-                i = parts.last().map_or(i + 1, |p| p.end.max(i + 1));
+                next = parts.last().map_or(i + 1, |p| p.end.max(i + 1));
             }
         }
     }

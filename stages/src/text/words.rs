@@ -81,10 +81,28 @@ pub fn for_each_token(text: &str, mut emit: impl FnMut(usize, usize)) {
                 }
                 _ => emit(start, i),
             }
+        } else if ascii && plain_word_with_mark(chunk) {
+            // The next most common: a word and one trailing mark ("word," "end.").
+            emit(start, i - 1);
+            emit(i - 1, i);
         } else {
             split_and_merge(chunk, start, &mut scratch, &mut emit);
         }
     }
+}
+
+/// A chunk of two or more ASCII letters, lower-case at the end, and one trailing mark that the
+/// suffix rules always split there (`,;:!?)"` or `.` after a lower-case letter), that is not
+/// a special case: the affix rules would give exactly the word and the mark.
+#[inline]
+fn plain_word_with_mark(chunk: &str) -> bool {
+    let b = chunk.as_bytes();
+    let n = b.len();
+    n >= 3
+        && matches!(b[n - 1], b',' | b';' | b':' | b'!' | b'?' | b')' | b'"' | b'.')
+        && b[n - 2].is_ascii_lowercase()
+        && b[..n - 1].iter().all(u8::is_ascii_alphabetic)
+        && (n > MAX_SPECIAL || (special_case(chunk).is_none() && special_case(&chunk[..n - 1]).is_none()))
 }
 
 /// Applies the affix rules to one whitespace-free chunk, then joins neighbouring pieces that
@@ -570,6 +588,10 @@ fn is_quote(c: char) -> bool {
 /// optional `user@`, a host of dot-separated labels ending in an alphabetic top-level domain
 /// of two or more lower-case letters (or a dotted IPv4 address), an optional port and path.
 pub fn is_url(s: &str) -> bool {
+    // Every form needs a dot in the host: reject most words without looking further.
+    if !s.contains('.') {
+        return false;
+    }
     let mut rest = s;
     if let Some(p) = s.find("://") {
         let scheme = &s[..p];
