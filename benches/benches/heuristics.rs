@@ -12,7 +12,8 @@
 //! domain blocklist.
 //!
 //! Run: cargo bench -p curate-benches --bench heuristics
-//! Env: HEUR_BENCH_REPS (default 3), HEUR_BENCH_NO_PEER (skip datatrove), CURATE_PEERS.
+//! Env: HEUR_BENCH_REPS (default 3), HEUR_BENCH_NO_PEER (skip datatrove), HEUR_BENCH_STACK_ONLY
+//! (skip the per-stage lines), CURATE_PEERS.
 
 use std::io::{Read, Write};
 use std::path::Path;
@@ -22,11 +23,12 @@ use stages::filter::kl::KlReference;
 use stages::registry::StageDef;
 use stages::{Built, Document, Outcome, Purpose, Stage, StageArgs};
 
+/// CPU time of this thread (nanosecond clock: steadier than wall time on a shared machine).
 fn cpu_seconds() -> f64 {
-    let mut ru: libc::rusage = unsafe { std::mem::zeroed() };
-    // SAFETY: getrusage fills the struct we own.
-    unsafe { libc::getrusage(libc::RUSAGE_THREAD, &mut ru) };
-    ru.ru_utime.tv_sec as f64 + ru.ru_utime.tv_usec as f64 / 1e6 + ru.ru_stime.tv_sec as f64 + ru.ru_stime.tv_usec as f64 / 1e6
+    let mut ts = libc::timespec { tv_sec: 0, tv_nsec: 0 };
+    // SAFETY: clock_gettime fills the struct we own.
+    unsafe { libc::clock_gettime(libc::CLOCK_THREAD_CPUTIME_ID, &mut ts) };
+    ts.tv_sec as f64 + ts.tv_nsec as f64 / 1e9
 }
 
 fn build(def: &StageDef, name: &str, toml: &str, base: &Path) -> Box<dyn Stage> {
@@ -112,7 +114,27 @@ fn main() {
 
     println!("heuristic stack on {n} documents ({:.2} MB), one thread, CPU time, best of {reps}", bytes as f64 / 1e6);
     // Each stage alone: a stage that reads words pays for the word view itself here.
-    for i in 0..stack.len() {
+    let stack_only = std::env::var_os("HEUR_BENCH_STACK_ONLY").is_some();
+    // The shared word view alone (segmentation and word hashes), which every stage reuses.
+    let best = (0..reps)
+        .map(|_| {
+            let t0 = cpu_seconds();
+            let mut n_words = 0;
+            for (_, text) in &docs {
+                let d = Document::new("", text.clone());
+                n_words += d.words().len() + d.word_hashes().len() / 2;
+            }
+            std::hint::black_box(n_words);
+            cpu_seconds() - t0
+        })
+        .fold(f64::INFINITY, f64::min);
+    println!(
+        "  {:<20} {:>10.0} docs/s {:>8.2} MB/s",
+        "(word view)",
+        n as f64 / best,
+        bytes as f64 / best / 1e6
+    );
+    for i in (0..stack.len()).filter(|_| !stack_only) {
         let best = (0..reps)
             .map(|_| run_stack(&stack[i..i + 1], &docs).1)
             .fold(f64::INFINITY, f64::min);
@@ -164,6 +186,7 @@ fn main() {
                 None => println!("datatrove: peer run failed"),
             }
         }
+        None if skip_peer => println!("datatrove: skipped (HEUR_BENCH_NO_PEER)"),
         None => println!("datatrove: peer environment not found (~/.cache/curate-peers/dt); no ratio"),
     }
 

@@ -175,6 +175,45 @@ fn citations(line: &str) -> Vec<(usize, usize)> {
     out
 }
 
+/// Number of whitespace-separated words (Python's `str.split()`) and the length of the longest
+/// in characters, in one pass over the bytes.
+fn whitespace_words(line: &str) -> (usize, usize) {
+    let b = line.as_bytes();
+    let (mut n, mut longest, mut cur) = (0usize, 0usize, 0usize);
+    let mut i = 0;
+    while i < b.len() {
+        let c = b[i];
+        let (space, len) = if c < 0x80 {
+            (matches!(c, b' ' | b'\t' | b'\n' | b'\r' | 0x0b | 0x0c | 0x1c..=0x1f), 1)
+        } else if matches!(c, 0xc2 | 0xe1 | 0xe2 | 0xe3) {
+            let ch = line[i..].chars().next().expect("char boundary");
+            (chars::is_space(ch), ch.len_utf8())
+        } else {
+            // A continuation byte adds no character; a lead byte starts one.
+            let mut k = 1;
+            while i + k < b.len() && (b[i + k] & 0xc0) == 0x80 {
+                k += 1;
+            }
+            (false, k)
+        };
+        if space {
+            if cur > 0 {
+                n += 1;
+                longest = longest.max(cur);
+                cur = 0;
+            }
+        } else {
+            cur += 1;
+        }
+        i += len;
+    }
+    if cur > 0 {
+        n += 1;
+        longest = longest.max(cur);
+    }
+    (n, longest)
+}
+
 /// Sentences in a run of tokens (spaCy's sentencizer rule).
 fn count_sentences<'a>(tokens: impl Iterator<Item = &'a Word>) -> usize {
     let mut n = 0usize;
@@ -223,23 +262,21 @@ impl C4 {
         let base = text.as_ptr() as usize;
         let mut out = LinePass::default();
         let mut cursor = 0usize; // first word not before the current line
+                                 // Phrase matches over the whole text once, by start; a line takes those inside it.
+        let mut phrase_hits: Vec<(usize, usize, usize)> = self
+            .phrases
+            .find_overlapping_iter(text)
+            .map(|m| (m.start(), m.end(), m.pattern().as_usize()))
+            .collect();
+        phrase_hits.sort_unstable();
+        let mut hit_cursor = 0usize;
         for raw in py_lines(text) {
             let line = chars::strip(raw);
             let line_start = line.as_ptr() as usize - base;
             let line_end = line_start + line.len();
             // Whitespace-separated words of the stripped line (before citation removal).
-            let mut n_words = 0usize;
-            let mut long_word = false;
-            for w in line.split(chars::is_space).filter(|w| !w.is_empty()) {
-                n_words += 1;
-                // Bytes bound characters from above: count only when it can matter.
-                if c.max_word_length > 0
-                    && w.len() as u64 > c.max_word_length
-                    && w.chars().count() as u64 > c.max_word_length
-                {
-                    long_word = true;
-                }
-            }
+            let (n_words, longest) = whitespace_words(line);
+            let long_word = c.max_word_length > 0 && longest as u64 > c.max_word_length;
             if long_word {
                 out.removed_long_word += 1;
                 continue;
@@ -271,7 +308,19 @@ impl C4 {
                 out.removed_few_words += 1;
                 continue;
             }
-            let found = phrases_in(&self.phrases, &cleaned);
+            let found = if cites.is_empty() {
+                while hit_cursor < phrase_hits.len() && phrase_hits[hit_cursor].0 < line_start {
+                    hit_cursor += 1;
+                }
+                phrase_hits[hit_cursor..]
+                    .iter()
+                    .take_while(|h| h.0 < line_end)
+                    .filter(|h| h.1 <= line_end)
+                    .fold(0u32, |m, h| m | 1 << h.2)
+            } else {
+                // Deleting a citation can make or break a phrase: match the cleaned line.
+                phrases_in(&self.phrases, &cleaned)
+            };
             if c.filter_lorem_ipsum && found & 1 << LOREM != 0 {
                 out.lorem_ipsum = true;
                 break;

@@ -220,16 +220,23 @@ pub fn measure(doc: &Document, stops: &[String]) -> Quality {
         q.bullet_lines_ratio = bullets as f64 / lines as f64;
         q.ellipsis_lines_ratio = ellipses as f64 / lines as f64;
     }
-    // Distinct stop words present; the lists are short, so mark them in a small set.
+    // Distinct stop words present, found through the shared word hashes (the string is
+    // compared on a hash hit, so a collision cannot count).
     if !stops.is_empty() {
-        let wanted: FxHashSet<&str> = stops.iter().map(String::as_str).collect();
+        let mut wanted: Vec<(u64, &str)> = stops
+            .iter()
+            .map(|s| (xxhash_rust::xxh3::xxh3_64(s.as_bytes()), s.as_str()))
+            .collect();
+        wanted.sort_unstable();
+        wanted.dedup();
         let mut found: FxHashSet<&str> = FxHashSet::default();
-        for w in words {
-            let s = w.as_str(text);
-            if s.len() <= 16 && wanted.contains(s) {
-                found.insert(s);
-                if found.len() == wanted.len() {
-                    break;
+        for (w, h) in words.iter().zip(doc.word_hashes()) {
+            if let Ok(k) = wanted.binary_search_by(|x| x.0.cmp(h)) {
+                if w.as_str(text) == wanted[k].1 {
+                    found.insert(wanted[k].1);
+                    if found.len() == wanted.len() {
+                        break;
+                    }
                 }
             }
         }

@@ -267,7 +267,9 @@ pub fn measure(doc: &Document, top_ns: &[usize], dup_ns: &[usize]) -> Repetition
     let nw = words.len();
     SCRATCH.with(|cell| {
         let (counts, seen) = &mut *cell.borrow_mut();
-        ngram_measures(&hasher, &clen, nw, total, top_ns, dup_ns, counts, seen, &mut r);
+        ngram_measures(
+            &hasher, &clen, nw, total, top_ns, dup_ns, counts, seen, &mut r,
+        );
         // Tables keep their capacity between documents, within reason.
         if counts.capacity() > 1 << 20 {
             *counts = FxHashMap::default();
@@ -283,6 +285,13 @@ thread_local! {
         std::cell::RefCell::new((FxHashMap::default(), FxHashSet::default()));
 }
 
+/// The n-gram measures, level by level (n = smallest configured size up to the largest).
+///
+/// An n-gram can only occur twice where its (n-1)-gram prefix does, so each level counts only
+/// the positions whose prefix repeats (`repeats`), and every other position is known to hold
+/// a unique n-gram. Both rules stay exact: the most frequent n-gram is among the counted
+/// positions unless every n-gram is unique (then it is the first one), and the left-to-right
+/// duplicate scan only needs the set of n-grams that occur more than once.
 #[allow(clippy::too_many_arguments)]
 fn ngram_measures(
     hasher: &NgramHasher,
@@ -295,41 +304,70 @@ fn ngram_measures(
     seen: &mut FxHashSet<u64>,
     r: &mut Repetition,
 ) {
-    for &n in top_ns {
+    let sizes = || top_ns.iter().chain(dup_ns).copied();
+    let (Some(lo), Some(hi)) = (sizes().min(), sizes().max()) else {
+        return;
+    };
+    let mut top: Vec<(usize, f64)> = Vec::new();
+    let mut dup: Vec<(usize, f64)> = Vec::new();
+    // cand: positions whose (n-1)-gram occurs more than once, in order (all at the first
+    // level); marks[i]: the n-gram at i occurs more than once.
+    let mut cand: Vec<u32> = (0..nw as u32).collect();
+    let mut marks: Vec<bool> = vec![false; nw];
+    for n in lo..=hi {
         if nw < n {
-            r.top.push((n, 0.0));
+            top.push((n, 0.0));
+            dup.push((n, 0.0));
             continue;
         }
-        // Count every n-gram; the winner is the most frequent, the first seen among ties.
+        let last = nw - n; // last start position
+        while cand.last().is_some_and(|&i| i as usize > last) {
+            cand.pop();
+        }
         counts.clear();
-        counts.reserve(nw - n + 1);
         let mut best: (u32, u32) = (0, 0); // (count, first index)
-        for i in 0..=nw - n {
-            let e = counts.entry(hasher.gram(i, n)).or_insert((0, i as u32));
+        for &i in &cand {
+            let e = counts.entry(hasher.gram(i as usize, n)).or_insert((0, i));
             e.0 += 1;
+            if e.0 > 1 {
+                marks[e.1 as usize] = true;
+                marks[i as usize] = true;
+            }
             if e.0 > best.0 || (e.0 == best.0 && e.1 < best.1) {
                 best = *e;
             }
         }
+        if best.0 <= 1 {
+            best = (1, 0); // every n-gram is unique: the first one wins the tie
+        }
         let i = best.1 as usize;
         let gram_chars = clen[i + n] - clen[i] + (n - 1);
-        r.top
-            .push((n, (gram_chars * best.0 as usize) as f64 / total));
+        top.push((n, (gram_chars * best.0 as usize) as f64 / total));
+        cand.retain(|&i| std::mem::take(&mut marks[i as usize]));
+        if dup_ns.contains(&n) {
+            seen.clear();
+            let mut repeated = 0usize;
+            let mut next_free = 0usize; // the scan jumps past a repeat
+            for &i in &cand {
+                let i = i as usize;
+                if i < next_free {
+                    continue;
+                }
+                if !seen.insert(hasher.gram(i, n)) {
+                    repeated += clen[i + n] - clen[i];
+                    next_free = i + n;
+                }
+            }
+            dup.push((n, repeated as f64 / total));
+        } else {
+            dup.push((n, 0.0));
+        }
+    }
+    for &n in top_ns {
+        r.top.push(top[n - lo]);
     }
     for &n in dup_ns {
-        seen.clear();
-        seen.reserve(nw);
-        let mut repeated = 0usize;
-        let mut i = 0usize;
-        while i + n <= nw {
-            if !seen.insert(hasher.gram(i, n)) {
-                repeated += clen[i + n] - clen[i];
-                i += n;
-            } else {
-                i += 1;
-            }
-        }
-        r.dup.push((n, repeated as f64 / total));
+        r.dup.push(dup[n - lo]);
     }
 }
 
@@ -509,6 +547,76 @@ mod tests {
         let d = Document::new("t", "a b c d e a b c d e");
         let r = measure(&d, &[], &[5]);
         assert!((r.dup[0].1 - 5.0 / 19.0).abs() < 1e-12, "{:?}", r.dup);
+    }
+
+    /// The definitions, written the plain way (strings, every n-gram counted).
+    fn naive(words: &[&str], n: usize, total: usize) -> (f64, f64) {
+        let grams: Vec<String> = (0..words.len().saturating_sub(n - 1))
+            .map(|i| words[i..i + n].join(" "))
+            .collect();
+        let mut counts: Vec<(String, usize)> = Vec::new();
+        for g in &grams {
+            match counts.iter_mut().find(|(x, _)| x == g) {
+                Some(c) => c.1 += 1,
+                None => counts.push((g.clone(), 1)),
+            }
+        }
+        let top = counts
+            .iter()
+            .fold(None::<&(String, usize)>, |b, c| match b {
+                Some(b) if b.1 >= c.1 => Some(b),
+                _ => Some(c),
+            })
+            .map_or(0, |(g, c)| g.chars().count() * c);
+        let mut seen = std::collections::HashSet::new();
+        let (mut rep, mut i) = (0, 0);
+        while i + n <= words.len() {
+            let g = words[i..i + n].concat();
+            if seen.contains(&g) {
+                rep += g.chars().count();
+                i += n;
+            } else {
+                seen.insert(g);
+                i += 1;
+            }
+        }
+        (top as f64 / total as f64, rep as f64 / total as f64)
+    }
+
+    #[test]
+    fn level_wise_counting_equals_the_plain_definitions() {
+        // Small vocabularies make repeats of every length; check every size 2..=10.
+        let vocab = ["the", "lamp", "keeper", "of", "light", "sea", "a", "night"];
+        let mut x = 0x2545_f491_4f6c_dd1du64;
+        for doc in 0..300 {
+            let len = 1 + doc % 60;
+            let k = 2 + doc % vocab.len().max(2);
+            let words: Vec<&str> = (0..len)
+                .map(|_| {
+                    x ^= x << 13;
+                    x ^= x >> 7;
+                    x ^= x << 17;
+                    vocab[(x % k as u64) as usize % vocab.len()]
+                })
+                .collect();
+            let text = words.join(" ");
+            let d = Document::new("p", text.clone());
+            let ns: Vec<usize> = (2..=10).collect();
+            let r = measure(&d, &ns, &ns);
+            for (j, &n) in ns.iter().enumerate() {
+                let (top, dup) = naive(&words, n, text.chars().count());
+                assert!(
+                    (r.top[j].1 - top).abs() < 1e-12,
+                    "doc {doc} top {n}: {} vs {top} ({text})",
+                    r.top[j].1
+                );
+                assert!(
+                    (r.dup[j].1 - dup).abs() < 1e-12,
+                    "doc {doc} dup {n}: {} vs {dup} ({text})",
+                    r.dup[j].1
+                );
+            }
+        }
     }
 
     #[test]

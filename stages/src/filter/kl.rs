@@ -174,41 +174,68 @@ impl KlScorer {
 
     /// Scores a document's tokens (see the module docs).
     pub fn score(&self, doc: &Document) -> KlScore {
-        let mut b: Vec<u32> = doc
-            .word_hashes()
-            .iter()
-            .map(|&h| (h >> (64 - self.bits)) as u32)
-            .collect();
-        let n = b.len();
+        let hashes = doc.word_hashes();
+        let n = hashes.len();
         if n == 0 {
             return KlScore::default();
         }
-        b.sort_unstable();
-        let (mut kl, mut ce, mut unseen) = (0.0f64, 0.0f64, 0usize);
+        // Cross-entropy needs no grouping; the entropy term needs a count per bucket, kept in
+        // a small open-addressing table reused across documents.
+        let (mut ce, mut unseen) = (0.0f64, 0usize);
+        let entropy_sum = COUNTS.with(|cell| {
+            let table = &mut *cell.borrow_mut();
+            let cap = (2 * n).next_power_of_two().max(16);
+            table.clear();
+            table.resize(cap, (u32::MAX, 0));
+            let mask = cap - 1;
+            for &h in hashes {
+                let b = (h >> (64 - self.bits)) as u32;
+                let lq = self.log_q[b as usize] as f64;
+                ce -= lq;
+                unseen += !self.seen[b as usize] as usize;
+                let mut k = (b.wrapping_mul(0x9E37_79B9) as usize) & mask;
+                loop {
+                    let slot = &mut table[k];
+                    if slot.0 == b {
+                        slot.1 += 1;
+                        break;
+                    }
+                    if slot.0 == u32::MAX {
+                        *slot = (b, 1);
+                        break;
+                    }
+                    k = (k + 1) & mask;
+                }
+            }
+            let s: f64 = table
+                .iter()
+                .filter(|s| s.0 != u32::MAX)
+                .map(|s| {
+                    let c = s.1 as f64;
+                    c * c.ln()
+                })
+                .sum();
+            if table.capacity() > 1 << 22 {
+                *table = Vec::new();
+            }
+            s
+        });
         let nf = n as f64;
-        let mut i = 0;
-        while i < n {
-            let mut j = i + 1;
-            while j < n && b[j] == b[i] {
-                j += 1;
-            }
-            let c = (j - i) as f64;
-            let p = c / nf;
-            let lq = self.log_q[b[i] as usize] as f64;
-            kl += p * (p.ln() - lq);
-            ce -= p * lq;
-            if !self.seen[b[i] as usize] {
-                unseen += j - i;
-            }
-            i = j;
-        }
+        // sum_t p ln p = (1/n) sum_b c_b ln c_b - ln n
+        let neg_entropy = entropy_sum / nf - nf.ln();
+        let cross_entropy = ce / nf;
         KlScore {
             tokens: n,
-            kl,
-            cross_entropy: ce,
+            kl: (neg_entropy + cross_entropy).max(0.0),
+            cross_entropy,
             unseen_frac: unseen as f64 / nf,
         }
     }
+}
+
+thread_local! {
+    /// Per-document bucket counts, reused (cleared, not freed) between documents.
+    static COUNTS: std::cell::RefCell<Vec<(u32, u32)>> = const { std::cell::RefCell::new(Vec::new()) };
 }
 
 /// `[stages.kl]`: KL divergence from a reference token distribution.

@@ -38,8 +38,10 @@ pub enum WordList {
     Words {
         by_len: Vec<FxHashSet<u64>>,
         /// Hashes of the first word of every entry: most words are not one, so most
-        /// positions cost one lookup.
+        /// positions cost one lookup...
         first: FxHashSet<u64>,
+        /// ...or less: a 65,536-bit filter on the low bits of those hashes.
+        bloom: Box<[u64; 1024]>,
     },
     /// Substring matcher over the lower-cased text.
     Substrings(aho_corasick::AhoCorasick),
@@ -52,6 +54,13 @@ fn hash_seq(hashes: &[u64]) -> u64 {
 }
 
 fn lower_hash(s: &str, buf: &mut String) -> u64 {
+    if s.len() <= 64 && s.is_ascii() {
+        let mut tmp = [0u8; 64];
+        for (t, c) in tmp.iter_mut().zip(s.bytes()) {
+            *t = c.to_ascii_lowercase();
+        }
+        return xxhash_rust::xxh3::xxh3_64(&tmp[..s.len()]);
+    }
     buf.clear();
     push_lower(buf, s);
     xxhash_rust::xxh3::xxh3_64(buf.as_bytes())
@@ -94,7 +103,17 @@ impl WordList {
             by_len[hs.len() - 1].insert(hash_seq(&hs));
             first.insert(hs[0]);
         }
-        WordList::Words { by_len, first }
+        let mut bloom = Box::new([0u64; 1024]);
+        for h in &first {
+            bloom[(h & 0xffff) as usize / 64] |= 1 << (h % 64);
+        }
+        // Phrases longer than the matching window cannot match; lists hold none.
+        by_len.truncate(8);
+        WordList::Words {
+            by_len,
+            first,
+            bloom,
+        }
     }
 
     /// Matches in a document (non-overlapping, longest phrase first at each word).
@@ -105,35 +124,44 @@ impl WordList {
                 push_lower(&mut lower, doc.text());
                 ac.find_iter(&lower).count()
             }
-            WordList::Words { by_len, first } => {
+            WordList::Words {
+                by_len,
+                first,
+                bloom,
+            } => {
                 let text = doc.text();
                 let words = doc.words();
                 let shared = doc.word_hashes();
-                let mut buf = String::new();
                 // A word without upper case is its own lower-case form: reuse the shared hash.
-                let hs: Vec<u64> = words
-                    .iter()
-                    .zip(shared)
-                    .map(|(w, &h)| {
-                        let s = w.as_str(text);
-                        if s.bytes().all(|c| c.is_ascii() && !c.is_ascii_uppercase()) {
-                            h
-                        } else {
-                            lower_hash(s, &mut buf)
-                        }
-                    })
-                    .collect();
+                let lower = |i: usize| -> u64 {
+                    let s = words[i].as_str(text);
+                    if s.bytes().all(|c| c.is_ascii() && !c.is_ascii_uppercase()) {
+                        shared[i]
+                    } else {
+                        lower_hash(s, &mut String::new())
+                    }
+                };
+                let max_len = by_len.len();
+                let mut window = [0u64; 8];
                 let mut n = 0;
                 let mut i = 0;
-                while i < hs.len() {
-                    if !first.contains(&hs[i]) {
+                while i < words.len() {
+                    let h = lower(i);
+                    if bloom[(h & 0xffff) as usize / 64] & (1 << (h % 64)) == 0
+                        || !first.contains(&h)
+                    {
                         i += 1;
                         continue;
                     }
+                    let avail = max_len.min(words.len() - i).min(window.len());
+                    window[0] = h;
+                    for (k, slot) in window.iter_mut().enumerate().take(avail).skip(1) {
+                        *slot = lower(i + k);
+                    }
                     let mut matched = 0;
-                    for len in (1..=by_len.len().min(hs.len() - i)).rev() {
+                    for len in (1..=avail).rev() {
                         if !by_len[len - 1].is_empty()
-                            && by_len[len - 1].contains(&hash_seq(&hs[i..i + len]))
+                            && by_len[len - 1].contains(&hash_seq(&window[..len]))
                         {
                             matched = len;
                             break;

@@ -255,8 +255,18 @@ fn split_paragraphs(text: &str) -> Vec<Range<u32>> {
 /// Segments text into word tokens (see [`words`]).
 pub fn segment_words(text: &str) -> Vec<Word> {
     let mut out = Vec::with_capacity(text.len() / 5 + 1);
-    words::for_each_token(text, |start, end| {
-        out.push(classify(text, start, end));
+    words::tokens(text, |start, end, hint| {
+        out.push(if hint == words::ALPHA_WORD {
+            // A plain ASCII word: its class is known without looking again.
+            Word {
+                start: start as u32,
+                end: end as u32,
+                chars: (end - start) as u32,
+                flags: Word::ALPHA,
+            }
+        } else {
+            classify(text, start, end)
+        });
     });
     out
 }
@@ -267,9 +277,8 @@ fn classify(text: &str, start: usize, end: usize) -> Word {
     let mut n = 0u32;
     let mut all_symbol = true;
     let mut all_punct = true;
-    for c in s.chars() {
-        n += 1;
-        if c.is_ascii() {
+    if s.is_ascii() {
+        for &c in s.as_bytes() {
             if c.is_ascii_alphabetic() {
                 flags |= Word::ALPHA;
                 all_symbol = false;
@@ -279,23 +288,45 @@ fn classify(text: &str, start: usize, end: usize) -> Word {
                 all_symbol = false;
                 all_punct = false;
             } else {
-                // Every other ASCII character of a token is in Gopher's symbol set (tokens hold
-                // no whitespace); `$+<=>^`|~` and controls are not Unicode punctuation.
                 all_punct &= c.is_ascii_punctuation()
-                    && !matches!(c, '$' | '+' | '<' | '=' | '>' | '^' | '`' | '|' | '~');
+                    && !matches!(
+                        c,
+                        b'$' | b'+' | b'<' | b'=' | b'>' | b'^' | b'`' | b'|' | b'~'
+                    );
             }
-        } else {
-            let f = chars::flags(c);
-            if f & chars::LETTER != 0 {
-                flags |= Word::ALPHA;
-            } else if f & chars::NUMBER != 0 {
-                flags |= Word::DIGIT;
+        }
+        n = s.len() as u32;
+    } else {
+        for c in s.chars() {
+            n += 1;
+            if c.is_ascii() {
+                if c.is_ascii_alphabetic() {
+                    flags |= Word::ALPHA;
+                    all_symbol = false;
+                    all_punct = false;
+                } else if c.is_ascii_digit() {
+                    flags |= Word::DIGIT;
+                    all_symbol = false;
+                    all_punct = false;
+                } else {
+                    // Every other ASCII character of a token is in Gopher's symbol set (tokens hold
+                    // no whitespace); `$+<=>^`|~` and controls are not Unicode punctuation.
+                    all_punct &= c.is_ascii_punctuation()
+                        && !matches!(c, '$' | '+' | '<' | '=' | '>' | '^' | '`' | '|' | '~');
+                }
+            } else {
+                let f = chars::flags(c);
+                if f & chars::LETTER != 0 {
+                    flags |= Word::ALPHA;
+                } else if f & chars::NUMBER != 0 {
+                    flags |= Word::DIGIT;
+                }
+                if f & chars::NO_SPACE != 0 {
+                    flags |= Word::CJK;
+                }
+                all_symbol &= f & chars::GOPHER_SYMBOL != 0;
+                all_punct &= f & chars::PUNCT != 0;
             }
-            if f & chars::NO_SPACE != 0 {
-                flags |= Word::CJK;
-            }
-            all_symbol &= f & chars::GOPHER_SYMBOL != 0;
-            all_punct &= f & chars::PUNCT != 0;
         }
     }
     if flags & (Word::ALPHA | Word::DIGIT) == 0 {

@@ -26,19 +26,47 @@ use super::chars::{self, AFFIX, CURRENCY, HYPHEN, ICON, LETTER, LOWER, NO_SPACE,
 
 /// Calls `emit(start, end)` for every token of `text`, in order (byte offsets).
 pub fn for_each_token(text: &str, mut emit: impl FnMut(usize, usize)) {
+    tokens(text, |a, b, _| emit(a, b));
+}
+
+/// ASCII whitespace as Python's `isspace` sees it.
+const fn ascii_space_table() -> [bool; 128] {
+    let mut t = [false; 128];
+    let spaces = [
+        b' ', b'\t', b'\n', b'\r', 0x0b, 0x0c, 0x1c, 0x1d, 0x1e, 0x1f,
+    ];
+    let mut k = 0;
+    while k < spaces.len() {
+        t[spaces[k] as usize] = true;
+        k += 1;
+    }
+    t
+}
+static ASCII_SPACE: [bool; 128] = ascii_space_table();
+
+/// Lead bytes of the non-ASCII whitespace characters (U+0085, U+00A0, U+1680, U+2000..U+205F,
+/// U+3000): other lead bytes need no decoding to know they are not whitespace.
+#[inline]
+fn may_lead_space(c: u8) -> bool {
+    matches!(c, 0xc2 | 0xe1 | 0xe2 | 0xe3)
+}
+
+/// The tokens of `text` with, for plain words, their flags (`ALPHA_WORD`), else 0.
+pub(crate) const ALPHA_WORD: u8 = 1;
+
+pub(crate) fn tokens(text: &str, mut emit: impl FnMut(usize, usize, u8)) {
     let b = text.as_bytes();
     let mut i = 0;
     let n = b.len();
     let mut scratch = Vec::new();
     while i < n {
-        // Skip whitespace (ASCII fast path).
         let c = b[i];
         if c < 0x80 {
-            if matches!(c, b' ' | b'\t' | b'\n' | b'\r' | 0x0b | 0x0c | 0x1c..=0x1f) {
+            if ASCII_SPACE[c as usize] {
                 i += 1;
                 continue;
             }
-        } else {
+        } else if may_lead_space(c) {
             let ch = text[i..].chars().next().expect("char boundary");
             if chars::is_space(ch) {
                 i += ch.len_utf8();
@@ -48,14 +76,21 @@ pub fn for_each_token(text: &str, mut emit: impl FnMut(usize, usize)) {
         // A chunk runs to the next whitespace.
         let start = i;
         let mut ascii = true;
+        let mut alpha = true;
         let mut no_space = false;
         while i < n {
             let c = b[i];
             if c < 0x80 {
-                if matches!(c, b' ' | b'\t' | b'\n' | b'\r' | 0x0b | 0x0c | 0x1c..=0x1f) {
+                if ASCII_SPACE[c as usize] {
                     break;
                 }
+                alpha &= c.is_ascii_alphabetic();
                 i += 1;
+            } else if (0xc3..0xe0).contains(&c) {
+                // Two-byte characters (Latin, Greek, Cyrillic, Hebrew, Arabic, ...) are never
+                // whitespace nor of a script without spaces: no need to decode them.
+                ascii = false;
+                i += 2;
             } else {
                 let ch = text[i..].chars().next().expect("char boundary");
                 let f = chars::flags(ch);
@@ -70,23 +105,23 @@ pub fn for_each_token(text: &str, mut emit: impl FnMut(usize, usize)) {
         let chunk = &text[start..i];
         if no_space {
             for (o, seg) in chunk.split_word_bound_indices() {
-                emit(start + o, start + o + seg.len());
+                emit(start + o, start + o + seg.len(), 0);
             }
-        } else if ascii && chunk.bytes().all(|c| c.is_ascii_alphabetic()) {
+        } else if ascii && alpha {
             // The common case: a plain word.
             match special_word(chunk) {
                 Some(Special::SplitAt(k)) => {
-                    emit(start, start + k);
-                    emit(start + k, i);
+                    emit(start, start + k, ALPHA_WORD);
+                    emit(start + k, i, ALPHA_WORD);
                 }
-                _ => emit(start, i),
+                _ => emit(start, i, ALPHA_WORD),
             }
         } else if ascii && plain_word_with_mark(chunk) {
             // The next most common: a word and one trailing mark ("word," "end.").
-            emit(start, i - 1);
-            emit(i - 1, i);
+            emit(start, i - 1, ALPHA_WORD);
+            emit(i - 1, i, 0);
         } else {
-            split_and_merge(chunk, start, &mut scratch, &mut emit);
+            split_and_merge(chunk, start, &mut scratch, &mut |a, b| emit(a, b, 0));
         }
     }
 }
@@ -99,10 +134,14 @@ fn plain_word_with_mark(chunk: &str) -> bool {
     let b = chunk.as_bytes();
     let n = b.len();
     n >= 3
-        && matches!(b[n - 1], b',' | b';' | b':' | b'!' | b'?' | b')' | b'"' | b'.')
+        && matches!(
+            b[n - 1],
+            b',' | b';' | b':' | b'!' | b'?' | b')' | b'"' | b'.'
+        )
         && b[n - 2].is_ascii_lowercase()
         && b[..n - 1].iter().all(u8::is_ascii_alphabetic)
-        && (n > MAX_SPECIAL || (special_case(chunk).is_none() && special_case(&chunk[..n - 1]).is_none()))
+        && (n > MAX_SPECIAL
+            || (special_case(chunk).is_none() && special_case(&chunk[..n - 1]).is_none()))
 }
 
 /// Applies the affix rules to one whitespace-free chunk, then joins neighbouring pieces that
@@ -313,9 +352,12 @@ fn special_case(s: &str) -> Option<Special> {
         }
     }
     // Clock times: "5pm", "11a.m." (hours 1 to 12).
-    let digits = s.bytes().take_while(u8::is_ascii_digit).count();
-    if (1..=2).contains(&digits) && matches!(&s[digits..], "am" | "pm" | "a.m." | "p.m.") {
-        if (1..=12).contains(&s[..digits].parse::<u32>().unwrap_or(0)) {
+    if s.as_bytes()[0].is_ascii_digit() && s.len() <= 6 {
+        let digits = s.bytes().take_while(u8::is_ascii_digit).count();
+        if (1..=2).contains(&digits)
+            && matches!(&s[digits..], "am" | "pm" | "a.m." | "p.m.")
+            && (1..=12).contains(&s[..digits].parse::<u32>().unwrap_or(0))
+        {
             return Some(Special::SplitAt(digits));
         }
     }
@@ -325,7 +367,10 @@ fn special_case(s: &str) -> Option<Special> {
     if s.len() <= 3 && cs.as_str() == "." && first.is_lowercase() {
         return Some(Special::Whole);
     }
-    if !s.contains(['\'', '’']) || !first.is_alphabetic() {
+    if !first.is_alphabetic()
+        || (memchr::memchr2(b'\'', 0xe2, s.as_bytes()).is_none())
+        || !s.contains(['\'', '’'])
+    {
         return None;
     }
     // Clitics after an alphabetic stem, in lower or title case as people write them
@@ -350,10 +395,35 @@ fn special_case(s: &str) -> Option<Special> {
     None
 }
 
+/// Bit set of (first letter, last letter, length) of the [`SPLIT`] words, lower-cased: a
+/// plain word outside it needs no table lookup.
+fn split_shapes() -> &'static [u64; 96] {
+    static S: OnceLock<[u64; 96]> = OnceLock::new();
+    S.get_or_init(|| {
+        let mut bits = [0u64; 96];
+        for (w, _) in SPLIT {
+            let k = shape(w.as_bytes());
+            bits[k / 64] |= 1 << (k % 64);
+        }
+        bits
+    })
+}
+
+#[inline]
+fn shape(w: &[u8]) -> usize {
+    let f = (w[0].to_ascii_lowercase() - b'a') as usize;
+    let l = (w[w.len() - 1].to_ascii_lowercase() - b'a') as usize;
+    (f * 26 + l) * 9 + w.len()
+}
+
 /// Whether a plain ASCII word is a special case (a clitic written without apostrophe).
 #[inline]
 fn special_word(s: &str) -> Option<Special> {
     if s.len() <= MAX_SPECIAL && s.len() >= 2 {
+        let k = shape(s.as_bytes());
+        if split_shapes()[k / 64] & (1 << (k % 64)) == 0 {
+            return None;
+        }
         specials().get(s).copied()
     } else {
         None
