@@ -25,7 +25,10 @@ use stages::{Built, Document, Outcome, Purpose, Stage, StageArgs};
 
 /// CPU time of this thread (nanosecond clock: steadier than wall time on a shared machine).
 fn cpu_seconds() -> f64 {
-    let mut ts = libc::timespec { tv_sec: 0, tv_nsec: 0 };
+    let mut ts = libc::timespec {
+        tv_sec: 0,
+        tv_nsec: 0,
+    };
     // SAFETY: clock_gettime fills the struct we own.
     unsafe { libc::clock_gettime(libc::CLOCK_THREAD_CPUTIME_ID, &mut ts) };
     ts.tv_sec as f64 + ts.tv_nsec as f64 / 1e9
@@ -71,7 +74,10 @@ fn main() {
         eprintln!("skipped: ../shared is absent");
         return;
     };
-    let reps: usize = std::env::var("HEUR_BENCH_REPS").ok().and_then(|s| s.parse().ok()).unwrap_or(3);
+    let reps: usize = std::env::var("HEUR_BENCH_REPS")
+        .ok()
+        .and_then(|s| s.parse().ok())
+        .unwrap_or(3);
     let corpus = shared.join("data/corpora/warc-extracted-texts.jsonl.gz");
     let mut raw = String::new();
     flate2::read::GzDecoder::new(std::fs::File::open(&corpus).expect("corpus"))
@@ -80,7 +86,12 @@ fn main() {
     let docs: Vec<(String, String)> = raw
         .lines()
         .filter_map(|l| serde_json::from_str::<serde_json::Value>(l).ok())
-        .map(|v| (v["url"].as_str().unwrap_or("").to_string(), v["text"].as_str().unwrap_or("").to_string()))
+        .map(|v| {
+            (
+                v["url"].as_str().unwrap_or("").to_string(),
+                v["text"].as_str().unwrap_or("").to_string(),
+            )
+        })
         .collect();
     let bytes: usize = docs.iter().map(|d| d.1.len()).sum();
     let n = docs.len();
@@ -91,28 +102,56 @@ fn main() {
     for (_, t) in &docs {
         reference.add(&Document::new("", t.clone()));
     }
-    reference.write(std::fs::File::create(dir.join("ref.bin")).unwrap()).unwrap();
+    reference
+        .write(std::fs::File::create(dir.join("ref.bin")).unwrap())
+        .unwrap();
 
     let assets = shared.join("data/nsfw/datatrove-assets");
     let url_cfg = format!(
         "banned_words_files = [\"{a}/banned_words.txt\"]\nbanned_subwords_files = [\"{a}/banned_subwords.txt\"]\nsoft_banned_words_files = [\"{a}/soft_banned_words.txt\"]",
         a = assets.display()
     );
-    let dirty_cfg = format!("lists_dir = \"{}\"", shared.join("data/nsfw/ldnoobw").display());
+    let dirty_cfg = format!(
+        "lists_dir = \"{}\"",
+        shared.join("data/nsfw/ldnoobw").display()
+    );
     use stages::filter::*;
     use stages::safety::*;
     let stack: Vec<(&str, Box<dyn Stage>)> = vec![
-        ("url_filter", build(&url_filter::DEF, "url_filter", &url_cfg, &dir)),
+        (
+            "url_filter",
+            build(&url_filter::DEF, "url_filter", &url_cfg, &dir),
+        ),
         ("pii", build(&pii::DEF, "pii", "", &dir)),
-        ("dirty_words", build(&dirty_words::DEF, "dirty_words", &dirty_cfg, &dir)),
-        ("gopher_repetition", build(&gopher_repetition::DEF, "gopher_repetition", "", &dir)),
-        ("gopher_quality", build(&gopher_quality::DEF, "gopher_quality", "", &dir)),
+        (
+            "dirty_words",
+            build(&dirty_words::DEF, "dirty_words", &dirty_cfg, &dir),
+        ),
+        (
+            "gopher_repetition",
+            build(&gopher_repetition::DEF, "gopher_repetition", "", &dir),
+        ),
+        (
+            "gopher_quality",
+            build(&gopher_quality::DEF, "gopher_quality", "", &dir),
+        ),
         ("fineweb", build(&fineweb::DEF, "fineweb", "", &dir)),
-        ("kl", build(&kl::DEF, "kl", "reference = \"ref.bin\"\nmax_kl = 5.0", &dir)),
+        (
+            "kl",
+            build(
+                &kl::DEF,
+                "kl",
+                "reference = \"ref.bin\"\nmax_kl = 5.0",
+                &dir,
+            ),
+        ),
         ("c4", build(&c4::DEF, "c4", "", &dir)),
     ];
 
-    println!("heuristic stack on {n} documents ({:.2} MB), one thread, CPU time, best of {reps}", bytes as f64 / 1e6);
+    println!(
+        "heuristic stack on {n} documents ({:.2} MB), one thread, CPU time, best of {reps}",
+        bytes as f64 / 1e6
+    );
     // Each stage alone: a stage that reads words pays for the word view itself here.
     let stack_only = std::env::var_os("HEUR_BENCH_STACK_ONLY").is_some();
     // The shared word view alone (segmentation and word hashes), which every stage reuses.
@@ -171,7 +210,16 @@ fn main() {
             drop(f);
             let script = repo_root().join("benches/peers/datatrove_filters.py");
             let reps_s = reps.to_string();
-            match run_peer(&py, &[script.to_str().unwrap(), "bench", texts.to_str().unwrap(), "--repeat", &reps_s]) {
+            match run_peer(
+                &py,
+                &[
+                    script.to_str().unwrap(),
+                    "bench",
+                    texts.to_str().unwrap(),
+                    "--repeat",
+                    &reps_s,
+                ],
+            ) {
                 Some(v) => {
                     let secs = v["seconds"].as_f64().unwrap_or(f64::NAN);
                     let peer = n as f64 / secs;
@@ -181,19 +229,27 @@ fn main() {
                         bytes as f64 / secs / 1e6,
                         v["kept"]
                     );
-                    println!("ratio (per core, curate's 8 stages vs datatrove's 4): {:.0}x", ours / peer);
+                    println!(
+                        "ratio (per core, curate's 8 stages vs datatrove's 4): {:.0}x",
+                        ours / peer
+                    );
                 }
                 None => println!("datatrove: peer run failed"),
             }
         }
         None if skip_peer => println!("datatrove: skipped (HEUR_BENCH_NO_PEER)"),
-        None => println!("datatrove: peer environment not found (~/.cache/curate-peers/dt); no ratio"),
+        None => {
+            println!("datatrove: peer environment not found (~/.cache/curate-peers/dt); no ratio")
+        }
     }
 
     // A generated one-million-entry UT1 domain list, gzip-compressed.
     let list = dir.join("domains.gz");
     {
-        let mut gz = flate2::write::GzEncoder::new(std::fs::File::create(&list).unwrap(), flate2::Compression::fast());
+        let mut gz = flate2::write::GzEncoder::new(
+            std::fs::File::create(&list).unwrap(),
+            flate2::Compression::fast(),
+        );
         for i in 0..1_000_000u64 {
             let h = xxhash_rust::xxh3::xxh3_64(&i.to_le_bytes());
             writeln!(gz, "site{h:x}.example.com").unwrap();
@@ -203,7 +259,9 @@ fn main() {
     let t = std::time::Instant::now();
     let mut b = url_filter::Blocklist::default();
     let loaded = b.load(&list, false).unwrap();
-    println!("UT1 domain list: {loaded} entries loaded in {:.2} s", t.elapsed().as_secs_f64());
+    println!(
+        "UT1 domain list: {loaded} entries loaded in {:.2} s",
+        t.elapsed().as_secs_f64()
+    );
     let _ = std::fs::remove_dir_all(&dir);
 }
-

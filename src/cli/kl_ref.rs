@@ -56,7 +56,13 @@ pub fn run(a: KlRefArgs) -> Result<(), CliError> {
 }
 
 /// Counts one input file.
-fn count_file(uri: &str, bits: u32, alpha: f64, opts: &ReadOptions, cfg: &StorageSection) -> anyhow::Result<(KlReference, u64)> {
+fn count_file(
+    uri: &str,
+    bits: u32,
+    alpha: f64,
+    opts: &ReadOptions,
+    cfg: &StorageSection,
+) -> anyhow::Result<(KlReference, u64)> {
     let mut r = KlReference::new(bits, alpha);
     let mut skipped = 0u64;
     let mut add = |e: ReadEvent| match e {
@@ -92,13 +98,20 @@ fn count_file(uri: &str, bits: u32, alpha: f64, opts: &ReadOptions, cfg: &Storag
 
 fn build(a: BuildArgs) -> Result<(), CliError> {
     if !(8..=26).contains(&a.bits) {
-        return Err(CliError::Config(format!("--bits {}: expected 8..=26", a.bits)));
+        return Err(CliError::Config(format!(
+            "--bits {}: expected 8..=26",
+            a.bits
+        )));
     }
-    if !(a.alpha > 0.0) {
-        return Err(CliError::Config(format!("--alpha {}: expected > 0", a.alpha)));
+    if a.alpha.is_nan() || a.alpha <= 0.0 {
+        return Err(CliError::Config(format!(
+            "--alpha {}: expected > 0",
+            a.alpha
+        )));
     }
     let cfg = StorageSection::default();
-    let inputs = crate::storage::list_inputs(&a.input, &cfg).map_err(|e| CliError::Config(e.to_string()))?;
+    let inputs =
+        crate::storage::list_inputs(&a.input, &cfg).map_err(|e| CliError::Config(e.to_string()))?;
     let opts = ReadOptions {
         text_field: a.text_field.clone(),
         ..Default::default()
@@ -122,7 +135,9 @@ fn build(a: BuildArgs) -> Result<(), CliError> {
     let tmp = a.out.with_extension("tmp");
     let f = std::fs::File::create(&tmp).with_context(|| tmp.display().to_string())?;
     let mut w = std::io::BufWriter::new(f);
-    total.write(&mut w).with_context(|| tmp.display().to_string())?;
+    total
+        .write(&mut w)
+        .with_context(|| tmp.display().to_string())?;
     std::io::Write::flush(&mut w).with_context(|| tmp.display().to_string())?;
     drop(w);
     std::fs::rename(&tmp, &a.out).with_context(|| a.out.display().to_string())?;

@@ -184,7 +184,10 @@ fn whitespace_words(line: &str) -> (usize, usize) {
     while i < b.len() {
         let c = b[i];
         let (space, len) = if c < 0x80 {
-            (matches!(c, b' ' | b'\t' | b'\n' | b'\r' | 0x0b | 0x0c | 0x1c..=0x1f), 1)
+            (
+                matches!(c, b' ' | b'\t' | b'\n' | b'\r' | 0x0b | 0x0c | 0x1c..=0x1f),
+                1,
+            )
         } else if matches!(c, 0xc2 | 0xe1 | 0xe2 | 0xe3) {
             let ch = line[i..].chars().next().expect("char boundary");
             (chars::is_space(ch), ch.len_utf8())
@@ -243,13 +246,16 @@ fn phrase_matcher() -> aho_corasick::AhoCorasick {
     pats.extend_from_slice(POLICY_PHRASES);
     aho_corasick::AhoCorasick::builder()
         .ascii_case_insensitive(true)
+        .match_kind(aho_corasick::MatchKind::LeftmostFirst)
         .build(pats)
         .expect("small fixed patterns")
 }
 
-/// Bit `i` set when phrase `i` occurs in the line.
+/// Bit `i` set when phrase `i` occurs in the line. Non-overlapping matches suffice: only
+/// policy phrases can overlap one another ("terms of use cookies"), and any one of them
+/// removes the line.
 fn phrases_in(ac: &aho_corasick::AhoCorasick, line: &str) -> u32 {
-    ac.find_overlapping_iter(line)
+    ac.find_iter(line)
         .fold(0u32, |m, x| m | 1 << x.pattern().as_usize())
 }
 
@@ -265,7 +271,7 @@ impl C4 {
                                  // Phrase matches over the whole text once, by start; a line takes those inside it.
         let mut phrase_hits: Vec<(usize, usize, usize)> = self
             .phrases
-            .find_overlapping_iter(text)
+            .find_iter(text)
             .map(|m| (m.start(), m.end(), m.pattern().as_usize()))
             .collect();
         phrase_hits.sort_unstable();

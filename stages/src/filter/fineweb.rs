@@ -73,7 +73,7 @@ fn build(args: &StageArgs) -> Result<Built, ConfigError> {
     check_fraction("line_punct_thr", cfg.line_punct_thr)?;
     check_fraction("short_line_thr", cfg.short_line_thr)?;
     check_fraction("char_duplicates_ratio", cfg.char_duplicates_ratio)?;
-    if !(cfg.new_line_ratio >= 0.0) {
+    if cfg.new_line_ratio.is_nan() || cfg.new_line_ratio < 0.0 {
         return Err(ConfigError::new("new_line_ratio", "must be a number >= 0"));
     }
     let n = args.name;

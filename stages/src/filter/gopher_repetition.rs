@@ -249,8 +249,8 @@ pub fn measure(doc: &Document, top_ns: &[usize], dup_ns: &[usize]) -> Repetition
     );
     r.dup_para_frac = pd as f64 / paras.len().max(1) as f64;
     r.dup_para_char_frac = pc as f64 / total;
-    let n_lines = newline_runs(text).count();
-    let (ld, lc) = find_duplicates(newline_runs(text));
+    let mut n_lines = 0usize;
+    let (ld, lc) = find_duplicates(newline_runs(text).inspect(|_| n_lines += 1));
     r.dup_line_frac = ld as f64 / n_lines.max(1) as f64;
     r.dup_line_char_frac = lc as f64 / total;
 
@@ -279,9 +279,12 @@ pub fn measure(doc: &Document, top_ns: &[usize], dup_ns: &[usize]) -> Repetition
     r
 }
 
+/// n-gram hash -> (count, first position); and a set of n-gram hashes.
+type NgramTables = (FxHashMap<u64, (u32, u32)>, FxHashSet<u64>);
+
 thread_local! {
     /// Reused n-gram tables: clearing keeps the allocation for the next document.
-    static SCRATCH: std::cell::RefCell<(FxHashMap<u64, (u32, u32)>, FxHashSet<u64>)> =
+    static SCRATCH: std::cell::RefCell<NgramTables> =
         std::cell::RefCell::new((FxHashMap::default(), FxHashSet::default()));
 }
 

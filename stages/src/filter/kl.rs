@@ -125,7 +125,7 @@ impl KlReference {
             .chunks_exact(4)
             .map(|c| u32::from_le_bytes(c.try_into().expect("4 bytes")))
             .collect();
-        if !(alpha > 0.0) {
+        if alpha.is_nan() || alpha <= 0.0 {
             return Err(bad("smoothing alpha must be > 0"));
         }
         Ok(KlReference {
@@ -274,7 +274,7 @@ pub struct Kl {
 
 fn build(args: &StageArgs) -> Result<Built, ConfigError> {
     let cfg: KlConfig = args.parse()?;
-    if !(cfg.max_kl >= 0.0) {
+    if cfg.max_kl.is_nan() || cfg.max_kl < 0.0 {
         return Err(ConfigError::new("max_kl", "must be a number >= 0"));
     }
     let path = args.resolve_path("reference", &cfg.reference)?;

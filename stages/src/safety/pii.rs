@@ -1012,10 +1012,10 @@ fn classify_phone(parts: &[PhonePart], plus: bool, b: &[u8], end: usize) -> Shap
                     .fold(0, |v, &c| v * 10 + (c - b'0') as u32);
                 (1000..=2199).contains(&y)
             };
-            if g[1] < 4 || g[0] < 2 || (sep == Some(b'-') && g[0] == 5) {
-                Shape::No // postal codes and references
-            } else if g[0] == 4 && g[1] == 4 && sep == Some(b'-') && year(0) && year(4) {
-                Shape::No // a range of years
+            let postal = g[1] < 4 || g[0] < 2 || (sep == Some(b'-') && g[0] == 5);
+            let years = g[0] == 4 && g[1] == 4 && sep == Some(b'-') && year(0) && year(4);
+            if postal || years {
+                Shape::No // postal codes, references, ranges of years
             } else {
                 Shape::Weak
             }

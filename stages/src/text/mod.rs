@@ -377,7 +377,7 @@ mod tests {
 
     #[test]
     fn word_flags() {
-        let t = "I’m 3 ... “quoted” ‘x’ •";
+        let t = "I’m 3 ... “quoted” ‘x’ • 2020, end.";
         let v = TextViews::default();
         let w = v.words(t);
         let by = |s: &str| *w.iter().find(|x| x.as_str(t) == s).unwrap();
@@ -389,6 +389,9 @@ mod tests {
         assert!(!by("‘").is_symbol() && by("‘").flags & Word::ALL_PUNCT != 0);
         assert!(!by("•").is_symbol() && by("•").is_punct());
         assert_eq!(by("“").chars, 1);
+        // Fast paths give the same classes as the general one.
+        assert!(by("2020").flags & Word::DIGIT != 0 && !by("2020").is_alpha());
+        assert!(by("end").is_alpha() && by(".").flags & Word::STERM != 0);
     }
 
     #[test]

@@ -77,6 +77,7 @@ pub(crate) fn tokens(text: &str, mut emit: impl FnMut(usize, usize, u8)) {
         let start = i;
         let mut ascii = true;
         let mut alpha = true;
+        let mut digits = true;
         let mut no_space = false;
         while i < n {
             let c = b[i];
@@ -85,6 +86,7 @@ pub(crate) fn tokens(text: &str, mut emit: impl FnMut(usize, usize, u8)) {
                     break;
                 }
                 alpha &= c.is_ascii_alphabetic();
+                digits &= c.is_ascii_digit();
                 i += 1;
             } else if (0xc3..0xe0).contains(&c) {
                 // Two-byte characters (Latin, Greek, Cyrillic, Hebrew, Arabic, ...) are never
@@ -116,9 +118,20 @@ pub(crate) fn tokens(text: &str, mut emit: impl FnMut(usize, usize, u8)) {
                 }
                 _ => emit(start, i, ALPHA_WORD),
             }
+        } else if ascii && digits {
+            // A plain number: no affix or special case applies.
+            emit(start, i, 0);
         } else if ascii && plain_word_with_mark(chunk) {
-            // The next most common: a word and one trailing mark ("word," "end.").
-            emit(start, i - 1, ALPHA_WORD);
+            // The next most common: a word and one trailing mark ("word," "end." "2020,").
+            emit(
+                start,
+                i - 1,
+                if b[start].is_ascii_digit() {
+                    0
+                } else {
+                    ALPHA_WORD
+                },
+            );
             emit(i - 1, i, 0);
         } else {
             split_and_merge(chunk, start, &mut scratch, &mut |a, b| emit(a, b, 0));
@@ -126,9 +139,10 @@ pub(crate) fn tokens(text: &str, mut emit: impl FnMut(usize, usize, u8)) {
     }
 }
 
-/// A chunk of two or more ASCII letters, lower-case at the end, and one trailing mark that the
-/// suffix rules always split there (`,;:!?)"` or `.` after a lower-case letter), that is not
-/// a special case: the affix rules would give exactly the word and the mark.
+/// A chunk of two or more ASCII letters (lower-case at the end) or digits, and one trailing
+/// mark that the suffix rules always split there (`,;:!?)"`, or `.` after a lower-case letter
+/// or a digit), that is not a special case: the affix rules would give exactly the word and
+/// the mark.
 #[inline]
 fn plain_word_with_mark(chunk: &str) -> bool {
     let b = chunk.as_bytes();
