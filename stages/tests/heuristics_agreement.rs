@@ -72,7 +72,9 @@ fn keep_drop_decisions_agree_with_datatrove() {
     let corpus = shared.join("data/corpora/warc-extracted-texts.jsonl.gz");
     let lid = shared.join("data/langid/models/lid.176.ftz");
     let Some(py) = datatrove_python() else {
-        eprintln!("skipped: no Python with datatrove, spaCy and fastText (set CURATE_DATATROVE_PY)");
+        eprintln!(
+            "skipped: no Python with datatrove, spaCy and fastText (set CURATE_DATATROVE_PY)"
+        );
         return;
     };
     if !corpus.exists() || !lid.exists() {
