@@ -7,6 +7,8 @@ pub mod check;
 pub mod classify;
 pub mod extract;
 pub mod inspect;
+pub mod kl_ref;
+pub mod pii;
 pub mod run;
 pub mod slurm;
 pub mod stats;
@@ -65,6 +67,10 @@ pub enum Command {
     Train(train::TrainArgs),
     /// Score every row of a JSONL/Parquet file with a fastText or ONNX classifier.
     Classify(classify::ClassifyArgs),
+    /// Redact personal data in JSON lines {"id", "text"} and write them back with counts.
+    Pii(pii::PiiArgs),
+    /// Build the reference token distribution of filter.kl.
+    KlRef(kl_ref::KlRefArgs),
 }
 
 /// An error that maps to an exit code.
@@ -100,6 +106,8 @@ pub fn dispatch(cli: Cli) -> Result<(), CliError> {
         Command::Status(a) => status::run(a),
         Command::Train(a) => train::run(a),
         Command::Classify(a) => classify::run(a),
+        Command::Pii(a) => pii::run(a),
+        Command::KlRef(a) => kl_ref::run(a),
     }
 }
 

@@ -97,7 +97,22 @@ impl Document {
         self.views.words(&self.text)
     }
 
-    /// Normalized text (computed once): lower-case alphanumeric words joined by single spaces.
+    /// xxh3 hash of each word, parallel to [`Document::words`] (computed once).
+    pub fn word_hashes(&self) -> &[u64] {
+        self.views.word_hashes(&self.text)
+    }
+
+    /// Paragraph byte ranges: blocks between blank lines (computed once).
+    pub fn paragraphs(&self) -> &[std::ops::Range<u32>] {
+        self.views.paragraphs(&self.text)
+    }
+
+    /// Length of the text in Unicode scalar values (computed once).
+    pub fn char_count(&self) -> usize {
+        self.views.char_count(&self.text)
+    }
+
+    /// Normalized text (computed once): lower-cased letter-and-digit runs joined by single spaces.
     pub fn normalized(&self) -> &str {
         self.views.normalized(&self.text)
     }

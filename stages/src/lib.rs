@@ -41,6 +41,7 @@ pub mod filter;
 pub mod mix;
 pub mod read;
 pub mod registry;
+pub mod safety;
 pub mod signals;
 pub mod stage;
 pub mod stats;

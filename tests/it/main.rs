@@ -11,6 +11,7 @@ mod dedup;
 mod extract;
 mod faults;
 mod onnx;
+mod heuristics;
 mod report;
 mod runner;
 mod s3;

@@ -1,0 +1,550 @@
+//! `filter.c4`: C4's line-level cleaning and document rules (Raffel et al. 2020, section 2.2,
+//! as datatrove's `C4QualityFilter` implements them).
+//!
+//! Each line (Python's `splitlines`, surrounding whitespace stripped) is removed when, in this
+//! order: a whitespace-separated word is longer than `max_word_length` characters; after
+//! Wikipedia-style citations (`[1]`, `[edit]`, `[citation needed]`) are deleted, it does not end
+//! in terminal punctuation (`.`, `?`, `!`, `"`, `'`; an ellipsis does not count); it has fewer
+//! than `min_words_per_line` words; it mentions "javascript"; it holds a cookie or policy
+//! phrase. The document fails when a surviving line contains "lorem ipsum" or a curly bracket,
+//! or when the surviving lines hold fewer than `min_num_sentences` sentences.
+//!
+//! Sentences are counted on the shared word view, spaCy's sentencizer rule: a sentence ends
+//! after a sentence-terminal token (`.`, `!`, `?`, `。`, ...) once a token that is not
+//! punctuation follows. A kept document's text becomes its surviving lines joined by `\n`;
+//! the removed lines are counted per reason. Dropped documents keep their text.
+
+use serde::Deserialize;
+
+use crate::config::{ConfigError, StageArgs};
+use crate::registry::StageDef;
+use crate::signals::{SignalSpec, SignalType, Signals};
+use crate::stage::{Built, Outcome, Stage};
+use crate::text::{chars, py_lines, Word};
+use crate::Document;
+
+/// Phrases of cookie banners and legal boilerplate (C4's policy list).
+pub const POLICY_PHRASES: &[&str] = &[
+    "terms of use",
+    "privacy policy",
+    "cookie policy",
+    "uses cookies",
+    "use of cookies",
+    "use cookies",
+];
+
+/// `[stages.c4]`: C4's rules; defaults as in the paper and datatrove.
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct C4Config {
+    /// Delete Wikipedia-style citation marks before the line checks.
+    pub remove_citations: bool,
+    /// Remove lines that do not end in terminal punctuation.
+    pub filter_no_terminal_punct: bool,
+    /// Minimum sentences in the surviving lines (0 disables).
+    pub min_num_sentences: u64,
+    /// Remove lines with fewer words (0 disables).
+    pub min_words_per_line: u64,
+    /// Remove lines with a longer word, in characters (0 disables).
+    pub max_word_length: u64,
+    /// Drop documents with "lorem ipsum" in a surviving line.
+    pub filter_lorem_ipsum: bool,
+    /// Remove lines mentioning "javascript".
+    pub filter_javascript: bool,
+    /// Drop documents with a curly bracket in a surviving line.
+    pub filter_curly_bracket: bool,
+    /// Remove lines with cookie and policy phrases.
+    pub filter_policy: bool,
+    /// Replace the text of kept documents with their surviving lines.
+    pub edit_text: bool,
+}
+
+impl Default for C4Config {
+    fn default() -> Self {
+        C4Config {
+            remove_citations: true,
+            filter_no_terminal_punct: true,
+            min_num_sentences: 5,
+            min_words_per_line: 3,
+            max_word_length: 1000,
+            filter_lorem_ipsum: true,
+            filter_javascript: true,
+            filter_curly_bracket: true,
+            filter_policy: true,
+            edit_text: true,
+        }
+    }
+}
+
+pub static DEF: StageDef = StageDef {
+    kind: "filter.c4",
+    about: "C4 line cleaning (terminal punctuation, short lines, javascript, policy) and document rules",
+    example: "min_num_sentences = 5\nmin_words_per_line = 3\nfilter_policy = true",
+    build,
+};
+
+struct Sigs {
+    sentences: String,
+    lines_kept: String,
+    chars_removed: String,
+    removed_long_word: String,
+    removed_no_terminal_punct: String,
+    removed_few_words: String,
+    removed_javascript: String,
+    removed_policy: String,
+    lorem_ipsum: String,
+    curly_bracket: String,
+}
+
+pub struct C4 {
+    name: String,
+    cfg: C4Config,
+    sig: Sigs,
+    phrases: aho_corasick::AhoCorasick,
+}
+
+fn build(args: &StageArgs) -> Result<Built, ConfigError> {
+    let cfg: C4Config = args.parse()?;
+    let n = args.name;
+    Ok(Built::Map(Box::new(C4 {
+        name: n.to_string(),
+        cfg,
+        phrases: phrase_matcher(),
+        sig: Sigs {
+            sentences: format!("{n}.sentences"),
+            lines_kept: format!("{n}.lines_kept"),
+            chars_removed: format!("{n}.chars_removed"),
+            removed_long_word: format!("{n}.lines_removed_long_word"),
+            removed_no_terminal_punct: format!("{n}.lines_removed_no_terminal_punct"),
+            removed_few_words: format!("{n}.lines_removed_few_words"),
+            removed_javascript: format!("{n}.lines_removed_javascript"),
+            removed_policy: format!("{n}.lines_removed_policy"),
+            lorem_ipsum: format!("{n}.lorem_ipsum"),
+            curly_bracket: format!("{n}.curly_bracket"),
+        },
+    })))
+}
+
+/// The outcome of C4's line pass over one document.
+#[derive(Debug, Default, Clone, PartialEq)]
+pub struct LinePass {
+    /// The surviving lines joined by `\n`.
+    pub text: String,
+    pub lines_kept: usize,
+    pub sentences: usize,
+    pub removed_long_word: usize,
+    pub removed_no_terminal_punct: usize,
+    pub removed_few_words: usize,
+    pub removed_javascript: usize,
+    pub removed_policy: usize,
+    pub lorem_ipsum: bool,
+    pub curly_bracket: bool,
+}
+
+/// Byte ranges of citation marks: `[digits]`, `[edit]`, `[citation needed]`.
+fn citations(line: &str) -> Vec<(usize, usize)> {
+    let b = line.as_bytes();
+    let mut out = Vec::new();
+    let mut i = 0;
+    while let Some(k) = memchr::memchr(b'[', &b[i..]) {
+        let at = i + k;
+        let rest = &line[at + 1..];
+        let digits: usize = rest
+            .char_indices()
+            .take_while(|(_, c)| c.is_numeric())
+            .map(|(j, c)| j + c.len_utf8())
+            .last()
+            .unwrap_or(0);
+        let len = if rest[digits..].starts_with(']') {
+            Some(digits + 1)
+        } else if rest.starts_with("edit]") {
+            Some(5)
+        } else if rest.starts_with("citation needed]") {
+            Some(16)
+        } else {
+            None
+        };
+        match len {
+            Some(l) => {
+                out.push((at, at + 1 + l));
+                i = at + 1 + l;
+            }
+            None => i = at + 1,
+        }
+    }
+    out
+}
+
+/// Number of whitespace-separated words (Python's `str.split()`) and the length of the longest
+/// in characters, in one pass over the bytes.
+fn whitespace_words(line: &str) -> (usize, usize) {
+    let b = line.as_bytes();
+    let (mut n, mut longest, mut cur) = (0usize, 0usize, 0usize);
+    let mut i = 0;
+    while i < b.len() {
+        let c = b[i];
+        let (space, len) = if c < 0x80 {
+            (
+                matches!(c, b' ' | b'\t' | b'\n' | b'\r' | 0x0b | 0x0c | 0x1c..=0x1f),
+                1,
+            )
+        } else if matches!(c, 0xc2 | 0xe1 | 0xe2 | 0xe3) {
+            let ch = line[i..].chars().next().expect("char boundary");
+            (chars::is_space(ch), ch.len_utf8())
+        } else {
+            // A continuation byte adds no character; a lead byte starts one.
+            let mut k = 1;
+            while i + k < b.len() && (b[i + k] & 0xc0) == 0x80 {
+                k += 1;
+            }
+            (false, k)
+        };
+        if space {
+            if cur > 0 {
+                n += 1;
+                longest = longest.max(cur);
+                cur = 0;
+            }
+        } else {
+            cur += 1;
+        }
+        i += len;
+    }
+    if cur > 0 {
+        n += 1;
+        longest = longest.max(cur);
+    }
+    (n, longest)
+}
+
+/// Sentences in a run of tokens (spaCy's sentencizer rule).
+fn count_sentences<'a>(tokens: impl Iterator<Item = &'a Word>) -> usize {
+    let mut n = 0usize;
+    let mut seen_terminal = false;
+    for w in tokens {
+        if n == 0 {
+            n = 1;
+        }
+        let terminal = w.flags & Word::STERM != 0;
+        if seen_terminal && w.flags & Word::ALL_PUNCT == 0 && !terminal {
+            n += 1;
+            seen_terminal = false;
+        } else if terminal {
+            seen_terminal = true;
+        }
+    }
+    n
+}
+
+/// Phrases the line rules look for, matched case-insensitively in one pass.
+const LOREM: usize = 0;
+const JAVASCRIPT: usize = 1;
+const FIRST_POLICY: usize = 2;
+
+fn phrase_matcher() -> aho_corasick::AhoCorasick {
+    let mut pats = vec!["lorem ipsum", "javascript"];
+    pats.extend_from_slice(POLICY_PHRASES);
+    aho_corasick::AhoCorasick::builder()
+        .ascii_case_insensitive(true)
+        .match_kind(aho_corasick::MatchKind::LeftmostFirst)
+        .build(pats)
+        .expect("small fixed patterns")
+}
+
+/// Bit `i` set when phrase `i` occurs in the line. Non-overlapping matches suffice: only
+/// policy phrases can overlap one another ("terms of use cookies"), and any one of them
+/// removes the line.
+fn phrases_in(ac: &aho_corasick::AhoCorasick, line: &str) -> u32 {
+    ac.find_iter(line)
+        .fold(0u32, |m, x| m | 1 << x.pattern().as_usize())
+}
+
+impl C4 {
+    /// Runs the line rules over a document.
+    pub fn line_pass(&self, doc: &Document) -> LinePass {
+        let c = &self.cfg;
+        let text = doc.text();
+        let words = doc.words();
+        let base = text.as_ptr() as usize;
+        let mut out = LinePass::default();
+        let mut cursor = 0usize; // first word not before the current line
+                                 // Phrase matches over the whole text once, by start; a line takes those inside it.
+        let mut phrase_hits: Vec<(usize, usize, usize)> = self
+            .phrases
+            .find_iter(text)
+            .map(|m| (m.start(), m.end(), m.pattern().as_usize()))
+            .collect();
+        phrase_hits.sort_unstable();
+        let mut hit_cursor = 0usize;
+        for raw in py_lines(text) {
+            let line = chars::strip(raw);
+            let line_start = line.as_ptr() as usize - base;
+            let line_end = line_start + line.len();
+            // Whitespace-separated words of the stripped line (before citation removal).
+            let (n_words, longest) = whitespace_words(line);
+            let long_word = c.max_word_length > 0 && longest as u64 > c.max_word_length;
+            if long_word {
+                out.removed_long_word += 1;
+                continue;
+            }
+            let cites = if c.remove_citations {
+                citations(line)
+            } else {
+                Vec::new()
+            };
+            let cleaned: std::borrow::Cow<str> = if cites.is_empty() {
+                line.into()
+            } else {
+                let mut s = String::with_capacity(line.len());
+                let mut last = 0;
+                for &(a, b) in &cites {
+                    s.push_str(&line[last..a]);
+                    last = b;
+                }
+                s.push_str(&line[last..]);
+                s.into()
+            };
+            if c.filter_no_terminal_punct
+                && (!cleaned.ends_with(['.', '?', '!', '"', '\'']) || cleaned.ends_with("..."))
+            {
+                out.removed_no_terminal_punct += 1;
+                continue;
+            }
+            if (n_words as u64) < c.min_words_per_line {
+                out.removed_few_words += 1;
+                continue;
+            }
+            let found = if cites.is_empty() {
+                while hit_cursor < phrase_hits.len() && phrase_hits[hit_cursor].0 < line_start {
+                    hit_cursor += 1;
+                }
+                phrase_hits[hit_cursor..]
+                    .iter()
+                    .take_while(|h| h.0 < line_end)
+                    .filter(|h| h.1 <= line_end)
+                    .fold(0u32, |m, h| m | 1 << h.2)
+            } else {
+                // Deleting a citation can make or break a phrase: match the cleaned line.
+                phrases_in(&self.phrases, &cleaned)
+            };
+            if c.filter_lorem_ipsum && found & 1 << LOREM != 0 {
+                out.lorem_ipsum = true;
+                break;
+            }
+            if c.filter_javascript && found & 1 << JAVASCRIPT != 0 {
+                out.removed_javascript += 1;
+                continue;
+            }
+            if c.filter_curly_bracket && cleaned.contains('{') {
+                out.curly_bracket = true;
+                break;
+            }
+            if c.filter_policy && found >> FIRST_POLICY != 0 {
+                out.removed_policy += 1;
+                continue;
+            }
+            if c.min_num_sentences > 0 {
+                // The line's tokens from the shared view, skipping those inside citations.
+                while cursor < words.len() && (words[cursor].start as usize) < line_start {
+                    cursor += 1;
+                }
+                let mut end = cursor;
+                while end < words.len() && (words[end].end as usize) <= line_end {
+                    end += 1;
+                }
+                let in_cite = |w: &Word| {
+                    let (a, b) = (w.start as usize - line_start, w.end as usize - line_start);
+                    cites.iter().any(|&(x, y)| a >= x && b <= y)
+                };
+                out.sentences += count_sentences(words[cursor..end].iter().filter(|w| !in_cite(w)));
+            }
+            if out.lines_kept > 0 {
+                out.text.push('\n');
+            }
+            out.text.push_str(&cleaned);
+            out.lines_kept += 1;
+        }
+        out
+    }
+}
+
+impl Stage for C4 {
+    fn name(&self) -> &str {
+        &self.name
+    }
+
+    fn signals(&self) -> Vec<SignalSpec> {
+        let s = &self.sig;
+        let i = |n: &String, h: &'static str| SignalSpec::new(n.clone(), SignalType::I64, h);
+        let b = |n: &String, h: &'static str| SignalSpec::new(n.clone(), SignalType::Bool, h);
+        vec![
+            i(&s.sentences, "sentences in the surviving lines"),
+            i(&s.lines_kept, "lines kept"),
+            i(&s.chars_removed, "characters removed from the text"),
+            i(
+                &s.removed_long_word,
+                "lines removed: a word over max_word_length",
+            ),
+            i(
+                &s.removed_no_terminal_punct,
+                "lines removed: no terminal punctuation",
+            ),
+            i(
+                &s.removed_few_words,
+                "lines removed: fewer than min_words_per_line words",
+            ),
+            i(&s.removed_javascript, "lines removed: mention javascript"),
+            i(&s.removed_policy, "lines removed: cookie or policy phrase"),
+            b(&s.lorem_ipsum, "a surviving line contains lorem ipsum"),
+            b(
+                &s.curly_bracket,
+                "a surviving line contains a curly bracket",
+            ),
+        ]
+    }
+
+    fn reasons(&self) -> Vec<&'static str> {
+        vec!["lorem_ipsum", "curly_bracket", "too_few_sentences"]
+    }
+
+    fn process(&self, doc: &mut Document) -> Outcome {
+        let pass = self.line_pass(doc);
+        let joined = chars::strip(&pass.text).to_string();
+        let removed = doc
+            .char_count()
+            .saturating_sub(crate::text::count_chars(&joined));
+        let sig = &self.sig;
+        let s = &mut doc.signals;
+        s.set_i64(sig.sentences.clone(), pass.sentences as i64);
+        s.set_i64(sig.lines_kept.clone(), pass.lines_kept as i64);
+        s.set_i64(sig.removed_long_word.clone(), pass.removed_long_word as i64);
+        s.set_i64(
+            sig.removed_no_terminal_punct.clone(),
+            pass.removed_no_terminal_punct as i64,
+        );
+        s.set_i64(sig.removed_few_words.clone(), pass.removed_few_words as i64);
+        s.set_i64(
+            sig.removed_javascript.clone(),
+            pass.removed_javascript as i64,
+        );
+        s.set_i64(sig.removed_policy.clone(), pass.removed_policy as i64);
+        s.set_bool(sig.lorem_ipsum.clone(), pass.lorem_ipsum);
+        s.set_bool(sig.curly_bracket.clone(), pass.curly_bracket);
+        let kept = self.judge(&doc.signals).is_keep();
+        doc.signals.set_i64(
+            sig.chars_removed.clone(),
+            if kept { removed as i64 } else { 0 },
+        );
+        if kept && self.cfg.edit_text && joined != doc.text() {
+            doc.set_text(joined);
+        }
+        Outcome::Keep
+    }
+
+    fn thresholds(&self) -> Vec<(String, f64)> {
+        if self.cfg.min_num_sentences > 0 {
+            vec![(
+                self.sig.sentences.clone(),
+                self.cfg.min_num_sentences as f64,
+            )]
+        } else {
+            Vec::new()
+        }
+    }
+
+    fn judge(&self, s: &Signals) -> Outcome {
+        if s.bool(&self.sig.lorem_ipsum) == Some(true) {
+            return Outcome::Drop("lorem_ipsum");
+        }
+        if s.bool(&self.sig.curly_bracket) == Some(true) {
+            return Outcome::Drop("curly_bracket");
+        }
+        if (s.i64(&self.sig.sentences).unwrap_or(0) as u64) < self.cfg.min_num_sentences {
+            return Outcome::Drop("too_few_sentences");
+        }
+        Outcome::Keep
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::filter::build_for_test;
+
+    const PAGE: &str = "Menu\nHome | About\nThe keepers lit the lamp at dusk. They trimmed the wick at midnight.\n\
+        Please enable JavaScript to view this page.\nBy using this site you agree to our Privacy Policy.\n\
+        Storms broke the glass twice [1]. The second time, the lens survived!\nWhat did they eat? Mostly fish.\n\
+        Short one.\nThe tower still stands today, and visitors climb it every summer.";
+
+    #[test]
+    fn lines_are_removed_and_counted() {
+        let s = build_for_test(&DEF, "c4", DEF.example).unwrap();
+        let mut d = Document::new("a", PAGE);
+        s.process(&mut d);
+        assert_eq!(s.judge(&d.signals), Outcome::Keep, "{:?}", d.signals);
+        assert_eq!(
+            d.text(),
+            "The keepers lit the lamp at dusk. They trimmed the wick at midnight.\n\
+             Storms broke the glass twice . The second time, the lens survived!\n\
+             What did they eat? Mostly fish.\n\
+             The tower still stands today, and visitors climb it every summer."
+        );
+        let g = |k: &str| d.signals.i64(&format!("c4.{k}")).unwrap();
+        assert_eq!(g("sentences"), 7);
+        assert_eq!(g("lines_kept"), 4);
+        assert_eq!(g("lines_removed_no_terminal_punct"), 2);
+        assert_eq!(g("lines_removed_few_words"), 1);
+        assert_eq!(g("lines_removed_javascript"), 1);
+        assert_eq!(g("lines_removed_policy"), 1);
+        assert_eq!(
+            g("chars_removed") as usize,
+            PAGE.chars().count() - d.text().chars().count()
+        );
+    }
+
+    #[test]
+    fn document_rules() {
+        let s = build_for_test(&DEF, "c4", DEF.example).unwrap();
+        let mut d = Document::new("l", "Lorem ipsum dolor sit amet, consectetur.");
+        s.process(&mut d);
+        assert_eq!(s.judge(&d.signals), Outcome::Drop("lorem_ipsum"));
+        assert_eq!(d.text(), "Lorem ipsum dolor sit amet, consectetur.");
+        let mut d = Document::new("c", "function f() { return 1; } is code.");
+        s.process(&mut d);
+        assert_eq!(s.judge(&d.signals), Outcome::Drop("curly_bracket"));
+        let mut d = Document::new("s", "One sentence only here. And a second one.");
+        s.process(&mut d);
+        assert_eq!(d.signals.i64("c4.sentences"), Some(2));
+        assert_eq!(s.judge(&d.signals), Outcome::Drop("too_few_sentences"));
+        let s = build_for_test(&DEF, "c4", "min_num_sentences = 2").unwrap();
+        assert_eq!(s.judge(&d.signals), Outcome::Keep);
+    }
+
+    #[test]
+    fn sentence_rule_skips_abbreviations_and_ellipses() {
+        // "..." is not a sentence end (spaCy's sentencizer looks for single terminal marks).
+        let d = Document::new("x", "Dr. Smith met the U.S. team... It went well! Yes.");
+        assert_eq!(count_sentences(d.words().iter()), 2);
+        let d = Document::new(
+            "y",
+            "It rained. Then it stopped!! \"Good,\" she said. (Twice.) Done",
+        );
+        assert_eq!(count_sentences(d.words().iter()), 5);
+        assert_eq!(
+            citations("a [12] b [edit] c [x] [citation needed]"),
+            [(2, 6), (9, 15), (22, 39)]
+        );
+    }
+
+    #[test]
+    fn bad_config_names_key() {
+        let e = build_for_test(&DEF, "c4", "min_num_sentences = -1")
+            .err()
+            .unwrap();
+        assert_eq!(e.key, "min_num_sentences");
+        let e = build_for_test(&DEF, "c4", "filter_cookies = true")
+            .err()
+            .unwrap();
+        assert_eq!(e.key, "filter_cookies");
+    }
+}

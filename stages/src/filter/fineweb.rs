@@ -1,0 +1,252 @@
+//! `filter.fineweb`: FineWeb's line-structure rules (Penedo et al. 2024, as datatrove's
+//! `FineWebQualityFilter` implements them).
+//!
+//! Over the non-blank `\n`-separated lines:
+//! - `line_punct_ratio`: lines ending in a sentence-terminal character (`Sentence_Terminal`:
+//!   `.`, `?`, `!`, `。`, `।`, ...), at least `line_punct_thr`;
+//! - `short_line_ratio`: lines of at most `short_line_length` characters, at most
+//!   `short_line_thr`;
+//! - `char_dup_ratio`: characters of lines that repeat an earlier line, over the characters of
+//!   the text without its newlines, at most `char_duplicates_ratio`;
+//! - `newline_ratio`: newlines per word (shared word view), at most `new_line_ratio`.
+
+use serde::Deserialize;
+
+use crate::config::{check_fraction, ConfigError, StageArgs};
+use crate::filter::gopher_repetition::find_duplicates;
+use crate::registry::StageDef;
+use crate::signals::{SignalSpec, SignalType, Signals};
+use crate::stage::{Built, Outcome, Stage};
+use crate::text::{chars, count_chars};
+use crate::Document;
+
+/// `[stages.fineweb]`: FineWeb's thresholds; defaults as in datatrove.
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct FineWebConfig {
+    /// Minimum fraction of lines ending in terminal punctuation.
+    pub line_punct_thr: f64,
+    /// Do not apply `line_punct_thr` when no line at all ends in punctuation.
+    pub line_punct_exclude_zero: bool,
+    /// Maximum fraction of short lines.
+    pub short_line_thr: f64,
+    /// A line of at most this many characters is short.
+    pub short_line_length: u64,
+    /// Maximum fraction of characters in duplicated lines.
+    pub char_duplicates_ratio: f64,
+    /// Maximum newlines per word.
+    pub new_line_ratio: f64,
+}
+
+impl Default for FineWebConfig {
+    fn default() -> Self {
+        FineWebConfig {
+            line_punct_thr: 0.12,
+            line_punct_exclude_zero: false,
+            short_line_thr: 0.67,
+            short_line_length: 30,
+            char_duplicates_ratio: 0.01,
+            new_line_ratio: 0.3,
+        }
+    }
+}
+
+pub static DEF: StageDef = StageDef {
+    kind: "filter.fineweb",
+    about: "FineWeb line rules: punctuated lines, short lines, duplicated line characters, newlines per word",
+    example: "line_punct_thr = 0.12\nshort_line_thr = 0.67\nchar_duplicates_ratio = 0.01\nnew_line_ratio = 0.3",
+    build,
+};
+
+pub struct FineWeb {
+    name: String,
+    cfg: FineWebConfig,
+    sig_lines: String,
+    sig_punct: String,
+    sig_short: String,
+    sig_dup: String,
+    sig_newline: String,
+}
+
+fn build(args: &StageArgs) -> Result<Built, ConfigError> {
+    let cfg: FineWebConfig = args.parse()?;
+    check_fraction("line_punct_thr", cfg.line_punct_thr)?;
+    check_fraction("short_line_thr", cfg.short_line_thr)?;
+    check_fraction("char_duplicates_ratio", cfg.char_duplicates_ratio)?;
+    if cfg.new_line_ratio.is_nan() || cfg.new_line_ratio < 0.0 {
+        return Err(ConfigError::new("new_line_ratio", "must be a number >= 0"));
+    }
+    let n = args.name;
+    Ok(Built::Map(Box::new(FineWeb {
+        name: n.to_string(),
+        cfg,
+        sig_lines: format!("{n}.lines"),
+        sig_punct: format!("{n}.line_punct_ratio"),
+        sig_short: format!("{n}.short_line_ratio"),
+        sig_dup: format!("{n}.char_dup_ratio"),
+        sig_newline: format!("{n}.newline_ratio"),
+    })))
+}
+
+/// FineWeb's measures of one document; `lines` is the number of non-blank lines.
+#[derive(Debug, Default, Clone, PartialEq)]
+pub struct LineStats {
+    pub lines: usize,
+    pub line_punct_ratio: f64,
+    pub short_line_ratio: f64,
+    pub char_dup_ratio: f64,
+    pub newline_ratio: f64,
+}
+
+pub fn measure(doc: &Document, short_line_length: u64) -> LineStats {
+    let text = doc.text();
+    let lines = || text.split('\n').filter(|l| !chars::strip(l).is_empty());
+    let mut st = LineStats::default();
+    let (mut n, mut punct, mut short) = (0usize, 0usize, 0usize);
+    for l in lines() {
+        n += 1;
+        punct += l.chars().next_back().is_some_and(chars::is_sterm) as usize;
+        // Most lines are long: count characters only when the byte length leaves doubt.
+        short += (l.len() as u64 <= short_line_length || count_chars(l) as u64 <= short_line_length)
+            as usize;
+    }
+    st.lines = n;
+    if n == 0 {
+        return st;
+    }
+    st.line_punct_ratio = punct as f64 / n as f64;
+    st.short_line_ratio = short as f64 / n as f64;
+    let newlines = memchr::memchr_iter(b'\n', text.as_bytes()).count();
+    let (_, dup_chars) = find_duplicates(lines());
+    let non_newline = doc.char_count() - newlines;
+    st.char_dup_ratio = dup_chars as f64 / non_newline.max(1) as f64;
+    st.newline_ratio = newlines as f64 / doc.words().len().max(1) as f64;
+    st
+}
+
+impl Stage for FineWeb {
+    fn name(&self) -> &str {
+        &self.name
+    }
+
+    fn signals(&self) -> Vec<SignalSpec> {
+        let f = |n: &String, h: &'static str| SignalSpec::new(n.clone(), SignalType::F64, h);
+        vec![
+            SignalSpec::new(self.sig_lines.clone(), SignalType::I64, "non-blank lines"),
+            f(
+                &self.sig_punct,
+                "fraction of lines ending in terminal punctuation",
+            ),
+            f(&self.sig_short, "fraction of short lines"),
+            f(
+                &self.sig_dup,
+                "characters in repeated lines / characters without newlines",
+            ),
+            f(&self.sig_newline, "newlines per word"),
+        ]
+    }
+
+    fn reasons(&self) -> Vec<&'static str> {
+        vec![
+            "empty",
+            "line_punct_ratio",
+            "short_line_ratio",
+            "char_dup_ratio",
+            "list_ratio",
+        ]
+    }
+
+    fn process(&self, doc: &mut Document) -> Outcome {
+        let st = measure(doc, self.cfg.short_line_length);
+        let s = &mut doc.signals;
+        s.set_i64(self.sig_lines.clone(), st.lines as i64);
+        s.set_f64(self.sig_punct.clone(), st.line_punct_ratio);
+        s.set_f64(self.sig_short.clone(), st.short_line_ratio);
+        s.set_f64(self.sig_dup.clone(), st.char_dup_ratio);
+        s.set_f64(self.sig_newline.clone(), st.newline_ratio);
+        Outcome::Keep
+    }
+
+    fn thresholds(&self) -> Vec<(String, f64)> {
+        let c = &self.cfg;
+        vec![
+            (self.sig_punct.clone(), c.line_punct_thr),
+            (self.sig_short.clone(), c.short_line_thr),
+            (self.sig_dup.clone(), c.char_duplicates_ratio),
+            (self.sig_newline.clone(), c.new_line_ratio),
+        ]
+    }
+
+    fn judge(&self, s: &Signals) -> Outcome {
+        let c = &self.cfg;
+        let f = |k: &str| s.f64(k).unwrap_or(0.0);
+        if s.i64(&self.sig_lines).unwrap_or(0) == 0 {
+            return Outcome::Drop("empty");
+        }
+        let punct = f(&self.sig_punct);
+        if punct < c.line_punct_thr && !(punct == 0.0 && c.line_punct_exclude_zero) {
+            return Outcome::Drop("line_punct_ratio");
+        }
+        if f(&self.sig_short) > c.short_line_thr {
+            return Outcome::Drop("short_line_ratio");
+        }
+        if f(&self.sig_dup) > c.char_duplicates_ratio {
+            return Outcome::Drop("char_dup_ratio");
+        }
+        if f(&self.sig_newline) > c.new_line_ratio {
+            return Outcome::Drop("list_ratio");
+        }
+        Outcome::Keep
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::filter::build_for_test;
+
+    #[test]
+    fn prose_passes_and_menus_fail() {
+        let s = build_for_test(&DEF, "fw", DEF.example).unwrap();
+        let mut d = Document::new(
+            "p",
+            "The lighthouse stood on the cliff for two hundred years before the storm.\n\
+             Its keepers wrote every ship that passed into a leather book, now in the museum.\n\
+             Visitors can read it on weekdays; the pages are fragile and kept behind glass.",
+        );
+        s.process(&mut d);
+        assert_eq!(s.judge(&d.signals), Outcome::Keep, "{:?}", d.signals);
+        assert_eq!(d.signals.f64("fw.line_punct_ratio"), Some(1.0));
+        let mut d = Document::new(
+            "m",
+            "Home\nAbout us\nProducts\nContact\nLogin\nHome\nShop now.",
+        );
+        s.process(&mut d);
+        assert_eq!(s.judge(&d.signals), Outcome::Drop("short_line_ratio"));
+        assert!((d.signals.f64("fw.line_punct_ratio").unwrap() - 1.0 / 7.0).abs() < 1e-12);
+        let mut d = Document::new("e", " \n\n");
+        s.process(&mut d);
+        assert_eq!(s.judge(&d.signals), Outcome::Drop("empty"));
+    }
+
+    #[test]
+    fn duplicated_lines_and_newlines() {
+        let line = "A line that repeats itself word for word, again and again.";
+        let text = format!("{line}\n{line}\nSomething else entirely, with a period.");
+        let d = Document::new("d", text.clone());
+        let st = measure(&d, 30);
+        let want = line.chars().count() as f64 / (text.chars().count() - 2) as f64;
+        assert!((st.char_dup_ratio - want).abs() < 1e-12);
+        assert!((st.newline_ratio - 2.0 / d.words().len() as f64).abs() < 1e-12);
+    }
+
+    #[test]
+    fn bad_config_names_key() {
+        let e = build_for_test(&DEF, "fw", "short_line_thr = 3")
+            .err()
+            .unwrap();
+        assert_eq!(e.key, "short_line_thr");
+        let e = build_for_test(&DEF, "fw", "short_lines = 3").err().unwrap();
+        assert_eq!(e.key, "short_lines");
+    }
+}

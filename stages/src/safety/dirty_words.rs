@@ -1,0 +1,433 @@
+//! `safety.dirty_words`: the fraction of a document's words that are on its language's
+//! bad-word list (LDNOOBW, the list C4 uses).
+//!
+//! Lists come from a folder with one file per language code (`en`, `de`, `ja`, ...; one word
+//! or phrase per line). The document's language is the `lang` signal, else `default_lang`.
+//! For languages written with spaces, an entry matches whole words of the shared word view,
+//! case-insensitively (a phrase matches consecutive words). For Chinese, Japanese and Thai,
+//! where words are not delimited, an entry matches anywhere in the lower-cased text (as C4
+//! does), except the few entries that are common parts of ordinary words (C4's allow-list:
+//! `性` in Chinese; `sm`, `グロ`, `女の子` in Japanese).
+//!
+//! Signals: `count` (matches), `ratio` (matches per word, words being the alphanumeric
+//! tokens), `listed` (whether the language has a list). Fails when `ratio > max_ratio`.
+
+use std::collections::BTreeMap;
+use std::path::Path;
+use std::sync::Arc;
+
+use rustc_hash::{FxHashMap, FxHashSet};
+use serde::Deserialize;
+
+use crate::config::{check_fraction, ConfigError, Purpose, StageArgs};
+use crate::registry::StageDef;
+use crate::signals::{SignalSpec, SignalType, Signals};
+use crate::stage::{Built, Outcome, Stage};
+use crate::text::{push_lower, segment_words};
+use crate::Document;
+
+/// Languages whose lists match inside words.
+const SUBSTRING_LANGS: &[&str] = &["ja", "zh", "th"];
+
+/// Entries that are ordinary word parts in languages without spaces (C4's allow-list).
+const ALLOW: &[(&str, &str)] = &[("ja", "sm"), ("ja", "グロ"), ("ja", "女の子"), ("zh", "性")];
+
+/// One language's list, compiled.
+pub enum WordList {
+    /// Hashes of the lower-cased word sequences of each entry, by entry length in words.
+    Words {
+        by_len: Vec<FxHashSet<u64>>,
+        /// Hashes of the first word of every entry: most words are not one, so most
+        /// positions cost one lookup...
+        first: FxHashSet<u64>,
+        /// ...or less: a 65,536-bit filter on the low bits of those hashes.
+        bloom: Box<[u64; 1024]>,
+    },
+    /// Substring matcher over the lower-cased text.
+    Substrings(aho_corasick::AhoCorasick),
+}
+
+fn hash_seq(hashes: &[u64]) -> u64 {
+    hashes.iter().fold(0xcbf2_9ce4_8422_2325u64, |h, &x| {
+        (h ^ x).wrapping_mul(0x100_0000_01b3).rotate_left(17)
+    })
+}
+
+fn lower_hash(s: &str, buf: &mut String) -> u64 {
+    if s.len() <= 64 && s.is_ascii() {
+        let mut tmp = [0u8; 64];
+        for (t, c) in tmp.iter_mut().zip(s.bytes()) {
+            *t = c.to_ascii_lowercase();
+        }
+        return xxhash_rust::xxh3::xxh3_64(&tmp[..s.len()]);
+    }
+    buf.clear();
+    push_lower(buf, s);
+    xxhash_rust::xxh3::xxh3_64(buf.as_bytes())
+}
+
+impl WordList {
+    /// Compiles the entries of a language's list.
+    pub fn new(lang: &str, entries: &[String]) -> Self {
+        let allowed: FxHashSet<&str> = ALLOW
+            .iter()
+            .filter(|(l, _)| *l == lang)
+            .map(|(_, w)| *w)
+            .collect();
+        let entries: Vec<String> = entries
+            .iter()
+            .map(|e| e.trim().to_lowercase())
+            .filter(|e| !e.is_empty() && !allowed.contains(e.as_str()))
+            .collect();
+        if SUBSTRING_LANGS.contains(&lang) {
+            let ac = aho_corasick::AhoCorasick::builder()
+                .match_kind(aho_corasick::MatchKind::LeftmostLongest)
+                .build(&entries)
+                .expect("word lists are small");
+            return WordList::Substrings(ac);
+        }
+        let mut by_len: Vec<FxHashSet<u64>> = Vec::new();
+        let mut first = FxHashSet::default();
+        let mut buf = String::new();
+        for e in &entries {
+            let hs: Vec<u64> = segment_words(e)
+                .iter()
+                .map(|w| lower_hash(w.as_str(e), &mut buf))
+                .collect();
+            if hs.is_empty() {
+                continue;
+            }
+            if by_len.len() < hs.len() {
+                by_len.resize_with(hs.len(), FxHashSet::default);
+            }
+            by_len[hs.len() - 1].insert(hash_seq(&hs));
+            first.insert(hs[0]);
+        }
+        let mut bloom = Box::new([0u64; 1024]);
+        for h in &first {
+            bloom[(h & 0xffff) as usize / 64] |= 1 << (h % 64);
+        }
+        // Phrases longer than the matching window cannot match; lists hold none.
+        by_len.truncate(8);
+        WordList::Words {
+            by_len,
+            first,
+            bloom,
+        }
+    }
+
+    /// Matches in a document (non-overlapping, longest phrase first at each word).
+    pub fn count(&self, doc: &Document) -> usize {
+        match self {
+            WordList::Substrings(ac) => {
+                let mut lower = String::with_capacity(doc.text().len());
+                push_lower(&mut lower, doc.text());
+                ac.find_iter(&lower).count()
+            }
+            WordList::Words {
+                by_len,
+                first,
+                bloom,
+            } => {
+                let text = doc.text();
+                let words = doc.words();
+                let shared = doc.word_hashes();
+                // A word without upper case is its own lower-case form: reuse the shared hash.
+                let lower = |i: usize| -> u64 {
+                    let s = words[i].as_str(text);
+                    if s.bytes().all(|c| c.is_ascii() && !c.is_ascii_uppercase()) {
+                        shared[i]
+                    } else {
+                        lower_hash(s, &mut String::new())
+                    }
+                };
+                let max_len = by_len.len();
+                let mut window = [0u64; 8];
+                let mut n = 0;
+                let mut i = 0;
+                while i < words.len() {
+                    let h = lower(i);
+                    if bloom[(h & 0xffff) as usize / 64] & (1 << (h % 64)) == 0
+                        || !first.contains(&h)
+                    {
+                        i += 1;
+                        continue;
+                    }
+                    let avail = max_len.min(words.len() - i).min(window.len());
+                    window[0] = h;
+                    for (k, slot) in window.iter_mut().enumerate().take(avail).skip(1) {
+                        *slot = lower(i + k);
+                    }
+                    let mut matched = 0;
+                    for len in (1..=avail).rev() {
+                        if !by_len[len - 1].is_empty()
+                            && by_len[len - 1].contains(&hash_seq(&window[..len]))
+                        {
+                            matched = len;
+                            break;
+                        }
+                    }
+                    if matched > 0 {
+                        n += 1;
+                        i += matched;
+                    } else {
+                        i += 1;
+                    }
+                }
+                n
+            }
+        }
+    }
+}
+
+/// Every list of a folder, by language code (the file name).
+pub fn load_folder(dir: &Path) -> std::io::Result<FxHashMap<String, WordList>> {
+    let mut out = FxHashMap::default();
+    let mut files: Vec<_> = std::fs::read_dir(dir)?
+        .filter_map(|e| e.ok())
+        .map(|e| e.path())
+        .filter(|p| p.is_file())
+        .collect();
+    files.sort();
+    for p in files {
+        let Some(lang) = p.file_name().and_then(|n| n.to_str()) else {
+            continue;
+        };
+        // Language files have no extension (`en`, `fr-CA-u-sd-caqc`); skip LICENSE, README.md.
+        if lang.contains('.') || lang.chars().any(|c| c.is_ascii_uppercase()) && !lang.contains('-')
+        {
+            continue;
+        }
+        let text = std::fs::read_to_string(&p)?;
+        let entries: Vec<String> = text.lines().map(str::to_string).collect();
+        out.insert(lang.to_string(), WordList::new(lang, &entries));
+    }
+    Ok(out)
+}
+
+/// `[stages.dirty_words]`: bad-word lists and the threshold.
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct DirtyWordsConfig {
+    /// Folder of lists, one file per language code (LDNOOBW layout).
+    pub lists_dir: String,
+    /// Language for documents without a `lang` signal.
+    #[serde(default = "default_lang")]
+    pub default_lang: String,
+    /// Maximum fraction of words that are bad words (0: any bad word fails, as in C4).
+    #[serde(default)]
+    pub max_ratio: f64,
+    /// Extra entries per language, e.g. `en = ["badword"]`.
+    #[serde(default)]
+    pub extra: BTreeMap<String, Vec<String>>,
+}
+
+fn default_lang() -> String {
+    "en".into()
+}
+
+pub static DEF: StageDef = StageDef {
+    kind: "safety.dirty_words",
+    about:
+        "Per-language ratio of words on a bad-word list (LDNOOBW), language from the lang signal",
+    example: "lists_dir = \"ldnoobw\"\ndefault_lang = \"en\"\nmax_ratio = 0.01",
+    build,
+};
+
+pub struct DirtyWords {
+    name: String,
+    cfg: DirtyWordsConfig,
+    lists: Option<Arc<FxHashMap<String, WordList>>>,
+    sig_count: String,
+    sig_ratio: String,
+    sig_listed: String,
+}
+
+fn build(args: &StageArgs) -> Result<Built, ConfigError> {
+    let cfg: DirtyWordsConfig = args.parse()?;
+    check_fraction("max_ratio", cfg.max_ratio)?;
+    let dir = args.resolve_path("lists_dir", &cfg.lists_dir)?;
+    if !dir.is_dir() {
+        return Err(ConfigError::new(
+            "lists_dir",
+            format!("{} is not a folder", dir.display()),
+        ));
+    }
+    let lists = if args.purpose == Purpose::Run {
+        let mut m = load_folder(&dir)
+            .map_err(|e| ConfigError::new("lists_dir", format!("{}: {e}", dir.display())))?;
+        for (lang, extra) in &cfg.extra {
+            // Extra entries join the language's own list.
+            let mut entries: Vec<String> = std::fs::read_to_string(dir.join(lang))
+                .map(|t| t.lines().map(str::to_string).collect())
+                .unwrap_or_default();
+            entries.extend(extra.iter().cloned());
+            m.insert(lang.clone(), WordList::new(lang, &entries));
+        }
+        Some(Arc::new(m))
+    } else {
+        None
+    };
+    let n = args.name;
+    Ok(Built::Map(Box::new(DirtyWords {
+        name: n.to_string(),
+        cfg,
+        lists,
+        sig_count: format!("{n}.count"),
+        sig_ratio: format!("{n}.ratio"),
+        sig_listed: format!("{n}.listed"),
+    })))
+}
+
+impl Stage for DirtyWords {
+    fn name(&self) -> &str {
+        &self.name
+    }
+
+    fn signals(&self) -> Vec<SignalSpec> {
+        vec![
+            SignalSpec::new(self.sig_count.clone(), SignalType::I64, "bad-word matches"),
+            SignalSpec::new(
+                self.sig_ratio.clone(),
+                SignalType::F64,
+                "bad-word matches per word",
+            ),
+            SignalSpec::new(
+                self.sig_listed.clone(),
+                SignalType::Bool,
+                "the document's language has a list",
+            ),
+        ]
+    }
+
+    fn reasons(&self) -> Vec<&'static str> {
+        vec!["dirty_words"]
+    }
+
+    fn process(&self, doc: &mut Document) -> Outcome {
+        let Some(lists) = &self.lists else {
+            return Outcome::Keep;
+        };
+        let lang = doc.lang().unwrap_or(&self.cfg.default_lang).to_string();
+        let (count, listed) = match lists.get(&lang) {
+            Some(l) => (l.count(doc), true),
+            None => (0, false),
+        };
+        let words = doc.words().iter().filter(|w| w.is_alnum()).count();
+        doc.signals.set_i64(self.sig_count.clone(), count as i64);
+        doc.signals.set_f64(
+            self.sig_ratio.clone(),
+            if words > 0 {
+                count as f64 / words as f64
+            } else {
+                0.0
+            },
+        );
+        doc.signals.set_bool(self.sig_listed.clone(), listed);
+        Outcome::Keep
+    }
+
+    fn thresholds(&self) -> Vec<(String, f64)> {
+        vec![(self.sig_ratio.clone(), self.cfg.max_ratio)]
+    }
+
+    fn judge(&self, s: &Signals) -> Outcome {
+        let count = s.i64(&self.sig_count).unwrap_or(0);
+        if count > 0 && s.f64(&self.sig_ratio).unwrap_or(0.0) > self.cfg.max_ratio {
+            Outcome::Drop("dirty_words")
+        } else {
+            Outcome::Keep
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn stage(dir: &Path, body: &str) -> Box<dyn Stage> {
+        let t: toml::Table = body.parse().unwrap();
+        let args = StageArgs {
+            name: "dw",
+            table: &t,
+            base_dir: dir,
+            purpose: Purpose::Run,
+            seed: 0,
+        };
+        match (DEF.build)(&args) {
+            Ok(Built::Map(s)) => s,
+            Err(e) => panic!("{e}"),
+            _ => unreachable!(),
+        }
+    }
+
+    #[test]
+    fn words_and_phrases_per_language() {
+        let dir = tempfile::tempdir().unwrap();
+        let lists = dir.path().join("ldnoobw");
+        std::fs::create_dir(&lists).unwrap();
+        std::fs::write(lists.join("en"), "darn\nblue waffle\nheck\n").unwrap();
+        std::fs::write(lists.join("de"), "mist\n").unwrap();
+        std::fs::write(lists.join("zh"), "坏\n性\n").unwrap();
+        std::fs::write(lists.join("LICENSE"), "not a list\n").unwrap();
+        let s = stage(dir.path(), DEF.example);
+        let run = |text: &str, lang: Option<&str>| {
+            let mut d = Document::new("x", text);
+            if let Some(l) = lang {
+                d.signals.set_str(crate::LANG_SIGNAL, l);
+            }
+            s.process(&mut d);
+            (
+                d.signals.i64("dw.count").unwrap(),
+                s.judge(&d.signals),
+                d.signals.bool("dw.listed").unwrap(),
+            )
+        };
+        // Whole words, case-insensitive; a phrase counts once; "darned" is not "darn".
+        let (n, v, _) = run("Darn it, the Blue Waffle and darned heck.", None);
+        assert_eq!(n, 3);
+        assert_eq!(v, Outcome::Drop("dirty_words"));
+        assert_eq!(run("So much mist in the valley.", None).0, 0);
+        assert_eq!(run("So viel Mist im Tal.", Some("de")).0, 1);
+        // No list for the language: nothing counts.
+        let (n, v, listed) = run("darn", Some("xx"));
+        assert_eq!((n, v, listed), (0, Outcome::Keep, false));
+        // Chinese matches inside words; the allow-listed 性 does not count.
+        assert_eq!(run("这是坏人，性格很好。", Some("zh")).0, 1);
+        // One bad word in a long text stays under max_ratio = 0.01.
+        let long = format!("{} darn.", "word ".repeat(200));
+        assert_eq!(run(&long, None).1, Outcome::Keep);
+    }
+
+    #[test]
+    fn shared_ldnoobw_lists_load() {
+        let dir =
+            std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../../shared/data/nsfw/ldnoobw");
+        if !dir.is_dir() {
+            eprintln!("skipped: {} not found", dir.display());
+            return;
+        }
+        let m = load_folder(&dir).unwrap();
+        assert!(m.len() >= 27, "{}", m.len());
+        assert!(m.contains_key("en") && m.contains_key("ja") && !m.contains_key("LICENSE"));
+        let d = Document::new(
+            "x",
+            "A perfectly clean sentence about lighthouses and the sea.",
+        );
+        assert_eq!(m["en"].count(&d), 0);
+    }
+
+    #[test]
+    fn bad_config_names_key() {
+        let dir = tempfile::tempdir().unwrap();
+        let t: toml::Table = "lists_dir = \"nope\"".parse().unwrap();
+        let args = StageArgs {
+            name: "dw",
+            table: &t,
+            base_dir: dir.path(),
+            purpose: Purpose::Run,
+            seed: 0,
+        };
+        assert_eq!((DEF.build)(&args).err().unwrap().key, "lists_dir");
+    }
+}

@@ -1,0 +1,412 @@
+//! Derived views of a document's text, computed once and shared by every stage.
+//!
+//! Python pipelines lose 10x to 100x by re-tokenizing the same text in every filter. Here a
+//! document computes each view lazily, on first use, and every stage reads the same one:
+//!
+//! - [`TextViews::lines`]: byte ranges of the `\n`-separated lines;
+//! - [`TextViews::words`]: the one word segmentation ([`words`] says how: whitespace chunks
+//!   cut by affix rules, UAX #29 for scripts without spaces), each word with class flags and
+//!   its length in characters;
+//! - [`TextViews::word_hashes`]: a 64-bit hash per word, for n-gram statistics and token
+//!   distributions without touching the strings again;
+//! - [`TextViews::paragraphs`]: blocks separated by blank lines;
+//! - [`TextViews::char_count`]: length in Unicode scalar values (what ratios divide by);
+//! - [`TextViews::normalized`]: lower-cased alphanumeric words joined by one space (dedup).
+//!
+//! Editing the text (PII redaction, line removal) goes through [`crate::Document::set_text`],
+//! which drops the cached views.
+
+pub mod chars;
+pub mod words;
+
+use std::cell::OnceCell;
+use std::ops::Range;
+
+/// A word token: a byte range into the text, its length in characters and class flags.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct Word {
+    pub start: u32,
+    pub end: u32,
+    /// Length in Unicode scalar values.
+    pub chars: u32,
+    pub flags: u8,
+}
+
+impl Word {
+    /// The token holds at least one letter (Unicode `L*`, Python's `isalpha`).
+    pub const ALPHA: u8 = 1;
+    /// The token holds at least one number character (Unicode `N*`).
+    pub const DIGIT: u8 = 2;
+    /// The token holds no letter or number (punctuation, symbols, emoji).
+    pub const PUNCT: u8 = 4;
+    /// The token holds a character of a script written without spaces (Han, kana, Thai, Lao,
+    /// Myanmar, Khmer) or Hangul.
+    pub const CJK: u8 = 8;
+    /// Every character is in Gopher's symbol set ([`chars::GOPHER_SYMBOL`]): the token is not
+    /// a word for Gopher's word count and mean word length.
+    pub const SYMBOL: u8 = 16;
+    /// Every character is Unicode punctuation (`P*`), spaCy's `is_punct`.
+    pub const ALL_PUNCT: u8 = 32;
+    /// The token is a single sentence-terminal character (`.`, `?`, `!`, `。`, ...).
+    pub const STERM: u8 = 64;
+
+    pub fn range(&self) -> Range<usize> {
+        self.start as usize..self.end as usize
+    }
+    pub fn is_alpha(&self) -> bool {
+        self.flags & Self::ALPHA != 0
+    }
+    pub fn is_alnum(&self) -> bool {
+        self.flags & (Self::ALPHA | Self::DIGIT) != 0
+    }
+    pub fn is_punct(&self) -> bool {
+        self.flags & Self::PUNCT != 0
+    }
+    pub fn is_cjk(&self) -> bool {
+        self.flags & Self::CJK != 0
+    }
+    pub fn is_symbol(&self) -> bool {
+        self.flags & Self::SYMBOL != 0
+    }
+    pub fn as_str<'a>(&self, text: &'a str) -> &'a str {
+        &text[self.range()]
+    }
+}
+
+/// Lazily computed views of one text. Owned by a [`crate::Document`].
+#[derive(Clone, Debug, Default)]
+pub struct TextViews {
+    lines: OnceCell<Vec<Range<u32>>>,
+    words: OnceCell<Vec<Word>>,
+    word_hashes: OnceCell<Vec<u64>>,
+    paragraphs: OnceCell<Vec<Range<u32>>>,
+    char_count: OnceCell<usize>,
+    normalized: OnceCell<String>,
+}
+
+impl TextViews {
+    pub fn clear(&mut self) {
+        *self = TextViews::default();
+    }
+
+    /// Byte ranges of the lines (split on `\n`, a trailing `\r` excluded), empty lines included.
+    pub fn lines(&self, text: &str) -> &[Range<u32>] {
+        self.lines.get_or_init(|| split_lines(text))
+    }
+
+    /// Word tokens of the whole text (punctuation tokens included, whitespace excluded).
+    pub fn words(&self, text: &str) -> &[Word] {
+        self.words.get_or_init(|| segment_words(text))
+    }
+
+    /// xxh3 hash of each word's bytes, parallel to [`TextViews::words`].
+    pub fn word_hashes(&self, text: &str) -> &[u64] {
+        self.word_hashes.get_or_init(|| {
+            self.words(text)
+                .iter()
+                .map(|w| xxhash_rust::xxh3::xxh3_64(w.as_str(text).as_bytes()))
+                .collect()
+        })
+    }
+
+    /// Paragraphs: the text without surrounding whitespace, split at runs of two or more
+    /// `\n` (Gopher's definition). Byte ranges into the text; a paragraph may be empty.
+    pub fn paragraphs(&self, text: &str) -> &[Range<u32>] {
+        self.paragraphs.get_or_init(|| split_paragraphs(text))
+    }
+
+    /// Length of the text in Unicode scalar values.
+    pub fn char_count(&self, text: &str) -> usize {
+        *self.char_count.get_or_init(|| count_chars(text))
+    }
+
+    /// Normalized form: the letter-and-digit runs of the words, lower-cased, joined by one
+    /// space (characters that are neither letters nor digits separate runs: `foo(x)` gives
+    /// `foo x`, `U.S.` gives `u s`). Used for exact and fuzzy dedup and decontamination, so
+    /// that case, punctuation and spacing changes do not hide a duplicate.
+    pub fn normalized(&self, text: &str) -> &str {
+        self.normalized.get_or_init(|| {
+            let words = self.words(text);
+            let mut out = String::with_capacity(text.len());
+            for w in words.iter().filter(|w| w.is_alnum()) {
+                let s = w.as_str(text);
+                if s.bytes().all(|b| b.is_ascii_alphanumeric()) {
+                    if !out.is_empty() {
+                        out.push(' ');
+                    }
+                    push_lower(&mut out, s);
+                    continue;
+                }
+                let mut in_run = false;
+                for c in s.chars() {
+                    if chars::is_alnum(c) {
+                        if !in_run && !out.is_empty() {
+                            out.push(' ');
+                        }
+                        in_run = true;
+                        out.extend(c.to_lowercase());
+                    } else {
+                        in_run = false;
+                    }
+                }
+            }
+            out
+        })
+    }
+}
+
+/// Appends the lower-case form of `s`, with an ASCII fast path.
+pub fn push_lower(out: &mut String, s: &str) {
+    if s.is_ascii() {
+        out.extend(s.bytes().map(|b| b.to_ascii_lowercase() as char));
+    } else {
+        for c in s.chars() {
+            out.extend(c.to_lowercase());
+        }
+    }
+}
+
+/// Number of Unicode scalar values in `s` (counts the bytes that do not continue a sequence).
+pub fn count_chars(s: &str) -> usize {
+    s.as_bytes().iter().filter(|&&b| (b as i8) >= -0x40).count()
+}
+
+/// Splits text into line byte ranges.
+pub fn split_lines(text: &str) -> Vec<Range<u32>> {
+    let bytes = text.as_bytes();
+    let mut out = Vec::with_capacity(bytes.len() / 40 + 1);
+    let mut start = 0usize;
+    for nl in memchr::memchr_iter(b'\n', bytes) {
+        let mut end = nl;
+        if end > start && bytes[end - 1] == b'\r' {
+            end -= 1;
+        }
+        out.push(start as u32..end as u32);
+        start = nl + 1;
+    }
+    if start < bytes.len() {
+        out.push(start as u32..bytes.len() as u32);
+    }
+    out
+}
+
+/// Lines as Python's `str.splitlines()` gives them: split at `\n`, `\r`, `\r\n`, `\v`, `\f`,
+/// `\x1c`..`\x1e`, NEL, LS and PS; no empty line after a final line break.
+pub fn py_lines(text: &str) -> impl Iterator<Item = &str> {
+    let mut rest = text;
+    std::iter::from_fn(move || {
+        if rest.is_empty() {
+            return None;
+        }
+        let b = rest.as_bytes();
+        let mut i = 0;
+        while i < b.len() {
+            let c = b[i];
+            if c < 0x80 {
+                if matches!(c, b'\n' | b'\r' | 0x0b | 0x0c | 0x1c..=0x1e) {
+                    let line = &rest[..i];
+                    let skip = if c == b'\r' && b.get(i + 1) == Some(&b'\n') {
+                        2
+                    } else {
+                        1
+                    };
+                    rest = &rest[i + skip..];
+                    return Some(line);
+                }
+                i += 1;
+            } else if c == 0xc2 && b.get(i + 1) == Some(&0x85)
+                || c == 0xe2
+                    && b.get(i + 1) == Some(&0x80)
+                    && matches!(b.get(i + 2), Some(0xa8 | 0xa9))
+            {
+                let line = &rest[..i];
+                rest = &rest[i + if c == 0xc2 { 2 } else { 3 }..];
+                return Some(line);
+            } else {
+                i += 1;
+            }
+        }
+        let line = rest;
+        rest = "";
+        Some(line)
+    })
+}
+
+fn split_paragraphs(text: &str) -> Vec<Range<u32>> {
+    let stripped = chars::strip(text);
+    let base = stripped.as_ptr() as usize - text.as_ptr() as usize;
+    let b = stripped.as_bytes();
+    let mut out = Vec::new();
+    let mut start = 0usize;
+    let mut i = 0usize;
+    while let Some(k) = memchr::memchr(b'\n', &b[i..]) {
+        let nl = i + k;
+        let run = b[nl..].iter().take_while(|&&c| c == b'\n').count();
+        if run >= 2 {
+            out.push((base + start) as u32..(base + nl) as u32);
+            start = nl + run;
+        }
+        i = nl + run;
+    }
+    out.push((base + start) as u32..(base + b.len()) as u32);
+    out
+}
+
+/// Segments text into word tokens (see [`words`]).
+pub fn segment_words(text: &str) -> Vec<Word> {
+    let mut out = Vec::with_capacity(text.len() / 5 + 1);
+    words::tokens(text, |start, end, hint| {
+        out.push(if hint == words::ALPHA_WORD {
+            // A plain ASCII word: its class is known without looking again.
+            Word {
+                start: start as u32,
+                end: end as u32,
+                chars: (end - start) as u32,
+                flags: Word::ALPHA,
+            }
+        } else {
+            classify(text, start, end)
+        });
+    });
+    out
+}
+
+fn classify(text: &str, start: usize, end: usize) -> Word {
+    let s = &text[start..end];
+    let mut flags = 0u8;
+    let mut n = 0u32;
+    let mut all_symbol = true;
+    let mut all_punct = true;
+    if s.is_ascii() {
+        for &c in s.as_bytes() {
+            if c.is_ascii_alphabetic() {
+                flags |= Word::ALPHA;
+                all_symbol = false;
+                all_punct = false;
+            } else if c.is_ascii_digit() {
+                flags |= Word::DIGIT;
+                all_symbol = false;
+                all_punct = false;
+            } else {
+                all_punct &= c.is_ascii_punctuation()
+                    && !matches!(
+                        c,
+                        b'$' | b'+' | b'<' | b'=' | b'>' | b'^' | b'`' | b'|' | b'~'
+                    );
+            }
+        }
+        n = s.len() as u32;
+    } else {
+        for c in s.chars() {
+            n += 1;
+            if c.is_ascii() {
+                if c.is_ascii_alphabetic() {
+                    flags |= Word::ALPHA;
+                    all_symbol = false;
+                    all_punct = false;
+                } else if c.is_ascii_digit() {
+                    flags |= Word::DIGIT;
+                    all_symbol = false;
+                    all_punct = false;
+                } else {
+                    // Every other ASCII character of a token is in Gopher's symbol set (tokens hold
+                    // no whitespace); `$+<=>^`|~` and controls are not Unicode punctuation.
+                    all_punct &= c.is_ascii_punctuation()
+                        && !matches!(c, '$' | '+' | '<' | '=' | '>' | '^' | '`' | '|' | '~');
+                }
+            } else {
+                let f = chars::flags(c);
+                if f & chars::LETTER != 0 {
+                    flags |= Word::ALPHA;
+                } else if f & chars::NUMBER != 0 {
+                    flags |= Word::DIGIT;
+                }
+                if f & chars::NO_SPACE != 0 {
+                    flags |= Word::CJK;
+                }
+                all_symbol &= f & chars::GOPHER_SYMBOL != 0;
+                all_punct &= f & chars::PUNCT != 0;
+            }
+        }
+    }
+    if flags & (Word::ALPHA | Word::DIGIT) == 0 {
+        flags |= Word::PUNCT;
+    }
+    if all_symbol {
+        flags |= Word::SYMBOL;
+    }
+    if all_punct {
+        flags |= Word::ALL_PUNCT;
+    }
+    if n == 1 && chars::is_sterm(s.chars().next().expect("non-empty")) {
+        flags |= Word::STERM;
+    }
+    Word {
+        start: start as u32,
+        end: end as u32,
+        chars: n,
+        flags,
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn lines_and_words() {
+        let t = "Hello, world!\r\nSecond line 42.\n\n漢字テスト";
+        let v = TextViews::default();
+        let lines: Vec<&str> = v
+            .lines(t)
+            .iter()
+            .map(|r| &t[r.start as usize..r.end as usize])
+            .collect();
+        assert_eq!(
+            lines,
+            vec!["Hello, world!", "Second line 42.", "", "漢字テスト"]
+        );
+        let words: Vec<&str> = v.words(t).iter().map(|w| w.as_str(t)).collect();
+        assert_eq!(&words[..4], &["Hello", ",", "world", "!"]);
+        assert!(words.contains(&"42"));
+        assert!(words.contains(&"漢"));
+        assert_eq!(v.normalized(t), "hello world second line 42 漢 字 テスト");
+        assert_eq!(v.char_count(t), t.chars().count());
+        assert_eq!(v.word_hashes(t).len(), words.len());
+    }
+
+    #[test]
+    fn word_flags() {
+        let t = "I’m 3 ... “quoted” ‘x’ • 2020, end.";
+        let v = TextViews::default();
+        let w = v.words(t);
+        let by = |s: &str| *w.iter().find(|x| x.as_str(t) == s).unwrap();
+        assert!(by("I").is_alpha() && by("’m").is_alpha());
+        assert!(by("3").flags & Word::DIGIT != 0 && !by("3").is_symbol());
+        assert!(by("...").is_symbol() && by("...").flags & Word::ALL_PUNCT != 0);
+        assert!(by("...").flags & Word::STERM == 0);
+        // ‘ is punctuation but outside Gopher's symbol set; • is neither.
+        assert!(!by("‘").is_symbol() && by("‘").flags & Word::ALL_PUNCT != 0);
+        assert!(!by("•").is_symbol() && by("•").is_punct());
+        assert_eq!(by("“").chars, 1);
+        // Fast paths give the same classes as the general one.
+        assert!(by("2020").flags & Word::DIGIT != 0 && !by("2020").is_alpha());
+        assert!(by("end").is_alpha() && by(".").flags & Word::STERM != 0);
+    }
+
+    #[test]
+    fn python_lines_and_paragraphs() {
+        let t = "a\r\nb\x0bc\u{2028}d\n";
+        assert_eq!(py_lines(t).collect::<Vec<_>>(), ["a", "b", "c", "d"]);
+        assert_eq!(py_lines("").count(), 0);
+        assert_eq!(py_lines("\n\nx").collect::<Vec<_>>(), ["", "", "x"]);
+        let t = "\n  p1\nstill p1\n\n\np2 \n\n";
+        let v = TextViews::default();
+        let p: Vec<&str> = v
+            .paragraphs(t)
+            .iter()
+            .map(|r| &t[r.start as usize..r.end as usize])
+            .collect();
+        assert_eq!(p, ["p1\nstill p1", "p2"]);
+    }
+}
