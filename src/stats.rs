@@ -127,19 +127,31 @@ impl RunStats {
                     extra
                 );
             }
-            for step in &p.steps {
-                let c: Vec<String> = step
-                    .counters
-                    .iter()
-                    .map(|(k, v)| format!("{k}={v}"))
-                    .collect();
+            if !p.steps.is_empty() {
+                // One row per step (stats.json keeps every task): counters summed over the
+                // tasks, except maxima (`largest_*`, `max_*`, `peak_*`).
+                let mut sum: BTreeMap<&str, u64> = BTreeMap::new();
+                let mut secs = 0.0;
+                for step in &p.steps {
+                    secs += step.seconds;
+                    for (k, v) in &step.counters {
+                        let e = sum.entry(k.as_str()).or_default();
+                        if ["largest", "max", "peak"].iter().any(|m| k.starts_with(m)) {
+                            *e = (*e).max(*v);
+                        } else {
+                            *e += v;
+                        }
+                    }
+                }
+                let c: Vec<String> = sum.iter().map(|(k, v)| format!("{k}={v}")).collect();
                 let _ = writeln!(
                     s,
-                    "{:<10} {:<22} task {:>4} {:>8.2}s  {}",
+                    "{:<10} {:<22} {:>5} task{} {:>8.2}s  {}",
                     p.name,
-                    step.name,
-                    step.task,
-                    step.seconds,
+                    p.steps[0].name,
+                    p.steps.len(),
+                    if p.steps.len() == 1 { " " } else { "s" },
+                    secs,
                     c.join(" ")
                 );
             }

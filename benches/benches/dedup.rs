@@ -115,9 +115,9 @@ fn signatures() {
         }
     });
     let mut fast = String::new();
-    part("normalized text, fast path (dedup::normalize)", &mut || {
+    part("normalized text (text::normalize_into)", &mut || {
         for t in &texts {
-            stages::dedup::normalize::normalized(t, &mut fast);
+            stages::text::normalize_into(t, &mut fast);
             std::hint::black_box(fast.len());
         }
     });

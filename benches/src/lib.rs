@@ -1,8 +1,8 @@
 //! Shared helpers for the benchmark harnesses: locating ../shared data and the peer Python
 //! environments, timing, and printing one comparable line per system.
 
-pub mod neardup;
 pub mod classdata;
+pub mod neardup;
 
 use std::path::PathBuf;
 use std::process::Command;

@@ -43,10 +43,59 @@ pub static REGISTRY: &[&StageDef] = &[
     &crate::tokenize::count::DEF,
 ];
 
-/// Finds a stage kind by full kind or short name.
+/// Finds a stage kind by full kind (`extract.html`), by short name (`html`), or by family
+/// (`extract`) when that family has a single kind.
 pub fn find<'a>(defs: &[&'a [&'a StageDef]], kind: &str) -> Option<&'a StageDef> {
-    defs.iter()
-        .flat_map(|d| d.iter())
+    let all = || defs.iter().flat_map(|d| d.iter()).copied();
+    all()
         .find(|d| d.kind == kind || d.short_name() == kind)
-        .copied()
+        .or_else(|| {
+            let mut family = all().filter(|d| d.kind.split('.').next() == Some(kind));
+            match (family.next(), family.next()) {
+                (Some(d), None) => Some(d),
+                _ => None,
+            }
+        })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn finds_by_kind_short_name_and_single_family() {
+        let regs = [REGISTRY];
+        assert_eq!(find(&regs, "filter.length").unwrap().kind, "filter.length");
+        assert_eq!(find(&regs, "length").unwrap().kind, "filter.length");
+        assert_eq!(find(&regs, "extract").unwrap().kind, "extract.html");
+        // `dedup` names several kinds: ambiguous, so not found.
+        assert!(find(&regs, "dedup").is_none());
+        assert!(find(&regs, "nonsense").is_none());
+    }
+
+    #[test]
+    fn every_example_builds_or_only_lacks_its_files() {
+        for def in REGISTRY {
+            let table: toml::Table = def
+                .example
+                .parse()
+                .unwrap_or_else(|e| panic!("{}: example is not TOML: {e}", def.kind));
+            let args = crate::StageArgs {
+                name: def.short_name(),
+                table: &table,
+                base_dir: std::path::Path::new("."),
+                purpose: crate::Purpose::Select,
+                seed: 0,
+            };
+            // Examples may name resource files (a KL reference, a model) that only exist where
+            // the stage is used; every key must still parse and validate.
+            if let Err(e) = (def.build)(&args) {
+                assert!(
+                    e.message.contains("file not found"),
+                    "{}: example does not build: {e}",
+                    def.kind
+                );
+            }
+        }
+    }
 }

@@ -195,7 +195,11 @@ fn resume_after_sigkill_is_byte_identical() {
                     .unwrap()
                     .as_nanos() as u64,
             );
-            vec![20 + r.next() % 100, 120 + r.next() % 150, 270 + r.next() % 250]
+            vec![
+                20 + r.next() % 100,
+                120 + r.next() % 150,
+                270 + r.next() % 250,
+            ]
         }
     };
     eprintln!("kill delays (ms): {delays:?}");

@@ -25,7 +25,6 @@ pub mod keyed;
 pub mod keys;
 pub mod lines;
 pub mod minhash;
-pub mod normalize;
 pub mod records;
 pub mod url;
 

@@ -120,38 +120,62 @@ impl TextViews {
         *self.char_count.get_or_init(|| count_chars(text))
     }
 
-    /// Normalized form: the letter-and-digit runs of the words, lower-cased, joined by one
-    /// space (characters that are neither letters nor digits separate runs: `foo(x)` gives
-    /// `foo x`, `U.S.` gives `u s`). Used for exact and fuzzy dedup and decontamination, so
-    /// that case, punctuation and spacing changes do not hide a duplicate.
+    /// Normalized form: the letter-and-digit runs of the text, lower-cased, joined by one space
+    /// (characters that are neither letters nor digits separate runs: `foo(x)` gives `foo x`,
+    /// `U.S.` gives `u s`; combining marks stay inside their run; each Han, kana or Thai-family
+    /// character of scripts written without spaces is a run of its own, katakana and Hangul runs
+    /// stay whole). Used for exact and fuzzy dedup and decontamination, so that case,
+    /// punctuation and spacing changes do not hide a duplicate. See [`normalize_into`].
     pub fn normalized(&self, text: &str) -> &str {
         self.normalized.get_or_init(|| {
-            let words = self.words(text);
-            let mut out = String::with_capacity(text.len());
-            for w in words.iter().filter(|w| w.is_alnum()) {
-                let s = w.as_str(text);
-                if s.bytes().all(|b| b.is_ascii_alphanumeric()) {
-                    if !out.is_empty() {
-                        out.push(' ');
-                    }
-                    push_lower(&mut out, s);
-                    continue;
-                }
-                let mut in_run = false;
-                for c in s.chars() {
-                    if chars::is_alnum(c) {
-                        if !in_run && !out.is_empty() {
-                            out.push(' ');
-                        }
-                        in_run = true;
-                        out.extend(c.to_lowercase());
-                    } else {
-                        in_run = false;
-                    }
-                }
-            }
+            let mut out = String::new();
+            normalize_into(text, &mut out);
             out
         })
+    }
+}
+
+fn is_run_script(c: char) -> bool {
+    matches!(c as u32,
+        0x30A0..=0x30FF | 0x31F0..=0x31FF | 0xFF66..=0xFF9F   // katakana
+        | 0x1100..=0x11FF | 0x3130..=0x318F | 0xAC00..=0xD7AF) // Hangul
+}
+
+/// Writes the normalized form of `text` (see [`TextViews::normalized`]) into `out`, replacing
+/// its contents. One pass over the characters, no segmentation: the MinHash signature stage
+/// calls it directly on every document it sees.
+pub fn normalize_into(text: &str, out: &mut String) {
+    out.clear();
+    out.reserve(text.len());
+    let mut in_run = false;
+    for c in text.chars() {
+        if c.is_ascii() {
+            if c.is_ascii_alphanumeric() {
+                if !in_run && !out.is_empty() {
+                    out.push(' ');
+                }
+                in_run = true;
+                out.push(c.to_ascii_lowercase());
+            } else {
+                in_run = false;
+            }
+            continue;
+        }
+        let f = chars::flags(c);
+        if f & (chars::LETTER | chars::NUMBER) != 0 {
+            let own = f & chars::NO_SPACE != 0 && !is_run_script(c);
+            if (own || !in_run) && !out.is_empty() {
+                out.push(' ');
+            }
+            in_run = !own;
+            out.extend(c.to_lowercase());
+        } else if f == 0 && in_run {
+            // Combining marks, joiners and other format characters continue their word
+            // (Devanagari vowel signs, Arabic harakat).
+            out.push(c);
+        } else {
+            in_run = false;
+        }
     }
 }
 
@@ -373,6 +397,31 @@ mod tests {
         assert_eq!(v.normalized(t), "hello world second line 42 漢 字 テスト");
         assert_eq!(v.char_count(t), t.chars().count());
         assert_eq!(v.word_hashes(t).len(), words.len());
+    }
+
+    #[test]
+    fn normalized_form() {
+        let n = |t: &str| {
+            let mut o = String::new();
+            normalize_into(t, &mut o);
+            o
+        };
+        assert_eq!(
+            n("Hello, WORLD!  foo(x) U.S. 3.14"),
+            "hello world foo x u s 3 14"
+        );
+        assert_eq!(n("Ça va?\tÉTÉ—naïve"), "ça va été naïve");
+        // Devanagari vowel signs (combining marks) stay in their word.
+        assert_eq!(n("हिन्दी भाषा"), "हिन्दी भाषा");
+        // Han and hiragana one by one; katakana and Hangul runs whole.
+        assert_eq!(
+            n("東京はテスト。한국어 문장"),
+            "東 京 は テスト 한국어 문장"
+        );
+        assert_eq!(n("  ...  "), "");
+        let v = TextViews::default();
+        let t = "Same TEXT, other   spacing!";
+        assert_eq!(v.normalized(t), n(t));
     }
 
     #[test]
