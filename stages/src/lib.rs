@@ -36,6 +36,7 @@ pub mod config;
 pub mod document;
 pub mod error;
 pub mod filter;
+pub mod import;
 pub mod mix;
 pub mod read;
 pub mod registry;
@@ -51,7 +52,7 @@ pub use config::{ConfigError, Purpose, StageArgs};
 pub use document::{Document, SourceRef, Verdict};
 pub use error::{Error, Result};
 pub use registry::StageDef;
-pub use signals::{SignalSpec, SignalType, SignalValue, Signals};
+pub use signals::{SignalRef, SignalSpec, SignalType, SignalValue, Signals};
 pub use stage::{
     Applier, Built, Collector, GlobalStage, GlobalStep, Outcome, PartitionCtx, Stage, StepCtx,
 };

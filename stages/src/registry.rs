@@ -26,6 +26,8 @@ impl StageDef {
 /// The stages of this crate.
 pub static REGISTRY: &[&StageDef] = &[
     &crate::filter::length::DEF,
+    &crate::import::DEF,
+    &crate::mix::bucket::DEF,
     &crate::mix::decontam::DEF,
     &crate::tokenize::count::DEF,
 ];

@@ -35,7 +35,11 @@ fn build(args: &StageArgs) -> Result<Built, ConfigError> {
             None
         }
     };
-    Ok(Built::Map(Box::new(TokenCount { name: args.name.to_string(), signal: format!("{}.tokens", args.name), tok })))
+    Ok(Built::Map(Box::new(TokenCount {
+        name: args.name.to_string(),
+        signal: format!("{}.tokens", args.name),
+        tok,
+    })))
 }
 
 thread_local! {
@@ -48,11 +52,17 @@ impl Stage for TokenCount {
     }
 
     fn signals(&self) -> Vec<SignalSpec> {
-        vec![SignalSpec::new(self.signal.clone(), SignalType::I64, "tokens of the document, BOS/EOS included")]
+        vec![SignalSpec::new(
+            self.signal.clone(),
+            SignalType::I64,
+            "tokens of the document, BOS/EOS included",
+        )]
     }
 
     fn process(&self, doc: &mut Document) -> Outcome {
-        let Some(tok) = &self.tok else { return Outcome::Keep };
+        let Some(tok) = &self.tok else {
+            return Outcome::Keep;
+        };
         let n = IDS.with(|ids| {
             let mut ids = ids.borrow_mut();
             ids.clear();
@@ -71,8 +81,16 @@ mod tests {
     #[test]
     fn counts_tokens_with_eos() {
         let t: toml::Table = DEF.example.parse().unwrap();
-        let args = StageArgs { name: "tokens", table: &t, base_dir: std::path::Path::new("."), purpose: Purpose::Run, seed: 0 };
-        let Ok(Built::Map(s)) = build(&args) else { panic!() };
+        let args = StageArgs {
+            name: "tokens",
+            table: &t,
+            base_dir: std::path::Path::new("."),
+            purpose: Purpose::Run,
+            seed: 0,
+        };
+        let Ok(Built::Map(s)) = build(&args) else {
+            panic!()
+        };
         let mut d = Document::new("a", "Hello world");
         s.process(&mut d);
         assert_eq!(d.signals.i64("tokens.tokens"), Some(3));
