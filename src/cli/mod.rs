@@ -3,8 +3,10 @@
 //! Exit codes: 0 success, 1 the run failed (a partition or step failed), 2 bad configuration or
 //! arguments (reported before any work starts).
 
+pub mod ablate;
 pub mod check;
 pub mod inspect;
+pub mod mix;
 pub mod run;
 pub mod slurm;
 pub mod stats;
@@ -55,6 +57,11 @@ pub enum Command {
     Slurm(slurm::SlurmArgs),
     /// Show units done, running, failed and pending per phase, and the merged stats.
     Status(status::StatusArgs),
+    /// Make the pipeline's mixes (token shards for training) from a finished run's stored
+    /// signals, re-judged with --set overrides; no stage runs again.
+    Mix(mix::MixArgs),
+    /// Make several variants of a mix side by side (grid.toml) and compare them.
+    Ablate(ablate::AblateArgs),
 }
 
 /// An error that maps to an exit code.
@@ -87,6 +94,8 @@ pub fn dispatch(cli: Cli) -> Result<(), CliError> {
         Command::Inspect(a) => inspect::run(a),
         Command::Slurm(a) => slurm::run(a),
         Command::Status(a) => status::run(a),
+        Command::Mix(a) => mix::run(a),
+        Command::Ablate(a) => ablate::run(a),
     }
 }
 

@@ -93,6 +93,20 @@ impl ConfigFile {
 
 /// Loads a pipeline file and applies `--set key=value` overrides.
 pub fn load(path: &Path, overrides: &[String]) -> Result<ConfigFile, ConfigError> {
+    let text = std::fs::read_to_string(path).map_err(|e| ConfigError {
+        file: path.to_path_buf(),
+        line: None,
+        key: String::new(),
+        message: format!("cannot read pipeline file: {e}"),
+        from_cli: false,
+    })?;
+    parse(path, text, overrides)
+}
+
+/// Parses pipeline text as if read from `path` (relative paths resolve against its folder;
+/// errors name it), then applies `--set` overrides. `curate mix` reads a run's stored
+/// `config.toml` this way, against the pipeline file's folder.
+pub fn parse(path: &Path, text: String, overrides: &[String]) -> Result<ConfigFile, ConfigError> {
     let err = |line, key: &str, message: String| ConfigError {
         file: path.to_path_buf(),
         line,
@@ -100,8 +114,6 @@ pub fn load(path: &Path, overrides: &[String]) -> Result<ConfigFile, ConfigError
         message,
         from_cli: false,
     };
-    let text = std::fs::read_to_string(path)
-        .map_err(|e| err(None, "", format!("cannot read pipeline file: {e}")))?;
     let mut table: toml::Table = text.parse().map_err(|e: toml::de::Error| {
         let line = e.span().map(|s| line_of(&text, s.start));
         err(line, "", e.message().trim().to_string())
@@ -127,32 +139,46 @@ pub fn load(path: &Path, overrides: &[String]) -> Result<ConfigFile, ConfigError
         })?;
         overridden.push(key.to_string());
     }
-    let mut cf = ConfigFile {
+    let cf = ConfigFile {
         path: path.to_path_buf(),
         text,
         table,
         raw: placeholder(),
         overridden,
     };
-    let raw: RawConfig = serde_path_to_error::deserialize(toml::Value::Table(cf.table.clone()))
-        .map_err(|e| {
-            let p = e.path().to_string();
-            let msg = e.into_inner().to_string();
-            let key = match unknown_field(&msg) {
-                Some(f) if p == "." || p.is_empty() => f,
-                Some(f) if !p.ends_with(&f) => format!("{p}.{f}"),
-                _ if p == "." => String::new(),
-                _ => p,
-            };
-            let key = if key.is_empty() {
-                missing_section(&msg).unwrap_or_default()
-            } else {
-                key
-            };
-            cf.error(&key, msg.trim().to_string())
-        })?;
-    cf.raw = raw;
-    Ok(cf)
+    cf.with_table(cf.table.clone())
+}
+
+impl ConfigFile {
+    /// The same file with another (edited) table: re-validates the strict sections.
+    pub fn with_table(&self, table: toml::Table) -> Result<ConfigFile, ConfigError> {
+        let mut cf = ConfigFile {
+            path: self.path.clone(),
+            text: self.text.clone(),
+            table,
+            raw: placeholder(),
+            overridden: self.overridden.clone(),
+        };
+        let raw: RawConfig = serde_path_to_error::deserialize(toml::Value::Table(cf.table.clone()))
+            .map_err(|e| {
+                let p = e.path().to_string();
+                let msg = e.into_inner().to_string();
+                let key = match unknown_field(&msg) {
+                    Some(f) if p == "." || p.is_empty() => f,
+                    Some(f) if !p.ends_with(&f) => format!("{p}.{f}"),
+                    _ if p == "." => String::new(),
+                    _ => p,
+                };
+                let key = if key.is_empty() {
+                    missing_section(&msg).unwrap_or_default()
+                } else {
+                    key
+                };
+                cf.error(&key, msg.trim().to_string())
+            })?;
+        cf.raw = raw;
+        Ok(cf)
+    }
 }
 
 fn placeholder() -> RawConfig {

@@ -91,6 +91,22 @@ impl Plan {
         output: Option<&str>,
         purpose: Purpose,
     ) -> Result<Plan, ConfigError> {
+        Self::build_checked(config, input, output, purpose, true)
+    }
+
+    /// A plan to re-judge a finished run's stored signals (`curate mix`): stages are built
+    /// with [`Purpose::Select`] and the inputs need not exist any more.
+    pub fn for_selection(config: ConfigFile, output: Option<&str>) -> Result<Plan, ConfigError> {
+        Self::build_checked(config, None, output, Purpose::Select, false)
+    }
+
+    fn build_checked(
+        config: ConfigFile,
+        input: Option<&str>,
+        output: Option<&str>,
+        purpose: Purpose,
+        check_inputs: bool,
+    ) -> Result<Plan, ConfigError> {
         let base_dir = config.base_dir();
         let raw = &config.raw;
         let seed = raw.pipeline.seed;
@@ -116,7 +132,7 @@ impl Plan {
         };
         // Local inputs must exist now: a typo is a config error, not a failed run.
         for (i, loc) in inputs.iter().enumerate() {
-            if is_uri(loc) && !loc.starts_with("file://") {
+            if !check_inputs || (is_uri(loc) && !loc.starts_with("file://")) {
                 continue;
             }
             let key = if input.is_some() {
@@ -148,7 +164,7 @@ impl Plan {
                 });
             }
         }
-        if inputs.is_empty() && raw.input.listing.is_none() {
+        if check_inputs && inputs.is_empty() && raw.input.listing.is_none() {
             return Err(config.error(
                 "input.paths",
                 "no input: give input.paths, input.listing or --input",
