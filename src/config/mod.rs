@@ -129,7 +129,10 @@ pub fn parse(path: &Path, text: String, overrides: &[String]) -> Result<ConfigFi
                 from_cli: true,
             });
         };
+        // `filters.NAME.key` (the spelling of issue 9's examples) is `stages.NAME.key`.
         let key = key.trim();
+        let aliased = key.strip_prefix("filters.").map(|k| format!("stages.{k}"));
+        let key = aliased.as_deref().unwrap_or(key);
         set_path(&mut table, key, parse_value(value.trim())).map_err(|m| ConfigError {
             file: path.to_path_buf(),
             line: None,
@@ -345,6 +348,9 @@ mod tests {
         .unwrap();
         assert_eq!(c.raw.pipeline.seed, 7);
         assert_eq!(c.raw.stages["x"]["min_words"].as_integer(), Some(100));
+        let c = load(&p, &["filters.x.min_words=50".into()]).unwrap();
+        assert_eq!(c.raw.stages["x"]["min_words"].as_integer(), Some(50));
+        assert_eq!(c.overridden, ["stages.x.min_words"]);
         let e = load(&p, &["executor.threads=many".into()]).unwrap_err();
         assert!(e.from_cli);
         assert_eq!(e.key, "executor.threads");

@@ -129,6 +129,24 @@ impl StoredRun {
     }
 }
 
+impl StoredRun {
+    /// Scans the stored files and returns the candidates `judge` keeps (see [`select`]).
+    pub fn select(
+        &self,
+        judge: &select::Judge,
+        where_sql: Option<&str>,
+    ) -> Result<select::Selection, MixError> {
+        select::select(
+            &self.ctx,
+            self.locate.as_ref(),
+            &self.files,
+            self.kept_files,
+            judge,
+            where_sql,
+        )
+    }
+}
+
 /// What one mix produced.
 pub struct MixResult {
     pub summary: MixSummary,
@@ -166,6 +184,11 @@ pub fn make(
     dest: &dyn Store,
     dir: &str,
 ) -> Result<MixResult, MixError> {
+    if dir.trim_matches('/').is_empty() {
+        return Err(MixError::Failed(Error::other(
+            "a mix needs its own folder (it is emptied first)",
+        )));
+    }
     let t0 = Instant::now();
     let tok = Tokenizer::from_config(&spec.tokenizer, &plan.base_dir)
         .map_err(|e| MixError::Config(format!("mix.{}.{}: {}", spec.name, e.key, e.message)))?;
@@ -173,14 +196,7 @@ pub fn make(
     let plan = overridden.as_ref().unwrap_or(plan);
     let tokens = select::token_signal(spec, run.plan.as_ref());
     let judge = select::Judge::new(plan, run.plan.as_ref(), spec, tokens.as_deref());
-    let mut sel = select::select(
-        &run.ctx,
-        run.locate.as_ref(),
-        &run.files,
-        run.kept_files,
-        &judge,
-        spec.where_sql.as_deref(),
-    )?;
+    let mut sel = run.select(&judge, spec.where_sql.as_deref())?;
     sel.stats.token_counts = match &tokens {
         Some(t) if sel.uncounted.is_empty() => format!("signal {t}"),
         Some(t) => format!("signal {t} ({} documents counted)", sel.uncounted.len()),

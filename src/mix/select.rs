@@ -25,7 +25,7 @@ use std::path::Path;
 use arrow::array::{
     Array, BooleanArray, Float32Array, Float64Array, Int64Array, RecordBatch, StringArray,
 };
-use datafusion::prelude::{ident, ParquetReadOptions, SessionContext};
+use datafusion::prelude::{ident, DataFrame, ParquetReadOptions, SessionContext};
 use futures::StreamExt;
 use rayon::prelude::*;
 use serde::{Deserialize, Serialize};
@@ -288,11 +288,13 @@ pub fn source_of(rule: &SourceRule, source_file: &str) -> String {
     }
 }
 
-/// What one file contributed.
+/// What one file contributed: candidates with bucket and source indices local to the file.
 #[derive(Default)]
 struct FilePart {
-    /// `(row, key, bucket (local), tokens, quality, source (local))`.
-    rows: Vec<(u32, u64, u16, Option<u32>, f32, u32)>,
+    cands: Vec<Candidate>,
+    rows: Vec<u32>,
+    /// Indices into `cands` without a stored token count.
+    uncounted: Vec<u32>,
     buckets: Vec<String>,
     sources: Vec<String>,
     stats: SelectionStats,
@@ -349,24 +351,25 @@ pub fn select(
 ) -> Result<Selection, MixError> {
     let rt = crate::storage::runtime();
     // Schemas first: the `where` condition and missing stages are configuration errors.
-    let schemas: Vec<Vec<String>> = files
+    let frames: Vec<(DataFrame, Vec<String>)> = files
         .par_iter()
         .map(|f| {
             rt.block_on(async {
                 let df = ctx
                     .read_parquet(locate(f), ParquetReadOptions::default())
                     .await?;
-                Ok(df
+                let cols = df
                     .schema()
                     .fields()
                     .iter()
                     .map(|x| x.name().clone())
-                    .collect())
+                    .collect();
+                Ok((df, cols))
             })
         })
         .collect::<Result<_, datafusion::error::DataFusionError>>()
         .map_err(|e| MixError::Failed(Error::other(format!("reading stored documents: {e}"))))?;
-    let mut all_columns: Vec<String> = schemas.iter().flatten().cloned().collect();
+    let mut all_columns: Vec<String> = frames.iter().flat_map(|f| f.1.iter()).cloned().collect();
     all_columns.sort();
     all_columns.dedup();
     for s in &judge.slots {
@@ -389,14 +392,10 @@ pub fn select(
     }
     let where_quoted = where_sql.map(|w| crate::query::quote_signals(w, &all_columns));
     if let Some(w) = &where_quoted {
-        let first = &files[0];
-        rt.block_on(async {
-            let df = ctx
-                .read_parquet(locate(first), ParquetReadOptions::default())
-                .await?;
-            df.parse_sql_expr(w).map(|_| ())
-        })
-        .map_err(|e| MixError::Config(format!("mix where {w:?}: {e}")))?;
+        frames[0]
+            .0
+            .parse_sql_expr(w)
+            .map_err(|e| MixError::Config(format!("mix where {w:?}: {e}")))?;
     }
 
     let parts: Vec<FilePart> = files
@@ -404,9 +403,8 @@ pub fn select(
         .enumerate()
         .map(|(fi, f)| {
             scan_file(
-                ctx,
-                &locate(f),
-                &schemas[fi],
+                frames[fi].0.clone(),
+                &frames[fi].1,
                 fi >= kept_files,
                 judge,
                 where_quoted.as_deref(),
@@ -437,19 +435,16 @@ pub fn select(
             .iter()
             .map(|s| intern(&mut sel.sources, &mut smap, s))
             .collect();
-        for (row, key, b, tokens, quality, src) in part.rows {
-            if tokens.is_none() {
-                sel.uncounted.push(sel.candidates.len() as u32);
-            }
-            sel.candidates.push(Candidate {
-                key,
-                bucket: bl[b as usize] as u16,
-                tokens: tokens.unwrap_or(0),
-                quality,
-                source: sl[src as usize],
-            });
-            sel.rows.push((fi as u32, row));
-        }
+        let start = sel.candidates.len() as u32;
+        sel.uncounted
+            .extend(part.uncounted.iter().map(|&i| start + i));
+        sel.candidates.extend(part.cands.into_iter().map(|mut c| {
+            c.bucket = bl[c.bucket as usize] as u16;
+            c.source = sl[c.source as usize];
+            c
+        }));
+        sel.rows
+            .extend(part.rows.into_iter().map(|r| (fi as u32, r)));
         merge_stats(&mut sel.stats, part.stats);
     }
     if sel.buckets.len() > u16::MAX as usize {
@@ -484,8 +479,7 @@ const WHERE_COLUMN: &str = "__curate_where";
 
 /// Scans one stored file.
 fn scan_file(
-    ctx: &SessionContext,
-    url: &str,
+    df: DataFrame,
     columns: &[String],
     from_dropped: bool,
     judge: &Judge,
@@ -498,7 +492,6 @@ fn scan_file(
         .filter(|c| !BASE_COLUMNS.contains(&c.as_str()) && c.as_str() != WHERE_COLUMN)
         .collect();
     let mut stream = rt.block_on(async {
-        let df = ctx.read_parquet(url, ParquetReadOptions::default()).await?;
         let mut exprs = vec![ident("id")];
         for c in ["drop_stage", "drop_reason", "source_file"] {
             if has(c) {
@@ -639,9 +632,17 @@ fn scan_file(
                     }
                 }
             };
-            let key = xxhash_rust::xxh3::xxh3_64(ids.value(i).as_bytes());
-            part.rows
-                .push((row, key, b as u16, tokens, quality, source));
+            if tokens.is_none() {
+                part.uncounted.push(part.cands.len() as u32);
+            }
+            part.cands.push(Candidate {
+                key: xxhash_rust::xxh3::xxh3_64(ids.value(i).as_bytes()),
+                bucket: b as u16,
+                tokens: tokens.unwrap_or(0),
+                quality,
+                source,
+            });
+            part.rows.push(row);
             part.stats.candidates += 1;
             if from_dropped {
                 part.stats.recovered += 1;

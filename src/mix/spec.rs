@@ -452,7 +452,7 @@ mod tests {
     fn errors_name_the_key_and_line() {
         let e = resolve(&load("[mix]\ncode = 1.5\n", &[]).unwrap(), &[]).unwrap_err();
         assert_eq!(e.key, "mix.code");
-        assert_eq!(e.line, Some(8));
+        assert_eq!(e.line, Some(9));
         let e = resolve(&load("[mix.main]\nlayout = 'zigzag'\n", &[]).unwrap(), &[]).unwrap_err();
         assert_eq!(e.key, "mix.main.layout");
         let e = resolve(

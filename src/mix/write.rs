@@ -178,12 +178,20 @@ pub fn count_tokens(sel: &mut Selection, store: &dyn Store, tok: &Tokenizer) -> 
 }
 
 /// Where one picked document's tokens lie in scratch.
-#[derive(Clone, Default)]
 struct Spilled {
     file: u32,
     offset: u64,
     len: u32,
     id: String,
+}
+
+/// Removes the scratch folder however writing ends.
+struct ScratchDir(PathBuf);
+
+impl Drop for ScratchDir {
+    fn drop(&mut self) {
+        let _ = std::fs::remove_dir_all(&self.0);
+    }
 }
 
 /// What writing produced.
@@ -208,6 +216,7 @@ pub fn write(
     scratch: &Path,
 ) -> Result<Written> {
     std::fs::create_dir_all(scratch).map_err(|e| Error::io(scratch, e))?;
+    let _cleanup = ScratchDir(scratch.to_path_buf());
     let picked: Vec<u32> = plan.picks.iter().flatten().map(|&(i, _)| i).collect();
     let groups = by_file(sel, picked.iter().copied());
     // Pass 1: tokenize each picked document once, spilling to one scratch file per input file.
@@ -264,11 +273,14 @@ pub fn write(
             Ok((path, out))
         })
         .collect::<Result<_>>()?;
-    let mut where_: Vec<Option<Spilled>> = vec![None; sel.candidates.len()];
+    // Candidate index -> its spill (u32::MAX: not picked); 4 bytes per candidate.
+    let mut spill_of = vec![u32::MAX; sel.candidates.len()];
+    let mut spilled: Vec<Spilled> = Vec::with_capacity(picked.len());
     let mut files = Vec::with_capacity(spills.len());
     for (path, list) in spills {
         for (c, s) in list {
-            where_[c as usize] = Some(s);
+            spill_of[c as usize] = spilled.len() as u32;
+            spilled.push(s);
         }
         files.push(path);
     }
@@ -287,8 +299,8 @@ pub fn write(
     let mut tokens: Vec<u32> = Vec::new();
     let bucket_of = |c: &Candidate| sel.buckets[c.bucket as usize].as_str();
     for (i, _copy) in plan.shuffled(&sel.candidates, plan.report.seed) {
-        let s = where_[i as usize]
-            .as_ref()
+        let s = spilled
+            .get(spill_of[i as usize] as usize)
             .ok_or_else(|| Error::other("a picked document was not tokenized"))?;
         let f = handles[s.file as usize]
             .as_ref()
@@ -308,10 +320,6 @@ pub fn write(
     }
     let manifest = writer.finish().map_err(|e| Error::io(dir, e))?;
     drop(handles);
-    for p in &files {
-        let _ = std::fs::remove_file(p);
-    }
-    let _ = std::fs::remove_dir(scratch);
     let mut keys: Vec<u64> = picked
         .iter()
         .map(|&i| sel.candidates[i as usize].key)

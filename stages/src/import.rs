@@ -168,11 +168,10 @@ impl Stage for Import {
             match doc.metadata.get(&f.from) {
                 None if f.required => return Outcome::Drop("missing_field"),
                 None => {}
-                Some(v) => {
-                    if !parse_into(&mut doc.signals, &f.signal, f.ty, v) {
-                        return Outcome::Drop("bad_field");
-                    }
+                Some(v) if !parse_into(&mut doc.signals, &f.signal, f.ty, v) => {
+                    return Outcome::Drop("bad_field")
                 }
+                Some(_) => {}
             }
         }
         Outcome::Keep

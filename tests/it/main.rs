@@ -7,6 +7,7 @@
 mod common;
 mod config;
 mod faults;
+mod mix;
 mod report;
 mod runner;
 mod s3;
