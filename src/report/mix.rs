@@ -32,11 +32,14 @@ pub fn render(s: &MixSummary, manifest: &Manifest) -> String {
     let _ = write!(h, "<!DOCTYPE html><html lang=\"en\"><head><meta charset=\"utf-8\"><title>{}</title><style>{CSS}</style></head><body>", esc(&title));
     let _ = write!(
         h,
-        "<h1>{}</h1><div class=\"sub\">tokenizer <code>{}</code> (vocabulary {}) &middot; layout {:?} &middot; seed {}</div>",
+        "<h1>{}</h1><div class=\"sub\">tokenizer <code>{}</code> (vocabulary {}) &middot; layout {} &middot; seed {}</div>",
         esc(&title),
         esc(&s.tokenizer),
         s.vocab_size,
-        s.layout,
+        match s.layout {
+            stages::tokenize::shards::Layout::PerBucket => "per_bucket",
+            stages::tokenize::shards::Layout::Mixed => "mixed",
+        },
         r.seed
     );
     let _ = write!(h, "<div>");

@@ -465,6 +465,20 @@ fn mix_shares_shards_determinism_and_threshold_changes() {
             "{k} was rewritten"
         );
     }
+
+    // The mix's page renders in a real browser (last: it leaves a screenshot in the folder).
+    if let Some((dom, errors, _)) = crate::report::render(&main) {
+        assert!(errors.is_empty(), "console errors: {errors:?}");
+        for section in [
+            "Buckets",
+            "Sources",
+            "Selection",
+            "Shards",
+            "length:too_few_words",
+        ] {
+            assert!(dom.contains(section), "mix page lacks {section:?}");
+        }
+    }
 }
 
 #[test]
@@ -499,7 +513,16 @@ fn relaxed_drop_threshold_recovers_dropped_documents() {
 
     // Another tokenizer than the stored counts': tokens are counted, shares still hold.
     let e = d.path().join("e");
-    selected_ids_of(&p, &e, &["--set", "mix.tokenizer=o200k_base"]);
+    selected_ids_of(
+        &p,
+        &e,
+        &[
+            "--set",
+            "mix.tokenizer=o200k_base",
+            "--set",
+            "mix.layout=mixed",
+        ],
+    );
     let r = json(&e.join("main/mix_report.json"));
     assert_eq!(r["selection"]["token_counts"], "counted");
     assert_shares(
@@ -512,7 +535,12 @@ fn relaxed_drop_threshold_recovers_dropped_documents() {
         ],
     );
     let tok = tokenizer("o200k_base");
-    for (_, id, toks) in read_shards(&e.join("main")) {
+    let seqs = read_shards(&e.join("main"));
+    // One stream shuffled across buckets.
+    let first: HashSet<&str> = seqs.iter().take(40).map(|s| s.0.as_str()).collect();
+    assert!(first.len() >= 3, "buckets interleave: {first:?}");
+    assert!(json(&e.join("main/manifest.json"))["shards"][0]["bucket"].is_null());
+    for (_, id, toks) in seqs {
         let mut fresh = Vec::new();
         tok.session().encode_document(&docs[&id].0, &mut fresh);
         assert_eq!(fresh.into_iter().map(i64::from).collect::<Vec<_>>(), toks);
