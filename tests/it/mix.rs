@@ -658,3 +658,38 @@ fn llama3_pipeline_plans_a_main_and_an_annealing_mix() {
     assert_eq!(grid.variants.len(), 6);
     assert_eq!(grid.pipeline, p);
 }
+
+#[test]
+fn mix_from_and_to_s3_matches_local() {
+    let m = crate::need_moto!();
+    let d = tempfile::tempdir().unwrap();
+    write_corpus(&d.path().join("in.jsonl"), 800);
+    let p = pipeline(d.path(), PIPE);
+    let ps = p.to_str().unwrap();
+    curate_ok(&["run", ps, "-q"]);
+    curate_ok(&["mix", ps, "--mix", "main", "-q"]);
+    m.boto("s3.create_bucket(Bucket='mixes')", &[]);
+    for args in [
+        vec!["run", ps, "--output", "s3://mixes/r", "-q"],
+        vec!["mix", ps, "--mix", "main", "--output", "s3://mixes/r", "-q"],
+    ] {
+        let o = m.curate(&args);
+        assert!(
+            o.status.success(),
+            "{args:?}: {}",
+            String::from_utf8_lossy(&o.stderr)
+        );
+    }
+    let got = d.path().join("got");
+    m.boto(
+        "import os\nd = sys.argv[1]\nfor o in s3.list_objects_v2(Bucket='mixes', Prefix='r/mix/main/')['Contents']:\n  f = os.path.join(d, o['Key'].split('/')[-1]); s3.download_file('mixes', o['Key'], f)",
+        &[{
+            std::fs::create_dir_all(&got).unwrap();
+            got.to_str().unwrap()
+        }],
+    );
+    let local = files(&d.path().join("out/mix/main"), "");
+    let remote = files(&got, "");
+    assert!(local.keys().any(|k| k.ends_with(".idx")));
+    assert_same(&local, &remote, "mix on S3 vs local");
+}
