@@ -12,11 +12,14 @@
 //!   completion markers, resumes after a kill; `--task i --tasks N` for clusters;
 //! - [`storage`]: local folders and S3 (object_store) for inputs and outputs;
 //! - [`io`]: Parquet and JSONL.zst document files;
-//! - [`stats`]: per-stage accounting merged per run.
+//! - [`stats`]: per-stage accounting merged per run;
+//! - [`mix`]: training mixes selected from stored signals, tokenized into Megatron shards,
+//!   and ablations.
 
 pub mod cli;
 pub mod config;
 pub mod io;
+pub mod mix;
 pub mod partition;
 pub mod query;
 pub mod report;

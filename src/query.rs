@@ -25,14 +25,22 @@ fn df_err(e: datafusion::error::DataFusionError) -> Error {
     Error::other(format!("query: {e}"))
 }
 
-/// Opens the `docs` and `dropped` tables of a run output (local folder or `s3://` prefix).
-pub fn open(output: &str, storage: &StorageSection, store: &Arc<dyn Store>) -> Result<RunTables> {
-    let mut cfg = SessionConfig::new().with_target_partitions(2);
+/// Maps a store-relative path to what DataFusion reads (an `s3://` URL or a local path).
+pub type Locate = Box<dyn Fn(&str) -> String + Send + Sync>;
+
+/// A DataFusion session that can read a run output's files (the output's object store
+/// registered when it is on S3), with `target_partitions` partitions per scan.
+pub fn session(
+    output: &str,
+    storage: &StorageSection,
+    target_partitions: usize,
+) -> Result<(SessionContext, Locate)> {
+    let mut cfg = SessionConfig::new()
+        .with_target_partitions(target_partitions.max(1))
+        .with_repartition_file_scans(target_partitions > 1);
     // Read strings as the types they were written with (not Utf8View): documents convert back.
     cfg.options_mut().execution.parquet.schema_force_view_types = false;
     let ctx = SessionContext::new_with_config(cfg);
-    // Maps a store-relative path to what DataFusion reads (an s3:// URL or a local path).
-    type Locate = Box<dyn Fn(&str) -> String>;
     let locate: Locate = if output.starts_with("s3://") {
         let (bucket, prefix) = crate::storage::s3::parse_uri(output)?;
         let client = crate::storage::s3::client(&bucket, storage)?;
@@ -50,6 +58,12 @@ pub fn open(output: &str, storage: &StorageSection, store: &Arc<dyn Store>) -> R
         let root = std::path::absolute(output).map_err(|e| Error::io(output, e))?;
         Box::new(move |p: &str| root.join(p).to_string_lossy().into_owned())
     };
+    Ok((ctx, locate))
+}
+
+/// Opens the `docs` and `dropped` tables of a run output (local folder or `s3://` prefix).
+pub fn open(output: &str, storage: &StorageSection, store: &Arc<dyn Store>) -> Result<RunTables> {
+    let (ctx, locate) = session(output, storage, 2)?;
     let list = |prefix: &str| -> Result<Vec<String>> {
         Ok(store
             .list(prefix)?

@@ -59,7 +59,10 @@ pub fn run(a: CheckArgs) -> Result<(), CliError> {
                 }
                 for s in stages {
                     let slot = &plan.slots[*s];
-                    let mode = if slot.mode == Mode::Tag { " (tag)" } else { "" };
+                    let mut mode = if slot.mode == Mode::Tag { " (tag)" } else { "" }.to_string();
+                    if let Some(l) = &slot.languages {
+                        mode.push_str(&format!(" (only {})", l.join(",")));
+                    }
                     let sigs: Vec<String> = slot
                         .built
                         .signals()

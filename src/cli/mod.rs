@@ -3,11 +3,13 @@
 //! Exit codes: 0 success, 1 the run failed (a partition or step failed), 2 bad configuration or
 //! arguments (reported before any work starts).
 
+pub mod ablate;
 pub mod check;
 pub mod classify;
 pub mod extract;
 pub mod inspect;
 pub mod kl_ref;
+pub mod mix;
 pub mod pii;
 pub mod run;
 pub mod slurm;
@@ -71,6 +73,11 @@ pub enum Command {
     Pii(pii::PiiArgs),
     /// Build the reference token distribution of filter.kl.
     KlRef(kl_ref::KlRefArgs),
+    /// Make the pipeline's mixes (token shards for training) from a finished run's stored
+    /// signals, re-judged with --set overrides; no stage runs again.
+    Mix(mix::MixArgs),
+    /// Make several variants of a mix side by side (grid.toml) and compare them.
+    Ablate(ablate::AblateArgs),
 }
 
 /// An error that maps to an exit code.
@@ -108,6 +115,8 @@ pub fn dispatch(cli: Cli) -> Result<(), CliError> {
         Command::Classify(a) => classify::run(a),
         Command::Pii(a) => pii::run(a),
         Command::KlRef(a) => kl_ref::run(a),
+        Command::Mix(a) => mix::run(a),
+        Command::Ablate(a) => ablate::run(a),
     }
 }
 

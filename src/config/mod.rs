@@ -93,25 +93,20 @@ impl ConfigFile {
 
 /// Loads a pipeline file and applies `--set key=value` overrides.
 pub fn load(path: &Path, overrides: &[String]) -> Result<ConfigFile, ConfigError> {
-    let err = |line, key: &str, message: String| ConfigError {
+    let text = std::fs::read_to_string(path).map_err(|e| ConfigError {
         file: path.to_path_buf(),
-        line,
-        key: key.into(),
-        message,
+        line: None,
+        key: String::new(),
+        message: format!("cannot read pipeline file: {e}"),
         from_cli: false,
-    };
-    let text = std::fs::read_to_string(path)
-        .map_err(|e| err(None, "", format!("cannot read pipeline file: {e}")))?;
-    load_text(path, text, overrides)
+    })?;
+    parse(path, text, overrides)
 }
 
-/// Parses pipeline text as if read from `path` (relative paths resolve against its folder) and
-/// applies `--set` overrides.
-pub fn load_text(
-    path: &Path,
-    text: String,
-    overrides: &[String],
-) -> Result<ConfigFile, ConfigError> {
+/// Parses pipeline text as if read from `path` (relative paths resolve against its folder;
+/// errors name it), then applies `--set` overrides. `curate mix` reads a run's stored
+/// `config.toml` this way, against the pipeline file's folder.
+pub fn parse(path: &Path, text: String, overrides: &[String]) -> Result<ConfigFile, ConfigError> {
     let err = |line, key: &str, message: String| ConfigError {
         file: path.to_path_buf(),
         line,
@@ -134,7 +129,10 @@ pub fn load_text(
                 from_cli: true,
             });
         };
+        // `filters.NAME.key` (the spelling of issue 9's examples) is `stages.NAME.key`.
         let key = key.trim();
+        let aliased = key.strip_prefix("filters.").map(|k| format!("stages.{k}"));
+        let key = aliased.as_deref().unwrap_or(key);
         set_path(&mut table, key, parse_value(value.trim())).map_err(|m| ConfigError {
             file: path.to_path_buf(),
             line: None,
@@ -144,38 +142,52 @@ pub fn load_text(
         })?;
         overridden.push(key.to_string());
     }
-    let mut cf = ConfigFile {
+    let cf = ConfigFile {
         path: path.to_path_buf(),
         text,
         table,
         raw: placeholder(),
         overridden,
     };
-    let raw: RawConfig = serde_path_to_error::deserialize(toml::Value::Table(cf.table.clone()))
-        .map_err(|e| {
-            let p = e.path().to_string();
-            let msg = e.into_inner().to_string();
-            let key = match unknown_field(&msg) {
-                Some(f) if p == "." || p.is_empty() => f,
-                Some(f) if !p.ends_with(&f) => format!("{p}.{f}"),
-                _ if p == "." => String::new(),
-                _ => p,
-            };
-            let key = if key.is_empty() {
-                missing_section(&msg).unwrap_or_default()
-            } else {
-                key
-            };
-            cf.error(&key, msg.trim().to_string())
-        })?;
-    cf.raw = raw;
-    Ok(cf)
+    cf.with_table(cf.table.clone())
+}
+
+impl ConfigFile {
+    /// The same file with another (edited) table: re-validates the strict sections.
+    pub fn with_table(&self, table: toml::Table) -> Result<ConfigFile, ConfigError> {
+        let mut cf = ConfigFile {
+            path: self.path.clone(),
+            text: self.text.clone(),
+            table,
+            raw: placeholder(),
+            overridden: self.overridden.clone(),
+        };
+        let raw: RawConfig = serde_path_to_error::deserialize(toml::Value::Table(cf.table.clone()))
+            .map_err(|e| {
+                let p = e.path().to_string();
+                let msg = e.into_inner().to_string();
+                let key = match unknown_field(&msg) {
+                    Some(f) if p == "." || p.is_empty() => f,
+                    Some(f) if !p.ends_with(&f) => format!("{p}.{f}"),
+                    _ if p == "." => String::new(),
+                    _ => p,
+                };
+                let key = if key.is_empty() {
+                    missing_section(&msg).unwrap_or_default()
+                } else {
+                    key
+                };
+                cf.error(&key, msg.trim().to_string())
+            })?;
+        cf.raw = raw;
+        Ok(cf)
+    }
 }
 
 /// Validates pipeline text the way `curate check` does (every stage built for selection), for
 /// the config fuzz target and tests: a plan, or the located error.
 pub fn check_text(text: &str) -> Result<(), ConfigError> {
-    let cf = load_text(Path::new("fuzz.toml"), text.to_string(), &[])?;
+    let cf = parse(Path::new("fuzz.toml"), text.to_string(), &[])?;
     Plan::build(cf, None, None, stages::Purpose::Select).map(|_| ())
 }
 
@@ -343,6 +355,9 @@ mod tests {
         .unwrap();
         assert_eq!(c.raw.pipeline.seed, 7);
         assert_eq!(c.raw.stages["x"]["min_words"].as_integer(), Some(100));
+        let c = load(&p, &["filters.x.min_words=50".into()]).unwrap();
+        assert_eq!(c.raw.stages["x"]["min_words"].as_integer(), Some(50));
+        assert_eq!(c.overridden, ["stages.x.min_words"]);
         let e = load(&p, &["executor.threads=many".into()]).unwrap_err();
         assert!(e.from_cli);
         assert_eq!(e.key, "executor.threads");

@@ -31,7 +31,26 @@ pub struct StageSlot {
     pub name: String,
     pub kind: &'static str,
     pub mode: Mode,
+    /// `only_languages = [...]`: the stage sees only documents whose `lang` signal is listed (an
+    /// English-only heuristic must not judge German pages); others pass it untouched.
+    pub languages: Option<Vec<String>>,
     pub built: Built,
+}
+
+impl StageSlot {
+    /// Whether the stage applies to a document with these signals (its `only_languages` scope).
+    pub fn applies_to(&self, signals: &stages::Signals) -> bool {
+        in_scope(self.languages.as_deref(), signals)
+    }
+}
+
+/// Whether a document's `lang` signal is in a stage's language scope (no scope: always).
+pub fn in_scope(languages: Option<&[String]>, signals: &stages::Signals) -> bool {
+    languages.is_none_or(|l| {
+        signals
+            .str(stages::LANG_SIGNAL)
+            .is_some_and(|lang| l.iter().any(|x| x == lang))
+    })
 }
 
 /// A unit of scheduling between barriers.
@@ -91,6 +110,26 @@ impl Plan {
         output: Option<&str>,
         purpose: Purpose,
     ) -> Result<Plan, ConfigError> {
+        Self::build_checked(config, input, output, purpose, true)
+    }
+
+    /// A plan to re-judge a finished run's stored signals (`curate mix`): stages are built
+    /// with [`Purpose::Select`] and the inputs need not exist any more.
+    pub fn for_selection(config: ConfigFile, output: Option<&str>) -> Result<Plan, ConfigError> {
+        Self::build_checked(config, None, output, Purpose::Select, false)
+    }
+
+    fn build_checked(
+        mut config: ConfigFile,
+        input: Option<&str>,
+        output: Option<&str>,
+        purpose: Purpose,
+        check_inputs: bool,
+    ) -> Result<Plan, ConfigError> {
+        if input.is_some() {
+            // `--input` replaces every input of the file, a crawl listing included.
+            config.raw.input.listing = None;
+        }
         let base_dir = config.base_dir();
         let raw = &config.raw;
         let seed = raw.pipeline.seed;
@@ -116,7 +155,7 @@ impl Plan {
         };
         // Local inputs must exist now: a typo is a config error, not a failed run.
         for (i, loc) in inputs.iter().enumerate() {
-            if is_uri(loc) && !loc.starts_with("file://") {
+            if !check_inputs || (is_uri(loc) && !loc.starts_with("file://")) {
                 continue;
             }
             let key = if input.is_some() {
@@ -148,7 +187,7 @@ impl Plan {
                 });
             }
         }
-        if inputs.is_empty() && raw.input.listing.is_none() {
+        if check_inputs && inputs.is_empty() && raw.input.listing.is_none() {
             return Err(config.error(
                 "input.paths",
                 "no input: give input.paths, input.listing or --input",
@@ -207,6 +246,30 @@ impl Plan {
                     return Err(config.error(&format!("{key}.mode"), "expected \"drop\" or \"tag\""))
                 }
             };
+            let languages = match t.remove("only_languages") {
+                None => None,
+                Some(toml::Value::Array(a)) => {
+                    let mut v = Vec::new();
+                    for (i, x) in a.iter().enumerate() {
+                        match x.as_str() {
+                            Some(l) if !l.is_empty() => v.push(l.to_string()),
+                            _ => {
+                                return Err(config.error(
+                                    &format!("{key}.only_languages[{i}]"),
+                                    "expected a language code such as \"en\"",
+                                ))
+                            }
+                        }
+                    }
+                    Some(v)
+                }
+                Some(_) => {
+                    return Err(config.error(
+                        &format!("{key}.only_languages"),
+                        "expected a list of language codes, e.g. [\"en\"]",
+                    ))
+                }
+            };
             let Some(def) = stages::registry::find(&regs, &kind) else {
                 let mut known: Vec<&str> =
                     regs.iter().flat_map(|r| r.iter()).map(|d| d.kind).collect();
@@ -239,10 +302,21 @@ impl Plan {
                 };
                 config.error(&k, e.message)
             })?;
+            if languages.is_some() && !matches!(built, Built::Map(_)) {
+                return Err(config.error(
+                    &format!("{key}.only_languages"),
+                    format!(
+                        "`{}` is a global stage (it compares documents with each other); \
+                         `only_languages` applies to per-document stages only",
+                        def.kind
+                    ),
+                ));
+            }
             slots.push(StageSlot {
                 name: sname.clone(),
                 kind: def.kind,
                 mode,
+                languages,
                 built,
             });
         }

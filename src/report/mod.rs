@@ -6,6 +6,7 @@
 //! string signals (language, labels) as bars, mix composition when a mix was made, time per
 //! stage and throughput, the resolved config and versions.
 
+pub mod mix;
 pub mod svg;
 
 use std::collections::BTreeMap;
@@ -350,17 +351,12 @@ fn render(
                 .trim_start_matches("mix/");
             let mut bs = Vec::new();
             let mut rows = String::new();
+            let num =
+                |bk: &serde_json::Value, k: &str| bk.get(k).and_then(|x| x.as_f64()).unwrap_or(0.0);
             if let Some(buckets) = v.get("buckets").and_then(|b| b.as_array()) {
                 for bk in buckets {
-                    let n = bk.get("name").and_then(|x| x.as_str()).unwrap_or("?");
-                    let target = bk
-                        .get("target_tokens")
-                        .and_then(|x| x.as_f64())
-                        .unwrap_or(0.0);
-                    let got = bk
-                        .get("achieved_tokens")
-                        .and_then(|x| x.as_f64())
-                        .unwrap_or(0.0);
+                    let n = bk.get("bucket").and_then(|x| x.as_str()).unwrap_or("?");
+                    let (target, got) = (num(bk, "target_tokens"), num(bk, "tokens"));
                     bs.push(Bar {
                         label: n.to_string(),
                         value: target,
@@ -368,18 +364,23 @@ fn render(
                     });
                     let _ = write!(
                         rows,
-                        "<tr><td class=\"l\">{}</td><td>{}</td><td>{}</td><td>{:.2}%</td><td>{:.2}%</td><td>{}</td><td>{}</td></tr>",
+                        "<tr><td class=\"l\">{}</td><td>{}</td><td>{}</td><td>{:.2}%</td><td>{:.2}%</td><td>{}</td><td>{}</td><td>{}</td></tr>",
                         esc(n),
                         human(target),
                         human(got),
-                        100.0 * bk.get("target_share").and_then(|x| x.as_f64()).unwrap_or(0.0),
-                        100.0 * bk.get("achieved_share").and_then(|x| x.as_f64()).unwrap_or(0.0),
-                        bk.get("documents").and_then(|x| x.as_u64()).unwrap_or(0),
-                        bk.get("repeats").and_then(|x| x.as_u64()).unwrap_or(0),
+                        100.0 * num(bk, "target_share"),
+                        100.0 * num(bk, "share"),
+                        num(bk, "documents"),
+                        num(bk, "copies"),
+                        num(bk, "repeated_documents"),
                     );
                 }
             }
-            let _ = write!(h, "<h3>{}</h3><div class=\"card\">{}</div><table><tr><th class=\"l\">bucket</th><th>target tokens</th><th>achieved tokens</th><th>target share</th><th>achieved share</th><th>documents</th><th>repeats</th></tr>{rows}</table>", esc(name), bars(&format!("Tokens per bucket: {name}"), "tokens", &bs, Some(("target", "achieved"))));
+            let warnings = v
+                .get("warnings")
+                .and_then(|w| w.as_array())
+                .map_or(0, |w| w.len());
+            let _ = write!(h, "<h3>{}</h3><div class=\"sub\">{} tokens, {} documents, {} warnings &middot; <a href=\"mix/{}/report.html\">mix report</a></div><div class=\"card\">{}</div><table><tr><th class=\"l\">bucket</th><th>target tokens</th><th>tokens</th><th>target share</th><th>share</th><th>documents</th><th>copies</th><th>repeated documents</th></tr>{rows}</table>", esc(name), human(num(&v, "tokens")), num(&v, "documents"), warnings, esc(name), bars(&format!("Tokens per bucket: {name}"), "tokens", &bs, Some(("target", "achieved"))));
         }
     }
 

@@ -313,8 +313,20 @@ impl Runner<'_> {
             return;
         };
         let t = Instant::now();
-        let mut live: Vec<&mut Document> =
-            batch.iter_mut().filter(|d| d.verdict.is_kept()).collect();
+        let scope = &self.plan.slots[slot];
+        let mut live: Vec<&mut Document> = Vec::with_capacity(batch.len());
+        for d in batch.iter_mut().filter(|d| d.verdict.is_kept()) {
+            if scope.applies_to(&d.signals) {
+                live.push(d);
+            } else {
+                // Outside the stage's `only_languages`: passes through, counted as in and out.
+                let bytes = d.html.as_ref().map_or(d.text().len(), |h| h.len()) as u64;
+                st.docs_in += 1;
+                st.docs_out += 1;
+                st.bytes_in += bytes;
+                st.bytes_out += bytes;
+            }
+        }
         st.docs_in += live.len() as u64;
         st.bytes_in += live
             .iter()

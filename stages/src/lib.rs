@@ -38,6 +38,7 @@ pub mod document;
 pub mod error;
 pub mod extract;
 pub mod filter;
+pub mod import;
 pub mod mix;
 pub mod read;
 pub mod registry;
@@ -54,7 +55,7 @@ pub use config::{ConfigError, Purpose, StageArgs};
 pub use document::{Document, SourceRef, Verdict};
 pub use error::{Error, Result};
 pub use registry::StageDef;
-pub use signals::{SignalSpec, SignalType, SignalValue, Signals};
+pub use signals::{SignalRef, SignalSpec, SignalType, SignalValue, Signals};
 pub use stage::{
     Applier, Built, Collector, GlobalStage, GlobalStep, Outcome, PartitionCtx, Stage, StepCtx,
 };

@@ -39,6 +39,8 @@ pub static REGISTRY: &[&StageDef] = &[
     &crate::safety::pii::DEF,
     &crate::safety::url_filter::DEF,
     &crate::safety::dirty_words::DEF,
+    &crate::import::DEF,
+    &crate::mix::bucket::DEF,
     &crate::mix::decontam::DEF,
     &crate::tokenize::count::DEF,
 ];

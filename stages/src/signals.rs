@@ -115,6 +115,26 @@ impl SignalValue {
     }
 }
 
+/// A borrowed signal value, for [`Signals::put`].
+#[derive(Clone, Copy, Debug, PartialEq)]
+pub enum SignalRef<'a> {
+    F64(f64),
+    I64(i64),
+    Bool(bool),
+    Str(&'a str),
+}
+
+impl SignalRef<'_> {
+    pub fn to_owned(self) -> SignalValue {
+        match self {
+            SignalRef::F64(v) => SignalValue::F64(v),
+            SignalRef::I64(v) => SignalValue::I64(v),
+            SignalRef::Bool(v) => SignalValue::Bool(v),
+            SignalRef::Str(v) => SignalValue::Str(v.to_string()),
+        }
+    }
+}
+
 impl fmt::Display for SignalValue {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         match self {
@@ -150,6 +170,20 @@ impl Signals {
     }
     pub fn set_str(&mut self, name: impl Into<Cow<'static, str>>, v: impl Into<String>) {
         self.set(name, SignalValue::Str(v.into()));
+    }
+    /// Sets a value under a borrowed name, reusing the stored key (and string buffer) when the
+    /// signal is already present: selection refills one `Signals` per row without allocating.
+    pub fn put(&mut self, name: &str, value: SignalRef<'_>) {
+        match (self.map.get_mut(name), value) {
+            (Some(SignalValue::Str(s)), SignalRef::Str(v)) => {
+                s.clear();
+                s.push_str(v);
+            }
+            (Some(slot), v) => *slot = v.to_owned(),
+            (None, v) => {
+                self.map.insert(Cow::Owned(name.to_string()), v.to_owned());
+            }
+        }
     }
     pub fn get(&self, name: &str) -> Option<&SignalValue> {
         self.map.get(name)

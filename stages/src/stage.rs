@@ -74,6 +74,16 @@ pub trait Stage: Send + Sync {
     fn thresholds(&self) -> Vec<(String, f64)> {
         Vec::new()
     }
+
+    /// Whether this stage's signals are a pure function of other stages' signals (a mix
+    /// bucket from language and topic scores). Selection then re-derives them with
+    /// [`Stage::derive`] under the current config instead of trusting the stored values.
+    fn derives(&self) -> bool {
+        false
+    }
+
+    /// Recomputes this stage's derived signals from the others (see [`Stage::derives`]).
+    fn derive(&self, _signals: &mut Signals) {}
 }
 
 /// Context of one partition for collectors and appliers of a global stage.
@@ -188,6 +198,16 @@ impl Built {
         match self {
             Built::Map(s) => s.thresholds(),
             Built::Global(s) => s.thresholds(),
+        }
+    }
+    /// Whether selection re-derives this stage's signals ([`Stage::derives`]).
+    pub fn derives(&self) -> bool {
+        matches!(self, Built::Map(s) if s.derives())
+    }
+    /// Re-derives this stage's signals from the others ([`Stage::derive`]).
+    pub fn derive(&self, signals: &mut Signals) {
+        if let Built::Map(s) = self {
+            s.derive(signals)
         }
     }
 }

@@ -155,3 +155,54 @@ fn bad_task_arguments() {
     let out = curate(&["run", p.to_str().unwrap(), "--task", "2", "--tasks", "2"]);
     assert_eq!(out.status.code(), Some(2));
 }
+
+#[test]
+fn only_languages_must_be_a_list_and_per_document() {
+    check_fails(
+        &GOOD.replace("min_words = 5", "min_words = 5\nonly_languages = \"en\""),
+        &[],
+        &["stages.length.only_languages", "list of language codes"],
+    );
+    check_fails(
+        &format!("{GOOD}[stages.exact]\ntype = \"dedup.exact\"\nonly_languages = [\"en\"]\n"),
+        &[],
+        &["stages.exact.only_languages", "per-document stages only"],
+    );
+}
+
+/// A stage scoped with `only_languages` judges only documents of those languages (from the
+/// language-ID stage's `lang` signal); the others pass it, counted in and out.
+#[test]
+fn only_languages_scopes_a_stage_to_the_language_id_signal() {
+    let d = tempfile::tempdir().unwrap();
+    let en = "The river was cleaned by the town, and the fish came back to the water after many years of work by the people who live there.";
+    let de = "Die Stadt hat den Fluss gereinigt, und die Fische sind nach vielen Jahren der Arbeit der Menschen, die dort leben, in das Wasser zurückgekehrt.";
+    let mut lines = String::new();
+    for i in 0..6 {
+        let text = if i % 2 == 0 { en } else { de };
+        lines.push_str(&format!("{{\"id\": \"d{i}\", \"text\": \"{text}\"}}\n"));
+    }
+    std::fs::write(d.path().join("in.jsonl"), lines).unwrap();
+    let p = pipeline(
+        d.path(),
+        "[input]\npaths = [\"in.jsonl\"]\n[output]\npath = \"out\"\nformat = \"jsonl\"\n[stages.langid]\ntype = \"classify.langid\"\n[stages.long_en]\ntype = \"filter.length\"\nmin_words = 1000\nonly_languages = [\"en\"]\n",
+    );
+    let plan = curate_ok(&["check", p.to_str().unwrap()]);
+    assert!(plan.contains("(only en)"), "{plan}");
+    curate_ok(&["run", p.to_str().unwrap(), "-q"]);
+    let stats: serde_json::Value =
+        serde_json::from_slice(&std::fs::read(d.path().join("out/stats.json")).unwrap()).unwrap();
+    let st = stats["phases"][0]["stages"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|s| s["name"] == "long_en")
+        .unwrap()
+        .clone();
+    assert_eq!(st["docs_in"], 6, "{st}");
+    assert_eq!(
+        st["dropped"]["too_few_words"], 3,
+        "the English documents: {st}"
+    );
+    assert_eq!(st["docs_out"], 3, "the German documents pass: {st}");
+}

@@ -123,7 +123,4 @@ fn report_renders_in_headless_chromium() {
         "screenshot has content ({} bytes)",
         png.len()
     );
-    if std::env::var_os("CURATE_UPDATE_SCREENSHOT").is_some() {
-        std::fs::copy(&shot, root().join("docs/report-screenshot.png")).unwrap();
-    }
 }

@@ -1,9 +1,11 @@
-//! Mixing: which documents, and how many copies of each, make up a training mix, and the
-//! benchmark decontamination that guards it.
+//! Mixing: which bucket each document belongs to, which documents (and how many copies of
+//! each) make up a training mix, and the benchmark decontamination that guards it.
 
+pub mod bucket;
 pub mod decontam;
 pub mod plan;
 
+pub use bucket::BUCKET_SIGNAL;
 pub use plan::{
     plan, BucketOptions, BucketReport, Candidate, MixConfig, MixPlan, MixReport, Sampling,
 };

@@ -48,7 +48,7 @@ use bpe::Bpe;
 use pretok::PreTokenizer;
 
 /// How to build a tokenizer (a `[tokenize]` section, or part of a mix config).
-#[derive(Clone, Debug, Deserialize)]
+#[derive(Clone, Debug, PartialEq, Deserialize, serde::Serialize)]
 #[serde(deny_unknown_fields)]
 pub struct TokenizerConfig {
     /// `cl100k_base` or `o200k_base` (embedded), or the path of a `.tiktoken` file or a Hugging

@@ -1,0 +1,21 @@
+#!/usr/bin/env bash
+# Trains the models and builds the reference that pipelines/llama3.toml names, into models/
+# at the repository root (git-ignored), from the labelled data in ../shared/data:
+#   models/quality.bin  fastText, labels hq / web ("would Wikipedia reference this page?")
+#   models/topic.bin    fastText, labels general / math / code / multilingual
+#   models/kl-ref.bin   token distribution of high-quality text, for filter.kl
+# Usage: scripts/train_models.sh [CURATE_BINARY [OUT_DIR]]   (defaults: `curate` on PATH, models)
+set -euo pipefail
+cd "$(dirname "$0")/.."
+curate=${1:-curate}
+out=${2:-models}
+data=../shared/data
+mkdir -p "$out"
+"$curate" train fasttext --input "$data/classifiers/quality-hq-train.jsonl.gz" \
+  --input-as "web=$data/corpora/warc-extracted-texts.jsonl.gz" --out "$out"/quality.bin
+"$curate" train fasttext \
+  --input "$data/classifiers/topic-general-train.jsonl.gz" \
+  --input "$data/classifiers/topic-math-train.jsonl.gz" \
+  --input "$data/classifiers/topic-code-train.jsonl.gz" \
+  --input "$data/classifiers/topic-multilingual-train.jsonl.gz" --out "$out"/topic.bin
+"$curate" kl-ref build --input "$data/classifiers/quality-hq-train.jsonl.gz" --out "$out"/kl-ref.bin

@@ -1,0 +1,330 @@
+//! Tokenizing a planned mix into Megatron shards, reading text only for the rows it needs.
+//!
+//! Two passes keep memory bounded whatever the mix's size:
+//! 1. per stored file (in parallel), the picked rows' `id` and `text` columns are read with a
+//!    Parquet row selection (pages of other rows are skipped through the page index), each
+//!    document is tokenized once (its copies reuse the tokens) and its ids are appended to a
+//!    scratch file;
+//! 2. every copy, in the plan's seeded shuffled order, is read back from scratch and appended
+//!    to the shard set (per bucket, or one mixed stream).
+//!
+//! The same row reader counts tokens for candidates without a stored count.
+
+use std::fs::File;
+use std::io::{BufWriter, Write};
+use std::os::unix::fs::FileExt;
+use std::path::{Path, PathBuf};
+
+use arrow::array::{Array, LargeStringArray, StringArray};
+use parquet::arrow::arrow_reader::{
+    ArrowReaderOptions, ParquetRecordBatchReaderBuilder, RowSelection, RowSelector,
+};
+use parquet::arrow::ProjectionMask;
+use rayon::prelude::*;
+use stages::mix::{Candidate, MixPlan};
+use stages::tokenize::shards::{Layout, Manifest, ShardSetWriter, TokenizerInfo};
+use stages::tokenize::Tokenizer;
+use stages::{Error, Result, Store};
+
+use super::select::Selection;
+
+/// Calls `f(position in rows, id, text)` for the given rows (sorted, distinct) of one stored
+/// document file, in order.
+pub fn for_rows(
+    store: &dyn Store,
+    path: &str,
+    rows: &[u32],
+    mut f: impl FnMut(usize, &str, &str) -> Result<()>,
+) -> Result<()> {
+    if rows.is_empty() {
+        return Ok(());
+    }
+    let opts = ArrowReaderOptions::new()
+        .with_page_index_policy(parquet::file::metadata::PageIndexPolicy::Optional);
+    let err = |e: parquet::errors::ParquetError| Error::other(format!("{path}: {e}"));
+    // Local files are read in place (only the pages needed); remote ones are fetched whole.
+    enum Src {
+        File(File),
+        Bytes(bytes::Bytes),
+    }
+    let src = match store.local_path(path) {
+        Some(p) => Src::File(File::open(&p).map_err(|e| Error::io(&p, e))?),
+        None => Src::Bytes(store.read(path).map_err(|e| Error::io(path, e))?.into()),
+    };
+    macro_rules! run {
+        ($builder:expr) => {{
+            let b = $builder.map_err(err)?;
+            let total = b.metadata().file_metadata().num_rows() as usize;
+            let schema = b.parquet_schema();
+            let mask = ProjectionMask::columns(schema, ["id", "text"]);
+            let selection = selection(rows, total)?;
+            let reader = b
+                .with_projection(mask)
+                .with_row_selection(selection)
+                .with_batch_size(1024)
+                .build()
+                .map_err(err)?;
+            let mut k = 0usize;
+            for batch in reader {
+                let batch = batch.map_err(|e| Error::other(format!("{path}: {e}")))?;
+                let ids = batch
+                    .column_by_name("id")
+                    .and_then(|c| c.as_any().downcast_ref::<StringArray>())
+                    .ok_or_else(|| Error::other(format!("{path}: no id column")))?;
+                let text = batch
+                    .column_by_name("text")
+                    .ok_or_else(|| Error::other(format!("{path}: no text column")))?;
+                let large = text.as_any().downcast_ref::<LargeStringArray>();
+                let small = text.as_any().downcast_ref::<StringArray>();
+                for i in 0..batch.num_rows() {
+                    let t = match (large, small) {
+                        (Some(a), _) if !a.is_null(i) => a.value(i),
+                        (_, Some(a)) if !a.is_null(i) => a.value(i),
+                        _ => "",
+                    };
+                    f(k, ids.value(i), t)?;
+                    k += 1;
+                }
+            }
+            if k != rows.len() {
+                return Err(Error::other(format!(
+                    "{path}: read {k} of {} selected rows",
+                    rows.len()
+                )));
+            }
+            Ok(())
+        }};
+    }
+    match src {
+        Src::File(file) => run!(ParquetRecordBatchReaderBuilder::try_new_with_options(
+            file, opts
+        )),
+        Src::Bytes(b) => run!(ParquetRecordBatchReaderBuilder::try_new_with_options(
+            b, opts
+        )),
+    }
+}
+
+/// A row selection of sorted distinct rows out of `total`.
+fn selection(rows: &[u32], total: usize) -> Result<RowSelection> {
+    let mut sel = Vec::new();
+    let mut at = 0usize;
+    for &r in rows {
+        let r = r as usize;
+        if r < at || r >= total {
+            return Err(Error::other(format!("row {r} out of order or range")));
+        }
+        if r > at {
+            sel.push(RowSelector::skip(r - at));
+        }
+        sel.push(RowSelector::select(1));
+        at = r + 1;
+    }
+    if at < total {
+        sel.push(RowSelector::skip(total - at));
+    }
+    Ok(RowSelection::from(sel))
+}
+
+/// Groups candidate indices by file, each group sorted by row.
+fn by_file(sel: &Selection, cands: impl Iterator<Item = u32>) -> Vec<Vec<u32>> {
+    let mut groups: Vec<Vec<u32>> = vec![Vec::new(); sel.files.len()];
+    for c in cands {
+        groups[sel.rows[c as usize].0 as usize].push(c);
+    }
+    for g in &mut groups {
+        g.sort_unstable_by_key(|&c| sel.rows[c as usize].1);
+    }
+    groups
+}
+
+fn key_of(id: &str) -> u64 {
+    xxhash_rust::xxh3::xxh3_64(id.as_bytes())
+}
+
+/// Counts the tokens of every candidate without a stored count (reads their text).
+pub fn count_tokens(sel: &mut Selection, store: &dyn Store, tok: &Tokenizer) -> Result<()> {
+    let groups = by_file(sel, sel.uncounted.iter().copied());
+    let counts: Vec<Vec<(u32, u32)>> = groups
+        .par_iter()
+        .enumerate()
+        .map(|(fi, g)| {
+            let rows: Vec<u32> = g.iter().map(|&c| sel.rows[c as usize].1).collect();
+            let mut session = tok.session();
+            let mut ids = Vec::new();
+            let mut out = Vec::with_capacity(g.len());
+            for_rows(store, &sel.files[fi], &rows, |k, id, text| {
+                let c = g[k];
+                if key_of(id) != sel.candidates[c as usize].key {
+                    return Err(Error::other(format!(
+                        "{}: row {} is not document {id} (stored files changed during the mix?)",
+                        sel.files[fi], rows[k]
+                    )));
+                }
+                ids.clear();
+                session.encode_document(text, &mut ids);
+                out.push((c, ids.len().min(u32::MAX as usize) as u32));
+                Ok(())
+            })?;
+            Ok(out)
+        })
+        .collect::<Result<_>>()?;
+    for (c, n) in counts.into_iter().flatten() {
+        sel.candidates[c as usize].tokens = n;
+    }
+    sel.stats.counted_documents = sel.uncounted.len() as u64;
+    sel.uncounted.clear();
+    Ok(())
+}
+
+/// Where one picked document's tokens lie in scratch.
+struct Spilled {
+    file: u32,
+    offset: u64,
+    len: u32,
+    id: String,
+}
+
+/// Removes the scratch folder however writing ends.
+struct ScratchDir(PathBuf);
+
+impl Drop for ScratchDir {
+    fn drop(&mut self) {
+        let _ = std::fs::remove_dir_all(&self.0);
+    }
+}
+
+/// What writing produced.
+pub struct Written {
+    pub manifest: Manifest,
+    /// Picked documents' keys (distinct), sorted: for overlap between mixes.
+    pub keys: Vec<u64>,
+}
+
+/// Tokenizes the picks of `plan` and writes the shard set into `dest`/`dir`.
+#[allow(clippy::too_many_arguments)]
+pub fn write(
+    sel: &Selection,
+    plan: &MixPlan,
+    store: &dyn Store,
+    tok: &Tokenizer,
+    dest: &dyn Store,
+    dir: &str,
+    name: &str,
+    layout: Layout,
+    shard_bytes: u64,
+    scratch: &Path,
+) -> Result<Written> {
+    std::fs::create_dir_all(scratch).map_err(|e| Error::io(scratch, e))?;
+    let _cleanup = ScratchDir(scratch.to_path_buf());
+    let picked: Vec<u32> = plan.picks.iter().flatten().map(|&(i, _)| i).collect();
+    let groups = by_file(sel, picked.iter().copied());
+    // Pass 1: tokenize each picked document once, spilling to one scratch file per input file.
+    let spills: Vec<(PathBuf, Vec<(u32, Spilled)>)> = groups
+        .par_iter()
+        .enumerate()
+        .map(|(fi, g)| {
+            let path = scratch.join(format!("{fi:06}.tok"));
+            if g.is_empty() {
+                return Ok((path, Vec::new()));
+            }
+            let file = File::create(&path).map_err(|e| Error::io(&path, e))?;
+            let mut w = BufWriter::with_capacity(1 << 20, file);
+            let rows: Vec<u32> = g.iter().map(|&c| sel.rows[c as usize].1).collect();
+            let mut session = tok.session();
+            let mut ids = Vec::new();
+            let mut out = Vec::with_capacity(g.len());
+            let mut offset = 0u64;
+            for_rows(store, &sel.files[fi], &rows, |k, id, text| {
+                let c = g[k];
+                let cand: &Candidate = &sel.candidates[c as usize];
+                if key_of(id) != cand.key {
+                    return Err(Error::other(format!(
+                        "{}: row {} is not the selected document (stored files changed during the mix?)",
+                        sel.files[fi], rows[k]
+                    )));
+                }
+                ids.clear();
+                session.encode_document(text, &mut ids);
+                if ids.len() as u64 != cand.tokens as u64 {
+                    return Err(Error::other(format!(
+                        "document {id}: the mix planned {} tokens (stored token count) but its text has {} with this tokenizer; the stored count was made with another tokenizer: set the mix's `tokens` to the right signal or remove it so that tokens are counted",
+                        cand.tokens,
+                        ids.len()
+                    )));
+                }
+                for t in &ids {
+                    w.write_all(&t.to_le_bytes())
+                        .map_err(|e| Error::io(&path, e))?;
+                }
+                out.push((
+                    c,
+                    Spilled {
+                        file: fi as u32,
+                        offset,
+                        len: ids.len() as u32,
+                        id: id.to_string(),
+                    },
+                ));
+                offset += ids.len() as u64 * 4;
+                Ok(())
+            })?;
+            w.flush().map_err(|e| Error::io(&path, e))?;
+            Ok((path, out))
+        })
+        .collect::<Result<_>>()?;
+    // Candidate index -> its spill (u32::MAX: not picked); 4 bytes per candidate.
+    let mut spill_of = vec![u32::MAX; sel.candidates.len()];
+    let mut spilled: Vec<Spilled> = Vec::with_capacity(picked.len());
+    let mut files = Vec::with_capacity(spills.len());
+    for (path, list) in spills {
+        for (c, s) in list {
+            spill_of[c as usize] = spilled.len() as u32;
+            spilled.push(s);
+        }
+        files.push(path);
+    }
+    let handles: Vec<Option<File>> = files.iter().map(|p| File::open(p).ok()).collect();
+
+    // Pass 2: every copy in the plan's shuffled order.
+    let mut writer = ShardSetWriter::new(
+        dest,
+        dir,
+        name,
+        layout,
+        TokenizerInfo::from(tok),
+        shard_bytes,
+    );
+    let mut bytes = Vec::new();
+    let mut tokens: Vec<u32> = Vec::new();
+    let bucket_of = |c: &Candidate| sel.buckets[c.bucket as usize].as_str();
+    for (i, _copy) in plan.shuffled(&sel.candidates, plan.report.seed) {
+        let s = spilled
+            .get(spill_of[i as usize] as usize)
+            .ok_or_else(|| Error::other("a picked document was not tokenized"))?;
+        let f = handles[s.file as usize]
+            .as_ref()
+            .ok_or_else(|| Error::other("scratch file vanished"))?;
+        bytes.resize(s.len as usize * 4, 0);
+        f.read_exact_at(&mut bytes, s.offset)
+            .map_err(|e| Error::io(&files[s.file as usize], e))?;
+        tokens.clear();
+        tokens.extend(
+            bytes
+                .chunks_exact(4)
+                .map(|b| u32::from_le_bytes([b[0], b[1], b[2], b[3]])),
+        );
+        writer
+            .add(bucket_of(&sel.candidates[i as usize]), &s.id, &tokens)
+            .map_err(|e| Error::io(dir, e))?;
+    }
+    let manifest = writer.finish().map_err(|e| Error::io(dir, e))?;
+    drop(handles);
+    let mut keys: Vec<u64> = picked
+        .iter()
+        .map(|&i| sel.candidates[i as usize].key)
+        .collect();
+    keys.sort_unstable();
+    keys.dedup();
+    Ok(Written { manifest, keys })
+}
