@@ -40,6 +40,27 @@ pub struct PhaseStats {
     pub seconds: f64,
 }
 
+impl PhaseStats {
+    /// A global step's counters over its tasks (stats.json keeps every task) and its summed
+    /// seconds: counters add up, except maxima (`largest_*`, `max_*`, `peak_*`).
+    pub fn step_totals(&self) -> (BTreeMap<&str, u64>, f64) {
+        let mut sum: BTreeMap<&str, u64> = BTreeMap::new();
+        let mut secs = 0.0;
+        for step in &self.steps {
+            secs += step.seconds;
+            for (k, v) in &step.counters {
+                let e = sum.entry(k.as_str()).or_default();
+                if ["largest", "max", "peak"].iter().any(|m| k.starts_with(m)) {
+                    *e = (*e).max(*v);
+                } else {
+                    *e += v;
+                }
+            }
+        }
+        (sum, secs)
+    }
+}
+
 /// Merged stats of a run.
 #[derive(Clone, Debug, Default, Serialize, Deserialize)]
 pub struct RunStats {
@@ -128,21 +149,7 @@ impl RunStats {
                 );
             }
             if !p.steps.is_empty() {
-                // One row per step (stats.json keeps every task): counters summed over the
-                // tasks, except maxima (`largest_*`, `max_*`, `peak_*`).
-                let mut sum: BTreeMap<&str, u64> = BTreeMap::new();
-                let mut secs = 0.0;
-                for step in &p.steps {
-                    secs += step.seconds;
-                    for (k, v) in &step.counters {
-                        let e = sum.entry(k.as_str()).or_default();
-                        if ["largest", "max", "peak"].iter().any(|m| k.starts_with(m)) {
-                            *e = (*e).max(*v);
-                        } else {
-                            *e += v;
-                        }
-                    }
-                }
+                let (sum, secs) = p.step_totals();
                 let c: Vec<String> = sum.iter().map(|(k, v)| format!("{k}={v}")).collect();
                 let _ = writeln!(
                     s,

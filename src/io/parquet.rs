@@ -200,10 +200,28 @@ pub fn writer_properties(level: i32, row_group_rows: usize) -> WriterProperties 
 
 /// Writes documents of one partition to a Parquet object.
 pub struct ParquetSink {
-    writer: Option<ArrowWriter<Box<dyn ObjectWriter>>>,
+    writer: Option<ArrowWriter<Counted>>,
     schema: SchemaRef,
     signals: Vec<SignalSpec>,
     docs: u64,
+}
+
+/// The object being written, counting its bytes: the footer is written by `into_inner`, after
+/// which the Arrow writer can no longer say how big the file is.
+struct Counted {
+    inner: Box<dyn ObjectWriter>,
+    bytes: u64,
+}
+
+impl std::io::Write for Counted {
+    fn write(&mut self, buf: &[u8]) -> std::io::Result<usize> {
+        let n = self.inner.write(buf)?;
+        self.bytes += n as u64;
+        Ok(n)
+    }
+    fn flush(&mut self) -> std::io::Result<()> {
+        self.inner.flush()
+    }
 }
 
 /// Adapter: `ArrowWriter` needs `Write + Send`; `Box<dyn ObjectWriter>` is both.
@@ -217,7 +235,10 @@ impl ParquetSink {
     ) -> Result<Self> {
         let schema = schema(&signals, with_html);
         let writer = ArrowWriter::try_new(
-            out,
+            Counted {
+                inner: out,
+                bytes: 0,
+            },
             schema.clone(),
             Some(writer_properties(level, row_group_rows)),
         )
@@ -248,12 +269,11 @@ impl DocSink for ParquetSink {
 
     fn finish(mut self: Box<Self>) -> Result<(u64, u64)> {
         let w = self.writer.take().expect("open");
-        let bytes = w.bytes_written() as u64;
         let out = w
             .into_inner()
             .map_err(|e| Error::other(format!("parquet close: {e}")))?;
-        let total = bytes.max(1);
-        out.finish()?;
+        let total = out.bytes.max(1);
+        out.inner.finish()?;
         Ok((self.docs, total))
     }
 }

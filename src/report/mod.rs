@@ -122,8 +122,8 @@ fn render(
         ("records read", human(read as f64)),
         ("documents kept", human(written as f64)),
         ("documents dropped", human(dropped as f64)),
-        ("input", format!("{:.1} MB", bytes_in as f64 / 1e6)),
-        ("output", format!("{:.1} MB", bytes_out as f64 / 1e6)),
+        ("input", bytes_human(bytes_in)),
+        ("output", bytes_human(bytes_out)),
         ("wall time", format!("{:.1} s", stats.wall_seconds)),
     ] {
         let _ = write!(h, "<span class=\"kpi\"><b>{}</b>{}</span>", esc(&v), esc(k));
@@ -191,13 +191,11 @@ fn render(
                 human(rate)
             );
         }
-        for st in &p.steps {
-            let c: Vec<String> = st
-                .counters
-                .iter()
-                .map(|(k, v)| format!("{k}={v}"))
-                .collect();
-            let _ = write!(h, "<tr><td class=\"l\">{}</td><td class=\"l\" colspan=\"8\">global step task {}: {}</td><td>{:.2}</td><td></td></tr>", esc(&p.name), st.task, esc(&c.join(" ")), st.seconds);
+        if !p.steps.is_empty() {
+            let (sum, secs) = p.step_totals();
+            let c: Vec<String> = sum.iter().map(|(k, v)| format!("{k}={v}")).collect();
+            let tasks = p.steps.len();
+            let _ = write!(h, "<tr><td class=\"l\">{}</td><td class=\"l\" colspan=\"8\">global step, {tasks} task{}: {}</td><td>{:.2}</td><td></td></tr>", esc(&p.name), if tasks == 1 { "" } else { "s" }, esc(&c.join(" ")), secs);
         }
     }
     let _ = write!(h, "</table>");
@@ -536,4 +534,14 @@ pub fn write_for_run(
     let tables = crate::query::open(&plan.output, &plan.config.raw.storage, store)?;
     write(store.as_ref(), stats, Some(&tables), &input_for(plan))?;
     Ok(())
+}
+
+/// Bytes in the unit that keeps a few significant digits (a sample run is kilobytes).
+fn bytes_human(b: u64) -> String {
+    match b {
+        0..=9_999 => format!("{b} B"),
+        10_000..=9_999_999 => format!("{:.1} KB", b as f64 / 1e3),
+        10_000_000..=9_999_999_999 => format!("{:.1} MB", b as f64 / 1e6),
+        _ => format!("{:.2} GB", b as f64 / 1e9),
+    }
 }
