@@ -49,7 +49,11 @@ pub struct Bar {
 pub fn bars(title: &str, unit: &str, data: &[Bar], legend: Option<(&str, &str)>) -> String {
     let row = 22.0;
     // Wide enough for the longest label (about 6.5 px per character at the label font size).
-    let longest = data.iter().map(|b| b.label.chars().count()).max().unwrap_or(0);
+    let longest = data
+        .iter()
+        .map(|b| b.label.chars().count())
+        .max()
+        .unwrap_or(0);
     let label_w = (longest as f64 * 6.5 + 12.0).clamp(120.0, 380.0);
     let chart_w = 520.0;
     let h = 50.0 + row * data.len() as f64 + 34.0;

@@ -756,7 +756,7 @@ fn llama3_pipeline_runs_end_to_end_and_writes_both_mixes() {
             return false;
         }
         let ds = IndexedDataset::open(out.join("mix").join(mix).join(idx)).unwrap();
-        ds.len() > 0
+        !ds.is_empty()
     };
     // The sample's German, French and Spanish pages form the multilingual bucket: English-only
     // rules (`only_languages`) left them alone.
