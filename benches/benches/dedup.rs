@@ -112,17 +112,17 @@ fn signatures() {
         }
         println!("  {what:<44} {:>8.1} ms", best * 1e3);
     };
-    part("normalized view (UAX #29 words, lower-case)", &mut || {
+    part("normalized view (Document::normalized)", &mut || {
         for t in &texts {
             std::hint::black_box(Document::new("", t.as_str()).normalized().len());
         }
     });
-    part("  of which word segmentation (segment_words)", &mut || {
+    part("word segmentation (segment_words; not needed)", &mut || {
         for t in &texts {
             std::hint::black_box(stages::text::segment_words(t).len());
         }
     });
-    part("  of which UAX #29 boundaries alone", &mut || {
+    part("UAX #29 boundaries alone (not needed)", &mut || {
         use unicode_segmentation::UnicodeSegmentation;
         for t in &texts {
             std::hint::black_box(t.split_word_bound_indices().count());

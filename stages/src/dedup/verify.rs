@@ -5,7 +5,7 @@
 //! curve with a long tail below its threshold (14 x 8 finds 5% of the pairs at 0.5). The share
 //! of equal values over all `bands * rows` hashes estimates `s` itself (standard deviation
 //! `sqrt(s (1 - s) / (bands * rows))`, 0.047 at 0.5 for 112 hashes), so checking it cuts the
-//! tail while a pair at 0.8 passes a 0.7 threshold with probability 0.998.
+//! tail while a candidate at 0.8 passes a 0.7 threshold with probability 0.997.
 //!
 //! Checking a pair needs both documents' signatures, which live in different partitions, so
 //! verification is a two-hop join through the [`Store`], bounded by the memory budget:
