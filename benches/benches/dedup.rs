@@ -5,12 +5,15 @@
 //!    `../shared/data/corpora/warc-extracted-texts.jsonl.gz`. curate's figure includes
 //!    normalization (a fresh document each time), shingling, hashing, band keys and the sorted
 //!    key file written to disk.
-//! 2. **Phases 2 to 4** (index, pairs, components, decide) over synthetic signatures of 1M and
-//!    10M documents (31% of them in clusters of 2 to 8 copies that share each band with
-//!    probability 0.6), each scale in a child process so that its peak RSS (VmHWM) is its own.
+//! 2. **Phases 2 to 4** (index, pairs, sign, verify, components, decide) over synthetic
+//!    signatures of 1M and 10M documents (31% of them in clusters of 2 to 8 copies; each
+//!    copy takes its cluster's value for each hash with a probability drawn per cluster in
+//!    0.8..1, so some candidate pairs pass verification and some do not), each scale in a
+//!    child process so that its peak RSS (VmHWM) is its own.
 //!
 //! Env: DEDUP_BENCH_SCALES (default "1000000,10000000"), DEDUP_BENCH_MEMORY (executor memory
 //! budget, default 1 GiB), DEDUP_BENCH_THREADS (default 2), DEDUP_BENCH_REPS (default 3),
+//! DEDUP_BENCH_VERIFY (verification threshold of phases 2-4, default 0.7; 0: none),
 //! DEDUP_BENCH_DIR (scratch folder, default the system temp folder), CURATE_PEERS.
 
 use std::sync::Arc;
@@ -39,9 +42,20 @@ fn thread_cpu_seconds() -> f64 {
     ts.tv_sec as f64 + ts.tv_nsec as f64 * 1e-9
 }
 
-fn stage(bands: usize, rows: usize) -> MinHashDedup {
+fn stage(bands: usize, rows: usize, verify: f64) -> MinHashDedup {
     let keep = stages::dedup::keep::Keep::new(Default::default(), None).unwrap();
-    MinHashDedup::new("minhash", MinHasher::new(5, bands, rows, 1), 1, keep)
+    let verify = (verify > 0.0).then_some(verify);
+    MinHashDedup::new(
+        "minhash",
+        MinHasher::new(5, bands, rows, 1),
+        1,
+        keep,
+        verify,
+    )
+}
+
+fn bench_verify() -> f64 {
+    env("DEDUP_BENCH_VERIFY", 0.7f64)
 }
 
 fn pctx(store: &Arc<dyn Store>, scratch: &std::path::Path, p: usize, n: usize) -> PartitionCtx {
@@ -72,8 +86,8 @@ fn signatures() {
     let dir = tempfile::tempdir().unwrap();
     let store: Arc<dyn Store> = Arc::new(stages::LocalStore::new(dir.path()).unwrap());
     let mut results = Vec::new();
-    for (bands, rows) in [(14, 8), (20, 10)] {
-        let st = stage(bands, rows);
+    for (bands, rows, verify) in [(14, 8, 0.7), (14, 8, 0.0), (20, 10, 0.7)] {
+        let st = stage(bands, rows, verify);
         let (mut wall, mut cpu) = (f64::INFINITY, f64::INFINITY);
         for _ in 0..reps {
             let (t, c) = (Instant::now(), thread_cpu_seconds());
@@ -85,7 +99,7 @@ fn signatures() {
             wall = wall.min(t.elapsed().as_secs_f64());
             cpu = cpu.min(thread_cpu_seconds() - c);
         }
-        results.push(((bands, rows), wall, cpu));
+        results.push(((bands, rows, verify), wall, cpu));
     }
     // Where the time goes (CPU seconds of this thread, best of the repetitions).
     let hasher = MinHasher::new(5, 14, 8, 1);
@@ -98,17 +112,17 @@ fn signatures() {
         }
         println!("  {what:<44} {:>8.1} ms", best * 1e3);
     };
-    part("normalized view (UAX #29 words, lower-case)", &mut || {
+    part("normalized view (Document::normalized)", &mut || {
         for t in &texts {
             std::hint::black_box(Document::new("", t.as_str()).normalized().len());
         }
     });
-    part("  of which word segmentation (segment_words)", &mut || {
+    part("word segmentation (segment_words; not needed)", &mut || {
         for t in &texts {
             std::hint::black_box(stages::text::segment_words(t).len());
         }
     });
-    part("  of which UAX #29 boundaries alone", &mut || {
+    part("UAX #29 boundaries alone (not needed)", &mut || {
         use unicode_segmentation::UnicodeSegmentation;
         for t in &texts {
             std::hint::black_box(t.split_word_bound_indices().count());
@@ -185,16 +199,17 @@ fn signatures() {
         }
         None => eprintln!("peer skipped: ~/.cache/curate-peers/dt not found (or it failed)"),
     }
-    for ((b, r), wall, cpu) in results {
+    for ((b, r, v), wall, cpu) in results {
+        let v = if v > 0.0 { "verified" } else { "unverified" };
         report(
-            &format!("curate signatures {b}x{r} (wall)"),
+            &format!("curate signatures {b}x{r} {v} (wall)"),
             texts.len(),
             bytes,
             wall,
             peer_rate("wall"),
         );
         report(
-            &format!("curate signatures {b}x{r} (CPU)"),
+            &format!("curate signatures {b}x{r} {v} (CPU)"),
             texts.len(),
             bytes,
             cpu,
@@ -203,11 +218,12 @@ fn signatures() {
     }
 }
 
-/// Synthetic band keys. Documents come in blocks of 32 that hold 1 to 3 clusters of 2 to 8
-/// documents (31% of documents in all); a clustered document takes its cluster's key in each
-/// band with probability 0.6 (so two copies share some band with probability 0.998), every
-/// other key is its own.
-fn synth_keys(global: u64, bands: usize, out: &mut Vec<u64>) {
+/// Synthetic signatures. Documents come in blocks of 32 that hold 1 to 3 clusters of 2 to 8
+/// documents (31% of documents in all); a clustered document takes its cluster's value for
+/// each hash with a probability `q` drawn per cluster in 0.8..1 (two copies agree on a hash
+/// with probability about `q^2`: 0.64 to 1, around the 0.7 verification threshold), every
+/// other value is its own.
+fn synth_signature(global: u64, hashes: usize, out: &mut Vec<u64>) {
     // Separate seeds keep own keys, cluster keys and choices from ever colliding.
     let h = |x: u64, domain: u64| xxhash_rust::xxh3::xxh3_64_with_seed(&x.to_le_bytes(), domain);
     out.clear();
@@ -223,10 +239,11 @@ fn synth_keys(global: u64, bands: usize, out: &mut Vec<u64>) {
         }
         start += size;
     }
-    for b in 0..bands as u64 {
-        let own = h(global, 100 + b);
+    let q = cluster.map_or(0, |c| 800 + h(c, 3) % 200);
+    for j in 0..hashes as u64 {
+        let own = h(global, 100 + j);
         match cluster {
-            Some(c) if h(own, 2) % 10 < 6 => out.push(h(c, 1000 + b)),
+            Some(c) if h(own, 2) % 1000 < q => out.push(h(c, 100_000 + j)),
             _ => out.push(own),
         }
     }
@@ -234,15 +251,17 @@ fn synth_keys(global: u64, bands: usize, out: &mut Vec<u64>) {
 
 fn generate(dir: &std::path::Path, docs: u64, parts: usize) {
     let store: Arc<dyn Store> = Arc::new(stages::LocalStore::new(dir.join("out")).unwrap());
-    let st = stage(14, 8);
+    let st = stage(14, 8, bench_verify());
     let per = docs.div_ceil(parts as u64);
     (0..parts).into_par_iter().for_each(|p| {
-        let mut col = st.signature_collector(&pctx(&store, &dir.join("scratch"), p, parts));
-        let mut keys = Vec::new();
+        let mut col = st
+            .signature_collector(&pctx(&store, &dir.join("scratch"), p, parts))
+            .unwrap();
+        let mut sig = Vec::new();
         let start = p as u64 * per;
         for g in start..(start + per).min(docs) {
-            synth_keys(g, 14, &mut keys);
-            col.add_keys(Some(&keys), 0);
+            synth_signature(g, 112, &mut sig);
+            col.add_signature(Some(&sig), 0).unwrap();
         }
         Box::new(col).finish().unwrap();
     });
@@ -266,7 +285,7 @@ fn run_steps(dir: &std::path::Path, parts: usize) {
         seed: 1,
     };
     std::fs::create_dir_all(&ctx.scratch).unwrap();
-    let st = stage(14, 8);
+    let st = stage(14, 8, bench_verify());
     let mut out = serde_json::Map::new();
     let t0 = Instant::now();
     for step in st.steps() {
@@ -293,6 +312,7 @@ fn run_steps(dir: &std::path::Path, parts: usize) {
     }
     out.insert("seconds".into(), t0.elapsed().as_secs_f64().into());
     out.insert("peak_rss_bytes".into(), peak_rss_bytes().into());
+    out.insert("work_bytes".into(), dir_bytes(&dir.join("out")).into());
     // SAFETY: getrusage fills the struct we own.
     let mut ru: libc::rusage = unsafe { std::mem::zeroed() };
     unsafe { libc::getrusage(libc::RUSAGE_SELF, &mut ru) };
@@ -303,6 +323,18 @@ fn run_steps(dir: &std::path::Path, parts: usize) {
     );
     out.insert("major_faults".into(), (ru.ru_majflt as u64).into());
     println!("{}", serde_json::Value::Object(out));
+}
+
+/// Bytes of every file under a folder (the stage's work files).
+fn dir_bytes(dir: &std::path::Path) -> u64 {
+    std::fs::read_dir(dir).map_or(0, |rd| {
+        rd.filter_map(|e| e.ok())
+            .map(|e| match e.file_type() {
+                Ok(t) if t.is_dir() => dir_bytes(&e.path()),
+                _ => e.metadata().map_or(0, |m| m.len()),
+            })
+            .sum()
+    })
 }
 
 fn scale() {
@@ -316,23 +348,28 @@ fn scale() {
         .unwrap_or_else(std::env::temp_dir);
     let me = std::env::current_exe().unwrap();
     println!(
-        "== phases 2-4 (index, pairs, components, decide) over synthetic signatures, 14 x 8, \
-         {} threads, memory budget {} MiB",
+        "== phases 2-4 (index, pairs, sign, verify, components, decide) over synthetic \
+         signatures, 14 x 8, verify_threshold {}, {} threads, memory budget {} MiB",
+        bench_verify(),
         env("DEDUP_BENCH_THREADS", 2usize),
         env("DEDUP_BENCH_MEMORY", 1usize << 30) >> 20
     );
     println!(
-        "{:>12} {:>6} {:>8} {:>8} {:>8} {:>8} {:>9} {:>8} {:>10} {:>10}",
+        "{:>10} {:>5} {:>6} {:>6} {:>6} {:>6} {:>6} {:>6} {:>8} {:>7} {:>9} {:>9} {:>9} {:>9}",
         "documents",
         "parts",
         "index",
         "pairs",
+        "sign",
+        "verify",
         "comps",
         "decide",
         "total s",
         "CPU s",
         "peak RSS",
-        "pairs"
+        "work",
+        "cand.",
+        "verified"
     );
     for n in scales {
         let dir = tempfile::tempdir_in(&base).unwrap();
@@ -358,21 +395,29 @@ fn scale() {
                 .unwrap();
         let s = |k: &str| v[k]["seconds"].as_f64().unwrap_or(0.0);
         println!(
-            "{:>12} {:>6} {:>8.1} {:>8.1} {:>8.1} {:>8.1} {:>9.1} {:>8.1} {:>7.0} MB {:>10}",
+            "{:>10} {:>5} {:>6.1} {:>6.1} {:>6.1} {:>6.1} {:>6.1} {:>6.1} {:>8.1} {:>7.1} {:>6.0} MB \
+             {:>6.0} MB {:>9} {:>9}",
             n,
             parts,
             s("index"),
             s("pairs"),
+            s("sign"),
+            s("verify"),
             s("components"),
             s("decide"),
             v["seconds"].as_f64().unwrap_or(0.0),
             v["cpu_seconds"].as_f64().unwrap_or(0.0),
             v["peak_rss_bytes"].as_f64().unwrap_or(0.0) / 1e6,
-            v["pairs"]["counters"]["pairs"]
+            v["work_bytes"].as_f64().unwrap_or(0.0) / 1e6,
+            v["pairs"]["counters"]["pairs"],
+            v["verify"]["counters"]["verified"]
         );
         println!(
-            "    major page faults {}; components {}",
-            v["major_faults"], v["components"]["counters"]
+            "    major page faults {}; sign {}; verify {}; components {}",
+            v["major_faults"],
+            v["sign"]["counters"],
+            v["verify"]["counters"],
+            v["components"]["counters"]
         );
     }
 }

@@ -323,12 +323,18 @@ pub struct Bucket {
     pub hi: f64,
     pub pairs: usize,
     pub found: usize,
-    /// Mean probability that 14 x 8 (or the given) bands find a pair of this bucket.
+    /// Mean probability, by the model given to [`score`], that a pair of this bucket is found.
     pub expected: f64,
 }
 
-/// Scores predictions: `same(pair)` says whether the system put both sides in one cluster.
-pub fn score(set: &NearDupSet, hasher: &MinHasher, same: impl Fn(&Pair) -> bool) -> Vec<Bucket> {
+/// Scores predictions: `same(pair)` says whether the system put both sides in one cluster;
+/// `expected(jaccard)` is the probability that a pair is found (e.g.
+/// [`MinHasher::found_probability`]).
+pub fn score(
+    set: &NearDupSet,
+    expected: impl Fn(f64) -> f64,
+    same: impl Fn(&Pair) -> bool,
+) -> Vec<Bucket> {
     let edges = [0.0, 0.3, 0.4, 0.5, 0.6, 0.7, 0.8, 0.85, 0.9, 0.95, 1.0001];
     let mut out: Vec<Bucket> = edges
         .windows(2)
@@ -347,7 +353,7 @@ pub fn score(set: &NearDupSet, hasher: &MinHasher, same: impl Fn(&Pair) -> bool)
             .unwrap_or(0);
         out[k].pairs += 1;
         out[k].found += same(p) as usize;
-        out[k].expected += hasher.candidate_probability(p.jaccard);
+        out[k].expected += expected(p.jaccard);
     }
     for b in &mut out {
         if b.pairs > 0 {

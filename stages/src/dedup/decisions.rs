@@ -82,7 +82,7 @@ impl Decision for LineDecision {
     }
 }
 
-fn routed_dir(dir: &str, group: usize) -> String {
+pub(crate) fn routed_dir(dir: &str, group: usize) -> String {
     format!("{dir}/routed/group-{group:05}")
 }
 

@@ -5,10 +5,14 @@
 //!    `bands x rows` universal hash functions `((a * x + b) mod 2^64) mod (2^61 - 1)` (the
 //!    arithmetic datatrove uses); the minimum of each is the signature. Each band's `rows`
 //!    minima hash to one 64-bit band key, written as `(band key, document)` into section
-//!    `band * band_splits + split`, sorted.
+//!    `band * band_splits + split`, sorted. With verification (the default) it also writes
+//!    a 16-bit fingerprint of every signature value, one fixed-size row per document.
 //! 2. **pairs** (one task per band and split): a k-way merge of that section of every
 //!    partition; documents sharing a band key become pairs `(first, other)` of global row
 //!    numbers. Memory is the merge's read buffers, bounded by the budget (spills beyond).
+//!    **sign** and **verify** (one task per group of partitions each, [`super::verify`]):
+//!    every distinct pair is kept only when the two whole signatures agree on at least
+//!    `verify_threshold` of their values.
 //! 3. **components** (one task): union-find over every pair, 4 bytes per document (a 3 billion
 //!    page crawl needs 12 GB), then an external sort of `(root, rank, row)` finds each
 //!    cluster's size and survivor under the keep rule.
@@ -17,7 +21,8 @@
 //!
 //! A pair of documents with Jaccard similarity `s` shares at least one band with probability
 //! `1 - (1 - s^rows)^bands` (the S-curve; `docs/dedup.md` explains how to choose bands and
-//! rows for a threshold). Documents with fewer than `ngram` words hash their whole text as one
+//! rows for a threshold); verification then removes most candidates whose similarity is
+//! below its threshold ([`MinHasher::found_probability`]). Documents with fewer than `ngram` words hash their whole text as one
 //! shingle; documents without words have no signature and are never near-duplicates.
 
 use std::sync::Arc;
@@ -29,8 +34,12 @@ use super::extsort::{fan_in, merge, ExtSorter, GroupBuffer, Scratch};
 use super::keep::{Keep, KeepRule};
 use super::keys::{key_path, Index, IndexStep, KeyFileWriter};
 use super::records::{record, Record, RecordReader, RecordWriter, Source};
+use super::verify::{
+    candidates_dir, min_equal, sig_path, CandRec, SigWriter, SignStep, VerifyStep,
+    MAX_VERIFY_HASHES,
+};
 use super::DocSignals;
-use crate::config::{check_range, ConfigError, StageArgs};
+use crate::config::{check_fraction, check_range, ConfigError, StageArgs};
 use crate::error::{Error, Result};
 use crate::registry::StageDef;
 use crate::signals::SignalSpec;
@@ -65,6 +74,24 @@ pub struct MinHashConfig {
     pub keep: KeepRule,
     /// The signal compared by `keep = "highest"` / `"lowest"` (e.g. a quality score).
     pub keep_signal: Option<String>,
+    /// Candidate verification: a pair that shares a band is a duplicate only when its whole
+    /// signatures agree on at least `verify_threshold` of their `bands * rows` values (an
+    /// estimate of its Jaccard similarity). Cuts LSH's false positives below the threshold;
+    /// costs a 2-byte fingerprint per hash per document and two join steps. `false` (or a
+    /// threshold of 0) clusters every pair that shares a band.
+    #[serde(default = "yes")]
+    pub verify: bool,
+    /// The estimated similarity a candidate pair needs (0 to 1). 0.7 keeps 99.7% of the
+    /// candidates at Jaccard 0.8 and 0.9% of those at 0.6 (docs/dedup.md).
+    #[serde(default = "seven_tenths")]
+    pub verify_threshold: f64,
+}
+
+fn yes() -> bool {
+    true
+}
+fn seven_tenths() -> f64 {
+    0.7
 }
 
 fn five() -> usize {
@@ -83,7 +110,8 @@ fn one() -> usize {
 pub static DEF: StageDef = StageDef {
     kind: "dedup.minhash",
     about: "Near-duplicate documents by MinHash LSH over word shingles, clustered globally",
-    example: "ngram = 5\nbands = 14\nrows = 8\nkeep = \"highest\"\nkeep_signal = \"quality.score\"",
+    example: "ngram = 5\nbands = 14\nrows = 8\nverify_threshold = 0.7\n\
+              keep = \"highest\"\nkeep_signal = \"quality.score\"",
     build,
 };
 
@@ -100,6 +128,18 @@ fn build(args: &StageArgs) -> Result<Built, ConfigError> {
         ));
     }
     let keep = Keep::new(cfg.keep, cfg.keep_signal)?;
+    check_fraction("verify_threshold", cfg.verify_threshold)?;
+    let verify = (cfg.verify && cfg.verify_threshold > 0.0).then_some(cfg.verify_threshold);
+    if verify.is_some() && cfg.bands * cfg.rows > MAX_VERIFY_HASHES {
+        return Err(ConfigError::new(
+            "verify",
+            format!(
+                "verification carries signatures of at most {MAX_VERIFY_HASHES} hashes \
+                 (bands * rows is {}); set verify = false",
+                cfg.bands * cfg.rows
+            ),
+        ));
+    }
     let hasher = MinHasher::new(
         cfg.ngram,
         cfg.bands,
@@ -111,6 +151,7 @@ fn build(args: &StageArgs) -> Result<Built, ConfigError> {
         hasher,
         cfg.band_splits,
         keep,
+        verify,
     ))))
 }
 
@@ -224,6 +265,43 @@ impl MinHasher {
     pub fn candidate_probability(&self, s: f64) -> f64 {
         1.0 - (1.0 - s.powi(self.rows as i32)).powi(self.bands as i32)
     }
+
+    /// The probability that documents of Jaccard similarity `s` share a band *and* agree on at
+    /// least `threshold` of all their hashes (candidate verification; 0: no verification).
+    /// Each hash agrees with probability `s`, independently.
+    pub fn found_probability(&self, s: f64, threshold: f64) -> f64 {
+        if threshold <= 0.0 {
+            return self.candidate_probability(s);
+        }
+        let (r, k) = (self.rows, self.bands * self.rows);
+        // Equal values within one band: binomial(rows, s).
+        let mut band = vec![0.0f64; r + 1];
+        let mut c = 1.0f64;
+        for (y, p) in band.iter_mut().enumerate() {
+            *p = c * s.powi(y as i32) * (1.0 - s).powi((r - y) as i32);
+            c = c * (r - y) as f64 / (y + 1) as f64;
+        }
+        // dist[full][equal]: probability after the bands so far, `full` when one band agreed
+        // entirely.
+        let mut dist = [vec![0.0f64; k + 1], vec![0.0f64; k + 1]];
+        dist[0][0] = 1.0;
+        for b in 0..self.bands {
+            let mut next = [vec![0.0f64; k + 1], vec![0.0f64; k + 1]];
+            for full in 0..2 {
+                for e in 0..=b * r {
+                    let p = dist[full][e];
+                    if p == 0.0 {
+                        continue;
+                    }
+                    for (y, q) in band.iter().enumerate() {
+                        next[(full == 1 || y == r) as usize][e + y] += p * q;
+                    }
+                }
+            }
+            dist = next;
+        }
+        dist[1][min_equal(k, threshold)..].iter().sum()
+    }
 }
 
 /// Reusable buffers for [`MinHasher::keys_of`].
@@ -321,17 +399,27 @@ struct Inner {
     hasher: MinHasher,
     splits: usize,
     keep: Keep,
+    /// The verification threshold (None: pairs are not verified).
+    verify: Option<f64>,
     signals: DocSignals,
 }
 
 impl MinHashDedup {
-    pub fn new(name: &str, hasher: MinHasher, band_splits: usize, keep: Keep) -> Self {
+    /// `verify`: the candidate verification threshold, None to cluster every candidate.
+    pub fn new(
+        name: &str,
+        hasher: MinHasher,
+        band_splits: usize,
+        keep: Keep,
+        verify: Option<f64>,
+    ) -> Self {
         MinHashDedup {
             inner: Arc::new(Inner {
                 name: name.to_string(),
                 hasher,
                 splits: band_splits,
                 keep,
+                verify,
                 signals: DocSignals::new(name),
             }),
         }
@@ -342,25 +430,33 @@ impl MinHashDedup {
     }
 }
 
-/// Writes one partition's band keys (and ranks when the keep rule needs them).
+/// Writes one partition's band keys (and ranks when the keep rule needs them), and its
+/// signatures' fingerprints when pairs are verified.
 pub struct SignatureCollector {
     inner: Arc<Inner>,
     ctx: PartitionCtx,
     keys: KeyFileWriter<BandRec>,
     ranks: Vec<u8>,
+    sigs: Option<SigWriter>,
     buf: SigBuffers,
 }
 
 impl SignatureCollector {
-    /// Adds a document given its band keys (`None`: no signature). For benchmarks that
+    /// Adds a document given its signature (`None`: it has none). Public for benchmarks that
     /// synthesize signatures; [`Collector::collect`] computes them from the text.
-    pub fn add_keys(&mut self, keys: Option<&[u64]>, rank: u64) {
+    pub fn add_signature(&mut self, sig: Option<&[u64]>, rank: u64) -> Result<()> {
         let row = self.keys.row();
         if self.inner.keep.uses_rank() {
             self.ranks.extend_from_slice(&rank.to_le_bytes());
         }
-        match keys {
-            Some(keys) => {
+        if let Some(w) = self.sigs.as_mut() {
+            w.push(sig)
+                .map_err(|e| Error::io(sig_path(&self.ctx.dir, self.ctx.partition), e))?;
+        }
+        match sig {
+            Some(sig) => {
+                let mut keys = std::mem::take(&mut self.buf.keys);
+                self.inner.hasher.band_keys(sig, &mut keys);
                 let splits = self.inner.splits;
                 for (band, &key) in keys.iter().enumerate() {
                     let split = ((key as u128 * splits as u128) >> 64) as usize;
@@ -372,9 +468,11 @@ impl SignatureCollector {
                         },
                     );
                 }
+                self.buf.keys = keys;
             }
             None => self.keys.keyless(),
         }
+        Ok(())
     }
 }
 
@@ -385,15 +483,26 @@ impl Collector for SignatureCollector {
         // cache a copy per document for nothing.
         let mut text = std::mem::take(&mut buf.text);
         crate::text::normalize_into(doc.text(), &mut text);
-        let has = self.inner.hasher.keys_of(&text, &mut buf);
+        let h = &self.inner.hasher;
+        h.shingles(&text, &mut buf.shingles);
         buf.text = text;
-        let rank = self.inner.keep.rank(doc);
-        self.add_keys(has.then_some(&buf.keys[..]), rank);
+        let has = !buf.shingles.is_empty();
+        if has {
+            h.signature_of(&buf.shingles, &mut buf.sig);
+        }
+        let sig = std::mem::take(&mut buf.sig);
         self.buf = buf;
-        Ok(())
+        let rank = self.inner.keep.rank(doc);
+        let added = self.add_signature(has.then_some(&sig[..]), rank);
+        self.buf.sig = sig;
+        added
     }
 
     fn finish(self: Box<Self>) -> Result<()> {
+        if let Some(w) = self.sigs {
+            let path = sig_path(&self.ctx.dir, self.ctx.partition);
+            w.finish().map_err(|e| Error::io(&path, e))?;
+        }
         let path = key_path(&self.ctx.dir, self.ctx.partition);
         self.keys
             .finish(self.ctx.store.as_ref(), &path, &self.ranks)
@@ -405,9 +514,11 @@ fn pairs_path(dir: &str, task: usize) -> String {
     format!("{dir}/pairs/task-{task:05}.bin")
 }
 
-/// One task per band section: documents sharing a band key become pairs.
+/// One task per band section: documents sharing a band key become pairs, written for
+/// `components`, or routed to `sign` when pairs are verified.
 struct PairsStep {
     sections: usize,
+    verify: bool,
 }
 
 impl GlobalStep for PairsStep {
@@ -431,34 +542,57 @@ impl GlobalStep for PairsStep {
             .map_err(io)?;
         st.count("inputs", sources.len() as u64);
         let mut merged = merge(sources, fan_in(budget), &scratch).map_err(io)?;
-        let path = pairs_path(&ctx.dir, task);
-        let mut out = RecordWriter::new(ctx.store.create(&path).map_err(io)?);
         let global = |d: u64| -> u32 {
             let (p, row) = super::decisions::split_key(d);
             (index.offsets[p] + row as u64) as u32
         };
-        let (mut keys, mut first): (u64, Option<(u64, u32)>) = (0, None);
+        let mut out = if self.verify {
+            PairOut::Routed(Router::new(
+                ctx.store.clone(),
+                &candidates_dir(&ctx.dir),
+                format!("pairs-{task:05}"),
+            ))
+        } else {
+            let path = pairs_path(&ctx.dir, task);
+            PairOut::Direct(RecordWriter::new(ctx.store.create(&path).map_err(io)?))
+        };
+        let (mut keys, mut pairs, mut first): (u64, u64, Option<(u64, u64)>) = (0, 0, None);
         while let Some(r) = merged.next_record().map_err(io)? {
             match first {
-                Some((k, a)) if k == r.key => out
-                    .write(&PairRec {
-                        a,
-                        b: global(r.doc),
-                    })
-                    .map_err(io)?,
+                Some((k, a)) if k == r.key => {
+                    pairs += 1;
+                    match &mut out {
+                        PairOut::Direct(w) => w.write(&PairRec {
+                            a: global(a),
+                            b: global(r.doc),
+                        }),
+                        PairOut::Routed(router) => router.route(&CandRec { a, b: r.doc }),
+                    }
+                    .map_err(io)?
+                }
                 _ => {
                     keys += 1;
-                    first = Some((r.key, global(r.doc)));
+                    first = Some((r.key, r.doc));
                 }
             }
         }
         st.count("band_keys", keys);
-        st.count("pairs", out.written());
-        out.into_inner().and_then(|w| w.finish()).map_err(io)?;
+        st.count("pairs", pairs);
+        match out {
+            PairOut::Direct(w) => w.into_inner().and_then(|w| w.finish()).map_err(io)?,
+            PairOut::Routed(router) => {
+                router.finish().map_err(io)?;
+            }
+        }
         st.count("spilled_bytes", scratch.spill.bytes());
         st.peak_rss_bytes = peak_rss_bytes();
         Ok(st)
     }
+}
+
+enum PairOut {
+    Direct(RecordWriter<Box<dyn crate::store::ObjectWriter>>),
+    Routed(Router<CandRec>),
 }
 
 fn check_rows(index: &Index) -> Result<()> {
@@ -644,23 +778,33 @@ impl GlobalStage for MinHashDedup {
     }
 
     fn collector(&self, ctx: &PartitionCtx) -> Result<Box<dyn Collector>> {
-        Ok(Box::new(self.signature_collector(ctx)))
+        Ok(Box::new(self.signature_collector(ctx)?))
     }
 
     fn steps(&self) -> Vec<Box<dyn GlobalStep>> {
-        vec![
+        let hashes = self.inner.hasher.bands * self.inner.hasher.rows;
+        let mut steps: Vec<Box<dyn GlobalStep>> = vec![
             Box::new(IndexStep {
                 record_size: BandRec::SIZE,
                 sections: self.sections(),
             }),
             Box::new(PairsStep {
                 sections: self.sections(),
+                verify: self.inner.verify.is_some(),
             }),
-            Box::new(ComponentsStep {
-                keep: self.inner.keep.clone(),
-            }),
-            DecideStep::<DocDecision>::boxed(),
-        ]
+        ];
+        if let Some(t) = self.inner.verify {
+            steps.push(Box::new(SignStep { hashes }));
+            steps.push(Box::new(VerifyStep {
+                hashes,
+                min_equal: min_equal(hashes, t),
+            }));
+        }
+        steps.push(Box::new(ComponentsStep {
+            keep: self.inner.keep.clone(),
+        }));
+        steps.push(DecideStep::<DocDecision>::boxed());
+        steps
     }
 
     fn applier(&self, ctx: &PartitionCtx) -> Result<Box<dyn Applier>> {
@@ -673,15 +817,32 @@ impl GlobalStage for MinHashDedup {
 }
 
 impl MinHashDedup {
-    /// The collector of one partition, with its concrete type (benchmarks feed it keys).
-    pub fn signature_collector(&self, ctx: &PartitionCtx) -> SignatureCollector {
-        SignatureCollector {
+    /// The collector of one partition, with its concrete type (benchmarks feed it signatures).
+    pub fn signature_collector(&self, ctx: &PartitionCtx) -> Result<SignatureCollector> {
+        let sigs = match self.inner.verify {
+            Some(_) => {
+                let path = sig_path(&ctx.dir, ctx.partition);
+                let h = &self.inner.hasher;
+                Some(
+                    SigWriter::create(ctx.store.as_ref(), &path, h.bands * h.rows)
+                        .map_err(|e| Error::io(&path, e))?,
+                )
+            }
+            None => None,
+        };
+        Ok(SignatureCollector {
             inner: self.inner.clone(),
             ctx: ctx.clone(),
             keys: KeyFileWriter::new(self.sections()),
             ranks: Vec::new(),
+            sigs,
             buf: SigBuffers::default(),
-        }
+        })
+    }
+
+    /// The candidate verification threshold (None: not verified).
+    pub fn verify_threshold(&self) -> Option<f64> {
+        self.inner.verify
     }
 
     pub fn hasher(&self) -> &MinHasher {
@@ -692,6 +853,7 @@ impl MinHashDedup {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::dedup::keep::KeepRule;
     use crate::dedup::testing::{build as build_stage, build_err, doc, run};
 
     fn words(n: usize, seed: u64) -> String {
@@ -792,11 +954,135 @@ mod tests {
         }
     }
 
+    /// Runs the stage over signatures given directly; returns each document's cluster size
+    /// and the counters of the `verify` step.
+    fn run_signatures(
+        stage: &MinHashDedup,
+        parts: &[Vec<Option<Vec<u64>>>],
+    ) -> (Vec<Vec<i64>>, std::collections::BTreeMap<String, u64>) {
+        let dir = tempfile::tempdir().unwrap();
+        let store: Arc<dyn crate::Store> =
+            Arc::new(crate::LocalStore::new(dir.path().join("out")).unwrap());
+        let pctx = |p: usize| PartitionCtx {
+            store: store.clone(),
+            dir: "work/mh".into(),
+            partition: p,
+            partitions: parts.len(),
+            scratch: dir.path().join("scratch"),
+            seed: 1,
+        };
+        for (p, sigs) in parts.iter().enumerate() {
+            let mut c = stage.signature_collector(&pctx(p)).unwrap();
+            for s in sigs {
+                c.add_signature(s.as_deref(), 0).unwrap();
+            }
+            Box::new(c).finish().unwrap();
+        }
+        let sctx = StepCtx {
+            store: store.clone(),
+            dir: "work/mh".into(),
+            partitions: parts.len(),
+            scratch: dir.path().join("scratch"),
+            memory_budget: 16 << 20,
+            threads: 1,
+            seed: 1,
+        };
+        let mut counters = std::collections::BTreeMap::new();
+        for step in stage.steps() {
+            for t in 0..step.tasks(&sctx).unwrap() {
+                let st = step.run(t, &sctx).unwrap();
+                if step.name() == "verify" {
+                    for (k, v) in st.counters {
+                        *counters.entry(k).or_insert(0) += v;
+                    }
+                }
+            }
+        }
+        let sizes = (0..parts.len())
+            .map(|p| {
+                let mut a = stage.applier(&pctx(p)).unwrap();
+                parts[p]
+                    .iter()
+                    .map(|_| {
+                        let mut d = Document::new("", "");
+                        a.apply(&mut d);
+                        d.signals.i64("mh.cluster_size").unwrap()
+                    })
+                    .collect()
+            })
+            .collect();
+        (sizes, counters)
+    }
+
+    #[test]
+    fn verification_rejects_candidates_with_dissimilar_signatures() {
+        let h = MinHasher::new(5, 14, 8, 1);
+        let random = |seed: u64| -> Vec<u64> {
+            let mut st = seed;
+            (0..112).map(|_| splitmix(&mut st) % P61).collect()
+        };
+        // a and b share band 0 and nothing else: a candidate whose whole signatures agree on
+        // 8 of 112 values (estimated similarity 0.07).
+        let a = random(1);
+        let mut b = random(2);
+        b[..8].copy_from_slice(&a[..8]);
+        // c and d agree on 101 of 112 values (0.90), band 0 included.
+        let c = random(3);
+        let mut d = c.clone();
+        for j in (9..112).step_by(10) {
+            d[j] = c[j] ^ 1;
+        }
+        // e repeats b in another band too: the pair (a, e) is a candidate twice over, and
+        // checked once.
+        let mut e = b.clone();
+        e[16..24].copy_from_slice(&a[16..24]);
+        let parts = vec![
+            vec![Some(a), Some(c), None],
+            vec![Some(b), Some(d)],
+            vec![Some(e)],
+        ];
+        let keep = || Keep::new(KeepRule::First, None).unwrap();
+        let verified = MinHashDedup::new("mh", h.clone(), 2, keep(), Some(0.7));
+        let (sizes, counters) = run_signatures(&verified, &parts);
+        // b and e agree on 104 of 112 values: a verified pair of their own.
+        assert_eq!(sizes, vec![vec![1, 2, 1], vec![2, 2], vec![2]]);
+        assert_eq!(counters["candidates"], 4, "{counters:?}");
+        assert_eq!(counters["rejected"], 2, "{counters:?}");
+        assert_eq!(counters["verified"], 2, "{counters:?}");
+        // Without verification every candidate is a duplicate: a, b and e form one cluster.
+        let unverified = MinHashDedup::new("mh", h, 2, keep(), None);
+        let (sizes, counters) = run_signatures(&unverified, &parts);
+        assert_eq!(sizes, vec![vec![3, 2, 1], vec![3, 2], vec![3]]);
+        assert!(counters.is_empty(), "no verify step");
+    }
+
+    #[test]
+    fn found_probability_follows_the_threshold() {
+        let h = MinHasher::new(5, 14, 8, 1);
+        for s in [0.3, 0.5, 0.8, 0.95] {
+            let p = h.found_probability(s, 0.0);
+            assert!((p - h.candidate_probability(s)).abs() < 1e-12);
+            // A threshold of one share of the hashes per band is always met by a candidate.
+            let low = h.found_probability(s, 8.0 / 112.0);
+            assert!((low - p).abs() < 1e-9, "{s}: {low} vs {p}");
+        }
+        assert!(h.found_probability(0.5, 0.7) < 1e-3);
+        assert!(h.found_probability(0.8, 0.7) > 0.99 * h.candidate_probability(0.8));
+        assert!(h.found_probability(0.9, 1.0) < h.found_probability(0.9, 0.9));
+    }
+
     #[test]
     fn config_errors_name_the_key() {
         assert_eq!(build_err(&DEF, "rows = 0").key, "rows");
         assert_eq!(build_err(&DEF, "bands = 2000").key, "bands");
         assert_eq!(build_err(&DEF, "keep = \"lowest\"").key, "keep_signal");
         assert_eq!(build_err(&DEF, "ngrams = 3").key, "ngrams");
+        assert_eq!(
+            build_err(&DEF, "verify_threshold = 1.5").key,
+            "verify_threshold"
+        );
+        assert_eq!(build_err(&DEF, "bands = 100\nrows = 64").key, "verify");
+        // Without verification any size of signature is allowed.
+        let _ = build_stage(&DEF, "mh", "bands = 100\nrows = 64\nverify = false");
     }
 }

@@ -27,6 +27,7 @@ pub mod lines;
 pub mod minhash;
 pub mod records;
 pub mod url;
+pub mod verify;
 
 use std::path::Path;
 use std::sync::Arc;
