@@ -54,3 +54,50 @@ fn slurm_run_matches_local_run() {
         "{status}"
     );
 }
+
+/// The README's quickstart (extraction, safety, heuristics, URL/exact/MinHash dedup with their
+/// global steps, buckets) split into byte-range partitions and run through `curate slurm` as
+/// one job array per phase with three tasks each: byte-identical to the local run.
+#[test]
+fn quickstart_through_slurm_matches_local_run() {
+    if !slurm_up() {
+        eprintln!("skipped: no Slurm cluster (../shared/peers/start-slurm.sh starts one)");
+        return;
+    }
+    let base = root().join("target");
+    std::fs::create_dir_all(&base).unwrap();
+    let d = tempfile::tempdir_in(&base).unwrap();
+    let p = root().join("pipelines/quickstart.toml");
+    let ps = p.to_str().unwrap();
+    let (local, cluster) = (d.path().join("local"), d.path().join("cluster"));
+    let split = ["--set", "input.partition_bytes=8192"];
+    let mut args = vec!["run", ps, "-q", "--output", local.to_str().unwrap()];
+    args.extend(split);
+    curate_ok(&args);
+    let mut args = vec!["slurm", ps, "--wait", "--output", cluster.to_str().unwrap()];
+    args.extend(split);
+    args.extend([
+        "--set",
+        "slurm.array_size=3",
+        "--set",
+        "slurm.cpus_per_task=1",
+        "--set",
+        "slurm.mem=\"500M\"",
+    ]);
+    let out = curate_ok(&args);
+    for phase in [
+        "submitted map0",
+        "submitted minhash.pairs",
+        "submitted map3",
+        "run complete",
+    ] {
+        assert!(out.contains(phase), "{phase}: {out}");
+    }
+    let docs = files(&local, "docs");
+    assert!(docs.len() > 1, "several partitions: {:?}", docs.keys());
+    assert_same(
+        &outputs(&local),
+        &outputs(&cluster),
+        "quickstart: slurm vs local",
+    );
+}

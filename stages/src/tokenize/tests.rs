@@ -290,7 +290,9 @@ fn shards_read_back_to_the_same_tokens_and_boundaries() {
 #[test]
 fn megatron_core_reads_our_shards() {
     let Some(py) = python_with(&["torch", "megatron.core.datasets.indexed_dataset"]) else {
-        eprintln!("skipped: no Python with torch and megatron-core (CURATE_PY=... to point at one)");
+        eprintln!(
+            "skipped: no Python with torch and megatron-core (CURATE_PY=... to point at one)"
+        );
         return;
     };
     let dir = tempfile::tempdir().unwrap();
