@@ -20,7 +20,7 @@ use crate::config::{ConfigError, StageArgs};
 use crate::registry::StageDef;
 use crate::signals::{SignalSpec, SignalType, Signals};
 use crate::stage::{Built, Outcome, Stage};
-use crate::text::{chars, py_lines, Word};
+use crate::text::{chars, Word};
 use crate::Document;
 
 /// Phrases of cookie banners and legal boilerplate (C4's policy list).
@@ -247,6 +247,8 @@ fn phrase_matcher() -> aho_corasick::AhoCorasick {
     aho_corasick::AhoCorasick::builder()
         .ascii_case_insensitive(true)
         .match_kind(aho_corasick::MatchKind::LeftmostFirst)
+        // A full DFA: one table lookup per byte (the patterns are few and short).
+        .kind(Some(aho_corasick::AhoCorasickKind::DFA))
         .build(pats)
         .expect("small fixed patterns")
 }
@@ -276,7 +278,8 @@ impl C4 {
             .collect();
         phrase_hits.sort_unstable();
         let mut hit_cursor = 0usize;
-        for raw in py_lines(text) {
+        for r in doc.py_lines() {
+            let raw = &text[r.start as usize..r.end as usize];
             let line = chars::strip(raw);
             let line_start = line.as_ptr() as usize - base;
             let line_end = line_start + line.len();
