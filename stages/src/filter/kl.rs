@@ -196,11 +196,15 @@ impl KlScorer {
             table.clear();
             table.resize(cap, (u32::MAX, 0));
             let mask = cap - 1;
+            // Two loops: the table reads of the first are independent of one another, so
+            // their cache misses overlap.
             for &h in hashes {
-                let b = (h >> (64 - self.bits)) as u32;
-                let (lq, seen) = self.log_q[b as usize];
+                let (lq, seen) = self.log_q[(h >> (64 - self.bits)) as usize];
                 ce -= lq as f64;
                 unseen += !seen as usize;
+            }
+            for &h in hashes {
+                let b = (h >> (64 - self.bits)) as u32;
                 let mut k = (b.wrapping_mul(0x9E37_79B9) as usize) & mask;
                 loop {
                     let slot = &mut table[k];
