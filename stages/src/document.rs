@@ -84,6 +84,11 @@ impl Document {
         self.views.lines(&self.text)
     }
 
+    /// Line byte ranges as Python's `str.splitlines()` cuts them (computed once).
+    pub fn py_lines(&self) -> &[std::ops::Range<u32>] {
+        self.views.py_lines(&self.text)
+    }
+
     /// Iterator over the line strings.
     pub fn line_strs(&self) -> impl Iterator<Item = &str> {
         let t = &self.text;

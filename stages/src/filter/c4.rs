@@ -20,7 +20,7 @@ use crate::config::{ConfigError, StageArgs};
 use crate::registry::StageDef;
 use crate::signals::{SignalSpec, SignalType, Signals};
 use crate::stage::{Built, Outcome, Stage};
-use crate::text::{chars, py_lines, Word};
+use crate::text::{chars, Word};
 use crate::Document;
 
 /// Phrases of cookie banners and legal boilerplate (C4's policy list).
@@ -217,6 +217,40 @@ fn whitespace_words(line: &str) -> (usize, usize) {
     (n, longest)
 }
 
+/// Whether the line holds at least `min` whitespace-separated words (Python's `str.split()`),
+/// looking no further than the `min`-th.
+fn has_words(line: &str, min: usize) -> bool {
+    let b = line.as_bytes();
+    let mut n = 0usize;
+    let mut in_word = false;
+    let mut i = 0;
+    while i < b.len() {
+        let c = b[i];
+        let (space, len) = if c < 0x80 {
+            (
+                matches!(c, b' ' | b'\t' | b'\n' | b'\r' | 0x0b | 0x0c | 0x1c..=0x1f),
+                1,
+            )
+        } else if matches!(c, 0xc2 | 0xe1 | 0xe2 | 0xe3) {
+            let ch = line[i..].chars().next().expect("char boundary");
+            (chars::is_space(ch), ch.len_utf8())
+        } else {
+            (false, 1)
+        };
+        if space {
+            in_word = false;
+        } else if !in_word {
+            in_word = true;
+            n += 1;
+            if n >= min {
+                return true;
+            }
+        }
+        i += len;
+    }
+    n >= min
+}
+
 /// Sentences in a run of tokens (spaCy's sentencizer rule).
 fn count_sentences<'a>(tokens: impl Iterator<Item = &'a Word>) -> usize {
     let mut n = 0usize;
@@ -247,6 +281,8 @@ fn phrase_matcher() -> aho_corasick::AhoCorasick {
     aho_corasick::AhoCorasick::builder()
         .ascii_case_insensitive(true)
         .match_kind(aho_corasick::MatchKind::LeftmostFirst)
+        // A full DFA: one table lookup per byte (the patterns are few and short).
+        .kind(Some(aho_corasick::AhoCorasickKind::DFA))
         .build(pats)
         .expect("small fixed patterns")
 }
@@ -268,21 +304,17 @@ impl C4 {
         let base = text.as_ptr() as usize;
         let mut out = LinePass::default();
         let mut cursor = 0usize; // first word not before the current line
-                                 // Phrase matches over the whole text once, by start; a line takes those inside it.
-        let mut phrase_hits: Vec<(usize, usize, usize)> = self
-            .phrases
-            .find_iter(text)
-            .map(|m| (m.start(), m.end(), m.pattern().as_usize()))
-            .collect();
-        phrase_hits.sort_unstable();
-        let mut hit_cursor = 0usize;
-        for raw in py_lines(text) {
+        for r in doc.py_lines() {
+            let raw = &text[r.start as usize..r.end as usize];
             let line = chars::strip(raw);
             let line_start = line.as_ptr() as usize - base;
             let line_end = line_start + line.len();
-            // Whitespace-separated words of the stripped line (before citation removal).
-            let (n_words, longest) = whitespace_words(line);
-            let long_word = c.max_word_length > 0 && longest as u64 > c.max_word_length;
+            // Whitespace-separated words of the stripped line (before citation removal). A
+            // word is no longer in characters than the line is in bytes: short lines need no
+            // count of the longest.
+            let long_word = c.max_word_length > 0
+                && line.len() as u64 > c.max_word_length
+                && whitespace_words(line).1 as u64 > c.max_word_length;
             if long_word {
                 out.removed_long_word += 1;
                 continue;
@@ -310,23 +342,13 @@ impl C4 {
                 out.removed_no_terminal_punct += 1;
                 continue;
             }
-            if (n_words as u64) < c.min_words_per_line {
+            if c.min_words_per_line > 0 && !has_words(line, c.min_words_per_line as usize) {
                 out.removed_few_words += 1;
                 continue;
             }
-            let found = if cites.is_empty() {
-                while hit_cursor < phrase_hits.len() && phrase_hits[hit_cursor].0 < line_start {
-                    hit_cursor += 1;
-                }
-                phrase_hits[hit_cursor..]
-                    .iter()
-                    .take_while(|h| h.0 < line_end)
-                    .filter(|h| h.1 <= line_end)
-                    .fold(0u32, |m, h| m | 1 << h.2)
-            } else {
-                // Deleting a citation can make or break a phrase: match the cleaned line.
-                phrases_in(&self.phrases, &cleaned)
-            };
+            // Only lines that got this far are searched (after citation removal: deleting one
+            // can make or break a phrase).
+            let found = phrases_in(&self.phrases, &cleaned);
             if c.filter_lorem_ipsum && found & 1 << LOREM != 0 {
                 out.lorem_ipsum = true;
                 break;

@@ -23,7 +23,6 @@ use crate::config::{check_fraction, ConfigError, StageArgs};
 use crate::registry::StageDef;
 use crate::signals::{SignalSpec, SignalType, Signals};
 use crate::stage::{Built, Outcome, Stage};
-use crate::text::py_lines;
 use crate::Document;
 
 /// Gopher's English stop words.
@@ -209,7 +208,8 @@ pub fn measure(doc: &Document, stops: &[String]) -> Quality {
         per_token(count_occurrences(text, "...") + count_occurrences(text, "\u{2026}"));
     q.alpha_words_ratio = per_token(alpha);
     let (mut lines, mut bullets, mut ellipses) = (0usize, 0usize, 0usize);
-    for line in py_lines(text) {
+    for r in doc.py_lines() {
+        let line = &text[r.start as usize..r.end as usize];
         lines += 1;
         let l = line.trim_start_matches(crate::text::chars::is_space);
         bullets += (l.starts_with('•') || l.starts_with('-')) as usize;

@@ -13,7 +13,7 @@
 //!
 //! Words are the shared word view; characters are Unicode scalar values of the whole text.
 
-use rustc_hash::{FxHashMap, FxHashSet};
+use rustc_hash::FxHashSet;
 use serde::Deserialize;
 
 use crate::config::{check_fraction, ConfigError, StageArgs};
@@ -271,21 +271,58 @@ pub fn measure(doc: &Document, top_ns: &[usize], dup_ns: &[usize]) -> Repetition
             &hasher, &clen, nw, total, top_ns, dup_ns, counts, seen, &mut r,
         );
         // Tables keep their capacity between documents, within reason.
-        if counts.capacity() > 1 << 20 {
-            *counts = FxHashMap::default();
-            *seen = FxHashSet::default();
+        if counts.slots.capacity() > 1 << 20 {
+            *counts = GramTable::default();
+            *seen = GramTable::default();
         }
     });
     r
 }
 
-/// n-gram hash -> (count, first position); and a set of n-gram hashes.
-type NgramTables = (FxHashMap<u64, (u32, u32)>, FxHashSet<u64>);
+/// Counts of n-gram hashes with the first position of each: open addressing, linear
+/// probing, sized for the positions of one level (the keys are hashes already, so one
+/// multiplication places them). Cheaper than a general map for this insert-only use.
+#[derive(Default)]
+struct GramTable {
+    /// `(hash, count, first position)`; a count of 0 marks an empty slot.
+    slots: Vec<(u64, u32, u32)>,
+    shift: u32,
+}
+
+impl GramTable {
+    /// Empties the table, sized for `n` distinct keys at most.
+    fn reset(&mut self, n: usize) {
+        let cap = (2 * n).next_power_of_two().max(16);
+        self.slots.clear();
+        self.slots.resize(cap, (0, 0, 0));
+        self.shift = 64 - cap.trailing_zeros();
+    }
+
+    /// Counts one occurrence of `h` at position `at`: its count so far and first position.
+    #[inline]
+    fn add(&mut self, h: u64, at: u32) -> (u32, u32) {
+        let mask = self.slots.len() - 1;
+        let mut k = (h.wrapping_mul(0x9E37_79B9_7F4A_7C15) >> self.shift) as usize;
+        loop {
+            let s = &mut self.slots[k];
+            if s.1 == 0 {
+                *s = (h, 1, at);
+                return (1, at);
+            }
+            if s.0 == h {
+                s.1 += 1;
+                return (s.1, s.2);
+            }
+            k = (k + 1) & mask;
+        }
+    }
+}
 
 thread_local! {
-    /// Reused n-gram tables: clearing keeps the allocation for the next document.
-    static SCRATCH: std::cell::RefCell<NgramTables> =
-        std::cell::RefCell::new((FxHashMap::default(), FxHashSet::default()));
+    /// Reused n-gram tables (counts per level; repeats of the duplicate scan): resetting
+    /// keeps the allocation for the next document.
+    static SCRATCH: std::cell::RefCell<(GramTable, GramTable)> =
+        std::cell::RefCell::new((GramTable::default(), GramTable::default()));
 }
 
 /// The n-gram measures, level by level (n = smallest configured size up to the largest).
@@ -303,8 +340,8 @@ fn ngram_measures(
     total: f64,
     top_ns: &[usize],
     dup_ns: &[usize],
-    counts: &mut FxHashMap<u64, (u32, u32)>,
-    seen: &mut FxHashSet<u64>,
+    counts: &mut GramTable,
+    seen: &mut GramTable,
     r: &mut Repetition,
 ) {
     let sizes = || top_ns.iter().chain(dup_ns).copied();
@@ -327,17 +364,16 @@ fn ngram_measures(
         while cand.last().is_some_and(|&i| i as usize > last) {
             cand.pop();
         }
-        counts.clear();
+        counts.reset(cand.len());
         let mut best: (u32, u32) = (0, 0); // (count, first index)
         for &i in &cand {
-            let e = counts.entry(hasher.gram(i as usize, n)).or_insert((0, i));
-            e.0 += 1;
+            let e = counts.add(hasher.gram(i as usize, n), i);
             if e.0 > 1 {
                 marks[e.1 as usize] = true;
                 marks[i as usize] = true;
             }
             if e.0 > best.0 || (e.0 == best.0 && e.1 < best.1) {
-                best = *e;
+                best = e;
             }
         }
         if best.0 <= 1 {
@@ -348,7 +384,7 @@ fn ngram_measures(
         top.push((n, (gram_chars * best.0 as usize) as f64 / total));
         cand.retain(|&i| std::mem::take(&mut marks[i as usize]));
         if dup_ns.contains(&n) {
-            seen.clear();
+            seen.reset(cand.len());
             let mut repeated = 0usize;
             let mut next_free = 0usize; // the scan jumps past a repeat
             for &i in &cand {
@@ -356,7 +392,7 @@ fn ngram_measures(
                 if i < next_free {
                     continue;
                 }
-                if !seen.insert(hasher.gram(i, n)) {
+                if seen.add(hasher.gram(i, n), i as u32).0 > 1 {
                     repeated += clen[i + n] - clen[i];
                     next_free = i + n;
                 }

@@ -150,8 +150,11 @@ impl KlReference {
 /// A loaded reference, ready to score.
 pub struct KlScorer {
     bits: u32,
-    log_q: Vec<f32>,
-    seen: Vec<bool>,
+    /// Per bucket: the smoothed log-probability and whether the reference saw it (side by
+    /// side, so that a token costs one cache miss, not two).
+    log_q: Vec<(f32, bool)>,
+    /// `c ln c` for small counts (most distinct tokens of a document occur a few times).
+    c_ln_c: Vec<f64>,
 }
 
 /// The scores of one document.
@@ -167,8 +170,13 @@ impl KlScorer {
     pub fn new(r: &KlReference) -> Self {
         KlScorer {
             bits: r.bits,
-            log_q: r.log_probs(),
-            seen: r.counts.iter().map(|&c| c > 0).collect(),
+            log_q: r
+                .log_probs()
+                .into_iter()
+                .zip(&r.counts)
+                .map(|(lq, &c)| (lq, c > 0))
+                .collect(),
+            c_ln_c: (0..256).map(|c| c as f64 * (c as f64).ln()).collect(),
         }
     }
 
@@ -188,11 +196,15 @@ impl KlScorer {
             table.clear();
             table.resize(cap, (u32::MAX, 0));
             let mask = cap - 1;
+            // Two loops: the table reads of the first are independent of one another, so
+            // their cache misses overlap.
+            for &h in hashes {
+                let (lq, seen) = self.log_q[(h >> (64 - self.bits)) as usize];
+                ce -= lq as f64;
+                unseen += !seen as usize;
+            }
             for &h in hashes {
                 let b = (h >> (64 - self.bits)) as u32;
-                let lq = self.log_q[b as usize] as f64;
-                ce -= lq;
-                unseen += !self.seen[b as usize] as usize;
                 let mut k = (b.wrapping_mul(0x9E37_79B9) as usize) & mask;
                 loop {
                     let slot = &mut table[k];
@@ -210,9 +222,9 @@ impl KlScorer {
             let s: f64 = table
                 .iter()
                 .filter(|s| s.0 != u32::MAX)
-                .map(|s| {
-                    let c = s.1 as f64;
-                    c * c.ln()
+                .map(|s| match self.c_ln_c.get(s.1 as usize) {
+                    Some(&v) => v,
+                    None => s.1 as f64 * (s.1 as f64).ln(),
                 })
                 .sum();
             if table.capacity() > 1 << 22 {

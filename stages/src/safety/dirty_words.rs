@@ -42,6 +42,13 @@ pub enum WordList {
         first: FxHashSet<u64>,
         /// ...or less: a 65,536-bit filter on the low bits of those hashes.
         bloom: Box<[u64; 1024]>,
+        /// ...or none: a 65,536-bit filter on the shape (first and last byte, length) of the
+        /// ASCII first words, which an ASCII word of the text is checked against before it is
+        /// hashed (most are not on a list, and most words are ASCII).
+        shapes: Box<[u64; 1024]>,
+        /// Every first word is ASCII (English and most lists): a word whose lower-case form
+        /// is not ASCII cannot start a match, and needs no hashing.
+        ascii_firsts: bool,
     },
     /// Substring matcher over the lower-cased text.
     Substrings(aho_corasick::AhoCorasick),
@@ -51,6 +58,22 @@ fn hash_seq(hashes: &[u64]) -> u64 {
     hashes.iter().fold(0xcbf2_9ce4_8422_2325u64, |h, &x| {
         (h ^ x).wrapping_mul(0x100_0000_01b3).rotate_left(17)
     })
+}
+
+/// Bit index of a lower-case ASCII word's shape in [`WordList::Words`]'s `shapes` filter.
+#[inline]
+fn shape_bit(first: u8, last: u8, len: usize) -> usize {
+    let k = ((first as u32) << 14) | ((last as u32) << 6) | len.min(63) as u32;
+    (k.wrapping_mul(0x9E37_79B1) >> 16) as usize
+}
+
+#[inline]
+fn ascii_shape_bit(s: &[u8]) -> usize {
+    shape_bit(
+        s[0].to_ascii_lowercase(),
+        s[s.len() - 1].to_ascii_lowercase(),
+        s.len(),
+    )
 }
 
 fn lower_hash(s: &str, buf: &mut String) -> u64 {
@@ -88,14 +111,27 @@ impl WordList {
         }
         let mut by_len: Vec<FxHashSet<u64>> = Vec::new();
         let mut first = FxHashSet::default();
+        let mut shapes = Box::new([0u64; 1024]);
+        let mut ascii_firsts = true;
         let mut buf = String::new();
         for e in &entries {
-            let hs: Vec<u64> = segment_words(e)
+            let ws = segment_words(e);
+            let hs: Vec<u64> = ws
                 .iter()
                 .map(|w| lower_hash(w.as_str(e), &mut buf))
                 .collect();
             if hs.is_empty() {
                 continue;
+            }
+            // The form the first word is hashed in: an ASCII word of a text can only match it
+            // when that form is ASCII (and then of the same shape).
+            buf.clear();
+            push_lower(&mut buf, ws[0].as_str(e));
+            if buf.is_ascii() {
+                let k = ascii_shape_bit(buf.as_bytes());
+                shapes[k / 64] |= 1 << (k % 64);
+            } else {
+                ascii_firsts = false;
             }
             if by_len.len() < hs.len() {
                 by_len.resize_with(hs.len(), FxHashSet::default);
@@ -113,6 +149,8 @@ impl WordList {
             by_len,
             first,
             bloom,
+            shapes,
+            ascii_firsts,
         }
     }
 
@@ -128,6 +166,8 @@ impl WordList {
                 by_len,
                 first,
                 bloom,
+                shapes,
+                ascii_firsts,
             } => {
                 let text = doc.text();
                 let words = doc.words();
@@ -146,6 +186,25 @@ impl WordList {
                 let mut n = 0;
                 let mut i = 0;
                 while i < words.len() {
+                    let w = &words[i];
+                    if w.chars == w.end - w.start {
+                        // ASCII (as many bytes as characters): its shape says whether it can be
+                        // a first word, before any hashing.
+                        let k = ascii_shape_bit(&text.as_bytes()[w.range()]);
+                        if shapes[k / 64] & (1 << (k % 64)) == 0 {
+                            i += 1;
+                            continue;
+                        }
+                    } else if *ascii_firsts
+                        && w
+                            .as_str(text)
+                            .chars()
+                            .any(|c| !c.is_ascii() && c.to_lowercase().any(|l| !l.is_ascii()))
+                    {
+                        // Its lower-case form holds a non-ASCII character: no first word does.
+                        i += 1;
+                        continue;
+                    }
                     let h = lower(i);
                     if bloom[(h & 0xffff) as usize / 64] & (1 << (h % 64)) == 0
                         || !first.contains(&h)

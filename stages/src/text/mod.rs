@@ -9,6 +9,8 @@
 //!   its length in characters;
 //! - [`TextViews::word_hashes`]: a 64-bit hash per word, for n-gram statistics and token
 //!   distributions without touching the strings again;
+//! - [`TextViews::py_lines`]: the lines as Python's `str.splitlines()` cuts them (C4 and Gopher
+//!   quality count lines this way);
 //! - [`TextViews::paragraphs`]: blocks separated by blank lines;
 //! - [`TextViews::char_count`]: length in Unicode scalar values (what ratios divide by);
 //! - [`TextViews::normalized`]: lower-cased alphanumeric words joined by one space (dedup).
@@ -77,6 +79,7 @@ impl Word {
 #[derive(Clone, Debug, Default)]
 pub struct TextViews {
     lines: OnceCell<Vec<Range<u32>>>,
+    py_lines: OnceCell<Vec<Range<u32>>>,
     words: OnceCell<Vec<Word>>,
     word_hashes: OnceCell<Vec<u64>>,
     paragraphs: OnceCell<Vec<Range<u32>>>,
@@ -92,6 +95,11 @@ impl TextViews {
     /// Byte ranges of the lines (split on `\n`, a trailing `\r` excluded), empty lines included.
     pub fn lines(&self, text: &str) -> &[Range<u32>] {
         self.lines.get_or_init(|| split_lines(text))
+    }
+
+    /// Byte ranges of the lines as [`py_lines`] cuts them (Python's `str.splitlines()`).
+    pub fn py_lines(&self, text: &str) -> &[Range<u32>] {
+        self.py_lines.get_or_init(|| split_py_lines(text))
     }
 
     /// Word tokens of the whole text (punctuation tokens included, whitespace excluded).
@@ -210,6 +218,36 @@ pub fn split_lines(text: &str) -> Vec<Range<u32>> {
     }
     if start < bytes.len() {
         out.push(start as u32..bytes.len() as u32);
+    }
+    out
+}
+
+/// Byte ranges of the lines [`py_lines`] gives. Most texts hold no line break but `\n`: those
+/// are cut with a vectorized search for `\n` alone, after a vectorized check for the others.
+pub fn split_py_lines(text: &str) -> Vec<Range<u32>> {
+    let b = text.as_bytes();
+    let others = memchr::memchr3(b'\r', 0x0b, 0x0c, b).is_some()
+        || memchr::memchr3(0x1c, 0x1d, 0x1e, b).is_some()
+        || memchr::memmem::find(b, "\u{85}".as_bytes()).is_some()
+        || memchr::memmem::find(b, "\u{2028}".as_bytes()).is_some()
+        || memchr::memmem::find(b, "\u{2029}".as_bytes()).is_some();
+    let base = text.as_ptr() as usize;
+    if others {
+        return py_lines(text)
+            .map(|l| {
+                let a = (l.as_ptr() as usize - base) as u32;
+                a..a + l.len() as u32
+            })
+            .collect();
+    }
+    let mut out = Vec::with_capacity(b.len() / 40 + 1);
+    let mut start = 0usize;
+    for nl in memchr::memchr_iter(b'\n', b) {
+        out.push(start as u32..nl as u32);
+        start = nl + 1;
+    }
+    if start < b.len() {
+        out.push(start as u32..b.len() as u32);
     }
     out
 }
@@ -449,6 +487,23 @@ mod tests {
         assert_eq!(py_lines(t).collect::<Vec<_>>(), ["a", "b", "c", "d"]);
         assert_eq!(py_lines("").count(), 0);
         assert_eq!(py_lines("\n\nx").collect::<Vec<_>>(), ["", "", "x"]);
+        // The ranges (with the `\n`-only fast path) cut the same lines.
+        for t in [
+            "a\r\nb\x0bc\u{2028}d\n",
+            "",
+            "\n\nx",
+            "x\n\n",
+            "one\ntwo\n\nthree",
+            "no break",
+            "\u{85}a\u{2029}",
+            "“quoted” \u{2019}\n",
+        ] {
+            let ranges: Vec<&str> = split_py_lines(t)
+                .iter()
+                .map(|r| &t[r.start as usize..r.end as usize])
+                .collect();
+            assert_eq!(ranges, py_lines(t).collect::<Vec<_>>(), "{t:?}");
+        }
         let t = "\n  p1\nstill p1\n\n\np2 \n\n";
         let v = TextViews::default();
         let p: Vec<&str> = v

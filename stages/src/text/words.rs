@@ -121,6 +121,22 @@ pub(crate) fn tokens(text: &str, mut emit: impl FnMut(usize, usize, u8)) {
         } else if ascii && digits {
             // A plain number: no affix or special case applies.
             emit(start, i, 0);
+        } else if i - start == 1 || (!ascii && text[start..i].chars().nth(1).is_none()) {
+            // One character: the affix rules can only give it back whole.
+            emit(start, i, 0);
+        } else if ascii && plain_number_with_mark(chunk) {
+            // "1." "15," "2020.": the mark is a suffix after a digit.
+            emit(start, i - 1, 0);
+            emit(i - 1, i, 0);
+        } else if !ascii {
+            match plain_letters(chunk) {
+                Some(Letters::Whole) => emit(start, i, 0),
+                Some(Letters::WithMark) => {
+                    emit(start, i - 1, 0);
+                    emit(i - 1, i, 0);
+                }
+                None => split_and_merge(chunk, start, &mut scratch, &mut |a, b| emit(a, b, 0)),
+            }
         } else if ascii && plain_word_with_mark(chunk) {
             // The next most common: a word and one trailing mark ("word," "end." "2020,").
             emit(
@@ -156,6 +172,69 @@ fn plain_word_with_mark(chunk: &str) -> bool {
         && b[..n - 1].iter().all(u8::is_ascii_alphabetic)
         && (n > MAX_SPECIAL
             || (special_case(chunk).is_none() && special_case(&chunk[..n - 1]).is_none()))
+}
+
+/// A chunk of two or more ASCII digits and a trailing `.` or `,`: the suffix rules split the
+/// mark after a digit, and no special case or unit applies.
+#[inline]
+fn plain_number_with_mark(chunk: &str) -> bool {
+    let b = chunk.as_bytes();
+    let n = b.len();
+    n >= 2 && matches!(b[n - 1], b'.' | b',') && b[..n - 1].iter().all(u8::is_ascii_digit)
+}
+
+/// How a chunk of letters splits (see [`plain_letters`]).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+enum Letters {
+    /// One token.
+    Whole,
+    /// The letters, then the last byte as a token of its own.
+    WithMark,
+}
+
+/// A chunk (with a non-ASCII character, none of a script without spaces) made only of letters,
+/// or of letters and one trailing mark that the suffix rules always split there (`,;:!?)"`, or
+/// `.` after a lower-case letter), that is not a special case. No affix, infix or special rule
+/// applies to letters: `für`, `können.`, `d’un` (not: `’` is an affix). Anything else returns
+/// `None` and takes the general path.
+fn plain_letters(chunk: &str) -> Option<Letters> {
+    let b = chunk.as_bytes();
+    let n = b.len();
+    let letter = |c: char| {
+        if c.is_ascii() {
+            c.is_ascii_alphabetic()
+        } else {
+            let f = chars::flags(c);
+            f & LETTER != 0 && f & (AFFIX | CURRENCY | ICON | HYPHEN | NO_SPACE) == 0
+        }
+    };
+    let last = b[n - 1];
+    let (core, marked) = if matches!(
+        last,
+        b',' | b';' | b':' | b'!' | b'?' | b')' | b'"' | b'.'
+    ) {
+        (&chunk[..n - 1], true)
+    } else {
+        (chunk, false)
+    };
+    let mut prev = None;
+    for c in core.chars() {
+        if !letter(c) {
+            return None;
+        }
+        prev = Some(c);
+    }
+    let prev = prev?;
+    if !marked {
+        return Some(Letters::Whole);
+    }
+    if last == b'.' && !(chars::is(prev, LOWER) && !chars::is(prev, UPPER)) {
+        return None;
+    }
+    if n <= MAX_SPECIAL && (special_case(chunk).is_some() || special_case(core).is_some()) {
+        return None;
+    }
+    Some(Letters::WithMark)
 }
 
 /// Applies the affix rules to one whitespace-free chunk, then joins neighbouring pieces that
@@ -791,6 +870,41 @@ mod tests {
             ["120", "cm", ".", "10", "%", "$", "10", "US$", "10", "10", "$"]
         );
         assert_eq!(toks("hi🙂there 🙂hi"), ["hi", "🙂", "there", "🙂", "hi"]);
+    }
+
+    /// The tokens of the general path alone: every chunk through the affix rules.
+    fn general_toks(s: &str) -> Vec<&str> {
+        let mut v = Vec::new();
+        let mut scratch = Vec::new();
+        let mut offset = 0;
+        for chunk in s.split(chars::is_space) {
+            if !chunk.is_empty() {
+                if chunk.chars().any(|c| chars::is(c, NO_SPACE)) {
+                    for (o, seg) in chunk.split_word_bound_indices() {
+                        v.push(&s[offset + o..offset + o + seg.len()]);
+                    }
+                } else {
+                    split_and_merge(chunk, offset, &mut scratch, &mut |a, b| v.push(&s[a..b]));
+                }
+            }
+            offset += chunk.len();
+            offset += s[offset..].chars().next().map_or(0, char::len_utf8);
+        }
+        v
+    }
+
+    #[test]
+    fn fast_paths_agree_with_the_affix_rules() {
+        let samples = "für können. über, Möglichkeit; natürlich! wäre? (für) müssen\"             é. à. ß, Ünd. WÜ. ÉTÉ. Straße.) d’un it’s don’t „Ich “I können.. große…             1. 15, 2020. 3.14. 12,5 1, | - / & = % + – — « » € © · • § ’ ( ) . ,             a b. C. cannot. Dr. 5pm. Rep., Co., é, ça. Ça. Ēē. ǅ. ᾈ. 𝔸𝔹. x² km². 10€.             Ⅻ. ⅻ. über-all naïve, coöperate. Zürich: Bühne! ĳ. ŉ.";
+        assert_eq!(toks(samples), general_toks(samples));
+        // And on the real pages, when ../shared is here.
+        let Some(texts) = crate::tokenize::testdata::corpus_texts(usize::MAX) else {
+            return;
+        };
+        assert!(texts.len() > 1000, "{} documents", texts.len());
+        for (i, t) in texts.iter().enumerate() {
+            assert_eq!(toks(t), general_toks(t), "document {i}");
+        }
     }
 
     #[test]
