@@ -209,10 +209,7 @@ fn plain_letters(chunk: &str) -> Option<Letters> {
         }
     };
     let last = b[n - 1];
-    let (core, marked) = if matches!(
-        last,
-        b',' | b';' | b':' | b'!' | b'?' | b')' | b'"' | b'.'
-    ) {
+    let (core, marked) = if matches!(last, b',' | b';' | b':' | b'!' | b'?' | b')' | b'"' | b'.') {
         (&chunk[..n - 1], true)
     } else {
         (chunk, false)
@@ -228,7 +225,10 @@ fn plain_letters(chunk: &str) -> Option<Letters> {
     if !marked {
         return Some(Letters::Whole);
     }
-    if last == b'.' && !(chars::is(prev, LOWER) && !chars::is(prev, UPPER)) {
+    // A period splits off after a lower-case letter only (not after `Lo` letters, which are
+    // both).
+    let lower_only = chars::flags(prev) & (LOWER | UPPER) == LOWER;
+    if last == b'.' && !lower_only {
         return None;
     }
     if n <= MAX_SPECIAL && (special_case(chunk).is_some() || special_case(core).is_some()) {
