@@ -13,7 +13,8 @@
 //!
 //! Run: cargo bench -p curate-benches --bench heuristics
 //! Env: HEUR_BENCH_REPS (default 3), HEUR_BENCH_NO_PEER (skip datatrove), HEUR_BENCH_STACK_ONLY
-//! (skip the per-stage lines), CURATE_PEERS.
+//! (skip the per-stage lines), HEUR_BENCH_DUMP=FILE (write every document's signals and final
+//! text there, to compare two builds for identical results), CURATE_PEERS.
 
 use std::io::{Read, Write};
 use std::path::Path;
@@ -183,6 +184,21 @@ fn main() {
             n as f64 / best,
             bytes as f64 / best / 1e6
         );
+    }
+    if let Some(path) = std::env::var_os("HEUR_BENCH_DUMP") {
+        let mut out = std::io::BufWriter::new(std::fs::File::create(path).unwrap());
+        for (url, text) in &docs {
+            let mut d = Document::new("", text.clone());
+            d.url = url.clone();
+            for (_, s) in &stack {
+                let o = match s.process(&mut d) {
+                    Outcome::Keep => s.judge(&d.signals),
+                    o => o,
+                };
+                writeln!(out, "{} {o:?}", s.name()).unwrap();
+            }
+            writeln!(out, "{:?}\n{:?}", d.signals, d.text()).unwrap();
+        }
     }
     let mut best = f64::INFINITY;
     let mut kept = 0;

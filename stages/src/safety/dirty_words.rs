@@ -46,9 +46,9 @@ pub enum WordList {
         /// ASCII first words, which an ASCII word of the text is checked against before it is
         /// hashed (most are not on a list, and most words are ASCII).
         shapes: Box<[u64; 1024]>,
-        /// Every first word is ASCII (English and most lists): a word whose lower-case form
-        /// is not ASCII cannot start a match, and needs no hashing.
-        ascii_firsts: bool,
+        /// The first and last characters of the first words: a non-ASCII word of the text
+        /// is checked against these (after lower-casing its two ends only) before it is hashed.
+        edges: FxHashSet<(char, char)>,
     },
     /// Substring matcher over the lower-cased text.
     Substrings(aho_corasick::AhoCorasick),
@@ -112,7 +112,7 @@ impl WordList {
         let mut by_len: Vec<FxHashSet<u64>> = Vec::new();
         let mut first = FxHashSet::default();
         let mut shapes = Box::new([0u64; 1024]);
-        let mut ascii_firsts = true;
+        let mut edges = FxHashSet::default();
         let mut buf = String::new();
         for e in &entries {
             let ws = segment_words(e);
@@ -130,8 +130,9 @@ impl WordList {
             if buf.is_ascii() {
                 let k = ascii_shape_bit(buf.as_bytes());
                 shapes[k / 64] |= 1 << (k % 64);
-            } else {
-                ascii_firsts = false;
+            }
+            if let (Some(a), Some(z)) = (buf.chars().next(), buf.chars().next_back()) {
+                edges.insert((a, z));
             }
             if by_len.len() < hs.len() {
                 by_len.resize_with(hs.len(), FxHashSet::default);
@@ -150,7 +151,7 @@ impl WordList {
             first,
             bloom,
             shapes,
-            ascii_firsts,
+            edges,
         }
     }
 
@@ -167,7 +168,7 @@ impl WordList {
                 first,
                 bloom,
                 shapes,
-                ascii_firsts,
+                edges,
             } => {
                 let text = doc.text();
                 let words = doc.words();
@@ -195,15 +196,15 @@ impl WordList {
                             i += 1;
                             continue;
                         }
-                    } else if *ascii_firsts
-                        && w
-                            .as_str(text)
-                            .chars()
-                            .any(|c| !c.is_ascii() && c.to_lowercase().any(|l| !l.is_ascii()))
-                    {
-                        // Its lower-case form holds a non-ASCII character: no first word does.
-                        i += 1;
-                        continue;
+                    } else {
+                        // The ends of its lower-case form (lower-casing is per character).
+                        let s = w.as_str(text);
+                        let a = s.chars().next().and_then(|c| c.to_lowercase().next());
+                        let z = s.chars().next_back().and_then(|c| c.to_lowercase().last());
+                        if !a.zip(z).is_some_and(|e| edges.contains(&e)) {
+                            i += 1;
+                            continue;
+                        }
                     }
                     let h = lower(i);
                     if bloom[(h & 0xffff) as usize / 64] & (1 << (h % 64)) == 0

@@ -209,10 +209,7 @@ fn plain_letters(chunk: &str) -> Option<Letters> {
         }
     };
     let last = b[n - 1];
-    let (core, marked) = if matches!(
-        last,
-        b',' | b';' | b':' | b'!' | b'?' | b')' | b'"' | b'.'
-    ) {
+    let (core, marked) = if matches!(last, b',' | b';' | b':' | b'!' | b'?' | b')' | b'"' | b'.') {
         (&chunk[..n - 1], true)
     } else {
         (chunk, false)
@@ -228,7 +225,10 @@ fn plain_letters(chunk: &str) -> Option<Letters> {
     if !marked {
         return Some(Letters::Whole);
     }
-    if last == b'.' && !(chars::is(prev, LOWER) && !chars::is(prev, UPPER)) {
+    // A period splits off after a lower-case letter only (not after `Lo` letters, which are
+    // both).
+    let lower_only = chars::flags(prev) & (LOWER | UPPER) == LOWER;
+    if last == b'.' && !lower_only {
         return None;
     }
     if n <= MAX_SPECIAL && (special_case(chunk).is_some() || special_case(core).is_some()) {
@@ -265,13 +265,47 @@ fn split_and_merge(
     }
 }
 
+/// Start offsets of peeled suffixes: inline up to 8, then on the heap.
+#[derive(Default)]
+struct SuffixStarts {
+    inline: [usize; 8],
+    len: usize,
+    more: Vec<usize>,
+}
+
+impl SuffixStarts {
+    fn push(&mut self, s: usize) {
+        if self.len < self.inline.len() {
+            self.inline[self.len] = s;
+        } else {
+            self.more.push(s);
+        }
+        self.len += 1;
+    }
+    fn len(&self) -> usize {
+        self.len
+    }
+}
+
+impl std::ops::Index<usize> for SuffixStarts {
+    type Output = usize;
+    fn index(&self, k: usize) -> &usize {
+        if k < self.inline.len() {
+            &self.inline[k]
+        } else {
+            &self.more[k - self.inline.len()]
+        }
+    }
+}
+
 /// Applies the affix rules to one whitespace-free chunk (offsets relative to the chunk).
 fn split_chunk(chunk: &str, out: &mut Vec<(usize, usize)>) {
     let base = 0usize;
     let mut emit = |a: usize, b: usize| out.push((a, b));
     let mut lo = 0usize; // current core is chunk[lo..hi]
     let mut hi = chunk.len();
-    let mut suffix_starts: Vec<usize> = Vec::new(); // suffix tokens, innermost last
+    // Suffix tokens, innermost last (on the stack: chunks rarely have more than a few).
+    let mut suffix_starts: SuffixStarts = SuffixStarts::default();
     let mut special = special_case(chunk);
     while special.is_none() && lo < hi {
         let s = &chunk[lo..hi];
@@ -321,15 +355,15 @@ fn split_chunk(chunk: &str, out: &mut Vec<(usize, usize)>) {
             None => split_infixes(core, base + lo, &mut emit),
         }
     }
-    // Suffixes were peeled from the outside in; emit them left to right.
-    let mut end = chunk.len();
-    let mut spans: Vec<(usize, usize)> = Vec::with_capacity(suffix_starts.len());
-    for &s in &suffix_starts {
-        spans.push((s, end));
-        end = s;
-    }
-    for &(s, e) in spans.iter().rev() {
-        emit(base + s, base + e);
+    // Suffixes were peeled from the outside in; emit them left to right (each ends where the
+    // one peeled before it starts).
+    for k in (0..suffix_starts.len()).rev() {
+        let end = if k == 0 {
+            chunk.len()
+        } else {
+            suffix_starts[k - 1]
+        };
+        emit(base + suffix_starts[k], base + end);
     }
 }
 
