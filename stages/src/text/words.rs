@@ -44,6 +44,32 @@ const fn ascii_space_table() -> [bool; 128] {
 }
 static ASCII_SPACE: [bool; 128] = ascii_space_table();
 
+const B_ALPHA: u8 = 1;
+const B_DIGIT: u8 = 2;
+/// ASCII whitespace or a non-ASCII byte: the chunk scan looks closer.
+const B_OTHER: u8 = 4;
+
+const fn byte_class_table() -> [u8; 256] {
+    let space = ascii_space_table();
+    let mut t = [0u8; 256];
+    let mut c = 0;
+    while c < 256 {
+        let b = c as u8;
+        t[c] = if b >= 0x80 || space[c] {
+            B_OTHER
+        } else if b.is_ascii_alphabetic() {
+            B_ALPHA
+        } else if b.is_ascii_digit() {
+            B_DIGIT
+        } else {
+            0
+        };
+        c += 1;
+    }
+    t
+}
+static BYTE_CLASS: [u8; 256] = byte_class_table();
+
 /// Lead bytes of the non-ASCII whitespace characters (U+0085, U+00A0, U+1680, U+2000..U+205F,
 /// U+3000): other lead bytes need no decoding to know they are not whitespace.
 #[inline]
@@ -81,13 +107,14 @@ pub(crate) fn tokens(text: &str, mut emit: impl FnMut(usize, usize, u8)) {
         let mut no_space = false;
         while i < n {
             let c = b[i];
-            if c < 0x80 {
-                if ASCII_SPACE[c as usize] {
-                    break;
-                }
-                alpha &= c.is_ascii_alphabetic();
-                digits &= c.is_ascii_digit();
+            let k = BYTE_CLASS[c as usize];
+            if k & B_OTHER == 0 {
+                // ASCII, not whitespace: one table lookup says letter or digit.
+                alpha &= k & B_ALPHA != 0;
+                digits &= k & B_DIGIT != 0;
                 i += 1;
+            } else if c < 0x80 {
+                break; // ASCII whitespace
             } else if (0xc3..0xe0).contains(&c) {
                 // Two-byte characters (Latin, Greek, Cyrillic, Hebrew, Arabic, ...) are never
                 // whitespace nor of a script without spaces: no need to decode them.
@@ -594,6 +621,9 @@ const UNITS: &[&str] = &[
     "G", "M", "K", "%", "км", "м", "см", "мм", "кг", "г", "мг",
 ];
 
+/// Longest of [`UNITS`], in bytes (a test checks it).
+const MAX_UNIT: usize = 5;
+
 /// Length in bytes of the suffix token at the end of `s` (0 when none): the longest of the
 /// suffix rules that match.
 fn suffix_len(s: &str) -> usize {
@@ -656,9 +686,15 @@ fn suffix_len(s: &str) -> usize {
                 take(n - cur.len());
             }
         }
-        for u in UNITS {
-            if s.ends_with(u) && after_digit(n - u.len()) {
-                take(n - u.len());
+        // A unit follows a digit: none fits unless one of the last MAX_UNIT + 1 bytes is one.
+        if s.as_bytes()[n.saturating_sub(MAX_UNIT + 1)..]
+            .iter()
+            .any(u8::is_ascii_digit)
+        {
+            for u in UNITS {
+                if s.ends_with(u) && after_digit(n - u.len()) {
+                    take(n - u.len());
+                }
             }
         }
     }
@@ -925,6 +961,11 @@ mod tests {
             offset += s[offset..].chars().next().map_or(0, char::len_utf8);
         }
         v
+    }
+
+    #[test]
+    fn units_fit_the_bound() {
+        assert!(UNITS.iter().all(|u| u.len() <= MAX_UNIT));
     }
 
     #[test]
