@@ -164,13 +164,29 @@ impl ConfigFile {
         };
         let raw: RawConfig = serde_path_to_error::deserialize(toml::Value::Table(cf.table.clone()))
             .map_err(|e| {
-                let p = e.path().to_string();
+                // The path as a dotted key, each name quoted when it is not a bare key.
+                let mut p = String::new();
+                let mut last = None;
+                for seg in e.path().iter() {
+                    use serde_path_to_error::Segment;
+                    match seg {
+                        Segment::Seq { index } => p.push_str(&format!("[{index}]")),
+                        Segment::Map { key } | Segment::Enum { variant: key } => {
+                            if !p.is_empty() {
+                                p.push('.');
+                            }
+                            p.push_str(&key_segment(key));
+                            last = Some(key.clone());
+                        }
+                        Segment::Unknown => {}
+                    }
+                }
                 let msg = e.into_inner().to_string();
                 let key = match unknown_field(&msg) {
-                    Some(f) if p == "." || p.is_empty() => f,
-                    Some(f) if !p.ends_with(&f) => format!("{p}.{f}"),
-                    _ if p == "." => String::new(),
-                    _ => p,
+                    Some(f) if last.as_ref() == Some(&f) => p,
+                    Some(f) if p.is_empty() => key_segment(&f),
+                    Some(f) => format!("{p}.{}", key_segment(&f)),
+                    None => p,
                 };
                 let key = if key.is_empty() {
                     missing_section(&msg).unwrap_or_default()
@@ -250,9 +266,9 @@ pub fn locate(text: &str, key: &str) -> Option<usize> {
         let next = match seg {
             Seg::Key(k) => {
                 let (kk, v) = match item {
-                    toml_edit::Item::Table(t) => t.get_key_value(k)?,
+                    toml_edit::Item::Table(t) => t.get_key_value(&k)?,
                     toml_edit::Item::Value(toml_edit::Value::InlineTable(t)) => {
-                        t.get_key_value(k)?
+                        t.get_key_value(&k)?
                     }
                     _ => return best,
                 };
@@ -281,30 +297,75 @@ pub fn locate(text: &str, key: &str) -> Option<usize> {
     best
 }
 
+/// A key name as one segment of a dotted key path: bare when TOML allows it, else quoted the
+/// way TOML writes it (`""`, `"a.b"`), so that an error always names the key and [`locate`]
+/// can find it.
+fn key_segment(name: &str) -> String {
+    let bare = !name.is_empty()
+        && name
+            .bytes()
+            .all(|b| b.is_ascii_alphanumeric() || b == b'_' || b == b'-');
+    if bare {
+        return name.to_string();
+    }
+    let mut q = String::with_capacity(name.len() + 2);
+    q.push('"');
+    for c in name.chars() {
+        match c {
+            '"' => q.push_str("\\\""),
+            '\\' => q.push_str("\\\\"),
+            c if c.is_control() => q.push_str(&format!("\\u{:04X}", c as u32)),
+            c => q.push(c),
+        }
+    }
+    q.push('"');
+    q
+}
+
 enum Seg<'a> {
-    Key(&'a str),
+    Key(std::borrow::Cow<'a, str>),
     Index(usize),
 }
 
+/// Splits a dotted key path (`stages.g.list[1]`, `output."a.b"`) into keys and array indices.
 fn split_key(key: &str) -> Vec<Seg<'_>> {
     let mut out = Vec::new();
-    for part in key.split('.') {
-        let mut rest = part;
-        if let Some(b) = rest.find('[') {
-            if b > 0 {
-                out.push(Seg::Key(&rest[..b]));
-            }
-            rest = &rest[b..];
-            while let Some(stripped) = rest.strip_prefix('[') {
-                let e = stripped.find(']').unwrap_or(stripped.len());
-                if let Ok(i) = stripped[..e].parse() {
-                    out.push(Seg::Index(i));
+    let mut rest = key;
+    while !rest.is_empty() {
+        if rest.starts_with(['"', '\'']) {
+            // A quoted segment runs to its closing quote; TOML unescapes it.
+            let quote = rest.as_bytes()[0];
+            let mut end = rest.len();
+            let mut escaped = false;
+            for (i, b) in rest.bytes().enumerate().skip(1) {
+                if b == quote && !escaped {
+                    end = i + 1;
+                    break;
                 }
-                rest = stripped.get(e + 1..).unwrap_or("");
+                escaped = quote == b'"' && b == b'\\' && !escaped;
             }
-        } else if !rest.is_empty() {
-            out.push(Seg::Key(rest));
+            let name = toml_edit::Key::parse(&rest[..end])
+                .ok()
+                .and_then(|mut keys| (keys.len() == 1).then(|| keys.remove(0)))
+                .map(|k| k.get().to_string())
+                .unwrap_or_default();
+            out.push(Seg::Key(name.into()));
+            rest = &rest[end..];
+        } else {
+            let end = rest.find(['.', '[']).unwrap_or(rest.len());
+            if end > 0 {
+                out.push(Seg::Key(rest[..end].into()));
+            }
+            rest = &rest[end..];
         }
+        while let Some(stripped) = rest.strip_prefix('[') {
+            let e = stripped.find(']').unwrap_or(stripped.len());
+            if let Ok(i) = stripped[..e].parse() {
+                out.push(Seg::Index(i));
+            }
+            rest = stripped.get(e + 1..).unwrap_or("");
+        }
+        rest = rest.strip_prefix('.').unwrap_or(rest);
     }
     out
 }
@@ -342,6 +403,36 @@ mod tests {
         assert_eq!(e.key, "output", "{e}");
         let e = load(&write(d.path(), "[input\n"), &[]).unwrap_err();
         assert_eq!(e.line, Some(1));
+    }
+
+    #[test]
+    fn unknown_keys_that_are_not_bare_are_named_and_located() {
+        // Found by the config fuzz target: `''='='` gave an error with neither key nor line.
+        let e = check_text("''='='").unwrap_err();
+        assert_eq!(e.key, "\"\"", "{e}");
+        assert_eq!(e.line, Some(1), "{e}");
+        let t = format!("{BASE}\"a.b\" = 1\n");
+        let e = check_text(&t).unwrap_err();
+        assert_eq!(e.key, "output.\"a.b\"", "{e}");
+        assert_eq!(e.line, Some(9), "{e}");
+        let e = check_text(&format!("{BASE}\"q\\\"x\" = 1\n")).unwrap_err();
+        assert_eq!(e.key, "output.\"q\\\"x\"", "{e}");
+        assert_eq!(e.line, Some(9), "{e}");
+    }
+
+    #[test]
+    fn key_paths_split_on_dots_outside_quotes() {
+        let t = "[stages.\"a.b\"]\nlist = [1, 2]\n\n[x]\n\"\" = { y = 1 }\n";
+        assert_eq!(locate(t, "stages.\"a.b\".list[1]"), Some(2));
+        assert_eq!(locate(t, "x.\"\".y"), Some(5));
+        assert_eq!(locate(t, "stages.'a.b'"), Some(1));
+        assert_eq!(key_segment("min_words"), "min_words");
+        assert_eq!(key_segment(""), "\"\"");
+        assert_eq!(key_segment("a\"b\\\n"), "\"a\\\"b\\\\\\u000A\"");
+        // Unterminated quotes and stray brackets end the path instead of looping.
+        assert_eq!(locate(t, "stages.\"a.b"), None);
+        assert_eq!(split_key("stages[.][").len(), 1);
+        assert_eq!(split_key("a.'b.c'.\"d").len(), 3);
     }
 
     #[test]
