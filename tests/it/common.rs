@@ -169,3 +169,45 @@ pub fn pipeline(dir: &Path, text: &str) -> PathBuf {
     std::fs::write(&p, text).unwrap();
     p
 }
+
+/// Drops and flags of stage `name` summed over the run's phases.
+pub fn stage_counts(
+    stats: &serde_json::Value,
+    name: &str,
+    what: &str,
+) -> std::collections::BTreeMap<String, u64> {
+    let mut m = std::collections::BTreeMap::new();
+    for ph in stats["phases"].as_array().unwrap() {
+        for st in ph["stages"].as_array().unwrap() {
+            if st["name"] == name {
+                if let Some(o) = st[what].as_object() {
+                    for (k, v) in o {
+                        *m.entry(k.clone()).or_default() += v.as_u64().unwrap();
+                    }
+                }
+            }
+        }
+    }
+    m
+}
+
+/// Every stage of every phase: documents in = kept + dropped.
+pub fn assert_accounting(s: &serde_json::Value, what: &str) {
+    for ph in s["phases"].as_array().unwrap() {
+        for st in ph["stages"].as_array().unwrap() {
+            let dropped: u64 = st["dropped"]
+                .as_object()
+                .unwrap()
+                .values()
+                .map(|v| v.as_u64().unwrap())
+                .sum();
+            assert_eq!(
+                st["docs_in"].as_u64().unwrap(),
+                st["docs_out"].as_u64().unwrap() + dropped,
+                "{what}: {} {}",
+                ph["name"],
+                st["name"]
+            );
+        }
+    }
+}

@@ -8,27 +8,6 @@ use std::path::Path;
 
 use crate::common::*;
 
-/// Drops and flags of stage `name` summed over the run's phases.
-fn counts(
-    stats: &serde_json::Value,
-    name: &str,
-    what: &str,
-) -> std::collections::BTreeMap<String, u64> {
-    let mut m = std::collections::BTreeMap::new();
-    for ph in stats["phases"].as_array().unwrap() {
-        for st in ph["stages"].as_array().unwrap() {
-            if st["name"] == name {
-                if let Some(o) = st[what].as_object() {
-                    for (k, v) in o {
-                        *m.entry(k.clone()).or_default() += v.as_u64().unwrap();
-                    }
-                }
-            }
-        }
-    }
-    m
-}
-
 fn stage_in_out(stats: &serde_json::Value, name: &str) -> (u64, u64) {
     let (mut i, mut o) = (0, 0);
     for ph in stats["phases"].as_array().unwrap() {
@@ -72,37 +51,23 @@ fn quickstart_runs_mixes_and_its_report_renders() {
         serde_json::from_slice(&std::fs::read(out.join("stats.json")).unwrap()).unwrap();
     // Each planted page is caught by its own stage, and nothing else is.
     assert_eq!(
-        counts(&stats, "url_filter", "dropped").get("blocked_domain"),
+        stage_counts(&stats, "url_filter", "dropped").get("blocked_domain"),
         Some(&1)
     );
     assert_eq!(
-        counts(&stats, "url_dedup", "dropped").get("duplicate"),
+        stage_counts(&stats, "url_dedup", "dropped").get("duplicate"),
         Some(&1)
     );
     assert_eq!(
-        counts(&stats, "exact_dedup", "dropped").get("duplicate"),
+        stage_counts(&stats, "exact_dedup", "dropped").get("duplicate"),
         Some(&1)
     );
     assert_eq!(
-        counts(&stats, "minhash", "dropped").get("duplicate"),
+        stage_counts(&stats, "minhash", "dropped").get("duplicate"),
         Some(&1)
     );
     // Accounting: every stage's input is its output plus its drops.
-    for ph in stats["phases"].as_array().unwrap() {
-        for st in ph["stages"].as_array().unwrap() {
-            let dropped: u64 = st["dropped"]
-                .as_object()
-                .unwrap()
-                .values()
-                .map(|v| v.as_u64().unwrap())
-                .sum();
-            assert_eq!(
-                st["docs_in"].as_u64().unwrap(),
-                st["docs_out"].as_u64().unwrap() + dropped,
-                "{st}"
-            );
-        }
-    }
+    assert_accounting(&stats, "quickstart");
     let (_, kept) = stage_in_out(&stats, "bucket");
     assert!(kept >= 8, "most sample pages survive ({kept})");
     // Parquet output with signal columns.

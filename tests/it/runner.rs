@@ -258,27 +258,6 @@ print(t.num_rows)
     assert!(n > 100);
 }
 
-/// Every stage of every phase: documents in = kept + dropped.
-fn assert_accounting(s: &serde_json::Value, what: &str) {
-    for ph in s["phases"].as_array().unwrap() {
-        for st in ph["stages"].as_array().unwrap() {
-            let dropped: u64 = st["dropped"]
-                .as_object()
-                .unwrap()
-                .values()
-                .map(|v| v.as_u64().unwrap())
-                .sum();
-            assert_eq!(
-                st["docs_in"].as_u64().unwrap(),
-                st["docs_out"].as_u64().unwrap() + dropped,
-                "{what}: {} {}",
-                ph["name"],
-                st["name"]
-            );
-        }
-    }
-}
-
 /// Kills land anywhere in a multi-phase run (map phases, dedup global steps and their
 /// barriers): the resumed run equals an uninterrupted one, and the accounting adds up.
 #[test]
@@ -304,14 +283,10 @@ fn resume_after_sigkill_across_global_steps() {
     let took = t0.elapsed().as_millis() as u64;
     let want = outputs(&reference);
     assert_accounting(&stats(&reference), "reference");
-    let dropped: u64 = stats(&reference)["phases"]
-        .as_array()
-        .unwrap()
-        .iter()
-        .flat_map(|ph| ph["stages"].as_array().unwrap().iter())
-        .filter(|st| st["name"] == "exact")
-        .map(|st| st["dropped"]["duplicate"].as_u64().unwrap_or(0))
-        .sum();
+    let dropped = stage_counts(&stats(&reference), "exact", "dropped")
+        .get("duplicate")
+        .copied()
+        .unwrap_or(0);
     // (copies of documents that fail the length filter never reach exact dedup)
     assert!(dropped > 100, "planted copies found ({dropped})");
     let mut r = Words::new(
