@@ -20,7 +20,7 @@
 //!    tab-separated); `<pre>` keeps its line breaks and indentation; math becomes TeX.
 
 use super::dom::{AttrKey, Dom, Node, Tag, NONE};
-use super::hints::{class_hint, role_hint, style_hides, tag_hint, Boiler};
+use super::hints::{class_hint, names_teaser, role_hint, style_hides, tag_hint, Boiler};
 
 /// Extraction settings (from the stage config).
 #[derive(Clone, Debug)]
@@ -211,6 +211,7 @@ pub fn extract(dom: &Dom, opts: &Options) -> Extraction {
     let mut own = vec![0u32; n];
     let mut own_link = vec![0u32; n];
     let mut prose = vec![0u32; n];
+    let mut links = vec![0u32; n];
     // Visible characters of each text node, counted once.
     let mut tchars = vec![0u32; n];
     for i in 1..n {
@@ -221,6 +222,7 @@ pub fn extract(dom: &Dom, opts: &Options) -> Extraction {
             own[block[i] as usize] += c;
             if flags[i] & LINK != 0 {
                 own_link[block[i] as usize] += c;
+                links[i] = c;
             }
         }
     }
@@ -246,6 +248,7 @@ pub fn extract(dom: &Dom, opts: &Options) -> Extraction {
         }
         let p = node.parent as usize;
         chars[p] += chars[i];
+        links[p] += links[i];
         prose[p] += prose[i];
         flags[p] |= flags[i] & PROTECT;
     }
@@ -275,6 +278,23 @@ pub fn extract(dom: &Dom, opts: &Options) -> Extraction {
         // article's lead or a tab panel of content.
         let kind = boiler_kind(dom, i as u32, node, flags[i])
             .filter(|&k| !(matches!(k, Boiler::Header | Boiler::Nav) && prose[i] > 0));
+        // A dateline or a name marked up inside a sentence ("<span class=dateline>KOBE -
+        // </span>A total of ...") is part of the sentence.
+        let in_sentence = || {
+            let b = block[i] as usize;
+            node.tag.is_inline() && is_prose(own[b], own_link[b]) && chars[i] * 2 < own[b]
+        };
+        let kind = kind
+            .filter(|&k| !(k == Boiler::Meta && in_sentence()))
+            .or_else(|| {
+                // A teaser that links elsewhere announces another article.
+                (links[i] * 10 >= chars[i]
+                    && links[i] > 0
+                    && [AttrKey::Class, AttrKey::Id]
+                        .into_iter()
+                        .any(|k| dom.attr(i as u32, k).is_some_and(names_teaser)))
+                .then_some(Boiler::Related)
+            });
         if let Some(k) = kind {
             if opts.drop & k.bit() != 0 && !holds_most(i) {
                 flags[i] |= REMOVED;
@@ -387,10 +407,40 @@ pub fn extract(dom: &Dom, opts: &Options) -> Extraction {
         }
         a = p as usize;
     }
+    // A body that the layout cuts into several boxes of one kind (ads or a share bar between
+    // them) repeats the chosen element's tag and class: every such box with prose joins.
+    if root != 0 {
+        if let Some(class) = dom
+            .attr(root as u32, AttrKey::Class)
+            .filter(|c| !c.trim().is_empty())
+        {
+            let inside = |i: usize, parts: &[usize]| {
+                parts.iter().any(|&r| {
+                    let e = dom.subtree_end(r as u32) as usize;
+                    (r..e).contains(&i) || (i..dom.subtree_end(i as u32) as usize).contains(&r)
+                })
+            };
+            let mut extra = Vec::new();
+            for i in 1..n {
+                if i != root
+                    && flags[i] & REMOVED == 0
+                    && nodes[i].tag == nodes[root].tag
+                    && prose[i] > 0
+                    && dom.attr(i as u32, AttrKey::Class) == Some(class)
+                    && !inside(i, &parts)
+                    && !inside(i, &extra)
+                {
+                    extra.push(i);
+                }
+            }
+            parts.extend(extra);
+        }
+    }
     parts.sort_unstable();
     for &r in &parts {
         prune_link_lists(dom, r, &mut flags, &chars, &link);
     }
+    drop_dangling(dom, &parts, &mut flags, &block, &tchars);
     ex.content_chars = parts.iter().map(|&r| chars[r] as usize).sum();
     ex.content_link_chars = parts.iter().map(|&r| link[r] as usize).sum();
 
@@ -446,7 +496,9 @@ fn prune_link_lists(dom: &Dom, root: usize, flags: &mut [u8], chars: &[u32], lin
         if flags[i] & (REMOVED | PRE) != 0 || node.tag.is_inline() || chars[i] == 0 {
             continue;
         }
-        if (link[i] as f32) > LINK_LIST_DENSITY * chars[i] as f32 && chars[i] < 4000 {
+        if ((link[i] as f32) > LINK_LIST_DENSITY * chars[i] as f32 && chars[i] < 4000)
+            || (i != root && is_teaser_group(dom, i, chars, link))
+        {
             flags[i] |= REMOVED;
             if prev != NONE {
                 let pv = prev as usize;
@@ -459,6 +511,118 @@ fn prune_link_lists(dom: &Dom, root: usize, flags: &mut [u8], chars: &[u32], lin
         }
     }
 }
+
+/// One block of the content as it will be written: its element, heading level (0: not a
+/// heading) and visible characters.
+struct Line {
+    node: usize,
+    level: u8,
+    chars: u32,
+}
+
+/// Headings longer than this (visible characters) are a lead set in large type, not a title.
+const SHORT_HEADING: u32 = 50;
+
+fn heading_level(tag: Tag) -> u8 {
+    match tag {
+        Tag::H1 => 1,
+        Tag::H2 => 2,
+        Tag::H3 => 3,
+        Tag::H4 => 4,
+        Tag::H5 => 5,
+        Tag::H6 => 6,
+        _ => 0,
+    }
+}
+
+/// Drops what introduces nothing: a heading whose section is empty (the next line is a
+/// heading of the same or a higher level, or the content ends) and a short lead-in ending in
+/// `:` that ends the content. They are what is left of a box removed after them ("More on
+/// this topic", "About the author", "Share this:").
+fn drop_dangling(dom: &Dom, parts: &[usize], flags: &mut [u8], block: &[u32], tchars: &[u32]) {
+    let nodes = &dom.nodes;
+    let mut lines: Vec<Line> = Vec::new();
+    for &r in parts {
+        let end = dom.subtree_end(r as u32) as usize;
+        let mut i = r;
+        while i < end {
+            if flags[i] & REMOVED != 0 && i != r {
+                i = dom.subtree_end(i as u32) as usize;
+                continue;
+            }
+            if nodes[i].tag == Tag::Text && tchars[i] > 0 {
+                let b = block[i] as usize;
+                match lines.last_mut() {
+                    Some(l) if l.node == b => l.chars += tchars[i],
+                    _ => lines.push(Line {
+                        node: b,
+                        level: heading_level(nodes[b].tag),
+                        chars: tchars[i],
+                    }),
+                }
+            }
+            i += 1;
+        }
+    }
+    // Content that is one heading, or headings only, is left as it is.
+    if lines.iter().all(|l| l.level > 0) {
+        return;
+    }
+    let mut keep = vec![true; lines.len()];
+    // Trailing lead-ins and headings, from the end.
+    let mut k = lines.len();
+    while k > 1 {
+        let l = &lines[k - 1];
+        let lead_in = l.level == 0 && l.chars < 60 && ends_with_colon(dom, l.node);
+        if (l.level > 0 && l.chars <= SHORT_HEADING) || lead_in {
+            keep[k - 1] = false;
+            k -= 1;
+        } else {
+            break;
+        }
+    }
+    // Empty sections: the next kept line is a heading of the same or a higher level.
+    for j in 0..k {
+        let l = lines[j].level;
+        if l > 0
+            && lines[j].chars <= SHORT_HEADING
+            && lines[j + 1..k]
+                .first()
+                .is_some_and(|n| n.level > 0 && n.level <= l)
+        {
+            keep[j] = false;
+        }
+    }
+    for (l, keep) in lines.iter().zip(keep) {
+        if !keep {
+            flags[l.node] |= REMOVED;
+        }
+    }
+}
+
+/// Whether an element is a group of teasers: at least three child items, nearly all of them
+/// holding a link, short on average, and a third or more of the text in links (a "more on
+/// this" box of headline links with a line of standfirst each).
+fn is_teaser_group(dom: &Dom, i: usize, chars: &[u32], link: &[u32]) -> bool {
+    if (link[i] as f32) < TEASER_LINK_SHARE * chars[i] as f32 {
+        return false;
+    }
+    let (mut items, mut linked) = (0u32, 0u32);
+    for c in dom.children(i as u32).map(|c| c as usize) {
+        if dom.nodes[c].tag == Tag::Text || chars[c] == 0 {
+            continue;
+        }
+        items += 1;
+        if link[c] > 0 {
+            linked += 1;
+        }
+    }
+    items >= 3 && linked * 10 >= items * 8 && chars[i] < TEASER_ITEM_CHARS * items
+}
+
+/// A teaser group's share of link text, and the mean characters of one of its items.
+const TEASER_LINK_SHARE: f32 = 0.4;
+const TEASER_ITEM_CHARS: u32 = 150;
 
 /// Whether the text of a block ends with a colon (a lead-in such as "See also:").
 fn ends_with_colon(dom: &Dom, i: usize) -> bool {

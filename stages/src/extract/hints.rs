@@ -170,24 +170,25 @@ fn word_hint(w: &str, first: bool) -> Option<Boiler> {
     let exact = match w {
         "widget" | "widgets" if first => Sidebar,
         "byline" | "author" | "authors" | "authorbox" | "postmeta" | "meta" | "dateline"
-        | "bio" => Meta,
+        | "bio" | "postmetadata" | "metadata" | "postinfo" | "date" | "pubdate" | "published"
+        | "timestamp" => Meta,
         "caption" | "credit" | "credits" | "photocredit" => Captions,
         "nav" | "navbar" | "navigation" | "navi" | "menu" | "menus" | "mainmenu" | "submenu"
         | "topmenu" | "megamenu" | "breadcrumb" | "breadcrumbs" | "crumbs" | "pagination"
         | "pager" | "paging" | "skip" | "skiplink" | "skiplinks" | "topnav" | "subnav"
         | "sitenav" | "mainnav" | "offcanvas" | "jump" | "prevnext" => Nav,
         "header" | "masthead" | "topbar" | "branding" => Header,
-        "footer" | "copyright" | "colophon" => Footer,
+        "footer" | "copyright" | "colophon" | "license" | "licence" | "disclaimer" => Footer,
         "sidebar" | "rail" | "sidebox" => Sidebar,
         "comment" | "comments" | "commentlist" | "disqus" | "respond" | "replies" => Comments,
         "share" | "sharing" | "social" | "sharedaddy" | "addthis" | "shariff" | "socials"
-        | "sociallinks" => Share,
+        | "sociallinks" | "rating" | "ratings" | "voting" => Share,
         "cookie" | "cookies" | "consent" | "gdpr" | "cookiebar" | "modal" | "popup" | "overlay" => {
             Cookie
         }
         "ad" | "ads" | "advert" | "adverts" | "advertisement" | "advertising" | "adsense"
         | "adslot" | "adunit" | "sponsor" | "sponsored" | "promo" | "taboola" | "outbrain"
-        | "banner" | "banners" => Ads,
+        | "banner" | "banners" | "adv" | "werbung" | "anzeige" | "cta" => Ads,
         "related" | "recommended" | "recommendations" | "popular" | "trending" | "newsletter"
         | "subscribe" | "subscription" | "signup" | "login" | "tags" | "tagcloud" | "taglist"
         | "morelinks" => Related,
@@ -215,6 +216,17 @@ fn word_hint(w: &str, first: bool) -> Option<Boiler> {
         }
     };
     Some(exact)
+}
+
+/// Whether a class or id value names a teaser (`teaser`, `excerpt`): a box that announces an
+/// article. It is one for another article when it links there; a teaser without a link is the
+/// page's own lead.
+pub fn names_teaser(value: &str) -> bool {
+    let mut hit = false;
+    for_words(value, |w| {
+        hit |= matches!(w, "teaser" | "teasers" | "excerpt")
+    });
+    hit
 }
 
 /// Calls `f` with each lowercased word of a class or id value (split at non-alphanumerics and
