@@ -689,6 +689,22 @@ fn boiler_kind(dom: &Dom, i: u32, node: &Node, flags: u8) -> Option<Boiler> {
     if node.start == node.end {
         return None;
     }
+    // A figure around a picture: what it says besides the picture is a caption or a credit.
+    // Figures that hold code, a table or a quotation are content.
+    if node.tag == Tag::Figure {
+        let end = dom.subtree_end(i);
+        let small = end - i <= 64;
+        let picture = small && (i + 1..end).any(|k| matches!(dom.node(k).tag, Tag::Img | Tag::Picture));
+        let content = (i + 1..end).take(64).any(|k| {
+            matches!(
+                dom.node(k).tag,
+                Tag::Pre | Tag::Table | Tag::Blockquote | Tag::Code | Tag::Math
+            )
+        });
+        if picture && !content {
+            return Some(Boiler::Captions);
+        }
+    }
     if let Some(k) = dom.attr(i, AttrKey::Role).and_then(role_hint) {
         return Some(k);
     }

@@ -128,8 +128,18 @@ pub fn class_hint(value: &str) -> Option<Boiler> {
     let mut header = false;
     let mut content = false;
     for item in value.split_ascii_whitespace() {
-        // A BEM modifier (`block__element--modifier`) names a variant, not the job.
-        let item = item.split("--").next().unwrap_or(item);
+        // A BEM modifier (`block__element--modifier`) names a variant, not the job; but a
+        // `--related` variant is a box of links to other pages.
+        let (item, modifier) = item.split_once("--").unwrap_or((item, ""));
+        if found.is_none() && !modifier.is_empty() {
+            let mut related = false;
+            for_words(modifier, |w| {
+                related |= matches!(word_hint(w, false), Some(Boiler::Related))
+            });
+            if related {
+                found = Some(Boiler::Related);
+            }
+        }
         let mut state = false;
         let mut item_found: Option<Boiler> = None;
         let mut item_header = false;
@@ -172,7 +182,7 @@ fn word_hint(w: &str, first: bool) -> Option<Boiler> {
         "byline" | "author" | "authors" | "authorbox" | "postmeta" | "meta" | "dateline"
         | "bio" | "postmetadata" | "metadata" | "postinfo" | "date" | "pubdate" | "published"
         | "timestamp" => Meta,
-        "caption" | "credit" | "credits" | "photocredit" => Captions,
+        "caption" | "captions" | "credit" | "credits" | "photocredit" | "legend" => Captions,
         "nav" | "navbar" | "navigation" | "navi" | "menu" | "menus" | "mainmenu" | "submenu"
         | "topmenu" | "megamenu" | "breadcrumb" | "breadcrumbs" | "crumbs" | "pagination"
         | "pager" | "paging" | "skip" | "skiplink" | "skiplinks" | "topnav" | "subnav"
