@@ -189,16 +189,17 @@ fn word_hint(w: &str, first: bool) -> Option<Boiler> {
         | "sitenav" | "mainnav" | "offcanvas" | "jump" | "prevnext" => Nav,
         "header" | "masthead" | "topbar" | "branding" => Header,
         "footer" | "copyright" | "colophon" | "license" | "licence" | "disclaimer" => Footer,
-        "sidebar" | "rail" | "sidebox" => Sidebar,
+        "sidebar" | "rail" | "sidebox" | "aside" => Sidebar,
         "comment" | "comments" | "commentlist" | "disqus" | "respond" | "replies" => Comments,
         "share" | "sharing" | "social" | "sharedaddy" | "addthis" | "shariff" | "socials"
         | "sociallinks" | "rating" | "ratings" | "voting" => Share,
-        "cookie" | "cookies" | "consent" | "gdpr" | "cookiebar" | "modal" | "popup" | "overlay" => {
+        "cookie" | "cookies" | "consent" | "gdpr" | "cookiebar" | "modal" | "popup" | "overlay"
+        | "flyout" => {
             Cookie
         }
         "ad" | "ads" | "advert" | "adverts" | "advertisement" | "advertising" | "adsense"
         | "adslot" | "adunit" | "sponsor" | "sponsored" | "promo" | "taboola" | "outbrain"
-        | "banner" | "banners" | "adv" | "werbung" | "anzeige" | "cta" => Ads,
+        | "banner" | "banners" | "adv" | "werbung" | "anzeige" | "cta" | "affiliate" => Ads,
         "related" | "recommended" | "recommendations" | "popular" | "trending" | "newsletter"
         | "subscribe" | "subscription" | "signup" | "login" | "tags" | "tagcloud" | "taglist"
         | "morelinks" => Related,
@@ -234,7 +235,7 @@ fn word_hint(w: &str, first: bool) -> Option<Boiler> {
 pub fn names_teaser(value: &str) -> bool {
     let mut hit = false;
     for_words(value, |w| {
-        hit |= matches!(w, "teaser" | "teasers" | "excerpt")
+        hit |= matches!(w, "teaser" | "teasers" | "excerpt" | "snippet")
     });
     hit
 }
