@@ -141,6 +141,31 @@ fn is_block(tag: Tag) -> bool {
     !tag.is_inline() && !matches!(tag, Tag::Br | Tag::Img | Tag::Wbr | Tag::Math | Tag::Script)
 }
 
+/// Content this short (non-whitespace characters) after boilerplate removal makes
+/// [`extract_page`] look again with reader comments kept.
+pub const SHORT_CONTENT: usize = 200;
+
+/// [`extract`], and when it finds almost nothing but comments were dropped, the same with
+/// comments kept: on a forum thread or a Q&A page the posts are the content, and themes mark
+/// them up as comments.
+pub fn extract_page(dom: &Dom, opts: &Options) -> Extraction {
+    let ex = extract(dom, opts);
+    let comments = Boiler::Comments.bit();
+    if ex.content_chars >= SHORT_CONTENT || opts.drop & comments == 0 {
+        return ex;
+    }
+    let keep = Options {
+        drop: opts.drop & !comments,
+        ..opts.clone()
+    };
+    let alt = extract(dom, &keep);
+    if alt.content_chars > ex.content_chars {
+        alt
+    } else {
+        ex
+    }
+}
+
 /// Runs the four passes over `dom`.
 pub fn extract(dom: &Dom, opts: &Options) -> Extraction {
     let nodes = &dom.nodes;

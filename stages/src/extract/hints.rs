@@ -181,7 +181,7 @@ fn word_hint(w: &str, first: bool) -> Option<Boiler> {
         "widget" | "widgets" if first => Sidebar,
         "byline" | "author" | "authors" | "authorbox" | "postmeta" | "meta" | "dateline"
         | "bio" | "postmetadata" | "metadata" | "postinfo" | "date" | "pubdate" | "published"
-        | "timestamp" => Meta,
+        | "timestamp" | "contact" | "contactbox" => Meta,
         "caption" | "captions" | "credit" | "credits" | "photocredit" | "legend" => Captions,
         "nav" | "navbar" | "navigation" | "navi" | "menu" | "menus" | "mainmenu" | "submenu"
         | "topmenu" | "megamenu" | "breadcrumb" | "breadcrumbs" | "crumbs" | "pagination"

@@ -196,7 +196,7 @@ impl Extractor {
         if d.status.too_deep || d.status.max_depth as u64 > self.cfg.max_depth {
             return Err(Failure::TooDeep);
         }
-        let extraction = content::extract(&d, &self.opts);
+        let extraction = content::extract_page(&d, &self.opts);
         if deadline.is_some_and(|dl| Instant::now() > dl) {
             return Err(Failure::Timeout);
         }
