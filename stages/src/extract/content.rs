@@ -465,7 +465,7 @@ pub fn extract(dom: &Dom, opts: &Options) -> Extraction {
     for &r in &parts {
         prune_link_lists(dom, r, &mut flags, &chars, &link);
     }
-    drop_dangling(dom, &parts, &mut flags, &block, &tchars);
+    drop_dangling(dom, &parts, &mut flags, &block, &tchars, &chars);
     ex.content_chars = parts.iter().map(|&r| chars[r] as usize).sum();
     ex.content_link_chars = parts.iter().map(|&r| link[r] as usize).sum();
 
@@ -543,6 +543,75 @@ struct Line {
     node: usize,
     level: u8,
     chars: u32,
+    /// The text, kept only while the line is short (see [`is_date_line`]).
+    text: String,
+}
+
+/// Lines up to this many visible characters are looked at as possible date lines.
+const DATE_LINE_CHARS: u32 = 40;
+
+/// Whether a short line is a date stamp: a numeric date or time ("04.05.2021",
+/// "2020-04-03", "12:35") with at most three words around it ("Published: 03.04.2020").
+fn is_date_line(t: &str) -> bool {
+    let words = t
+        .split_whitespace()
+        .filter(|w| w.chars().any(|c| c.is_alphabetic()))
+        .count();
+    if words > 3 {
+        return false;
+    }
+    // Digit groups and the separator before each: a date is d.d.d / d/d/d / d-d-d (day or
+    // year first), a time d:d.
+    let b = t.as_bytes();
+    let mut i = 0;
+    while i < b.len() {
+        if !b[i].is_ascii_digit() {
+            i += 1;
+            continue;
+        }
+        let mut groups = 0;
+        let mut sep = 0u8;
+        let mut first = 0;
+        let mut j = i;
+        loop {
+            let s = j;
+            while j < b.len() && b[j].is_ascii_digit() {
+                j += 1;
+            }
+            let len = j - s;
+            if len == 0 || len > 4 {
+                break;
+            }
+            groups += 1;
+            if groups == 1 {
+                first = len;
+            }
+            if groups == 2 && sep == b':' && len == 2 && first <= 2 {
+                return true;
+            }
+            // Day, month, year or year, month, day (not a phone number: 158-23-2012).
+            if groups == 2 && len > 2 {
+                break;
+            }
+            if groups == 3 {
+                return sep != b':'
+                    && ((first <= 2 && (len == 2 || len == 4)) || (first == 4 && len <= 2));
+            }
+            match b.get(j) {
+                Some(&c @ (b'.' | b'/' | b'-' | b':')) if sep == 0 || sep == c => {
+                    sep = c;
+                    j += 1;
+                    // "04. 05. 2021"
+                    if b.get(j) == Some(&b' ') && c == b'.' {
+                        j += 1;
+                    }
+                }
+                _ => break,
+            }
+        }
+        i = j.max(i + 1);
+    }
+    false
 }
 
 /// Headings longer than this (visible characters) are a lead set in large type, not a title.
@@ -564,7 +633,14 @@ fn heading_level(tag: Tag) -> u8 {
 /// heading of the same or a higher level, or the content ends) and a short lead-in ending in
 /// `:` that ends the content. They are what is left of a box removed after them ("More on
 /// this topic", "About the author", "Share this:").
-fn drop_dangling(dom: &Dom, parts: &[usize], flags: &mut [u8], block: &[u32], tchars: &[u32]) {
+fn drop_dangling(
+    dom: &Dom,
+    parts: &[usize],
+    flags: &mut [u8],
+    block: &[u32],
+    tchars: &[u32],
+    chars: &[u32],
+) {
     let nodes = &dom.nodes;
     let mut lines: Vec<Line> = Vec::new();
     for &r in parts {
@@ -577,12 +653,24 @@ fn drop_dangling(dom: &Dom, parts: &[usize], flags: &mut [u8], block: &[u32], tc
             }
             if nodes[i].tag == Tag::Text && tchars[i] > 0 {
                 let b = block[i] as usize;
+                let t = dom.text_of(&nodes[i]);
                 match lines.last_mut() {
-                    Some(l) if l.node == b => l.chars += tchars[i],
+                    Some(l) if l.node == b => {
+                        l.chars += tchars[i];
+                        if l.chars <= DATE_LINE_CHARS {
+                            l.text.push(' ');
+                            l.text.push_str(t);
+                        }
+                    }
                     _ => lines.push(Line {
                         node: b,
                         level: heading_level(nodes[b].tag),
                         chars: tchars[i],
+                        text: if tchars[i] <= DATE_LINE_CHARS {
+                            t.to_string()
+                        } else {
+                            String::new()
+                        },
                     }),
                 }
             }
@@ -594,10 +682,22 @@ fn drop_dangling(dom: &Dom, parts: &[usize], flags: &mut [u8], block: &[u32], tc
         return;
     }
     let mut keep = vec![true; lines.len()];
+    // Date stamps among the first and the last lines (a byline's date, "Updated 12:35").
+    let nl = lines.len();
+    for j in (0..nl.min(2)).chain(nl.saturating_sub(2)..nl) {
+        let l = &lines[j];
+        if l.chars <= DATE_LINE_CHARS && is_date_line(&l.text) {
+            keep[j] = false;
+        }
+    }
     // Trailing lead-ins and headings, from the end.
     let mut k = lines.len();
     while k > 1 {
         let l = &lines[k - 1];
+        if !keep[k - 1] {
+            k -= 1;
+            continue;
+        }
         let lead_in = l.level == 0 && l.chars < 60 && ends_with_colon(dom, l.node);
         if (l.level > 0 && l.chars <= SHORT_HEADING) || lead_in {
             keep[k - 1] = false;
@@ -619,7 +719,9 @@ fn drop_dangling(dom: &Dom, parts: &[usize], flags: &mut [u8], block: &[u32], tc
         }
     }
     for (l, keep) in lines.iter().zip(keep) {
-        if !keep {
+        // Only an element that is this one line goes: a block whose own text is followed by
+        // more blocks (`<div>date<p>...</p></div>`) stays.
+        if !keep && chars[l.node] == l.chars {
             flags[l.node] |= REMOVED;
         }
     }
@@ -719,7 +821,8 @@ fn boiler_kind(dom: &Dom, i: u32, node: &Node, flags: u8) -> Option<Boiler> {
     if node.tag == Tag::Figure {
         let end = dom.subtree_end(i);
         let small = end - i <= 64;
-        let picture = small && (i + 1..end).any(|k| matches!(dom.node(k).tag, Tag::Img | Tag::Picture));
+        let picture =
+            small && (i + 1..end).any(|k| matches!(dom.node(k).tag, Tag::Img | Tag::Picture));
         let content = (i + 1..end).take(64).any(|k| {
             matches!(
                 dom.node(k).tag,

@@ -194,9 +194,7 @@ fn word_hint(w: &str, first: bool) -> Option<Boiler> {
         "share" | "sharing" | "social" | "sharedaddy" | "addthis" | "shariff" | "socials"
         | "sociallinks" | "rating" | "ratings" | "voting" => Share,
         "cookie" | "cookies" | "consent" | "gdpr" | "cookiebar" | "modal" | "popup" | "overlay"
-        | "flyout" => {
-            Cookie
-        }
+        | "flyout" => Cookie,
         "ad" | "ads" | "advert" | "adverts" | "advertisement" | "advertising" | "adsense"
         | "adslot" | "adunit" | "sponsor" | "sponsored" | "promo" | "taboola" | "outbrain"
         | "banner" | "banners" | "adv" | "werbung" | "anzeige" | "cta" | "affiliate" => Ads,
