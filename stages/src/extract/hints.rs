@@ -85,6 +85,7 @@ pub fn tag_hint(tag: Tag) -> Option<Boiler> {
         Tag::Aside => Some(Boiler::Sidebar),
         Tag::Dialog => Some(Boiler::Cookie),
         Tag::Figcaption => Some(Boiler::Captions),
+        Tag::Time => Some(Boiler::Meta),
         _ => None,
     }
 }
@@ -144,7 +145,19 @@ pub fn class_hint(value: &str) -> Option<Boiler> {
         let mut item_found: Option<Boiler> = None;
         let mut item_header = false;
         let mut first = true;
+        let mut picture = false;
         for_words(item, |w| {
+            // `image-source`, `img_description`, `photo-info`: what is said about a picture.
+            if picture
+                && matches!(
+                    w,
+                    "description" | "source" | "subtitle" | "copyright"
+                )
+                && item_found.is_none()
+            {
+                item_found = Some(Boiler::Captions);
+            }
+            picture = matches!(w, "img" | "image" | "photo" | "foto" | "picture" | "pic" | "bild");
             if STATE_WORDS.contains(&w) {
                 state = true;
             }
@@ -181,7 +194,7 @@ fn word_hint(w: &str, first: bool) -> Option<Boiler> {
         "widget" | "widgets" if first => Sidebar,
         "byline" | "author" | "authors" | "authorbox" | "postmeta" | "meta" | "dateline"
         | "bio" | "postmetadata" | "metadata" | "postinfo" | "date" | "pubdate" | "published"
-        | "timestamp" | "contact" | "contactbox" => Meta,
+        | "timestamp" | "contact" | "contactbox" | "utility" => Meta,
         "caption" | "captions" | "credit" | "credits" | "photocredit" | "legend" => Captions,
         "nav" | "navbar" | "navigation" | "navi" | "menu" | "menus" | "mainmenu" | "submenu"
         | "topmenu" | "megamenu" | "breadcrumb" | "breadcrumbs" | "crumbs" | "pagination"
