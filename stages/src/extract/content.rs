@@ -143,7 +143,9 @@ fn is_block(tag: Tag) -> bool {
 
 /// Content this short (non-whitespace characters) after boilerplate removal makes
 /// [`extract_page`] look again with reader comments kept.
-pub const SHORT_CONTENT: usize = 200;
+pub const SHORT_CONTENT: usize = 1000;
+/// How much more than three times the content the comments view must hold to win.
+const COMMENTS_MARGIN: usize = 1000;
 
 /// [`extract`], and when it finds almost nothing but comments were dropped, the same with
 /// comments kept: on a forum thread or a Q&A page the posts are the content, and themes mark
@@ -159,7 +161,8 @@ pub fn extract_page(dom: &Dom, opts: &Options) -> Extraction {
         ..opts.clone()
     };
     let alt = extract(dom, &keep);
-    if alt.content_chars > ex.content_chars {
+    // The comments must be most of what there is to read, not a reply form under a short post.
+    if alt.content_chars > 3 * ex.content_chars + COMMENTS_MARGIN {
         alt
     } else {
         ex
@@ -421,12 +424,17 @@ pub fn extract(dom: &Dom, opts: &Options) -> Extraction {
         }
         let p = nodes[a].parent;
         for c in dom.children(p).map(|c| c as usize) {
-            if c != a
-                && flags[c] & REMOVED == 0
-                && nodes[c].tag != Tag::Text
-                && prose[c] > 0
-                && score[c] > SIBLING_SHARE * score[root]
-            {
+            if c == a || flags[c] & REMOVED != 0 || nodes[c].tag == Tag::Text {
+                continue;
+            }
+            let prose_box = prose[c] > 0 && score[c] > SIBLING_SHARE * score[root];
+            // Inside an article, a list or a table of plain text beside the body (a recipe's
+            // ingredients, a product's data sheet) is part of it, short lines and all.
+            let data_box = flags[c] & IN_ARTICLE != 0
+                && chars[c] >= 40
+                && link[c] * 5 < chars[c]
+                && holds_data(dom, c);
+            if prose_box || data_box {
                 parts.push(c);
             }
         }
@@ -725,6 +733,14 @@ fn drop_dangling(
             flags[l.node] |= REMOVED;
         }
     }
+}
+
+/// Whether an element is or holds a list or a table (looked for among its first nodes).
+fn holds_data(dom: &Dom, i: usize) -> bool {
+    let end = dom.subtree_end(i as u32) as usize;
+    (i..end)
+        .take(256)
+        .any(|k| matches!(dom.nodes[k].tag, Tag::Ul | Tag::Ol | Tag::Dl | Tag::Table))
 }
 
 /// Whether an element is a group of teasers: at least three child items, nearly all of them

@@ -149,15 +149,15 @@ pub fn class_hint(value: &str) -> Option<Boiler> {
         for_words(item, |w| {
             // `image-source`, `img_description`, `photo-info`: what is said about a picture.
             if picture
-                && matches!(
-                    w,
-                    "description" | "source" | "subtitle" | "copyright"
-                )
+                && matches!(w, "description" | "source" | "subtitle" | "copyright")
                 && item_found.is_none()
             {
                 item_found = Some(Boiler::Captions);
             }
-            picture = matches!(w, "img" | "image" | "photo" | "foto" | "picture" | "pic" | "bild");
+            picture = matches!(
+                w,
+                "img" | "image" | "photo" | "foto" | "picture" | "pic" | "bild"
+            );
             if STATE_WORDS.contains(&w) {
                 state = true;
             }
