@@ -1081,6 +1081,22 @@ fn math_image_alt(dom: &Dom, i: u32) -> Option<&str> {
     mathy.then_some(alt)
 }
 
+/// Characters that a reader never sees: soft hyphens (`&shy;`, set for line breaking), zero
+/// width spaces, word joiners and byte order marks. Kept, they split the words of the text.
+fn invisible(c: char) -> bool {
+    matches!(c, '\u{ad}' | '\u{200b}' | '\u{2060}' | '\u{feff}')
+}
+
+/// Appends `word` without its [`invisible`] characters.
+fn push_visible(s: &mut String, word: &str) {
+    // Their UTF-8 forms start with 0xC2 (soft hyphen), 0xE2 (U+200B, U+2060) or 0xEF (BOM).
+    if word.bytes().any(|b| matches!(b, 0xC2 | 0xE2 | 0xEF)) && word.chars().any(invisible) {
+        s.extend(word.chars().filter(|&c| !invisible(c)));
+    } else {
+        s.push_str(word);
+    }
+}
+
 /// The text writer: folds whitespace, breaks lines at blocks, keeps `<pre>` verbatim.
 struct Out {
     s: String,
@@ -1141,7 +1157,7 @@ impl Out {
             }
             if !word.is_empty() {
                 self.flush();
-                self.s.push_str(word);
+                push_visible(&mut self.s, word);
             }
         }
     }
