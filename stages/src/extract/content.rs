@@ -324,7 +324,8 @@ pub fn extract(dom: &Dom, opts: &Options) -> Extraction {
                 .then_some(Boiler::Related)
             });
         if let Some(k) = kind {
-            if opts.drop & k.bit() != 0 && !holds_most(i) {
+            // A consent banner is never the content, however much it says.
+            if opts.drop & k.bit() != 0 && (k == Boiler::Cookie || !holds_most(i)) {
                 flags[i] |= REMOVED;
                 if matches!(
                     k,

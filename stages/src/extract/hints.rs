@@ -118,7 +118,7 @@ const CONTENT_WORDS: &[&str] = &[
 /// Words that say a class names a state or a layout option of the element, not its job
 /// (`has-sidebar`, `no-comments`, `modal-enabled`, `is-sticky`): such a class is ignored.
 const STATE_WORDS: &[&str] = &[
-    "has", "no", "with", "without", "enabled", "disabled", "active", "is", "open", "hide",
+    "has", "no", "not", "with", "without", "enabled", "disabled", "active", "is", "open", "hide",
     "hidden", "show", "toggle", "js", "mobile", "layout", "template", "true", "false",
 ];
 
