@@ -82,6 +82,9 @@ const IN_ARTICLE: u8 = 8;
 const PROTECT: u8 = 16;
 /// Removed as a box that a heading introduces (related links, share bar, comments, ads).
 const BOXED: u8 = 32;
+/// Removed as a box of links away, comments or share buttons: a heading just before it
+/// introduces it.
+const INTRO: u8 = 64;
 
 /// Elements whose content is never text a reader sees.
 fn never_text(tag: Tag) -> bool {
@@ -333,6 +336,9 @@ pub fn extract(dom: &Dom, opts: &Options) -> Extraction {
                 ) {
                     flags[i] |= BOXED;
                 }
+                if matches!(k, Boiler::Related | Boiler::Share | Boiler::Comments) {
+                    flags[i] |= INTRO;
+                }
                 ex.boilerplate_nodes += 1;
             }
         }
@@ -533,7 +539,7 @@ fn prune_link_lists(dom: &Dom, root: usize, flags: &mut [u8], chars: &[u32], lin
         if ((link[i] as f32) > LINK_LIST_DENSITY * chars[i] as f32 && chars[i] < 4000)
             || (i != root && is_teaser_group(dom, i, chars, link))
         {
-            flags[i] |= REMOVED;
+            flags[i] |= REMOVED | INTRO;
             if prev != NONE {
                 let pv = prev as usize;
                 let lead_in = nodes[pv].tag.is_heading()
@@ -554,6 +560,8 @@ struct Line {
     chars: u32,
     /// The text, kept only while the line is short (see [`is_date_line`]).
     text: String,
+    /// A removed box of related links, comments or share buttons follows.
+    intro: bool,
 }
 
 /// Lines up to this many visible characters are looked at as possible date lines.
@@ -657,6 +665,11 @@ fn drop_dangling(
         let mut i = r;
         while i < end {
             if flags[i] & REMOVED != 0 && i != r {
+                if flags[i] & INTRO != 0 {
+                    if let Some(l) = lines.last_mut() {
+                        l.intro = true;
+                    }
+                }
                 i = dom.subtree_end(i as u32) as usize;
                 continue;
             }
@@ -672,6 +685,7 @@ fn drop_dangling(
                         }
                     }
                     _ => lines.push(Line {
+                        intro: false,
                         node: b,
                         level: heading_level(nodes[b].tag),
                         chars: tchars[i],
@@ -715,14 +729,16 @@ fn drop_dangling(
             break;
         }
     }
-    // Empty sections: the next kept line is a heading of the same or a higher level.
+    // Empty sections: the next kept line is a heading of the same or a higher level, or
+    // what followed was a box removed as related links, comments or share buttons.
     for j in 0..k {
         let l = lines[j].level;
         if l > 0
             && lines[j].chars <= SHORT_HEADING
-            && lines[j + 1..k]
-                .first()
-                .is_some_and(|n| n.level > 0 && n.level <= l)
+            && (lines[j].intro
+                || lines[j + 1..k]
+                    .first()
+                    .is_some_and(|n| n.level > 0 && n.level <= l))
         {
             keep[j] = false;
         }
