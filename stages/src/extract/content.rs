@@ -564,6 +564,15 @@ struct Line {
     intro: bool,
 }
 
+/// Lines up to this many visible characters at the end of the content are scraps unless they
+/// end a sentence.
+const TRAILING_SCRAP: u32 = 20;
+
+/// Whether a line ends like a sentence (or a quotation, or a parenthesis).
+fn ends_sentence(t: &str) -> bool {
+    t.trim_end().ends_with(['.', '!', '?', '"', '\u{201c}', '\u{201d}', '\u{bb}', ')', '\u{2026}'])
+}
+
 /// Lines up to this many visible characters are looked at as possible date lines.
 const DATE_LINE_CHARS: u32 = 40;
 
@@ -722,7 +731,13 @@ fn drop_dangling(
             continue;
         }
         let lead_in = l.level == 0 && l.chars < 60 && ends_with_colon(dom, l.node);
-        if (l.level > 0 && l.chars <= SHORT_HEADING) || lead_in {
+        // A scrap of a few words after the text that ends no sentence: a button label, an
+        // "Advertisement" tag, a back link.
+        let scrap = l.level == 0
+            && l.chars <= TRAILING_SCRAP
+            && !ends_sentence(&l.text)
+            && !l.text.bytes().any(|b| b.is_ascii_digit());
+        if (l.level > 0 && l.chars <= SHORT_HEADING) || lead_in || scrap {
             keep[k - 1] = false;
             k -= 1;
         } else {
