@@ -570,7 +570,9 @@ const TRAILING_SCRAP: u32 = 20;
 
 /// Whether a line ends like a sentence (or a quotation, or a parenthesis).
 fn ends_sentence(t: &str) -> bool {
-    t.trim_end().ends_with(['.', '!', '?', '"', '\u{201c}', '\u{201d}', '\u{bb}', ')', '\u{2026}'])
+    t.trim_end().ends_with([
+        '.', ',', '!', '?', '"', '\u{201c}', '\u{201d}', '\u{bb}', ')', '\u{2026}',
+    ])
 }
 
 /// Lines up to this many visible characters are looked at as possible date lines.
@@ -720,6 +722,17 @@ fn drop_dangling(
         let l = &lines[j];
         if l.chars <= DATE_LINE_CHARS && is_date_line(&l.text) {
             keep[j] = false;
+        }
+    }
+    // A leading scrap (a section label, a back link) before the first heading or text.
+    if let Some(l) = lines.first() {
+        if nl > 1
+            && l.level == 0
+            && l.chars <= TRAILING_SCRAP
+            && !ends_sentence(&l.text)
+            && !l.text.bytes().any(|b| b.is_ascii_digit())
+        {
+            keep[0] = false;
         }
     }
     // Trailing lead-ins and headings, from the end.
