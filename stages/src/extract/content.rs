@@ -566,7 +566,25 @@ struct Line {
 
 /// Lines up to this many visible characters at the end of the content are scraps unless they
 /// end a sentence.
-const TRAILING_SCRAP: u32 = 20;
+const TRAILING_SCRAP: u32 = 25;
+
+/// Whether a block is an item of a list or a table, or code: short lines are their nature.
+fn in_list_or_table(tag: Tag) -> bool {
+    matches!(
+        tag,
+        Tag::Li | Tag::Td | Tag::Th | Tag::Dd | Tag::Dt | Tag::Tr | Tag::Pre | Tag::Caption
+    )
+}
+
+/// Whether a line is a scrap: a few words that end no sentence and hold no figure, outside
+/// lists, tables and code (whose items are short by nature).
+fn is_scrap(l: &Line, nodes: &[Node]) -> bool {
+    l.level == 0
+        && l.chars <= TRAILING_SCRAP
+        && !in_list_or_table(nodes[l.node].tag)
+        && !ends_sentence(&l.text)
+        && !l.text.bytes().any(|b| b.is_ascii_digit())
+}
 
 /// Whether a line ends like a sentence (or a quotation, or a parenthesis).
 fn ends_sentence(t: &str) -> bool {
@@ -720,18 +738,16 @@ fn drop_dangling(
     let nl = lines.len();
     for j in (0..nl.min(2)).chain(nl.saturating_sub(2)..nl) {
         let l = &lines[j];
-        if l.chars <= DATE_LINE_CHARS && is_date_line(&l.text) {
+        if l.chars <= DATE_LINE_CHARS
+            && !in_list_or_table(nodes[l.node].tag)
+            && is_date_line(&l.text)
+        {
             keep[j] = false;
         }
     }
     // A leading scrap (a section label, a back link) before the first heading or text.
     if let Some(l) = lines.first() {
-        if nl > 1
-            && l.level == 0
-            && l.chars <= TRAILING_SCRAP
-            && !ends_sentence(&l.text)
-            && !l.text.bytes().any(|b| b.is_ascii_digit())
-        {
+        if nl > 1 && is_scrap(l, nodes) {
             keep[0] = false;
         }
     }
@@ -746,10 +762,7 @@ fn drop_dangling(
         let lead_in = l.level == 0 && l.chars < 60 && ends_with_colon(dom, l.node);
         // A scrap of a few words after the text that ends no sentence: a button label, an
         // "Advertisement" tag, a back link.
-        let scrap = l.level == 0
-            && l.chars <= TRAILING_SCRAP
-            && !ends_sentence(&l.text)
-            && !l.text.bytes().any(|b| b.is_ascii_digit());
+        let scrap = is_scrap(l, nodes);
         if (l.level > 0 && l.chars <= SHORT_HEADING) || lead_in || scrap {
             keep[k - 1] = false;
             k -= 1;

@@ -85,7 +85,7 @@ pub fn tag_hint(tag: Tag) -> Option<Boiler> {
         Tag::Aside => Some(Boiler::Sidebar),
         Tag::Dialog => Some(Boiler::Cookie),
         Tag::Figcaption => Some(Boiler::Captions),
-        Tag::Time => Some(Boiler::Meta),
+        Tag::Time | Tag::Address => Some(Boiler::Meta),
         _ => None,
     }
 }
