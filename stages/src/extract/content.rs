@@ -327,8 +327,11 @@ pub fn extract(dom: &Dom, opts: &Options) -> Extraction {
                 .then_some(Boiler::Related)
             });
         if let Some(k) = kind {
-            // A consent banner is never the content, however much it says.
-            if opts.drop & k.bit() != 0 && (k == Boiler::Cookie || !holds_most(i)) {
+            // A consent banner is never the content, even when it says more than a short
+            // post; but a wrapper of most of the page with a `cookies-accepted` class is the
+            // page.
+            let banner = k == Boiler::Cookie && chars[i] * 2 < chars[0];
+            if opts.drop & k.bit() != 0 && (banner || !holds_most(i)) {
                 flags[i] |= REMOVED;
                 if matches!(
                     k,
@@ -598,7 +601,7 @@ const DATE_LINE_CHARS: u32 = 40;
 
 /// Whether a short line is a date stamp: a numeric date or time ("04.05.2021",
 /// "2020-04-03", "12:35") with at most three words around it ("Published: 03.04.2020").
-fn is_date_line(t: &str) -> bool {
+pub(crate) fn is_date_line(t: &str) -> bool {
     let words = t
         .split_whitespace()
         .filter(|w| w.chars().any(|c| c.is_alphabetic()))
@@ -633,7 +636,17 @@ fn is_date_line(t: &str) -> bool {
                 first = len;
             }
             if groups == 2 && sep == b':' && len == 2 && first <= 2 {
-                return true;
+                // A clock time: hours to 23, minutes to 59 (not a score of 50:50).
+                let num = |s: usize, e: usize| {
+                    t[s..e]
+                        .bytes()
+                        .fold(0u32, |v, d| v * 10 + (d - b'0') as u32)
+                };
+                let (h, m) = (num(i, i + first), num(j - 2, j));
+                if h <= 23 && m <= 59 {
+                    return true;
+                }
+                break;
             }
             // Day, month, year or year, month, day (not a phone number: 158-23-2012).
             if groups == 2 && len > 2 {
@@ -887,9 +900,6 @@ fn boiler_kind(dom: &Dom, i: u32, node: &Node, flags: u8) -> Option<Boiler> {
             return Some(k);
         }
     }
-    if node.start == node.end {
-        return None;
-    }
     // A figure around a picture: what it says besides the picture is a caption or a credit.
     // Figures that hold code, a table or a quotation are content.
     if node.tag == Tag::Figure {
@@ -906,6 +916,9 @@ fn boiler_kind(dom: &Dom, i: u32, node: &Node, flags: u8) -> Option<Boiler> {
         if picture && !content {
             return Some(Boiler::Captions);
         }
+    }
+    if node.start == node.end {
+        return None;
     }
     if let Some(k) = dom.attr(i, AttrKey::Role).and_then(role_hint) {
         return Some(k);

@@ -166,6 +166,7 @@ pub fn class_hint(value: &str) -> Option<Boiler> {
             }
             match word_hint(w, first) {
                 Some(Boiler::Header) => item_header = true,
+                Some(Boiler::Cookie) => item_found = Some(Boiler::Cookie),
                 Some(b) if item_found.is_none() => item_found = Some(b),
                 _ => {}
             }
@@ -175,6 +176,10 @@ pub fn class_hint(value: &str) -> Option<Boiler> {
             continue;
         }
         header |= item_header;
+        // A consent banner is one whatever else its classes say (`widget cookie-law`).
+        if item_found == Some(Boiler::Cookie) {
+            return Some(Boiler::Cookie);
+        }
         if found.is_none() {
             found = item_found;
         }

@@ -417,3 +417,250 @@ fn noscript_content_is_read_when_the_scripted_page_is_empty() {
     assert!(!t.contains("Please enable JavaScript"), "{t}");
     assert!(t.contains("Writing a tokenizer"), "{t}");
 }
+
+/// A paragraph of running text, long enough to count as prose.
+fn prose(topic: &str) -> String {
+    format!(
+        "<p>{topic} is described here in a sentence that runs long enough to read as prose, with \
+         a second clause that adds detail, and a third one that closes the thought.</p>"
+    )
+}
+
+fn article(inner: &str) -> String {
+    format!(
+        "<html><body><nav><a href=/>Home</a> <a href=/a>About</a></nav><article>{inner}</article>\
+         <footer class=site-footer>Imprint</footer></body></html>"
+    )
+}
+
+#[test]
+fn headings_that_introduce_nothing_are_dropped() {
+    let page = article(&format!(
+        "{}<h2>Background</h2>{}{}<h2>More on this topic</h2>\
+         <div class=related><a href=/x>Another story about tokenizers</a></div>\
+         <h2>Empty section</h2><h2>Results</h2>{}<p>Share this:</p>\
+         <h3>More from the archive</h3>",
+        prose("The first part"),
+        prose("The background"),
+        prose("More background"),
+        prose("The result"),
+    ));
+    let t = text(&page);
+    for want in ["The first part", "Background", "Results", "The result is"] {
+        assert!(t.contains(want), "missing {want:?} in:\n{t}");
+    }
+    for unwanted in [
+        "More on this topic",
+        "Empty section",
+        "Share this:",
+        "More from the archive",
+        "Another story",
+    ] {
+        assert!(!t.contains(unwanted), "kept {unwanted:?} in:\n{t}");
+    }
+    // A long heading is a lead set in large type: it stays even with nothing under it.
+    let lead = "This long heading is really the lead of the story and it is set in large type";
+    let t = text(&article(&format!("{}<h2>{lead}</h2>", prose("The body"))));
+    assert!(t.contains(lead), "{t}");
+}
+
+#[test]
+fn teaser_groups_inside_the_content_are_pruned() {
+    let teasers: String = (0..4)
+        .map(|k| format!("<p><a href=/s{k}>Story number {k} about parsers</a> in brief</p>"))
+        .collect();
+    let page = article(&format!(
+        "{}{}<div class=box>{teasers}</div>{}",
+        prose("The opening"),
+        prose("The middle"),
+        prose("The end")
+    ));
+    let t = text(&page);
+    assert!(!t.contains("Story number"), "{t}");
+    assert!(t.contains("The end is described"), "{t}");
+    // Paragraphs of running text with a link each are content.
+    let linked: String = (0..4)
+        .map(|k| {
+            format!(
+                "<p>Paragraph {k} cites <a href=/r{k}>a source</a> in the middle of a long \
+                 sentence that goes on well past the link and explains what the source shows.</p>"
+            )
+        })
+        .collect();
+    let t = text(&article(&format!("<div>{linked}</div>")));
+    assert!(t.contains("Paragraph 3 cites a source"), "{t}");
+}
+
+#[test]
+fn a_body_split_into_boxes_of_one_class_is_gathered() {
+    let page = format!(
+        "<html><body><div class=wrap><section><div class=col><div class=story-text>{}{}</div></div>\
+         </section><div class=ad-slot>Advertisement</div><aside class=share>Share</aside>\
+         <section><div class=row><div class=col><div class=story-text>{}{}{}</div></div></div>\
+         </section></div></body></html>",
+        prose("The first box"),
+        prose("Its second paragraph"),
+        prose("The second box"),
+        prose("Its next paragraph"),
+        prose("Its last paragraph"),
+    );
+    let t = text(&page);
+    assert!(t.contains("The first box"), "{t}");
+    assert!(t.contains("Its last paragraph"), "{t}");
+    assert!(!t.contains("Advertisement"), "{t}");
+}
+
+#[test]
+fn datelines_in_sentences_stay_and_date_stamps_go() {
+    let page = article(&format!(
+        "<p>Published: 04.05.2021</p><p><span class=dateline>KOBE - </span>A total of 6,000 \
+         masks have been lost at a hospital, it was learned on Tuesday, and the police are \
+         looking into how it happened.</p>{}<p class=byline>By <time>May 4</time></p>",
+        prose("The follow-up")
+    ));
+    let t = text(&page);
+    assert!(t.contains("KOBE - A total of 6,000 masks"), "{t}");
+    assert!(!t.contains("04.05.2021"), "{t}");
+    assert!(!t.contains("May 4"), "{t}");
+    assert!(content::is_date_line("Publiziert: 03.04.2020, 12:35"));
+    assert!(content::is_date_line("2020-04-03"));
+    assert!(content::is_date_line("04. 05. 2021 Aktuelles"));
+    assert!(!content::is_date_line("+81 158-23-2012"));
+    assert!(!content::is_date_line(
+        "Chapter 3.2.1 of the manual explains it"
+    ));
+    assert!(!content::is_date_line("Score: 50:50"));
+}
+
+#[test]
+fn linked_teasers_go_and_unlinked_leads_stay() {
+    let page = article(&format!(
+        "<div class=teaser><p>The lead of this very story, which sums it up in two sentences \
+         before the body begins. It has no link.</p></div>{}{}\
+         <div class=article-teaser><a href=/other>Another story</a> that you might like</div>",
+        prose("The body"),
+        prose("The body, continued")
+    ));
+    let t = text(&page);
+    assert!(t.contains("The lead of this very story"), "{t}");
+    assert!(!t.contains("Another story"), "{t}");
+}
+
+#[test]
+fn a_page_that_is_all_comments_keeps_them() {
+    let posts: String = (0..8)
+        .map(|k| {
+            format!(
+                "<div class=comment><p>Post {k}: my phone stopped reaching the store over mobile \
+                 data after the update, and nothing in the settings changed, so I wonder what \
+                 else could have caused it. Has anyone seen the same, and did a reset of the \
+                 network settings help, or did you have to wait for the next update?</p></div>"
+            )
+        })
+        .collect();
+    let page = format!(
+        "<html><body><nav><a href=/>Forum</a></nav><main><h1>No store over mobile data</h1>\
+         <div class=comments>{posts}</div></main></body></html>"
+    );
+    let t = text(&page);
+    assert!(t.contains("Post 0: my phone"), "{t}");
+    assert!(t.contains("Post 7: my phone"), "{t}");
+    // An article with a comment thread under it still drops the thread.
+    assert!(!text(BLOG).contains("Great post"));
+}
+
+#[test]
+fn plain_lists_and_tables_beside_the_body_join_it() {
+    let page = format!(
+        "<html><body><article class=recipe><section class=ingredients><h2>Ingredients</h2>\
+         <ul><li>200 g flour</li><li>100 g sugar</li><li>2 eggs</li><li>1 lemon</li></ul>\
+         </section><section class=steps>{}{}</section></article>\
+         <div class=more><ul><li><a href=/1>Cake one</a></li><li><a href=/2>Cake two</a></li>\
+         </ul></div></body></html>",
+        prose("Mixing the dough"),
+        prose("Baking the cake")
+    );
+    let t = text(&page);
+    assert!(t.contains("200 g flour\n100 g sugar"), "{t}");
+    assert!(t.contains("Baking the cake"), "{t}");
+    assert!(!t.contains("Cake two"), "{t}");
+}
+
+#[test]
+fn invisible_characters_are_not_written() {
+    let t = text(&article(
+        "<p>Im Mit&shy;tel&shy;al&shy;ter war der Wein be\u{200b}rühmt, und die Hän\u{ad}ge \
+         oberhalb der Stadt waren schon damals mit Reben bepflanzt, wie alte Urkunden zeigen.</p>",
+    ));
+    assert!(
+        t.contains("Im Mittelalter war der Wein berühmt, und die Hänge oberhalb"),
+        "{t:?}"
+    );
+}
+
+#[test]
+fn a_consent_banner_goes_even_when_it_says_more_than_the_post() {
+    let page = "<html><body><nav><a href=/>Home</a> <a href=/poems>Poems</a> \
+        <a href=/stories>Short stories</a> <a href=/about>About this blog</a> \
+        <a href=/contact>Contact</a></nav><div id=content><div class=post><p>A short post.</p>\
+        <p>Two lines of it.</p></div></div><aside><h3>Archive</h3><ul><li><a href=/1>June 2013</a>\
+        </li><li><a href=/2>May 2013</a></li><li><a href=/3>April 2013</a></li></ul></aside>\
+        <footer>Proudly powered by a blogging platform. Theme by a designer from the web.</footer>\
+        <div class=\"widget widget_cookie_law\">\
+        <p>This website uses cookies. By continuing to use this website you agree to their use. \
+        To find out more, including how to control cookies, see our cookie policy here.</p>\
+        </div></body></html>";
+    let t = text(page);
+    assert!(!t.contains("cookies"), "{t}");
+    assert!(t.contains("A short post."), "{t}");
+    // A page wrapper that carries a consent state in its class is still the page.
+    let t = text(&format!(
+        "<html><body><div class=\"page cookie-consent-given\">{}{}{}{}{}{}{}{}{}{}</div></body></html>",
+        prose("One"),
+        prose("Two"),
+        prose("Three"),
+        prose("Four"),
+        prose("Five"),
+        prose("Six"),
+        prose("Seven"),
+        prose("Eight"),
+        prose("Nine"),
+        prose("Ten")
+    ));
+    assert!(t.contains("Ten is described"), "{t}");
+}
+
+#[test]
+fn scraps_around_the_text_go_but_salutations_and_figures_stay() {
+    let page = article(&format!(
+        "<div class=kicker>Local news</div><p>Dear readers,</p>{}{}<p>Advertisement</p>\
+         <div>Back to the list</div>",
+        prose("The story"),
+        prose("The end of it")
+    ));
+    let t = text(&page);
+    assert!(t.starts_with("Dear readers,"), "{t}");
+    assert!(t.ends_with("closes the thought."), "{t}");
+    let page = article(&format!(
+        "{}{}<p>Energy: 390 kcal</p>",
+        prose("The recipe"),
+        prose("The method")
+    ));
+    assert!(text(&page).ends_with("390 kcal"));
+}
+
+#[test]
+fn picture_figures_are_captions_and_code_figures_are_content() {
+    let page = article(&format!(
+        "{}<figure><img src=a.jpg><span class=description>A harbour at dawn</span>\
+         <span>Photo: Jane Doe</span></figure><figure><pre>let x = 1;</pre>\
+         <figcaption>Listing 1</figcaption></figure>{}<div class=image-source>Source: agency</div>",
+        prose("The harbour"),
+        prose("The code")
+    ));
+    let t = text(&page);
+    assert!(!t.contains("A harbour at dawn"), "{t}");
+    assert!(!t.contains("Jane Doe"), "{t}");
+    assert!(!t.contains("agency"), "{t}");
+    assert!(t.contains("let x = 1;"), "{t}");
+}
