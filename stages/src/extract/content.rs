@@ -85,6 +85,8 @@ const BOXED: u8 = 32;
 /// Removed as a box of links away, comments or share buttons: a heading just before it
 /// introduces it.
 const INTRO: u8 = 64;
+/// ... and that box was named so by its class, tag or role (not found by link density).
+const NAMED_BOX: u8 = 128;
 
 /// Elements whose content is never text a reader sees.
 fn never_text(tag: Tag) -> bool {
@@ -340,7 +342,7 @@ pub fn extract(dom: &Dom, opts: &Options) -> Extraction {
                     flags[i] |= BOXED;
                 }
                 if matches!(k, Boiler::Related | Boiler::Share | Boiler::Comments) {
-                    flags[i] |= INTRO;
+                    flags[i] |= INTRO | NAMED_BOX;
                 }
                 ex.boilerplate_nodes += 1;
             }
@@ -565,6 +567,8 @@ struct Line {
     text: String,
     /// A removed box of related links, comments or share buttons follows.
     intro: bool,
+    /// ... one that its markup named so.
+    named_box: bool,
 }
 
 /// Lines up to this many visible characters at the end of the content are scraps unless they
@@ -710,6 +714,7 @@ fn drop_dangling(
                 if flags[i] & INTRO != 0 {
                     if let Some(l) = lines.last_mut() {
                         l.intro = true;
+                        l.named_box |= flags[i] & NAMED_BOX != 0;
                     }
                 }
                 i = dom.subtree_end(i as u32) as usize;
@@ -728,6 +733,7 @@ fn drop_dangling(
                     }
                     _ => lines.push(Line {
                         intro: false,
+                        named_box: false,
                         node: b,
                         level: heading_level(nodes[b].tag),
                         chars: tchars[i],
@@ -793,6 +799,14 @@ fn drop_dangling(
                 || lines[j + 1..k]
                     .first()
                     .is_some_and(|n| n.level > 0 && n.level <= l))
+        {
+            keep[j] = false;
+        }
+        // "Share this article:" just before the removed share bar.
+        if l == 0
+            && lines[j].named_box
+            && lines[j].chars < 60
+            && ends_with_colon(dom, lines[j].node)
         {
             keep[j] = false;
         }
