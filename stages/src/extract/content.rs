@@ -307,10 +307,11 @@ pub fn extract(dom: &Dom, opts: &Options) -> Extraction {
         {
             continue;
         }
-        // Site headers and menus are made of short links: one holding a prose block is an
-        // article's lead or a tab panel of content.
+        // Site headers are made of a logo and short links: one holding a prose block is an
+        // article's lead. (A menu with prose in it is still a menu: the prose is the site's
+        // blurb.)
         let kind = boiler_kind(dom, i as u32, node, flags[i])
-            .filter(|&k| !(matches!(k, Boiler::Header | Boiler::Nav) && prose[i] > 0));
+            .filter(|&k| !(k == Boiler::Header && prose[i] > 0));
         // A dateline or a name marked up inside a sentence ("<span class=dateline>KOBE -
         // </span>A total of ...") is part of the sentence.
         let in_sentence = || {
