@@ -458,6 +458,15 @@ fn headings_that_introduce_nothing_are_dropped() {
     ] {
         assert!(!t.contains(unwanted), "kept {unwanted:?} in:\n{t}");
     }
+    // A lead-in just before a share bar goes with the bar, wherever it stands.
+    let page = article(&format!(
+        "{}<p>Share this article:</p><div class=share-buttons><a href=/t>Twitter</a></div>{}",
+        prose("The start"),
+        prose("The rest")
+    ));
+    let t = text(&page);
+    assert!(!t.contains("Share this article"), "{t}");
+    assert!(t.contains("The rest is described"), "{t}");
     // A long heading is a lead set in large type: it stays even with nothing under it.
     let lead = "This long heading is really the lead of the story and it is set in large type";
     let t = text(&article(&format!("{}<h2>{lead}</h2>", prose("The body"))));
@@ -663,4 +672,19 @@ fn picture_figures_are_captions_and_code_figures_are_content() {
     assert!(!t.contains("Jane Doe"), "{t}");
     assert!(!t.contains("agency"), "{t}");
     assert!(t.contains("let x = 1;"), "{t}");
+}
+
+#[test]
+fn a_menu_with_the_site_blurb_in_it_is_still_a_menu() {
+    let page = format!(
+        "<html><body><div id=navigation><ul><li><a href=/>Home</a></li><li><a href=/b>Blog</a>\
+         </li></ul><p>This blog looks at the history of architecture and at the cities that it \
+         shaped, one building at a time, since the year two thousand and five.</p></div>\
+         <div id=post>{}{}</div></body></html>",
+        prose("The post"),
+        prose("The post, continued")
+    );
+    let t = text(&page);
+    assert!(!t.contains("history of architecture"), "{t}");
+    assert!(t.contains("The post, continued"), "{t}");
 }
