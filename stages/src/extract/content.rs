@@ -19,6 +19,8 @@
 //!    is written as lines: one per paragraph, heading, list item and table row (cells
 //!    tab-separated); `<pre>` keeps its line breaks and indentation; math becomes TeX.
 
+use unicode_normalization_alignments::{is_nfc_quick, IsNormalized, UnicodeNormalization};
+
 use super::dom::{AttrKey, Dom, Node, Tag, NONE};
 use super::hints::{class_hint, names_teaser, role_hint, style_hides, tag_hint, Boiler};
 
@@ -124,6 +126,8 @@ fn never_text(tag: Tag) -> bool {
             | Param
             | Keygen
             | Rp
+            // Ruby annotations (furigana readings) sit above the text, not in it.
+            | Rt
     )
 }
 
@@ -1345,7 +1349,18 @@ impl Out {
         self.block();
     }
 
-    fn finish(mut self) -> String {
+    fn finish(self) -> String {
+        let s = self.trimmed();
+        // One spelling per character (composed, NFC): "é" from a page that writes `e` and a
+        // combining accent matches the "é" of every other page, in dedup and in tokens.
+        if s.is_ascii() || is_nfc_quick(s.chars()) == IsNormalized::Yes {
+            s
+        } else {
+            s.nfc().map(|(c, _)| c).collect()
+        }
+    }
+
+    fn trimmed(mut self) -> String {
         // Trim line ends and drop blank lines (outside of <pre> blocks this is already so;
         // inside them a blank line is kept).
         while self.s.ends_with(['\n', ' ', '\t']) {

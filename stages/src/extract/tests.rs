@@ -688,3 +688,24 @@ fn a_menu_with_the_site_blurb_in_it_is_still_a_menu() {
     assert!(!t.contains("history of architecture"), "{t}");
     assert!(t.contains("The post, continued"), "{t}");
 }
+
+#[test]
+fn ruby_readings_are_dropped_and_text_is_composed() {
+    let t = text(&article(
+        "<p><ruby>子<rt>こ</rt></ruby>どもへの<ruby>虐待<rt>ぎゃくたい</rt></ruby>をなくすための\
+         <ruby>法律<rt>ほうりつ</rt></ruby>ができて、<ruby>親<rt>おや</rt></ruby>が子どもを\
+         <ruby>教育<rt>きょういく</rt></ruby>するために、体罰をしてはいけないと決まりました。\
+         この法律は来年の春から始まります。</p>",
+    ));
+    assert!(
+        t.contains("子どもへの虐待をなくすための法律ができて、親が子どもを教育する"),
+        "{t}"
+    );
+    // A decomposed accent (e + U+0301) comes out composed (U+00E9).
+    let t = text(&article(
+        "<p>Le cafe\u{301} du coin a ouvert ses portes ce matin, et les habitants du quartier \
+         sont venus nombreux pour gou\u{302}ter les premiers croissants de la saison.</p>",
+    ));
+    assert!(t.contains("Le caf\u{e9} du coin"), "{t:?}");
+    assert!(t.contains("go\u{fb}ter"), "{t:?}");
+}
