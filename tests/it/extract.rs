@@ -77,8 +77,9 @@ fn trafilatura_eval_snippet_f1() {
         "every annotated page has a prediction: {r}"
     );
     let f1 = r["snippet_f1"].as_f64().unwrap();
-    // Measured 0.915 (trafilatura 2.3: 0.925, resiliparse: 0.841); the floor guards regressions.
-    assert!(f1 >= 0.91, "snippet F1 {f1:.4} below the floor: {r}");
+    // Measured 0.9328 (trafilatura 2.3: 0.925, resiliparse: 0.841): the target of 0.93
+    // is the floor.
+    assert!(f1 >= 0.93, "snippet F1 {f1:.4} below the target: {r}");
 }
 
 #[test]
@@ -101,8 +102,8 @@ fn cleaneval_shingle_f1() {
     eprintln!("cleaneval: {r}");
     assert_eq!(r["missing"], 0, "{r}");
     let f1 = r["shingle_f1"].as_f64().unwrap();
-    // Measured 0.911 (target 0.89; resiliparse 0.884, jusText 0.894).
-    assert!(f1 >= 0.905, "shingle F1 {f1:.4} below the floor: {r}");
+    // Measured 0.914 (target 0.89; trafilatura 0.861, resiliparse 0.884, jusText 0.894).
+    assert!(f1 >= 0.91, "shingle F1 {f1:.4} below the floor: {r}");
 }
 
 #[test]
