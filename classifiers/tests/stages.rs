@@ -230,6 +230,43 @@ fn builtin_langid() {
 }
 
 #[test]
+fn builtin_langid_scores_follow_length_and_agreement() {
+    let def = classifiers::REGISTRY
+        .iter()
+        .find(|d| d.kind == "classify.langid")
+        .unwrap();
+    let s = build(
+        def.kind,
+        "langid",
+        "min_score = 0.9",
+        Path::new("."),
+        Purpose::Run,
+    )
+    .unwrap();
+    let score = |text: &str| {
+        let mut d = Document::new("x", text);
+        s.process(&mut d);
+        (d.signals.f64("lang_score").unwrap(), s.judge(&d.signals))
+    };
+    // One word is a guess (the detector is right on 70% of single words), a sentence is not.
+    let (word, verdict) = score("Fuchs");
+    assert!(word > 0.4 && word < 0.7, "{word}");
+    assert_eq!(verdict, Outcome::Drop("low_language_score"));
+    let (sentence, verdict) =
+        score("Der schnelle braune Fuchs springt über den faulen Hund am Flussufer.");
+    assert!(sentence > 0.999, "{sentence}");
+    assert_eq!(verdict, Outcome::Keep);
+    // A page in two languages: the answer holds for about two thirds of it.
+    let (mixed, verdict) = score(
+        "Dies ist ein deutscher Satz über das Wetter in Berlin heute.\n\
+         Noch ein deutscher Satz, der etwas länger ist als der erste Satz.\n\
+         This line is written in English and talks about the weather.",
+    );
+    assert!(mixed > 0.55 && mixed < 0.8, "{mixed}");
+    assert_eq!(verdict, Outcome::Drop("low_language_score"));
+}
+
+#[test]
 fn lid176_langid() {
     let Some(model) = shared("data/langid/models/lid.176.ftz") else {
         eprintln!("skipped: ../shared/data/langid/models/lid.176.ftz is absent");

@@ -21,8 +21,8 @@ pub struct Detection {
 /// A language detector.
 pub enum Detector {
     /// `whichlang`: 16 languages (ar de en es fr hi it ja ko nl pt ru sv tr vi zh), a linear
-    /// model over byte n-grams; it reports no confidence, so its score is 1 (0 for a text
-    /// without letters, reported as `und`).
+    /// model over byte n-grams. It reports no confidence of its own: the score is curate's
+    /// (see [`builtin_score`]); 0 for a text without letters, reported as `und`.
     Builtin,
     /// A fastText language-ID model (`lid.176.bin`/`.ftz`): the top label and its probability.
     FastText {
@@ -98,10 +98,13 @@ impl Detector {
             };
         }
         match self {
-            Detector::Builtin => Detection {
-                lang: whichlang_code(whichlang::detect_language(text)).into(),
-                score: 1.0,
-            },
+            Detector::Builtin => {
+                let lang = whichlang::detect_language(text);
+                Detection {
+                    lang: whichlang_code(lang).into(),
+                    score: builtin_score(text, lang),
+                }
+            }
             Detector::FastText { model, preprocess } => {
                 match model.predict(text, preprocess, 1, 0.0, s).first() {
                     Some(&(p, i)) => Detection {
@@ -116,4 +119,35 @@ impl Detector {
             }
         }
     }
+}
+
+/// Lines with at least this many letters vote in [`builtin_score`].
+const VOTING_LINE_LETTERS: usize = 20;
+
+/// How sure the built-in detector is of `lang` for `text`, in `0..=1`: the share of the text
+/// (by letters, over its lines of 20 letters or more) whose own answer is `lang`, times a
+/// length term `1 - exp(-letters / 6)`. The length term follows the detector's accuracy on the
+/// lingua test sets (70% on single words of 6 to 8 letters, 85% on word pairs, 99% on
+/// sentences); the agreement term is low for pages that mix languages.
+pub fn builtin_score(text: &str, lang: whichlang::Lang) -> f32 {
+    let letters = text.chars().filter(|c| c.is_alphabetic()).count();
+    let length = 1.0 - (-(letters as f32) / 6.0).exp();
+    let (mut agree, mut total, mut voters) = (0usize, 0usize, 0usize);
+    for line in text.lines() {
+        let n = line.chars().filter(|c| c.is_alphabetic()).count();
+        if n < VOTING_LINE_LETTERS {
+            continue;
+        }
+        voters += 1;
+        total += n;
+        if whichlang::detect_language(line) == lang {
+            agree += n;
+        }
+    }
+    let agreement = if voters < 2 {
+        1.0
+    } else {
+        agree as f32 / total as f32
+    };
+    agreement * length
 }
