@@ -231,12 +231,8 @@ fn builtin_langid() {
 
 #[test]
 fn builtin_langid_scores_follow_length_and_agreement() {
-    let def = classifiers::REGISTRY
-        .iter()
-        .find(|d| d.kind == "classify.langid")
-        .unwrap();
     let s = build(
-        def.kind,
+        "classify.langid",
         "langid",
         "min_score = 0.9",
         Path::new("."),
