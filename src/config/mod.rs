@@ -300,12 +300,8 @@ pub fn locate(text: &str, key: &str) -> Option<usize> {
 /// A key name as one segment of a dotted key path: bare when TOML allows it, else quoted the
 /// way TOML writes it (`""`, `"a.b"`), so that an error always names the key and [`locate`]
 /// can find it.
-fn key_segment(name: &str) -> String {
-    let bare = !name.is_empty()
-        && name
-            .bytes()
-            .all(|b| b.is_ascii_alphanumeric() || b == b'_' || b == b'-');
-    if bare {
+pub(crate) fn key_segment(name: &str) -> String {
+    if is_bare_key(name) {
         return name.to_string();
     }
     let mut q = String::with_capacity(name.len() + 2);
@@ -320,6 +316,14 @@ fn key_segment(name: &str) -> String {
     }
     q.push('"');
     q
+}
+
+/// Whether TOML writes a key bare: letters, digits, `_` and `-`.
+pub(crate) fn is_bare_key(name: &str) -> bool {
+    !name.is_empty()
+        && name
+            .bytes()
+            .all(|b| b.is_ascii_alphanumeric() || b == b'_' || b == b'-')
 }
 
 enum Seg<'a> {

@@ -15,7 +15,7 @@ use std::path::PathBuf;
 use stages::signals::SignalSpec;
 use stages::{Built, Purpose, StageArgs, StageDef};
 
-use super::{ConfigError, ConfigFile};
+use super::{is_bare_key, key_segment, ConfigError, ConfigFile};
 
 /// What a stage does with a failing document.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -228,7 +228,15 @@ impl Plan {
         let mut slots = Vec::new();
         let regs = registries();
         for (sname, value) in &raw.stages {
-            let key = format!("stages.{sname}");
+            let key = format!("stages.{}", key_segment(sname));
+            // Signals are named `<stage>.<signal>`: a dot (or anything but a bare key) in a
+            // stage name would make them ambiguous.
+            if !is_bare_key(sname) {
+                return Err(config.error(
+                    &key,
+                    "a stage name is letters, digits, `_` and `-` (its signals are named <stage>.<signal>)",
+                ));
+            }
             let toml::Value::Table(t) = value else {
                 return Err(config.error(&key, "expected a table: [stages.NAME]"));
             };

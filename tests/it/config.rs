@@ -84,6 +84,21 @@ fn wrong_type_names_key_and_line() {
 }
 
 #[test]
+fn dotted_stage_name_is_refused_with_key_and_line() {
+    let toml = format!("{GOOD}\n[stages.\"len.gth\"]\ntype = \"filter.length\"\n");
+    let line = toml.lines().position(|l| l.contains("len.gth")).unwrap() + 1;
+    check_fails(
+        &toml,
+        &[],
+        &[
+            &format!("pipeline.toml:{line}"),
+            "stages.\"len.gth\"",
+            "a stage name is letters, digits",
+        ],
+    );
+}
+
+#[test]
 fn bad_threshold_names_key() {
     check_fails(
         &format!("{GOOD}max_words = 2\n"),
