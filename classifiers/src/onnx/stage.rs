@@ -94,22 +94,52 @@ fn signal_part(label: &str) -> String {
         .collect()
 }
 
+/// The onnxruntime settings that `classify.onnx` and `dedup.semantic` share (`ort_library`,
+/// `device`, `device_id`, `threads`, `sessions`), checked, with the library path resolved
+/// against the config's folder.
+pub(crate) fn runtime_options(
+    args: &StageArgs,
+    ort_library: Option<&str>,
+    device: Device,
+    device_id: i32,
+    threads: usize,
+    sessions: Option<usize>,
+) -> Result<RuntimeOptions, ConfigError> {
+    let library: Option<PathBuf> = ort_library
+        .map(|p| args.resolve_path("ort_library", p))
+        .transpose()?;
+    if threads == 0 {
+        return Err(ConfigError::new("threads", "must be positive"));
+    }
+    if sessions == Some(0) {
+        return Err(ConfigError::new("sessions", "must be positive"));
+    }
+    Ok(RuntimeOptions {
+        library,
+        device,
+        device_id,
+        threads,
+    })
+}
+
+/// Asks the library for the configured device (CUDA) before any document is read.
+pub(crate) fn check_device(runtime: &RuntimeOptions) -> Result<(), ConfigError> {
+    super::runtime::check_device(runtime).map_err(|e| ConfigError::new("device", e.to_string()))
+}
+
 fn build(args: &StageArgs) -> Result<Built, ConfigError> {
     let cfg: OnnxStageConfig = args.parse()?;
     let dir = args.resolve_path("model", &cfg.model)?;
-    let library: Option<PathBuf> = cfg
-        .ort_library
-        .as_deref()
-        .map(|p| args.resolve_path("ort_library", p))
-        .transpose()?;
+    let runtime = runtime_options(
+        args,
+        cfg.ort_library.as_deref(),
+        cfg.device,
+        cfg.device_id,
+        cfg.threads,
+        cfg.sessions,
+    )?;
     if cfg.batch_size == 0 {
         return Err(ConfigError::new("batch_size", "must be positive"));
-    }
-    if cfg.threads == 0 {
-        return Err(ConfigError::new("threads", "must be positive"));
-    }
-    if cfg.sessions == Some(0) {
-        return Err(ConfigError::new("sessions", "must be positive"));
     }
     if cfg.max_length == Some(0) {
         return Err(ConfigError::new("max_length", "must be positive"));
@@ -119,12 +149,7 @@ fn build(args: &StageArgs) -> Result<Built, ConfigError> {
         Purpose::Select => None,
         Purpose::Run => {
             let opts = EncoderOptions {
-                runtime: RuntimeOptions {
-                    library,
-                    device: cfg.device,
-                    device_id: cfg.device_id,
-                    threads: cfg.threads,
-                },
+                runtime,
                 batch_size: cfg.batch_size,
                 max_length: cfg.max_length,
                 truncation: cfg.truncation,
@@ -132,8 +157,7 @@ fn build(args: &StageArgs) -> Result<Built, ConfigError> {
                 normalize: None,
                 max_sessions: cfg.sessions,
             };
-            super::runtime::check_device(&opts.runtime)
-                .map_err(|e| ConfigError::new("device", e.to_string()))?;
+            check_device(&opts.runtime)?;
             let m = OnnxClassifier::open(&dir, &opts)
                 .map_err(|e| ConfigError::new("model", e.to_string()))?;
             Some(m)

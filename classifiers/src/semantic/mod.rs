@@ -24,7 +24,6 @@ pub mod files;
 pub mod kmeans;
 
 use std::io::Write;
-use std::path::PathBuf;
 use std::sync::Arc;
 
 use rayon::prelude::*;
@@ -35,7 +34,7 @@ use stages::{
     Outcome, PartitionCtx, Purpose, Result, StageArgs, StageDef, StepCtx, StepStats,
 };
 
-use crate::onnx::{Device, Encoder, EncoderOptions, Pooling, RuntimeOptions, Tokens};
+use crate::onnx::{Device, Encoder, EncoderOptions, Pooling, Tokens};
 use files::*;
 
 /// `[stages.NAME]` with `type = "dedup.semantic"`.
@@ -140,7 +139,6 @@ fn build(args: &StageArgs) -> Result<Built, ConfigError> {
         ("kmeans_iterations", cfg.kmeans_iterations),
         ("max_length", cfg.max_length),
         ("batch_size", cfg.batch_size),
-        ("threads", cfg.threads),
     ] {
         if v == 0 {
             return Err(ConfigError::new(k, "must be positive"));
@@ -152,21 +150,19 @@ fn build(args: &StageArgs) -> Result<Built, ConfigError> {
             "semantic dedup needs token vectors pooled: \"mean\" or \"cls\"",
         ));
     }
-    let library: Option<PathBuf> = cfg
-        .ort_library
-        .as_deref()
-        .map(|p| args.resolve_path("ort_library", p))
-        .transpose()?;
+    let runtime = crate::onnx::stage::runtime_options(
+        args,
+        cfg.ort_library.as_deref(),
+        cfg.device,
+        cfg.device_id,
+        cfg.threads,
+        cfg.sessions,
+    )?;
     let encoder = match args.purpose {
         Purpose::Select => None,
         Purpose::Run => {
             let opts = EncoderOptions {
-                runtime: RuntimeOptions {
-                    library,
-                    device: cfg.device,
-                    device_id: cfg.device_id,
-                    threads: cfg.threads,
-                },
+                runtime,
                 batch_size: cfg.batch_size,
                 max_length: Some(cfg.max_length),
                 truncation: None,
@@ -174,8 +170,7 @@ fn build(args: &StageArgs) -> Result<Built, ConfigError> {
                 normalize: Some(true),
                 max_sessions: cfg.sessions,
             };
-            crate::onnx::runtime::check_device(&opts.runtime)
-                .map_err(|e| ConfigError::new("device", e.to_string()))?;
+            crate::onnx::stage::check_device(&opts.runtime)?;
             Some(Encoder::open(&dir, &opts).map_err(|e| ConfigError::new("model", e.to_string()))?)
         }
     };
