@@ -464,23 +464,30 @@ pub fn extract(dom: &Dom, opts: &Options) -> Extraction {
             .attr(root as u32, AttrKey::Class)
             .filter(|c| !c.trim().is_empty())
         {
-            let inside = |i: usize, parts: &[usize]| {
-                parts.iter().any(|&r| {
-                    let e = dom.subtree_end(r as u32) as usize;
-                    (r..e).contains(&i) || (i..dom.subtree_end(i as u32) as usize).contains(&r)
-                })
-            };
+            // Nodes inside or above a part already chosen (parts are disjoint subtrees).
+            let mut covered = vec![false; n];
+            for &r in &parts {
+                let e = dom.subtree_end(r as u32) as usize;
+                covered[r..e].iter_mut().for_each(|c| *c = true);
+                let mut a = nodes[r].parent;
+                while a != NONE && !covered[a as usize] {
+                    covered[a as usize] = true;
+                    a = nodes[a as usize].parent;
+                }
+            }
             let mut extra = Vec::new();
+            // Candidates come in document order: one inside the last box taken is skipped.
+            let mut taken_until = 0usize;
             for i in 1..n {
-                if i != root
+                if i >= taken_until
+                    && !covered[i]
                     && flags[i] & REMOVED == 0
                     && nodes[i].tag == nodes[root].tag
                     && prose[i] > 0
                     && dom.attr(i as u32, AttrKey::Class) == Some(class)
-                    && !inside(i, &parts)
-                    && !inside(i, &extra)
                 {
                     extra.push(i);
+                    taken_until = dom.subtree_end(i as u32) as usize;
                 }
             }
             parts.extend(extra);

@@ -709,3 +709,29 @@ fn ruby_readings_are_dropped_and_text_is_composed() {
     assert!(t.contains("Le caf\u{e9} du coin"), "{t:?}");
     assert!(t.contains("go\u{fb}ter"), "{t:?}");
 }
+
+#[test]
+fn many_boxes_of_one_class_stay_linear() {
+    // 20,000 boxes of one class, each in its own section beside a heavy link list, so that one
+    // box is the best element and the others join it by their class: every selection pass must
+    // stay linear (no part-against-part scans).
+    let links: String = (0..6)
+        .map(|k| format!("<li><a href=/l{k}>A link with a long enough label {k}</a></li>"))
+        .collect();
+    let boxes: String = (0..20_000)
+        .map(|k| {
+            format!(
+                "<section><div class=story><p>Box {k} holds a sentence that runs long enough \
+                 to be read as prose by the extractor, with a clause or two more.</p></div>\
+                 <ul>{links}</ul></section>"
+            )
+        })
+        .collect();
+    let page = format!("<html><body>{boxes}</body></html>");
+    let t = Instant::now();
+    let r = extractor("").extract(&page).unwrap();
+    assert!(r.extraction.text.contains("Box 0 holds"));
+    assert!(r.extraction.text.contains("Box 19999 holds"));
+    assert!(!r.extraction.text.contains("long enough label"));
+    assert!(t.elapsed() < Duration::from_secs(20), "{:?}", t.elapsed());
+}
