@@ -171,6 +171,30 @@ fn dedup_toml() -> String {
         .into_owned()
 }
 
+/// `curate run pipelines/dedup.toml --input INPUT --output OUT -q`, partitions of
+/// `partition_bytes`, and `--set` for each of `sets`.
+fn dedup_args(input: &Path, out: &str, partition_bytes: usize, sets: &[&str]) -> Vec<String> {
+    let mut a: Vec<String> = [
+        "run",
+        &dedup_toml(),
+        "--input",
+        input.to_str().unwrap(),
+        "--output",
+        out,
+        "--set",
+        &format!("input.partition_bytes={partition_bytes}"),
+        "-q",
+    ]
+    .iter()
+    .map(|s| s.to_string())
+    .collect();
+    for s in sets {
+        a.push("--set".into());
+        a.push(s.to_string());
+    }
+    a
+}
+
 #[test]
 fn dedup_pipeline_on_jsonl() {
     let d = tempfile::tempdir().unwrap();
@@ -268,23 +292,13 @@ fn dedup_is_byte_identical_across_threads_and_workers() {
     let d = tempfile::tempdir().unwrap();
     let c = corpus(800, 5);
     let input = write_corpus(d.path(), &c);
-    let common = |out: &Path| -> Vec<String> {
-        [
-            "run",
-            &dedup_toml(),
-            "--input",
-            input.to_str().unwrap(),
-            "--output",
+    let common = |out: &Path| {
+        dedup_args(
+            &input,
             out.to_str().unwrap(),
-            "--set",
-            "input.partition_bytes=20000",
-            "--set",
-            "stages.minhash.band_splits=2",
-            "-q",
-        ]
-        .iter()
-        .map(|s| s.to_string())
-        .collect()
+            20_000,
+            &["stages.minhash.band_splits=2"],
+        )
     };
     let one = d.path().join("threads1");
     let two = d.path().join("threads2");
@@ -471,22 +485,7 @@ fn dedup_on_s3_matches_local() {
     let c = corpus(300, 21);
     let input = write_corpus(d.path(), &c);
     m.boto("s3.create_bucket(Bucket='dedup')", &[]);
-    let args = |out: &str| -> Vec<String> {
-        [
-            "run",
-            &dedup_toml(),
-            "--input",
-            input.to_str().unwrap(),
-            "--output",
-            out,
-            "--set",
-            "input.partition_bytes=30000",
-            "-q",
-        ]
-        .iter()
-        .map(|s| s.to_string())
-        .collect()
-    };
+    let args = |out: &str| dedup_args(&input, out, 30_000, &[]);
     let local = d.path().join("local");
     let a = args(local.to_str().unwrap());
     curate_ok(&a.iter().map(|s| s.as_str()).collect::<Vec<_>>());
@@ -506,22 +505,7 @@ fn dedup_resumes_after_sigkill_byte_identical() {
     let d = tempfile::tempdir().unwrap();
     let c = corpus(600, 9);
     let input = write_corpus(d.path(), &c);
-    let args = |out: &Path| -> Vec<String> {
-        [
-            "run",
-            &dedup_toml(),
-            "--input",
-            input.to_str().unwrap(),
-            "--output",
-            out.to_str().unwrap(),
-            "--set",
-            "input.partition_bytes=20000",
-            "-q",
-        ]
-        .iter()
-        .map(|s| s.to_string())
-        .collect()
-    };
+    let args = |out: &Path| dedup_args(&input, out.to_str().unwrap(), 20_000, &[]);
     let reference = d.path().join("ref");
     let t = std::time::Instant::now();
     curate_ok(
