@@ -11,26 +11,14 @@
 
 use std::sync::Arc;
 
-use curate_benches::{peer_python, repo_root, report, run_peer, shared_dir};
+use curate_benches::{peer_python, repo_root, report, run_peer, warc_bench_input};
 use stages::extract::{ExtractConfig, Extractor};
 use stages::read::{read_docs, Format, ReadEvent, ReadOptions};
 
 fn main() {
-    let Some(shared) = shared_dir() else {
-        eprintln!("skipped: ../shared not found");
+    let Some((file, reps)) = warc_bench_input("EXTRACT_BENCH_FILE", "EXTRACT_BENCH_REPS") else {
         return;
     };
-    let file = std::env::var("EXTRACT_BENCH_FILE")
-        .map(std::path::PathBuf::from)
-        .unwrap_or_else(|_| shared.join("data/warc/trafilatura-eval-pages.warc.gz"));
-    if !file.exists() {
-        eprintln!("skipped: {} not found", file.display());
-        return;
-    }
-    let reps: usize = std::env::var("EXTRACT_BENCH_REPS")
-        .ok()
-        .and_then(|s| s.parse().ok())
-        .unwrap_or(5);
     let source: Arc<str> = Arc::from(file.to_string_lossy().as_ref());
     let input = std::fs::File::open(&file).expect("open input");
     let opts = ReadOptions {

@@ -9,25 +9,13 @@
 
 use std::sync::Arc;
 
-use curate_benches::{peer_python, repo_root, report, run_peer, shared_dir};
+use curate_benches::{peer_python, repo_root, report, run_peer, warc_bench_input};
 use stages::read::{read_docs, Format, ReadEvent, ReadOptions};
 
 fn main() {
-    let Some(shared) = shared_dir() else {
-        eprintln!("skipped: ../shared not found");
+    let Some((file, reps)) = warc_bench_input("WARC_BENCH_FILE", "WARC_BENCH_REPS") else {
         return;
     };
-    let file = std::env::var("WARC_BENCH_FILE")
-        .map(std::path::PathBuf::from)
-        .unwrap_or_else(|_| shared.join("data/warc/trafilatura-eval-pages.warc.gz"));
-    if !file.exists() {
-        eprintln!("skipped: {} not found", file.display());
-        return;
-    }
-    let reps: usize = std::env::var("WARC_BENCH_REPS")
-        .ok()
-        .and_then(|s| s.parse().ok())
-        .unwrap_or(5);
     // Read from memory so that the figure is the parser's, not the disk's.
     let data = Arc::new(std::fs::read(&file).expect("read input"));
     let name: Arc<str> = Arc::from(file.to_string_lossy().as_ref());

@@ -22,6 +22,28 @@ pub fn shared_dir() -> Option<PathBuf> {
     p.is_dir().then_some(p)
 }
 
+/// The input of the benches that read the trafilatura-eval WARC: the file `file_var` names, else
+/// `../shared/data/warc/trafilatura-eval-pages.warc.gz`, and the repetitions `reps_var` asks for
+/// (default 5). `None`, with the reason printed, when the data is absent.
+pub fn warc_bench_input(file_var: &str, reps_var: &str) -> Option<(PathBuf, usize)> {
+    let Some(shared) = shared_dir() else {
+        eprintln!("skipped: ../shared not found");
+        return None;
+    };
+    let file = std::env::var(file_var)
+        .map(PathBuf::from)
+        .unwrap_or_else(|_| shared.join("data/warc/trafilatura-eval-pages.warc.gz"));
+    if !file.exists() {
+        eprintln!("skipped: {} not found", file.display());
+        return None;
+    }
+    let reps = std::env::var(reps_var)
+        .ok()
+        .and_then(|s| s.parse().ok())
+        .unwrap_or(5);
+    Some((file, reps))
+}
+
 /// The peers' Python of one environment (`dt`: datatrove, `ext`: extractors), if installed.
 pub fn peer_python(env: &str) -> Option<PathBuf> {
     let base = std::env::var_os("CURATE_PEERS")
