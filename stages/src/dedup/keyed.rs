@@ -125,10 +125,8 @@ impl GlobalStep for GroupsStep {
         let mut st = StepStats::new("groups", task);
         let scratch = Scratch::new(&ctx.scratch).map_err(io)?;
         let budget = task_budget(ctx);
-        let index = Index::load(ctx.store.as_ref(), &ctx.dir).map_err(io)?;
-        let sources = index
-            .section_sources::<KeyRec>(&ctx.store, &ctx.dir, task)
-            .map_err(io)?;
+        let (_, sources) = Index::open_section::<KeyRec>(ctx, task).map_err(io)?;
+
         st.count("inputs", sources.len() as u64);
         let mut merged = merge(sources, fan_in(budget / 2), &scratch).map_err(io)?;
         let mut router =

@@ -174,6 +174,9 @@ pub struct PartitionMeta {
     pub extra_len: u64,
 }
 
+/// Lazy record sources, one per partition.
+pub type Sources<R> = Vec<Box<dyn Source<R>>>;
+
 /// The index of a stage's key files.
 #[derive(Clone, Debug)]
 pub struct Index {
@@ -292,6 +295,17 @@ impl Index {
         Ok((0..p as usize)
             .map(|i| (u64_at(&b, 16 * i), u64_at(&b, 16 * i + 8)))
             .collect())
+    }
+
+    /// The index in a step's folder and lazy sources over its section `s`: what every
+    /// per-section task opens with.
+    pub fn open_section<R: Record>(
+        ctx: &crate::stage::StepCtx,
+        s: usize,
+    ) -> io::Result<(Index, Sources<R>)> {
+        let index = Index::load(ctx.store.as_ref(), &ctx.dir)?;
+        let sources = index.section_sources::<R>(&ctx.store, &ctx.dir, s)?;
+        Ok((index, sources))
     }
 
     /// Lazy sources over section `s` of every partition, in partition order.

@@ -225,10 +225,8 @@ impl GlobalStep for CountStep {
         let cfg = &self.inner.cfg;
         let mut st = StepStats::new("count", task);
         let scratch = Scratch::new(&ctx.scratch).map_err(io)?;
-        let index = Index::load(ctx.store.as_ref(), &ctx.dir).map_err(io)?;
-        let sources = index
-            .section_sources::<LineRec>(&ctx.store, &ctx.dir, task)
-            .map_err(io)?;
+        let (index, sources) = Index::open_section::<LineRec>(ctx, task).map_err(io)?;
+
         st.count("inputs", sources.len() as u64);
         let mut merged = merge(sources, fan_in(task_budget(ctx)), &scratch).map_err(io)?;
         let mut router =

@@ -535,11 +535,9 @@ impl GlobalStep for PairsStep {
         let mut st = StepStats::new("pairs", task);
         let scratch = Scratch::new(&ctx.scratch).map_err(io)?;
         let budget = task_budget(ctx);
-        let index = Index::load(ctx.store.as_ref(), &ctx.dir).map_err(io)?;
+        let (index, sources) = Index::open_section::<BandRec>(ctx, task).map_err(io)?;
         check_rows(&index)?;
-        let sources = index
-            .section_sources::<BandRec>(&ctx.store, &ctx.dir, task)
-            .map_err(io)?;
+
         st.count("inputs", sources.len() as u64);
         let mut merged = merge(sources, fan_in(budget), &scratch).map_err(io)?;
         let global = |d: u64| -> u32 {
