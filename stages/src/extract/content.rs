@@ -575,7 +575,7 @@ struct Line {
     node: usize,
     level: u8,
     chars: u32,
-    /// The text, kept only while the line is short (see [`is_date_line`]).
+    /// The text, kept only while the line is short (dates, credits, scraps).
     text: String,
     /// A removed box of related links, comments or share buttons follows.
     intro: bool,
@@ -614,6 +614,10 @@ fn ends_sentence(t: &str) -> bool {
 
 /// Lines up to this many visible characters are looked at as possible date lines.
 const DATE_LINE_CHARS: u32 = 40;
+/// Lines are kept as text up to this many visible characters (for the checks on short lines).
+const LINE_TEXT_CHARS: u32 = 120;
+/// A line this short with a copyright sign is a credit ("Photo: X / © Agency").
+const CREDIT_LINE_CHARS: u32 = 120;
 
 /// Whether a short line is a date stamp: a numeric date or time ("04.05.2021",
 /// "2020-04-03", "12:35") with at most three words around it ("Published: 03.04.2020").
@@ -738,7 +742,7 @@ fn drop_dangling(
                 match lines.last_mut() {
                     Some(l) if l.node == b => {
                         l.chars += tchars[i];
-                        if l.chars <= DATE_LINE_CHARS {
+                        if l.chars <= LINE_TEXT_CHARS {
                             l.text.push(' ');
                             l.text.push_str(t);
                         }
@@ -749,7 +753,7 @@ fn drop_dangling(
                         node: b,
                         level: heading_level(nodes[b].tag),
                         chars: tchars[i],
-                        text: if tchars[i] <= DATE_LINE_CHARS {
+                        text: if tchars[i] <= LINE_TEXT_CHARS {
                             t.to_string()
                         } else {
                             String::new()
@@ -765,6 +769,16 @@ fn drop_dangling(
         return;
     }
     let mut keep = vec![true; lines.len()];
+    // Credits anywhere: a short line with a copyright sign.
+    for (j, l) in lines.iter().enumerate() {
+        if l.level == 0
+            && l.chars <= CREDIT_LINE_CHARS
+            && !in_list_or_table(nodes[l.node].tag)
+            && l.text.contains('\u{a9}')
+        {
+            keep[j] = false;
+        }
+    }
     // Date stamps among the first and the last lines (a byline's date, "Updated 12:35").
     let nl = lines.len();
     for j in (0..nl.min(2)).chain(nl.saturating_sub(2)..nl) {

@@ -735,3 +735,18 @@ fn many_boxes_of_one_class_stay_linear() {
     assert!(!r.extraction.text.contains("long enough label"));
     assert!(t.elapsed() < Duration::from_secs(20), "{:?}", t.elapsed());
 }
+
+#[test]
+fn credit_lines_with_a_copyright_sign_go() {
+    let page = article(&format!(
+        "{}<p>The champion on the first tee. | \u{a9} Augusta National/Getty Images</p>{}\
+         <p>The club has published its history under \u{a9} 1934 rules that the founders wrote \
+         down, and the text of those rules is reproduced here in full for the first time, with \
+         notes on what changed since.</p>",
+        prose("The round"),
+        prose("The next day")
+    ));
+    let t = text(&page);
+    assert!(!t.contains("Getty Images"), "{t}");
+    assert!(t.contains("under \u{a9} 1934 rules"), "{t}");
+}
