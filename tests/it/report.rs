@@ -91,31 +91,39 @@ fn report_renders_in_headless_chromium() {
     let printed = curate_ok(&["run", p.to_str().unwrap()]);
     assert!(printed.contains("report.html"));
     let out = d.path().join("out");
-    let html = std::fs::read_to_string(out.join("report.html")).unwrap();
-    assert!(!html.contains("<script"), "self-contained, no scripts");
-    assert!(
-        !html.contains("http://") || !html.contains("src=\"http"),
-        "no external resources"
-    );
-    let Some((dom, errors, shot)) = render(&out) else {
+    let Some((dom, _)) = render_checked(
+        &out,
+        &[
+            "Funnel",
+            "Drops by stage and reason",
+            "Signals",
+            "Configuration",
+            "too_few_words",
+            "length.words",
+        ],
+    ) else {
         return;
     };
-    assert!(errors.is_empty(), "console errors: {errors:?}");
-    for section in [
-        "Funnel",
-        "Drops by stage and reason",
-        "Signals",
-        "Configuration",
-        "too_few_words",
-        "length.words",
-    ] {
-        assert!(dom.contains(section), "rendered page lacks {section:?}");
-    }
     // Threshold drawn on the histogram of the thresholded signal.
     assert!(
         dom.contains("threshold 20"),
         "threshold line on length.words"
     );
+}
+
+/// The run's `report.html`: self-contained (no scripts, no external resources), rendered in
+/// headless chromium without console errors, holding every one of `sections`, with a
+/// screenshot that has content. The rendered DOM and the screenshot's path; `None` (printed)
+/// without chromium.
+pub fn render_checked(out: &Path, sections: &[&str]) -> Option<(String, std::path::PathBuf)> {
+    let html = std::fs::read_to_string(out.join("report.html")).unwrap();
+    assert!(!html.contains("<script"), "self-contained, no scripts");
+    assert!(!html.contains("src=\"http"), "no external resources");
+    let (dom, errors, shot) = render(out)?;
+    assert!(errors.is_empty(), "console errors: {errors:?}");
+    for section in sections {
+        assert!(dom.contains(section), "rendered report lacks {section:?}");
+    }
     let png = std::fs::read(&shot).unwrap();
     assert_eq!(&png[1..4], b"PNG");
     assert!(
@@ -123,4 +131,5 @@ fn report_renders_in_headless_chromium() {
         "screenshot has content ({} bytes)",
         png.len()
     );
+    Some((dom, shot))
 }

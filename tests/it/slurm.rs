@@ -15,17 +15,24 @@ fn slurm_up() -> bool {
         })
 }
 
-#[test]
-fn slurm_run_matches_local_run() {
+/// A folder the Slurm jobs can see, when a cluster is up (else `None`, printed). It lies under
+/// the repo, not a private /tmp; `target/` is created first since CARGO_TARGET_DIR may put the
+/// build elsewhere.
+fn slurm_dir() -> Option<tempfile::TempDir> {
     if !slurm_up() {
         eprintln!("skipped: no Slurm cluster (../shared/peers/start-slurm.sh starts one)");
-        return;
+        return None;
     }
-    // Slurm jobs must see the folder: keep it under the repo (not a private /tmp), and create
-    // `target/` first, since CARGO_TARGET_DIR may put the build elsewhere.
     let base = root().join("target");
     std::fs::create_dir_all(&base).unwrap();
-    let d = tempfile::tempdir_in(&base).unwrap();
+    Some(tempfile::tempdir_in(&base).unwrap())
+}
+
+#[test]
+fn slurm_run_matches_local_run() {
+    let Some(d) = slurm_dir() else {
+        return;
+    };
     write_jsonl(&d.path().join("in.jsonl"), 3000, 21);
     let p = pipeline(
         d.path(),
@@ -60,13 +67,9 @@ fn slurm_run_matches_local_run() {
 /// one job array per phase with three tasks each: byte-identical to the local run.
 #[test]
 fn quickstart_through_slurm_matches_local_run() {
-    if !slurm_up() {
-        eprintln!("skipped: no Slurm cluster (../shared/peers/start-slurm.sh starts one)");
+    let Some(d) = slurm_dir() else {
         return;
-    }
-    let base = root().join("target");
-    std::fs::create_dir_all(&base).unwrap();
-    let d = tempfile::tempdir_in(&base).unwrap();
+    };
     let p = root().join("pipelines/quickstart.toml");
     let ps = p.to_str().unwrap();
     let (local, cluster) = (d.path().join("local"), d.path().join("cluster"));

@@ -175,6 +175,31 @@ fn citations(line: &str) -> Vec<(usize, usize)> {
     out
 }
 
+/// Whether the character at byte `i` of `line` is white space for Python's `str.split()`, and
+/// its length in bytes. Only the lead bytes of Unicode spaces (0xC2, 0xE1-0xE3) decode the
+/// character; others are letters of a word.
+#[inline]
+fn char_at(line: &str, i: usize) -> (bool, usize) {
+    let b = line.as_bytes();
+    let c = b[i];
+    if c < 0x80 {
+        (
+            matches!(c, b' ' | b'\t' | b'\n' | b'\r' | 0x0b | 0x0c | 0x1c..=0x1f),
+            1,
+        )
+    } else if matches!(c, 0xc2 | 0xe1 | 0xe2 | 0xe3) {
+        let ch = line[i..].chars().next().expect("char boundary");
+        (chars::is_space(ch), ch.len_utf8())
+    } else {
+        // A lead byte and its continuation bytes: one character, not a space.
+        let mut k = 1;
+        while i + k < b.len() && (b[i + k] & 0xc0) == 0x80 {
+            k += 1;
+        }
+        (false, k)
+    }
+}
+
 /// Number of whitespace-separated words (Python's `str.split()`) and the length of the longest
 /// in characters, in one pass over the bytes.
 fn whitespace_words(line: &str) -> (usize, usize) {
@@ -182,23 +207,7 @@ fn whitespace_words(line: &str) -> (usize, usize) {
     let (mut n, mut longest, mut cur) = (0usize, 0usize, 0usize);
     let mut i = 0;
     while i < b.len() {
-        let c = b[i];
-        let (space, len) = if c < 0x80 {
-            (
-                matches!(c, b' ' | b'\t' | b'\n' | b'\r' | 0x0b | 0x0c | 0x1c..=0x1f),
-                1,
-            )
-        } else if matches!(c, 0xc2 | 0xe1 | 0xe2 | 0xe3) {
-            let ch = line[i..].chars().next().expect("char boundary");
-            (chars::is_space(ch), ch.len_utf8())
-        } else {
-            // A continuation byte adds no character; a lead byte starts one.
-            let mut k = 1;
-            while i + k < b.len() && (b[i + k] & 0xc0) == 0x80 {
-                k += 1;
-            }
-            (false, k)
-        };
+        let (space, len) = char_at(line, i);
         if space {
             if cur > 0 {
                 n += 1;
@@ -225,18 +234,7 @@ fn has_words(line: &str, min: usize) -> bool {
     let mut in_word = false;
     let mut i = 0;
     while i < b.len() {
-        let c = b[i];
-        let (space, len) = if c < 0x80 {
-            (
-                matches!(c, b' ' | b'\t' | b'\n' | b'\r' | 0x0b | 0x0c | 0x1c..=0x1f),
-                1,
-            )
-        } else if matches!(c, 0xc2 | 0xe1 | 0xe2 | 0xe3) {
-            let ch = line[i..].chars().next().expect("char boundary");
-            (chars::is_space(ch), ch.len_utf8())
-        } else {
-            (false, 1)
-        };
+        let (space, len) = char_at(line, i);
         if space {
             in_word = false;
         } else if !in_word {
