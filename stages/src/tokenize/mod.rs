@@ -58,8 +58,9 @@ pub struct TokenizerConfig {
     /// of cl100k's pattern), `o200k`, `gpt2`, or a regular expression.
     #[serde(default)]
     pub pattern: Option<String>,
-    /// Special tokens of a `.tiktoken` file, text to id (e.g. Llama 3's
-    /// `"<|begin_of_text|>" = 128000`, `"<|end_of_text|>" = 128001`).
+    /// Special tokens of a `.tiktoken` file, text to id (e.g. `"<|endoftext|>" = 100257`).
+    /// Llama 3's file (128,000 ranks) with `pattern = "llama3"` and none given gets the
+    /// model's 256 special tokens (128000..=128255) and `<|begin_of_text|>` as default BOS.
     #[serde(default)]
     pub special_tokens: BTreeMap<String, u32>,
     /// Token put before each document (its text, e.g. `<|begin_of_text|>`); `""` for none.
@@ -159,13 +160,24 @@ impl Tokenizer {
                 Self::from_hf_json(&cfg.tokenizer, &bytes).map_err(err)?
             } else {
                 let tokens = tiktoken::load(&path).map_err(err)?;
-                let vocab = tiktoken::TiktokenVocab {
-                    tokens,
-                    special: cfg.special_tokens.clone(),
-                };
                 let pattern = cfg.pattern.as_deref().unwrap_or("cl100k");
-                Self::from_tiktoken(&cfg.tokenizer, vocab, pattern)
-                    .map_err(|e| ConfigError::new("pattern", e))?
+                // Llama 3's file with its pattern and no special tokens given: the model's own
+                // 256 special tokens, and a BOS before every document as the model expects.
+                let llama3 = pattern == "llama3"
+                    && cfg.special_tokens.is_empty()
+                    && tokens.len() == tiktoken::LLAMA3_RANKS as usize;
+                let special = if llama3 {
+                    tiktoken::llama3_special_tokens()
+                } else {
+                    cfg.special_tokens.clone()
+                };
+                let vocab = tiktoken::TiktokenVocab { tokens, special };
+                let mut tok = Self::from_tiktoken(&cfg.tokenizer, vocab, pattern)
+                    .map_err(|e| ConfigError::new("pattern", e))?;
+                if llama3 {
+                    tok.bos = tok.special_id("<|begin_of_text|>");
+                }
+                tok
             }
         };
         tok.bos = tok.resolve_special("bos", cfg.bos.as_deref(), tok.bos)?;

@@ -63,6 +63,9 @@ pub struct Manifest {
     pub documents: u64,
     pub tokens: u64,
     pub buckets: BTreeMap<String, BucketTotals>,
+    /// Documents and tokens per language (the `lang` signal), when the writer was told them.
+    #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
+    pub languages: BTreeMap<String, BucketTotals>,
     pub shards: Vec<ShardInfo>,
 }
 
@@ -113,6 +116,7 @@ pub struct ShardSetWriter<'s> {
     streams: BTreeMap<String, Stream>,
     shards: Vec<ShardInfo>,
     buckets: BTreeMap<String, BucketTotals>,
+    languages: BTreeMap<String, BucketTotals>,
     buf: Vec<u8>,
 }
 
@@ -137,12 +141,28 @@ impl<'s> ShardSetWriter<'s> {
             streams: BTreeMap::new(),
             shards: Vec::new(),
             buckets: BTreeMap::new(),
+            languages: BTreeMap::new(),
             buf: Vec::new(),
         }
     }
 
     pub fn dtype(&self) -> Dtype {
         self.dtype
+    }
+
+    /// [`add`](Self::add), and counts the document under its language in the manifest.
+    pub fn add_in_language(
+        &mut self,
+        bucket: &str,
+        lang: &str,
+        doc_id: &str,
+        tokens: &[u32],
+    ) -> io::Result<()> {
+        self.add(bucket, doc_id, tokens)?;
+        let t = self.languages.entry(lang.to_string()).or_default();
+        t.documents += 1;
+        t.tokens += tokens.len() as u64;
+        Ok(())
     }
 
     /// Appends one document (its tokens, BOS/EOS included) to its bucket's stream.
@@ -224,6 +244,7 @@ impl<'s> ShardSetWriter<'s> {
             documents: self.buckets.values().map(|b| b.documents).sum(),
             tokens: self.buckets.values().map(|b| b.tokens).sum(),
             buckets: self.buckets,
+            languages: self.languages,
             shards: self.shards,
         };
         let json = serde_json::to_vec_pretty(&manifest)?;

@@ -34,6 +34,34 @@ pub fn corpus_texts(limit: usize) -> Option<Vec<String>> {
     )
 }
 
+/// The first `per_language` sentences of each of lingua's 75 test languages, with the code.
+pub fn lingua_sentences(per_language: usize) -> Option<Vec<(String, String)>> {
+    let dir = shared()?.join("data/langid/lingua-testdata");
+    let Ok(rd) = std::fs::read_dir(&dir) else {
+        eprintln!("skipped: {} is absent", dir.display());
+        return None;
+    };
+    let mut langs: Vec<String> = rd
+        .filter_map(|e| e.ok()?.file_name().into_string().ok())
+        .collect();
+    langs.sort();
+    let mut out = Vec::new();
+    for lang in langs {
+        let f = std::fs::File::open(dir.join(&lang).join("sentences.txt.gz")).ok()?;
+        let mut s = String::new();
+        flate2::read::GzDecoder::new(f)
+            .read_to_string(&mut s)
+            .ok()?;
+        out.extend(
+            s.lines()
+                .filter(|l| !l.trim().is_empty())
+                .take(per_language)
+                .map(|l| (lang.clone(), l.to_string())),
+        );
+    }
+    Some(out)
+}
+
 /// A Python with the given modules importable: CURATE_PY, the test venv, or a peer env.
 pub fn python_with(modules: &[&str]) -> Option<PathBuf> {
     let home = std::env::var_os("HOME").map(PathBuf::from);

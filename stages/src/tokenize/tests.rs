@@ -7,7 +7,7 @@ use std::process::Command;
 
 use super::megatron::IndexedDataset;
 use super::shards::{Layout, Manifest, ShardSetWriter};
-use super::testdata::{corpus_texts, python_with, shared};
+use super::testdata::{corpus_texts, lingua_sentences, python_with, shared};
 use super::*;
 use crate::store::{LocalStore, Store};
 
@@ -198,6 +198,95 @@ fn tiktoken_files_match_python_tiktoken() {
         );
         assert_same(&ours, &theirs, &texts, &format!("Python tiktoken {name}"));
     }
+}
+
+/// Llama 3's own vocabulary from the shared file, by path, as `pipelines/llama3.toml` loads it.
+fn llama3() -> Option<(Tokenizer, PathBuf)> {
+    let path = shared()?.join("data/tokenizers/llama3/tokenizer.model");
+    if !path.exists() {
+        eprintln!("skipped: {} is absent", path.display());
+        return None;
+    }
+    let tok = load(&format!(
+        "tokenizer = {:?}\npattern = 'llama3'",
+        path.display().to_string()
+    ));
+    Some((tok, path))
+}
+
+#[test]
+fn llama3_vocabulary_has_its_special_tokens() {
+    let Some((tok, _)) = llama3() else { return };
+    assert_eq!(tok.vocab_size(), 128_256);
+    assert_eq!(tok.bos(), Some(128_000));
+    assert_eq!(tok.eos(), Some(128_001));
+    assert_eq!(tok.special_id("<|eot_id|>"), Some(128_009));
+    assert_eq!(
+        tok.special_id("<|reserved_special_token_245|>"),
+        Some(128_255)
+    );
+    let mut ids = Vec::new();
+    tok.session().encode_document("Hello world", &mut ids);
+    // "Hello", " world" as Llama 3 has them, between BOS and EOS.
+    assert_eq!(ids, vec![128_000, 9906, 1917, 128_001]);
+    // Special-token text inside a document is ordinary text, never a control token.
+    assert!(!tok.encode("a <|end_of_text|> b").contains(&128_001));
+}
+
+/// Token ids identical to Python `tiktoken` built as llama-models builds Llama 3's encoding,
+/// on sentences in all 75 lingua languages, the 1,080 extracted web pages, source code
+/// (HumanEval and this crate's own Rust) and the edge strings.
+#[test]
+fn llama3_matches_python_tiktoken_in_75_languages() {
+    let Some((tok, path)) = llama3() else { return };
+    let (Some(sentences), Some(mut texts)) = (lingua_sentences(20), texts_for_parity()) else {
+        return;
+    };
+    let languages: std::collections::BTreeSet<&str> =
+        sentences.iter().map(|(l, _)| l.as_str()).collect();
+    assert_eq!(languages.len(), 75);
+    texts.extend(sentences.iter().map(|(_, s)| s.clone()));
+    let humaneval = shared()
+        .unwrap()
+        .join("data/benchmarks/humaneval/HumanEval.jsonl.gz");
+    let raw = read_maybe_gz(&humaneval).unwrap();
+    for line in String::from_utf8(raw).unwrap().lines().take(60) {
+        let v: serde_json::Value = serde_json::from_str(line).unwrap();
+        texts.push(format!(
+            "{}{}",
+            v["prompt"].as_str().unwrap(),
+            v["canonical_solution"].as_str().unwrap()
+        ));
+    }
+    let src = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("src/tokenize");
+    for f in ["bpe.rs", "pretok.rs", "mod.rs"] {
+        texts.push(std::fs::read_to_string(src.join(f)).unwrap());
+    }
+    let mut s = tok.session();
+    let ours: Vec<Vec<u32>> = texts
+        .iter()
+        .map(|t| {
+            let mut v = Vec::new();
+            s.encode(t, &mut v);
+            v
+        })
+        .collect();
+    let Some(py) = python_with(&["tiktoken"]) else {
+        return;
+    };
+    let dir = tempfile::tempdir().unwrap();
+    let tf = write_texts(&texts, dir.path());
+    let theirs = python_ids(
+        &py,
+        &["--tiktoken", path.to_str().unwrap(), "--encoding", "llama3"],
+        &tf,
+    );
+    assert_same(&ours, &theirs, &texts, "Python tiktoken, Llama 3");
+    eprintln!(
+        "Llama 3: {} texts, {} tokens identical to Python tiktoken",
+        texts.len(),
+        ours.iter().map(Vec::len).sum::<usize>()
+    );
 }
 
 #[test]

@@ -46,6 +46,36 @@ pub fn embedded(name: &str) -> Option<(TiktokenVocab, &'static str)> {
     Some((TiktokenVocab { tokens, special }, pattern))
 }
 
+/// Ordinary tokens of Llama 3's vocabulary; its special tokens follow from this id up.
+pub const LLAMA3_RANKS: u32 = 128_000;
+
+/// Llama 3's 256 special tokens (ids 128000..=128255), named as in the `llama-models`
+/// package's `llama3/tokenizer.py`: eleven named tokens, the rest `<|reserved_special_token_N|>`.
+pub fn llama3_special_tokens() -> BTreeMap<String, u32> {
+    let named = [
+        "<|begin_of_text|>",
+        "<|end_of_text|>",
+        "<|reserved_special_token_0|>",
+        "<|reserved_special_token_1|>",
+        "<|finetune_right_pad_id|>",
+        "<|step_id|>",
+        "<|start_header_id|>",
+        "<|end_header_id|>",
+        "<|eom_id|>",
+        "<|eot_id|>",
+        "<|python_tag|>",
+        "<|image|>",
+    ];
+    let mut names: Vec<String> = named.iter().map(|s| s.to_string()).collect();
+    let reserved = 256 - names.len();
+    names.extend((0..reserved).map(|i| format!("<|reserved_special_token_{}|>", 2 + i)));
+    names
+        .into_iter()
+        .enumerate()
+        .map(|(i, n)| (n, LLAMA3_RANKS + i as u32))
+        .collect()
+}
+
 /// Parses a `.tiktoken` file's text.
 pub fn parse(text: &str) -> Result<Vec<(Vec<u8>, u32)>, String> {
     let b64 = base64::engine::general_purpose::STANDARD;
@@ -101,5 +131,17 @@ mod tests {
         let back = parse(std::str::from_utf8(&buf).unwrap()).unwrap();
         assert_eq!(back, v.tokens);
         assert!(parse("abc").is_err());
+    }
+
+    #[test]
+    fn llama3_specials_fill_128000_to_128255() {
+        let s = llama3_special_tokens();
+        assert_eq!(s.len(), 256);
+        assert_eq!(s["<|begin_of_text|>"], 128000);
+        assert_eq!(s["<|end_of_text|>"], 128001);
+        assert_eq!(s["<|eot_id|>"], 128009);
+        assert_eq!(s["<|image|>"], 128011);
+        assert_eq!(s["<|reserved_special_token_2|>"], 128012);
+        assert_eq!(s["<|reserved_special_token_245|>"], 128255);
     }
 }
