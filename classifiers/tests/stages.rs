@@ -323,3 +323,97 @@ fn lid176_langid() {
     sig.set_f64(stages::LANG_SCORE_SIGNAL, 0.3);
     assert_eq!(sel.judge(&sig), Outcome::Drop("low_language_score"));
 }
+
+/// Every LDNOOBW list file is reached from a code the detectors report (through
+/// `dirty_words::list_code`), except Kabyle and Klingon, which no detector here knows; and real
+/// Norwegian sentences (lingua's `nb` and `nn` test sets), labelled by lid.176, are judged by
+/// the Norwegian list (file `no`).
+#[test]
+fn every_dirty_word_list_is_reached_from_detector_codes() {
+    let (Some(model), Some(lists_dir), Some(lingua)) = (
+        shared("data/langid/models/lid.176.ftz"),
+        shared("data/nsfw/ldnoobw"),
+        shared("data/langid/lingua-testdata"),
+    ) else {
+        eprintln!("skipped: ../shared lid.176, ldnoobw or lingua-testdata is absent");
+        return;
+    };
+    use stages::safety::dirty_words::{list_code, read_folder};
+    let lists = read_folder(&lists_dir).unwrap();
+    let files: Vec<String> = std::fs::read_dir(&lists_dir)
+        .unwrap()
+        .flatten()
+        .filter_map(|e| e.file_name().into_string().ok())
+        .filter(|n| n != "LICENSE")
+        .collect();
+    assert_eq!(files.len(), 28, "{files:?}");
+    let lid = classifiers::langid::Detector::fasttext(&model, 10_000).unwrap();
+    let mut codes = lid.languages();
+    codes.extend(classifiers::langid::Detector::Builtin.languages());
+    let mut reached: std::collections::BTreeSet<String> = Default::default();
+    for c in &codes {
+        if let Some(l) = list_code(c, |x| lists.contains_key(x)) {
+            reached.insert(l);
+        }
+    }
+    // A regional list joins its base language's list, so a base code reaches it.
+    let unreached: Vec<&String> = files
+        .iter()
+        .filter(|f| !reached.contains(f.split('-').next().unwrap()))
+        .collect();
+    assert_eq!(unreached, ["kab", "tlh"].iter().collect::<Vec<_>>());
+    for (code, list) in [("nb", "no"), ("nn", "no"), ("tl", "fil"), ("fr", "fr")] {
+        assert!(codes.iter().any(|c| c == code), "{code}");
+        assert_eq!(list_code(code, |x| lists.contains_key(x)).unwrap(), list);
+    }
+
+    let lang = build(
+        "classify.langid",
+        "langid",
+        &format!("model = {:?}", model.to_str().unwrap()),
+        Path::new("."),
+        Purpose::Run,
+    )
+    .unwrap();
+    let dirty = build_stage(
+        &stages::safety::dirty_words::DEF,
+        &format!("lists_dir = {:?}", lists_dir.to_str().unwrap()),
+    );
+    for set in ["nb", "nn"] {
+        let f = std::fs::File::open(lingua.join(set).join("sentences.txt.gz")).unwrap();
+        let mut text = String::new();
+        std::io::Read::read_to_string(&mut flate2::read::GzDecoder::new(f), &mut text).unwrap();
+        let (mut norwegian, mut counted) = (0, 0);
+        for sentence in text.lines().take(200) {
+            let mut d = Document::new("x", format!("{sentence} Faen!"));
+            lang.process(&mut d);
+            if !matches!(d.lang(), Some("nb" | "nn" | "no")) {
+                continue;
+            }
+            norwegian += 1;
+            dirty.process(&mut d);
+            assert_eq!(d.signals.bool("dirty.listed"), Some(true));
+            counted += (d.signals.i64("dirty.count").unwrap() >= 1) as usize;
+        }
+        assert!(
+            norwegian >= 100,
+            "{set}: {norwegian} of 200 detected as Norwegian"
+        );
+        assert_eq!(counted, norwegian, "{set}");
+    }
+}
+
+fn build_stage(def: &stages::StageDef, toml: &str) -> Box<dyn Stage> {
+    let t: toml::Table = toml.parse().unwrap();
+    let args = StageArgs {
+        name: "dirty",
+        table: &t,
+        base_dir: Path::new("."),
+        purpose: Purpose::Run,
+        seed: 0,
+    };
+    match (def.build)(&args).unwrap() {
+        Built::Map(s) => s,
+        Built::Global(_) => panic!("a map stage"),
+    }
+}

@@ -9,6 +9,9 @@
 //! does), except the few entries that are common parts of ordinary words (C4's allow-list:
 //! `性` in Chinese; `sm`, `グロ`, `女の子` in Japanese).
 //!
+//! Detector codes find their list through [`list_code`]: `nb`/`nn` use the Norwegian list
+//! `no`, `tl` the Filipino list `fil`, `zh-Hant` the `zh` list, ISO 639-3 codes their list.
+//!
 //! Signals: `count` (matches), `ratio` (matches per word, words being the alphanumeric
 //! tokens), `listed` (whether the language has a list). Fails when `ratio > max_ratio`.
 
@@ -240,9 +243,93 @@ impl WordList {
     }
 }
 
-/// Every list of a folder, by language code (the file name).
+/// Other spellings of the list codes that language detectors report: ISO 639-2/3 codes, the
+/// Norwegian written standards (lid.176's `no` is reported as `nb`; lingua has `nb` and `nn`;
+/// LDNOOBW's file is `no`), Tagalog for Filipino, and macro-language members written like
+/// the list's language (Egyptian Arabic, Iranian Persian, Mandarin, Cantonese and Wu in
+/// Chinese characters).
+const ALIASES: &[(&str, &str)] = &[
+    ("ara", "ar"),
+    ("arb", "ar"),
+    ("arz", "ar"),
+    ("ces", "cs"),
+    ("cze", "cs"),
+    ("dan", "da"),
+    ("deu", "de"),
+    ("ger", "de"),
+    ("eng", "en"),
+    ("epo", "eo"),
+    ("spa", "es"),
+    ("fas", "fa"),
+    ("per", "fa"),
+    ("pes", "fa"),
+    ("fin", "fi"),
+    ("tl", "fil"),
+    ("tgl", "fil"),
+    ("fra", "fr"),
+    ("fre", "fr"),
+    ("hin", "hi"),
+    ("hun", "hu"),
+    ("ita", "it"),
+    ("jpn", "ja"),
+    ("kor", "ko"),
+    ("nld", "nl"),
+    ("dut", "nl"),
+    ("nb", "no"),
+    ("nn", "no"),
+    ("nob", "no"),
+    ("nno", "no"),
+    ("nor", "no"),
+    ("pol", "pl"),
+    ("por", "pt"),
+    ("rus", "ru"),
+    ("swe", "sv"),
+    ("tha", "th"),
+    ("tur", "tr"),
+    ("zho", "zh"),
+    ("chi", "zh"),
+    ("cmn", "zh"),
+    ("yue", "zh"),
+    ("wuu", "zh"),
+];
+
+/// The list code that serves a detector's language code: the code itself when a list has
+/// it, else its alias, else its base language (`zh-Hant`, `sr_Latn`, `fr-CA` -> `zh`, `sr`,
+/// `fr`) or the base's alias. Case and `_`/`-` do not matter.
+pub fn list_code(lang: &str, has: impl Fn(&str) -> bool) -> Option<String> {
+    let code = lang.trim().to_ascii_lowercase().replace('_', "-");
+    let alias = |c: &str| ALIASES.iter().find(|(a, _)| *a == c).map(|(_, l)| *l);
+    let base = code.split('-').next().unwrap_or("");
+    let found = [
+        Some(lang.trim()),
+        Some(code.as_str()),
+        alias(&code),
+        Some(base),
+        alias(base),
+    ]
+        .into_iter()
+        .flatten()
+        .find(|c| has(c))
+        .map(str::to_string);
+    found
+}
+
+/// Every list of a folder, by language code (the file name). A regional variant's list
+/// (`fr-CA-u-sd-caqc`) also joins its base language's list (`fr`): detectors do not tell
+/// regional variants apart, and a Québec swear word on a French page is still one.
 pub fn load_folder(dir: &Path) -> std::io::Result<FxHashMap<String, WordList>> {
-    let mut out = FxHashMap::default();
+    Ok(read_folder(dir)?
+        .into_iter()
+        .map(|(lang, entries)| {
+            let list = WordList::new(&lang, &entries);
+            (lang, list)
+        })
+        .collect())
+}
+
+/// The entries of every list of a folder, regional variants merged into their base language.
+pub fn read_folder(dir: &Path) -> std::io::Result<BTreeMap<String, Vec<String>>> {
+    let mut out: BTreeMap<String, Vec<String>> = BTreeMap::new();
     let mut files: Vec<_> = std::fs::read_dir(dir)?
         .filter_map(|e| e.ok())
         .map(|e| e.path())
@@ -260,7 +347,12 @@ pub fn load_folder(dir: &Path) -> std::io::Result<FxHashMap<String, WordList>> {
         }
         let text = std::fs::read_to_string(&p)?;
         let entries: Vec<String> = text.lines().map(str::to_string).collect();
-        out.insert(lang.to_string(), WordList::new(lang, &entries));
+        if let Some((base, _)) = lang.split_once('-') {
+            out.entry(base.to_string())
+                .or_default()
+                .extend(entries.iter().cloned());
+        }
+        out.entry(lang.to_string()).or_default().extend(entries);
     }
     Ok(out)
 }
@@ -314,16 +406,20 @@ fn build(args: &StageArgs) -> Result<Built, ConfigError> {
         ));
     }
     let lists = if args.purpose == Purpose::Run {
-        let mut m = load_folder(&dir)
+        let mut m = read_folder(&dir)
             .map_err(|e| ConfigError::new("lists_dir", format!("{}: {e}", dir.display())))?;
         for (lang, extra) in &cfg.extra {
-            // Extra entries join the language's own list.
-            let mut entries: Vec<String> = std::fs::read_to_string(dir.join(lang))
-                .map(|t| t.lines().map(str::to_string).collect())
-                .unwrap_or_default();
-            entries.extend(extra.iter().cloned());
-            m.insert(lang.clone(), WordList::new(lang, &entries));
+            // Extra entries join the language's own list (`nb` extras join `no`).
+            let key = list_code(lang, |c| m.contains_key(c)).unwrap_or_else(|| lang.clone());
+            m.entry(key).or_default().extend(extra.iter().cloned());
         }
+        let m: FxHashMap<String, WordList> = m
+            .into_iter()
+            .map(|(lang, entries)| {
+                let list = WordList::new(&lang, &entries);
+                (lang, list)
+            })
+            .collect();
         Some(Arc::new(m))
     } else {
         None
@@ -368,8 +464,11 @@ impl Stage for DirtyWords {
         let Some(lists) = &self.lists else {
             return Outcome::Keep;
         };
-        let lang = doc.lang().unwrap_or(&self.cfg.default_lang).to_string();
-        let (count, listed) = match lists.get(&lang) {
+        let lang = doc.lang().unwrap_or(&self.cfg.default_lang);
+        let list = lists
+            .get(lang)
+            .or_else(|| lists.get(&list_code(lang, |c| lists.contains_key(c))?));
+        let (count, listed) = match list {
             Some(l) => (l.count(doc), true),
             None => (0, false),
         };
@@ -475,6 +574,68 @@ mod tests {
             "A perfectly clean sentence about lighthouses and the sea.",
         );
         assert_eq!(m["en"].count(&d), 0);
+    }
+
+    #[test]
+    fn detector_codes_find_their_list() {
+        let lists = ["no", "fil", "zh", "fr", "fr-CA-u-sd-caqc", "en", "fa"];
+        let has = |c: &str| lists.contains(&c);
+        for (code, list) in [
+            ("no", Some("no")),
+            ("nb", Some("no")),
+            ("nn", Some("no")),
+            ("NOB", Some("no")),
+            ("tl", Some("fil")),
+            ("zh-Hant", Some("zh")),
+            ("zh_Hans", Some("zh")),
+            ("yue", Some("zh")),
+            ("fr-CA", Some("fr")),
+            ("fr-CA-u-sd-caqc", Some("fr-CA-u-sd-caqc")),
+            ("eng", Some("en")),
+            ("pes", Some("fa")),
+            ("sv", None),
+            ("und", None),
+            ("", None),
+        ] {
+            assert_eq!(list_code(code, has).as_deref(), list, "{code}");
+        }
+    }
+
+    /// Norwegian pages (`nb` from lid.176 and lingua, `nn` from lingua) are judged by the
+    /// Norwegian list, whose file is `no`; Québec French entries count on French pages.
+    #[test]
+    fn norwegian_and_regional_lists_apply_on_shared_ldnoobw() {
+        let dir =
+            std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../../shared/data/nsfw/ldnoobw");
+        if !dir.is_dir() {
+            eprintln!("skipped: {} not found", dir.display());
+            return;
+        }
+        let body = format!("lists_dir = {:?}", dir.display().to_string());
+        let s = stage(dir.parent().unwrap(), &body);
+        let run = |text: &str, lang: &str| {
+            let mut d = Document::new("x", text);
+            d.signals.set_str(crate::LANG_SIGNAL, lang);
+            s.process(&mut d);
+            (
+                d.signals.i64("dw.count").unwrap(),
+                d.signals.bool("dw.listed").unwrap(),
+            )
+        };
+        let no = "Det var en lang dag, og faen ta den bussen som aldri kom.";
+        for lang in ["nb", "nn", "no"] {
+            assert_eq!(run(no, lang), (1, true), "{lang}");
+        }
+        // A word only on the Québec list counts on a page detected as plain French.
+        let qc = std::fs::read_to_string(dir.join("fr-CA-u-sd-caqc")).unwrap();
+        let fr = std::fs::read_to_string(dir.join("fr")).unwrap();
+        let word = qc
+            .lines()
+            .map(str::trim)
+            .find(|w| !w.is_empty() && !w.contains(' ') && !fr.lines().any(|f| f.trim() == *w))
+            .unwrap();
+        assert_eq!(run(&format!("Il a dit {word} hier."), "fr"), (1, true));
+        assert_eq!(run("Il fait beau aujourd'hui.", "fr"), (0, true));
     }
 
     #[test]
