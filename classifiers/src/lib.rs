@@ -10,6 +10,7 @@ pub mod langid;
 pub mod model;
 pub mod onnx;
 pub mod semantic;
+pub mod static_embed;
 #[doc(hidden)]
 pub mod testing;
 

@@ -14,14 +14,17 @@ pub trait TextClassifier: Send + Sync {
     /// One probability vector per text (softmax over labels, or independent sigmoid scores for
     /// multi-label models), in the order of [`TextClassifier::labels`].
     fn predict(&self, texts: &[&str]) -> Result<Vec<Vec<f32>>>;
-    /// The model family, for reports: `fasttext` or `onnx`.
+    /// The model family, for reports: `fasttext`, `onnx` or `static`.
     fn kind(&self) -> &'static str;
 }
 
-/// Loads a model: a directory is an ONNX model (`model.onnx`, `tokenizer.json` and its config),
-/// a file is a fastText `.bin`/`.ftz`.
+/// Loads a model: a directory is a static model with a head (`static.json`, see
+/// [`crate::static_embed`]) or an ONNX model (`model.onnx`, `tokenizer.json` and its config), a
+/// file is a fastText `.bin`/`.ftz`.
 pub fn load_model(path: &Path) -> Result<Box<dyn TextClassifier>> {
-    if path.is_dir() {
+    if crate::static_embed::is_static(path) {
+        Ok(Box::new(crate::static_embed::StaticClassifier::open(path)?))
+    } else if path.is_dir() {
         crate::onnx::load(path)
     } else {
         crate::fasttext::load(path)

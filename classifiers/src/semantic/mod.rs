@@ -5,7 +5,9 @@
 //! them; their sentence embeddings are close. The stage:
 //!
 //! 1. **collect** (end of the phase before the barrier): embeds every kept document with the
-//!    encoder (mean-pooled, L2-normalised: cosine = dot product) and streams
+//!    encoder (an ONNX sentence encoder, mean-pooled, or a static model distilled from one by
+//!    `curate distill`, see [`crate::static_embed`]; L2-normalised: cosine = dot product) and
+//!    streams
 //!    `(quality, chars, embedding)` rows to `work/<name>/emb/part-P.bin`;
 //! 2. **centroids** (one task): spherical k-means with the pipeline seed on a sample of at most
 //!    `kmeans_sample` rows, `k = ceil(rows / cluster_docs)` so that one cluster's embeddings fit
@@ -35,13 +37,15 @@ use stages::{
 };
 
 use crate::onnx::{Device, Encoder, EncoderOptions, Pooling, Tokens};
+use crate::static_embed::{self, StaticModel};
 use files::*;
 
 /// `[stages.NAME]` with `type = "dedup.semantic"`.
 #[derive(Debug, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct SemanticConfig {
-    /// The encoder directory (`model.onnx` + `tokenizer.json`), e.g. all-MiniLM-L6-v2.
+    /// The encoder directory: an ONNX one (`model.onnx` + `tokenizer.json`, e.g.
+    /// all-MiniLM-L6-v2) or a static model (`static.json`, from `curate distill`).
     pub model: String,
     /// Cosine similarity at or above which a document duplicates a kept one.
     #[serde(default = "default_threshold")]
@@ -59,9 +63,9 @@ pub struct SemanticConfig {
     /// Signal whose higher value wins among duplicates (e.g. `quality.hq`); documents without
     /// it rank last. Unset: the longer document wins.
     pub quality_signal: Option<String>,
-    /// Tokens per document for the encoder (default 128: MiniLM's training length).
-    #[serde(default = "default_max_length")]
-    pub max_length: usize,
+    /// Tokens per document for the encoder (default 128: MiniLM's training length; for a
+    /// static model, the tokens it sums, default the window it was distilled for).
+    pub max_length: Option<usize>,
     /// Pooling of the encoder output (default `mean`).
     #[serde(default = "default_pooling")]
     pub pooling: Pooling,
@@ -93,9 +97,6 @@ fn default_sample() -> usize {
 fn default_iterations() -> usize {
     20
 }
-fn default_max_length() -> usize {
-    128
-}
 fn default_pooling() -> Pooling {
     Pooling::Mean
 }
@@ -117,10 +118,25 @@ pub static DEF: StageDef = StageDef {
 /// Most documents the collector holds before embedding them as one parallel batch.
 const COLLECT_BATCH: usize = 512;
 
+/// The embedder of the collect step.
+enum SemEncoder {
+    Onnx(Encoder),
+    Static(StaticModel),
+}
+
+impl SemEncoder {
+    fn dim(&self) -> usize {
+        match self {
+            SemEncoder::Onnx(e) => e.dim(),
+            SemEncoder::Static(m) => m.dim(),
+        }
+    }
+}
+
 struct Shared {
     name: String,
     cfg: SemanticConfig,
-    encoder: Option<Encoder>,
+    encoder: Option<SemEncoder>,
     sig_cluster: String,
     sig_sim: String,
 }
@@ -137,14 +153,15 @@ fn build(args: &StageArgs) -> Result<Built, ConfigError> {
         ("cluster_docs", cfg.cluster_docs),
         ("kmeans_sample", cfg.kmeans_sample),
         ("kmeans_iterations", cfg.kmeans_iterations),
-        ("max_length", cfg.max_length),
+        ("max_length", cfg.max_length.unwrap_or(1)),
         ("batch_size", cfg.batch_size),
     ] {
         if v == 0 {
             return Err(ConfigError::new(k, "must be positive"));
         }
     }
-    if cfg.pooling == Pooling::None {
+    let is_static = static_embed::is_static(&dir);
+    if cfg.pooling == Pooling::None && !is_static {
         return Err(ConfigError::new(
             "pooling",
             "semantic dedup needs token vectors pooled: \"mean\" or \"cls\"",
@@ -160,18 +177,29 @@ fn build(args: &StageArgs) -> Result<Built, ConfigError> {
     )?;
     let encoder = match args.purpose {
         Purpose::Select => None,
+        // A static model needs neither onnxruntime nor a device.
+        Purpose::Run if is_static => {
+            let mut m =
+                StaticModel::open(&dir).map_err(|e| ConfigError::new("model", e.to_string()))?;
+            if let Some(n) = cfg.max_length {
+                m.set_max_tokens(n);
+            }
+            Some(SemEncoder::Static(m))
+        }
         Purpose::Run => {
             let opts = EncoderOptions {
                 runtime,
                 batch_size: cfg.batch_size,
-                max_length: Some(cfg.max_length),
+                max_length: Some(cfg.max_length.unwrap_or(128)),
                 truncation: None,
                 pooling: Some(cfg.pooling),
                 normalize: Some(true),
                 max_sessions: cfg.sessions,
             };
             crate::onnx::stage::check_device(&opts.runtime)?;
-            Some(Encoder::open(&dir, &opts).map_err(|e| ConfigError::new("model", e.to_string()))?)
+            Some(SemEncoder::Onnx(
+                Encoder::open(&dir, &opts).map_err(|e| ConfigError::new("model", e.to_string()))?,
+            ))
         }
     };
     let n = args.name;
@@ -226,6 +254,8 @@ impl GlobalStage for SemanticDedup {
             out: Some(out),
             path,
             pending: Vec::new(),
+            ids: Vec::new(),
+            emb: Vec::new(),
             rows: 0,
             scratch: Vec::new(),
         }))
@@ -283,6 +313,9 @@ struct EmbedCollector {
     path: String,
     /// Tokenized documents waiting for the next batch: `(tokens, quality, chars)`.
     pending: Vec<(Tokens, f32, u32)>,
+    /// Scratch of the static model: token ids and one embedding.
+    ids: Vec<u32>,
+    emb: Vec<f32>,
     rows: u64,
     scratch: Vec<u8>,
 }
@@ -292,7 +325,9 @@ impl EmbedCollector {
         if self.pending.is_empty() {
             return Ok(());
         }
-        let enc = self.shared.encoder.as_ref().expect("encoder");
+        let Some(SemEncoder::Onnx(enc)) = self.shared.encoder.as_ref() else {
+            unreachable!("tokens wait only for an ONNX encoder")
+        };
         let toks: Vec<Tokens> = self.pending.iter().map(|p| p.0.clone()).collect();
         let embs = enc
             .embed_tokens(&toks)
@@ -309,12 +344,6 @@ impl EmbedCollector {
 
 impl Collector for EmbedCollector {
     fn collect(&mut self, doc: &Document) -> Result<()> {
-        let enc = self.shared.encoder.as_ref().expect("encoder");
-        // A text the tokenizer rejects still takes its row: it embeds as an empty document.
-        let toks = enc
-            .tokenize(doc.text())
-            .or_else(|_| enc.tokenize(""))
-            .map_err(|e| Error::other(format!("{}: {e}", self.shared.name)))?;
         let quality = match &self.shared.cfg.quality_signal {
             Some(s) => doc
                 .signals
@@ -324,7 +353,27 @@ impl Collector for EmbedCollector {
             None => 0.0,
         };
         let chars = doc.text().chars().count().min(u32::MAX as usize) as u32;
-        self.pending.push((toks, quality, chars));
+        match self.shared.encoder.as_ref().expect("encoder") {
+            SemEncoder::Static(m) => {
+                // Microseconds per document: embedded at once, no batch to wait for.
+                self.emb.resize(m.dim(), 0.0);
+                m.embed_into(doc.text(), &mut self.ids, &mut self.emb);
+                let out = self.out.as_mut().expect("open writer");
+                write_emb_row(out, quality, chars, &self.emb, &mut self.scratch)
+                    .map_err(|e| Error::io(&self.path, e))?;
+                self.rows += 1;
+                return Ok(());
+            }
+            SemEncoder::Onnx(enc) => {
+                // A text the tokenizer rejects still takes its row: it embeds as an empty
+                // document.
+                let toks = enc
+                    .tokenize(doc.text())
+                    .or_else(|_| enc.tokenize(""))
+                    .map_err(|e| Error::other(format!("{}: {e}", self.shared.name)))?;
+                self.pending.push((toks, quality, chars));
+            }
+        }
         if self.pending.len() >= COLLECT_BATCH {
             self.flush()?;
         }

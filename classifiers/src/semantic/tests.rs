@@ -278,3 +278,81 @@ fn config_errors_name_the_key() {
     assert_eq!(key("model = \"nowhere\""), "model");
     assert!(stage(DEF.example, &lib).is_ok());
 }
+
+/// A static model (distilled here from the tiny BERT) serves as the encoder: exact copies
+/// across partitions go, the better copy stays, and the side files do not depend on threads.
+#[test]
+fn static_encoder_finds_copies_across_partitions() {
+    let Some(lib) = testing::ort_library() else {
+        return;
+    };
+    let tmp = tempfile::tempdir().unwrap();
+    let enc = Encoder::open(
+        &testing::testdata("tiny-bert-mean"),
+        &EncoderOptions {
+            runtime: crate::onnx::RuntimeOptions {
+                library: Some(lib.clone()),
+                ..Default::default()
+            },
+            pooling: Some(Pooling::Mean),
+            ..Default::default()
+        },
+    )
+    .unwrap();
+    let texts = crate::onnx::tests::mixed_texts();
+    let model_dir = tmp.path().join("static");
+    crate::static_embed::distill(
+        &enc,
+        texts.iter().map(|s| s.as_str()),
+        &crate::static_embed::DistillOptions {
+            dims: 16,
+            ..Default::default()
+        },
+        &model_dir,
+    )
+    .unwrap();
+    let g = stage(
+        &format!(
+            "model = \"{}\"\nthreshold = 0.9999\ncluster_docs = 4\nquality_signal = \"q\"",
+            model_dir.display()
+        ),
+        &lib,
+    )
+    .unwrap();
+    let (mut a, mut b) = (Vec::new(), Vec::new());
+    for (i, t) in texts.iter().enumerate() {
+        let mut d = Document::new(format!("a{i}"), t.clone());
+        d.signals.set_f64("q", 0.2);
+        a.push(d);
+        if i % 2 == 0 {
+            let mut d = Document::new(format!("b{i}"), t.clone());
+            d.signals.set_f64("q", 0.9);
+            b.push(d);
+        }
+    }
+    let (out, _) = run(
+        g.as_ref(),
+        vec![a.clone(), b.clone()],
+        1,
+        &tmp.path().join("r1"),
+    );
+    for (d, o) in &out {
+        let i: usize = d.id[1..].parse().unwrap();
+        let copied = d.id.starts_with('a') && i % 2 == 0;
+        // a7 extends a6 past the 126 tokens summed, so it embeds as a6 does.
+        let shadowed = d.id == "a7";
+        let empty = texts[i].trim().is_empty();
+        if !empty {
+            assert_eq!(!o.is_keep(), copied || shadowed, "{}", d.id);
+        }
+        assert_eq!(g.judge(&d.signals), *o, "judge agrees with the applier");
+    }
+    let (out4, _) = run(g.as_ref(), vec![a, b], 4, &tmp.path().join("r4"));
+    for ((d1, o1), (d4, o4)) in out.iter().zip(&out4) {
+        assert_eq!((d1.signals.to_json(), o1), (d4.signals.to_json(), o4));
+    }
+    assert!(
+        testing::read_tree(&tmp.path().join("r1/out"))
+            == testing::read_tree(&tmp.path().join("r4/out"))
+    );
+}

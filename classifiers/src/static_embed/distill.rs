@@ -1,0 +1,319 @@
+//! Distillation of a static model from an ONNX sentence encoder (`curate distill`).
+//!
+//! 1. Every vocabulary token `t` is run through the encoder as the one-token text
+//!    `[CLS] t [SEP]` (the tokenizer's own special tokens), pooled as the encoder pools
+//!    documents (mean), and L2-normalised: the encoder's view of that token on its own.
+//! 2. PCA: the vectors are centred on their mean (which removes the part every token shares,
+//!    the special tokens' share included) and projected on the top `dims` eigenvectors of their
+//!    covariance (cyclic Jacobi on the `teacher_dim`-square matrix, f64).
+//! 3. Weights: token frequencies `p(t)` are counted on the given texts with the same tokenizer;
+//!    row `t` is scaled by `a / (a + p(t))` (smooth inverse frequency), so a document's sum of
+//!    rows is a frequency-weighted mean up to its norm. Tokens never seen keep weight 1.
+//!
+//! Every step is deterministic (fixed batch composition, sums in a fixed order), so the same
+//! encoder and texts give the same file whatever the thread count.
+
+use std::path::Path;
+
+use rayon::prelude::*;
+
+use super::{load_tokenizer, StaticMeta, StaticModel};
+use crate::error::{Error, Result};
+use crate::onnx::{Encoder, Tokens};
+
+/// Settings of [`distill`].
+#[derive(Clone, Debug)]
+pub struct DistillOptions {
+    /// PCA components kept (at most the encoder's width).
+    pub dims: usize,
+    /// The SIF constant `a`: tokens more frequent than `a` are damped.
+    pub sif_a: f64,
+    /// Tokens per document embedded (default: the encoder's `max_length` less its special
+    /// tokens, the window the teacher sees).
+    pub max_tokens: Option<usize>,
+    /// Token texts per onnxruntime run.
+    pub batch_size: usize,
+}
+
+impl Default for DistillOptions {
+    fn default() -> Self {
+        DistillOptions {
+            dims: 256,
+            sif_a: 1e-3,
+            max_tokens: None,
+            batch_size: 512,
+        }
+    }
+}
+
+/// What [`distill`] measured, besides the model it wrote.
+#[derive(Clone, Debug, serde::Serialize)]
+pub struct DistillReport {
+    pub vocab: usize,
+    pub dim: usize,
+    pub teacher_dim: usize,
+    pub explained_variance: f64,
+    pub frequency_documents: u64,
+    pub frequency_tokens: u64,
+    pub tokens_seen: usize,
+    pub embed_seconds: f64,
+}
+
+/// Distils `encoder` (opened with mean pooling) into a static model written to `out`;
+/// `texts` supply the token frequencies.
+pub fn distill<'a>(
+    encoder: &Encoder,
+    texts: impl Iterator<Item = &'a str>,
+    opts: &DistillOptions,
+    out: &Path,
+) -> Result<DistillReport> {
+    let spec = encoder.spec();
+    let (tokenizer, fast) = load_tokenizer(&spec.tokenizer_path)?;
+    let vocab = tokenizer.get_vocab_size(true);
+    let teacher_dim = encoder.dim();
+    if opts.dims == 0 || opts.dims > teacher_dim {
+        return Err(Error::Run(format!(
+            "dims must be 1 to the encoder's width {teacher_dim}, not {}",
+            opts.dims
+        )));
+    }
+    // The special tokens around one text, e.g. [CLS] .. [SEP] or <s> .. </s>.
+    let empty = tokenizer
+        .encode("", true)
+        .map_err(|e| Error::Run(format!("tokenizer: {e}")))?;
+    let specials = empty.get_ids().to_vec();
+    let added = specials.len();
+    let max_tokens = opts
+        .max_tokens
+        .unwrap_or(spec.max_length.saturating_sub(added))
+        .max(1);
+
+    // 1. Token vectors.
+    let t0 = std::time::Instant::now();
+    let toks: Vec<Tokens> = (0..vocab as u32)
+        .map(|id| {
+            let mut ids = Vec::with_capacity(added + 1);
+            ids.extend(specials.first());
+            ids.push(id);
+            ids.extend(specials.iter().skip(1));
+            Tokens {
+                type_ids: vec![0; ids.len()],
+                ids,
+            }
+        })
+        .collect();
+    let mut raw: Vec<f32> = Vec::with_capacity(vocab * teacher_dim);
+    for chunk in toks.chunks(opts.batch_size.max(1) * 16) {
+        for mut v in encoder.embed_tokens(chunk)? {
+            crate::onnx::encoder::l2_normalize(&mut v);
+            raw.extend_from_slice(&v);
+        }
+    }
+    let embed_seconds = t0.elapsed().as_secs_f64();
+
+    // 2. PCA.
+    let (proj, explained) = pca(&raw, teacher_dim, opts.dims);
+    let dims = opts.dims;
+    let mut vectors = vec![0f32; vocab * dims];
+    let mean = column_mean(&raw, teacher_dim);
+    vectors
+        .par_chunks_mut(dims)
+        .zip(raw.par_chunks(teacher_dim))
+        .for_each(|(dst, src)| {
+            for (k, d) in dst.iter_mut().enumerate() {
+                let comp = &proj[k * teacher_dim..(k + 1) * teacher_dim];
+                let s: f64 = comp
+                    .iter()
+                    .zip(src)
+                    .zip(&mean)
+                    .map(|((&c, &x), &m)| c * (x as f64 - m))
+                    .sum();
+                *d = s as f32;
+            }
+        });
+
+    // 3. Frequencies and weights.
+    let texts: Vec<&str> = texts.collect();
+    let counts = texts
+        .par_chunks(64)
+        .map(|chunk| {
+            let mut c = vec![0u64; vocab];
+            let mut ids = Vec::new();
+            for t in chunk {
+                ids.clear();
+                match &fast {
+                    Some(wp) => wp.encode(t, usize::MAX, &mut ids),
+                    None => {
+                        if let Ok(e) = tokenizer.encode(*t, false) {
+                            ids.extend_from_slice(e.get_ids());
+                        }
+                    }
+                }
+                for &i in &ids {
+                    if let Some(x) = c.get_mut(i as usize) {
+                        *x += 1;
+                    }
+                }
+            }
+            c
+        })
+        .reduce(
+            || vec![0u64; vocab],
+            |mut a, b| {
+                a.iter_mut().zip(b).for_each(|(x, y)| *x += y);
+                a
+            },
+        );
+    let total: u64 = counts.iter().sum();
+    for (row, &c) in vectors.chunks_exact_mut(dims).zip(&counts) {
+        let p = if total > 0 {
+            c as f64 / total as f64
+        } else {
+            0.0
+        };
+        let w = opts.sif_a / (opts.sif_a + p);
+        row.iter_mut().for_each(|x| *x = (*x as f64 * w) as f32);
+    }
+
+    let meta = StaticMeta {
+        format: "curate-static-1".into(),
+        dim: dims,
+        vocab,
+        max_tokens,
+        teacher: spec.dir.display().to_string(),
+        teacher_dim,
+        sif_a: opts.sif_a,
+        explained_variance: explained,
+        frequency_documents: texts.len() as u64,
+        frequency_tokens: total,
+        tokenizer: None,
+        head: None,
+    };
+    StaticModel::save(out, &meta, &vectors, &spec.tokenizer_path)?;
+    Ok(DistillReport {
+        vocab,
+        dim: dims,
+        teacher_dim,
+        explained_variance: explained,
+        frequency_documents: texts.len() as u64,
+        frequency_tokens: total,
+        tokens_seen: counts.iter().filter(|&&c| c > 0).count(),
+        embed_seconds,
+    })
+}
+
+fn column_mean(rows: &[f32], d: usize) -> Vec<f64> {
+    let n = (rows.len() / d).max(1);
+    let mut m = vec![0f64; d];
+    for r in rows.chunks_exact(d) {
+        for (a, &x) in m.iter_mut().zip(r) {
+            *a += x as f64;
+        }
+    }
+    m.iter_mut().for_each(|a| *a /= n as f64);
+    m
+}
+
+/// The top `k` principal axes of `rows` (`k * d`, one axis per row, by decreasing variance)
+/// and the share of the variance they explain.
+pub fn pca(rows: &[f32], d: usize, k: usize) -> (Vec<f64>, f64) {
+    let n = rows.len() / d;
+    let mean = column_mean(rows, d);
+    // Covariance, accumulated per fixed block of rows then summed in block order.
+    let cov = rows
+        .par_chunks(d * 1024)
+        .map(|block| {
+            let mut c = vec![0f64; d * d];
+            let mut z = vec![0f64; d];
+            for r in block.chunks_exact(d) {
+                for ((zi, &x), m) in z.iter_mut().zip(r).zip(&mean) {
+                    *zi = x as f64 - m;
+                }
+                for i in 0..d {
+                    let zi = z[i];
+                    let row = &mut c[i * d..(i + 1) * d];
+                    for (cj, &zj) in row[i..].iter_mut().zip(&z[i..]) {
+                        *cj += zi * zj;
+                    }
+                }
+            }
+            c
+        })
+        .collect::<Vec<_>>();
+    let mut a = vec![0f64; d * d];
+    for c in &cov {
+        a.iter_mut().zip(c).for_each(|(x, y)| *x += y);
+    }
+    for i in 0..d {
+        for j in i..d {
+            let v = a[i * d + j] / n.max(1) as f64;
+            a[i * d + j] = v;
+            a[j * d + i] = v;
+        }
+    }
+    let (values, vecs) = jacobi_eigen(a, d);
+    let mut order: Vec<usize> = (0..d).collect();
+    order.sort_by(|&x, &y| values[y].total_cmp(&values[x]).then(x.cmp(&y)));
+    let total: f64 = values.iter().map(|v| v.max(0.0)).sum();
+    let kept: f64 = order[..k].iter().map(|&i| values[i].max(0.0)).sum();
+    let mut axes = Vec::with_capacity(k * d);
+    for &c in &order[..k] {
+        // Column c of the eigenvector matrix; sign fixed so the largest entry is positive.
+        let col: Vec<f64> = (0..d).map(|r| vecs[r * d + c]).collect();
+        let big = col
+            .iter()
+            .copied()
+            .fold(0f64, |b, x| if x.abs() > b.abs() { x } else { b });
+        let s = if big < 0.0 { -1.0 } else { 1.0 };
+        axes.extend(col.iter().map(|x| x * s));
+    }
+    (axes, if total > 0.0 { kept / total } else { 0.0 })
+}
+
+/// Eigenvalues and eigenvectors (columns of the returned row-major matrix) of a symmetric
+/// `d x d` matrix, by cyclic Jacobi rotations.
+pub fn jacobi_eigen(mut a: Vec<f64>, d: usize) -> (Vec<f64>, Vec<f64>) {
+    let mut v = vec![0f64; d * d];
+    for i in 0..d {
+        v[i * d + i] = 1.0;
+    }
+    let norm: f64 = a.iter().map(|x| x * x).sum::<f64>().sqrt();
+    for _sweep in 0..60 {
+        let off: f64 = (0..d)
+            .flat_map(|i| (0..d).filter(move |&j| j != i).map(move |j| (i, j)))
+            .map(|(i, j)| a[i * d + j] * a[i * d + j])
+            .sum::<f64>()
+            .sqrt();
+        if off <= 1e-13 * norm.max(1e-300) {
+            break;
+        }
+        for p in 0..d {
+            for q in p + 1..d {
+                let apq = a[p * d + q];
+                if apq.abs() <= 1e-300 {
+                    continue;
+                }
+                let theta = (a[q * d + q] - a[p * d + p]) / (2.0 * apq);
+                let t = theta.signum() / (theta.abs() + (theta * theta + 1.0).sqrt());
+                let c = 1.0 / (t * t + 1.0).sqrt();
+                let s = t * c;
+                for k in 0..d {
+                    let (akp, akq) = (a[k * d + p], a[k * d + q]);
+                    a[k * d + p] = c * akp - s * akq;
+                    a[k * d + q] = s * akp + c * akq;
+                }
+                for k in 0..d {
+                    let (apk, aqk) = (a[p * d + k], a[q * d + k]);
+                    a[p * d + k] = c * apk - s * aqk;
+                    a[q * d + k] = s * apk + c * aqk;
+                }
+                for k in 0..d {
+                    let (vkp, vkq) = (v[k * d + p], v[k * d + q]);
+                    v[k * d + p] = c * vkp - s * vkq;
+                    v[k * d + q] = s * vkp + c * vkq;
+                }
+            }
+        }
+    }
+    ((0..d).map(|i| a[i * d + i]).collect(), v)
+}

@@ -1,0 +1,171 @@
+use std::io::BufRead;
+
+use super::*;
+use crate::onnx::{Encoder, EncoderOptions, Pooling, RuntimeOptions};
+use crate::testing;
+
+/// `text` fields of a JSONL(.gz) file, at most `n`.
+pub(crate) fn texts(path: &Path, n: usize) -> Vec<String> {
+    let f = std::fs::File::open(path).unwrap();
+    let r: Box<dyn std::io::Read> = if path.extension().is_some_and(|e| e == "gz") {
+        Box::new(flate2::read::GzDecoder::new(f))
+    } else {
+        Box::new(f)
+    };
+    std::io::BufReader::new(r)
+        .lines()
+        .take(n)
+        .map(|l| {
+            let v: serde_json::Value = serde_json::from_str(&l.unwrap()).unwrap();
+            v["text"].as_str().unwrap().to_string()
+        })
+        .collect()
+}
+
+#[test]
+fn wordpiece_ids_equal_tokenizers_on_real_pages() {
+    let Some(shared) = testing::shared() else {
+        return;
+    };
+    let tok = shared.join("data/models/all-minilm-l6-v2-int8/tokenizer.json");
+    let (hf, fast) = load_tokenizer(&tok).unwrap();
+    let fast = fast.expect("the MiniLM tokenizer takes the fast path");
+    // Real pages (mostly German: the per-word fallback runs), code, and edge cases.
+    let mut docs = texts(
+        &shared.join("data/corpora/warc-extracted-texts.jsonl.gz"),
+        300,
+    );
+    docs.extend(texts(
+        &shared.join("data/classifiers/topic-code-train.jsonl.gz"),
+        40,
+    ));
+    docs.extend(
+        [
+            "",
+            "   ",
+            "Café déjà-vu NAÏVE",
+            "don't stop—it's 3.14159!",
+            "tab\tand\u{b}vertical\u{c}feed\u{85}nel and\u{a0}nbsp",
+            "中文字符和日本語のテキスト",
+            "emoji 🙂 ok",
+            &"x".repeat(150),
+            "supercalifragilisticexpialidocious unbelievably",
+            "a\u{0}b\u{7f}c \u{fffd}d",
+        ]
+        .map(String::from),
+    );
+    let mut ids = Vec::new();
+    for (i, d) in docs.iter().enumerate() {
+        let want = hf.encode(d.as_str(), false).unwrap().get_ids().to_vec();
+        ids.clear();
+        fast.encode(d, usize::MAX, &mut ids);
+        assert_eq!(ids, want, "document {i}: {:?}", &d[..d.len().min(200)]);
+        // A limit keeps exactly the first ids.
+        ids.clear();
+        fast.encode(d, 126, &mut ids);
+        assert_eq!(ids, want[..want.len().min(126)], "document {i}, limited");
+    }
+}
+
+#[test]
+fn jacobi_diagonalises_a_symmetric_matrix() {
+    let d = 12;
+    let mut a = vec![0f64; d * d];
+    for i in 0..d {
+        for j in i..d {
+            let v = ((i * 7 + j * 13) as f64).sin() + if i == j { 3.0 } else { 0.0 };
+            a[i * d + j] = v;
+            a[j * d + i] = v;
+        }
+    }
+    let (vals, vecs) = distill::jacobi_eigen(a.clone(), d);
+    for c in 0..d {
+        for r in 0..d {
+            let av: f64 = (0..d).map(|k| a[r * d + k] * vecs[k * d + c]).sum();
+            assert!((av - vals[c] * vecs[r * d + c]).abs() < 1e-9, "A v = λ v");
+        }
+        let n: f64 = (0..d).map(|k| vecs[k * d + c].powi(2)).sum();
+        assert!((n - 1.0).abs() < 1e-9);
+    }
+}
+
+#[test]
+fn vectors_round_trip_through_int8() {
+    let v: Vec<f32> = (0..6 * 5).map(|i| ((i as f32) * 0.77).sin()).collect();
+    let b = encode_vectors(&v, 6, 5);
+    let back = decode_vectors(&b, 6, 5).unwrap();
+    for (x, y) in v.iter().zip(&back) {
+        assert!((x - y).abs() <= 1.0 / 127.0 * 0.5 + 1e-6);
+    }
+    assert!(decode_vectors(&b, 6, 4)
+        .unwrap_err()
+        .contains("static.json"));
+    assert!(decode_vectors(&b[..b.len() - 1], 6, 5).is_err());
+}
+
+/// Distils the committed tiny BERT (WordPiece, mean pooling) and checks the model it writes.
+#[test]
+fn distills_tiny_bert_deterministically() {
+    let Some(lib) = testing::ort_library() else {
+        return;
+    };
+    let opts = EncoderOptions {
+        runtime: RuntimeOptions {
+            library: Some(lib),
+            ..Default::default()
+        },
+        pooling: Some(Pooling::Mean),
+        normalize: Some(false),
+        ..Default::default()
+    };
+    let enc = Encoder::open(&testing::testdata("tiny-bert-mean"), &opts).unwrap();
+    let corpus = [
+        "the cat sat on the mat and the dog sat on the log",
+        "fn main() { println!(\"hello\"); }",
+        "the quick brown fox",
+    ];
+    let dir = tempfile::tempdir().unwrap();
+    let d = DistillOptions {
+        dims: 8,
+        ..Default::default()
+    };
+    let pool = |n| {
+        rayon::ThreadPoolBuilder::new()
+            .num_threads(n)
+            .build()
+            .unwrap()
+    };
+    let r = pool(1)
+        .install(|| distill(&enc, corpus.iter().copied(), &d, &dir.path().join("a")))
+        .unwrap();
+    pool(3)
+        .install(|| distill(&enc, corpus.iter().copied(), &d, &dir.path().join("b")))
+        .unwrap();
+    assert_eq!(
+        testing::read_tree(&dir.path().join("a")),
+        testing::read_tree(&dir.path().join("b")),
+        "same files for 1 and 3 threads"
+    );
+    assert_eq!(r.dim, 8);
+    assert!(r.explained_variance > 0.0 && r.explained_variance <= 1.0 + 1e-9);
+    assert!(r.frequency_tokens > 20);
+    let m = StaticModel::open(&dir.path().join("a")).unwrap();
+    assert_eq!(m.dim(), 8);
+    assert_eq!(m.meta().max_tokens, enc.spec().max_length - 2);
+    // "the" is the most frequent token: its weight a/(a+p) is tiny next to an unseen token's.
+    let mut ids = Vec::new();
+    m.token_ids("the", 10, &mut ids);
+    let norm = |v: &[f32]| v.iter().map(|x| x * x).sum::<f32>().sqrt();
+    let the = norm(m.token_vector(ids[0]));
+    m.token_ids("zebra", 10, &mut ids);
+    let rare = norm(m.token_vector(ids[0]));
+    assert!(the < rare * 0.05, "the {the} vs rare {rare}");
+    // Embeddings: unit length, equal for equal texts, zero for no tokens.
+    let e = m.embed(&["the cat sat", "the cat sat", ""]);
+    assert!((norm(&e[0]) - 1.0).abs() < 1e-5);
+    assert_eq!(e[0], e[1]);
+    assert!(e[2].iter().all(|&x| x == 0.0));
+    // Without a head it is not a classifier, and says how to make one.
+    let err = crate::load_model(&dir.path().join("a")).err().unwrap();
+    assert!(err.to_string().contains("curate train head"), "{err}");
+}
