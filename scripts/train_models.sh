@@ -6,6 +6,8 @@
 #   models/kl-ref.bin   token distribution of high-quality text, for filter.kl
 #   models/minilm-static  static embeddings distilled from the shared MiniLM, for dedup.semantic
 #                         (needs ORT_DYLIB_PATH: docs/onnx.md)
+#   models/ut1-adult/   the UT1 adult domain and URL lists, from the datatrove 0.10.1 wheel
+#                       (scripts/ut1_lists.py; a warning, not an error, when it cannot)
 # Usage: scripts/train_models.sh [CURATE_BINARY [OUT_DIR]]   (defaults: `curate` on PATH, models)
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -28,3 +30,5 @@ mkdir -p "$out"
   --text "$data/classifiers/topic-math-train.jsonl.gz" \
   --text "$data/classifiers/topic-code-train.jsonl.gz" \
   --text "$data/classifiers/topic-multilingual-train.jsonl.gz" --out "$out"/minilm-static
+python3 scripts/ut1_lists.py "$out/ut1-adult" \
+  || echo "warning: scripts/ut1_lists.py failed: no UT1 lists in $out/ut1-adult" >&2

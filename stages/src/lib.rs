@@ -32,6 +32,7 @@
 //! assert_eq!(stage.judge(&doc.signals), Outcome::Drop("too_short"));
 //! ```
 
+pub mod clean;
 pub mod config;
 pub mod dedup;
 pub mod document;

@@ -30,6 +30,7 @@ pub static REGISTRY: &[&StageDef] = &[
     &crate::dedup::minhash::DEF,
     &crate::dedup::url::DEF,
     &crate::extract::DEF,
+    &crate::clean::markdown::DEF,
     &crate::filter::length::DEF,
     &crate::filter::gopher_repetition::DEF,
     &crate::filter::gopher_quality::DEF,

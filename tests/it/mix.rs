@@ -654,11 +654,27 @@ fn llama3_models(dir: &Path) -> Option<Vec<String>> {
         String::from_utf8_lossy(&o.stderr)
     );
     let at = |f: &str| format!("\"{}\"", dir.join(f).display());
-    Some(vec![
+    let mut sets = vec![
         format!("stages.quality.model={}", at("quality.bin")),
         format!("stages.topic.model={}", at("topic.bin")),
         format!("stages.kl.reference={}", at("kl-ref.bin")),
-    ])
+    ];
+    // The UT1 adult lists come from the datatrove wheel; without it the recipe runs on its
+    // sample spam list alone.
+    let spam = root().join("pipelines/sample/blocklists/spam/domains");
+    if dir.join("ut1-adult/domains").exists() {
+        sets.push(format!(
+            "stages.urls.domain_lists=[\"{}\", {}]",
+            spam.display(),
+            at("ut1-adult/domains")
+        ));
+        sets.push(format!("stages.urls.url_lists=[{}]", at("ut1-adult/urls")));
+    } else {
+        eprintln!("note: no UT1 lists (scripts/ut1_lists.py found no datatrove wheel)");
+        sets.push(format!("stages.urls.domain_lists=[\"{}\"]", spam.display()));
+        sets.push("stages.urls.url_lists=[]".to_string());
+    }
+    Some(sets)
 }
 
 #[test]
