@@ -1,7 +1,8 @@
 //! `curate inspect`: print documents of a run with their signals and verdicts.
 //!
 //! Answers "why was this page dropped?" (`--url ... --dropped`) and "what does a document with
-//! quality < 0.2 look like?" (`--where "quality.hq < 0.2"`) in one command.
+//! quality < 0.2 look like?" (`--where "quality.hq < 0.2"`) in one command; `--domains`
+//! lists the sites that site-level safety removed, and why.
 
 use anyhow::anyhow;
 use stages::Document;
@@ -34,6 +35,9 @@ pub struct InspectArgs {
     /// Print JSON lines instead of text.
     #[arg(long)]
     pub json: bool,
+    /// List the domains that `safety.domains` stages removed, and why (top `--limit`).
+    #[arg(long)]
+    pub domains: bool,
 }
 
 fn sql_str(s: &str) -> String {
@@ -45,6 +49,9 @@ pub fn run(a: InspectArgs) -> Result<(), CliError> {
     let scratch = std::env::temp_dir().join("curate-scratch");
     let store = crate::storage::open_store(&a.output, &storage, &scratch)
         .map_err(|e| CliError::Failed(anyhow!("{e}")))?;
+    if a.domains {
+        return print_domains(store.as_ref(), &a);
+    }
     let tables = crate::query::open(&a.output, &storage, &store)
         .map_err(|e| CliError::Failed(anyhow!("{e}")))?;
     let mut conds = Vec::new();
@@ -103,6 +110,23 @@ pub fn run(a: InspectArgs) -> Result<(), CliError> {
     }
     if shown == 0 {
         eprintln!("no matching document");
+    }
+    Ok(())
+}
+
+/// `--domains`: the top removed domains of each `safety.domains` stage of the run.
+fn print_domains(store: &dyn stages::Store, a: &InspectArgs) -> Result<(), CliError> {
+    use crate::report::domains;
+    let names = domains::stage_names(store);
+    if names.is_empty() {
+        eprintln!("no safety.domains stage in this run");
+    }
+    for name in names {
+        match domains::load(store, &name) {
+            Some(v) if a.json => println!("{v}"),
+            Some(v) => print!("{}", domains::text(&name, &v, a.limit)),
+            None => eprintln!("{name}: no {} yet", stages::safety::domains::REPORT_FILE),
+        }
     }
     Ok(())
 }

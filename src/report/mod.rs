@@ -4,8 +4,10 @@
 //! It shows the funnel (documents and bytes per stage), drops by stage and reason with sampled
 //! examples, histograms of the numeric signals with the configured thresholds drawn on them,
 //! string signals (language, labels) as bars, mix composition when a mix was made, time per
-//! stage and throughput, the resolved config and versions.
+//! stage and throughput, the domains that site-level safety removed, the resolved config and
+//! versions.
 
+pub mod domains;
 pub mod mix;
 pub mod svg;
 
@@ -329,6 +331,15 @@ fn render(
         }
         let _ = write!(h, "</div>");
     }
+
+    // Domains removed whole by `safety.domains` stages.
+    let domain_stages: Vec<String> = input
+        .kinds
+        .iter()
+        .filter(|(_, k)| k.as_str() == "safety.domains")
+        .map(|(n, _)| n.clone())
+        .collect();
+    h.push_str(&domains::section(store, &domain_stages));
 
     // Mixes.
     let mixes: Vec<String> = store

@@ -255,6 +255,9 @@ impl Runner<'_> {
                     for d in &kept {
                         c.collect(d)?;
                     }
+                    for d in &dropped {
+                        c.dropped(d)?;
+                    }
                 }
                 sink.write(&kept)?;
                 if !dropped.is_empty() && out_cfg.write_dropped {

@@ -40,6 +40,7 @@ pub static REGISTRY: &[&StageDef] = &[
     &crate::safety::pii::DEF,
     &crate::safety::url_filter::DEF,
     &crate::safety::dirty_words::DEF,
+    &crate::safety::domains::DEF,
     &crate::import::DEF,
     &crate::mix::bucket::DEF,
     &crate::mix::decontam::DEF,

@@ -120,6 +120,11 @@ pub struct StepCtx {
 pub trait Collector: Send {
     /// Called once per document, in output order: the n-th call is row n of the partition.
     fn collect(&mut self, doc: &Document) -> Result<()>;
+    /// Called for each document a stage of this phase dropped (not a row of the partition's
+    /// output), for collectors that count drops; most ignore them.
+    fn dropped(&mut self, _doc: &Document) -> Result<()> {
+        Ok(())
+    }
     /// Writes the partition's side outputs (atomically).
     fn finish(self: Box<Self>) -> Result<()>;
 }

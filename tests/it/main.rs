@@ -17,4 +17,5 @@ mod quickstart;
 mod report;
 mod runner;
 mod s3;
+mod safety;
 mod slurm;

@@ -674,6 +674,18 @@ fn llama3_models(dir: &Path) -> Option<Vec<String>> {
         sets.push(format!("stages.urls.domain_lists=[\"{}\"]", spam.display()));
         sets.push("stages.urls.url_lists=[]".to_string());
     }
+    let psl = std::path::Path::new(stages::safety::suffix::DEFAULT_LIST);
+    if !psl.exists() {
+        // safety.domains reads the Public Suffix List (apt install publicsuffix); without it
+        // the recipe runs with the generic top-level domains alone.
+        eprintln!("note: no {} (apt install publicsuffix)", psl.display());
+        let f = dir.join("psl-minimal.dat");
+        std::fs::write(&f, "com\nnet\norg\nde\nuk\nco.uk\n").unwrap();
+        sets.push(format!(
+            "stages.sites.public_suffix_list=\"{}\"",
+            f.display()
+        ));
+    }
     Some(sets)
 }
 

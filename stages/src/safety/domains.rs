@@ -1,0 +1,889 @@
+//! `safety.domains`: site-level safety, as Llama 3 removes "domains with harmful content" and
+//! websites with "high volumes of PII", not only single pages.
+//!
+//! Per registered domain (public-suffix aware: `news.bbc.co.uk` counts for `bbc.co.uk`, each
+//! `*.github.io` site for itself), it aggregates over the run what earlier stages of its phase
+//! measured or decided:
+//! - PII matches per 1,000 words (the `total` signal of a `safety.pii` stage, `pii_stage`);
+//! - the share of pages that `dirty_stages` (e.g. `safety.dirty_words`) dropped or flagged;
+//! - the share of pages that `blocklist_stages` (e.g. `safety.url_filter`) dropped or flagged;
+//! - the share of pages that `quality_stages` (heuristic filters) dropped or flagged.
+//!
+//! A domain with at least `min_pages` pages whose figure exceeds a `max_*` threshold is
+//! offending: every page of it is dropped (or flagged in tag mode) in the next phase, with the
+//! reason (`pii_site`, `dirty_site`, `blocklisted_site`, `low_quality_site`, checked in this
+//! order) and the domain's figures in its signals. Domains on the allow-list (`allow`,
+//! `allow_lists`; a listed domain covers its subdomains) are never offending.
+//!
+//! ```text
+//! map k:  collect   per partition: domain -> counts, one sorted section per shard
+//! aggregate         one task per shard: merge the sections of every partition into one map
+//!                   (a shard holds 1/shards of the domains), judge each domain
+//! report            one task: removed_domains.json (totals per reason, top domains by pages)
+//! map k+1: apply    pages of offending domains get the figures and the verdict
+//! ```
+//!
+//! Only offending domains reach the appliers, and only their pages carry the signals, so a
+//! relaxed threshold can be re-judged from stored signals; a stricter one needs a re-run.
+//! Pages dropped by a stage of the same phase are counted (the runner shows collectors
+//! dropped pages too); pages dropped in earlier phases are not seen, so this stage belongs in
+//! the phase of the stages it reads (right after the safety stages, or after the filters).
+
+use std::collections::BTreeMap;
+use std::fmt::Write as _;
+use std::io::BufRead;
+use std::path::Path;
+use std::sync::Arc;
+
+use rustc_hash::{FxHashMap, FxHashSet};
+use serde::Deserialize;
+
+use super::suffix::{SuffixList, DEFAULT_LIST};
+use super::url_filter::{normalize_domain, url_host};
+use crate::config::{check_range, ConfigError, Purpose, StageArgs};
+use crate::error::{Error, Result};
+use crate::registry::StageDef;
+use crate::signals::{SignalSpec, SignalType, Signals};
+use crate::stage::{
+    Applier, Built, Collector, GlobalStage, GlobalStep, Outcome, PartitionCtx, StepCtx,
+};
+use crate::stats::StepStats;
+use crate::{Document, Verdict};
+
+/// `[stages.NAME]`, `type = "safety.domains"`.
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct DomainsConfig {
+    /// Domains with fewer pages in the run are never offending.
+    #[serde(default = "min_pages")]
+    pub min_pages: u64,
+    /// The `safety.pii` stage whose `NAME.total` signal counts a page's PII matches.
+    pub pii_stage: Option<String>,
+    pub max_pii_per_1k_words: Option<f64>,
+    /// Stages whose drops and flags mark a page as dirty (bad words).
+    #[serde(default)]
+    pub dirty_stages: Vec<String>,
+    pub max_dirty_share: Option<f64>,
+    /// Stages whose drops and flags mark a page as blocklisted (URL lists).
+    #[serde(default)]
+    pub blocklist_stages: Vec<String>,
+    pub max_blocklist_share: Option<f64>,
+    /// Stages whose drops and flags mark a page as low quality (heuristic filters).
+    #[serde(default)]
+    pub quality_stages: Vec<String>,
+    pub max_quality_share: Option<f64>,
+    /// Domains never judged offending (with their subdomains).
+    #[serde(default)]
+    pub allow: Vec<String>,
+    /// Files of such domains, one per line, `#` comments.
+    #[serde(default)]
+    pub allow_lists: Vec<String>,
+    /// A Public Suffix List file (default: Debian's `publicsuffix` package).
+    pub public_suffix_list: Option<String>,
+    /// Whether the list's private section counts (`*.github.io`, `*.blogspot.com` sites are
+    /// then separate domains).
+    #[serde(default = "yes")]
+    pub private_suffixes: bool,
+    /// Sections of the collected counts: tasks of the `aggregate` step (raise for big crawls).
+    #[serde(default = "shards")]
+    pub shards: usize,
+    /// Offending domains listed by name in `removed_domains.json`.
+    #[serde(default = "top")]
+    pub top: usize,
+}
+
+fn min_pages() -> u64 {
+    5
+}
+fn yes() -> bool {
+    true
+}
+fn shards() -> usize {
+    16
+}
+fn top() -> usize {
+    100
+}
+
+pub static DEF: StageDef = StageDef {
+    kind: "safety.domains",
+    about: "Site-level safety: drops every page of a domain with too much PII, dirty, blocklisted or low-quality pages",
+    example: "min_pages = 5\npii_stage = \"pii\"\nmax_pii_per_1k_words = 5.0\ndirty_stages = [\"dirty\"]\nmax_dirty_share = 0.3\nblocklist_stages = [\"urls\"]\nmax_blocklist_share = 0.2\nallow = [\"wikipedia.org\"]",
+    build,
+};
+
+/// Counts of one domain (or of one page).
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct Counts {
+    pub pages: u64,
+    /// Words of the pages that carry the PII signal, and their PII matches.
+    pub words: u64,
+    pub pii: u64,
+    pub dirty: u64,
+    pub blocked: u64,
+    pub low_quality: u64,
+}
+
+impl Counts {
+    fn add(&mut self, o: &Counts) {
+        self.pages += o.pages;
+        self.words += o.words;
+        self.pii += o.pii;
+        self.dirty += o.dirty;
+        self.blocked += o.blocked;
+        self.low_quality += o.low_quality;
+    }
+
+    pub fn figures(&self) -> Figures {
+        let share = |n: u64| n as f64 / self.pages.max(1) as f64;
+        Figures {
+            pages: self.pages,
+            pii_per_1k_words: if self.words == 0 {
+                0.0
+            } else {
+                self.pii as f64 * 1000.0 / self.words as f64
+            },
+            dirty_share: share(self.dirty),
+            blocklist_share: share(self.blocked),
+            quality_share: share(self.low_quality),
+        }
+    }
+}
+
+/// A domain's figures, as its pages' signals carry them.
+#[derive(Clone, Copy, Debug, Default, PartialEq)]
+pub struct Figures {
+    pub pages: u64,
+    pub pii_per_1k_words: f64,
+    pub dirty_share: f64,
+    pub blocklist_share: f64,
+    pub quality_share: f64,
+}
+
+/// Thresholds; `None` is not checked.
+#[derive(Clone, Debug)]
+struct Policy {
+    min_pages: u64,
+    max_pii: Option<f64>,
+    max_dirty: Option<f64>,
+    max_blocked: Option<f64>,
+    max_quality: Option<f64>,
+}
+
+impl Policy {
+    fn judge(&self, f: &Figures) -> Outcome {
+        if f.pages < self.min_pages {
+            return Outcome::Keep;
+        }
+        let over = |v: f64, m: Option<f64>| m.is_some_and(|m| v > m);
+        if over(f.pii_per_1k_words, self.max_pii) {
+            Outcome::Drop("pii_site")
+        } else if over(f.dirty_share, self.max_dirty) {
+            Outcome::Drop("dirty_site")
+        } else if over(f.blocklist_share, self.max_blocked) {
+            Outcome::Drop("blocklisted_site")
+        } else if over(f.quality_share, self.max_quality) {
+            Outcome::Drop("low_quality_site")
+        } else {
+            Outcome::Keep
+        }
+    }
+}
+
+const REASONS: [&str; 4] = [
+    "pii_site",
+    "dirty_site",
+    "blocklisted_site",
+    "low_quality_site",
+];
+
+/// How a page maps to its site and what it counts for.
+struct Inner {
+    name: String,
+    policy: Policy,
+    shards: usize,
+    top: usize,
+    pii_signal: Option<String>,
+    dirty: FxHashSet<String>,
+    blocklist: FxHashSet<String>,
+    quality: FxHashSet<String>,
+    allow: FxHashSet<String>,
+    /// Loaded for runs (not for selection, which only judges stored signals).
+    suffixes: Option<SuffixList>,
+    sig_domain: String,
+    sig_pages: String,
+    sig_pii: String,
+    sig_dirty: String,
+    sig_blocked: String,
+    sig_quality: String,
+}
+
+pub struct Domains {
+    inner: Arc<Inner>,
+}
+
+fn build(args: &StageArgs) -> Result<Built, ConfigError> {
+    let cfg: DomainsConfig = args.parse()?;
+    if cfg.min_pages == 0 {
+        return Err(ConfigError::new("min_pages", "must be at least 1"));
+    }
+    check_range("shards", cfg.shards, 1, 1 << 16)?;
+    for (key, v) in [
+        ("max_dirty_share", cfg.max_dirty_share),
+        ("max_blocklist_share", cfg.max_blocklist_share),
+        ("max_quality_share", cfg.max_quality_share),
+    ] {
+        if let Some(v) = v {
+            check_range(key, v, 0.0, 1.0)?;
+        }
+    }
+    if let Some(v) = cfg.max_pii_per_1k_words {
+        check_range("max_pii_per_1k_words", v, 0.0, 1000.0)?;
+    }
+    let needs = [
+        (
+            "max_pii_per_1k_words",
+            cfg.max_pii_per_1k_words.is_some(),
+            cfg.pii_stage.is_some(),
+            "pii_stage",
+        ),
+        (
+            "max_dirty_share",
+            cfg.max_dirty_share.is_some(),
+            !cfg.dirty_stages.is_empty(),
+            "dirty_stages",
+        ),
+        (
+            "max_blocklist_share",
+            cfg.max_blocklist_share.is_some(),
+            !cfg.blocklist_stages.is_empty(),
+            "blocklist_stages",
+        ),
+        (
+            "max_quality_share",
+            cfg.max_quality_share.is_some(),
+            !cfg.quality_stages.is_empty(),
+            "quality_stages",
+        ),
+    ];
+    for (key, set, source, source_key) in needs {
+        if set && !source {
+            return Err(ConfigError::new(
+                key,
+                format!("needs {source_key}: which stage measures it"),
+            ));
+        }
+    }
+    if needs.iter().all(|n| !n.1) {
+        return Err(ConfigError::new(
+            "max_pii_per_1k_words",
+            "no threshold: set at least one of max_pii_per_1k_words, max_dirty_share, max_blocklist_share, max_quality_share",
+        ));
+    }
+    let mut allow: FxHashSet<String> = cfg.allow.iter().map(|d| normalize_domain(d)).collect();
+    for (i, p) in cfg.allow_lists.iter().enumerate() {
+        let key = format!("allow_lists[{i}]");
+        let path = args.resolve_path(&key, p)?;
+        let text = std::fs::read_to_string(&path)
+            .map_err(|e| ConfigError::new(&key, format!("{}: {e}", path.display())))?;
+        allow.extend(
+            text.lines()
+                .map(str::trim)
+                .filter(|l| !l.is_empty() && !l.starts_with('#'))
+                .map(normalize_domain),
+        );
+    }
+    let suffixes = if args.purpose == Purpose::Run {
+        let (key, p) = match &cfg.public_suffix_list {
+            Some(p) => (
+                "public_suffix_list",
+                args.resolve_path("public_suffix_list", p)?,
+            ),
+            None => ("public_suffix_list", Path::new(DEFAULT_LIST).to_path_buf()),
+        };
+        let l = SuffixList::load(&p, cfg.private_suffixes).map_err(|e| {
+            ConfigError::new(
+                key,
+                format!(
+                    "{}: {e} (install the publicsuffix package or set {key})",
+                    p.display()
+                ),
+            )
+        })?;
+        Some(l)
+    } else {
+        None
+    };
+    let n = args.name;
+    Ok(Built::Global(Box::new(Domains {
+        inner: Arc::new(Inner {
+            name: n.to_string(),
+            policy: Policy {
+                min_pages: cfg.min_pages,
+                max_pii: cfg.max_pii_per_1k_words,
+                max_dirty: cfg.max_dirty_share,
+                max_blocked: cfg.max_blocklist_share,
+                max_quality: cfg.max_quality_share,
+            },
+            shards: cfg.shards,
+            top: cfg.top,
+            pii_signal: cfg.pii_stage.map(|s| format!("{s}.total")),
+            dirty: cfg.dirty_stages.into_iter().collect(),
+            blocklist: cfg.blocklist_stages.into_iter().collect(),
+            quality: cfg.quality_stages.into_iter().collect(),
+            allow,
+            suffixes,
+            sig_domain: format!("{n}.domain"),
+            sig_pages: format!("{n}.pages"),
+            sig_pii: format!("{n}.pii_per_1k_words"),
+            sig_dirty: format!("{n}.dirty_share"),
+            sig_blocked: format!("{n}.blocklist_share"),
+            sig_quality: format!("{n}.quality_share"),
+        }),
+    })))
+}
+
+impl Inner {
+    /// The site of a URL: its registered domain, else its host (IP addresses, bare suffixes);
+    /// `None` without a usable host.
+    fn site(&self, url: &str) -> Option<String> {
+        let host = normalize_domain(url_host(url));
+        if host.is_empty()
+            || host
+                .bytes()
+                .any(|b| b.is_ascii_whitespace() || b.is_ascii_control() || b == b'\t')
+        {
+            return None;
+        }
+        let is_ip = host.parse::<std::net::Ipv4Addr>().is_ok() || host.starts_with('[');
+        let site = match (&self.suffixes, is_ip) {
+            (Some(l), false) => l.registered_domain(&host).unwrap_or(&host),
+            _ => &host,
+        };
+        Some(site.to_string())
+    }
+
+    fn allowed(&self, site: &str) -> bool {
+        let mut d = site;
+        loop {
+            if self.allow.contains(d) {
+                return true;
+            }
+            match d.find('.') {
+                Some(i) => d = &d[i + 1..],
+                None => return false,
+            }
+        }
+    }
+
+    /// What one page counts for.
+    fn counts(&self, doc: &Document) -> Counts {
+        let by = |set: &FxHashSet<String>| -> u64 {
+            if set.is_empty() {
+                return 0;
+            }
+            let dropped =
+                matches!(&doc.verdict, Verdict::Dropped { stage, .. } if set.contains(&**stage));
+            let flagged = doc.flags.iter().any(|(s, _)| set.contains(&**s));
+            (dropped || flagged) as u64
+        };
+        let (words, pii) = match self.pii_signal.as_deref().and_then(|s| doc.signals.i64(s)) {
+            Some(n) => (
+                doc.words().iter().filter(|w| w.is_alnum()).count() as u64,
+                n.max(0) as u64,
+            ),
+            None => (0, 0),
+        };
+        Counts {
+            pages: 1,
+            words,
+            pii,
+            dirty: by(&self.dirty),
+            blocked: by(&self.blocklist),
+            low_quality: by(&self.quality),
+        }
+    }
+
+    fn shard(&self, site: &str) -> usize {
+        let h = xxhash_rust::xxh3::xxh3_64(site.as_bytes());
+        ((h as u128 * self.shards as u128) >> 64) as usize
+    }
+
+    fn write_signals(&self, s: &mut Signals, site: &str, f: &Figures) {
+        s.set_str(self.sig_domain.clone(), site);
+        s.set_i64(self.sig_pages.clone(), f.pages as i64);
+        s.set_f64(self.sig_pii.clone(), f.pii_per_1k_words);
+        s.set_f64(self.sig_dirty.clone(), f.dirty_share);
+        s.set_f64(self.sig_blocked.clone(), f.blocklist_share);
+        s.set_f64(self.sig_quality.clone(), f.quality_share);
+    }
+
+    fn read_figures(&self, s: &Signals) -> Option<Figures> {
+        Some(Figures {
+            pages: s.i64(&self.sig_pages)?.max(0) as u64,
+            pii_per_1k_words: s.f64(&self.sig_pii).unwrap_or(0.0),
+            dirty_share: s.f64(&self.sig_dirty).unwrap_or(0.0),
+            blocklist_share: s.f64(&self.sig_blocked).unwrap_or(0.0),
+            quality_share: s.f64(&self.sig_quality).unwrap_or(0.0),
+        })
+    }
+}
+
+fn parts_path(dir: &str, partition: usize) -> String {
+    format!("{dir}/parts/{partition:06}.tsv")
+}
+fn index_path(dir: &str, partition: usize) -> String {
+    format!("{dir}/parts/{partition:06}.idx")
+}
+fn offending_path(dir: &str, shard: usize) -> String {
+    format!("{dir}/offending/{shard:05}.tsv")
+}
+fn summary_path(dir: &str, shard: usize) -> String {
+    format!("{dir}/offending/{shard:05}.json")
+}
+/// The run-level summary the report and `curate inspect --domains` show.
+pub const REPORT_FILE: &str = "removed_domains.json";
+
+fn counts_line(out: &mut String, site: &str, c: &Counts) {
+    let _ = writeln!(
+        out,
+        "{site}\t{}\t{}\t{}\t{}\t{}\t{}",
+        c.pages, c.words, c.pii, c.dirty, c.blocked, c.low_quality
+    );
+}
+
+fn parse_counts(line: &str) -> Option<(&str, Counts)> {
+    let mut f = line.split('\t');
+    let site = f.next()?;
+    let mut n = || f.next()?.parse::<u64>().ok();
+    Some((
+        site,
+        Counts {
+            pages: n()?,
+            words: n()?,
+            pii: n()?,
+            dirty: n()?,
+            blocked: n()?,
+            low_quality: n()?,
+        },
+    ))
+}
+
+/// Sums the counts of one partition's pages per domain.
+struct DomainCollector {
+    inner: Arc<Inner>,
+    ctx: PartitionCtx,
+    sites: FxHashMap<String, Counts>,
+    no_site: u64,
+}
+
+impl DomainCollector {
+    fn add(&mut self, doc: &Document) {
+        let Some(site) = self.inner.site(&doc.url) else {
+            self.no_site += 1;
+            return;
+        };
+        let c = self.inner.counts(doc);
+        self.sites.entry(site).or_default().add(&c);
+    }
+}
+
+impl Collector for DomainCollector {
+    fn collect(&mut self, doc: &Document) -> Result<()> {
+        self.add(doc);
+        Ok(())
+    }
+
+    fn dropped(&mut self, doc: &Document) -> Result<()> {
+        self.add(doc);
+        Ok(())
+    }
+
+    fn finish(self: Box<Self>) -> Result<()> {
+        // One file sorted by (shard, domain) and the byte offset where each shard starts.
+        let mut rows: Vec<(usize, &String, &Counts)> = self
+            .sites
+            .iter()
+            .map(|(s, c)| (self.inner.shard(s), s, c))
+            .collect();
+        rows.sort_unstable_by(|a, b| (a.0, a.1).cmp(&(b.0, b.1)));
+        let mut body = String::new();
+        let mut offsets = vec![0u64; self.inner.shards + 1];
+        let mut next = 0;
+        for (sh, site, c) in rows {
+            while next <= sh {
+                offsets[next] = body.len() as u64;
+                next += 1;
+            }
+            counts_line(&mut body, site, c);
+        }
+        for o in offsets.iter_mut().skip(next) {
+            *o = body.len() as u64;
+        }
+        let (p, i) = (
+            parts_path(&self.ctx.dir, self.ctx.partition),
+            index_path(&self.ctx.dir, self.ctx.partition),
+        );
+        self.ctx
+            .store
+            .put(&p, body.as_bytes())
+            .map_err(|e| Error::io(&p, e))?;
+        let idx = serde_json::json!({ "offsets": offsets, "no_site": self.no_site });
+        self.ctx
+            .store
+            .put(&i, idx.to_string().as_bytes())
+            .map_err(|e| Error::io(&i, e))?;
+        Ok(())
+    }
+}
+
+/// One task per shard: the counts of its domains over every partition, judged.
+struct AggregateStep {
+    inner: Arc<Inner>,
+}
+
+impl GlobalStep for AggregateStep {
+    fn name(&self) -> &str {
+        "aggregate"
+    }
+
+    fn tasks(&self, _ctx: &StepCtx) -> Result<usize> {
+        Ok(self.inner.shards)
+    }
+
+    fn run(&self, task: usize, ctx: &StepCtx) -> Result<StepStats> {
+        let mut st = StepStats::new("aggregate", task);
+        let mut sites: FxHashMap<String, Counts> = FxHashMap::default();
+        let mut line = String::new();
+        for p in 0..ctx.partitions {
+            let ip = index_path(&ctx.dir, p);
+            let idx: serde_json::Value =
+                serde_json::from_slice(&ctx.store.read(&ip).map_err(|e| Error::io(&ip, e))?)
+                    .map_err(|e| Error::other(format!("{ip}: {e}")))?;
+            let off = |k: usize| idx["offsets"][k].as_u64();
+            let (Some(a), Some(b)) = (off(task), off(task + 1)) else {
+                return Err(Error::other(format!("{ip}: no offsets for shard {task}")));
+            };
+            if task == 0 {
+                st.count("pages_without_domain", idx["no_site"].as_u64().unwrap_or(0));
+            }
+            if b <= a {
+                continue;
+            }
+            let pp = parts_path(&ctx.dir, p);
+            let r = ctx
+                .store
+                .open_range(&pp, a, b - a)
+                .map_err(|e| Error::io(&pp, e))?;
+            let mut r = std::io::BufReader::new(r);
+            loop {
+                line.clear();
+                if r.read_line(&mut line).map_err(|e| Error::io(&pp, e))? == 0 {
+                    break;
+                }
+                let Some((site, c)) = parse_counts(line.trim_end_matches('\n')) else {
+                    return Err(Error::other(format!("{pp}: bad line {line:?}")));
+                };
+                match sites.get_mut(site) {
+                    Some(t) => t.add(&c),
+                    None => {
+                        sites.insert(site.to_string(), c);
+                    }
+                }
+            }
+        }
+        let mut offending: Vec<(&String, Figures, &'static str)> = Vec::new();
+        let mut pages = 0;
+        for (site, c) in &sites {
+            pages += c.pages;
+            if self.inner.allowed(site) {
+                continue;
+            }
+            let f = c.figures();
+            if let Outcome::Drop(reason) = self.inner.policy.judge(&f) {
+                offending.push((site, f, reason));
+            }
+        }
+        offending.sort_unstable_by(|a, b| a.0.cmp(b.0));
+        let mut out = String::new();
+        let mut by_reason: BTreeMap<&str, (u64, u64)> = BTreeMap::new();
+        for (site, f, reason) in &offending {
+            let e = by_reason.entry(reason).or_default();
+            e.0 += 1;
+            e.1 += f.pages;
+            let _ = writeln!(
+                out,
+                "{site}\t{reason}\t{}\t{}\t{}\t{}\t{}",
+                f.pages, f.pii_per_1k_words, f.dirty_share, f.blocklist_share, f.quality_share
+            );
+        }
+        let op = offending_path(&ctx.dir, task);
+        ctx.store
+            .put(&op, out.as_bytes())
+            .map_err(|e| Error::io(&op, e))?;
+        let summary = serde_json::json!({
+            "domains": sites.len(),
+            "pages": pages,
+            "by_reason": by_reason.iter().map(|(r, (d, p))| (r.to_string(), serde_json::json!({"domains": d, "pages": p}))).collect::<serde_json::Map<_, _>>(),
+        });
+        let sp = summary_path(&ctx.dir, task);
+        ctx.store
+            .put(&sp, summary.to_string().as_bytes())
+            .map_err(|e| Error::io(&sp, e))?;
+        st.count("domains", sites.len() as u64);
+        st.count("pages", pages);
+        st.count("offending_domains", offending.len() as u64);
+        st.count(
+            "offending_pages",
+            offending.iter().map(|o| o.1.pages).sum::<u64>(),
+        );
+        st.peak_rss_bytes = crate::dedup::decisions::peak_rss_bytes();
+        Ok(st)
+    }
+}
+
+/// An offending domain as the aggregate step wrote it.
+#[derive(Clone, Debug, PartialEq)]
+pub struct Offending {
+    pub domain: String,
+    pub reason: String,
+    pub figures: Figures,
+}
+
+fn parse_offending(line: &str) -> Option<Offending> {
+    let mut f = line.split('\t');
+    let domain = f.next()?.to_string();
+    let reason = f.next()?.to_string();
+    let pages = f.next()?.parse().ok()?;
+    let mut x = || f.next()?.parse::<f64>().ok();
+    Some(Offending {
+        domain,
+        reason,
+        figures: Figures {
+            pages,
+            pii_per_1k_words: x()?,
+            dirty_share: x()?,
+            blocklist_share: x()?,
+            quality_share: x()?,
+        },
+    })
+}
+
+/// Every offending domain of a run, from the aggregate step's files.
+fn read_offending(store: &dyn crate::Store, dir: &str, shards: usize) -> Result<Vec<Offending>> {
+    let mut all = Vec::new();
+    for s in 0..shards {
+        let p = offending_path(dir, s);
+        let b = store.read(&p).map_err(|e| Error::io(&p, e))?;
+        for line in String::from_utf8_lossy(&b).lines() {
+            all.push(
+                parse_offending(line)
+                    .ok_or_else(|| Error::other(format!("{p}: bad line {line:?}")))?,
+            );
+        }
+    }
+    Ok(all)
+}
+
+/// One task: the run-level summary (`removed_domains.json`).
+struct ReportStep {
+    inner: Arc<Inner>,
+}
+
+impl GlobalStep for ReportStep {
+    fn name(&self) -> &str {
+        "report"
+    }
+
+    fn tasks(&self, _ctx: &StepCtx) -> Result<usize> {
+        Ok(1)
+    }
+
+    fn run(&self, task: usize, ctx: &StepCtx) -> Result<StepStats> {
+        let mut st = StepStats::new("report", task);
+        let (mut domains, mut pages) = (0u64, 0u64);
+        let mut by_reason: BTreeMap<String, (u64, u64)> = BTreeMap::new();
+        for s in 0..self.inner.shards {
+            let p = summary_path(&ctx.dir, s);
+            let v: serde_json::Value =
+                serde_json::from_slice(&ctx.store.read(&p).map_err(|e| Error::io(&p, e))?)
+                    .map_err(|e| Error::other(format!("{p}: {e}")))?;
+            domains += v["domains"].as_u64().unwrap_or(0);
+            pages += v["pages"].as_u64().unwrap_or(0);
+            if let Some(m) = v["by_reason"].as_object() {
+                for (r, x) in m {
+                    let e = by_reason.entry(r.clone()).or_default();
+                    e.0 += x["domains"].as_u64().unwrap_or(0);
+                    e.1 += x["pages"].as_u64().unwrap_or(0);
+                }
+            }
+        }
+        let mut off = read_offending(ctx.store.as_ref(), &ctx.dir, self.inner.shards)?;
+        off.sort_by(|a, b| {
+            b.figures
+                .pages
+                .cmp(&a.figures.pages)
+                .then_with(|| a.domain.cmp(&b.domain))
+        });
+        let top: Vec<serde_json::Value> = off
+            .iter()
+            .take(self.inner.top)
+            .map(|o| {
+                serde_json::json!({
+                    "domain": o.domain,
+                    "reason": o.reason,
+                    "pages": o.figures.pages,
+                    "pii_per_1k_words": o.figures.pii_per_1k_words,
+                    "dirty_share": o.figures.dirty_share,
+                    "blocklist_share": o.figures.blocklist_share,
+                    "quality_share": o.figures.quality_share,
+                })
+            })
+            .collect();
+        let v = serde_json::json!({
+            "stage": self.inner.name,
+            "domains": domains,
+            "pages": pages,
+            "offending_domains": off.len(),
+            "offending_pages": off.iter().map(|o| o.figures.pages).sum::<u64>(),
+            "by_reason": by_reason.iter().map(|(r, (d, p))| (r.clone(), serde_json::json!({"domains": d, "pages": p}))).collect::<serde_json::Map<_, _>>(),
+            "top": top,
+        });
+        let p = format!("{}/{REPORT_FILE}", ctx.dir);
+        ctx.store
+            .put(
+                &p,
+                serde_json::to_string_pretty(&v)
+                    .unwrap_or_default()
+                    .as_bytes(),
+            )
+            .map_err(|e| Error::io(&p, e))?;
+        st.count("offending_domains", off.len() as u64);
+        Ok(st)
+    }
+}
+
+/// Drops (or flags) the pages of offending domains.
+struct DomainApplier {
+    inner: Arc<Inner>,
+    offending: FxHashMap<String, Figures>,
+}
+
+impl Applier for DomainApplier {
+    fn apply(&mut self, doc: &mut Document) -> Outcome {
+        if self.offending.is_empty() {
+            return Outcome::Keep;
+        }
+        let Some(site) = self.inner.site(&doc.url) else {
+            return Outcome::Keep;
+        };
+        match self.offending.get(&site) {
+            Some(f) => {
+                self.inner.write_signals(&mut doc.signals, &site, f);
+                self.inner.policy.judge(f)
+            }
+            None => Outcome::Keep,
+        }
+    }
+}
+
+impl GlobalStage for Domains {
+    fn name(&self) -> &str {
+        &self.inner.name
+    }
+
+    fn signals(&self) -> Vec<SignalSpec> {
+        let i = &self.inner;
+        vec![
+            SignalSpec::new(
+                i.sig_domain.clone(),
+                SignalType::Str,
+                "the offending registered domain of the page",
+            ),
+            SignalSpec::new(
+                i.sig_pages.clone(),
+                SignalType::I64,
+                "pages of the domain in the run",
+            ),
+            SignalSpec::new(
+                i.sig_pii.clone(),
+                SignalType::F64,
+                "PII matches per 1,000 words over the domain",
+            ),
+            SignalSpec::new(
+                i.sig_dirty.clone(),
+                SignalType::F64,
+                "share of the domain's pages failing the dirty-word stages",
+            ),
+            SignalSpec::new(
+                i.sig_blocked.clone(),
+                SignalType::F64,
+                "share of the domain's pages failing the blocklist stages",
+            ),
+            SignalSpec::new(
+                i.sig_quality.clone(),
+                SignalType::F64,
+                "share of the domain's pages failing the quality stages",
+            ),
+        ]
+    }
+
+    fn reasons(&self) -> Vec<&'static str> {
+        REASONS.to_vec()
+    }
+
+    fn collector(&self, ctx: &PartitionCtx) -> Result<Box<dyn Collector>> {
+        Ok(Box::new(DomainCollector {
+            inner: self.inner.clone(),
+            ctx: ctx.clone(),
+            sites: FxHashMap::default(),
+            no_site: 0,
+        }))
+    }
+
+    fn steps(&self) -> Vec<Box<dyn GlobalStep>> {
+        vec![
+            Box::new(AggregateStep {
+                inner: self.inner.clone(),
+            }),
+            Box::new(ReportStep {
+                inner: self.inner.clone(),
+            }),
+        ]
+    }
+
+    fn applier(&self, ctx: &PartitionCtx) -> Result<Box<dyn Applier>> {
+        let offending = read_offending(ctx.store.as_ref(), &ctx.dir, self.inner.shards)?
+            .into_iter()
+            .map(|o| (o.domain, o.figures))
+            .collect();
+        Ok(Box::new(DomainApplier {
+            inner: self.inner.clone(),
+            offending,
+        }))
+    }
+
+    fn judge(&self, signals: &Signals) -> Outcome {
+        match self.inner.read_figures(signals) {
+            Some(f) => self.inner.policy.judge(&f),
+            None => Outcome::Keep,
+        }
+    }
+
+    fn thresholds(&self) -> Vec<(String, f64)> {
+        let i = &self.inner;
+        let p = &i.policy;
+        [
+            (&i.sig_pii, p.max_pii),
+            (&i.sig_dirty, p.max_dirty),
+            (&i.sig_blocked, p.max_blocked),
+            (&i.sig_quality, p.max_quality),
+        ]
+        .into_iter()
+        .filter_map(|(s, v)| Some((s.clone(), v?)))
+        .collect()
+    }
+}
+
+#[cfg(test)]
+mod tests;
