@@ -230,7 +230,7 @@ impl Plan {
             return Err(config.error("executor.queue_batches", "must be positive"));
         }
 
-        let mut slots = Vec::new();
+        let mut slots: Vec<StageSlot> = Vec::new();
         let regs = registries();
         for (sname, value) in &raw.stages {
             let key = format!("stages.{}", key_segment(sname));
