@@ -217,7 +217,7 @@ fn workers_agree_and_all_refuse_a_stale_output() {
                 ];
                 args.extend_from_slice(extra);
                 Command::new(env!("CARGO_BIN_EXE_curate"))
-                    .args(&args)
+                    .args(args)
                     .stderr(std::process::Stdio::piped())
                     .spawn()
                     .unwrap()
