@@ -105,6 +105,14 @@ impl From<crate::config::ConfigError> for CliError {
     }
 }
 
+/// An engine error as a CLI error: configuration mistakes (a stale output among them) exit 2.
+pub fn engine_error(e: stages::Error) -> CliError {
+    match e {
+        stages::Error::Config(c) => CliError::Config(c.to_string()),
+        e => CliError::Failed(anyhow::anyhow!("{e}")),
+    }
+}
+
 /// Dispatches a parsed command line.
 pub fn dispatch(cli: Cli) -> Result<(), CliError> {
     match cli.command {

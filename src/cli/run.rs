@@ -30,6 +30,10 @@ pub struct RunArgs {
     /// Run no phase: merge the stats and write the report if every unit is complete.
     #[arg(long)]
     pub finalize: bool,
+    /// Delete the output's previous run (every file under the output path) and start over.
+    /// Only for a single worker (not with --task/--tasks, --phase or --finalize).
+    #[arg(long)]
+    pub restart: bool,
 }
 
 pub fn run(a: RunArgs) -> Result<(), CliError> {
@@ -39,7 +43,18 @@ pub fn run(a: RunArgs) -> Result<(), CliError> {
             a.task, a.tasks
         )));
     }
+    if a.restart && (a.tasks > 1 || a.phase.is_some() || a.finalize) {
+        return Err(CliError::Config(
+            "--restart clears the whole output: use it on a single worker, without --tasks, --phase or --finalize (curate slurm --restart for a cluster run)".into(),
+        ));
+    }
     let plan = load_plan(&a.pipeline, Purpose::Run)?;
+    if a.restart {
+        let n = crate::runner::clear_output(&plan).map_err(super::engine_error)?;
+        if !a.quiet && n > 0 {
+            println!("--restart: deleted {n} file(s) under {}", plan.output);
+        }
+    }
     let opts = RunOptions {
         task: a.task,
         tasks: a.tasks,
@@ -47,7 +62,7 @@ pub fn run(a: RunArgs) -> Result<(), CliError> {
         threads: a.threads.unwrap_or(0),
         progress: !a.quiet && std::io::stderr().is_terminal(),
     };
-    let runner = Runner::new(&plan, opts).map_err(|e| CliError::Failed(anyhow!("{e}")))?;
+    let runner = Runner::new(&plan, opts).map_err(super::engine_error)?;
     let outcome = if a.finalize {
         if !runner
             .all_done()

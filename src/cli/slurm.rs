@@ -26,6 +26,9 @@ pub struct SlurmArgs {
     /// Wait until the run finishes, resubmitting failed phases up to slurm.retries times.
     #[arg(long)]
     pub wait: bool,
+    /// Delete the output's previous run before submitting (see `curate run --restart`).
+    #[arg(long)]
+    pub restart: bool,
 }
 
 fn sh_quote(s: &str) -> String {
@@ -145,6 +148,18 @@ pub fn run(a: SlurmArgs) -> Result<(), CliError> {
             .to_string_lossy()
             .into_owned(),
     };
+    // Every array task opens the same output and checks the same fingerprint; checking (and
+    // recording) it here turns a stale output into one exit-2 error at submission instead of
+    // a failed job array.
+    if a.restart && !a.dry_run {
+        let n = crate::runner::clear_output(&plan).map_err(super::engine_error)?;
+        if n > 0 {
+            println!("--restart: deleted {n} file(s) under {}", plan.output);
+        }
+    }
+    if !(a.restart && a.dry_run) {
+        crate::runner::Runner::new(&plan, Default::default()).map_err(super::engine_error)?;
+    }
     let logs: PathBuf = match &s.log_dir {
         Some(d) => plan.base_dir.join(d),
         None if !plan.output.starts_with("s3://") => PathBuf::from(&plan.output).join("slurm"),

@@ -1,6 +1,5 @@
 //! `curate status`: units done, running, failed and pending per phase, and the merged stats.
 
-use anyhow::anyhow;
 use stages::Purpose;
 
 use super::{load_plan, CliError, PipelineArgs};
@@ -14,8 +13,7 @@ pub struct StatusArgs {
 
 pub fn run(a: StatusArgs) -> Result<(), CliError> {
     let plan = load_plan(&a.pipeline, Purpose::Select)?;
-    let runner =
-        Runner::new(&plan, Default::default()).map_err(|e| CliError::Failed(anyhow!("{e}")))?;
+    let runner = Runner::new(&plan, Default::default()).map_err(super::engine_error)?;
     let store = runner.store();
     println!(
         "output {}: {} partitions",

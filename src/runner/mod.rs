@@ -9,6 +9,7 @@
 //! `completions/<phase>/<unit>`. A unit is done iff its marker exists; a killed run re-runs
 //! only units without markers, and since units are deterministic, the rewrite is identical.
 
+pub mod fingerprint;
 mod map;
 
 use std::path::PathBuf;
@@ -72,8 +73,10 @@ pub struct Runner<'a> {
 }
 
 impl<'a> Runner<'a> {
-    /// Opens the output store and lists the input partitions (or reloads the list a previous
-    /// run of the same output recorded, so that a resumed run sees the same partitions).
+    /// Opens the output store and lists the input partitions. An output that already holds a
+    /// run is resumed only when its fingerprint (input listing, output-deciding config, curate
+    /// version) matches this run's; otherwise this fails with [`Error::Config`] naming what
+    /// changed, before any work.
     pub fn new(plan: &'a Plan, opts: RunOptions) -> Result<Self> {
         let raw = &plan.config.raw;
         let scratch = match &raw.executor.scratch {
@@ -88,18 +91,7 @@ impl<'a> Runner<'a> {
             let _ = stages::LocalStore::new(&local)
                 .and_then(|s| s.clean_temporaries(Duration::from_secs(600)));
         }
-        let partitions = match store.read("partitions.json") {
-            Ok(b) => serde_json::from_slice(&b)
-                .map_err(|e| Error::other(format!("partitions.json: {e}")))?,
-            Err(_) => {
-                let parts = list_partitions(plan)?;
-                store.put(
-                    "partitions.json",
-                    &serde_json::to_vec_pretty(&parts).expect("serializable"),
-                )?;
-                parts
-            }
-        };
+        let partitions = open_output(plan, store.as_ref())?;
         let threads = match (opts.threads, raw.executor.threads) {
             (0, 0) => std::thread::available_parallelism().map_or(1, |n| n.get()),
             (0, t) => t,
@@ -397,6 +389,129 @@ pub fn unit_name(phase: &Phase, u: usize) -> String {
         Phase::Map { .. } => part_name(u),
         Phase::Step { .. } => format!("task-{u:05}"),
     }
+}
+
+/// Checks (or records) the fingerprint of the run in `store` and returns its partitions.
+///
+/// Every worker of a run computes the same fingerprint and partition list, so concurrent
+/// workers opening a fresh output write identical bytes and agree. The fingerprint is
+/// written before `partitions.json`: an output with partitions but no fingerprint is not one
+/// this version started, and is refused rather than guessed at.
+fn open_output(plan: &Plan, store: &dyn Store) -> Result<Vec<PartitionSpec>> {
+    let parts = list_partitions(plan)?;
+    let new = fingerprint::Fingerprint::new(&plan.config.table, &parts);
+    let refuse = |what: String| {
+        Error::Config(stages::ConfigError::new(
+            plan.output.clone(),
+            format!(
+                "{what}\nstart over with a new output path (--output), or add --restart to clear {} and run from scratch",
+                plan.output
+            ),
+        ))
+    };
+    match store.read(fingerprint::FILE) {
+        Ok(bytes) => {
+            let v: serde_json::Value = serde_json::from_slice(&bytes).map_err(|e| {
+                refuse(format!(
+                    "{}/{}: unreadable ({e})",
+                    plan.output,
+                    fingerprint::FILE
+                ))
+            })?;
+            let format = v.get("format").and_then(|f| f.as_u64()).unwrap_or(0);
+            if format > fingerprint::FORMAT as u64 {
+                return Err(refuse(format!(
+                    "{}/{}: written by a newer curate (format {format}; this one reads {})",
+                    plan.output,
+                    fingerprint::FILE,
+                    fingerprint::FORMAT
+                )));
+            }
+            let old: fingerprint::Fingerprint = serde_json::from_value(v).map_err(|e| {
+                refuse(format!(
+                    "{}/{}: unreadable ({e})",
+                    plan.output,
+                    fingerprint::FILE
+                ))
+            })?;
+            if old != new {
+                let old_parts: Option<Vec<PartitionSpec>> = store
+                    .read("partitions.json")
+                    .ok()
+                    .and_then(|b| serde_json::from_slice(&b).ok());
+                let diffs = old.differences(&new, old_parts.as_deref(), &parts);
+                return Err(refuse(format!(
+                    "this output holds a run of a different input or configuration; resuming it would mix two runs:\n  {}",
+                    diffs.join("\n  ")
+                )));
+            }
+        }
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => {
+            if store.exists("partitions.json")? || !store.list("completions")?.is_empty() {
+                return Err(refuse(format!(
+                    "this output holds a run without {} (started by an older curate), so it cannot tell whether this run is the same",
+                    fingerprint::FILE
+                )));
+            }
+            store.put(
+                fingerprint::FILE,
+                &serde_json::to_vec_pretty(&new).expect("serializable"),
+            )?;
+        }
+        Err(e) => {
+            return Err(Error::io(
+                format!("{}/{}", plan.output, fingerprint::FILE),
+                e,
+            ))
+        }
+    }
+    if !store.exists("partitions.json")? {
+        store.put(
+            "partitions.json",
+            &serde_json::to_vec_pretty(&parts).expect("serializable"),
+        )?;
+    }
+    Ok(parts)
+}
+
+/// `--restart`: deletes everything under a run's output so that the run starts from scratch.
+/// Refuses a non-empty folder that holds no curate run (a mistyped path must not lose data).
+/// Returns the number of files deleted.
+pub fn clear_output(plan: &Plan) -> Result<usize> {
+    let raw = &plan.config.raw;
+    let scratch = std::env::temp_dir().join("curate-scratch");
+    std::fs::create_dir_all(&scratch).map_err(|e| Error::io(&scratch, e))?;
+    let store = storage::open_store(&plan.output, &raw.storage, &scratch)
+        .map_err(|e| Error::io(&plan.output, e))?;
+    let files = store.list("")?;
+    if files.is_empty() {
+        return Ok(0);
+    }
+    let is_run = store.exists(fingerprint::FILE)?
+        || store.exists("partitions.json")?
+        || files.iter().any(|f| f.starts_with("completions/"));
+    if !is_run {
+        return Err(Error::Config(stages::ConfigError::new(
+            plan.output.clone(),
+            format!(
+                "--restart: {} holds {} file(s) but no curate run (no {} or partitions.json); refusing to delete them",
+                plan.output,
+                files.len(),
+                fingerprint::FILE
+            ),
+        )));
+    }
+    match store.local_path("") {
+        Some(local) => {
+            std::fs::remove_dir_all(&local).map_err(|e| Error::io(&local, e))?;
+        }
+        None => {
+            for f in &files {
+                store.delete(f)?;
+            }
+        }
+    }
+    Ok(files.len())
 }
 
 /// Lists the inputs of a plan and splits them into partitions.

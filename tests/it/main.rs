@@ -12,6 +12,7 @@ mod extract;
 mod faults;
 mod heuristics;
 mod mix;
+mod nightly;
 mod onnx;
 mod quickstart;
 mod report;
