@@ -126,8 +126,7 @@ fn evaluate(set: &NearDupSet, bands: usize, rows: usize, verify: f64) -> (f64, f
 #[test]
 fn near_duplicate_recall_and_false_positives() {
     let Some(set) = load_set(0) else {
-        eprintln!("skipped: ../shared/data/corpora absent");
-        return;
+        testkit::skip!("../shared/data/corpora absent")
     };
     // The accuracy targets (recall >= 0.95 at J >= 0.8, false positives <= 1% below 0.5) with
     // the stage's defaults: 14 x 8 bands and rows, candidates verified at 0.7.
@@ -153,12 +152,10 @@ fn near_duplicate_recall_and_false_positives() {
 #[test]
 fn agrees_with_datatrove_minhash() {
     let Some(py) = curate_benches::peer_python("dt") else {
-        eprintln!("skipped: datatrove peer environment absent (~/.cache/curate-peers/dt)");
-        return;
+        testkit::skip!("datatrove peer environment absent (~/.cache/curate-peers/dt)")
     };
     let Some(set) = load_set(1000) else {
-        eprintln!("skipped: ../shared/data/corpora absent");
-        return;
+        testkit::skip!("../shared/data/corpora absent")
     };
     let dir = tempfile::tempdir().unwrap();
     let docs = dir.path().join("docs.jsonl");

@@ -25,7 +25,7 @@ pub fn shared() -> Option<PathBuf> {
     if p.is_dir() {
         Some(p)
     } else {
-        eprintln!("skipped: ../shared is absent");
+        testkit::skip("../shared is absent");
         None
     }
 }
@@ -43,8 +43,7 @@ pub fn python() -> Option<PathBuf> {
 /// The test Python if it imports every module (prints why not).
 pub fn python_with(modules: &[&str]) -> Option<PathBuf> {
     let Some(py) = python() else {
-        eprintln!("skipped: no test Python (set CURATE_PY)");
-        return None;
+        testkit::skip!(None; "no test Python (set CURATE_PY)")
     };
     let ok = Command::new(&py)
         .args(["-c", &format!("import {}", modules.join(", "))])
@@ -54,13 +53,13 @@ pub fn python_with(modules: &[&str]) -> Option<PathBuf> {
     if ok {
         Some(py)
     } else {
-        eprintln!("skipped: {} cannot import {modules:?}", py.display());
+        testkit::skip(format!("{} cannot import {modules:?}", py.display()));
         None
     }
 }
 
 /// `libonnxruntime.so`: `ORT_DYLIB_PATH`, else the one in the test venv's `onnxruntime` wheel
-/// (prints why when there is none).
+/// (skips the calling test, through `testkit::skip`, when there is none).
 pub fn ort_library() -> Option<PathBuf> {
     if let Some(p) = std::env::var_os("ORT_DYLIB_PATH") {
         let p = PathBuf::from(p);
@@ -75,22 +74,25 @@ pub fn ort_library() -> Option<PathBuf> {
             "import onnxruntime, os; print(os.path.dirname(onnxruntime.__file__))",
         ])
         .output()
-        .ok()?;
-    let dir = PathBuf::from(String::from_utf8_lossy(&out.stdout).trim()).join("capi");
+        .map(|o| o.stdout)
+        .unwrap_or_default();
+    let dir = PathBuf::from(String::from_utf8_lossy(&out).trim()).join("capi");
     let mut libs: Vec<PathBuf> = std::fs::read_dir(&dir)
-        .ok()?
-        .flatten()
-        .map(|e| e.path())
-        .filter(|p| {
-            p.file_name()
-                .and_then(|n| n.to_str())
-                .is_some_and(|n| n.starts_with("libonnxruntime.so"))
+        .map(|rd| {
+            rd.flatten()
+                .map(|e| e.path())
+                .filter(|p| {
+                    p.file_name()
+                        .and_then(|n| n.to_str())
+                        .is_some_and(|n| n.starts_with("libonnxruntime.so"))
+                })
+                .collect()
         })
-        .collect();
+        .unwrap_or_default();
     libs.sort();
     let lib = libs.pop();
     if lib.is_none() {
-        eprintln!("skipped: no libonnxruntime.so in {}", dir.display());
+        testkit::skip(format!("no libonnxruntime.so in {}", dir.display()));
     }
     lib
 }

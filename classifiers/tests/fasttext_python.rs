@@ -79,12 +79,10 @@ fn lid176_ftz_matches_python() {
         shared("data/langid/models/lid.176.ftz"),
         shared("data/langid/lingua-testdata"),
     ) else {
-        eprintln!("skipped: ../shared/data/langid is absent");
-        return;
+        testkit::skip!("../shared/data/langid is absent")
     };
     let Some(py) = fasttext_python() else {
-        eprintln!("skipped: no Python with fasttext (set CURATE_PY)");
-        return;
+        testkit::skip!("no Python with fasttext (set CURATE_PY)")
     };
     let mut texts = Vec::new();
     for lang in [

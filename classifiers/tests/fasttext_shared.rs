@@ -38,8 +38,7 @@ fn topic_docs(dir: &std::path::Path) -> Vec<Doc> {
 #[test]
 fn topic_model_on_real_data() {
     let Some(dir) = shared("data/classifiers") else {
-        eprintln!("skipped: ../shared/data/classifiers is absent");
-        return;
+        testkit::skip!("../shared/data/classifiers is absent")
     };
     let docs = topic_docs(&dir);
     let o = TrainOptions {
@@ -75,8 +74,7 @@ fn topic_model_on_real_data() {
     }
 
     let Some(py) = fasttext_python() else {
-        eprintln!("skipped the Python part: no Python with fasttext (set CURATE_PY)");
-        return;
+        testkit::skip!("the Python part: no Python with fasttext (set CURATE_PY)")
     };
     let tmp = tempfile::tempdir().unwrap();
     let path = tmp.path().join("topic.bin");

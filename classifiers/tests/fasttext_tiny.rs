@@ -160,8 +160,7 @@ fn corrupt_files_are_errors() {
 #[test]
 fn python_fasttext_loads_our_bin_and_agrees() {
     let Some(py) = fasttext_python() else {
-        eprintln!("skipped: no Python with fasttext (set CURATE_PY)");
-        return;
+        testkit::skip!("no Python with fasttext (set CURATE_PY)")
     };
     let dir = tempfile::tempdir().unwrap();
     let pre = Preprocess::default();

@@ -265,8 +265,7 @@ fn builtin_langid_scores_follow_length_and_agreement() {
 #[test]
 fn lid176_langid() {
     let Some(model) = shared("data/langid/models/lid.176.ftz") else {
-        eprintln!("skipped: ../shared/data/langid/models/lid.176.ftz is absent");
-        return;
+        testkit::skip!("../shared/data/langid/models/lid.176.ftz is absent")
     };
     let toml = format!(
         "model = {:?}\nlanguages = [\"pl\", \"nb\", \"uk\"]\nmin_score = 0.5",

@@ -66,20 +66,15 @@ fn decide(s: &dyn Stage, text: &str) -> String {
 #[test]
 fn keep_drop_decisions_agree_with_datatrove() {
     let Some(shared) = shared() else {
-        eprintln!("skipped: ../shared is absent");
-        return;
+        testkit::skip!("../shared is absent")
     };
     let corpus = shared.join("data/corpora/warc-extracted-texts.jsonl.gz");
     let lid = shared.join("data/langid/models/lid.176.ftz");
     let Some(py) = datatrove_python() else {
-        eprintln!(
-            "skipped: no Python with datatrove, spaCy and fastText (set CURATE_DATATROVE_PY)"
-        );
-        return;
+        testkit::skip!("no Python with datatrove, spaCy and fastText (set CURATE_DATATROVE_PY)")
     };
     if !corpus.exists() || !lid.exists() {
-        eprintln!("skipped: corpus or fastText model missing under ../shared");
-        return;
+        testkit::skip!("corpus or fastText model missing under ../shared")
     }
     let dir = tempfile::tempdir().unwrap();
     let out = dir.path().join("decisions.jsonl");
@@ -95,8 +90,7 @@ fn keep_drop_decisions_agree_with_datatrove() {
         .status()
         .expect("run datatrove");
     if !st.success() {
-        eprintln!("skipped: datatrove_filters.py failed ({st}); is datatrove 0.10.1 installed?");
-        return;
+        testkit::skip!("datatrove_filters.py failed ({st}); is datatrove 0.10.1 installed?")
     }
     let mut texts = BTreeMap::new();
     let mut raw = String::new();

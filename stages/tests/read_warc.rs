@@ -17,7 +17,7 @@ fn warc_dir() -> Option<PathBuf> {
     if d.is_dir() {
         Some(d)
     } else {
-        eprintln!("skipped: {} not found", d.display());
+        testkit::skip(format!("{} not found", d.display()));
         None
     }
 }
@@ -299,8 +299,7 @@ fn python_with_warcio() -> Option<PathBuf> {
 fn records_and_payloads_equal_warcio() {
     let Some(dir) = warc_dir() else { return };
     let Some(py) = python_with_warcio() else {
-        eprintln!("skipped: no Python with warcio (set CURATE_PY)");
-        return;
+        testkit::skip!("no Python with warcio (set CURATE_PY)")
     };
     let files = all_files(&dir);
     let script = Path::new(env!("CARGO_MANIFEST_DIR")).join("../scripts/warcio_records.py");
@@ -713,8 +712,7 @@ fn arc_files_plain_and_gzip() {
     }
     // warcio reads ARC too: same records, offsets and payloads.
     let Some(py) = python_with_warcio() else {
-        eprintln!("warcio comparison skipped: no Python with warcio");
-        return;
+        testkit::skip!("no Python with warcio")
     };
     let script = Path::new(env!("CARGO_MANIFEST_DIR")).join("../scripts/warcio_records.py");
     let out = Command::new(&py)

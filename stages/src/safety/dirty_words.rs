@@ -563,8 +563,7 @@ mod tests {
         let dir =
             std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../../shared/data/nsfw/ldnoobw");
         if !dir.is_dir() {
-            eprintln!("skipped: {} not found", dir.display());
-            return;
+            testkit::skip!("{} not found", dir.display())
         }
         let m = load_folder(&dir).unwrap();
         assert!(m.len() >= 27, "{}", m.len());

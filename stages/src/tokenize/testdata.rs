@@ -9,7 +9,7 @@ pub fn shared() -> Option<PathBuf> {
     if p.is_dir() {
         Some(p)
     } else {
-        eprintln!("skipped: ../shared is absent");
+        testkit::skip("../shared is absent");
         None
     }
 }
@@ -18,8 +18,7 @@ pub fn shared() -> Option<PathBuf> {
 pub fn corpus_texts(limit: usize) -> Option<Vec<String>> {
     let path = shared()?.join("data/corpora/warc-extracted-texts.jsonl.gz");
     let Ok(f) = std::fs::File::open(&path) else {
-        eprintln!("skipped: {} is absent", path.display());
-        return None;
+        testkit::skip!(None; "{} is absent", path.display())
     };
     let mut s = String::new();
     flate2::read::GzDecoder::new(f)
@@ -93,6 +92,6 @@ pub fn python_with(modules: &[&str]) -> Option<PathBuf> {
             return Some(py);
         }
     }
-    eprintln!("skipped: no Python with {modules:?} (set CURATE_PY)");
+    testkit::skip(format!("no Python with {modules:?} (set CURATE_PY)"));
     None
 }

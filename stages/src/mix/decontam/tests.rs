@@ -12,7 +12,7 @@ fn humaneval_path() -> Option<PathBuf> {
     if p.exists() {
         Some(p)
     } else {
-        eprintln!("skipped: {} is absent", p.display());
+        testkit::skip(format!("{} is absent", p.display()));
         None
     }
 }
