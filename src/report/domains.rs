@@ -22,7 +22,7 @@ pub fn stage_names(store: &dyn Store) -> Vec<String> {
     stages
         .iter()
         .filter(|(name, v)| match v.get("type").and_then(|t| t.as_str()) {
-            Some(kind) => kind == "safety.domains",
+            Some(kind) => kind == "safety.domains" || kind == "domains",
             None => name.as_str() == "domains",
         })
         .map(|(name, _)| name.clone())
