@@ -21,6 +21,9 @@
 
 use unicode_normalization_alignments::{is_nfc_quick, IsNormalized, UnicodeNormalization};
 
+use std::sync::Arc;
+
+use super::blocks::{self, LineStats, Model};
 use super::dom::{AttrKey, Dom, Node, Tag, NONE};
 use super::hints::{class_hint, names_teaser, role_hint, style_hides, tag_hint, Boiler};
 
@@ -33,6 +36,10 @@ pub struct Options {
     pub markdown: bool,
     /// Prepend the page's headline (`<h1>`) when it lies outside the chosen content.
     pub headline: bool,
+    /// The learned block scorer that prunes lines from the chosen content (none: rules only).
+    pub model: Option<Arc<Model>>,
+    /// Keep each content line's text, features and score in [`Extraction::lines`] (training).
+    pub collect_lines: bool,
 }
 
 impl Default for Options {
@@ -41,6 +48,8 @@ impl Default for Options {
             drop: Boiler::ALL.iter().fold(0, |m, b| m | b.bit()),
             markdown: false,
             headline: false,
+            model: Some(Arc::new(Model::builtin().clone())),
+            collect_lines: false,
         }
     }
 }
@@ -62,6 +71,23 @@ pub struct Extraction {
     pub math: usize,
     /// Elements removed as boilerplate.
     pub boilerplate_nodes: usize,
+    /// Lines of the chosen content that the block scorer dropped.
+    pub model_dropped: usize,
+    /// The content's lines as the block scorer saw them (with [`Options::collect_lines`]).
+    pub lines: Vec<ScoredLine>,
+}
+
+/// One line of the chosen content, scored (kept for training and diagnosis).
+#[derive(Clone, Debug, Default)]
+pub struct ScoredLine {
+    /// The text, whitespace-folded.
+    pub text: String,
+    pub x: Vec<f32>,
+    /// P(content) under the model in use (1 without one).
+    pub p: f32,
+    /// The element is this line only (the model may drop it).
+    pub whole: bool,
+    pub dropped: bool,
 }
 
 /// Inside the content, a block whose link text exceeds this share of its text is a link list.
@@ -498,6 +524,11 @@ pub fn extract(dom: &Dom, opts: &Options) -> Extraction {
         prune_link_lists(dom, r, &mut flags, &chars, &link);
     }
     drop_dangling(dom, &parts, &mut flags, &block, &tchars, &chars);
+    if opts.model.is_some() || opts.collect_lines {
+        score_lines(
+            dom, root, &parts, &mut flags, &block, &tchars, &chars, opts, &mut ex,
+        );
+    }
     ex.content_chars = parts.iter().map(|&r| chars[r] as usize).sum();
     ex.content_link_chars = parts.iter().map(|&r| link[r] as usize).sum();
 
@@ -842,6 +873,116 @@ fn drop_dangling(
         // more blocks (`<div>date<p>...</p></div>`) stays.
         if !keep && chars[l.node] == l.chars {
             flags[l.node] |= REMOVED;
+        }
+    }
+}
+
+/// Runs the block scorer over the lines of the chosen content (after the rules have pruned
+/// it) and drops the lines it finds to be boilerplate.
+#[allow(clippy::too_many_arguments)]
+fn score_lines(
+    dom: &Dom,
+    root: usize,
+    parts: &[usize],
+    flags: &mut [u8],
+    block: &[u32],
+    tchars: &[u32],
+    chars: &[u32],
+    opts: &Options,
+    ex: &mut Extraction,
+) {
+    let nodes = &dom.nodes;
+    let root_end = dom.subtree_end(root as u32) as usize;
+    let mut lines: Vec<LineStats> = Vec::new();
+    for &r in parts {
+        let end = dom.subtree_end(r as u32) as usize;
+        let mut i = r;
+        while i < end {
+            if flags[i] & REMOVED != 0 && i != r {
+                i = dom.subtree_end(i as u32) as usize;
+                continue;
+            }
+            if nodes[i].tag == Tag::Text && tchars[i] > 0 {
+                let b = block[i] as usize;
+                let t = dom.text_of(&nodes[i]);
+                if lines.last().is_none_or(|l| l.node != b) {
+                    lines.push(LineStats {
+                        node: b,
+                        level: heading_level(nodes[b].tag),
+                        in_root: (root..root_end).contains(&b) || root == 0,
+                        ..LineStats::default()
+                    });
+                }
+                // Inline styling between the text and its block (a few levels at most).
+                let (mut styled, mut small) = (false, false);
+                let mut a = nodes[i].parent;
+                for _ in 0..8 {
+                    if a == NONE || a as usize == b {
+                        break;
+                    }
+                    match nodes[a as usize].tag {
+                        Tag::Em | Tag::I | Tag::Strong | Tag::B => styled = true,
+                        Tag::Small | Tag::Sub | Tag::Sup => small = true,
+                        _ => {}
+                    }
+                    a = nodes[a as usize].parent;
+                }
+                let l = lines.last_mut().expect("pushed above");
+                l.add_text(t, tchars[i], flags[i] & LINK != 0, styled, small);
+                if opts.collect_lines {
+                    if !l.text.is_empty() {
+                        l.text.push(' ');
+                    }
+                    l.text.extend(t.split_whitespace().flat_map(|w| [w, " "]));
+                    while l.text.ends_with(' ') {
+                        l.text.pop();
+                    }
+                }
+            }
+            i += 1;
+        }
+    }
+    for l in &mut lines {
+        l.whole = chars[l.node] == l.chars;
+    }
+    if lines.is_empty() {
+        return;
+    }
+    let ctx: Vec<_> = lines
+        .iter()
+        .map(|l| {
+            let r = parts
+                .iter()
+                .copied()
+                .filter(|&r| r <= l.node)
+                .last()
+                .unwrap_or(root);
+            blocks::context(dom, l.node, r)
+        })
+        .collect();
+    let xs = blocks::features(dom, &lines, &ctx);
+    // Content that is a single line stays whole: the model prunes, it does not empty a page.
+    let prunable = lines.len() > 1;
+    for (l, x) in lines.into_iter().zip(xs) {
+        let p = opts.model.as_ref().map_or(1.0, |m| m.prob(&x));
+        let drop = prunable
+            && l.whole
+            && opts
+                .model
+                .as_ref()
+                .is_some_and(|m| p < m.threshold && flags[l.node] & REMOVED == 0);
+        if drop {
+            flags[l.node] |= REMOVED;
+            ex.model_dropped += 1;
+        }
+        if opts.collect_lines {
+            ex.lines.push(ScoredLine {
+                text: l.text,
+                x,
+                p,
+                whole: l.whole,
+                dropped: drop,
+            });
         }
     }
 }

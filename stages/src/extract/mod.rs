@@ -11,10 +11,12 @@
 //! Pathological pages never panic or hang: size, node, depth and time limits drop them, each
 //! under its own reason. Design, measurements and the quality log: `docs/extract.md`.
 
+pub mod blocks;
 pub mod content;
 pub mod dom;
 mod entities;
 pub mod hints;
+pub mod train;
 
 use std::time::{Duration, Instant};
 
@@ -53,6 +55,9 @@ pub struct ExtractConfig {
     pub headline: bool,
     /// Pages whose extracted text has fewer characters are dropped as `empty`.
     pub min_chars: u64,
+    /// Prune the chosen content with the learned block scorer (`blocks.model`); off: the
+    /// rules alone.
+    pub block_model: bool,
 }
 
 impl Default for ExtractConfig {
@@ -66,6 +71,7 @@ impl Default for ExtractConfig {
             markdown: false,
             headline: false,
             min_chars: 1,
+            block_model: true,
         }
     }
 }
@@ -135,6 +141,9 @@ impl Extractor {
             })?;
             opts.drop &= !b.bit();
         }
+        if !cfg.block_model {
+            opts.model = None;
+        }
         if cfg.max_depth == 0 {
             return Err(ConfigError::new("max_depth", "must be at least 1"));
         }
@@ -146,6 +155,19 @@ impl Extractor {
 
     pub fn config(&self) -> &ExtractConfig {
         &self.cfg
+    }
+
+    /// The same extractor with another block scorer (none: the rules alone).
+    pub fn with_model(mut self, model: Option<std::sync::Arc<blocks::Model>>) -> Self {
+        self.opts.model = model;
+        self
+    }
+
+    /// The same extractor, keeping each content line's text, features and score in
+    /// [`Extraction::lines`] (for training the block scorer).
+    pub fn collecting_lines(mut self) -> Self {
+        self.opts.collect_lines = true;
+        self
     }
 
     /// Extracts the main content of one page.

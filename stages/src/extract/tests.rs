@@ -750,3 +750,37 @@ fn credit_lines_with_a_copyright_sign_go() {
     assert!(!t.contains("Getty Images"), "{t}");
     assert!(t.contains("under \u{a9} 1934 rules"), "{t}");
 }
+
+#[test]
+fn the_block_model_file_round_trips_and_training_is_deterministic() {
+    use super::blocks::{n_features, train, Example, Model, TrainOptions};
+    let shipped = Model::builtin();
+    assert_eq!(shipped.weights.len(), n_features());
+    assert_eq!(&Model::parse(&shipped.to_text()).unwrap(), shipped);
+    // A bad file names the line.
+    let err = Model::parse("threshold 0.5\nbias x\n").unwrap_err();
+    assert!(err.contains("line 2"), "{err}");
+    let err = Model::parse("threshold 0.5\nchars_log 1\n").unwrap_err();
+    assert!(err.contains("expected feature bias"), "{err}");
+    // Lines of a real page, labelled by a rule the model can learn (long lines are content).
+    let ex = Extractor::new(ExtractConfig::default())
+        .unwrap()
+        .with_model(None)
+        .collecting_lines();
+    let lines = ex.extract(BLOG).unwrap().extraction.lines;
+    assert!(lines.len() >= 5, "{lines:?}");
+    let examples: Vec<Example> = lines
+        .iter()
+        .map(|l| Example {
+            x: l.x.clone(),
+            content: l.text.len() > 60,
+            weight: 1.0,
+        })
+        .collect();
+    let a = train(&examples, &TrainOptions::default());
+    let b = train(&examples, &TrainOptions::default());
+    assert_eq!(a.to_text(), b.to_text());
+    for (l, e) in lines.iter().zip(&examples) {
+        assert_eq!(a.prob(&l.x) >= 0.5, e.content, "{}", l.text);
+    }
+}
