@@ -39,6 +39,13 @@ pub struct LangIdConfig {
     /// Characters of the document given to the detector.
     #[serde(default = "max_chars")]
     pub max_chars: usize,
+    /// Say `und` (undetermined) for a text with fewer letters than this, rather than guess.
+    #[serde(default)]
+    pub min_letters: usize,
+    /// Say `und` when the detector's confidence is below this (mixed or unknown text);
+    /// `lang_score` keeps the confidence.
+    #[serde(default)]
+    pub und_below: Option<f64>,
 }
 
 fn min_line_chars() -> usize {
@@ -63,6 +70,8 @@ pub struct LangId {
     per_line: bool,
     min_line_chars: usize,
     max_chars: usize,
+    min_letters: usize,
+    und_below: Option<f64>,
     line_signal: String,
 }
 
@@ -70,6 +79,9 @@ fn build(args: &StageArgs) -> Result<Built, ConfigError> {
     let cfg: LangIdConfig = args.parse()?;
     if let Some(v) = cfg.min_score {
         check_fraction("min_score", v)?;
+    }
+    if let Some(v) = cfg.und_below {
+        check_fraction("und_below", v)?;
     }
     if cfg.max_chars == 0 {
         return Err(ConfigError::new("max_chars", "must be at least 1"));
@@ -114,6 +126,8 @@ fn build(args: &StageArgs) -> Result<Built, ConfigError> {
         per_line: cfg.per_line,
         min_line_chars: cfg.min_line_chars,
         max_chars: cfg.max_chars,
+        min_letters: cfg.min_letters,
+        und_below: cfg.und_below,
     })))
 }
 
@@ -153,7 +167,7 @@ impl Stage for LangId {
         let mut v = vec![
             SignalSpec::str(
                 LANG_SIGNAL,
-                "language code (ISO 639-1 where one exists; und: no letters)",
+                "language code (ISO 639-1 where one exists; und: no letters, too short or unsure)",
             ),
             SignalSpec::f32(LANG_SCORE_SIGNAL, "language-ID confidence"),
         ];
@@ -182,7 +196,17 @@ impl Stage for LangId {
                 Some((i, _)) => &text[..i],
                 None => text,
             };
-            let det = d.detect(head, s);
+            let mut det = d.detect(head, s);
+            let short = self.min_letters > 0
+                && head
+                    .chars()
+                    .filter(|c| c.is_alphabetic())
+                    .take(self.min_letters)
+                    .count()
+                    < self.min_letters;
+            if short || self.und_below.is_some_and(|u| (det.score as f64) < u) {
+                det.lang = super::UNDETERMINED.into();
+            }
             let mix = self.per_line.then(|| self.line_mix(d, doc, s));
             doc.signals.set_str(LANG_SIGNAL, det.lang);
             doc.signals.set_f64(LANG_SCORE_SIGNAL, det.score as f64);

@@ -307,10 +307,10 @@ pub fn list_code(lang: &str, has: impl Fn(&str) -> bool) -> Option<String> {
         Some(base),
         alias(base),
     ]
-        .into_iter()
-        .flatten()
-        .find(|c| has(c))
-        .map(str::to_string);
+    .into_iter()
+    .flatten()
+    .find(|c| has(c))
+    .map(str::to_string);
     found
 }
 
