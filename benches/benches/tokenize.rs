@@ -44,6 +44,131 @@ fn ours(tok: &Tokenizer, texts: &[String], cache: bool) -> (usize, f64) {
     (n, secs)
 }
 
+/// CPU seconds of this thread.
+fn thread_cpu() -> f64 {
+    let mut ts = libc::timespec {
+        tv_sec: 0,
+        tv_nsec: 0,
+    };
+    // SAFETY: clock_gettime writes one timespec through a valid pointer.
+    unsafe { libc::clock_gettime(libc::CLOCK_THREAD_CPUTIME_ID, &mut ts) };
+    ts.tv_sec as f64 + ts.tv_nsec as f64 * 1e-9
+}
+
+/// Llama 3's vocabulary (the shared file) against Python tiktoken built as llama-models
+/// builds it, on the extracted pages and on lingua's sentences in 75 languages: best of 3,
+/// wall and CPU seconds of the encoding thread.
+fn llama3(shared: &Path, pages: &[String], dir: &Path) {
+    let model = shared.join("data/tokenizers/llama3/tokenizer.model");
+    if !model.exists() {
+        eprintln!("skipped Llama 3: {} is absent", model.display());
+        return;
+    }
+    let mut sentences = Vec::new();
+    let lingua = shared.join("data/langid/lingua-testdata");
+    let mut langs: Vec<_> = std::fs::read_dir(&lingua)
+        .map(|d| d.flatten().map(|e| e.path()).collect())
+        .unwrap_or_default();
+    langs.sort();
+    for l in &langs {
+        let Ok(f) = std::fs::File::open(l.join("sentences.txt.gz")) else {
+            continue;
+        };
+        let mut t = String::new();
+        if flate2::read::GzDecoder::new(f)
+            .read_to_string(&mut t)
+            .is_ok()
+        {
+            sentences.extend(t.lines().map(str::to_string));
+        }
+    }
+    let cfg: TokenizerConfig = serde_json::from_value(
+        serde_json::json!({ "tokenizer": model.to_str().unwrap(), "pattern": "llama3" }),
+    )
+    .unwrap();
+    let tok = Tokenizer::from_config(&cfg, Path::new("/")).unwrap();
+    for (set, texts) in [
+        ("extracted pages", pages),
+        ("lingua sentences, 75 languages", &sentences[..]),
+    ] {
+        let file = dir.join("llama3-texts.jsonl");
+        let mut f = std::fs::File::create(&file).unwrap();
+        for t in texts {
+            serde_json::to_writer(&mut f, &serde_json::json!({ "text": t })).unwrap();
+            f.write_all(b"\n").unwrap();
+        }
+        drop(f);
+        let bytes: usize = texts.iter().map(|t| t.len()).sum();
+        println!(
+            "Llama 3 (128,256 ids), {set}: {} texts, {:.1} MB",
+            texts.len(),
+            bytes as f64 / 1e6
+        );
+        let (mut best_wall, mut best_cpu, mut n) = (f64::INFINITY, f64::INFINITY, 0);
+        for _ in 0..3 {
+            let (w0, c0) = (std::time::Instant::now(), thread_cpu());
+            let mut s = tok.session();
+            let mut ids = Vec::new();
+            n = 0;
+            for t in texts {
+                ids.clear();
+                s.encode(t, &mut ids);
+                n += ids.len();
+            }
+            best_wall = best_wall.min(w0.elapsed().as_secs_f64());
+            best_cpu = best_cpu.min(thread_cpu() - c0);
+        }
+        let py = test_python().or_else(|| peer_python("ext")).and_then(|py| {
+            let script = curate_benches::repo_root().join("benches/peers/tokenize_peer.py");
+            run_peer(
+                &py,
+                &[
+                    script.to_str()?,
+                    "bench",
+                    "--tiktoken",
+                    model.to_str()?,
+                    "--encoding",
+                    "llama3",
+                    file.to_str()?,
+                ],
+            )
+        });
+        println!(
+            "  {:<42} {:>10.0} tokens/s wall {:>10.0} tokens/s CPU  ({n} tokens, {:.3} s wall, {:.3} s CPU)",
+            "curate",
+            n as f64 / best_wall,
+            n as f64 / best_cpu,
+            best_wall,
+            best_cpu
+        );
+        if let Some(v) = py {
+            let (pn, pw, pc) = (
+                v["tokens"].as_f64().unwrap_or(0.0),
+                v["secs"].as_f64().unwrap_or(f64::NAN),
+                v["cpu_secs"].as_f64().unwrap_or(f64::NAN),
+            );
+            println!(
+                "  {:<42} {:>10.0} tokens/s wall {:>10.0} tokens/s CPU  ({pn} tokens, {pw:.3} s wall, {pc:.3} s CPU)",
+                "Python tiktoken (same file and pattern)",
+                pn / pw,
+                pn / pc
+            );
+            println!(
+                "  curate / tiktoken: {:.2}x wall, {:.2}x CPU (target >= 1.5x){}",
+                pw / best_wall,
+                pc / best_cpu,
+                if pn as usize == n {
+                    ""
+                } else {
+                    "  TOKEN COUNTS DIFFER"
+                }
+            );
+        } else {
+            println!("  (no Python with tiktoken: peer not measured)");
+        }
+    }
+}
+
 fn python_rate(args: &[&str]) -> Option<f64> {
     let py = test_python()
         .or_else(|| peer_python("dt"))
@@ -153,6 +278,8 @@ fn main() {
         "targets: gpt-neo >= 1.5x Python tokenizers; cl100k >= 1M tokens/s per core ({})",
         if cl >= 1e6 { "met" } else { "NOT met" }
     );
+
+    llama3(&shared, &texts, &dir);
 
     // o200k_base, for the record.
     let cfg: TokenizerConfig =

@@ -7,5 +7,6 @@ pub mod plan;
 
 pub use bucket::BUCKET_SIGNAL;
 pub use plan::{
-    plan, BucketOptions, BucketReport, Candidate, MixConfig, MixPlan, MixReport, Sampling,
+    plan, plan_by_language, BucketOptions, BucketReport, Candidate, LanguageCount, MixConfig,
+    MixPlan, MixReport, Sampling,
 };

@@ -61,6 +61,28 @@ pub struct BucketOptions {
     pub max_repeats: Option<u32>,
     #[serde(default)]
     pub sampling: Option<Sampling>,
+    /// Plan this bucket by language (the multilingual bucket): each language's token target
+    /// is proportional to `weight x available tokens ^ language_temperature` (1: as the data
+    /// are, 0: every language alike; mT5 and XLM-R sample with 0.3)...
+    #[serde(default)]
+    pub language_temperature: Option<f64>,
+    /// ...no language above this share of the bucket (raised to 1 / languages when the
+    /// bucket has too few languages to respect it); what a capped language cannot take goes
+    /// to the others...
+    #[serde(default)]
+    pub max_language_share: Option<f64>,
+    /// ...and these weights per language code (default 1).
+    #[serde(default)]
+    pub language_weights: BTreeMap<String, f64>,
+}
+
+impl BucketOptions {
+    /// Whether the bucket's target is split over languages.
+    pub fn by_language(&self) -> bool {
+        self.language_temperature.is_some()
+            || self.max_language_share.is_some()
+            || !self.language_weights.is_empty()
+    }
 }
 
 /// The Llama 3 mix: general knowledge, math and reasoning, code, multilingual.
@@ -170,6 +192,33 @@ impl MixConfig {
                         let opts: BucketOptions = crate::config::parse_table(o).map_err(|e| {
                             ConfigError::new(format!("per_bucket.{b}.{}", e.key), e.message)
                         })?;
+                        let key = |k: &str| format!("per_bucket.{b}.{k}");
+                        if let Some(t) = opts.language_temperature {
+                            if !(0.0..=1.0).contains(&t) {
+                                return Err(ConfigError::new(
+                                    key("language_temperature"),
+                                    "must be in 0..=1",
+                                ));
+                            }
+                        }
+                        if let Some(m) = opts.max_language_share {
+                            if !(m > 0.0 && m <= 1.0) {
+                                return Err(ConfigError::new(
+                                    key("max_language_share"),
+                                    "must be in (0, 1]",
+                                ));
+                            }
+                        }
+                        if let Some((l, _)) = opts
+                            .language_weights
+                            .iter()
+                            .find(|(_, w)| !(w.is_finite() && **w >= 0.0))
+                        {
+                            return Err(ConfigError::new(
+                                key(&format!("language_weights.{l}")),
+                                "must be a non-negative number",
+                            ));
+                        }
                         if opts.max_repeats == Some(0) {
                             return Err(ConfigError::new(
                                 format!("per_bucket.{b}.max_repeats"),
@@ -262,6 +311,24 @@ pub struct BucketReport {
     /// Lowest quality score among the selected documents.
     pub lowest_selected_quality: Option<f64>,
     pub sources: BTreeMap<String, SourceCount>,
+    /// Tokens per language (the `lang` signal) of the selected copies; with a target when
+    /// the bucket is planned by language.
+    #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
+    pub languages: BTreeMap<String, LanguageCount>,
+}
+
+/// One language within a bucket.
+#[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize)]
+pub struct LanguageCount {
+    /// The language's token target when the bucket is planned by language.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub target_tokens: Option<u64>,
+    pub tokens: u64,
+    /// Its share of the bucket's tokens.
+    pub share: f64,
+    /// Copies written.
+    pub documents: u64,
+    pub available_tokens: u64,
 }
 
 /// The mix report: targets against what was achieved.
@@ -328,6 +395,25 @@ impl MixReport {
                 .map(|(k, v)| format!("{k} {} copies/{} tokens", v.documents, v.tokens))
                 .collect();
             s.push_str(&format!("sources of {}: {}\n", b.bucket, parts.join(", ")));
+        }
+        for b in &self.buckets {
+            if b.languages.is_empty() || b.languages.keys().all(|l| l.is_empty()) {
+                continue;
+            }
+            let mut v: Vec<(&String, &LanguageCount)> = b.languages.iter().collect();
+            v.sort_by(|x, y| y.1.tokens.cmp(&x.1.tokens).then(x.0.cmp(y.0)));
+            let parts: Vec<String> = v
+                .iter()
+                .map(|(l, c)| {
+                    let l = if l.is_empty() { "?" } else { l.as_str() };
+                    format!("{l} {:.1}% ({} tokens)", c.share * 100.0, c.tokens)
+                })
+                .collect();
+            s.push_str(&format!(
+                "languages of {}: {}\n",
+                b.bucket,
+                parts.join(", ")
+            ));
         }
         for w in &self.warnings {
             s.push_str(&format!("warning: {w}\n"));
@@ -454,12 +540,107 @@ fn fill(cands: &[Candidate], order: &[u32], target: u64, max_repeats: u32) -> Fi
     Filled { picks, tokens }
 }
 
+/// Splits a bucket's `target` over languages by `weights` (water-filling): a language gets at
+/// most `cap[l]` tokens, and what a capped language cannot take goes to the others in
+/// proportion to their weights.
+fn split_target(target: f64, weights: &[f64], cap: &[f64]) -> Vec<f64> {
+    let mut out = vec![0.0; weights.len()];
+    let mut active: Vec<usize> = (0..weights.len())
+        .filter(|&l| weights[l] > 0.0 && cap[l] > 0.0)
+        .collect();
+    let mut remaining = target;
+    while !active.is_empty() && remaining > 0.0 {
+        let w: f64 = active.iter().map(|&l| weights[l]).sum();
+        let capped: Vec<usize> = active
+            .iter()
+            .copied()
+            .filter(|&l| remaining * weights[l] / w >= cap[l])
+            .collect();
+        if capped.is_empty() {
+            for &l in &active {
+                out[l] = remaining * weights[l] / w;
+            }
+            break;
+        }
+        for &l in &capped {
+            out[l] = cap[l];
+            remaining -= cap[l];
+        }
+        active.retain(|l| !capped.contains(l));
+    }
+    out
+}
+
+/// A language-planned bucket: its languages' available tokens, weights and share cap.
+struct LanguageSplit {
+    /// Per language index: available tokens and weight.
+    available: Vec<u64>,
+    weights: Vec<f64>,
+    max_share: f64,
+}
+
+impl LanguageSplit {
+    /// The most tokens the bucket can give with `repeats` copies per document while no
+    /// language passes its share: the largest `x` with `sum_l min(max_share x, A_l r) >= x`.
+    fn capacity(&self, repeats: u32) -> f64 {
+        let caps: Vec<f64> = self
+            .available
+            .iter()
+            .zip(&self.weights)
+            .filter(|(_, &w)| w > 0.0)
+            .map(|(&a, _)| a as f64 * repeats as f64)
+            .collect();
+        let total: f64 = caps.iter().sum();
+        let ok = |x: f64| caps.iter().map(|&c| c.min(self.max_share * x)).sum::<f64>() >= x;
+        if ok(total) {
+            return total;
+        }
+        let (mut lo, mut hi) = (0.0, total);
+        for _ in 0..100 {
+            let mid = (lo + hi) / 2.0;
+            if ok(mid) {
+                lo = mid;
+            } else {
+                hi = mid;
+            }
+        }
+        lo.floor()
+    }
+
+    fn targets(&self, target: u64, repeats: u32) -> Vec<u64> {
+        let cap: Vec<f64> = self
+            .available
+            .iter()
+            .map(|&a| (a as f64 * repeats as f64).min(self.max_share * target as f64))
+            .collect();
+        split_target(target as f64, &self.weights, &cap)
+            .into_iter()
+            .map(|t| t.round() as u64)
+            .collect()
+    }
+}
+
 /// Plans a mix over candidates whose `bucket` indexes `bucket_names` and `source` indexes
-/// `source_names`.
+/// `source_names` (no language names: no bucket is planned by language).
 pub fn plan(
     cands: &[Candidate],
     bucket_names: &[String],
     source_names: &[String],
+    cfg: &MixConfig,
+) -> MixPlan {
+    plan_by_language(cands, &[], bucket_names, source_names, &[], cfg)
+}
+
+/// [`plan`], with `langs[i]` (candidate i's language) indexing `lang_names`: the report counts tokens per
+/// language, and buckets with language options ([`BucketOptions::by_language`]) split their
+/// target over languages (temperature, weights, a cap per language), each language's
+/// documents ranked and repeated as the bucket's are.
+pub fn plan_by_language(
+    cands: &[Candidate],
+    langs: &[u16],
+    bucket_names: &[String],
+    source_names: &[String],
+    lang_names: &[String],
     cfg: &MixConfig,
 ) -> MixPlan {
     let mix_buckets: Vec<String> = cfg.shares.keys().cloned().collect();
@@ -470,9 +651,13 @@ pub fn plan(
         .collect();
     let opts: Vec<(Sampling, u32, Option<f64>)> =
         mix_buckets.iter().map(|b| cfg.options(b)).collect();
+    // A candidate's language index (0 when none are given).
+    let lang_of = |i: usize| langs.get(i).copied().unwrap_or(0) as usize;
     let mut members: Vec<Vec<u32>> = vec![Vec::new(); mix_buckets.len()];
     let mut unused = 0u64;
     let mut available = vec![(0u64, 0u64); mix_buckets.len()];
+    let n_langs = lang_names.len().max(1);
+    let mut lang_available = vec![vec![0u64; n_langs]; mix_buckets.len()];
     for (i, c) in cands.iter().enumerate() {
         match map.get(c.bucket as usize).copied().flatten() {
             Some(b) => {
@@ -482,17 +667,62 @@ pub fn plan(
                 members[b].push(i as u32);
                 available[b].0 += 1;
                 available[b].1 += c.tokens as u64;
+                if let Some(a) = lang_available[b].get_mut(lang_of(i)) {
+                    *a += c.tokens as u64;
+                }
             }
             None => unused += 1,
         }
     }
+    let mut warnings = Vec::new();
+    // Buckets planned by language, when the candidates carry languages.
+    let splits: Vec<Option<LanguageSplit>> = mix_buckets
+        .iter()
+        .enumerate()
+        .map(|(b, name)| {
+            let o = cfg.per_bucket.get(name).filter(|o| o.by_language())?;
+            if lang_names.is_empty() {
+                warnings.push(format!(
+                    "bucket {name} has language options but the candidates carry no languages: planned as one"
+                ));
+                return None;
+            }
+            let t = o.language_temperature.unwrap_or(1.0);
+            let weights: Vec<f64> = lang_available[b]
+                .iter()
+                .enumerate()
+                .map(|(l, &a)| {
+                    let w = o.language_weights.get(&lang_names[l]).copied().unwrap_or(1.0);
+                    if a == 0 {
+                        0.0
+                    } else {
+                        w * (a as f64).powf(t)
+                    }
+                })
+                .collect();
+            let langs = weights.iter().filter(|&&w| w > 0.0).count().max(1);
+            let mut max_share = o.max_language_share.unwrap_or(1.0);
+            if max_share * (langs as f64) < 1.0 {
+                warnings.push(format!(
+                    "bucket {name}: {langs} languages cannot hold a cap of {:.1}% each; the cap is raised to {:.1}%",
+                    max_share * 100.0,
+                    100.0 / langs as f64
+                ));
+                max_share = 1.0 / langs as f64;
+            }
+            Some(LanguageSplit {
+                available: lang_available[b].clone(),
+                weights,
+                max_share,
+            })
+        })
+        .collect();
     let orders: Vec<Vec<u32>> = members
         .into_iter()
         .enumerate()
         .map(|(b, m)| rank(cands, m, opts[b].0, cfg.seed))
         .collect();
     let shares: Vec<f64> = mix_buckets.iter().map(|b| cfg.shares[b]).collect();
-    let mut warnings = Vec::new();
     if (cfg.share_sum - 1.0).abs() > 1e-9 {
         warnings.push(format!(
             "bucket shares summed to {:.4}; they were scaled to sum to 1",
@@ -518,21 +748,31 @@ pub fn plan(
             .fold(f64::INFINITY, f64::min)
             .min(u64::MAX as f64 / 2.0) as u64
     };
+    // What a bucket can give with `r` copies per document (less when language caps bind).
+    let capacity = |b: usize, r: u32| match &splits[b] {
+        Some(s) => s.capacity(r),
+        None => available[b].1 as f64 * r as f64,
+    };
     let mut budget = cfg
         .total_tokens
-        .unwrap_or_else(|| fits(&|b| available[b].1 as f64));
-    let most = fits(&|b| available[b].1 as f64 * opts[b].1 as f64);
+        .unwrap_or_else(|| fits(&|b| capacity(b, 1)));
+    let most = fits(&|b| capacity(b, opts[b].1));
     if budget > most {
         let short: Vec<String> = (0..mix_buckets.len())
             .filter(|&b| shares[b] > 0.0 && !empty.contains(&b))
-            .filter(|&b| (available[b].1 as f64 * opts[b].1 as f64) < shares[b] * budget as f64)
+            .filter(|&b| capacity(b, opts[b].1) < shares[b] * budget as f64)
             .map(|b| {
+                let capped = if splits[b].is_some() {
+                    ", within the language cap"
+                } else {
+                    ""
+                };
                 format!(
-                    "{} ({} tokens x {} repeats = {} < {:.0} for {:.1}%)",
+                    "{} ({} tokens x {} repeats{capped} = {:.0} < {:.0} for {:.1}%)",
                     mix_buckets[b],
                     available[b].1,
                     opts[b].1,
-                    available[b].1 * opts[b].1 as u64,
+                    capacity(b, opts[b].1),
                     shares[b] * budget as f64,
                     shares[b] * 100.0
                 )
@@ -556,7 +796,58 @@ pub fn plan(
     let mut reports = Vec::with_capacity(mix_buckets.len());
     for (b, name) in mix_buckets.iter().enumerate() {
         let target = (shares[b] * budget as f64).round() as u64;
-        let f = fill(cands, &orders[b], target, opts[b].1);
+        let mut lang_targets: Option<Vec<u64>> = None;
+        let f = match &splits[b] {
+            None => fill(cands, &orders[b], target, opts[b].1),
+            Some(split) => {
+                // Each language fills its own target from the bucket's ranking.
+                let targets = split.targets(target, opts[b].1);
+                let mut by_lang: Vec<Vec<u32>> = vec![Vec::new(); targets.len()];
+                for &i in &orders[b] {
+                    if let Some(v) = by_lang.get_mut(lang_of(i as usize)) {
+                        v.push(i);
+                    }
+                }
+                let mut all = Filled {
+                    picks: Vec::new(),
+                    tokens: 0,
+                };
+                for (l, order) in by_lang.iter().enumerate() {
+                    if targets[l] == 0 || order.is_empty() {
+                        continue;
+                    }
+                    let f = fill(cands, order, targets[l], opts[b].1);
+                    all.picks.extend(f.picks);
+                    all.tokens += f.tokens;
+                }
+                lang_targets = Some(targets);
+                all
+            }
+        };
+        let mut languages: BTreeMap<String, LanguageCount> = BTreeMap::new();
+        if !lang_names.is_empty() {
+            let mut per_lang = vec![LanguageCount::default(); lang_names.len()];
+            for &(i, n) in &f.picks {
+                let c = &cands[i as usize];
+                if let Some(x) = per_lang.get_mut(lang_of(i as usize)) {
+                    x.documents += n as u64;
+                    x.tokens += c.tokens as u64 * n as u64;
+                }
+            }
+            for (l, mut x) in per_lang.into_iter().enumerate() {
+                x.available_tokens = lang_available[b][l];
+                x.target_tokens = lang_targets.as_ref().map(|t| t[l]);
+                if x.available_tokens == 0 && x.documents == 0 {
+                    continue;
+                }
+                x.share = if f.tokens > 0 {
+                    x.tokens as f64 / f.tokens as f64
+                } else {
+                    0.0
+                };
+                languages.insert(lang_names[l].clone(), x);
+            }
+        }
         let mut sources: BTreeMap<String, SourceCount> = BTreeMap::new();
         let mut per_source: Vec<SourceCount> = vec![SourceCount::default(); source_names.len()];
         let (mut copies, mut repeated, mut max_copies) = (0u64, 0u64, 0u32);
@@ -595,6 +886,7 @@ pub fn plan(
             min_quality: opts[b].2,
             lowest_selected_quality: lowest,
             sources,
+            languages,
         });
         picks.push(f.picks);
     }
@@ -805,6 +1097,165 @@ mod tests {
             .iter()
             .any(|w| w.contains("code has no eligible")));
         assert!(p.report.tokens > 0);
+    }
+
+    /// A multilingual bucket where one language has most of the text: with a temperature
+    /// and a cap, no language passes the cap, smaller languages gain share, a language too
+    /// small for its target gives its part to the others, and the bucket still meets its
+    /// share of the mix.
+    #[test]
+    fn multilingual_bucket_is_planned_by_language() {
+        let langs = names(&["de", "es", "fr", "ja", "pl", "sw"]);
+        // Documents per language in the multilingual bucket (index 3): de dominates, sw is tiny.
+        let per_lang = [6000usize, 1500, 1200, 800, 400, 15];
+        let mut cands = make(&[3000, 3000, 3000, 0], 21, 400);
+        // Candidate i's language: 0 (unused) outside the multilingual bucket.
+        let mut lang = vec![0u16; cands.len()];
+        cands.extend(make(&[0, 0, 0, per_lang.iter().sum()], 22, 400));
+        for (l, &n) in per_lang.iter().enumerate() {
+            lang.extend(std::iter::repeat_n(l as u16, n));
+        }
+        let bn = names(&["general", "math", "code", "multilingual"]);
+        let share = |p: &MixPlan, l: &str| {
+            let m = p
+                .report
+                .buckets
+                .iter()
+                .find(|b| b.bucket == "multilingual")
+                .unwrap();
+            m.languages.get(l).map_or(0.0, |x| x.share)
+        };
+        let avail: Vec<f64> = (0..langs.len())
+            .map(|l| {
+                cands
+                    .iter()
+                    .zip(&lang)
+                    .filter(|(c, &g)| c.bucket == 3 && g as usize == l)
+                    .map(|(c, _)| c.tokens as f64)
+                    .sum()
+            })
+            .collect();
+        let total_avail: f64 = avail.iter().sum();
+
+        // As the data are (no language options): de takes about 60% of the bucket.
+        let c = cfg("total_tokens = 1000000");
+        let p = plan_by_language(&cands, &lang, &bn, &[], &langs, &c);
+        assert!(share(&p, "de") > 0.55, "{}", share(&p, "de"));
+        assert!(p
+            .report
+            .to_table()
+            .contains("languages of multilingual: de"));
+
+        // Temperature 0.3 and a 30% cap, one repeat.
+        let c = cfg("total_tokens = 1000000\nmax_repeats = 1\n[per_bucket.multilingual]\nlanguage_temperature = 0.3\nmax_language_share = 0.3");
+        let p = plan_by_language(&cands, &lang, &bn, &[], &langs, &c);
+        let m = p
+            .report
+            .buckets
+            .iter()
+            .find(|b| b.bucket == "multilingual")
+            .unwrap();
+        assert!((m.share - m.target_share).abs() <= 0.005, "{m:?}");
+        for l in &langs {
+            let x = &m.languages[l];
+            // Within one document (400 tokens) of its target, and none above the cap.
+            let t = x.target_tokens.unwrap() as i64;
+            assert!((x.tokens as i64 - t).abs() <= 400, "{l}: {x:?}");
+            assert!(x.share <= 0.3 + 400.0 / m.tokens as f64, "{l}: {x:?}");
+        }
+        // The small languages gain share over their part of the data, in order of size.
+        for l in 1..5 {
+            assert!(
+                share(&p, &langs[l]) > avail[l] / total_avail,
+                "{}",
+                langs[l]
+            );
+            assert!(share(&p, &langs[l]) >= share(&p, &langs[l + 1]) - 1e-9);
+        }
+        // Swahili has too little text for its target: all of it is taken, once.
+        let sw = &m.languages["sw"];
+        assert_eq!(sw.tokens, sw.available_tokens);
+        assert!(p.picks[3].iter().all(|&(_, n)| n == 1));
+        let back: MixReport = serde_json::from_str(&p.report.to_json()).unwrap();
+        assert_eq!(back.buckets[3].languages.len(), 6);
+        assert_eq!(
+            back.buckets[3].languages["sw"].target_tokens,
+            sw.target_tokens
+        );
+
+        // Weights move shares; the plan does not depend on input order.
+        let c = cfg("total_tokens = 1000000\n[per_bucket.multilingual]\nlanguage_temperature = 0.3\nmax_language_share = 0.3\nlanguage_weights = { ja = 3.0 }");
+        let q = plan_by_language(&cands, &lang, &bn, &[], &langs, &c);
+        assert!(share(&q, "ja") > share(&p, "ja") + 0.05);
+        let (mut rev, mut rev_lang) = (cands.clone(), lang.clone());
+        rev.reverse();
+        rev_lang.reverse();
+        let r = plan_by_language(&rev, &rev_lang, &bn, &[], &langs, &c);
+        assert_eq!(r.report, q.report);
+
+        // Too few languages for the cap: raised to 1 / languages, with a warning.
+        let (two, two_lang): (Vec<Candidate>, Vec<u16>) = cands
+            .iter()
+            .copied()
+            .zip(lang.iter().copied())
+            .filter(|(c, g)| c.bucket != 3 || *g < 2)
+            .unzip();
+        let c = cfg("[per_bucket.multilingual]\nmax_language_share = 0.1");
+        let p = plan_by_language(&two, &two_lang, &bn, &[], &langs, &c);
+        assert!(
+            p.report
+                .warnings
+                .iter()
+                .any(|w| w.contains("raised to 50.0%")),
+            "{:?}",
+            p.report.warnings
+        );
+        assert!((share(&p, "de") - 0.5).abs() < 0.01, "{}", share(&p, "de"));
+
+        // Without languages, the options cannot apply, and the report says so.
+        let p = plan(&cands, &bn, &[], &c);
+        assert!(p
+            .report
+            .warnings
+            .iter()
+            .any(|w| w.contains("carry no languages")));
+
+        // Without languages, the options cannot apply, and the report says so.
+        let p = plan(&cands, &bn, &[], &c);
+        assert!(p
+            .report
+            .warnings
+            .iter()
+            .any(|w| w.contains("carry no languages")));
+
+        let bad = |t: &str| {
+            MixConfig::from_table(&t.parse().unwrap(), 0)
+                .unwrap_err()
+                .key
+        };
+        assert_eq!(
+            bad("[per_bucket.multilingual]\nlanguage_temperature = 2.0"),
+            "per_bucket.multilingual.language_temperature"
+        );
+        assert_eq!(
+            bad("[per_bucket.multilingual]\nmax_language_share = 0"),
+            "per_bucket.multilingual.max_language_share"
+        );
+        assert_eq!(
+            bad("[per_bucket.multilingual]\nlanguage_weights = { de = -1 }"),
+            "per_bucket.multilingual.language_weights.de"
+        );
+    }
+
+    #[test]
+    fn split_target_caps_and_redistributes() {
+        let t = split_target(100.0, &[6.0, 3.0, 1.0], &[40.0, 100.0, 5.0]);
+        assert_eq!(t[0], 40.0);
+        assert_eq!(t[2], 5.0);
+        assert!((t[1] - 55.0).abs() < 1e-9);
+        // Everything capped: the bucket gets less than its target.
+        let t = split_target(100.0, &[1.0, 1.0], &[10.0, 20.0]);
+        assert_eq!(t, vec![10.0, 20.0]);
     }
 
     proptest! {

@@ -338,7 +338,8 @@ fn shards_read_back_to_the_same_tokens_and_boundaries() {
             let bucket = ["general", "code", "math"][i % 3];
             let mut ids = Vec::new();
             s.encode_document(t, &mut ids);
-            w.add(bucket, &format!("doc{i}"), &ids).unwrap();
+            w.add_in_language(bucket, ["de", "en"][i % 2], &format!("doc{i}"), &ids)
+                .unwrap();
             let key = if layout == Layout::Mixed { "" } else { bucket };
             expected
                 .entry(key.to_string())
@@ -349,6 +350,13 @@ fn shards_read_back_to_the_same_tokens_and_boundaries() {
         assert_eq!(m.documents, texts.len() as u64);
         assert!(m.shards.len() > 3, "small max size makes several shards");
         assert_eq!(m.buckets.len(), 3);
+        // Documents and tokens per language add up to the whole.
+        assert_eq!(m.languages.len(), 2);
+        assert_eq!(
+            m.languages.values().map(|t| t.tokens).sum::<u64>(),
+            m.tokens
+        );
+        assert_eq!(m.languages["de"].documents, texts.len().div_ceil(2) as u64);
         let on_disk: Manifest =
             serde_json::from_slice(&store.read(&format!("{out}/manifest.json")).unwrap()).unwrap();
         assert_eq!(on_disk, m);
