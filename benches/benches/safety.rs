@@ -200,7 +200,7 @@ fn synthetic(i: u64) -> (String, i64) {
 
 fn child_domains(scale: u64, threads: usize) {
     use rayon::prelude::*;
-    use stages::{GlobalStage, PartitionCtx, StepCtx, Store};
+    use stages::{PartitionCtx, StepCtx, Store};
     let pool = rayon::ThreadPoolBuilder::new()
         .num_threads(threads)
         .build()
