@@ -4,7 +4,9 @@
 //! Run: cargo run -p stages --release --example extract_cv -- ../shared DIR [MODEL_OUT]
 //! (MODEL_OUT = stages/src/extract/blocks.model rebuilds the shipped model), then score:
 //! ~/.cache/curate-peers/ext/bin/python benches/peers/extract_cv.py DIR
-//! Env: BLOCKS_THRESHOLD, BLOCKS_L2 (training options; defaults in `TrainOptions`).
+//! Env: BLOCKS_THRESHOLD, BLOCKS_L2 (training options; defaults in `TrainOptions`);
+//! EXTRACT_SPEED=1: instead, time the extractor with and without the shipped block model on
+//! the trafilatura-eval pages, one thread, best of 5 (CPU time of the thread, Linux).
 
 use std::path::PathBuf;
 
@@ -15,6 +17,9 @@ fn main() {
     let args: Vec<String> = std::env::args().skip(1).collect();
     let shared = PathBuf::from(args.first().map_or("../shared", String::as_str));
     let dir = PathBuf::from(args.get(1).map_or("target/extract-cv", String::as_str));
+    if std::env::var_os("EXTRACT_SPEED").is_some() {
+        return speed(&shared);
+    }
     let t = std::time::Instant::now();
     let pages = train::load_sets(&shared).expect("load the annotated sets");
     let examples = train::examples(&pages);
@@ -43,4 +48,43 @@ fn main() {
         dir.display(),
         t.elapsed().as_secs_f64()
     );
+}
+
+/// CPU seconds of this thread (`/proc/thread-self/schedstat`: nanoseconds on the CPU).
+fn thread_cpu() -> f64 {
+    std::fs::read_to_string("/proc/thread-self/schedstat")
+        .ok()
+        .and_then(|s| s.split_whitespace().next()?.parse::<f64>().ok())
+        .map_or(0.0, |ns| ns / 1e9)
+}
+
+fn speed(shared: &std::path::Path) {
+    use stages::extract::{ExtractConfig, Extractor};
+    let pages = train::load_sets(shared).expect("load the annotated sets");
+    let html: Vec<&str> = pages
+        .iter()
+        .filter(|p| p.dataset == "trafeval")
+        .map(|p| p.html.as_str())
+        .collect();
+    let mb = html.iter().map(|h| h.len()).sum::<usize>() as f64 / 1e6;
+    let with = Extractor::new(ExtractConfig::default()).expect("default config");
+    let without = with.clone().with_model(None);
+    for (name, ex) in [("rules + block model", &with), ("rules alone", &without)] {
+        let (mut cpu, mut wall) = (f64::INFINITY, f64::INFINITY);
+        for _ in 0..5 {
+            let (c, t) = (thread_cpu(), std::time::Instant::now());
+            for h in &html {
+                std::hint::black_box(ex.extract(h).ok());
+            }
+            cpu = cpu.min(thread_cpu() - c);
+            wall = wall.min(t.elapsed().as_secs_f64());
+        }
+        println!(
+            "{name}: {} pages, {mb:.1} MB: {:.0} pages/s CPU ({:.0} MB/s), {:.0} pages/s wall",
+            html.len(),
+            html.len() as f64 / cpu,
+            mb / cpu,
+            html.len() as f64 / wall
+        );
+    }
 }

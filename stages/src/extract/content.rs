@@ -40,6 +40,8 @@ pub struct Options {
     pub model: Option<Arc<Model>>,
     /// Keep each content line's text, features and score in [`Extraction::lines`] (training).
     pub collect_lines: bool,
+    /// Take the whole page minus boilerplate as the content (the second opinion's selection).
+    pub whole_page: bool,
 }
 
 impl Default for Options {
@@ -50,6 +52,7 @@ impl Default for Options {
             headline: false,
             model: Some(Arc::new(Model::builtin().clone())),
             collect_lines: false,
+            whole_page: false,
         }
     }
 }
@@ -73,6 +76,13 @@ pub struct Extraction {
     pub boilerplate_nodes: usize,
     /// Lines of the chosen content that the block scorer dropped.
     pub model_dropped: usize,
+    /// Prose characters (blocks of running text) of the page after boilerplate removal, and
+    /// of the chosen content.
+    pub page_prose: usize,
+    pub content_prose: usize,
+    /// 0: the first selection looked right; 1: it looked wrong, and the second opinion did
+    /// not beat it; 2: the second opinion replaced it.
+    pub second_opinion: u8,
     /// The content's lines as the block scorer saw them (with [`Options::collect_lines`]).
     pub lines: Vec<ScoredLine>,
 }
@@ -186,7 +196,7 @@ const COMMENTS_MARGIN: usize = 1000;
 /// comments kept: on a forum thread or a Q&A page the posts are the content, and themes mark
 /// them up as comments.
 pub fn extract_page(dom: &Dom, opts: &Options) -> Extraction {
-    let ex = extract(dom, opts);
+    let ex = second_opinion(dom, opts, extract(dom, opts));
     let comments = Boiler::Comments.bit();
     if ex.content_chars >= SHORT_CONTENT || opts.drop & comments == 0 {
         return ex;
@@ -200,6 +210,42 @@ pub fn extract_page(dom: &Dom, opts: &Options) -> Extraction {
     if alt.content_chars > 3 * ex.content_chars + COMMENTS_MARGIN {
         alt
     } else {
+        ex
+    }
+}
+
+/// Pages with at least this much prose (characters) get a second opinion when the first
+/// selection looks wrong.
+const SECOND_OPINION_PROSE: usize = 400;
+
+/// trafilatura's fallback idea: when the chosen content looks wrong for the page (it holds
+/// under half of the page's prose, or it is mostly links), the whole page minus boilerplate is
+/// scored too, and it wins when it holds at least twice the prose and is not mostly links.
+fn second_opinion(dom: &Dom, opts: &Options, mut ex: Extraction) -> Extraction {
+    if opts.whole_page || ex.page_prose < SECOND_OPINION_PROSE {
+        return ex;
+    }
+    let short = ex.content_prose * 2 < ex.page_prose;
+    let linky = ex.content_link_chars * 2 > ex.content_chars;
+    if !(short || linky) {
+        return ex;
+    }
+    let alt = extract(
+        dom,
+        &Options {
+            whole_page: true,
+            ..opts.clone()
+        },
+    );
+    if alt.content_prose >= 2 * ex.content_prose
+        && alt.content_link_chars * 10 < 3 * alt.content_chars
+    {
+        Extraction {
+            second_opinion: 2,
+            ..alt
+        }
+    } else {
+        ex.second_opinion = 1;
         ex
     }
 }
@@ -432,13 +478,13 @@ pub fn extract(dom: &Dom, opts: &Options) -> Extraction {
             root = i;
         }
     }
-    if best <= 0.0 {
+    if best <= 0.0 || opts.whole_page {
         root = 0;
     }
     // A container that names itself the article body (`entry-content`, `article-body`,
     // `itemprop=articleBody`) and holds most of the prose is the content, whether it lies
     // inside the best-scoring element (which then also held boilerplate) or around it.
-    if root != 0 {
+    if root != 0 && !opts.whole_page {
         let total = prose[0];
         let mut body = NONE;
         for i in 1..n {
@@ -462,7 +508,7 @@ pub fn extract(dom: &Dom, opts: &Options) -> Extraction {
     let mut parts = vec![root];
     let mut a = root;
     for _ in 0..SIBLING_LEVELS {
-        if a == 0 || nodes[a].parent == NONE || nodes[a].parent == 0 {
+        if a == 0 || opts.whole_page || nodes[a].parent == NONE || nodes[a].parent == 0 {
             break;
         }
         let p = nodes[a].parent;
@@ -530,6 +576,8 @@ pub fn extract(dom: &Dom, opts: &Options) -> Extraction {
         );
     }
     ex.content_chars = parts.iter().map(|&r| chars[r] as usize).sum();
+    ex.page_prose = prose[0] as usize;
+    ex.content_prose = parts.iter().map(|&r| prose[r] as usize).sum();
     ex.content_link_chars = parts.iter().map(|&r| link[r] as usize).sum();
 
     let mut out = Out::new(opts.markdown);
@@ -877,6 +925,9 @@ fn drop_dangling(
     }
 }
 
+/// Content with more lines than this is not scored by the block model.
+const MODEL_MAX_LINES: usize = 2000;
+
 /// Runs the block scorer over the lines of the chosen content (after the rules have pruned
 /// it) and drops the lines it finds to be boilerplate.
 #[allow(clippy::too_many_arguments)]
@@ -906,6 +957,11 @@ fn score_lines(
                 let b = block[i] as usize;
                 let t = dom.text_of(&nodes[i]);
                 if lines.last().is_none_or(|l| l.node != b) {
+                    // The model's cost is per line: content of thousands of lines (a data
+                    // dump, a 10 MB page) is left to the rules.
+                    if lines.len() >= MODEL_MAX_LINES && !opts.collect_lines {
+                        return;
+                    }
                     lines.push(LineStats {
                         node: b,
                         level: heading_level(nodes[b].tag),
@@ -948,14 +1004,19 @@ fn score_lines(
     if lines.is_empty() {
         return;
     }
+    // Lines come in document order and parts are sorted: the part of each line is found by a
+    // pointer that only moves forward (linear in lines + parts).
+    let mut k = 0usize;
     let ctx: Vec<_> = lines
         .iter()
         .map(|l| {
+            while k + 1 < parts.len() && parts[k + 1] <= l.node {
+                k += 1;
+            }
             let r = parts
-                .iter()
+                .get(k)
                 .copied()
                 .filter(|&r| r <= l.node)
-                .last()
                 .unwrap_or(root);
             blocks::context(dom, l.node, r)
         })

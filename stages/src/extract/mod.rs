@@ -251,6 +251,7 @@ fn build(args: &StageArgs) -> Result<Built, ConfigError> {
             depth: format!("{n}.depth"),
             code_blocks: format!("{n}.code_blocks"),
             math: format!("{n}.math"),
+            second_opinion: format!("{n}.second_opinion"),
         },
     })))
 }
@@ -263,6 +264,7 @@ struct Sigs {
     depth: String,
     code_blocks: String,
     math: String,
+    second_opinion: String,
 }
 
 /// The pipeline stage around an [`Extractor`].
@@ -311,6 +313,11 @@ impl Stage for ExtractStage {
                 SignalType::I64,
                 "math expressions kept as TeX",
             ),
+            SignalSpec::new(
+                s.second_opinion.clone(),
+                SignalType::I64,
+                "0: content looked right; 1: looked wrong (short for the page or mostly links), kept after a second opinion; 2: replaced by the second opinion",
+            ),
         ]
     }
 
@@ -351,6 +358,8 @@ impl Stage for ExtractStage {
         doc.signals
             .set_i64(s.code_blocks.clone(), e.code_blocks as i64);
         doc.signals.set_i64(s.math.clone(), e.math as i64);
+        doc.signals
+            .set_i64(s.second_opinion.clone(), e.second_opinion as i64);
         if !e.title.is_empty() {
             doc.metadata.insert("title".into(), e.title);
         }

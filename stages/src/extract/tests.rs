@@ -784,3 +784,102 @@ fn the_block_model_file_round_trips_and_training_is_deterministic() {
         assert_eq!(a.prob(&l.x) >= 0.5, e.content, "{}", l.text);
     }
 }
+
+/// A news story as news themes write it, with `extra` boilerplate inside the article element
+/// between the second and the third paragraph and `tail` after the story.
+fn news(extra: &str, tail: &str) -> String {
+    format!(
+        "<html><head><title>Harbour reopens</title></head><body><header class=site-header>\
+         <a href=/>The Example Times</a></header><main><article><h1>Harbour reopens after \
+         repairs</h1>{}{}{extra}{}{tail}</article></main><footer class=site-footer>\
+         <p>The Example Times, 1 Quay Street</p></footer></body></html>",
+        prose("The harbour reopening"),
+        prose("The cost of the repairs"),
+        prose("The next phase of the works"),
+    )
+}
+
+fn assert_story(t: &str, unwanted: &[&str]) {
+    for want in [
+        "The harbour reopening is described",
+        "The cost of the repairs",
+        "The next phase of the works",
+    ] {
+        assert!(t.contains(want), "missing {want:?} in:\n{t}");
+    }
+    for u in unwanted {
+        assert!(!t.contains(u), "kept {u:?} in:\n{t}");
+    }
+}
+
+#[test]
+fn related_story_blocks_go() {
+    let t = text(&news(
+        "<div class=related-stories><h3>More on this story</h3><ul>\
+         <li><a href=/a>Council votes to close the old bridge</a></li>\
+         <li><a href=/b>Ferry timetable changes for the summer</a></li>\
+         <li><a href=/c>Fishermen count the cost of the storm</a></li></ul></div>",
+        "<div><p><a href=/d>Tides at a glance: the week ahead</a></p>\
+         <p><a href=/e>Photos: the harbour through the years</a></p>\
+         <p><a href=/f>Opinion: a harbour for the next century</a></p></div>",
+    ));
+    assert_story(
+        &t,
+        &["More on this story", "Council votes", "Tides at a glance"],
+    );
+}
+
+#[test]
+fn bylines_and_author_bios_go() {
+    let t = text(&news(
+        "",
+        "<div class=author-bio><p>Jane Doe covers transport and the coast for The Example \
+         Times. She joined the paper in 2015 after ten years at a regional weekly.</p></div>",
+    ));
+    assert_story(&t, &["Jane Doe covers transport"]);
+    let t = text(&news(
+        "<p class=byline>By Jane Doe, Transport Reporter</p>",
+        "",
+    ));
+    assert_story(&t, &["By Jane Doe"]);
+}
+
+#[test]
+fn subscription_and_newsletter_boxes_go() {
+    let t = text(&news(
+        "<div class=newsletter-signup><h3>Get the morning briefing</h3><p>Sign up for our \
+         free newsletter and get the day's top stories in your inbox.</p></div>",
+        "<div class=subscribe-box><p>Support local journalism: subscribe today for one pound \
+         a week, and read every story on any device.</p></div>",
+    ));
+    assert_story(
+        &t,
+        &[
+            "morning briefing",
+            "Sign up for our",
+            "Support local journalism",
+        ],
+    );
+}
+
+#[test]
+fn captions_and_credits_go() {
+    let t = text(&news(
+        "<figure><img src=/h.jpg alt=harbour><figcaption>The reopened harbour at dawn on \
+         Monday.</figcaption></figure><div class=image-credit>Photo: John Smith / Agency</div>",
+        "<p>Pictures \u{a9} The Example Times 2024</p>",
+    ));
+    assert_story(&t, &["harbour at dawn", "John Smith", "Pictures"]);
+}
+
+#[test]
+fn comment_teasers_go() {
+    let t = text(&news(
+        "",
+        "<div class=comments-teaser><a href=#comments>Read 37 comments</a></div>\
+         <section id=comments><h3>37 comments</h3><div class=comment><p>I remember the \
+         harbour before the storm and it is good to see the boats back in again this \
+         spring.</p></div></section>",
+    ));
+    assert_story(&t, &["37 comments", "I remember the harbour"]);
+}
