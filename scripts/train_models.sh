@@ -22,6 +22,10 @@ mkdir -p "$out"
   --input "$data/classifiers/topic-multilingual-train.jsonl.gz" --out "$out"/topic.bin
 "$curate" kl-ref build --input "$data/classifiers/quality-hq-train.jsonl.gz" --out "$out"/kl-ref.bin
 # Token frequencies from the classifier train files, their validation groups left out.
+if [ -z "${ORT_DYLIB_PATH:-}" ]; then
+  echo "ORT_DYLIB_PATH is not set: models/minilm-static not made (docs/onnx.md)" >&2
+  exit 0
+fi
 "$curate" distill --encoder "$data/models/all-minilm-l6-v2-int8" --exclude-valid 4 \
   --text "$data/classifiers/quality-hq-train.jsonl.gz" \
   --text "$data/classifiers/topic-general-train.jsonl.gz" \

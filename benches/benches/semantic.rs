@@ -132,7 +132,7 @@ fn eval_set(shared: &Path) -> Eval {
     }
     let mut negs = class_docs(shared, CLASS_FILES);
     negs.retain(|(_, g, _)| sha1_prefix32(g) % 4 != 0);
-    negs.sort_by_key(|(id, _, _)| mix64(sha1_prefix32(id) as u64));
+    negs.sort_by_cached_key(|(id, _, _)| mix64(sha1_prefix32(id) as u64));
     for (i, (_, _, t)) in negs.into_iter().take(300).enumerate() {
         texts.push(t);
         groups.push(1_000_000 + i as u64);
@@ -226,7 +226,7 @@ fn main() {
         .into_iter()
         .map(|d| d.2)
         .collect();
-    long.sort_by_key(|t| mix64(t.len() as u64 ^ sha1_prefix32(&t[..t.len().min(64)]) as u64));
+    long.sort_by_cached_key(|t| sha1_prefix32(t));
     long.truncate(2000);
     let minilm_docs: usize = std::env::var("MINILM_DOCS")
         .ok()
