@@ -4,8 +4,6 @@
 #   models/quality.bin  fastText, labels hq / web ("would Wikipedia reference this page?")
 #   models/topic.bin    fastText, labels general / math / code / multilingual
 #   models/kl-ref.bin   token distribution of high-quality text, for filter.kl
-#   models/minilm-static  static embeddings distilled from the shared MiniLM, for dedup.semantic
-#                         (needs ORT_DYLIB_PATH: docs/onnx.md)
 # Usage: scripts/train_models.sh [CURATE_BINARY [OUT_DIR]]   (defaults: `curate` on PATH, models)
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -21,14 +19,3 @@ mkdir -p "$out"
   --input "$data/classifiers/topic-code-train.jsonl.gz" \
   --input "$data/classifiers/topic-multilingual-train.jsonl.gz" --out "$out"/topic.bin
 "$curate" kl-ref build --input "$data/classifiers/quality-hq-train.jsonl.gz" --out "$out"/kl-ref.bin
-# Token frequencies from the classifier train files, their validation groups left out.
-if [ -z "${ORT_DYLIB_PATH:-}" ]; then
-  echo "ORT_DYLIB_PATH is not set: models/minilm-static not made (docs/onnx.md)" >&2
-  exit 0
-fi
-"$curate" distill --encoder "$data/models/all-minilm-l6-v2-int8" --exclude-valid 4 \
-  --text "$data/classifiers/quality-hq-train.jsonl.gz" \
-  --text "$data/classifiers/topic-general-train.jsonl.gz" \
-  --text "$data/classifiers/topic-math-train.jsonl.gz" \
-  --text "$data/classifiers/topic-code-train.jsonl.gz" \
-  --text "$data/classifiers/topic-multilingual-train.jsonl.gz" --out "$out"/minilm-static
