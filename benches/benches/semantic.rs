@@ -6,8 +6,9 @@
 //!    (`sha1(group) % 4 == 0`) left out; or `STATIC_MODEL=DIR` names a distilled model.
 //! 2. **Evaluation set** (seeded, rebuilt the same each run):
 //!    - the near-duplicate set of `curate_benches::neardup` from the 1,080 real extracted pages of
-//!      `../shared/data/corpora` (bases of 200+ words; one variant each by word edits, inserted
-//!      or deleted runs, template boilerplate lines, or a mix, at Jaccard 0.2 to 1);
+//!      `../shared/data/corpora` (the first `EVAL_BASES`, default 400, bases of 200+ words; one
+//!      variant each by word edits, inserted or deleted runs, template boilerplate lines, or a
+//!      mix, at Jaccard 0.2 to 1);
 //!    - a *rewrite* of every third base: its sentences reordered (first one kept), one in five
 //!      dropped, and every tenth word dropped: the same content in another order, which shares
 //!      few word 5-grams with the base (MinHash's blind spot);
@@ -113,7 +114,12 @@ struct Eval {
 fn eval_set(shared: &Path) -> Eval {
     let pages = neardup::read_texts(&shared.join("data/corpora/warc-extracted-texts.jsonl.gz"))
         .expect("warc-extracted texts");
-    let set = neardup::build(&pages, 20240723, 0);
+    // EVAL_BASES bases (default 400): every pair is compared, and MiniLM embeds them all.
+    let bases: usize = std::env::var("EVAL_BASES")
+        .ok()
+        .and_then(|v| v.parse().ok())
+        .unwrap_or(400);
+    let set = neardup::build(&pages, 20240723, bases);
     let mut texts = Vec::new();
     let mut groups = Vec::new();
     let group_of = |id: &str| id[1..].parse::<u64>().unwrap();
