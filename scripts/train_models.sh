@@ -4,8 +4,6 @@
 #   models/quality.bin  fastText, labels hq / web ("would Wikipedia reference this page?")
 #   models/topic.bin    fastText, labels general / math / code / multilingual
 #   models/kl-ref.bin   token distribution of high-quality text, for filter.kl
-#   models/minilm-static  static embeddings distilled from the shared MiniLM, for dedup.semantic
-#                         (needs ORT_DYLIB_PATH: docs/onnx.md)
 #   models/ut1-adult/   the UT1 adult domain and URL lists, from the datatrove 0.10.1 wheel
 #                       (scripts/ut1_lists.py; a warning, not an error, when it cannot)
 # Usage: scripts/train_models.sh [CURATE_BINARY [OUT_DIR]]   (defaults: `curate` on PATH, models)
@@ -23,12 +21,5 @@ mkdir -p "$out"
   --input "$data/classifiers/topic-code-train.jsonl.gz" \
   --input "$data/classifiers/topic-multilingual-train.jsonl.gz" --out "$out"/topic.bin
 "$curate" kl-ref build --input "$data/classifiers/quality-hq-train.jsonl.gz" --out "$out"/kl-ref.bin
-# Token frequencies from the classifier train files, their validation groups left out.
-"$curate" distill --encoder "$data/models/all-minilm-l6-v2-int8" --exclude-valid 4 \
-  --text "$data/classifiers/quality-hq-train.jsonl.gz" \
-  --text "$data/classifiers/topic-general-train.jsonl.gz" \
-  --text "$data/classifiers/topic-math-train.jsonl.gz" \
-  --text "$data/classifiers/topic-code-train.jsonl.gz" \
-  --text "$data/classifiers/topic-multilingual-train.jsonl.gz" --out "$out"/minilm-static
 python3 scripts/ut1_lists.py "$out/ut1-adult" \
   || echo "warning: scripts/ut1_lists.py failed: no UT1 lists in $out/ut1-adult" >&2

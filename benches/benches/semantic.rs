@@ -6,8 +6,9 @@
 //!    (`sha1(group) % 4 == 0`) left out; or `STATIC_MODEL=DIR` names a distilled model.
 //! 2. **Evaluation set** (seeded, rebuilt the same each run):
 //!    - the near-duplicate set of `curate_benches::neardup` from the 1,080 real extracted pages of
-//!      `../shared/data/corpora` (bases of 200+ words; one variant each by word edits, inserted
-//!      or deleted runs, template boilerplate lines, or a mix, at Jaccard 0.2 to 1);
+//!      `../shared/data/corpora` (the first `EVAL_BASES`, default 400, bases of 200+ words; one
+//!      variant each by word edits, inserted or deleted runs, template boilerplate lines, or a
+//!      mix, at Jaccard 0.2 to 1);
 //!    - a *rewrite* of every third base: its sentences reordered (first one kept), one in five
 //!      dropped, and every tenth word dropped: the same content in another order, which shares
 //!      few word 5-grams with the base (MinHash's blind spot);
@@ -113,7 +114,12 @@ struct Eval {
 fn eval_set(shared: &Path) -> Eval {
     let pages = neardup::read_texts(&shared.join("data/corpora/warc-extracted-texts.jsonl.gz"))
         .expect("warc-extracted texts");
-    let set = neardup::build(&pages, 20240723, 0);
+    // EVAL_BASES bases (default 400): every pair is compared, and MiniLM embeds them all.
+    let bases: usize = std::env::var("EVAL_BASES")
+        .ok()
+        .and_then(|v| v.parse().ok())
+        .unwrap_or(400);
+    let set = neardup::build(&pages, 20240723, bases);
     let mut texts = Vec::new();
     let mut groups = Vec::new();
     let group_of = |id: &str| id[1..].parse::<u64>().unwrap();
@@ -132,7 +138,7 @@ fn eval_set(shared: &Path) -> Eval {
     }
     let mut negs = class_docs(shared, CLASS_FILES);
     negs.retain(|(_, g, _)| sha1_prefix32(g) % 4 != 0);
-    negs.sort_by_key(|(id, _, _)| mix64(sha1_prefix32(id) as u64));
+    negs.sort_by_cached_key(|(id, _, _)| mix64(sha1_prefix32(id) as u64));
     for (i, (_, _, t)) in negs.into_iter().take(300).enumerate() {
         texts.push(t);
         groups.push(1_000_000 + i as u64);
@@ -226,7 +232,7 @@ fn main() {
         .into_iter()
         .map(|d| d.2)
         .collect();
-    long.sort_by_key(|t| mix64(t.len() as u64 ^ sha1_prefix32(&t[..t.len().min(64)]) as u64));
+    long.sort_by_cached_key(|t| sha1_prefix32(t));
     long.truncate(2000);
     let minilm_docs: usize = std::env::var("MINILM_DOCS")
         .ok()

@@ -120,8 +120,9 @@ const COLLECT_BATCH: usize = 512;
 
 /// The embedder of the collect step.
 enum SemEncoder {
-    Onnx(Encoder),
-    Static(StaticModel),
+    // Boxed: both are kilobytes (tokenizers), the enum stays a pointer wide.
+    Onnx(Box<Encoder>),
+    Static(Box<StaticModel>),
 }
 
 impl SemEncoder {
@@ -184,7 +185,7 @@ fn build(args: &StageArgs) -> Result<Built, ConfigError> {
             if let Some(n) = cfg.max_length {
                 m.set_max_tokens(n);
             }
-            Some(SemEncoder::Static(m))
+            Some(SemEncoder::Static(Box::new(m)))
         }
         Purpose::Run => {
             let opts = EncoderOptions {
@@ -197,9 +198,9 @@ fn build(args: &StageArgs) -> Result<Built, ConfigError> {
                 max_sessions: cfg.sessions,
             };
             crate::onnx::stage::check_device(&opts.runtime)?;
-            Some(SemEncoder::Onnx(
+            Some(SemEncoder::Onnx(Box::new(
                 Encoder::open(&dir, &opts).map_err(|e| ConfigError::new("model", e.to_string()))?,
-            ))
+            )))
         }
     };
     let n = args.name;
