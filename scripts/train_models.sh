@@ -6,6 +6,8 @@
 #   models/kl-ref.bin   token distribution of high-quality text, for filter.kl
 #   models/ut1-adult/   the UT1 adult domain and URL lists, from the datatrove 0.10.1 wheel
 #                       (scripts/ut1_lists.py; a warning, not an error, when it cannot)
+#   models/minilm-static  static embeddings distilled from the shared MiniLM, for dedup.semantic
+#                         (needs ORT_DYLIB_PATH: docs/onnx.md)
 # Usage: scripts/train_models.sh [CURATE_BINARY [OUT_DIR]]   (defaults: `curate` on PATH, models)
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -23,3 +25,14 @@ mkdir -p "$out"
 "$curate" kl-ref build --input "$data/classifiers/quality-hq-train.jsonl.gz" --out "$out"/kl-ref.bin
 python3 scripts/ut1_lists.py "$out/ut1-adult" \
   || echo "warning: scripts/ut1_lists.py failed: no UT1 lists in $out/ut1-adult" >&2
+# Token frequencies from the classifier train files, their validation groups left out.
+if [ -z "${ORT_DYLIB_PATH:-}" ]; then
+  echo "ORT_DYLIB_PATH is not set: models/minilm-static not made (docs/onnx.md)" >&2
+  exit 0
+fi
+"$curate" distill --encoder "$data/models/all-minilm-l6-v2-int8" --exclude-valid 4 \
+  --text "$data/classifiers/quality-hq-train.jsonl.gz" \
+  --text "$data/classifiers/topic-general-train.jsonl.gz" \
+  --text "$data/classifiers/topic-math-train.jsonl.gz" \
+  --text "$data/classifiers/topic-code-train.jsonl.gz" \
+  --text "$data/classifiers/topic-multilingual-train.jsonl.gz" --out "$out"/minilm-static

@@ -6,6 +6,7 @@
 pub mod ablate;
 pub mod check;
 pub mod classify;
+pub mod distill;
 pub mod extract;
 pub mod inspect;
 pub mod kl_ref;
@@ -69,6 +70,9 @@ pub enum Command {
     Train(train::TrainArgs),
     /// Score every row of a JSONL/Parquet file with a fastText or ONNX classifier.
     Classify(classify::ClassifyArgs),
+    /// Distil a static embedding model from an ONNX sentence encoder (for dedup.semantic and
+    /// `train head`).
+    Distill(distill::DistillArgs),
     /// Redact personal data in JSON lines {"id", "text"} and write them back with counts.
     Pii(pii::PiiArgs),
     /// Build the reference token distribution of filter.kl.
@@ -121,6 +125,7 @@ pub fn dispatch(cli: Cli) -> Result<(), CliError> {
         Command::Status(a) => status::run(a),
         Command::Train(a) => train::run(a),
         Command::Classify(a) => classify::run(a),
+        Command::Distill(a) => distill::run(a),
         Command::Pii(a) => pii::run(a),
         Command::KlRef(a) => kl_ref::run(a),
         Command::Mix(a) => mix::run(a),

@@ -1,4 +1,5 @@
-//! `curate train head`: a linear classifier on a transformer encoder's pooled embeddings.
+//! `curate train head`: a linear classifier on a transformer encoder's pooled embeddings, or
+//! on a static model's embeddings (`curate distill`).
 //!
 //! Reads labelled documents (JSONL, .gz/.zst, or Parquet: a text and a label column, or
 //! `LABEL=PATH` for a file whose documents all carry one label), embeds them with the encoder
@@ -6,7 +7,8 @@
 //! (`classifiers::onnx::train`), reports validation metrics, refits on every document, and
 //! writes a model directory that `classify.onnx`, `curate classify` and `load_model` serve:
 //! the encoder's `model.onnx` and `tokenizer.json`, `head.json`, `curate.json`, and
-//! `train_report.json`.
+//! `train_report.json`. With a static model as the encoder, the directory holds the static
+//! model's files with `head.json` named in its `static.json`, which `load_model` serves.
 //!
 //! Groups: the `--group-field` column, else the id up to `#` (the classifier data's
 //! `<source>/<package>/<path>#<chunk>`: all chunks of a file fall on one side). A group is in
@@ -21,13 +23,15 @@ use classifiers::onnx::train::{self, HeadOptions};
 use classifiers::onnx::{
     Device, Encoder, EncoderOptions, ModelFile, Pooling, RuntimeOptions, Truncation,
 };
+use classifiers::static_embed::{self, StaticModel};
 use stages::read::{ReadEvent, ReadOptions};
 
 use super::CliError;
 
 #[derive(Debug, clap::Args)]
 pub struct TrainHeadArgs {
-    /// The encoder: an ONNX model directory (model.onnx + tokenizer.json).
+    /// The encoder: an ONNX model directory (model.onnx + tokenizer.json) or a static model
+    /// (static.json, from `curate distill`).
     #[arg(long)]
     pub encoder: PathBuf,
     /// Training data: PATH (labels from --label-field) or LABEL=PATH (every document of the file
@@ -272,16 +276,29 @@ fn train(a: &TrainHeadArgs, inputs: &[(Option<String>, PathBuf)]) -> anyhow::Res
         normalize: Some(!a.no_normalize),
         max_sessions: None,
     };
-    let encoder = Encoder::open(&a.encoder, &opts).map_err(|e| anyhow!("--encoder: {e}"))?;
+    let encoder = if static_embed::is_static(&a.encoder) {
+        Embedder::Static(StaticModel::open(&a.encoder).map_err(|e| anyhow!("--encoder: {e}"))?)
+    } else {
+        Embedder::Onnx(Encoder::open(&a.encoder, &opts).map_err(|e| anyhow!("--encoder: {e}"))?)
+    };
     let t_embed = Instant::now();
     let mut x: Vec<Vec<f32>> = Vec::with_capacity(examples.len());
     for chunk in examples.chunks(1024) {
         let texts: Vec<&str> = chunk.iter().map(|e| e.text.as_str()).collect();
-        x.extend(encoder.embed(&texts).map_err(|e| anyhow!("{e}"))?);
+        x.extend(match &encoder {
+            Embedder::Onnx(e) => e.embed(&texts).map_err(|e| anyhow!("{e}"))?,
+            Embedder::Static(m) => m.embed(&texts),
+        });
         eprintln!("embedded {}/{}", x.len(), examples.len());
     }
     let embed_s = t_embed.elapsed().as_secs_f64();
     let docs_per_s = examples.len() as f64 / embed_s;
+    let stats = EmbedStats {
+        t0,
+        embed_s,
+        docs_per_s,
+        skipped,
+    };
 
     let hopts = HeadOptions {
         steps: a.steps,
@@ -332,24 +349,31 @@ fn train(a: &TrainHeadArgs, inputs: &[(Option<String>, PathBuf)]) -> anyhow::Res
 
     // The model directory.
     std::fs::create_dir_all(&a.out).with_context(|| a.out.display().to_string())?;
-    let spec = encoder.spec();
-    for (src, name) in [
-        (&spec.model_path, "model.onnx"),
-        (&spec.tokenizer_path, "tokenizer.json"),
-    ] {
-        let dst = a.out.join(name);
-        if dst.exists() {
-            std::fs::remove_file(&dst).with_context(|| dst.display().to_string())?;
-        }
-        // A hard link costs nothing when both lie on one file system; else a copy.
-        if std::fs::hard_link(src, &dst).is_err() {
-            std::fs::copy(src, &dst).with_context(|| format!("copy {}", src.display()))?;
-        }
-    }
     let write = |name: &str, v: &dyn erased::Json| -> anyhow::Result<()> {
         let p = a.out.join(name);
         std::fs::write(&p, v.json()).with_context(|| p.display().to_string())
     };
+    let spec = match &encoder {
+        Embedder::Onnx(e) => e.spec(),
+        Embedder::Static(m) => {
+            // The static model's files, with the head named in its static.json.
+            let mut meta = m.meta().clone();
+            for name in ["vectors.bin", "tokenizer.json"] {
+                link_or_copy(&m.dir().join(name), &a.out.join(name))?;
+            }
+            meta.head = Some("head.json".into());
+            meta.tokenizer = None;
+            write("head.json", &head)?;
+            write(static_embed::META_FILE, &meta)?;
+            return finish(a, &examples, &labels, &is_valid, validation, &hopts, stats);
+        }
+    };
+    for (src, name) in [
+        (&spec.model_path, "model.onnx"),
+        (&spec.tokenizer_path, "tokenizer.json"),
+    ] {
+        link_or_copy(src, &a.out.join(name))?;
+    }
     write("head.json", &head)?;
     let file = ModelFile {
         labels: Some(labels.clone()),
@@ -361,6 +385,37 @@ fn train(a: &TrainHeadArgs, inputs: &[(Option<String>, PathBuf)]) -> anyhow::Res
         ..Default::default()
     };
     write("curate.json", &file)?;
+    finish(a, &examples, &labels, &is_valid, validation, &hopts, stats)
+}
+
+/// What `train_report.json` records beside the data and metrics.
+struct EmbedStats {
+    t0: Instant,
+    embed_s: f64,
+    docs_per_s: f64,
+    skipped: u64,
+}
+
+/// Writes `train_report.json` and says where the model went.
+fn finish(
+    a: &TrainHeadArgs,
+    examples: &[Example],
+    labels: &[String],
+    is_valid: &[bool],
+    validation: Option<train::Metrics>,
+    hopts: &HeadOptions,
+    stats: EmbedStats,
+) -> anyhow::Result<()> {
+    let EmbedStats {
+        t0,
+        embed_s,
+        docs_per_s,
+        skipped,
+    } = stats;
+    let write = |name: &str, v: &dyn erased::Json| -> anyhow::Result<()> {
+        let p = a.out.join(name);
+        std::fs::write(&p, v.json()).with_context(|| p.display().to_string())
+    };
     let counts: std::collections::BTreeMap<&str, usize> = labels
         .iter()
         .map(|l| {
@@ -392,6 +447,23 @@ fn train(a: &TrainHeadArgs, inputs: &[(Option<String>, PathBuf)]) -> anyhow::Res
         rayon::current_num_threads(),
         a.out.display()
     );
+    Ok(())
+}
+
+/// The encoder of the training documents.
+enum Embedder {
+    Onnx(Encoder),
+    Static(StaticModel),
+}
+
+/// A hard link (free when both lie on one file system), else a copy.
+fn link_or_copy(src: &Path, dst: &Path) -> anyhow::Result<()> {
+    if dst.exists() {
+        std::fs::remove_file(dst).with_context(|| dst.display().to_string())?;
+    }
+    if std::fs::hard_link(src, dst).is_err() {
+        std::fs::copy(src, dst).with_context(|| format!("copy {}", src.display()))?;
+    }
     Ok(())
 }
 

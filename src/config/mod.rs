@@ -7,6 +7,7 @@
 
 pub mod plan;
 pub mod raw;
+pub mod when;
 
 use std::fmt;
 use std::path::{Path, PathBuf};

@@ -34,13 +34,18 @@ pub struct StageSlot {
     /// `only_languages = [...]`: the stage sees only documents whose `lang` signal is listed (an
     /// English-only heuristic must not judge German pages); others pass it untouched.
     pub languages: Option<Vec<String>>,
+    /// `when = "..."`: the stage sees only documents whose signals meet it (a cascade: an
+    /// expensive classifier scores what the cheap stages leave undecided).
+    pub when: Option<super::when::When>,
     pub built: Built,
 }
 
 impl StageSlot {
-    /// Whether the stage applies to a document with these signals (its `only_languages` scope).
+    /// Whether the stage applies to a document with these signals (its `only_languages` scope
+    /// and its `when` condition).
     pub fn applies_to(&self, signals: &stages::Signals) -> bool {
         in_scope(self.languages.as_deref(), signals)
+            && self.when.as_ref().is_none_or(|w| w.holds(signals))
     }
 }
 
@@ -278,6 +283,35 @@ impl Plan {
                     ))
                 }
             };
+            let when = match t.remove("when") {
+                None => None,
+                Some(v) => {
+                    let items: Vec<(String, Option<&str>)> = match &v {
+                        toml::Value::String(x) => vec![(format!("{key}.when"), Some(x.as_str()))],
+                        toml::Value::Array(a) => a
+                            .iter()
+                            .enumerate()
+                            .map(|(i, x)| (format!("{key}.when[{i}]"), x.as_str()))
+                            .collect(),
+                        _ => vec![(format!("{key}.when"), None)],
+                    };
+                    let mut all = Vec::new();
+                    for (k, x) in items {
+                        let x = x.ok_or_else(|| {
+                            config.error(
+                                &k,
+                                "expected a condition such as \"quality.hq between 0.2 and 0.8\"",
+                            )
+                        })?;
+                        all.push(super::when::When::parse(x).map_err(|m| config.error(&k, m))?);
+                    }
+                    Some(if all.len() == 1 {
+                        all.pop().expect("one")
+                    } else {
+                        super::when::When::All(all)
+                    })
+                }
+            };
             let Some(def) = stages::registry::find(&regs, &kind) else {
                 let mut known: Vec<&str> =
                     regs.iter().flat_map(|r| r.iter()).map(|d| d.kind).collect();
@@ -320,11 +354,36 @@ impl Plan {
                     ),
                 ));
             }
+            if let Some(w) = &when {
+                if !matches!(built, Built::Map(_)) {
+                    return Err(config.error(
+                        &format!("{key}.when"),
+                        format!(
+                            "`{}` is a global stage; `when` applies to per-document stages only",
+                            def.kind
+                        ),
+                    ));
+                }
+                // The condition reads signals of earlier stages (or the document's own).
+                for sig in w.signals() {
+                    let known = sig == stages::LANG_SIGNAL
+                        || slots
+                            .iter()
+                            .any(|s| s.built.signals().iter().any(|x| x.name == sig));
+                    if !known {
+                        return Err(config.error(
+                            &format!("{key}.when"),
+                            format!("no earlier stage writes the signal `{sig}`"),
+                        ));
+                    }
+                }
+            }
             slots.push(StageSlot {
                 name: sname.clone(),
                 kind: def.kind,
                 mode,
                 languages,
+                when,
                 built,
             });
         }

@@ -85,6 +85,8 @@ struct SlotView<'a> {
     name: &'a str,
     /// The stage's `only_languages` scope: out-of-scope rows are not judged by it.
     languages: Option<&'a [String]>,
+    /// Its `when` condition: rows that fail it were never scored, so it does not judge them.
+    when: Option<&'a crate::config::when::When>,
     built: &'a Built,
     ignored: bool,
     declared: Vec<String>,
@@ -129,6 +131,7 @@ pub fn token_signal(spec: &MixSpec, run: Option<&Plan>) -> Option<String> {
         t.remove("type");
         t.remove("mode");
         t.remove("only_languages");
+        t.remove("when");
         let Ok(cfg) = stages::config::parse_table::<TokenizerConfig>(&t) else {
             continue;
         };
@@ -171,6 +174,7 @@ impl<'a> Judge<'a> {
                 SlotView {
                     name: &s.name,
                     languages: s.languages.as_deref(),
+                    when: s.when.as_ref(),
                     built: &s.built,
                     ignored: spec.ignore_stages.contains(&s.name),
                     is_token_count: tokens.is_some_and(|t| declared.len() == 1 && declared[0] == t),
@@ -218,7 +222,10 @@ impl Judge<'_> {
             ran_through = pos;
         }
         for (i, slot) in self.slots.iter().enumerate() {
-            if slot.ignored || !crate::config::plan::in_scope(slot.languages, s) {
+            if slot.ignored
+                || !crate::config::plan::in_scope(slot.languages, s)
+                || slot.when.is_some_and(|w| !w.holds(s))
+            {
                 continue;
             }
             let never_ran = dropped.is_some() && slot.run_pos.is_none_or(|p| p > ran_through);

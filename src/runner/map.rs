@@ -322,13 +322,20 @@ impl Runner<'_> {
             if scope.applies_to(&d.signals) {
                 live.push(d);
             } else {
-                // Outside the stage's `only_languages`: passes through, counted as in and out.
+                // Outside the stage's `only_languages` or `when`: passes through, counted as in
+                // and out (and as `not_scored` when a `when` condition is set).
+                if scope.when.is_some() {
+                    *st.counters.entry("not_scored".into()).or_default() += 1;
+                }
                 let bytes = d.html.as_ref().map_or(d.text().len(), |h| h.len()) as u64;
                 st.docs_in += 1;
                 st.docs_out += 1;
                 st.bytes_in += bytes;
                 st.bytes_out += bytes;
             }
+        }
+        if scope.when.is_some() {
+            *st.counters.entry("scored".into()).or_default() += live.len() as u64;
         }
         st.docs_in += live.len() as u64;
         st.bytes_in += live

@@ -643,21 +643,35 @@ fn mix_errors_exit_2_naming_the_key() {
 fn llama3_models(dir: &Path) -> Option<Vec<String>> {
     shared()?;
     let script = root().join("scripts/train_models.sh");
-    let o = std::process::Command::new(&script)
-        .arg(env!("CARGO_BIN_EXE_curate"))
-        .arg(dir)
-        .output()
-        .unwrap();
+    let mut cmd = std::process::Command::new(&script);
+    cmd.arg(env!("CARGO_BIN_EXE_curate")).arg(dir);
+    // With onnxruntime the script also distils the static encoder of dedup.semantic.
+    if let Some(lib) = classifiers::testing::ort_library() {
+        cmd.env("ORT_DYLIB_PATH", lib);
+    }
+    let o = cmd.output().unwrap();
     assert!(
         o.status.success(),
         "train_models.sh: {}",
         String::from_utf8_lossy(&o.stderr)
     );
     let at = |f: &str| format!("\"{}\"", dir.join(f).display());
+    // Without onnxruntime there is no static model: MiniLM, the one-key alternative, stands in.
+    let semantic = if dir.join("minilm-static").is_dir() {
+        at("minilm-static")
+    } else {
+        format!(
+            "\"{}\"",
+            root()
+                .join("../shared/data/models/all-minilm-l6-v2-int8")
+                .display()
+        )
+    };
     let mut sets = vec![
         format!("stages.quality.model={}", at("quality.bin")),
         format!("stages.topic.model={}", at("topic.bin")),
         format!("stages.kl.reference={}", at("kl-ref.bin")),
+        format!("stages.semantic.model={semantic}"),
     ];
     // The UT1 adult lists come from the datatrove wheel; without it the recipe runs on its
     // sample spam list alone.

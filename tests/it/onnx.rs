@@ -280,3 +280,105 @@ fn train_head_writes_a_model_that_the_stage_serves() {
     assert_eq!(bad.status.code(), Some(2));
     assert!(String::from_utf8_lossy(&bad.stderr).contains("no such file"));
 }
+
+/// A cascade on real pages: the ONNX classifier scores only the pages whose language score the
+/// cheap stage before it leaves in a band (`when`). Pages it scores get exactly the scores of a
+/// run that scores everything; the others pass it without its signals; the stats count both.
+#[test]
+fn cascade_scores_only_undecided_pages() {
+    let shared = need_shared!();
+    let Some(lib) = ort_library() else { return };
+    let d = tempfile::tempdir().unwrap();
+    // 150 real extracted pages (German and English web text).
+    let mut s = String::new();
+    flate2::read::GzDecoder::new(
+        std::fs::File::open(shared.join("data/corpora/warc-extracted-texts.jsonl.gz")).unwrap(),
+    )
+    .read_to_string(&mut s)
+    .unwrap();
+    let input: String = s.lines().take(150).map(|l| format!("{l}\n")).collect();
+    std::fs::write(d.path().join("in.jsonl"), input).unwrap();
+    let body = |when: &str| {
+        format!(
+            r#"[input]
+paths = ["in.jsonl"]
+[output]
+path = "out"
+format = "jsonl"
+[stages.lang]
+type = "classify.langid"
+[stages.kind]
+type = "classify.onnx"
+model = "{}"
+ort_library = "{}"
+mode = "tag"
+min_score = {{ prose = 0.5 }}
+{when}
+"#,
+            testdata("tiny-bert-mean"),
+            lib.display()
+        )
+    };
+    let run = |name: &str, when: &str| {
+        let p = d.path().join(format!("{name}.toml"));
+        std::fs::write(&p, body(when)).unwrap();
+        let o = d.path().join(name);
+        curate_ok(&["run", p.to_str().unwrap(), "--output", o.to_str().unwrap()]);
+        let stats: serde_json::Value =
+            serde_json::from_slice(&std::fs::read(o.join("stats.json")).unwrap()).unwrap();
+        (docs(&o), stats)
+    };
+    let (all, _) = run("all", "");
+    let (cas, stats) = run("cascade", "when = \"lang_score between 0.2 and 0.9\"");
+    assert_eq!(all.len(), 150);
+    assert_eq!(cas.len(), 150, "tag mode: every page is written");
+    let counters = stage_counts(&stats, "kind", "counters");
+    let (scored, not_scored) = (counters["scored"], counters["not_scored"]);
+    assert_eq!(scored + not_scored, 150, "{counters:?}");
+    assert!(scored > 0 && not_scored > 0, "{counters:?}");
+    let by_id = |v: &[serde_json::Value]| -> std::collections::BTreeMap<String, serde_json::Value> {
+        v.iter()
+            .map(|d| (d["id"].as_str().unwrap().to_string(), d.clone()))
+            .collect()
+    };
+    let (all, cas) = (by_id(&all), by_id(&cas));
+    let flagged = |d: &serde_json::Value| d["flags"].as_str().is_some_and(|f| f.contains("kind:"));
+    let (mut same_verdict, mut checked) = (0, 0);
+    for (id, c) in &cas {
+        let a = &all[id];
+        let ls = a["signals"]["lang_score"].as_f64().unwrap();
+        let in_band = (0.2..=0.9).contains(&ls);
+        if in_band {
+            // Scored: the same scores and verdict as in the run that scores everything.
+            assert_eq!(
+                c["signals"]["kind.prose"], a["signals"]["kind.prose"],
+                "{id}"
+            );
+            assert_eq!(flagged(c), flagged(a), "{id}");
+            checked += 1;
+        } else {
+            assert!(
+                c["signals"].get("kind.prose").is_none(),
+                "{id} was not to be scored"
+            );
+            assert!(!flagged(c), "{id}");
+        }
+        same_verdict += (flagged(c) == flagged(a)) as usize;
+    }
+    assert_eq!(checked as u64, scored);
+    println!(
+        "cascade: {scored} of 150 pages scored ({:.0}%); verdicts equal to scoring everything on \
+         {same_verdict} of 150 pages (all {scored} scored ones)",
+        100.0 * scored as f64 / 150.0
+    );
+    // A condition on a signal no earlier stage writes is a config error naming the key.
+    let p = d.path().join("bad.toml");
+    std::fs::write(&p, body("when = \"quality.hq between 0.2 and 0.8\"")).unwrap();
+    let bad = curate(&["check", p.to_str().unwrap()]);
+    assert_eq!(bad.status.code(), Some(2));
+    let err = String::from_utf8_lossy(&bad.stderr);
+    assert!(
+        err.contains("stages.kind.when") && err.contains("quality.hq"),
+        "{err}"
+    );
+}

@@ -1,0 +1,155 @@
+//! `curate distill`: a static embedding model from an ONNX sentence encoder
+//! (`classifiers::static_embed::distill`), for `dedup.semantic` and `curate train head`.
+//!
+//! Token frequencies come from the `--text` files (JSONL, .gz/.zst: a `text` and an `id`
+//! column). `--exclude-test` drops the data README's kept-aside split and `--exclude-valid K`
+//! a validation split (both by `int(sha1(group)[:8], 16) % K == 0`, the group being the id up
+//! to `#`), so that no text scored later was counted.
+
+use std::path::PathBuf;
+use std::time::Instant;
+
+use anyhow::{anyhow, Context};
+use classifiers::onnx::{Device, Encoder, EncoderOptions, Pooling, RuntimeOptions};
+use classifiers::static_embed::{distill, DistillOptions};
+use stages::read::{ReadEvent, ReadOptions};
+
+use super::train_head::sha1_prefix32;
+use super::CliError;
+
+#[derive(Debug, clap::Args)]
+pub struct DistillArgs {
+    /// The teacher: an ONNX sentence encoder directory (model.onnx + tokenizer.json).
+    #[arg(long)]
+    pub encoder: PathBuf,
+    /// Text for token frequencies: JSONL (.gz/.zst) with `text` (repeatable).
+    #[arg(long = "text", required = true)]
+    pub texts: Vec<PathBuf>,
+    /// The model directory to write.
+    #[arg(long)]
+    pub out: PathBuf,
+    /// PCA components kept.
+    #[arg(long, default_value_t = 256)]
+    pub dims: usize,
+    /// Smooth inverse frequency constant: weight = a / (a + p(token)).
+    #[arg(long, default_value_t = 1e-3)]
+    pub sif_a: f64,
+    /// Tokens of a document summed (default: the teacher's max length less special tokens).
+    #[arg(long)]
+    pub max_tokens: Option<usize>,
+    /// The teacher's max length in tokens (special tokens included).
+    #[arg(long, default_value_t = 128)]
+    pub max_length: usize,
+    /// Drop texts of the README test split (sha1(group) % 5 == 0).
+    #[arg(long)]
+    pub exclude_test: bool,
+    /// Drop texts of a validation split (sha1(group) % K == 0; 0: none).
+    #[arg(long, default_value_t = 0)]
+    pub exclude_valid: u32,
+    /// Worker threads (0: one per core).
+    #[arg(long, default_value_t = 0)]
+    pub threads: usize,
+    /// libonnxruntime.so (else ORT_DYLIB_PATH).
+    #[arg(long)]
+    pub ort_library: Option<PathBuf>,
+}
+
+pub fn run(a: DistillArgs) -> Result<(), CliError> {
+    if a.dims == 0 || a.max_length < 4 || a.max_tokens == Some(0) {
+        return Err(CliError::Config(
+            "--dims and --max-tokens must be positive, --max-length at least 4".into(),
+        ));
+    }
+    if a.sif_a.is_nan() || a.sif_a <= 0.0 {
+        return Err(CliError::Config("--sif-a must be positive".into()));
+    }
+    for p in &a.texts {
+        if !p.is_file() {
+            return Err(CliError::Config(format!(
+                "--text: no such file {}",
+                p.display()
+            )));
+        }
+    }
+    let threads = if a.threads == 0 {
+        std::thread::available_parallelism().map_or(1, |n| n.get())
+    } else {
+        a.threads
+    };
+    let pool = rayon::ThreadPoolBuilder::new()
+        .num_threads(threads)
+        .build()
+        .map_err(|e| anyhow!("{e}"))?;
+    pool.install(|| go(&a)).map_err(CliError::Failed)
+}
+
+fn go(a: &DistillArgs) -> anyhow::Result<()> {
+    let t0 = Instant::now();
+    let mut texts = Vec::new();
+    for path in &a.texts {
+        let uri = path.to_string_lossy().into_owned();
+        let f = std::fs::File::open(path).with_context(|| uri.clone())?;
+        let reader = stages::read::jsonl::JsonlReader::new(
+            uri.as_str().into(),
+            Box::new(f),
+            0,
+            None,
+            ReadOptions::default(),
+        );
+        let (mut kept, mut dropped) = (0u64, 0u64);
+        for ev in reader {
+            let ReadEvent::Doc(d) = ev else { continue };
+            let group = d.id.split('#').next().unwrap_or(&d.id);
+            let h = sha1_prefix32(group);
+            if (a.exclude_test && h % 5 == 0) || (a.exclude_valid > 0 && h % a.exclude_valid == 0) {
+                dropped += 1;
+                continue;
+            }
+            texts.push(d.text().to_string());
+            kept += 1;
+        }
+        eprintln!("{uri}: {kept} texts ({dropped} in excluded splits)");
+    }
+    let opts = EncoderOptions {
+        runtime: RuntimeOptions {
+            library: a.ort_library.clone(),
+            device: Device::Cpu,
+            device_id: 0,
+            threads: 1,
+        },
+        batch_size: 256,
+        max_length: Some(a.max_length),
+        truncation: None,
+        pooling: Some(Pooling::Mean),
+        normalize: Some(false),
+        max_sessions: None,
+    };
+    let encoder = Encoder::open(&a.encoder, &opts).map_err(|e| anyhow!("--encoder: {e}"))?;
+    let d = DistillOptions {
+        dims: a.dims,
+        sif_a: a.sif_a,
+        max_tokens: a.max_tokens,
+        batch_size: 256,
+    };
+    let r = distill(&encoder, texts.iter().map(|s| s.as_str()), &d, &a.out)
+        .map_err(|e| anyhow!("{e}"))?;
+    let mut report = serde_json::to_value(&r)?;
+    report["seconds"] = serde_json::json!(t0.elapsed().as_secs_f64());
+    report["threads"] = serde_json::json!(rayon::current_num_threads());
+    report["texts"] = serde_json::json!(a.texts);
+    let p = a.out.join("distill_report.json");
+    std::fs::write(&p, serde_json::to_vec_pretty(&report)?)
+        .with_context(|| p.display().to_string())?;
+    println!(
+        "distilled {} tokens x {} dims (PCA keeps {:.1}% of the variance) from {} tokens of {} \
+         texts ({:.0} s embedding tokens); wrote {}",
+        r.vocab,
+        r.dim,
+        100.0 * r.explained_variance,
+        r.frequency_tokens,
+        r.frequency_documents,
+        r.embed_seconds,
+        a.out.display()
+    );
+    Ok(())
+}
