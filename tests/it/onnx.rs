@@ -7,6 +7,7 @@ use std::io::Read;
 use std::path::{Path, PathBuf};
 
 use crate::common::*;
+use crate::need_shared;
 
 fn ort_library() -> Option<PathBuf> {
     let lib = classifiers::testing::ort_library();
