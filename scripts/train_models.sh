@@ -8,6 +8,8 @@
 #                       (scripts/ut1_lists.py; a warning, not an error, when it cannot)
 #   models/minilm-static  static embeddings distilled from the shared MiniLM, for dedup.semantic
 #                         (needs ORT_DYLIB_PATH: docs/onnx.md)
+# Both classifiers train without the data README's kept-aside test split (`--exclude-test`: the
+# rule in src/split.rs), so figures scored on that split stay honest.
 # Usage: scripts/train_models.sh [CURATE_BINARY [OUT_DIR]]   (defaults: `curate` on PATH, models)
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -16,12 +18,12 @@ out=${2:-models}
 data=../shared/data
 mkdir -p "$out"
 "$curate" train fasttext --input "$data/classifiers/quality-hq-train.jsonl.gz" \
-  --input-as "web=$data/corpora/warc-extracted-texts.jsonl.gz" --out "$out"/quality.bin
+  --input-as "web=$data/corpora/warc-extracted-texts.jsonl.gz" --exclude-test --out "$out"/quality.bin
 "$curate" train fasttext \
   --input "$data/classifiers/topic-general-train.jsonl.gz" \
   --input "$data/classifiers/topic-math-train.jsonl.gz" \
   --input "$data/classifiers/topic-code-train.jsonl.gz" \
-  --input "$data/classifiers/topic-multilingual-train.jsonl.gz" --out "$out"/topic.bin
+  --input "$data/classifiers/topic-multilingual-train.jsonl.gz" --exclude-test --out "$out"/topic.bin
 "$curate" kl-ref build --input "$data/classifiers/quality-hq-train.jsonl.gz" --out "$out"/kl-ref.bin
 python3 scripts/ut1_lists.py "$out/ut1-adult" \
   || echo "warning: scripts/ut1_lists.py failed: no UT1 lists in $out/ut1-adult" >&2

@@ -14,7 +14,8 @@
 //! - [`io`]: Parquet and JSONL.zst document files;
 //! - [`stats`]: per-stage accounting merged per run;
 //! - [`mix`]: training mixes selected from stored signals, tokenized into Megatron shards,
-//!   and ablations.
+//!   and ablations;
+//! - [`split`]: the labelled data sets' train/test split rule, for every trainer and bench.
 
 pub mod cli;
 pub mod config;
@@ -24,5 +25,6 @@ pub mod partition;
 pub mod query;
 pub mod report;
 pub mod runner;
+pub mod split;
 pub mod stats;
 pub mod storage;

@@ -3,20 +3,23 @@
 //! fast) and resiliparse measured on the same pages in the same run.
 //!
 //! Run: cargo bench -p curate-benches --bench extract
-//! Env: EXTRACT_BENCH_FILE (another WARC), EXTRACT_BENCH_REPS (default 5), EXTRACT_BENCH_PEERS
+//! Env: EXTRACT_BENCH_FILE (another WARC), EXTRACT_BENCH_REPS (default 3), EXTRACT_BENCH_PEERS
 //! (comma list, default `trafilatura,trafilatura_fast,resiliparse`; empty: none), CURATE_PEERS.
 //! Pages are decoded and held in memory before timing, for curate and the peers alike, so the
-//! figures are the extractors' alone. CPU time of the working thread is the steadier measure of
-//! the per-core cost on a shared machine; wall time is printed too.
+//! figures are the extractors' alone; every system gets a warm-up and then the same number of
+//! timed passes (`reps`), best pass kept. CPU time of the working thread is the steadier
+//! measure of the per-core cost on a shared machine; wall time is printed too. curate's HTML
+//! parser alone (`Dom::parse`, the tree the extractor walks) is timed the same way.
 
 use std::sync::Arc;
 
 use curate_benches::{peer_python, repo_root, report, run_peer, warc_bench_input};
+use stages::extract::dom::{Dom, Limits};
 use stages::extract::{ExtractConfig, Extractor};
 use stages::read::{read_docs, Format, ReadEvent, ReadOptions};
 
 fn main() {
-    let Some((file, reps)) = warc_bench_input("EXTRACT_BENCH_FILE", "EXTRACT_BENCH_REPS") else {
+    let Some((file, reps)) = warc_bench_input("EXTRACT_BENCH_FILE", "EXTRACT_BENCH_REPS", 3) else {
         return;
     };
     let source: Arc<str> = Arc::from(file.to_string_lossy().as_ref());
@@ -53,8 +56,24 @@ fn main() {
         wall = wall.min(t.elapsed().as_secs_f64());
         cpu = cpu.min(thread_cpu_seconds() - c);
     }
+    // The parser alone, same passes.
+    let limits = Limits::default();
+    let parse = || {
+        pages
+            .iter()
+            .map(|p| Dom::parse(p, &limits).nodes.len())
+            .sum::<usize>()
+    };
+    let nodes = parse();
+    let (mut parse_wall, mut parse_cpu) = (f64::INFINITY, f64::INFINITY);
+    for _ in 0..reps {
+        let (t, c) = (std::time::Instant::now(), thread_cpu_seconds());
+        std::hint::black_box(parse());
+        parse_wall = parse_wall.min(t.elapsed().as_secs_f64());
+        parse_cpu = parse_cpu.min(thread_cpu_seconds() - c);
+    }
     println!(
-        "input: {}: {} pages, {:.1} MB of HTML; curate kept {:.1} MB of text, {failed} pages dropped",
+        "input: {}: {} pages, {:.1} MB of HTML ({nodes} parsed nodes); curate kept {:.1} MB of text, {failed} pages dropped; best of {reps} passes each",
         file.display(),
         pages.len(),
         bytes as f64 / 1e6,
@@ -68,9 +87,17 @@ fn main() {
     } else {
         peer_python("ext").and_then(|py| {
             let script = repo_root().join("benches/peers/extract_peer.py");
+            let repeat = reps.to_string();
             run_peer(
                 &py,
-                &[script.to_str()?, file.to_str()?, "--extractors", &wanted],
+                &[
+                    script.to_str()?,
+                    file.to_str()?,
+                    "--extractors",
+                    &wanted,
+                    "--repeat",
+                    &repeat,
+                ],
             )
         })
     };
@@ -86,8 +113,18 @@ fn main() {
         .as_ref()
         .and_then(|p| p["html_bytes"].as_u64())
         .unwrap_or(0) as usize;
-    for (clock, secs, key) in [("CPU time", cpu, "cpu_s"), ("wall clock", wall, "wall_s")] {
+    for (clock, secs, parse_secs, key) in [
+        ("CPU time", cpu, parse_cpu, "cpu_s"),
+        ("wall clock", wall, parse_wall, "wall_s"),
+    ] {
         println!("-- {clock}, one thread");
+        report(
+            "curate HTML parser alone",
+            pages.len(),
+            bytes,
+            parse_secs,
+            None,
+        );
         for (name, r) in &results {
             let s = r[key].as_f64().unwrap_or(f64::NAN);
             report(name, peer_pages, peer_bytes, s, None);

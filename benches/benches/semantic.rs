@@ -31,7 +31,8 @@ use std::time::Instant;
 
 use classifiers::onnx::{Encoder, EncoderOptions, Pooling, RuntimeOptions};
 use classifiers::static_embed::{distill, DistillOptions, StaticModel};
-use curate_benches::{neardup, sha1_prefix32, shared_dir};
+use curate_benches::split::sha1_prefix32;
+use curate_benches::{neardup, shared_dir};
 
 fn cpu_seconds() -> f64 {
     let mut u: libc::rusage = unsafe { std::mem::zeroed() };

@@ -1,6 +1,8 @@
 //! The shared classifier data sets (../shared/data/classifiers), split as their README says:
 //! quality (`hq` against web text) and topic (general / math / code / multilingual), with a
 //! validation split carved out of train by file group (`int(sha1(group)[:8], 16) % 4 == 0`).
+//! Web texts are not pre-split: their kept-aside test part is dropped here through
+//! `curate::split`, the rule every trainer uses, so no bench trains or validates on test texts.
 
 use std::io::Read;
 use std::path::Path;
@@ -18,7 +20,7 @@ pub struct Doc {
 impl Doc {
     /// In the validation split (a quarter of the groups).
     pub fn is_val(&self) -> bool {
-        crate::sha1_prefix32(&self.group) % 4 == 0
+        curate::split::group_in_fold(&self.group, 4)
     }
 }
 
@@ -38,7 +40,7 @@ fn jsonl_docs(path: &Path, label: Option<&str>) -> Vec<Doc> {
         .filter_map(|v| {
             let id = v["id"].as_str()?.to_string();
             Some(Doc {
-                group: id.split('#').next().unwrap_or(&id).to_string(),
+                group: curate::split::group(&id).to_string(),
                 label: label
                     .map(str::to_string)
                     .or_else(|| v["label"].as_str().map(str::to_string))?,
@@ -50,7 +52,7 @@ fn jsonl_docs(path: &Path, label: Option<&str>) -> Vec<Doc> {
 }
 
 /// Web text: the extracted WARC pages and the CleanEval gold texts (markup tags and the URL
-/// header removed).
+/// header removed), without their kept-aside test split.
 pub fn web_docs(shared: &Path) -> Vec<Doc> {
     let mut docs = jsonl_docs(
         &shared.join("data/corpora/warc-extracted-texts.jsonl.gz"),
@@ -81,6 +83,7 @@ pub fn web_docs(shared: &Path) -> Vec<Doc> {
             text,
         });
     }
+    docs.retain(|d| !curate::split::group_is_test(&d.group));
     docs
 }
 
@@ -96,7 +99,7 @@ pub fn quality_docs(shared: &Path) -> Vec<Doc> {
 
 /// The four topic train files.
 pub fn topic_docs(shared: &Path) -> Vec<Doc> {
-    ["general", "math", "code", "multilingual"]
+    let docs: Vec<Doc> = ["general", "math", "code", "multilingual"]
         .iter()
         .flat_map(|t| {
             jsonl_docs(
@@ -104,7 +107,9 @@ pub fn topic_docs(shared: &Path) -> Vec<Doc> {
                 None,
             )
         })
-        .collect()
+        .collect();
+    debug_assert!(docs.iter().all(|d| !curate::split::group_is_test(&d.group)));
+    docs
 }
 
 /// ROC AUC of `scores` for the positives (`true`), ties counted half (Mann-Whitney U).

@@ -24,8 +24,12 @@ pub fn shared_dir() -> Option<PathBuf> {
 
 /// The input of the benches that read the trafilatura-eval WARC: the file `file_var` names, else
 /// `../shared/data/warc/trafilatura-eval-pages.warc.gz`, and the repetitions `reps_var` asks for
-/// (default 5). `None`, with the reason printed, when the data is absent.
-pub fn warc_bench_input(file_var: &str, reps_var: &str) -> Option<(PathBuf, usize)> {
+/// (else `default_reps`). `None`, with the reason printed, when the data is absent.
+pub fn warc_bench_input(
+    file_var: &str,
+    reps_var: &str,
+    default_reps: usize,
+) -> Option<(PathBuf, usize)> {
     let Some(shared) = shared_dir() else {
         eprintln!("skipped: ../shared not found");
         return None;
@@ -40,7 +44,8 @@ pub fn warc_bench_input(file_var: &str, reps_var: &str) -> Option<(PathBuf, usiz
     let reps = std::env::var(reps_var)
         .ok()
         .and_then(|s| s.parse().ok())
-        .unwrap_or(5);
+        .unwrap_or(default_reps)
+        .max(1);
     Some((file, reps))
 }
 
@@ -106,6 +111,5 @@ pub fn report(
     }
 }
 
-/// `int(sha1(key)[:8], 16)`: the data sets' split rule, the same function `curate train head`
-/// splits with.
-pub use curate::cli::train_head::sha1_prefix32;
+/// The data sets' split rule (test: `sha1(group) % 5 == 0`), the one every trainer calls.
+pub use curate::split;

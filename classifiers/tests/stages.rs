@@ -334,7 +334,7 @@ fn every_dirty_word_list_is_reached_from_detector_codes() {
         shared("data/nsfw/ldnoobw"),
         shared("data/langid/lingua-testdata"),
     ) else {
-        eprintln!("skipped: ../shared lid.176, ldnoobw or lingua-testdata is absent");
+        testkit::skip("../shared lid.176, ldnoobw or lingua-testdata is absent");
         return;
     };
     use stages::safety::dirty_words::{list_code, read_folder};
@@ -427,7 +427,7 @@ fn lid176_says_und_when_short_or_mixed() {
         shared("data/langid/models/lid.176.ftz"),
         shared("data/langid/lingua-testdata"),
     ) else {
-        eprintln!("skipped: ../shared lid.176 or lingua-testdata is absent");
+        testkit::skip("../shared lid.176 or lingua-testdata is absent");
         return;
     };
     let s = build(

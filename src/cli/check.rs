@@ -16,6 +16,8 @@ pub struct CheckArgs {
 
 pub fn run(a: CheckArgs) -> Result<(), CliError> {
     let plan = load_plan(&a.pipeline, Purpose::Select)?;
+    // (load_plan validated `[mix]`; resolved again here to list the mixes.)
+    let mixes = crate::mix::spec::resolve(&plan.config, &[])?;
     println!("pipeline {} (seed {})", plan.name, plan.seed);
     println!("input:  {}", plan.inputs.join(", "));
     if let Some(l) = &plan.config.raw.input.listing {
@@ -81,6 +83,20 @@ pub fn run(a: CheckArgs) -> Result<(), CliError> {
                 }
             }
             Phase::Step { name, .. } => println!("  {name} (global step)"),
+        }
+    }
+    if plan.config.raw.mix.is_some() {
+        for m in &mixes {
+            println!(
+                "mix {}: buckets {}",
+                m.name,
+                m.planner
+                    .shares
+                    .iter()
+                    .map(|(b, s)| format!("{b} {s}"))
+                    .collect::<Vec<_>>()
+                    .join(", ")
+            );
         }
     }
     println!("ok");

@@ -14,8 +14,8 @@ use classifiers::onnx::{Device, Encoder, EncoderOptions, Pooling, RuntimeOptions
 use classifiers::static_embed::{distill, DistillOptions};
 use stages::read::{ReadEvent, ReadOptions};
 
-use super::train_head::sha1_prefix32;
 use super::CliError;
+use crate::split::sha1_prefix32;
 
 #[derive(Debug, clap::Args)]
 pub struct DistillArgs {

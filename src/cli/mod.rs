@@ -133,16 +133,14 @@ pub fn dispatch(cli: Cli) -> Result<(), CliError> {
     }
 }
 
-/// Loads and validates a pipeline with its overrides.
+/// Loads and validates a pipeline with its overrides, `[mix]` included: `curate mix` reads
+/// that section only after the run, so a mistake there is reported before any work starts.
 pub fn load_plan(
     a: &PipelineArgs,
     purpose: stages::Purpose,
 ) -> Result<crate::config::Plan, CliError> {
     let cf = crate::config::load(&a.pipeline, &a.set)?;
-    Ok(crate::config::Plan::build(
-        cf,
-        a.input.as_deref(),
-        a.output.as_deref(),
-        purpose,
-    )?)
+    let plan = crate::config::Plan::build(cf, a.input.as_deref(), a.output.as_deref(), purpose)?;
+    crate::mix::spec::resolve(&plan.config, &[])?;
+    Ok(plan)
 }

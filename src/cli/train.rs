@@ -69,6 +69,10 @@ pub struct FasttextArgs {
     pub loss: String,
     #[arg(long, default_value_t = TrainOptions::default().seed)]
     pub seed: u64,
+    /// Drop the documents of the labelled data's kept-aside test split (`curate::split`:
+    /// sha1 of the id up to `#`, `% 5 == 0`) before training; rows without an id are skipped.
+    #[arg(long)]
+    pub exclude_test: bool,
 }
 
 pub fn run(a: TrainArgs) -> Result<(), CliError> {
@@ -134,6 +138,19 @@ fn fasttext(a: FasttextArgs) -> Result<(), CliError> {
                     continue;
                 }
             };
+            if a.exclude_test {
+                match &r.id {
+                    None => {
+                        *skipped.entry("missing_id").or_default() += 1;
+                        continue;
+                    }
+                    Some(id) if crate::split::is_test(id) => {
+                        *skipped.entry("test_split").or_default() += 1;
+                        continue;
+                    }
+                    Some(_) => {}
+                }
+            }
             let Some(text) = r.text else {
                 *skipped.entry("missing_text").or_default() += 1;
                 continue;

@@ -19,6 +19,8 @@ use std::path::{Path, PathBuf};
 use std::time::Instant;
 
 use anyhow::{anyhow, bail, Context};
+
+use crate::split;
 use classifiers::onnx::train::{self, HeadOptions};
 use classifiers::onnx::{
     Device, Encoder, EncoderOptions, ModelFile, Pooling, RuntimeOptions, Truncation,
@@ -213,7 +215,7 @@ fn read_examples(
         };
         let group = match &a.group_field {
             Some(g) => d.metadata.get(g).cloned().unwrap_or_else(|| d.id.clone()),
-            None => d.id.split('#').next().unwrap_or(&d.id).to_string(),
+            None => split::group(&d.id).to_string(),
         };
         out.push(Example {
             group,
@@ -236,7 +238,7 @@ fn train(a: &TrainHeadArgs, inputs: &[(Option<String>, PathBuf)]) -> anyhow::Res
     }
     if a.exclude_test {
         let before = examples.len();
-        examples.retain(|e| sha1_prefix32(&e.group) % 5 != 0);
+        examples.retain(|e| !split::group_is_test(&e.group));
         eprintln!(
             "--exclude-test: {} documents dropped",
             before - examples.len()
@@ -277,9 +279,13 @@ fn train(a: &TrainHeadArgs, inputs: &[(Option<String>, PathBuf)]) -> anyhow::Res
         max_sessions: None,
     };
     let encoder = if static_embed::is_static(&a.encoder) {
-        Embedder::Static(StaticModel::open(&a.encoder).map_err(|e| anyhow!("--encoder: {e}"))?)
+        Embedder::Static(Box::new(
+            StaticModel::open(&a.encoder).map_err(|e| anyhow!("--encoder: {e}"))?,
+        ))
     } else {
-        Embedder::Onnx(Encoder::open(&a.encoder, &opts).map_err(|e| anyhow!("--encoder: {e}"))?)
+        Embedder::Onnx(Box::new(
+            Encoder::open(&a.encoder, &opts).map_err(|e| anyhow!("--encoder: {e}"))?,
+        ))
     };
     let t_embed = Instant::now();
     let mut x: Vec<Vec<f32>> = Vec::with_capacity(examples.len());
@@ -308,7 +314,7 @@ fn train(a: &TrainHeadArgs, inputs: &[(Option<String>, PathBuf)]) -> anyhow::Res
     };
     let is_valid: Vec<bool> = examples
         .iter()
-        .map(|e| a.valid_mod > 0 && sha1_prefix32(&e.group) % a.valid_mod == 0)
+        .map(|e| split::group_in_fold(&e.group, a.valid_mod))
         .collect();
     let mut validation = None;
     let mut head = None;
@@ -452,8 +458,8 @@ fn finish(
 
 /// The encoder of the training documents.
 enum Embedder {
-    Onnx(Encoder),
-    Static(StaticModel),
+    Onnx(Box<Encoder>),
+    Static(Box<StaticModel>),
 }
 
 /// A hard link (free when both lie on one file system), else a copy.
@@ -498,82 +504,9 @@ fn print_metrics(m: &train::Metrics, trained_on: usize) {
     }
 }
 
-/// `int(sha1(key)[:8], 16)`: the data sets' split rule.
-pub fn sha1_prefix32(key: &str) -> u32 {
-    let d = sha1(key.as_bytes());
-    u32::from_be_bytes([d[0], d[1], d[2], d[3]])
-}
-
-/// SHA-1 (FIPS 180-4); only the split rule needs it.
-fn sha1(data: &[u8]) -> [u8; 20] {
-    let mut h: [u32; 5] = [
-        0x6745_2301,
-        0xEFCD_AB89,
-        0x98BA_DCFE,
-        0x1032_5476,
-        0xC3D2_E1F0,
-    ];
-    let mut msg = data.to_vec();
-    msg.push(0x80);
-    while msg.len() % 64 != 56 {
-        msg.push(0);
-    }
-    msg.extend_from_slice(&((data.len() as u64) * 8).to_be_bytes());
-    for block in msg.chunks_exact(64) {
-        let mut w = [0u32; 80];
-        for (i, c) in block.chunks_exact(4).enumerate() {
-            w[i] = u32::from_be_bytes([c[0], c[1], c[2], c[3]]);
-        }
-        for i in 16..80 {
-            w[i] = (w[i - 3] ^ w[i - 8] ^ w[i - 14] ^ w[i - 16]).rotate_left(1);
-        }
-        let [mut a, mut b, mut c, mut d, mut e] = h;
-        for (i, wi) in w.iter().enumerate() {
-            let (f, k) = match i {
-                0..=19 => ((b & c) | (!b & d), 0x5A82_7999),
-                20..=39 => (b ^ c ^ d, 0x6ED9_EBA1),
-                40..=59 => ((b & c) | (b & d) | (c & d), 0x8F1B_BCDC),
-                _ => (b ^ c ^ d, 0xCA62_C1D6),
-            };
-            let t = a
-                .rotate_left(5)
-                .wrapping_add(f)
-                .wrapping_add(e)
-                .wrapping_add(k)
-                .wrapping_add(*wi);
-            e = d;
-            d = c;
-            c = b.rotate_left(30);
-            b = a;
-            a = t;
-        }
-        for (x, y) in h.iter_mut().zip([a, b, c, d, e]) {
-            *x = x.wrapping_add(y);
-        }
-    }
-    let mut out = [0u8; 20];
-    for (i, x) in h.iter().enumerate() {
-        out[i * 4..i * 4 + 4].copy_from_slice(&x.to_be_bytes());
-    }
-    out
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
-
-    #[test]
-    fn sha1_known_vectors() {
-        let hex = |d: [u8; 20]| d.iter().map(|b| format!("{b:02x}")).collect::<String>();
-        assert_eq!(
-            hex(sha1(b"abc")),
-            "a9993e364706816aba3e25717850c26c9cd0d89d"
-        );
-        assert_eq!(hex(sha1(b"")), "da39a3ee5e6b4b0d3255bfef95601890afd80709");
-        let long = vec![b'a'; 1000];
-        assert_eq!(hex(sha1(&long)), "291e9a6c66994949b57ba5e650361e98fc36b1ba");
-        assert_eq!(sha1_prefix32("abc"), 0xa999_3e36);
-    }
 
     #[test]
     fn inputs_with_a_label() {

@@ -76,7 +76,35 @@ pub struct RawConfig {
     pub slurm: SlurmSection,
     /// Run report settings.
     #[serde(default)]
-    pub report: Option<toml::Table>,
+    pub report: ReportSection,
+}
+
+/// `[report]`: what `report.html` shows.
+#[derive(Debug, Deserialize, Clone)]
+#[serde(deny_unknown_fields)]
+pub struct ReportSection {
+    /// Example documents shown per drop reason.
+    #[serde(default = "default_examples")]
+    pub examples_per_reason: usize,
+    /// Bins of each signal histogram.
+    #[serde(default = "default_bins")]
+    pub bins: usize,
+}
+
+impl Default for ReportSection {
+    fn default() -> Self {
+        ReportSection {
+            examples_per_reason: default_examples(),
+            bins: default_bins(),
+        }
+    }
+}
+
+fn default_examples() -> usize {
+    3
+}
+fn default_bins() -> usize {
+    30
 }
 
 #[derive(Debug, Deserialize, Default)]

@@ -288,8 +288,8 @@ pub fn refresh_run_report(run: &StoredRun, cf: &ConfigFile) -> Result<(), Error>
     let input = match &run.plan {
         Some(p) => crate::report::input_for(p),
         None => crate::report::ReportInput {
-            examples_per_reason: 3,
-            bins: 30,
+            examples_per_reason: cf.raw.report.examples_per_reason,
+            bins: cf.raw.report.bins.max(1),
             ..Default::default()
         },
     };

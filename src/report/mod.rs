@@ -522,9 +522,10 @@ fn signal_values(t: &RunTables, col: &str) -> Option<String> {
 
 /// Report inputs from a plan: thresholds and stage kinds.
 pub fn input_for(plan: &crate::config::Plan) -> ReportInput {
+    let r = &plan.config.raw.report;
     let mut input = ReportInput {
-        examples_per_reason: 3,
-        bins: 30,
+        examples_per_reason: r.examples_per_reason,
+        bins: r.bins.max(1),
         ..Default::default()
     };
     for s in &plan.slots {

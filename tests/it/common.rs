@@ -17,19 +17,18 @@ pub fn shared() -> Option<PathBuf> {
     p.is_dir().then_some(p)
 }
 
-/// Skips a test (prints why) when `../shared` is absent.
+/// Skips a test when `../shared` is absent (through [`testkit::skip`]: a failure in CI, a
+/// printed and logged `SKIP` line elsewhere).
 #[macro_export]
 macro_rules! need_shared {
     () => {
         match $crate::common::shared() {
             Some(p) => p,
-            None => {
-                eprintln!("skipped: ../shared is absent");
-                return;
-            }
+            None => testkit::skip!("../shared is absent"),
         }
     };
 }
+
 
 /// The Python with the test requirements (`.ci/requirements.txt`), if installed.
 pub fn python() -> Option<PathBuf> {
@@ -210,4 +209,60 @@ pub fn assert_accounting(s: &serde_json::Value, what: &str) {
             );
         }
     }
+}
+
+/// Unit markers (`completions/<phase>/<unit>`) a run has written so far.
+pub fn units_done(out: &Path) -> usize {
+    let Ok(phases) = std::fs::read_dir(out.join("completions")) else {
+        return 0;
+    };
+    phases
+        .flatten()
+        .filter_map(|p| std::fs::read_dir(p.path()).ok())
+        .map(|units| {
+            units
+                .flatten()
+                .filter(|u| u.path().extension().is_none_or(|e| e != "tmp"))
+                .count()
+        })
+        .sum()
+}
+
+/// Starts `curate args` (writing to `out`), SIGKILLs it as soon as `at` units are done, and
+/// asserts that the kill landed mid-run: the process was still running, died of the signal,
+/// and fewer than `total` units (the count of a finished run) were done. Returns the units done.
+pub fn kill_mid_run(args: &[&str], out: &Path, at: usize, total: usize, what: &str) -> usize {
+    use std::os::unix::process::ExitStatusExt;
+    assert!(0 < at && at < total, "{what}: kill point {at} of {total}");
+    let mut child = Command::new(env!("CARGO_BIN_EXE_curate"))
+        .args(args)
+        .stdout(std::process::Stdio::null())
+        .stderr(std::process::Stdio::null())
+        .spawn()
+        .expect("run curate");
+    let t0 = std::time::Instant::now();
+    while units_done(out) < at {
+        if let Some(st) = child.try_wait().unwrap() {
+            panic!("{what}: the run ended ({st}) before {at} of {total} units were done");
+        }
+        assert!(t0.elapsed().as_secs() < 300, "{what}: no progress");
+        std::thread::sleep(std::time::Duration::from_millis(1));
+    }
+    let still_running = child.try_wait().unwrap().is_none();
+    let _ = child.kill(); // SIGKILL
+    let st = child.wait().unwrap();
+    let done = units_done(out);
+    assert!(still_running, "{what}: the run had already exited ({st})");
+    assert_eq!(st.signal(), Some(9), "{what}: not killed by SIGKILL ({st})");
+    assert!(
+        (at..total).contains(&done),
+        "{what}: the kill did not land mid-run ({done} of {total} units done)"
+    );
+    done
+}
+
+/// Three kill points spread over a run of `total` units: after the first unit, a third, two thirds.
+pub fn kill_points(total: usize) -> Vec<usize> {
+    assert!(total >= 4, "too few units ({total}) to kill a run mid-way");
+    vec![1, total / 3, 2 * total / 3]
 }

@@ -221,3 +221,56 @@ fn only_languages_scopes_a_stage_to_the_language_id_signal() {
     );
     assert_eq!(st["docs_out"], 3, "the German documents pass: {st}");
 }
+
+/// `[report]` is strict: an unknown key is refused with its line, a known one is used.
+#[test]
+fn report_section_refuses_unknown_keys() {
+    check_fails(
+        &format!("{GOOD}\n[report]\nbins = 20\nexamples = 5\n"),
+        &[],
+        &["pipeline.toml:17", "report.examples", "unknown field"],
+    );
+    check_fails(
+        &format!("{GOOD}\n[report]\nbins = \"many\"\n"),
+        &[],
+        &["pipeline.toml:16", "report.bins"],
+    );
+    let d = tempfile::tempdir().unwrap();
+    write_jsonl(&d.path().join("in.jsonl"), 10, 1);
+    let p = pipeline(
+        d.path(),
+        &format!("{GOOD}\n[report]\nbins = 12\nexamples_per_reason = 1\n"),
+    );
+    curate_ok(&["check", p.to_str().unwrap()]);
+}
+
+/// `[mix]` is validated by `check` (and `run`), before any work, not first by `curate mix`
+/// after the run: an unknown planner key, a bad value, a mix naming a stage that does not exist.
+#[test]
+fn mix_section_is_validated_before_the_run() {
+    let mix = "\n[mix]\ntokenizer = \"cl100k_base\"\n\n[mix.main]\ngeneral = 0.5\nmath = 0.5\n";
+    let d = tempfile::tempdir().unwrap();
+    write_jsonl(&d.path().join("in.jsonl"), 10, 1);
+    let p = pipeline(d.path(), &format!("{GOOD}{mix}"));
+    let out = curate_ok(&["check", p.to_str().unwrap()]);
+    let listed = out.lines().find(|l| l.starts_with("mix main: buckets"));
+    assert!(
+        listed.is_some_and(|l| l.contains("general") && l.contains("math")),
+        "{out}"
+    );
+    check_fails(
+        &format!("{GOOD}{mix}max_repeat = 2\n"),
+        &[],
+        &["pipeline.toml:21", "mix.main.max_repeat"],
+    );
+    check_fails(
+        &format!("{GOOD}{mix}layout = \"zigzag\"\n"),
+        &[],
+        &["pipeline.toml:21", "mix.main.layout", "zigzag"],
+    );
+    check_fails(
+        &format!("{GOOD}{mix}ignore_stages = [\"lenght\"]\n"),
+        &[],
+        &["ignore_stages[0]", "no stage named \"lenght\""],
+    );
+}

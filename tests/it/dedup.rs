@@ -394,8 +394,7 @@ fn matches_dolma_url_and_paragraph_dedup() {
     let shared = crate::need_shared!();
     let d = tempfile::tempdir().unwrap();
     let Some((input, docs)) = dolma_jsonl(&shared, d.path()) else {
-        eprintln!("skipped: dolma-tests absent");
-        return;
+        testkit::skip!("dolma-tests absent")
     };
     // URL dedup. dolma keeps the first copy of a URL and marks later ones; `keep = "first"`
     // is the same rule. Our default (`newest`) keeps the later download instead, which here
@@ -507,31 +506,26 @@ fn dedup_resumes_after_sigkill_byte_identical() {
     let input = write_corpus(d.path(), &c);
     let args = |out: &Path| dedup_args(&input, out.to_str().unwrap(), 20_000, &[]);
     let reference = d.path().join("ref");
-    let t = std::time::Instant::now();
     curate_ok(
         &args(&reference)
             .iter()
             .map(|s| s.as_str())
             .collect::<Vec<_>>(),
     );
-    let full = t.elapsed();
     let want = outputs(&reference);
-    // Killed in the collect, step and apply phases of different stages.
-    for (trial, frac) in [0.1f64, 0.35, 0.6, 0.85].into_iter().enumerate() {
+    // Killed in the collect, step and apply phases of different stages: after the first unit, a
+    // third and two thirds of them (kill_mid_run asserts each kill landed mid-run).
+    let total = units_done(&reference);
+    for (trial, at) in kill_points(total).into_iter().enumerate() {
         let out = d.path().join(format!("killed{trial}"));
-        let mut child = Command::new(env!("CARGO_BIN_EXE_curate"))
-            .args(args(&out))
-            .spawn()
-            .unwrap();
-        std::thread::sleep(full.mul_f64(frac));
-        let _ = child.kill(); // SIGKILL
-        let _ = child.wait();
-        let done = files(&out, "completions").len();
+        let argv = args(&out);
+        let argv: Vec<&str> = argv.iter().map(|s| s.as_str()).collect();
+        let done = kill_mid_run(&argv, &out, at, total, &format!("trial {trial}"));
         curate_ok(&args(&out).iter().map(|s| s.as_str()).collect::<Vec<_>>());
         assert_same(
             &outputs(&out),
             &want,
-            &format!("trial {trial}: killed with {done} units done"),
+            &format!("trial {trial}: killed with {done} of {total} units done"),
         );
     }
 }

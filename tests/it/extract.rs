@@ -54,8 +54,7 @@ fn trafilatura_eval_snippet_f1() {
     let shared = need_shared!();
     let warc = shared.join("data/warc/trafilatura-eval-pages.warc.gz");
     let Some(py) = peers_python() else {
-        eprintln!("skipped: ~/.cache/curate-peers/ext not installed (../shared/peers/setup.sh)");
-        return;
+        testkit::skip!("~/.cache/curate-peers/ext not installed (../shared/peers/setup.sh)")
     };
     let d = tempfile::tempdir().unwrap();
     let preds = d.path().join("preds.jsonl");
@@ -87,8 +86,7 @@ fn cleaneval_shingle_f1() {
     let shared = need_shared!();
     let data = shared.join("data/extraction/cleaneval-final");
     let Some(py) = peers_python() else {
-        eprintln!("skipped: ~/.cache/curate-peers/ext not installed (../shared/peers/setup.sh)");
-        return;
+        testkit::skip!("~/.cache/curate-peers/ext not installed (../shared/peers/setup.sh)")
     };
     let d = tempfile::tempdir().unwrap();
     let preds = d.path().join("preds.jsonl");

@@ -707,8 +707,7 @@ fn llama3_models(dir: &Path) -> Option<Vec<String>> {
 fn llama3_pipeline_plans_a_main_and_an_annealing_mix() {
     let d = tempfile::tempdir().unwrap();
     let Some(sets) = llama3_models(d.path()) else {
-        eprintln!("skipped: ../shared is absent (models are trained from its data)");
-        return;
+        testkit::skip!("../shared is absent (models are trained from its data)")
     };
     let p = root().join("pipelines/llama3.toml");
     let mut args = vec!["check", p.to_str().unwrap(), "--offline"];
@@ -744,13 +743,11 @@ fn llama3_pipeline_plans_a_main_and_an_annealing_mix() {
 #[test]
 fn llama3_pipeline_runs_end_to_end_and_writes_both_mixes() {
     let Some(ort) = classifiers::testing::ort_library() else {
-        eprintln!("skipped: no libonnxruntime.so (pip install onnxruntime into the test venv)");
-        return;
+        return; // the helper recorded the skip
     };
     let d = tempfile::tempdir().unwrap();
     let Some(sets) = llama3_models(&d.path().join("models")) else {
-        eprintln!("skipped: ../shared is absent (models are trained from its data)");
-        return;
+        testkit::skip!("../shared is absent (models are trained from its data)")
     };
     // The sample crawl and two real Common Crawl WARC files, as one input folder.
     let input = d.path().join("crawl");

@@ -9,12 +9,9 @@ use std::path::{Path, PathBuf};
 use crate::common::*;
 use crate::need_shared;
 
+/// The test venv's onnxruntime library (the helper records the skip when there is none).
 fn ort_library() -> Option<PathBuf> {
-    let lib = classifiers::testing::ort_library();
-    if lib.is_none() {
-        eprintln!("skipped: no libonnxruntime.so (pip install onnxruntime into the test venv)");
-    }
-    lib
+    classifiers::testing::ort_library()
 }
 
 fn testdata(name: &str) -> String {

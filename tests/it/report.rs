@@ -39,8 +39,7 @@ fn headless(browser: &str, profile: &Path) -> Command {
 /// Renders a run's report; returns (DOM text, console errors, screenshot path).
 pub fn render(out: &Path) -> Option<(String, Vec<String>, std::path::PathBuf)> {
     let Some(browser) = chromium() else {
-        eprintln!("skipped: no chromium (apt-get install chromium)");
-        return None;
+        testkit::skip!(None; "no chromium (apt-get install chromium)")
     };
     let report = out.join("report.html");
     assert!(report.exists(), "report.html written next to the output");

@@ -2,7 +2,6 @@
 
 use std::path::Path;
 use std::process::Command;
-use std::time::Duration;
 
 use crate::common::*;
 
@@ -171,42 +170,26 @@ fn resume_after_sigkill_is_byte_identical() {
     let reference = d.path().join("ref");
     run_to(&p, &reference, &["--threads", "2"]);
     let want = outputs(&reference);
+    let total = units_done(&reference);
     let ps = p.to_str().unwrap().to_string();
-    // Several trials, killed at random points (printed, so a failure can be replayed with
-    // CURATE_KILL_DELAYS=a,b,c) spread over the run's ~0.5 s.
-    let delays: Vec<u64> = match std::env::var("CURATE_KILL_DELAYS") {
-        Ok(v) => v.split(',').filter_map(|x| x.trim().parse().ok()).collect(),
-        Err(_) => {
-            let mut r = Words::new(
-                std::time::SystemTime::now()
-                    .duration_since(std::time::UNIX_EPOCH)
-                    .unwrap()
-                    .as_nanos() as u64,
-            );
-            vec![
-                20 + r.next() % 100,
-                120 + r.next() % 150,
-                270 + r.next() % 250,
-            ]
-        }
-    };
-    eprintln!("kill delays (ms): {delays:?}");
-    for (trial, delay_ms) in delays.into_iter().enumerate() {
+    // Killed after the first unit, a third and two thirds of the units: each kill lands
+    // mid-run by construction, and kill_mid_run asserts it did.
+    for (trial, at) in kill_points(total).into_iter().enumerate() {
         let out = d.path().join(format!("killed{trial}"));
         let os = out.to_str().unwrap().to_string();
-        let mut child = Command::new(env!("CARGO_BIN_EXE_curate"))
-            .args(["run", &ps, "--output", &os, "-q", "--threads", "2"])
-            .spawn()
-            .unwrap();
-        std::thread::sleep(Duration::from_millis(delay_ms));
-        let _ = child.kill(); // SIGKILL
-        let _ = child.wait();
-        let partial = files(&out, "completions").len();
+        let what = format!("trial {trial}");
+        let partial = kill_mid_run(
+            &["run", &ps, "--output", &os, "-q", "--threads", "2"],
+            &out,
+            at,
+            total,
+            &what,
+        );
         run_to(&p, &out, &["-q"]);
         assert_same(
             &outputs(&out),
             &want,
-            &format!("trial {trial} (killed after {delay_ms} ms, {partial} partitions done)"),
+            &format!("{what} (killed with {partial} of {total} units done)"),
         );
         let s = stats(&out);
         let read = &s["phases"][0]["stages"][0];
@@ -221,8 +204,7 @@ fn resume_after_sigkill_is_byte_identical() {
 #[test]
 fn parquet_opens_in_pyarrow_and_duckdb() {
     let Some(py) = python() else {
-        eprintln!("skipped: no test Python (CURATE_PY)");
-        return;
+        testkit::skip!("no test Python (CURATE_PY)")
     };
     let (d, p) = setup(500);
     let out = d.path().join("o");
@@ -266,9 +248,7 @@ fn resume_after_sigkill_across_global_steps() {
         &format!("{PIPE}[stages.exact]\ntype = \"dedup.exact\"\n[stages.minhash]\ntype = \"dedup.minhash\"\n"),
     );
     let reference = d.path().join("ref");
-    let t0 = std::time::Instant::now();
     run_to(&p, &reference, &["-q"]);
-    let took = t0.elapsed().as_millis() as u64;
     let want = outputs(&reference);
     assert_accounting(&stats(&reference), "reference");
     let dropped = stage_counts(&stats(&reference), "exact", "dropped")
@@ -277,35 +257,27 @@ fn resume_after_sigkill_across_global_steps() {
         .unwrap_or(0);
     // (copies of documents that fail the length filter never reach exact dedup)
     assert!(dropped > 100, "planted copies found ({dropped})");
-    let mut r = Words::new(
-        std::time::SystemTime::now()
-            .duration_since(std::time::UNIX_EPOCH)
-            .unwrap()
-            .as_nanos() as u64,
-    );
-    // Three kills spread over the run's duration (printed for replay).
-    let delays: Vec<u64> = (0..3)
-        .map(|k| took * k / 3 + r.next() % (took / 3 + 1))
-        .collect();
-    eprintln!("run took {took} ms; kill delays (ms): {delays:?}");
-    for (trial, delay_ms) in delays.into_iter().enumerate() {
+    // Three kills spread over the run's units (map phases, dedup global steps and barriers);
+    // kill_mid_run asserts each landed mid-run.
+    let total = units_done(&reference);
+    for (trial, at) in kill_points(total).into_iter().enumerate() {
         let out = d.path().join(format!("killed{trial}"));
-        let mut child = Command::new(env!("CARGO_BIN_EXE_curate"))
-            .args([
+        let what = format!("trial {trial}");
+        let done = kill_mid_run(
+            &[
                 "run",
                 p.to_str().unwrap(),
                 "--output",
                 out.to_str().unwrap(),
                 "-q",
-            ])
-            .spawn()
-            .unwrap();
-        std::thread::sleep(Duration::from_millis(delay_ms));
-        let _ = child.kill();
-        let _ = child.wait();
-        let done = files(&out, "completions").len();
+            ],
+            &out,
+            at,
+            total,
+            &what,
+        );
         run_to(&p, &out, &["-q"]);
-        let what = format!("trial {trial} (killed after {delay_ms} ms, {done} units done)");
+        let what = format!("{what} (killed with {done} of {total} units done)");
         assert_same(&outputs(&out), &want, &what);
         assert_accounting(&stats(&out), &what);
     }

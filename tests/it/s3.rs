@@ -105,8 +105,7 @@ macro_rules! need_moto {
         match $crate::s3::Moto::start() {
             Some(m) => m,
             None => {
-                eprintln!("skipped: no moto S3 server (pip install 'moto[server]' into CURATE_PY)");
-                return;
+                testkit::skip!("no moto S3 server (pip install 'moto[server]' into CURATE_PY)")
             }
         }
     };

@@ -20,8 +20,7 @@ fn slurm_up() -> bool {
 /// build elsewhere.
 fn slurm_dir() -> Option<tempfile::TempDir> {
     if !slurm_up() {
-        eprintln!("skipped: no Slurm cluster (../shared/peers/start-slurm.sh starts one)");
-        return None;
+        testkit::skip!(None; "no Slurm cluster (../shared/peers/start-slurm.sh starts one)")
     }
     let base = root().join("target");
     std::fs::create_dir_all(&base).unwrap();

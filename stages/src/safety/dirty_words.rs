@@ -607,7 +607,7 @@ mod tests {
         let dir =
             std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../../shared/data/nsfw/ldnoobw");
         if !dir.is_dir() {
-            eprintln!("skipped: {} not found", dir.display());
+            testkit::skip(format!("{} not found", dir.display()));
             return;
         }
         let body = format!("lists_dir = {:?}", dir.display().to_string());

@@ -37,7 +37,7 @@ pub fn corpus_texts(limit: usize) -> Option<Vec<String>> {
 pub fn lingua_sentences(per_language: usize) -> Option<Vec<(String, String)>> {
     let dir = shared()?.join("data/langid/lingua-testdata");
     let Ok(rd) = std::fs::read_dir(&dir) else {
-        eprintln!("skipped: {} is absent", dir.display());
+        testkit::skip(format!("{} is absent", dir.display()));
         return None;
     };
     let mut langs: Vec<String> = rd

@@ -123,7 +123,7 @@ fn words(s: &str) -> Vec<&str> {
 
 fn jsonl_texts(path: &std::path::Path) -> Option<Vec<(String, String)>> {
     let Ok(f) = std::fs::File::open(path) else {
-        eprintln!("skipped: {} is absent", path.display());
+        testkit::skip(format!("{} is absent", path.display()));
         return None;
     };
     let mut s = String::new();
@@ -236,7 +236,7 @@ fn real_corpora_lose_markers_only() {
 #[test]
 fn repo_markdown_matches_commonmark_rendering() {
     let Some(py) = crate::tokenize::testdata::python_with(&["markdown_it"]) else {
-        eprintln!("skipped: no Python with markdown_it (markdown-it-py)");
+        testkit::skip("no Python with markdown_it (markdown-it-py)");
         return;
     };
     let root = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("..");

@@ -145,7 +145,7 @@ fn corpus() -> Option<Vec<Document>> {
     let shared = crate::tokenize::testdata::shared()?;
     let path = shared.join("data/corpora/warc-extracted-texts.jsonl.gz");
     let Ok(f) = std::fs::File::open(&path) else {
-        eprintln!("skipped: {} is absent", path.display());
+        testkit::skip(format!("{} is absent", path.display()));
         return None;
     };
     let mut s = String::new();
