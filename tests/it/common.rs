@@ -29,7 +29,6 @@ macro_rules! need_shared {
     };
 }
 
-
 /// The Python with the test requirements (`.ci/requirements.txt`), if installed.
 pub fn python() -> Option<PathBuf> {
     let p = std::env::var_os("CURATE_PY")
