@@ -15,7 +15,7 @@ use classifiers::static_embed::{distill, DistillOptions};
 use stages::read::{ReadEvent, ReadOptions};
 
 use super::CliError;
-use crate::split::sha1_prefix32;
+use crate::split;
 
 #[derive(Debug, clap::Args)]
 pub struct DistillArgs {
@@ -99,9 +99,10 @@ fn go(a: &DistillArgs) -> anyhow::Result<()> {
         let (mut kept, mut dropped) = (0u64, 0u64);
         for ev in reader {
             let ReadEvent::Doc(d) = ev else { continue };
-            let group = d.id.split('#').next().unwrap_or(&d.id);
-            let h = sha1_prefix32(group);
-            if (a.exclude_test && h % 5 == 0) || (a.exclude_valid > 0 && h % a.exclude_valid == 0) {
+            let group = split::group(&d.id);
+            if (a.exclude_test && split::group_is_test(group))
+                || split::group_in_fold(group, a.exclude_valid)
+            {
                 dropped += 1;
                 continue;
             }

@@ -14,10 +14,9 @@ pub fn shared() -> Option<PathBuf> {
     }
 }
 
-/// Up to `limit` texts of the extracted-WARC corpus.
-pub fn corpus_texts(limit: usize) -> Option<Vec<String>> {
-    let path = shared()?.join("data/corpora/warc-extracted-texts.jsonl.gz");
-    let Ok(f) = std::fs::File::open(&path) else {
+/// The records of a gzipped JSONL file (skips, with its path, when the file is absent).
+pub fn jsonl_gz_records(path: &std::path::Path) -> Option<Vec<serde_json::Value>> {
+    let Ok(f) = std::fs::File::open(path) else {
         testkit::skip!(None; "{} is absent", path.display())
     };
     let mut s = String::new();
@@ -26,7 +25,21 @@ pub fn corpus_texts(limit: usize) -> Option<Vec<String>> {
         .ok()?;
     Some(
         s.lines()
-            .filter_map(|l| serde_json::from_str::<serde_json::Value>(l).ok())
+            .filter_map(|l| serde_json::from_str(l).ok())
+            .collect(),
+    )
+}
+
+/// The records of the extracted-WARC corpus (`id`, `url`, `text`, ...).
+pub fn corpus_records() -> Option<Vec<serde_json::Value>> {
+    jsonl_gz_records(&shared()?.join("data/corpora/warc-extracted-texts.jsonl.gz"))
+}
+
+/// Up to `limit` texts of the extracted-WARC corpus.
+pub fn corpus_texts(limit: usize) -> Option<Vec<String>> {
+    Some(
+        corpus_records()?
+            .iter()
             .filter_map(|v| v["text"].as_str().map(str::to_string))
             .take(limit)
             .collect(),

@@ -1,5 +1,3 @@
-use std::io::Read;
-
 use super::*;
 
 fn strip(s: &str) -> String {
@@ -122,17 +120,9 @@ fn words(s: &str) -> Vec<&str> {
 }
 
 fn jsonl_texts(path: &std::path::Path) -> Option<Vec<(String, String)>> {
-    let Ok(f) = std::fs::File::open(path) else {
-        testkit::skip(format!("{} is absent", path.display()));
-        return None;
-    };
-    let mut s = String::new();
-    flate2::read::GzDecoder::new(f)
-        .read_to_string(&mut s)
-        .ok()?;
     Some(
-        s.lines()
-            .filter_map(|l| serde_json::from_str::<serde_json::Value>(l).ok())
+        crate::tokenize::testdata::jsonl_gz_records(path)?
+            .iter()
             .filter_map(|v| {
                 Some((
                     v["id"].as_str().unwrap_or("").to_string(),

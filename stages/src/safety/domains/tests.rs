@@ -1,5 +1,3 @@
-use std::io::Read;
-
 use super::*;
 use crate::{LocalStore, Stage, Store};
 
@@ -142,19 +140,9 @@ fn leaky_site(n: usize) -> Vec<Document> {
 }
 
 fn corpus() -> Option<Vec<Document>> {
-    let shared = crate::tokenize::testdata::shared()?;
-    let path = shared.join("data/corpora/warc-extracted-texts.jsonl.gz");
-    let Ok(f) = std::fs::File::open(&path) else {
-        testkit::skip(format!("{} is absent", path.display()));
-        return None;
-    };
-    let mut s = String::new();
-    flate2::read::GzDecoder::new(f)
-        .read_to_string(&mut s)
-        .ok()?;
     Some(
-        s.lines()
-            .filter_map(|l| serde_json::from_str::<serde_json::Value>(l).ok())
+        crate::tokenize::testdata::corpus_records()?
+            .iter()
             .map(|v| {
                 page(
                     v["url"].as_str().unwrap_or(""),
