@@ -22,7 +22,7 @@ use curate::config::Plan;
 use curate::mix::{select, spec, StoredRun};
 use parquet::arrow::ArrowWriter;
 use rayon::prelude::*;
-use stages::mix::{plan, Candidate, MixConfig};
+use curate::mix::plan::{plan, Candidate, MixConfig};
 use stages::signals::SignalType;
 
 const PIPELINE: &str = r#"[pipeline]
@@ -361,7 +361,7 @@ fn selection(dir: &Path, pipeline: &Path, set: &[&str]) {
     );
 }
 
-fn plan_mix(sel: &select::Selection, spec: &spec::MixSpec) -> stages::mix::MixPlan {
+fn plan_mix(sel: &select::Selection, spec: &spec::MixSpec) -> curate::mix::plan::MixPlan {
     plan(&sel.candidates, &sel.buckets, &sel.sources, &spec.planner)
 }
 

@@ -22,7 +22,7 @@
 use std::io::{self, Write};
 use std::path::{Path, PathBuf};
 
-use crate::error::{Error, Result};
+use stages::error::{Error, Result};
 
 /// The index file's magic bytes.
 pub const MAGIC: &[u8; 9] = b"MMIDIDX\x00\x00";

@@ -5,15 +5,18 @@
 //!    columns only), re-derives and re-judges every row with the current config;
 //! 2. token counts: from a stored `tokenize.count` signal made with the mix's tokenizer, else
 //!    counted from the candidates' text;
-//! 3. [`stages::mix::plan`]: token shares per bucket, budget, sampling, repeats;
-//! 4. [`write`]: the picked rows' text is read, tokenized and written as Megatron shards with
-//!    a manifest; then `mix_report.json`, `config.toml` and `report.html`.
+//! 3. [`plan`]: token shares per bucket, budget, sampling, repeats;
+//! 4. [`write`]: the picked rows' text is read, tokenized and written as Megatron shards
+//!    ([`shards`], [`megatron`]) with a manifest; then `mix_report.json`, `config.toml` and `report.html`.
 //!
 //! Nothing of the run is rewritten except its `report.html`, which gains the mix's
 //! composition. See `docs/mix.md`.
 
 pub mod ablate;
+pub mod megatron;
+pub mod plan;
 pub mod select;
+pub mod shards;
 pub mod spec;
 pub mod write;
 
@@ -23,13 +26,13 @@ use std::time::Instant;
 
 use datafusion::prelude::SessionContext;
 use serde::{Deserialize, Serialize};
-use stages::mix::MixReport;
-use stages::tokenize::shards::{Layout, Manifest};
 use stages::tokenize::Tokenizer;
 use stages::{Error, Store};
 
 use crate::config::{ConfigFile, Plan};
+use plan::MixReport;
 use select::SelectionStats;
+use shards::{Layout, Manifest};
 use spec::MixSpec;
 
 /// Why a mix could not be made: bad configuration (exit 2) or failed work (exit 1).
@@ -208,7 +211,7 @@ pub fn make(
     let select_seconds = t0.elapsed().as_secs_f64();
 
     let t1 = Instant::now();
-    let mix_plan = stages::mix::plan(&sel.candidates, &sel.buckets, &sel.sources, &spec.planner);
+    let mix_plan = plan::plan(&sel.candidates, &sel.buckets, &sel.sources, &spec.planner);
     // Start from an empty folder: a smaller mix must not leave shards of a bigger one.
     for old in dest.list(dir).map_err(|e| Error::io(dir, e))? {
         dest.delete(&old).map_err(|e| Error::io(&old, e))?;

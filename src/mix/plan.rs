@@ -17,7 +17,7 @@ use std::collections::BTreeMap;
 
 use serde::{Deserialize, Serialize};
 
-use crate::config::{check_fraction, ConfigError};
+use stages::config::{check_fraction, ConfigError};
 
 /// One selectable document.
 #[derive(Clone, Copy, Debug, PartialEq)]
@@ -189,7 +189,7 @@ impl MixConfig {
                         let o = o.as_table().ok_or_else(|| {
                             ConfigError::new(format!("per_bucket.{b}"), "expected a table")
                         })?;
-                        let opts: BucketOptions = crate::config::parse_table(o).map_err(|e| {
+                        let opts: BucketOptions = stages::config::parse_table(o).map_err(|e| {
                             ConfigError::new(format!("per_bucket.{b}.{}", e.key), e.message)
                         })?;
                         let key = |k: &str| format!("per_bucket.{b}.{k}");

@@ -29,7 +29,7 @@ use datafusion::prelude::{ident, DataFrame, ParquetReadOptions, SessionContext};
 use futures::StreamExt;
 use rayon::prelude::*;
 use serde::{Deserialize, Serialize};
-use stages::mix::Candidate;
+use super::plan::Candidate;
 use stages::tokenize::TokenizerConfig;
 use stages::{Built, Error, Outcome, SignalRef, Signals, Store};
 

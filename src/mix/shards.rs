@@ -15,7 +15,7 @@ use std::io::{self, Write};
 use serde::{Deserialize, Serialize};
 
 use super::megatron::{write_index, Dtype};
-use crate::store::{ObjectWriter, Store};
+use stages::store::{ObjectWriter, Store};
 
 /// How documents are grouped into shard streams.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize, Default)]
@@ -78,8 +78,8 @@ pub struct TokenizerInfo {
     pub eos: Option<u32>,
 }
 
-impl From<&super::Tokenizer> for TokenizerInfo {
-    fn from(t: &super::Tokenizer) -> Self {
+impl From<&stages::tokenize::Tokenizer> for TokenizerInfo {
+    fn from(t: &stages::tokenize::Tokenizer) -> Self {
         TokenizerInfo {
             name: t.name().to_string(),
             vocab_size: t.vocab_size(),

@@ -25,8 +25,8 @@
 
 use std::collections::BTreeMap;
 
-use stages::mix::MixConfig;
-use stages::tokenize::shards::Layout;
+use super::plan::MixConfig;
+use super::shards::Layout;
 use stages::tokenize::TokenizerConfig;
 
 use crate::config::raw::ByteSize;

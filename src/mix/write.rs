@@ -21,8 +21,8 @@ use parquet::arrow::arrow_reader::{
 };
 use parquet::arrow::ProjectionMask;
 use rayon::prelude::*;
-use stages::mix::{Candidate, MixPlan};
-use stages::tokenize::shards::{Layout, Manifest, ShardSetWriter, TokenizerInfo};
+use super::plan::{Candidate, MixPlan};
+use super::shards::{Layout, Manifest, ShardSetWriter, TokenizerInfo};
 use stages::tokenize::Tokenizer;
 use stages::{Error, Result, Store};
 

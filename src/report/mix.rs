@@ -4,7 +4,7 @@
 
 use std::fmt::Write as _;
 
-use stages::tokenize::shards::Manifest;
+use crate::mix::shards::Manifest;
 
 use super::svg::{bars, esc, human, Bar, CSS};
 use crate::mix::MixSummary;
@@ -37,8 +37,8 @@ pub fn render(s: &MixSummary, manifest: &Manifest) -> String {
         esc(&s.tokenizer),
         s.vocab_size,
         match s.layout {
-            stages::tokenize::shards::Layout::PerBucket => "per_bucket",
-            stages::tokenize::shards::Layout::Mixed => "mixed",
+            crate::mix::shards::Layout::PerBucket => "per_bucket",
+            crate::mix::shards::Layout::Mixed => "mixed",
         },
         r.seed
     );

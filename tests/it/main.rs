@@ -19,4 +19,5 @@ mod report;
 mod runner;
 mod s3;
 mod safety;
+mod shards;
 mod slurm;

@@ -8,7 +8,7 @@ use std::collections::{BTreeMap, HashMap, HashSet};
 use std::path::{Path, PathBuf};
 use std::time::SystemTime;
 
-use stages::tokenize::megatron::IndexedDataset;
+use curate::mix::megatron::IndexedDataset;
 use stages::tokenize::{Tokenizer, TokenizerConfig};
 
 use crate::common::*;

@@ -1,12 +1,8 @@
-//! Mixing: which bucket each document belongs to, which documents (and how many copies of
-//! each) make up a training mix, and the benchmark decontamination that guards it.
+//! Mixing stages: which bucket each document belongs to, and the benchmark decontamination
+//! that guards a training mix. Planning and writing the mix itself is the engine's
+//! (`curate::mix`).
 
 pub mod bucket;
 pub mod decontam;
-pub mod plan;
 
 pub use bucket::BUCKET_SIGNAL;
-pub use plan::{
-    plan, plan_by_language, BucketOptions, BucketReport, Candidate, LanguageCount, MixConfig,
-    MixPlan, MixReport, Sampling,
-};

@@ -1,4 +1,5 @@
-//! Tokenization for training: tiktoken and Hugging Face vocabularies, and Megatron-LM shards.
+//! Tokenization for training: tiktoken and Hugging Face vocabularies (the Megatron-LM shards
+//! they feed are written by `curate::mix`).
 //!
 //! A [`Tokenizer`] turns a document's text into token ids, with an optional BOS before and EOS
 //! after each document. It loads:
@@ -27,9 +28,7 @@ pub mod bpe;
 pub mod chars;
 pub mod count;
 pub mod hf;
-pub mod megatron;
 pub mod pretok;
-pub mod shards;
 #[cfg(test)]
 pub(crate) mod testdata;
 pub mod tiktoken;
