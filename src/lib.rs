@@ -28,3 +28,4 @@ pub mod runner;
 pub mod split;
 pub mod stats;
 pub mod storage;
+pub mod svg;

@@ -19,10 +19,10 @@ use arrow::array::{
     TimestampMillisecondBuilder,
 };
 use curate::config::Plan;
+use curate::mix::plan::{plan, Candidate, MixConfig};
 use curate::mix::{select, spec, StoredRun};
 use parquet::arrow::ArrowWriter;
 use rayon::prelude::*;
-use curate::mix::plan::{plan, Candidate, MixConfig};
 use stages::signals::SignalType;
 
 const PIPELINE: &str = r#"[pipeline]

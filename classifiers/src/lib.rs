@@ -15,7 +15,20 @@ pub mod static_embed;
 pub mod testing;
 
 pub use error::{Error, Result};
-pub use model::{load_model, TextClassifier};
+pub use model::TextClassifier;
+
+/// Loads a model: a directory is a static model with a head (`static.json`, see
+/// [`static_embed`]) or an ONNX model (`model.onnx`, `tokenizer.json` and its config), a
+/// file is a fastText `.bin`/`.ftz`.
+pub fn load_model(path: &std::path::Path) -> Result<Box<dyn TextClassifier>> {
+    if static_embed::is_static(path) {
+        Ok(Box::new(static_embed::StaticClassifier::open(path)?))
+    } else if path.is_dir() {
+        onnx::load(path)
+    } else {
+        fasttext::load(path)
+    }
+}
 
 /// The stages of this crate.
 pub static REGISTRY: &[&stages::StageDef] = &[

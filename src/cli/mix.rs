@@ -106,7 +106,7 @@ pub fn run(a: MixArgs) -> Result<(), CliError> {
             }
         }
         if a.out.is_none() {
-            if let Err(e) = mix::refresh_run_report(&run, &cf) {
+            if let Err(e) = crate::report::refresh_after_mix(&run, &cf) {
                 eprintln!("warning: the run's report.html was not refreshed: {e}");
             }
         }

@@ -15,6 +15,7 @@
 pub mod ablate;
 pub mod megatron;
 pub mod plan;
+pub mod report;
 pub mod select;
 pub mod shards;
 pub mod spec;
@@ -263,7 +264,7 @@ pub fn make(
     )?;
     put(
         "report.html",
-        crate::report::mix::render(&summary, &written.manifest).as_bytes(),
+        report::render(&summary, &written.manifest).as_bytes(),
     )?;
     let location = if dir.is_empty() {
         dest.root()
@@ -278,26 +279,6 @@ pub fn make(
         select_seconds,
         write_seconds: t1.elapsed().as_secs_f64(),
     })
-}
-
-/// Re-renders the run's `report.html` so that its mix section shows the mixes now stored.
-pub fn refresh_run_report(run: &StoredRun, cf: &ConfigFile) -> Result<(), Error> {
-    let Ok(b) = run.store.read("stats.json") else {
-        return Ok(());
-    };
-    let stats: crate::stats::RunStats =
-        serde_json::from_slice(&b).map_err(|e| Error::other(format!("stats.json: {e}")))?;
-    let tables = crate::query::open(&run.dir, &cf.raw.storage, &run.store)?;
-    let input = match &run.plan {
-        Some(p) => crate::report::input_for(p),
-        None => crate::report::ReportInput {
-            examples_per_reason: cf.raw.report.examples_per_reason,
-            bins: cf.raw.report.bins.max(1),
-            ..Default::default()
-        },
-    };
-    crate::report::write(run.store.as_ref(), &stats, Some(&tables), &input)?;
-    Ok(())
 }
 
 /// The selection figures in a few lines (for the terminal).

@@ -1,13 +1,74 @@
-//! The report of one mix: `report.html` next to its shards (self-contained like the run
-//! report): tokens per bucket against targets, shares, repeats, sources, what selection
-//! kept and why it rejected the rest, the shards, and the planner's warnings.
+//! The mix's pages: `report.html` next to its shards (self-contained like the run report):
+//! tokens per bucket against targets, shares, repeats, sources, what selection kept and why it
+//! rejected the rest, the shards, and the planner's warnings; and the "Mix composition"
+//! section of the run's own report, read from each mix's typed `mix_report.json`.
 
 use std::fmt::Write as _;
 
-use crate::mix::shards::Manifest;
+use stages::Store;
 
-use super::svg::{bars, esc, human, Bar, CSS};
-use crate::mix::MixSummary;
+use super::shards::{Layout, Manifest};
+use super::MixSummary;
+use crate::svg::{bars, esc, human, Bar, CSS};
+
+/// The mixes stored in a run's `mix/` folder, by name, from their `mix_report.json` (one that
+/// does not read as a [`MixSummary`] is left out).
+pub fn stored_summaries(store: &dyn Store) -> Vec<(String, MixSummary)> {
+    let mut paths: Vec<String> = store
+        .list("mix")
+        .unwrap_or_default()
+        .into_iter()
+        .filter(|p| p.ends_with("/mix_report.json"))
+        .collect();
+    paths.sort();
+    paths
+        .into_iter()
+        .filter_map(|p| {
+            let s: MixSummary = serde_json::from_slice(&store.read(&p).ok()?).ok()?;
+            let name = p
+                .trim_end_matches("/mix_report.json")
+                .trim_start_matches("mix/");
+            Some((name.to_string(), s))
+        })
+        .collect()
+}
+
+/// The run report's "Mix composition" section: per mix, tokens per bucket against targets
+/// (empty when no mix was made).
+pub fn run_section(mixes: &[(String, MixSummary)]) -> String {
+    let mut h = String::new();
+    if mixes.is_empty() {
+        return h;
+    }
+    let _ = write!(h, "<h2>Mix composition</h2>");
+    for (name, s) in mixes {
+        let r = &s.report;
+        let mut bs = Vec::new();
+        let mut rows = String::new();
+        for b in &r.buckets {
+            let (target, got) = (b.target_tokens as f64, b.tokens as f64);
+            bs.push(Bar {
+                label: b.bucket.clone(),
+                value: target,
+                inner: Some(got),
+            });
+            let _ = write!(
+                rows,
+                "<tr><td class=\"l\">{}</td><td>{}</td><td>{}</td><td>{:.2}%</td><td>{:.2}%</td><td>{}</td><td>{}</td><td>{}</td></tr>",
+                esc(&b.bucket),
+                human(target),
+                human(got),
+                100.0 * b.target_share,
+                100.0 * b.share,
+                b.documents,
+                b.copies,
+                b.repeated_documents,
+            );
+        }
+        let _ = write!(h, "<h3>{}</h3><div class=\"sub\">{} tokens, {} documents, {} warnings &middot; <a href=\"mix/{}/report.html\">mix report</a></div><div class=\"card\">{}</div><table><tr><th class=\"l\">bucket</th><th>target tokens</th><th>tokens</th><th>target share</th><th>share</th><th>documents</th><th>copies</th><th>repeated documents</th></tr>{rows}</table>", esc(name), human(r.tokens as f64), r.documents, r.warnings.len(), esc(name), bars(&format!("Tokens per bucket: {name}"), "tokens", &bs, Some(("target", "achieved"))));
+    }
+    h
+}
 
 fn counts_table(title: &str, m: &std::collections::BTreeMap<String, u64>) -> String {
     if m.is_empty() {
@@ -37,8 +98,8 @@ pub fn render(s: &MixSummary, manifest: &Manifest) -> String {
         esc(&s.tokenizer),
         s.vocab_size,
         match s.layout {
-            crate::mix::shards::Layout::PerBucket => "per_bucket",
-            crate::mix::shards::Layout::Mixed => "mixed",
+            Layout::PerBucket => "per_bucket",
+            Layout::Mixed => "mixed",
         },
         r.seed
     );

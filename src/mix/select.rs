@@ -22,6 +22,7 @@
 use std::collections::{BTreeMap, HashMap};
 use std::path::Path;
 
+use super::plan::Candidate;
 use arrow::array::{
     Array, BooleanArray, Float32Array, Float64Array, Int64Array, RecordBatch, StringArray,
 };
@@ -29,7 +30,6 @@ use datafusion::prelude::{ident, DataFrame, ParquetReadOptions, SessionContext};
 use futures::StreamExt;
 use rayon::prelude::*;
 use serde::{Deserialize, Serialize};
-use super::plan::Candidate;
 use stages::tokenize::TokenizerConfig;
 use stages::{Built, Error, Outcome, SignalRef, Signals, Store};
 

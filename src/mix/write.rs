@@ -15,14 +15,14 @@ use std::io::{BufWriter, Write};
 use std::os::unix::fs::FileExt;
 use std::path::{Path, PathBuf};
 
+use super::plan::{Candidate, MixPlan};
+use super::shards::{Layout, Manifest, ShardSetWriter, TokenizerInfo};
 use arrow::array::{Array, LargeStringArray, StringArray};
 use parquet::arrow::arrow_reader::{
     ArrowReaderOptions, ParquetRecordBatchReaderBuilder, RowSelection, RowSelector,
 };
 use parquet::arrow::ProjectionMask;
 use rayon::prelude::*;
-use super::plan::{Candidate, MixPlan};
-use super::shards::{Layout, Manifest, ShardSetWriter, TokenizerInfo};
 use stages::tokenize::Tokenizer;
 use stages::{Error, Result, Store};
 

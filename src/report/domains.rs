@@ -6,7 +6,7 @@ use std::fmt::Write as _;
 use stages::safety::domains::REPORT_FILE;
 use stages::Store;
 
-use super::svg::esc;
+use crate::svg::esc;
 
 /// Names of the run's `safety.domains` stages, from its resolved `config.toml`.
 pub fn stage_names(store: &dyn Store) -> Vec<String> {

@@ -8,20 +8,18 @@
 //! versions.
 
 pub mod domains;
-pub mod mix;
-pub mod svg;
 
 use std::collections::BTreeMap;
 use std::fmt::Write as _;
 
 use arrow::array::{Array, Float64Array, Int64Array, RecordBatch, StringArray};
 use arrow::datatypes::DataType;
-use stages::{Result, Store};
+use stages::{Error, Result, Store};
 
 use crate::io::parquet::BASE_COLUMNS;
 use crate::query::RunTables;
 use crate::stats::RunStats;
-use svg::{bars, esc, histogram, human, Bar};
+use crate::svg::{self, bars, esc, histogram, human, Bar};
 
 /// What the report draws besides the stored outputs.
 #[derive(Default)]
@@ -341,57 +339,10 @@ fn render(
         .collect();
     h.push_str(&domains::section(store, &domain_stages));
 
-    // Mixes.
-    let mixes: Vec<String> = store
-        .list("mix")
-        .unwrap_or_default()
-        .into_iter()
-        .filter(|p| p.ends_with("/mix_report.json"))
-        .collect();
-    if !mixes.is_empty() {
-        let _ = write!(h, "<h2>Mix composition</h2>");
-        for m in mixes {
-            let Ok(b) = store.read(&m) else { continue };
-            let Ok(v) = serde_json::from_slice::<serde_json::Value>(&b) else {
-                continue;
-            };
-            let name = m
-                .trim_end_matches("/mix_report.json")
-                .trim_start_matches("mix/");
-            let mut bs = Vec::new();
-            let mut rows = String::new();
-            let num =
-                |bk: &serde_json::Value, k: &str| bk.get(k).and_then(|x| x.as_f64()).unwrap_or(0.0);
-            if let Some(buckets) = v.get("buckets").and_then(|b| b.as_array()) {
-                for bk in buckets {
-                    let n = bk.get("bucket").and_then(|x| x.as_str()).unwrap_or("?");
-                    let (target, got) = (num(bk, "target_tokens"), num(bk, "tokens"));
-                    bs.push(Bar {
-                        label: n.to_string(),
-                        value: target,
-                        inner: Some(got),
-                    });
-                    let _ = write!(
-                        rows,
-                        "<tr><td class=\"l\">{}</td><td>{}</td><td>{}</td><td>{:.2}%</td><td>{:.2}%</td><td>{}</td><td>{}</td><td>{}</td></tr>",
-                        esc(n),
-                        human(target),
-                        human(got),
-                        100.0 * num(bk, "target_share"),
-                        100.0 * num(bk, "share"),
-                        num(bk, "documents"),
-                        num(bk, "copies"),
-                        num(bk, "repeated_documents"),
-                    );
-                }
-            }
-            let warnings = v
-                .get("warnings")
-                .and_then(|w| w.as_array())
-                .map_or(0, |w| w.len());
-            let _ = write!(h, "<h3>{}</h3><div class=\"sub\">{} tokens, {} documents, {} warnings &middot; <a href=\"mix/{}/report.html\">mix report</a></div><div class=\"card\">{}</div><table><tr><th class=\"l\">bucket</th><th>target tokens</th><th>tokens</th><th>target share</th><th>share</th><th>documents</th><th>copies</th><th>repeated documents</th></tr>{rows}</table>", esc(name), human(num(&v, "tokens")), num(&v, "documents"), warnings, esc(name), bars(&format!("Tokens per bucket: {name}"), "tokens", &bs, Some(("target", "achieved"))));
-        }
-    }
+    // Mixes made from this run.
+    h.push_str(&crate::mix::report::run_section(
+        &crate::mix::report::stored_summaries(store),
+    ));
 
     // Config and versions.
     if let Ok(cfg) = store.read("config.toml") {
@@ -410,6 +361,29 @@ fn render(
     );
     let _ = writeln!(h, "</body></html>");
     Ok(h)
+}
+
+/// Re-renders the run's `report.html` so that its mix section shows the mixes now stored.
+pub fn refresh_after_mix(
+    run: &crate::mix::StoredRun,
+    cf: &crate::config::ConfigFile,
+) -> Result<()> {
+    let Ok(b) = run.store.read("stats.json") else {
+        return Ok(());
+    };
+    let stats: crate::stats::RunStats =
+        serde_json::from_slice(&b).map_err(|e| Error::other(format!("stats.json: {e}")))?;
+    let tables = crate::query::open(&run.dir, &cf.raw.storage, &run.store)?;
+    let input = match &run.plan {
+        Some(p) => input_for(p),
+        None => ReportInput {
+            examples_per_reason: cf.raw.report.examples_per_reason,
+            bins: cf.raw.report.bins.max(1),
+            ..Default::default()
+        },
+    };
+    write(run.store.as_ref(), &stats, Some(&tables), &input)?;
+    Ok(())
 }
 
 /// Histogram of one numeric signal over kept and dropped documents.

@@ -55,8 +55,8 @@ pub mod tokenize;
 pub use config::{ConfigError, Purpose, StageArgs};
 pub use document::{Document, SourceRef, Verdict};
 pub use error::{Error, Result};
-pub use registry::StageDef;
 pub use signals::{SignalRef, SignalSpec, SignalType, SignalValue, Signals};
+pub use stage::StageDef;
 pub use stage::{
     Applier, Built, Collector, GlobalStage, GlobalStep, Outcome, PartitionCtx, Stage, StepCtx,
 };

@@ -3,25 +3,7 @@
 //! Adding a stage takes one file, one line here and its TOML section. Stages of the
 //! `classifiers` crate register in that crate's own list; the engine looks in both.
 
-use crate::config::{ConfigError, StageArgs};
-use crate::stage::Built;
-
-/// A stage kind: its name, a one-line description, an example section body, and its builder.
-pub struct StageDef {
-    /// `family.name`, e.g. `filter.gopher_quality`.
-    pub kind: &'static str,
-    pub about: &'static str,
-    /// A TOML section body that builds this stage (tests parse every example).
-    pub example: &'static str,
-    pub build: fn(&StageArgs) -> Result<Built, ConfigError>,
-}
-
-impl StageDef {
-    /// The part after the dot: `[stages.gopher_quality]` needs no `type` when its name is this.
-    pub fn short_name(&self) -> &'static str {
-        self.kind.rsplit('.').next().unwrap_or(self.kind)
-    }
-}
+pub use crate::stage::StageDef;
 
 /// The stages of this crate.
 pub static REGISTRY: &[&StageDef] = &[

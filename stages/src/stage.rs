@@ -13,6 +13,7 @@
 use std::path::PathBuf;
 use std::sync::Arc;
 
+use crate::config::{ConfigError, StageArgs};
 use crate::document::Document;
 use crate::error::Result;
 use crate::signals::{SignalSpec, Signals};
@@ -214,5 +215,22 @@ impl Built {
         if let Built::Map(s) = self {
             s.derive(signals)
         }
+    }
+}
+
+/// A stage kind: its name, a one-line description, an example section body, and its builder.
+pub struct StageDef {
+    /// `family.name`, e.g. `filter.gopher_quality`.
+    pub kind: &'static str,
+    pub about: &'static str,
+    /// A TOML section body that builds this stage (tests parse every example).
+    pub example: &'static str,
+    pub build: fn(&StageArgs) -> Result<Built, ConfigError>,
+}
+
+impl StageDef {
+    /// The part after the dot: `[stages.gopher_quality]` needs no `type` when its name is this.
+    pub fn short_name(&self) -> &'static str {
+        self.kind.rsplit('.').next().unwrap_or(self.kind)
     }
 }

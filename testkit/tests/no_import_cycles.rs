@@ -11,7 +11,13 @@ use std::collections::{BTreeMap, BTreeSet};
 use std::path::{Path, PathBuf};
 
 /// Library crates of the workspace: their `src/` folders.
-const CRATES: &[&str] = &["src", "stages/src", "classifiers/src", "benches/src", "testkit/src"];
+const CRATES: &[&str] = &[
+    "src",
+    "stages/src",
+    "classifiers/src",
+    "benches/src",
+    "testkit/src",
+];
 
 type ModPath = Vec<String>;
 
@@ -47,7 +53,10 @@ fn modules(src: &Path) -> BTreeMap<ModPath, Module> {
                 .iter()
                 .map(|s| s.to_string_lossy().trim_end_matches(".rs").to_string())
                 .collect();
-            if segs.last().is_some_and(|s| s == "mod" || s == "lib" || s == "main") {
+            if segs
+                .last()
+                .is_some_and(|s| s == "mod" || s == "lib" || s == "main")
+            {
                 segs.pop();
             }
             if rel == Path::new("main.rs") {
@@ -139,7 +148,13 @@ fn code_only(s: &str) -> String {
             let hashes = j - i - 1;
             let mut end = j + 1;
             while end < b.len() {
-                if b[end] == b'"' && b[end + 1..].iter().take(hashes).filter(|&&h| h == b'#').count() == hashes
+                if b[end] == b'"'
+                    && b[end + 1..]
+                        .iter()
+                        .take(hashes)
+                        .filter(|&&h| h == b'#')
+                        .count()
+                        == hashes
                 {
                     end += 1 + hashes;
                     break;
@@ -168,7 +183,10 @@ fn code_only(s: &str) -> String {
         } else if c == b'\'' {
             // A char literal ('x', '\n', '\u{..}', or one multi-byte char); else a lifetime.
             let close = if next == b'\\' {
-                b[i + 2..].iter().position(|&x| x == b'\'').map(|p| i + 2 + p)
+                b[i + 2..]
+                    .iter()
+                    .position(|&x| x == b'\'')
+                    .map(|p| i + 2 + p)
             } else {
                 let len = s[i + 1..].chars().next().map_or(1, char::len_utf8);
                 (b.get(i + 1 + len) == Some(&b'\'')).then_some(i + 1 + len)
@@ -263,7 +281,12 @@ fn tokens(s: &str) -> Vec<(usize, &str)> {
 
 /// Expands the path tree starting at `toks[i]` (`a::b::{c, d::e}`) into full paths, and
 /// returns where it ends.
-fn path_tree(toks: &[(usize, &str)], mut i: usize, prefix: &[String], out: &mut Vec<ModPath>) -> usize {
+fn path_tree(
+    toks: &[(usize, &str)],
+    mut i: usize,
+    prefix: &[String],
+    out: &mut Vec<ModPath>,
+) -> usize {
     let mut path = prefix.to_vec();
     loop {
         match toks.get(i).map(|t| t.1) {
@@ -299,7 +322,7 @@ fn path_tree(toks: &[(usize, &str)], mut i: usize, prefix: &[String], out: &mut 
 /// Edges between sibling modules: (parent, from child, to child) -> the lines that make it.
 type Edges = BTreeMap<(ModPath, String, String), BTreeSet<String>>;
 
-fn edges(krate: &str, mods: &BTreeMap<ModPath, Module>) -> Edges {
+fn edges(krate: &str, src: &Path, mods: &BTreeMap<ModPath, Module>) -> Edges {
     let mut out = Edges::new();
     for (here, m) in mods.iter().filter(|(_, m)| !m.test_only) {
         let text = code_only(&std::fs::read_to_string(&m.file).unwrap());
@@ -350,7 +373,7 @@ fn edges(krate: &str, mods: &BTreeMap<ModPath, Module>) -> Edges {
                     .or_default()
                     .insert(format!(
                         "{krate}/{}:{line}",
-                        m.file.strip_prefix(workspace().join(krate)).unwrap().display()
+                        m.file.strip_prefix(src).unwrap_or(&m.file).display()
                     ));
                 }
             }
@@ -423,8 +446,9 @@ fn cycles(nodes: &BTreeSet<String>, adj: &BTreeMap<String, BTreeSet<String>>) ->
 fn workspace_cycles() -> Vec<String> {
     let mut found = Vec::new();
     for krate in CRATES {
-        let mods = modules(&workspace().join(krate));
-        let e = edges(krate, &mods);
+        let src = workspace().join(krate);
+        let mods = modules(&src);
+        let e = edges(krate, &src, &mods);
         let parents: BTreeSet<&ModPath> = e.keys().map(|k| &k.0).collect();
         for parent in parents {
             let mut adj: BTreeMap<String, BTreeSet<String>> = BTreeMap::new();
@@ -436,7 +460,11 @@ fn workspace_cycles() -> Vec<String> {
                 let _ = p;
             }
             for comp in cycles(&nodes, &adj) {
-                let mut msg = format!("{krate}: cycle among {}::{{{}}}:", parent.join("::"), comp.join(", "));
+                let mut msg = format!(
+                    "{krate}: cycle among {}::{{{}}}:",
+                    parent.join("::"),
+                    comp.join(", ")
+                );
                 for ((p, a, b), lines) in &e {
                     if p == parent && comp.contains(a) && comp.contains(b) {
                         let l: Vec<&String> = lines.iter().take(3).collect();
@@ -465,12 +493,21 @@ fn the_checker_finds_a_planted_cycle() {
     std::fs::create_dir_all(dir.join("a")).unwrap();
     let w = |p: &str, s: &str| std::fs::write(dir.join(p), s).unwrap();
     w("lib.rs", "pub mod a;\npub mod b;\npub mod c;\n");
-    w("a/mod.rs", "pub mod x;\nuse crate::{b::{self, B}, c};\n// crate::c::C in a comment\n");
-    w("a/x.rs", "use super::super::c::C; fn f() { let s = \"crate::b\"; }\n");
+    w(
+        "a/mod.rs",
+        "pub mod x;\nuse crate::{b::{self, B}, c};\n// crate::c::C in a comment\n",
+    );
+    w(
+        "a/x.rs",
+        "use super::super::c::C; fn f() { let s = \"crate::b\"; }\n",
+    );
     w("b.rs", "fn f() -> crate::c::C { todo!() }\n");
-    w("c.rs", "pub struct C;\n#[cfg(test)]\nmod tests { use crate::a::x; }\n");
+    w(
+        "c.rs",
+        "pub struct C;\n#[cfg(test)]\nmod tests { use crate::a::x; }\n",
+    );
     let mods = modules(&dir);
-    let e = edges("t", &mods);
+    let e = edges("t", &dir, &mods);
     let pairs: BTreeSet<(String, String)> =
         e.keys().map(|(_, a, b)| (a.clone(), b.clone())).collect();
     let want: BTreeSet<(String, String)> = [("a", "b"), ("a", "c"), ("b", "c")]

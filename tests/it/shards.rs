@@ -34,9 +34,12 @@ fn edge_texts() -> Vec<String> {
 
 /// Up to `limit` texts of the extracted-WARC corpus in `../shared`.
 fn corpus_texts(limit: usize) -> Option<Vec<String>> {
-    let f = std::fs::File::open(shared()?.join("data/corpora/warc-extracted-texts.jsonl.gz")).ok()?;
+    let f =
+        std::fs::File::open(shared()?.join("data/corpora/warc-extracted-texts.jsonl.gz")).ok()?;
     let mut s = String::new();
-    flate2::read::GzDecoder::new(f).read_to_string(&mut s).ok()?;
+    flate2::read::GzDecoder::new(f)
+        .read_to_string(&mut s)
+        .ok()?;
     Some(
         s.lines()
             .filter_map(|l| serde_json::from_str::<serde_json::Value>(l).ok())

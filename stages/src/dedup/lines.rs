@@ -35,8 +35,8 @@ use super::keys::{key_path, Index, IndexStep, KeyFileWriter};
 use super::records::{record, Record, Source};
 use crate::config::{check_range, ConfigError, StageArgs};
 use crate::error::{Error, Result};
-use crate::registry::StageDef;
 use crate::signals::{SignalSpec, SignalType};
+use crate::stage::StageDef;
 use crate::stage::{
     Applier, Built, Collector, GlobalStage, GlobalStep, Outcome, PartitionCtx, StepCtx,
 };

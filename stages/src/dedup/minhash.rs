@@ -33,7 +33,7 @@ use super::decisions::{doc_key, peak_rss_bytes, task_budget, DecideStep, DocDeci
 use super::extsort::{fan_in, merge, ExtSorter, GroupBuffer, Scratch};
 use super::keep::{Keep, KeepRule};
 use super::keys::{key_path, Index, IndexStep, KeyFileWriter};
-use super::records::{record, Record, RecordReader, RecordWriter, Source};
+use super::records::{record, PairRec, Record, RecordReader, RecordWriter, Source};
 use super::verify::{
     candidates_dir, min_equal, sig_path, CandRec, SigWriter, SignStep, VerifyStep,
     MAX_VERIFY_HASHES,
@@ -41,8 +41,8 @@ use super::verify::{
 use super::DocSignals;
 use crate::config::{check_fraction, check_range, ConfigError, StageArgs};
 use crate::error::{Error, Result};
-use crate::registry::StageDef;
 use crate::signals::SignalSpec;
+use crate::stage::StageDef;
 use crate::stage::{
     Applier, Built, Collector, GlobalStage, GlobalStep, Outcome, PartitionCtx, StepCtx,
 };
@@ -367,14 +367,6 @@ pub struct BandRec {
     pub doc: u64,
 }
 record!(BandRec { key: u64, doc: u64 });
-
-/// Two documents (global rows) that share a band key.
-#[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord)]
-pub struct PairRec {
-    pub a: u32,
-    pub b: u32,
-}
-record!(PairRec { a: u32, b: u32 });
 
 /// A clustered document: its component's root, its rank, its global row.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord)]

@@ -236,6 +236,15 @@ macro_rules! record {
 }
 pub(crate) use record;
 
+/// Two documents (global rows) that share a band key (`dedup.minhash`), or that its
+/// verification step confirmed as near-duplicates.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord)]
+pub struct PairRec {
+    pub a: u32,
+    pub b: u32,
+}
+record!(PairRec { a: u32, b: u32 });
+
 #[cfg(test)]
 mod tests {
     use super::*;

@@ -23,8 +23,8 @@ use serde::Deserialize;
 use super::keep::{Keep, KeepRule};
 use super::keyed::KeyedDedup;
 use crate::config::{check_range, ConfigError, StageArgs};
-use crate::registry::StageDef;
 use crate::stage::Built;
+use crate::stage::StageDef;
 
 /// `[stages.url_dedup]`, `type = "dedup.url"`.
 #[derive(Debug, Deserialize)]

@@ -30,8 +30,7 @@ use super::decisions::{
 };
 use super::extsort::{ExtSorter, Scratch};
 use super::keys::Index;
-use super::minhash::PairRec;
-use super::records::{record, u32_at, u64_at, Record, RecordReader, RecordWriter, Source};
+use super::records::{record, u32_at, u64_at, PairRec, Record, RecordReader, RecordWriter, Source};
 use crate::error::{Error, Result};
 use crate::stage::{GlobalStep, StepCtx};
 use crate::stats::StepStats;

@@ -17,8 +17,8 @@
 use serde::Deserialize;
 
 use crate::config::{ConfigError, StageArgs};
-use crate::registry::StageDef;
 use crate::signals::{SignalSpec, SignalType, Signals};
+use crate::stage::StageDef;
 use crate::stage::{Built, Outcome, Stage};
 use crate::text::{chars, Word};
 use crate::Document;

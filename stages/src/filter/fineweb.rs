@@ -14,8 +14,8 @@ use serde::Deserialize;
 
 use crate::config::{check_fraction, ConfigError, StageArgs};
 use crate::filter::gopher_repetition::find_duplicates;
-use crate::registry::StageDef;
 use crate::signals::{SignalSpec, SignalType, Signals};
+use crate::stage::StageDef;
 use crate::stage::{Built, Outcome, Stage};
 use crate::text::{chars, count_chars};
 use crate::Document;

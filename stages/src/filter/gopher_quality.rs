@@ -20,8 +20,8 @@ use rustc_hash::FxHashSet;
 use serde::Deserialize;
 
 use crate::config::{check_fraction, ConfigError, StageArgs};
-use crate::registry::StageDef;
 use crate::signals::{SignalSpec, SignalType, Signals};
+use crate::stage::StageDef;
 use crate::stage::{Built, Outcome, Stage};
 use crate::Document;
 

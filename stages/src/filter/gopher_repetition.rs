@@ -18,8 +18,8 @@ use serde::Deserialize;
 
 use crate::config::{check_fraction, ConfigError, StageArgs};
 use crate::filter::NGRAM_SIZES;
-use crate::registry::StageDef;
 use crate::signals::{SignalSpec, SignalType, Signals};
+use crate::stage::StageDef;
 use crate::stage::{Built, Outcome, Stage};
 use crate::text::count_chars;
 use crate::Document;

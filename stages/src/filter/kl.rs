@@ -23,8 +23,8 @@ use serde::Deserialize;
 
 use crate::config::{ConfigError, Purpose, StageArgs};
 use crate::error::{Error, Result};
-use crate::registry::StageDef;
 use crate::signals::{SignalSpec, SignalType, Signals};
+use crate::stage::StageDef;
 use crate::stage::{Built, Outcome, Stage};
 use crate::Document;
 

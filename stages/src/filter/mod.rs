@@ -19,7 +19,7 @@ pub(crate) const NGRAM_SIZES: std::ops::RangeInclusive<usize> = 1..=16;
 /// Builds a stage from a TOML section body, for tests.
 #[cfg(test)]
 pub(crate) fn build_for_test(
-    def: &crate::registry::StageDef,
+    def: &crate::stage::StageDef,
     name: &str,
     toml: &str,
 ) -> Result<Box<dyn crate::Stage>, crate::ConfigError> {

@@ -23,8 +23,8 @@ use serde::Deserialize;
 
 use crate::config::{check_fraction, check_range, ConfigError, Purpose, StageArgs};
 use crate::document::Document;
-use crate::registry::StageDef;
 use crate::signals::{SignalSpec, SignalType, Signals};
+use crate::stage::StageDef;
 use crate::stage::{Built, Outcome, Stage};
 
 /// One benchmark file.

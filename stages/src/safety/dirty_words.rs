@@ -23,8 +23,8 @@ use rustc_hash::{FxHashMap, FxHashSet};
 use serde::Deserialize;
 
 use crate::config::{check_fraction, ConfigError, Purpose, StageArgs};
-use crate::registry::StageDef;
 use crate::signals::{SignalSpec, SignalType, Signals};
+use crate::stage::StageDef;
 use crate::stage::{Built, Outcome, Stage};
 use crate::text::{push_lower, segment_words};
 use crate::Document;

@@ -42,8 +42,8 @@ use super::suffix::{SuffixList, DEFAULT_LIST};
 use super::url_filter::{normalize_domain, url_host};
 use crate::config::{check_range, ConfigError, Purpose, StageArgs};
 use crate::error::{Error, Result};
-use crate::registry::StageDef;
 use crate::signals::{SignalSpec, SignalType, Signals};
+use crate::stage::StageDef;
 use crate::stage::{
     Applier, Built, Collector, GlobalStage, GlobalStep, Outcome, PartitionCtx, StepCtx,
 };

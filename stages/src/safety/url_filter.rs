@@ -27,8 +27,8 @@ use rustc_hash::FxHashSet;
 use serde::Deserialize;
 
 use crate::config::{ConfigError, Purpose, StageArgs};
-use crate::registry::StageDef;
 use crate::signals::{SignalSpec, SignalType, Signals};
+use crate::stage::StageDef;
 use crate::stage::{Built, Outcome, Stage};
 use crate::Document;
 

@@ -4,8 +4,8 @@
 use std::sync::Arc;
 
 use crate::config::{ConfigError, Purpose, StageArgs};
-use crate::registry::StageDef;
 use crate::signals::{SignalSpec, SignalType};
+use crate::stage::StageDef;
 use crate::stage::{Built, Outcome, Stage};
 use crate::tokenize::{Tokenizer, TokenizerConfig};
 use crate::Document;
