@@ -8,6 +8,7 @@ pub mod check;
 pub mod classify;
 pub mod distill;
 pub mod extract;
+pub mod history;
 pub mod inspect;
 pub mod kl_ref;
 pub mod mix;
@@ -82,6 +83,8 @@ pub enum Command {
     Mix(mix::MixArgs),
     /// Make several variants of a mix side by side (grid.toml) and compare them.
     Ablate(ablate::AblateArgs),
+    /// The dedup history of nightly runs: `status`, `compact`.
+    History(history::HistoryArgs),
 }
 
 /// An error that maps to an exit code.
@@ -130,6 +133,7 @@ pub fn dispatch(cli: Cli) -> Result<(), CliError> {
         Command::KlRef(a) => kl_ref::run(a),
         Command::Mix(a) => mix::run(a),
         Command::Ablate(a) => ablate::run(a),
+        Command::History(a) => history::run(a),
     }
 }
 

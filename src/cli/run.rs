@@ -34,6 +34,10 @@ pub struct RunArgs {
     /// Only for a single worker (not with --task/--tasks, --phase or --finalize).
     #[arg(long)]
     pub restart: bool,
+    /// The dedup history shared by nightly runs (sets history.path): dedup against what
+    /// earlier runs kept, process only input files it has not seen, add this run when done.
+    #[arg(long)]
+    pub history: Option<String>,
 }
 
 pub fn run(a: RunArgs) -> Result<(), CliError> {
@@ -48,11 +52,26 @@ pub fn run(a: RunArgs) -> Result<(), CliError> {
             "--restart clears the whole output: use it on a single worker, without --tasks, --phase or --finalize (curate slurm --restart for a cluster run)".into(),
         ));
     }
+    let mut a = a;
+    if let Some(h) = &a.history {
+        a.pipeline.set.push(format!("history.path={h}"));
+    }
     let plan = load_plan(&a.pipeline, Purpose::Run)?;
     if a.restart {
         let n = crate::runner::clear_output(&plan).map_err(super::engine_error)?;
         if !a.quiet && n > 0 {
             println!("--restart: deleted {n} file(s) under {}", plan.output);
+        }
+    }
+    if !a.finalize && a.task == 0 && a.phase.is_none() {
+        if let Some(0) = crate::runner::new_input_partitions(&plan).map_err(super::engine_error)? {
+            if !a.quiet {
+                println!(
+                    "nothing new: the history has every input file; {} not started",
+                    plan.output
+                );
+            }
+            return Ok(());
         }
     }
     let opts = RunOptions {
@@ -75,6 +94,7 @@ pub fn run(a: RunArgs) -> Result<(), CliError> {
         let stats = runner
             .merge_stats(0.0)
             .map_err(|e| CliError::Failed(anyhow!("{e}")))?;
+        runner.commit_history().map_err(super::engine_error)?;
         crate::runner::RunOutcome {
             stats: Some(stats),
             failures: vec![],

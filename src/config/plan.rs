@@ -105,6 +105,8 @@ pub struct Plan {
     pub inputs: Vec<String>,
     /// Output root: a local folder or an `s3://` URI.
     pub output: String,
+    /// The dedup history (`[history] path`), resolved like the output.
+    pub history: Option<String>,
 }
 
 impl Plan {
@@ -214,6 +216,13 @@ impl Plan {
         if output.is_empty() {
             return Err(config.error("output.path", "empty output path"));
         }
+        let history = match &raw.history {
+            Some(h) if h.path.trim().is_empty() => {
+                return Err(config.error("history.path", "empty history path"))
+            }
+            Some(h) => Some(resolve(&h.path)),
+            None => None,
+        };
         if !(1..=22).contains(&raw.output.compression_level) {
             return Err(config.error(
                 "output.compression_level",
@@ -411,6 +420,7 @@ impl Plan {
             phases,
             inputs,
             output,
+            history,
         })
     }
 

@@ -77,6 +77,17 @@ pub struct RawConfig {
     /// Run report settings.
     #[serde(default)]
     pub report: ReportSection,
+    /// The dedup history shared by nightly runs (see `docs/dedup.md`).
+    #[serde(default)]
+    pub history: Option<HistorySection>,
+}
+
+/// `[history]`: where the dedup history of nightly runs lives.
+#[derive(Debug, Deserialize, Clone)]
+#[serde(deny_unknown_fields)]
+pub struct HistorySection {
+    /// A local folder or an `s3://` prefix (relative paths resolve against the pipeline file).
+    pub path: String,
 }
 
 /// `[report]`: what `report.html` shows.

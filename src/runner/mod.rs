@@ -69,6 +69,8 @@ pub struct Runner<'a> {
     pub(crate) partitions: Vec<PartitionSpec>,
     pub(crate) threads: usize,
     pub(crate) slot_names: Vec<Arc<str>>,
+    /// The dedup history (`[history]`), mounted in `store` for the global steps.
+    history: Option<crate::history::History>,
     opts: RunOptions,
 }
 
@@ -91,7 +93,18 @@ impl<'a> Runner<'a> {
             let _ = stages::LocalStore::new(&local)
                 .and_then(|s| s.clean_temporaries(Duration::from_secs(600)));
         }
-        let partitions = open_output(plan, store.as_ref())?;
+        let history = match &plan.history {
+            Some(h) => Some(crate::history::History::open(h, &raw.storage, &scratch)?),
+            None => None,
+        };
+        let store: Arc<dyn Store> = match &history {
+            Some(h) => Arc::new(crate::history::mount::MountStore {
+                run: store,
+                history: h.store.clone(),
+            }),
+            None => store,
+        };
+        let partitions = open_output(plan, store.as_ref(), history.as_ref())?;
         let threads = match (opts.threads, raw.executor.threads) {
             (0, 0) => std::thread::available_parallelism().map_or(1, |n| n.get()),
             (0, t) => t,
@@ -109,6 +122,7 @@ impl<'a> Runner<'a> {
             partitions,
             threads,
             slot_names,
+            history,
             opts,
         })
     }
@@ -195,7 +209,9 @@ impl<'a> Runner<'a> {
             }
         }
         let stats = if failures.is_empty() && self.opts.task == 0 && self.all_done()? {
-            Some(self.merge_stats(t0.elapsed().as_secs_f64())?)
+            let stats = self.merge_stats(t0.elapsed().as_secs_f64())?;
+            self.commit_history()?;
+            Some(stats)
         } else {
             None
         };
@@ -366,6 +382,32 @@ impl<'a> Runner<'a> {
         Ok(rs)
     }
 
+    /// Adds this finished run to the dedup history (nothing without `[history]`, or when this
+    /// run is already in it). Returns the new generation's name.
+    pub fn commit_history(&self) -> Result<Option<String>> {
+        let Some(h) = &self.history else {
+            return Ok(None);
+        };
+        let globals: Vec<String> = self
+            .plan
+            .slots
+            .iter()
+            .filter(|s| matches!(s.built, Built::Global(_)))
+            .map(|s| s.name.clone())
+            .collect();
+        let g = crate::history::commit(
+            h,
+            self.store.as_ref(),
+            &self.plan.output,
+            &globals,
+            &self.partitions,
+        )?;
+        if let Some(g) = &g {
+            tracing::info!("history: committed generation {g}");
+        }
+        Ok(g)
+    }
+
     fn progress_bar(&self, phase: &str, n: usize) -> Option<indicatif::ProgressBar> {
         if !self.opts.progress || n == 0 {
             return None;
@@ -397,8 +439,25 @@ pub fn unit_name(phase: &Phase, u: usize) -> String {
 /// workers opening a fresh output write identical bytes and agree. The fingerprint is
 /// written before `partitions.json`: an output with partitions but no fingerprint is not one
 /// this version started, and is refused rather than guessed at.
-fn open_output(plan: &Plan, store: &dyn Store) -> Result<Vec<PartitionSpec>> {
-    let parts = list_partitions(plan)?;
+fn open_output(
+    plan: &Plan,
+    store: &dyn Store,
+    history: Option<&crate::history::History>,
+) -> Result<Vec<PartitionSpec>> {
+    let mut parts = list_partitions(plan)?;
+    // With a history: only input files it has not seen, as of the run's snapshot (a resumed
+    // run keeps the snapshot of its first start).
+    let mut snapshot = None;
+    if let Some(h) = history {
+        match store.read(stages::dedup::history::SNAPSHOT) {
+            Ok(b) => parts = crate::history::only_new(parts, &h.snapshot_inputs(&b)?),
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => {
+                parts = crate::history::only_new(parts, &h.inputs()?);
+                snapshot = Some(h.snapshot());
+            }
+            Err(e) => return Err(Error::io(stages::dedup::history::SNAPSHOT, e)),
+        }
+    }
     let new = fingerprint::Fingerprint::new(&plan.config.table, &parts);
     let refuse = |what: String| {
         Error::Config(stages::ConfigError::new(
@@ -471,6 +530,12 @@ fn open_output(plan: &Plan, store: &dyn Store) -> Result<Vec<PartitionSpec>> {
             &serde_json::to_vec_pretty(&parts).expect("serializable"),
         )?;
     }
+    if let Some(s) = snapshot {
+        store.put(
+            stages::dedup::history::SNAPSHOT,
+            &serde_json::to_vec_pretty(&s).expect("serializable"),
+        )?;
+    }
     Ok(parts)
 }
 
@@ -512,6 +577,26 @@ pub fn clear_output(plan: &Plan) -> Result<usize> {
         }
     }
     Ok(files.len())
+}
+
+/// With `[history]`, the number of partitions of input files the history has not seen (for a
+/// run into an output that has not started yet); `None` otherwise. Reads only.
+pub fn new_input_partitions(plan: &Plan) -> Result<Option<usize>> {
+    let Some(h) = &plan.history else {
+        return Ok(None);
+    };
+    let raw = &plan.config.raw;
+    let scratch = std::env::temp_dir().join("curate-scratch");
+    std::fs::create_dir_all(&scratch).map_err(|e| Error::io(&scratch, e))?;
+    let out = storage::open_store(&plan.output, &raw.storage, &scratch)
+        .map_err(|e| Error::io(&plan.output, e))?;
+    if out.exists(fingerprint::FILE)? {
+        return Ok(None);
+    }
+    let hist = crate::history::History::open(h, &raw.storage, &scratch)?;
+    Ok(Some(
+        crate::history::only_new(list_partitions(plan)?, &hist.inputs()?).len(),
+    ))
 }
 
 /// Lists the inputs of a plan and splits them into partitions.

@@ -11,6 +11,7 @@ mod dedup;
 mod extract;
 mod faults;
 mod heuristics;
+mod history;
 mod mix;
 mod nightly;
 mod onnx;

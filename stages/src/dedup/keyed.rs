@@ -17,9 +17,10 @@ use std::sync::Arc;
 
 use super::decisions::{doc_key, task_budget, DecideStep, DocDecision, Router};
 use super::extsort::{fan_in, merge, GroupBuffer, Scratch};
+use super::history::{self, HistRec};
 use super::keep::Keep;
 use super::keys::{key_path, Index, IndexStep, KeyFileWriter};
-use super::records::{record, Record, Source};
+use super::records::{record, Record, RecordWriter, Source};
 use super::DocSignals;
 use crate::error::{Error, Result};
 use crate::signals::SignalSpec;
@@ -27,17 +28,20 @@ use crate::stage::{Applier, Collector, GlobalStage, GlobalStep, Outcome, Partiti
 use crate::stats::StepStats;
 use crate::{Document, Signals};
 
-/// One keyed document: sorted by key, then rank (the survivor first), then input order.
+/// One keyed document: sorted by key, then rank (the survivor first), then input order. `id`
+/// (xxh3-128 of the stable id) names the document in the dedup history.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord)]
 pub struct KeyRec {
     pub key: u128,
     pub rank: u64,
     pub doc: u64,
+    pub id: u128,
 }
 record!(KeyRec {
     key: u128,
     rank: u64,
-    doc: u64
+    doc: u64,
+    id: u128
 });
 
 /// How a stage keys a document (`None`: the document has no key and is never a duplicate).
@@ -91,6 +95,7 @@ impl Collector for KeyCollector {
                     key,
                     rank: self.inner.keep.rank(doc),
                     doc: doc_key(self.ctx.partition, row),
+                    id: history::id_hash(&doc.id),
                 },
             ),
             None => self.keys.keyless(),
@@ -106,9 +111,43 @@ impl Collector for KeyCollector {
     }
 }
 
-/// One task per shard: groups of equal keys across all partitions.
+/// One task per shard: groups of equal keys across all partitions, and against the dedup
+/// history when the run has one ([`history`]): the history's best copy of a key (smallest
+/// rank; ties go to the earlier night) beats tonight's copies of equal or worse rank, and a
+/// better copy tonight retracts it. Tonight's survivors go to the new generation.
 struct GroupsStep {
+    name: String,
     shards: usize,
+}
+
+/// Tonight's side of the history: the sorted history of this shard, tonight's survivors and
+/// retractions.
+struct HistorySide {
+    peek: Option<HistRec>,
+    source: Box<dyn Source<HistRec>>,
+    out: RecordWriter<Box<dyn crate::store::ObjectWriter>>,
+    retractions: Vec<u8>,
+    stage: String,
+}
+
+impl HistorySide {
+    /// The history's best copy of `key` (the first in its order), skipping smaller keys.
+    fn lookup(&mut self, key: u128) -> std::io::Result<Option<HistRec>> {
+        while let Some(h) = self.peek {
+            if h.key >= key {
+                break;
+            }
+            self.peek = self.source.next_record()?;
+        }
+        let best = self.peek.filter(|h| h.key == key);
+        while let Some(h) = self.peek {
+            if h.key != key {
+                break;
+            }
+            self.peek = self.source.next_record()?;
+        }
+        Ok(best)
+    }
 }
 
 impl GlobalStep for GroupsStep {
@@ -128,19 +167,82 @@ impl GlobalStep for GroupsStep {
         let (_, sources) = Index::open_section::<KeyRec>(ctx, task).map_err(io)?;
 
         st.count("inputs", sources.len() as u64);
-        let mut merged = merge(sources, fan_in(budget / 2), &scratch).map_err(io)?;
+        let snap = history::snapshot(ctx.store.as_ref()).map_err(io)?;
+        let mut hist = match &snap {
+            Some(snap) => {
+                let hs = history::shard_sources(&ctx.store, snap, &self.name, self.shards, task)
+                    .map_err(io)?;
+                st.count("history_inputs", hs.len() as u64);
+                let mut source = merge(hs, fan_in(budget / 4), &scratch).map_err(io)?;
+                let peek = source.next_record().map_err(io)?;
+                let path = history::out_shard_path(&ctx.dir, task);
+                let w = ctx.store.create(&path).map_err(|e| Error::io(&path, e))?;
+                Some(HistorySide {
+                    peek,
+                    source,
+                    out: RecordWriter::new(w),
+                    retractions: Vec::new(),
+                    stage: self.name.clone(),
+                })
+            }
+            None => None,
+        };
+        let merge_budget = if hist.is_some() {
+            budget / 4
+        } else {
+            budget / 2
+        };
+        let mut merged = merge(sources, fan_in(merge_budget), &scratch).map_err(io)?;
         let mut router =
             Router::<DocDecision>::new(ctx.store.clone(), &ctx.dir, format!("groups-{task:05}"));
         let mut group = GroupBuffer::<KeyRec>::new(&scratch, budget / 4);
         let (mut keys, mut groups, mut dups) = (0u64, 0u64, 0u64);
-        let mut flush = |group: &mut GroupBuffer<KeyRec>, router: &mut Router<DocDecision>| {
-            let size = group.len();
+        let (mut seen, mut retracted) = (0u64, 0u64);
+        let mut flush = |first: Option<KeyRec>,
+                         group: &mut GroupBuffer<KeyRec>,
+                         router: &mut Router<DocDecision>,
+                         hist: &mut Option<HistorySide>| {
+            let Some(first) = first else {
+                return std::io::Result::Ok(());
+            };
+            let past = match hist {
+                Some(h) => h.lookup(first.key)?,
+                None => None,
+            };
+            // Ties go to the earlier night: tonight wins only with a strictly better rank.
+            let tonight_wins = past.is_none_or(|p| first.rank < p.rank);
+            if let Some(h) = hist.as_mut() {
+                if tonight_wins {
+                    h.out.write(&HistRec {
+                        key: first.key,
+                        rank: first.rank,
+                        id: first.id,
+                    })?;
+                }
+                if let (true, Some(p)) = (tonight_wins, past) {
+                    retracted += 1;
+                    let line = serde_json::json!({
+                        "id_xxh3": format!("{:032x}", p.id),
+                        "stage": h.stage,
+                        "reason": "superseded",
+                        "by_id_xxh3": format!("{:032x}", first.id),
+                    });
+                    h.retractions.extend_from_slice(line.to_string().as_bytes());
+                    h.retractions.push(b'\n');
+                }
+            }
+            if past.is_some() {
+                seen += 1;
+            }
+            let size = group.len() + past.is_some() as u64;
             if size > 1 {
                 groups += 1;
                 dups += size - 1;
-                let mut rep = None;
+                let rep = match (tonight_wins, past) {
+                    (false, Some(p)) => history::history_rep(p.id),
+                    _ => first.doc,
+                };
                 group.drain(|r| {
-                    let rep = *rep.get_or_insert(r.doc);
                     router.route(&DocDecision {
                         doc: r.doc,
                         rep,
@@ -151,19 +253,33 @@ impl GlobalStep for GroupsStep {
             } else {
                 group.drain(|_| Ok(()))?;
             }
-            std::io::Result::Ok(())
+            Ok(())
         };
-        let mut last: Option<u128> = None;
+        let mut first: Option<KeyRec> = None;
         while let Some(r) = merged.next_record().map_err(io)? {
-            if last != Some(r.key) {
-                flush(&mut group, &mut router).map_err(io)?;
+            if first.map(|f| f.key) != Some(r.key) {
+                flush(first, &mut group, &mut router, &mut hist).map_err(io)?;
                 keys += 1;
-                last = Some(r.key);
+                first = Some(r);
             }
             group.push(r).map_err(io)?;
         }
-        flush(&mut group, &mut router).map_err(io)?;
+        flush(first, &mut group, &mut router, &mut hist).map_err(io)?;
         router.finish().map_err(io)?;
+        if let Some(h) = hist {
+            let path = history::out_shard_path(&ctx.dir, task);
+            st.count("history_written", h.out.written());
+            h.out
+                .into_inner()
+                .and_then(|w| w.finish())
+                .map_err(|e| Error::io(&path, e))?;
+            let path = history::retractions_path(&ctx.dir, task);
+            ctx.store
+                .put(&path, &h.retractions)
+                .map_err(|e| Error::io(&path, e))?;
+            st.count("history_matches", seen);
+            st.count("retracted", retracted);
+        }
         st.count("keys", keys);
         st.count("groups_with_copies", groups);
         st.count("duplicates", dups);
@@ -201,6 +317,7 @@ impl GlobalStage for KeyedDedup {
                 sections: self.inner.shards,
             }),
             Box::new(GroupsStep {
+                name: self.inner.name.clone(),
                 shards: self.inner.shards,
             }),
             DecideStep::<DocDecision>::boxed(),

@@ -20,6 +20,7 @@
 pub mod decisions;
 pub mod exact;
 pub mod extsort;
+pub mod history;
 pub mod keep;
 pub mod keyed;
 pub mod keys;
