@@ -4,6 +4,7 @@
 pub mod bucket;
 pub mod decontam;
 pub mod plan;
+pub mod topic_rules;
 
 pub use bucket::BUCKET_SIGNAL;
 pub use plan::{
