@@ -4,12 +4,15 @@
 //!
 //! Run: cargo bench -p curate-benches --bench extract
 //! Env: EXTRACT_BENCH_FILE (another WARC), EXTRACT_BENCH_REPS (default 3), EXTRACT_BENCH_PEERS
-//! (comma list, default `trafilatura,trafilatura_fast,resiliparse`; empty: none), CURATE_PEERS.
+//! (comma list, default `trafilatura,trafilatura_fast,resiliparse,resiliparse_parser,lxml_parser`;
+//! empty: none), CURATE_PEERS.
 //! Pages are decoded and held in memory before timing, for curate and the peers alike, so the
 //! figures are the extractors' alone; every system gets a warm-up and then the same number of
 //! timed passes (`reps`), best pass kept. CPU time of the working thread is the steadier
 //! measure of the per-core cost on a shared machine; wall time is printed too. curate's HTML
-//! parser alone (`Dom::parse`, the tree the extractor walks) is timed the same way.
+//! parser alone (`Dom::parse`, the tree the extractor walks) is timed the same way, beside the
+//! peers' parsers alone (resiliparse's `HTMLTree.parse`, lexbor; lxml's libxml2
+//! `document_fromstring`), each given a whole warm-up pass.
 
 use std::sync::Arc;
 
@@ -80,8 +83,9 @@ fn main() {
         chars as f64 / 1e6
     );
 
-    let wanted = std::env::var("EXTRACT_BENCH_PEERS")
-        .unwrap_or_else(|_| "trafilatura,trafilatura_fast,resiliparse".into());
+    let wanted = std::env::var("EXTRACT_BENCH_PEERS").unwrap_or_else(|_| {
+        "trafilatura,trafilatura_fast,resiliparse,resiliparse_parser,lxml_parser".into()
+    });
     let peer = if wanted.is_empty() {
         None
     } else {
@@ -118,6 +122,7 @@ fn main() {
         ("wall clock", wall, parse_wall, "wall_s"),
     ] {
         println!("-- {clock}, one thread");
+        let is_parser = |name: &str| name.ends_with("_parser");
         report(
             "curate HTML parser alone",
             pages.len(),
@@ -125,12 +130,23 @@ fn main() {
             parse_secs,
             None,
         );
-        for (name, r) in &results {
+        for (name, r) in results.iter().filter(|(n, _)| is_parser(n)) {
+            let s = r[key].as_f64().unwrap_or(f64::NAN);
+            report(name, peer_pages, peer_bytes, s, None);
+            report(
+                &format!("curate parser vs {name}"),
+                pages.len(),
+                bytes,
+                parse_secs,
+                Some(peer_pages as f64 / s),
+            );
+        }
+        for (name, r) in results.iter().filter(|(n, _)| !is_parser(n)) {
             let s = r[key].as_f64().unwrap_or(f64::NAN);
             report(name, peer_pages, peer_bytes, s, None);
         }
         report("curate extract.html", pages.len(), bytes, secs, None);
-        for (name, r) in &results {
+        for (name, r) in results.iter().filter(|(n, _)| !is_parser(n)) {
             let s = r[key].as_f64().unwrap_or(f64::NAN);
             report(
                 &format!("curate vs {name}"),

@@ -1,4 +1,6 @@
-"""Times the peer extractors (trafilatura, resiliparse) on the HTML pages of one WARC file.
+"""Times the peer extractors (trafilatura, resiliparse) and HTML parsers (resiliparse's lexbor
+tree, lxml's libxml2 tree: `*_parser`, beside curate's parser alone) on the HTML pages of one
+WARC file.
 
 The pages are the same ones curate's bench extracts: every HTML response record, decoded to str
 the way ../shared/peers/extraction_bench.py decodes them (utf-8, else the <meta> charset, else
@@ -41,6 +43,16 @@ def extractors():
         from resiliparse.parse.html import HTMLTree
 
         ex["resiliparse"] = lambda h: extract_plain_text(HTMLTree.parse(h), main_content=True)
+        ex["resiliparse_parser"] = HTMLTree.parse
+    except ImportError:
+        pass
+    try:
+        import lxml.html
+
+        utf8 = lxml.html.HTMLParser(encoding="utf-8")
+        # lxml parses bytes (a str with an encoding declaration is refused): the pages are
+        # encoded before timing, see `inputs` below.
+        ex["lxml_parser"] = lambda b: lxml.html.document_fromstring(b, parser=utf8)
     except ImportError:
         pass
     return ex
@@ -64,17 +76,24 @@ def main():
                 pages.append(decode_html(rec.content_stream().read()))
     html_bytes = sum(len(p.encode("utf-8")) for p in pages)
     avail = extractors()
+    encoded = [p.encode("utf-8") for p in pages]
     out = {"pages": len(pages), "html_bytes": html_bytes, "results": {}}
     for name in args.extractors.split(","):
         fn = avail.get(name)
         if fn is None:
             continue
-        for p in pages[:3]:  # warm-up: imports, lazy initialisation
-            fn(p)
+        inputs = encoded if name == "lxml_parser" else pages
+        # Warm-up: imports and lazy initialisation; the parsers (cheap) get a whole pass, as
+        # curate's parser does.
+        for p in inputs if name.endswith("_parser") else inputs[:3]:
+            try:
+                fn(p)
+            except Exception:
+                pass
         best = None
         for _ in range(max(args.repeat, 1)):
             t, c = time.perf_counter(), time.process_time()
-            for p in pages:
+            for p in inputs:
                 try:
                     fn(p)
                 except Exception:

@@ -26,6 +26,7 @@ pub static REGISTRY: &[&StageDef] = &[
     &crate::import::DEF,
     &crate::mix::bucket::DEF,
     &crate::mix::decontam::DEF,
+    &crate::mix::topic_rules::DEF,
     &crate::tokenize::count::DEF,
 ];
 

@@ -2,8 +2,11 @@
 //! with the repo, then `curate mix` on its stored signals, and the run report of both opened in
 //! a real headless browser. The sample (scripts/make_sample_warc.py) plants one copy of each
 //! kind of duplicate (same URL, same text, near-identical text) and a page of a blocklisted
-//! domain, so each of those stages must drop exactly its planted page.
+//! domain, so each of those stages must drop exactly its planted page. It holds general, math,
+//! code and German/French/Spanish pages: the built-in topic rules and the language bucket each
+//! page where it belongs, and the mix is Llama 3's 50/25/17/8 with shards for all four buckets.
 
+use std::collections::BTreeMap;
 use std::path::Path;
 
 use crate::common::*;
@@ -69,23 +72,114 @@ fn quickstart_runs_mixes_and_its_report_renders() {
     // Accounting: every stage's input is its output plus its drops.
     assert_accounting(&stats, "quickstart");
     let (_, kept) = stage_in_out(&stats, "bucket");
-    assert!(kept >= 8, "most sample pages survive ({kept})");
+    assert!(kept >= 30, "most sample pages survive ({kept})");
     // Parquet output with signal columns.
     let docs = files(&out, "docs");
     assert!(docs.keys().all(|k| k.ends_with(".parquet")) && !docs.is_empty());
-    // The mix: Megatron shards per bucket and a report whose shares are the ones achieved.
+    // Every page lands in the bucket it was written for (by the URLs of the sample script).
+    let mut buckets: BTreeMap<String, Vec<String>> = BTreeMap::new();
+    for (path, bytes) in docs {
+        for d in curate::io::parquet::ParquetDocs::open(bytes.into(), &path, 1024).unwrap() {
+            let d = d.unwrap();
+            let b = d.signals.str("bucket").unwrap().to_string();
+            buckets.entry(b).or_default().push(d.url);
+        }
+    }
+    let expect = [
+        (
+            "math",
+            &[
+                "quadratic-formula",
+                "infinitely-many-primes",
+                "geometric-series",
+                "pythagoras",
+                "product-rule",
+                "modular-inverse",
+                "triangle-numbers",
+            ][..],
+        ),
+        (
+            "code",
+            &[
+                "iterators-guide",
+                "list-comprehension",
+                "go/word-count",
+                "largest-files",
+                "debounce",
+                "group-by-having",
+            ][..],
+        ),
+        (
+            "multilingual",
+            &["fahrrad", "pain-cocotte", "breve-historia"][..],
+        ),
+        (
+            "general",
+            &[
+                "alder-river",
+                "last-keepers",
+                "bees-in-winter",
+                "night-trains",
+                "autumn-waders",
+                "route-7",
+            ][..],
+        ),
+    ];
+    for (bucket, pages) in expect {
+        let got = buckets.get(bucket).cloned().unwrap_or_default();
+        for page in pages {
+            assert!(
+                got.iter().any(|u| u.contains(page)),
+                "{page} is not in {bucket}: {buckets:#?}"
+            );
+        }
+        if bucket != "general" {
+            assert_eq!(got.len(), pages.len(), "{bucket}: {got:#?}");
+        }
+    }
+    // The mix: Llama 3's shares within half a point, Megatron shards for all four buckets, and a
+    // manifest naming them.
     let mix = out.join("mix/main");
     let report: serde_json::Value =
         serde_json::from_slice(&std::fs::read(mix.join("mix_report.json")).unwrap()).unwrap();
-    let shards = files(&mix, "");
-    for bucket in ["general", "multilingual"] {
+    let shares: BTreeMap<&str, f64> = report["buckets"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|b| (b["bucket"].as_str().unwrap(), b["share"].as_f64().unwrap()))
+        .collect();
+    let recipe = [
+        ("general", 0.50),
+        ("math", 0.25),
+        ("code", 0.17),
+        ("multilingual", 0.08),
+    ];
+    assert_eq!(shares.len(), recipe.len(), "{report}");
+    for (bucket, want) in recipe {
+        let got = shares[bucket];
         assert!(
-            shards.contains_key(&format!("main_{bucket}_00000.idx")),
-            "{bucket} shard: {:?}",
-            shards.keys()
+            (got - want).abs() <= 0.005,
+            "{bucket}: {got} vs {want}\n{printed}"
         );
     }
-    assert!(report.to_string().contains("multilingual"), "{report}");
+    let shards = files(&mix, "");
+    let manifest: serde_json::Value = serde_json::from_slice(&shards["manifest.json"]).unwrap();
+    for (bucket, _) in recipe {
+        let prefix = format!("main_{bucket}_00000");
+        for ext in ["bin", "idx"] {
+            let f = &shards[&format!("{prefix}.{ext}")];
+            assert!(!f.is_empty(), "{prefix}.{ext}");
+        }
+        assert!(manifest["buckets"][bucket]["tokens"].as_u64().unwrap() > 0);
+        assert!(
+            manifest["shards"]
+                .as_array()
+                .unwrap()
+                .iter()
+                .any(|s| s["bucket"] == bucket && s["prefix"] == format!("mix/main/{prefix}")),
+            "{manifest}"
+        );
+    }
 
     // Same input, config and seed: byte-identical output.
     let again = d.path().join("qs2");

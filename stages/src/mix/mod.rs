@@ -4,5 +4,6 @@
 
 pub mod bucket;
 pub mod decontam;
+pub mod topic_rules;
 
 pub use bucket::BUCKET_SIGNAL;
