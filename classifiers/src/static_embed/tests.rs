@@ -68,6 +68,60 @@ fn wordpiece_ids_equal_tokenizers_on_real_pages() {
 }
 
 #[test]
+fn wordpiece_ids_equal_tokenizers_in_75_languages() {
+    let Some(shared) = testing::shared() else {
+        return;
+    };
+    let tok = shared.join("data/models/all-minilm-l6-v2-int8/tokenizer.json");
+    let (hf, fast) = load_tokenizer(&tok).unwrap();
+    let fast = fast.expect("the MiniLM tokenizer takes the fast path");
+    // Every script of the lingua test sentences (CJK, Thai, Devanagari, Arabic, Hangul,
+    // accented Latin, ...): 40 sentences per language, plus odd marks and compatibility forms.
+    let dir = shared.join("data/langid/lingua-testdata");
+    let mut langs: Vec<_> = std::fs::read_dir(&dir)
+        .unwrap()
+        .map(|e| e.unwrap().path())
+        .collect();
+    langs.sort();
+    assert!(
+        langs.len() >= 70,
+        "{} languages in {}",
+        langs.len(),
+        dir.display()
+    );
+    let mut docs = Vec::new();
+    for l in &langs {
+        let mut s = String::new();
+        std::io::Read::read_to_string(
+            &mut flate2::read::GzDecoder::new(
+                std::fs::File::open(l.join("sentences.txt.gz")).unwrap(),
+            ),
+            &mut s,
+        )
+        .unwrap();
+        docs.extend(s.lines().take(40).map(String::from));
+    }
+    docs.extend(
+        [
+            "\u{212b}ngstr\u{f6}m \u{fb01}ne \u{2163} \u{130}stanbul \u{1e9e}\u{df} \u{3a3}\u{3a3}",
+            "e\u{301}\u{327} a\u{308}\u{304}b \u{200b}zero\u{200d}width\u{feff} \u{e000}pua",
+            "\u{f900}\u{fa0e}\u{2f800} \u{ff21}\u{ff41} \u{2028}line\u{2029}para\u{3000}ideo",
+            "\u{ac00}\u{d7a3} \u{1100}\u{1161} \u{e01}\u{e34}\u{e48} \u{915}\u{93f}\u{94d}",
+            &"\u{e9}".repeat(101),
+            &"\u{e9}".repeat(100),
+        ]
+        .map(String::from),
+    );
+    let mut ids = Vec::new();
+    for (i, d) in docs.iter().enumerate() {
+        let want = hf.encode(d.as_str(), false).unwrap().get_ids().to_vec();
+        ids.clear();
+        fast.encode(d, usize::MAX, &mut ids);
+        assert_eq!(ids, want, "sentence {i}: {d:?}");
+    }
+}
+
+#[test]
 fn jacobi_diagonalises_a_symmetric_matrix() {
     let d = 12;
     let mut a = vec![0f64; d * d];
