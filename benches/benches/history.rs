@@ -53,7 +53,11 @@ fn url_stage() -> Box<dyn GlobalStage> {
 }
 
 fn url_of(i: u64) -> String {
-    format!("https://site{}.example.org/path/{}/page-{i}.html", i % 50_000, i % 97)
+    format!(
+        "https://site{}.example.org/path/{}/page-{i}.html",
+        i % 50_000,
+        i % 97
+    )
 }
 
 /// The history's key of URL `i`: what the stage computes from the normalized URL.
@@ -108,12 +112,15 @@ fn generate_history(dir: &Path, docs: u64, gens: usize) {
             }
             w.into_inner().unwrap().finish().unwrap();
             files.insert(
-                path.trim_start_matches(&format!("gens/{name}/")).to_string(),
+                path.trim_start_matches(&format!("gens/{name}/"))
+                    .to_string(),
                 (v.len() * HistRec::SIZE) as u64,
             );
             records += v.len() as u64;
         }
-        store.put(&format!("gens/{name}/inputs.json"), b"[]").unwrap();
+        store
+            .put(&format!("gens/{name}/inputs.json"), b"[]")
+            .unwrap();
         store
             .put(&format!("gens/{name}/retractions.jsonl"), b"")
             .unwrap();
@@ -185,7 +192,10 @@ fn night(work: &Path, hist: Option<&Path>, night_docs: u64, history_docs: u64) {
             let hist = History::from_store(hs.clone()).unwrap();
             out.put(SNAPSHOT, &serde_json::to_vec(&hist.snapshot()).unwrap())
                 .unwrap();
-            Arc::new(curate::history::mount::MountStore { run: out, history: hs })
+            Arc::new(curate::history::mount::MountStore {
+                run: out,
+                history: hs,
+            })
         }
         None => out,
     };

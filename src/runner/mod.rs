@@ -395,13 +395,18 @@ impl<'a> Runner<'a> {
             .filter(|s| matches!(s.built, Built::Global(_)))
             .map(|s| s.name.clone())
             .collect();
-        let g = crate::history::commit(
-            h,
-            self.store.as_ref(),
-            &self.plan.output,
-            &globals,
-            &self.partitions,
-        )?;
+        // The history names runs by an absolute location, so `curate stats --history` finds
+        // them from any folder.
+        let output = match std::path::Path::new(&self.plan.output) {
+            p if crate::config::plan::is_uri(&self.plan.output) || p.is_absolute() => {
+                self.plan.output.clone()
+            }
+            p => std::env::current_dir()
+                .map(|d| d.join(p).to_string_lossy().into_owned())
+                .unwrap_or_else(|_| self.plan.output.clone()),
+        };
+        let g =
+            crate::history::commit(h, self.store.as_ref(), &output, &globals, &self.partitions)?;
         if let Some(g) = &g {
             tracing::info!("history: committed generation {g}");
         }

@@ -214,6 +214,12 @@ fn check_invariant(dir: &Path, pipe_text: &str, inputs: &[PathBuf], what: &str) 
     );
     let status = run_ok(&["history", "status", hist.to_str().unwrap()]);
     assert!(status.contains("generations 3  runs 3"), "{what}: {status}");
+    // The nights as one corpus: their funnels summed, retracted documents out.
+    let st = run_ok(&["stats", "--history", hist.to_str().unwrap()]);
+    assert!(
+        st.contains(&format!("{} in the corpus", single.len())),
+        "{what}: {st}"
+    );
     outs
 }
 

@@ -126,7 +126,8 @@ struct HistorySide {
     peek: Option<HistRec>,
     source: Box<dyn Source<HistRec>>,
     out: RecordWriter<Box<dyn crate::store::ObjectWriter>>,
-    retractions: Vec<u8>,
+    /// Streamed (64 KiB buffer), so that a night of many recrawls holds none in memory.
+    retractions: std::io::BufWriter<Box<dyn crate::store::ObjectWriter>>,
     stage: String,
 }
 
@@ -177,11 +178,13 @@ impl GlobalStep for GroupsStep {
                 let peek = source.next_record().map_err(io)?;
                 let path = history::out_shard_path(&ctx.dir, task);
                 let w = ctx.store.create(&path).map_err(|e| Error::io(&path, e))?;
+                let rpath = history::retractions_path(&ctx.dir, task);
+                let r = ctx.store.create(&rpath).map_err(|e| Error::io(&rpath, e))?;
                 Some(HistorySide {
                     peek,
                     source,
                     out: RecordWriter::new(w),
-                    retractions: Vec::new(),
+                    retractions: std::io::BufWriter::with_capacity(1 << 16, r),
                     stage: self.name.clone(),
                 })
             }
@@ -227,8 +230,8 @@ impl GlobalStep for GroupsStep {
                         "reason": "superseded",
                         "by_id_xxh3": format!("{:032x}", first.id),
                     });
-                    h.retractions.extend_from_slice(line.to_string().as_bytes());
-                    h.retractions.push(b'\n');
+                    use std::io::Write;
+                    writeln!(h.retractions, "{line}")?;
                 }
             }
             if past.is_some() {
@@ -274,8 +277,10 @@ impl GlobalStep for GroupsStep {
                 .and_then(|w| w.finish())
                 .map_err(|e| Error::io(&path, e))?;
             let path = history::retractions_path(&ctx.dir, task);
-            ctx.store
-                .put(&path, &h.retractions)
+            h.retractions
+                .into_inner()
+                .map_err(|e| e.into_error())
+                .and_then(|w| w.finish())
                 .map_err(|e| Error::io(&path, e))?;
             st.count("history_matches", seen);
             st.count("retracted", retracted);
