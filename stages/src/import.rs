@@ -181,23 +181,11 @@ impl Stage for Import {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::config::Purpose;
     use crate::read::{jsonl::parse_line, ReadOptions};
     use std::sync::Arc;
 
     fn stage(name: &str, toml: &str) -> Result<Box<dyn Stage>, ConfigError> {
-        let t: toml::Table = toml.parse().unwrap();
-        let args = StageArgs {
-            name,
-            table: &t,
-            base_dir: std::path::Path::new("."),
-            purpose: Purpose::Run,
-            seed: 0,
-        };
-        match build(&args)? {
-            Built::Map(s) => Ok(s),
-            Built::Global(_) => panic!("map stage"),
-        }
+        crate::kit::stage(&DEF, name, toml)
     }
 
     fn doc(line: &str) -> Document {

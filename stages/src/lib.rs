@@ -34,12 +34,15 @@
 
 pub mod clean;
 pub mod config;
+pub mod declare;
 pub mod dedup;
 pub mod document;
 pub mod error;
 pub mod extract;
 pub mod filter;
 pub mod import;
+#[cfg(test)]
+pub(crate) mod kit;
 pub mod mix;
 pub mod read;
 pub mod registry;

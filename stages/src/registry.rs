@@ -14,6 +14,7 @@ pub static REGISTRY: &[&StageDef] = &[
     &crate::extract::DEF,
     &crate::clean::markdown::DEF,
     &crate::filter::length::DEF,
+    &crate::filter::line_length::DEF,
     &crate::filter::gopher_repetition::DEF,
     &crate::filter::gopher_quality::DEF,
     &crate::filter::c4::DEF,
@@ -84,5 +85,69 @@ mod tests {
                 );
             }
         }
+    }
+
+    /// The stage contract (see [`crate::kit::contract`]) for every kind of this registry,
+    /// built from its own `example` section, on real pages of the extracted-WARC corpus (raw
+    /// CleanEval HTML for the extractor). The examples' files are made or linked in a scratch
+    /// folder: a KL reference counted from the pages, `ldnoobw` from `../shared`. Pages get
+    /// what a kind reads from earlier stages or the input: `safety.domains` runs after the
+    /// `pii`, `dirty` and `urls` stages its example names; `signal.import` reads record fields.
+    #[test]
+    fn every_registered_stage_keeps_the_contract() {
+        use crate::kit;
+        let (Some(pages), Some(html), Some(shared)) = (
+            kit::pages(200),
+            kit::html_pages(40),
+            crate::tokenize::testdata::shared(),
+        ) else {
+            return;
+        };
+        let dir = tempfile::tempdir().unwrap();
+        let mut r = crate::filter::kl::KlReference::new(16, 0.5);
+        pages.iter().for_each(|d| r.add(d));
+        r.write(std::fs::File::create(dir.path().join("kl-ref.bin")).unwrap())
+            .unwrap();
+        std::os::unix::fs::symlink(shared.join("data/nsfw/ldnoobw"), dir.path().join("ldnoobw"))
+            .unwrap();
+        let mut screened = pages.clone();
+        for (def, name) in [
+            (&crate::safety::pii::DEF, "pii"),
+            (&crate::safety::dirty_words::DEF, "dirty"),
+            (&crate::safety::url_filter::DEF, "urls"),
+        ] {
+            let built = kit::build_in(def, name, def.example, crate::Purpose::Run, dir.path());
+            let Ok(crate::Built::Map(s)) = built else {
+                panic!("{} does not build", def.kind)
+            };
+            screened.iter_mut().for_each(|d| {
+                s.process(d);
+            });
+        }
+        let mut records = pages.clone();
+        for d in &mut records {
+            // Fields a record of a scored corpus carries, taken from the page itself.
+            let n = d.text().chars().count().max(1) as f64;
+            let share = |f: fn(char) -> bool| d.text().chars().filter(|&c| f(c)).count() as f64 / n;
+            let code = share(|c| matches!(c, '{' | '}' | ';'));
+            let math = share(|c| c.is_ascii_digit());
+            d.metadata.insert("code".into(), code.to_string());
+            d.metadata.insert("math_score".into(), math.to_string());
+            d.metadata.insert("lang".into(), "en".into());
+        }
+        let mut failed = Vec::new();
+        for def in REGISTRY {
+            let input = match def.kind {
+                "extract.html" => &html,
+                "safety.domains" => &screened,
+                "signal.import" => &records,
+                _ => &pages,
+            };
+            match kit::contract(def, def.example, input, dir.path()) {
+                Ok(c) => eprintln!("{}: {} kept, dropped {:?}", def.kind, c.kept, c.dropped),
+                Err(e) => failed.push(e),
+            }
+        }
+        assert!(failed.is_empty(), "{}", failed.join("\n"));
     }
 }

@@ -14,6 +14,7 @@ use std::path::PathBuf;
 use std::sync::Arc;
 
 use crate::config::{ConfigError, StageArgs};
+use crate::declare::Declared;
 use crate::document::Document;
 use crate::error::Result;
 use crate::signals::{SignalSpec, Signals};
@@ -39,14 +40,20 @@ pub trait Stage: Send + Sync {
     /// The instance name (the key of its `[stages.NAME]` section).
     fn name(&self) -> &str;
 
+    /// The stage's declared signals and threshold rules ([`crate::declare`]): when present,
+    /// `signals`, `reasons`, `thresholds` and `judge` come from it.
+    fn declared(&self) -> Option<&Declared> {
+        None
+    }
+
     /// The signals this stage writes, declared before any document is seen.
     fn signals(&self) -> Vec<SignalSpec> {
-        Vec::new()
+        self.declared().map(Declared::signals).unwrap_or_default()
     }
 
     /// Every reason this stage may drop a document for.
     fn reasons(&self) -> Vec<&'static str> {
-        Vec::new()
+        self.declared().map(Declared::reasons).unwrap_or_default()
     }
 
     /// Computes signals (and may edit the text, recording what it removed as counts). May drop
@@ -67,13 +74,15 @@ pub trait Stage: Send + Sync {
 
     /// The threshold verdict from this stage's signals alone. The runner calls it after
     /// `process`; selection calls it again over stored signals when thresholds change.
-    fn judge(&self, _signals: &Signals) -> Outcome {
-        Outcome::Keep
+    fn judge(&self, signals: &Signals) -> Outcome {
+        self.declared().map_or(Outcome::Keep, |d| d.judge(signals))
     }
 
     /// Configured thresholds as `(signal, value)`, drawn on the report's histograms.
     fn thresholds(&self) -> Vec<(String, f64)> {
-        Vec::new()
+        self.declared()
+            .map(Declared::thresholds)
+            .unwrap_or_default()
     }
 
     /// Whether this stage's signals are a pure function of other stages' signals (a mix
@@ -148,24 +157,30 @@ pub trait Applier: Send {
 /// A stage that needs global knowledge: collect, steps across the barrier, apply.
 pub trait GlobalStage: Send + Sync {
     fn name(&self) -> &str;
+    /// The stage's declared signals and rules (see [`Stage::declared`]).
+    fn declared(&self) -> Option<&Declared> {
+        None
+    }
     /// Signals the applier writes.
     fn signals(&self) -> Vec<SignalSpec> {
-        Vec::new()
+        self.declared().map(Declared::signals).unwrap_or_default()
     }
     fn reasons(&self) -> Vec<&'static str> {
-        Vec::new()
+        self.declared().map(Declared::reasons).unwrap_or_default()
     }
     fn collector(&self, ctx: &PartitionCtx) -> Result<Box<dyn Collector>>;
     fn steps(&self) -> Vec<Box<dyn GlobalStep>>;
     fn applier(&self, ctx: &PartitionCtx) -> Result<Box<dyn Applier>>;
     /// The threshold verdict from stored signals (see [`Stage::judge`]).
-    fn judge(&self, _signals: &Signals) -> Outcome {
-        Outcome::Keep
+    fn judge(&self, signals: &Signals) -> Outcome {
+        self.declared().map_or(Outcome::Keep, |d| d.judge(signals))
     }
 
     /// Configured thresholds as `(signal, value)` (see [`Stage::thresholds`]).
     fn thresholds(&self) -> Vec<(String, f64)> {
-        Vec::new()
+        self.declared()
+            .map(Declared::thresholds)
+            .unwrap_or_default()
     }
 }
 

@@ -489,7 +489,7 @@ impl Stage for C4 {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::filter::build_for_test;
+    use crate::kit;
 
     const PAGE: &str = "Menu\nHome | About\nThe keepers lit the lamp at dusk. They trimmed the wick at midnight.\n\
         Please enable JavaScript to view this page.\nBy using this site you agree to our Privacy Policy.\n\
@@ -498,7 +498,7 @@ mod tests {
 
     #[test]
     fn lines_are_removed_and_counted() {
-        let s = build_for_test(&DEF, "c4", DEF.example).unwrap();
+        let s = kit::stage(&DEF, "c4", DEF.example).unwrap();
         let mut d = Document::new("a", PAGE);
         s.process(&mut d);
         assert_eq!(s.judge(&d.signals), Outcome::Keep, "{:?}", d.signals);
@@ -524,7 +524,7 @@ mod tests {
 
     #[test]
     fn document_rules() {
-        let s = build_for_test(&DEF, "c4", DEF.example).unwrap();
+        let s = kit::stage(&DEF, "c4", DEF.example).unwrap();
         let mut d = Document::new("l", "Lorem ipsum dolor sit amet, consectetur.");
         s.process(&mut d);
         assert_eq!(s.judge(&d.signals), Outcome::Drop("lorem_ipsum"));
@@ -536,7 +536,7 @@ mod tests {
         s.process(&mut d);
         assert_eq!(d.signals.i64("c4.sentences"), Some(2));
         assert_eq!(s.judge(&d.signals), Outcome::Drop("too_few_sentences"));
-        let s = build_for_test(&DEF, "c4", "min_num_sentences = 2").unwrap();
+        let s = kit::stage(&DEF, "c4", "min_num_sentences = 2").unwrap();
         assert_eq!(s.judge(&d.signals), Outcome::Keep);
     }
 
@@ -558,11 +558,11 @@ mod tests {
 
     #[test]
     fn bad_config_names_key() {
-        let e = build_for_test(&DEF, "c4", "min_num_sentences = -1")
+        let e = kit::stage(&DEF, "c4", "min_num_sentences = -1")
             .err()
             .unwrap();
         assert_eq!(e.key, "min_num_sentences");
-        let e = build_for_test(&DEF, "c4", "filter_cookies = true")
+        let e = kit::stage(&DEF, "c4", "filter_cookies = true")
             .err()
             .unwrap();
         assert_eq!(e.key, "filter_cookies");

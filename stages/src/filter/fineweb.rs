@@ -203,11 +203,11 @@ impl Stage for FineWeb {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::filter::build_for_test;
+    use crate::kit;
 
     #[test]
     fn prose_passes_and_menus_fail() {
-        let s = build_for_test(&DEF, "fw", DEF.example).unwrap();
+        let s = kit::stage(&DEF, "fw", DEF.example).unwrap();
         let mut d = Document::new(
             "p",
             "The lighthouse stood on the cliff for two hundred years before the storm.\n\
@@ -242,11 +242,9 @@ mod tests {
 
     #[test]
     fn bad_config_names_key() {
-        let e = build_for_test(&DEF, "fw", "short_line_thr = 3")
-            .err()
-            .unwrap();
+        let e = kit::stage(&DEF, "fw", "short_line_thr = 3").err().unwrap();
         assert_eq!(e.key, "short_line_thr");
-        let e = build_for_test(&DEF, "fw", "short_lines = 3").err().unwrap();
+        let e = kit::stage(&DEF, "fw", "short_lines = 3").err().unwrap();
         assert_eq!(e.key, "short_lines");
     }
 }

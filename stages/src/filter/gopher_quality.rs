@@ -20,7 +20,7 @@ use rustc_hash::FxHashSet;
 use serde::Deserialize;
 
 use crate::config::{check_fraction, ConfigError, StageArgs};
-use crate::signals::{SignalSpec, SignalType, Signals};
+use crate::declare::{count, Declare, Declared, Sig, F64, I64};
 use crate::stage::StageDef;
 use crate::stage::{Built, Outcome, Stage};
 use crate::Document;
@@ -82,15 +82,16 @@ pub static DEF: StageDef = StageDef {
     build,
 };
 
+/// The stage's signal handles.
 struct Sigs {
-    word_count: String,
-    mean_word_length: String,
-    hash_ratio: String,
-    ellipsis_ratio: String,
-    bullet_lines_ratio: String,
-    ellipsis_lines_ratio: String,
-    alpha_words_ratio: String,
-    stop_words: String,
+    word_count: Sig<I64>,
+    mean_word_length: Sig<F64>,
+    hash_ratio: Sig<F64>,
+    ellipsis_ratio: Sig<F64>,
+    bullet_lines_ratio: Sig<F64>,
+    ellipsis_lines_ratio: Sig<F64>,
+    alpha_words_ratio: Sig<F64>,
+    stop_words: Sig<I64>,
 }
 
 pub struct GopherQuality {
@@ -98,6 +99,7 @@ pub struct GopherQuality {
     cfg: GopherQualityConfig,
     default_stops: Vec<String>,
     sig: Sigs,
+    declared: Declared,
 }
 
 fn build(args: &StageArgs) -> Result<Built, ConfigError> {
@@ -128,24 +130,93 @@ fn build(args: &StageArgs) -> Result<Built, ConfigError> {
             ));
         }
     }
-    let n = args.name;
     let default_stops = cfg
         .stop_words
         .clone()
         .unwrap_or_else(|| GOPHER_STOP_WORDS.iter().map(|s| s.to_string()).collect());
+    let mut d = Declare::new(args.name);
+    let sig = Sigs {
+        word_count: d.signal("word_count", "words (tokens that are not pure symbols)"),
+        mean_word_length: d.signal("mean_word_length", "mean word length in characters"),
+        hash_ratio: d.signal("hash_ratio", "'#' per token"),
+        ellipsis_ratio: d.signal("ellipsis_ratio", "ellipses per token"),
+        bullet_lines_ratio: d.signal(
+            "bullet_lines_ratio",
+            "fraction of lines starting with a bullet",
+        ),
+        ellipsis_lines_ratio: d.signal(
+            "ellipsis_lines_ratio",
+            "fraction of lines ending with an ellipsis",
+        ),
+        alpha_words_ratio: d.signal("alpha_words_ratio", "fraction of tokens holding a letter"),
+        stop_words: d.signal("stop_words", "distinct stop words present"),
+    };
+    let c = &cfg;
+    d.min(
+        sig.word_count,
+        count(c.min_doc_words),
+        "min_doc_words",
+        "too_few_words",
+    );
+    d.max(
+        sig.word_count,
+        count(c.max_doc_words),
+        "max_doc_words",
+        "too_many_words",
+    );
+    d.min(
+        sig.mean_word_length,
+        c.min_avg_word_length,
+        "min_avg_word_length",
+        "short_words",
+    );
+    d.max(
+        sig.mean_word_length,
+        c.max_avg_word_length,
+        "max_avg_word_length",
+        "long_words",
+    );
+    d.max(
+        sig.hash_ratio,
+        c.max_symbol_word_ratio,
+        "max_symbol_word_ratio",
+        "too_many_hashes",
+    );
+    d.max(
+        sig.ellipsis_ratio,
+        c.max_symbol_word_ratio,
+        "max_symbol_word_ratio",
+        "too_many_ellipses",
+    );
+    d.max(
+        sig.bullet_lines_ratio,
+        c.max_bullet_lines_ratio,
+        "max_bullet_lines_ratio",
+        "too_many_bullet_lines",
+    );
+    d.max(
+        sig.ellipsis_lines_ratio,
+        c.max_ellipsis_lines_ratio,
+        "max_ellipsis_lines_ratio",
+        "too_many_ellipsis_lines",
+    );
+    d.min(
+        sig.alpha_words_ratio,
+        c.min_alpha_words_ratio,
+        "min_alpha_words_ratio",
+        "too_few_alpha_words",
+    );
+    d.min(
+        sig.stop_words,
+        count(c.min_stop_words),
+        "min_stop_words",
+        "too_few_stop_words",
+    );
     Ok(Built::Map(Box::new(GopherQuality {
-        name: n.to_string(),
+        name: args.name.to_string(),
         default_stops,
-        sig: Sigs {
-            word_count: format!("{n}.word_count"),
-            mean_word_length: format!("{n}.mean_word_length"),
-            hash_ratio: format!("{n}.hash_ratio"),
-            ellipsis_ratio: format!("{n}.ellipsis_ratio"),
-            bullet_lines_ratio: format!("{n}.bullet_lines_ratio"),
-            ellipsis_lines_ratio: format!("{n}.ellipsis_lines_ratio"),
-            alpha_words_ratio: format!("{n}.alpha_words_ratio"),
-            stop_words: format!("{n}.stop_words"),
-        },
+        sig,
+        declared: d.finish(),
         cfg,
     })))
 }
@@ -257,137 +328,21 @@ impl Stage for GopherQuality {
         &self.name
     }
 
-    fn signals(&self) -> Vec<SignalSpec> {
-        let s = &self.sig;
-        let f = |n: &String, t, h: &'static str| SignalSpec::new(n.clone(), t, h);
-        vec![
-            f(
-                &s.word_count,
-                SignalType::I64,
-                "words (tokens that are not pure symbols)",
-            ),
-            f(
-                &s.mean_word_length,
-                SignalType::F64,
-                "mean word length in characters",
-            ),
-            f(&s.hash_ratio, SignalType::F64, "'#' per token"),
-            f(&s.ellipsis_ratio, SignalType::F64, "ellipses per token"),
-            f(
-                &s.bullet_lines_ratio,
-                SignalType::F64,
-                "fraction of lines starting with a bullet",
-            ),
-            f(
-                &s.ellipsis_lines_ratio,
-                SignalType::F64,
-                "fraction of lines ending with an ellipsis",
-            ),
-            f(
-                &s.alpha_words_ratio,
-                SignalType::F64,
-                "fraction of tokens holding a letter",
-            ),
-            f(
-                &s.stop_words,
-                SignalType::I64,
-                "distinct stop words present",
-            ),
-        ]
-    }
-
-    fn reasons(&self) -> Vec<&'static str> {
-        vec![
-            "too_few_words",
-            "too_many_words",
-            "short_words",
-            "long_words",
-            "too_many_hashes",
-            "too_many_ellipses",
-            "too_many_bullet_lines",
-            "too_many_ellipsis_lines",
-            "too_few_alpha_words",
-            "too_few_stop_words",
-        ]
+    fn declared(&self) -> Option<&Declared> {
+        Some(&self.declared)
     }
 
     fn process(&self, doc: &mut Document) -> Outcome {
         let q = measure(doc, self.stops_for(doc.lang()));
         let (s, sig) = (&mut doc.signals, &self.sig);
-        s.set_i64(sig.word_count.clone(), q.word_count as i64);
-        s.set_f64(sig.mean_word_length.clone(), q.mean_word_length);
-        s.set_f64(sig.hash_ratio.clone(), q.hash_ratio);
-        s.set_f64(sig.ellipsis_ratio.clone(), q.ellipsis_ratio);
-        s.set_f64(sig.bullet_lines_ratio.clone(), q.bullet_lines_ratio);
-        s.set_f64(sig.ellipsis_lines_ratio.clone(), q.ellipsis_lines_ratio);
-        s.set_f64(sig.alpha_words_ratio.clone(), q.alpha_words_ratio);
-        s.set_i64(sig.stop_words.clone(), q.stop_words as i64);
-        Outcome::Keep
-    }
-
-    fn thresholds(&self) -> Vec<(String, f64)> {
-        let (c, s) = (&self.cfg, &self.sig);
-        [
-            (&s.word_count, c.min_doc_words.map(|v| v as f64)),
-            (&s.word_count, c.max_doc_words.map(|v| v as f64)),
-            (&s.mean_word_length, c.min_avg_word_length),
-            (&s.mean_word_length, c.max_avg_word_length),
-            (&s.hash_ratio, c.max_symbol_word_ratio),
-            (&s.ellipsis_ratio, c.max_symbol_word_ratio),
-            (&s.bullet_lines_ratio, c.max_bullet_lines_ratio),
-            (&s.ellipsis_lines_ratio, c.max_ellipsis_lines_ratio),
-            (&s.alpha_words_ratio, c.min_alpha_words_ratio),
-            (&s.stop_words, c.min_stop_words.map(|v| v as f64)),
-        ]
-        .into_iter()
-        .filter_map(|(k, v)| v.map(|v| (k.clone(), v)))
-        .collect()
-    }
-
-    fn judge(&self, s: &Signals) -> Outcome {
-        let (c, sig) = (&self.cfg, &self.sig);
-        let i = |k: &str| s.i64(k).unwrap_or(0) as u64;
-        let f = |k: &str| s.f64(k).unwrap_or(0.0);
-        let words = i(&sig.word_count);
-        if c.min_doc_words.is_some_and(|m| words < m) {
-            return Outcome::Drop("too_few_words");
-        }
-        if c.max_doc_words.is_some_and(|m| words > m) {
-            return Outcome::Drop("too_many_words");
-        }
-        let mean = f(&sig.mean_word_length);
-        if c.min_avg_word_length.is_some_and(|m| mean < m) {
-            return Outcome::Drop("short_words");
-        }
-        if c.max_avg_word_length.is_some_and(|m| mean > m) {
-            return Outcome::Drop("long_words");
-        }
-        if let Some(m) = c.max_symbol_word_ratio {
-            if f(&sig.hash_ratio) > m {
-                return Outcome::Drop("too_many_hashes");
-            }
-            if f(&sig.ellipsis_ratio) > m {
-                return Outcome::Drop("too_many_ellipses");
-            }
-        }
-        if c.max_bullet_lines_ratio
-            .is_some_and(|m| f(&sig.bullet_lines_ratio) > m)
-        {
-            return Outcome::Drop("too_many_bullet_lines");
-        }
-        if c.max_ellipsis_lines_ratio
-            .is_some_and(|m| f(&sig.ellipsis_lines_ratio) > m)
-        {
-            return Outcome::Drop("too_many_ellipsis_lines");
-        }
-        if c.min_alpha_words_ratio
-            .is_some_and(|m| f(&sig.alpha_words_ratio) < m)
-        {
-            return Outcome::Drop("too_few_alpha_words");
-        }
-        if c.min_stop_words.is_some_and(|m| i(&sig.stop_words) < m) {
-            return Outcome::Drop("too_few_stop_words");
-        }
+        sig.word_count.set(s, q.word_count as i64);
+        sig.mean_word_length.set(s, q.mean_word_length);
+        sig.hash_ratio.set(s, q.hash_ratio);
+        sig.ellipsis_ratio.set(s, q.ellipsis_ratio);
+        sig.bullet_lines_ratio.set(s, q.bullet_lines_ratio);
+        sig.ellipsis_lines_ratio.set(s, q.ellipsis_lines_ratio);
+        sig.alpha_words_ratio.set(s, q.alpha_words_ratio);
+        sig.stop_words.set(s, q.stop_words as i64);
         Outcome::Keep
     }
 }
@@ -395,7 +350,7 @@ impl Stage for GopherQuality {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::filter::build_for_test;
+    use crate::kit;
 
     const PROSE: &str = "The history of the lighthouse begins with fires lit on hills to guide \
         ships. Keepers had to tend the flame through the night, and that work was hard. Many \
@@ -405,7 +360,7 @@ mod tests {
 
     #[test]
     fn prose_passes_and_lists_fail() {
-        let s = build_for_test(&DEF, "gq", DEF.example).unwrap();
+        let s = kit::stage(&DEF, "gq", DEF.example).unwrap();
         let mut d = Document::new("a", PROSE);
         s.process(&mut d);
         assert_eq!(s.judge(&d.signals), Outcome::Keep, "{:?}", d.signals);
@@ -423,7 +378,7 @@ mod tests {
 
     #[test]
     fn stop_words_follow_the_language() {
-        let s = build_for_test(&DEF, "gq", DEF.example).unwrap();
+        let s = kit::stage(&DEF, "gq", DEF.example).unwrap();
         let mut d = Document::new(
             "de",
             "Der Hund und die Katze sind in der Stadt, nicht das Haus.",
@@ -456,15 +411,15 @@ mod tests {
 
     #[test]
     fn bad_config_names_key() {
-        let e = build_for_test(&DEF, "gq", "min_alpha_words_ratio = 2")
+        let e = kit::stage(&DEF, "gq", "min_alpha_words_ratio = 2")
             .err()
             .unwrap();
         assert_eq!(e.key, "min_alpha_words_ratio");
-        let e = build_for_test(&DEF, "gq", "min_doc_words = 10\nmax_doc_words = 5")
+        let e = kit::stage(&DEF, "gq", "min_doc_words = 10\nmax_doc_words = 5")
             .err()
             .unwrap();
         assert_eq!(e.key, "max_doc_words");
-        let e = build_for_test(&DEF, "gq", "min_words = 5").err().unwrap();
+        let e = kit::stage(&DEF, "gq", "min_words = 5").err().unwrap();
         assert_eq!(e.key, "min_words");
     }
 }

@@ -539,11 +539,11 @@ impl Stage for GopherRepetition {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::filter::build_for_test;
+    use crate::kit;
 
     #[test]
     fn example_builds_and_repeats_are_measured() {
-        let s = build_for_test(&DEF, "rep", DEF.example).unwrap();
+        let s = kit::stage(&DEF, "rep", DEF.example).unwrap();
         // Four distinct paragraphs, one repeated twice: 2 of 6 paragraphs duplicate.
         let para = "The quick brown fox jumps over the lazy dog near the river bank today.";
         let text = format!(
@@ -558,7 +558,7 @@ mod tests {
         assert!((chars - want).abs() < 1e-12);
         assert_eq!(s.judge(&d.signals), Outcome::Drop("dup_para_frac"));
         // The same text passes with the paragraph rules off, then fails on repeated n-grams.
-        let s2 = build_for_test(
+        let s2 = kit::stage(
             &DEF,
             "rep",
             "dup_para_frac = 0\ndup_para_char_frac = 0\ndup_line_frac = 0\ndup_line_char_frac = 0",
@@ -667,17 +667,15 @@ mod tests {
 
     #[test]
     fn bad_config_names_key() {
-        let e = build_for_test(&DEF, "rep", "dup_line_frac = 1.5")
+        let e = kit::stage(&DEF, "rep", "dup_line_frac = 1.5")
             .err()
             .unwrap();
         assert_eq!(e.key, "dup_line_frac");
-        let e = build_for_test(&DEF, "rep", "top_n_grams = [[40, 0.1]]")
+        let e = kit::stage(&DEF, "rep", "top_n_grams = [[40, 0.1]]")
             .err()
             .unwrap();
         assert_eq!(e.key, "top_n_grams[0]");
-        let e = build_for_test(&DEF, "rep", "dup_lines = 0.1")
-            .err()
-            .unwrap();
+        let e = kit::stage(&DEF, "rep", "dup_lines = 0.1").err().unwrap();
         assert_eq!(e.key, "dup_lines");
     }
 }

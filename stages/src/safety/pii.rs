@@ -1272,14 +1272,14 @@ mod tests {
 
     #[test]
     fn stage_redacts_and_counts() {
-        let s = crate::filter::build_for_test(&DEF, "pii", DEF.example).unwrap();
+        let s = crate::kit::stage(&DEF, "pii", DEF.example).unwrap();
         let mut d = Document::new("a", "Write to bob@example.com or call 415-555-2671.");
         s.process(&mut d);
         assert_eq!(d.text(), "Write to <EMAIL> or call <PHONE>.");
         assert_eq!(d.signals.i64("pii.email"), Some(1));
         assert_eq!(d.signals.i64("pii.phone"), Some(1));
         assert_eq!(d.signals.i64("pii.total"), Some(2));
-        let s = crate::filter::build_for_test(
+        let s = crate::kit::stage(
             &DEF,
             "pii",
             "types = [\"email\"]\nredact = false\nmax_matches = 0",
@@ -1289,7 +1289,7 @@ mod tests {
         s.process(&mut d);
         assert_eq!(d.text(), "bob@example.com");
         assert_eq!(s.judge(&d.signals), Outcome::Drop("too_much_pii"));
-        let e = crate::filter::build_for_test(&DEF, "pii", "types = [\"passport\"]")
+        let e = crate::kit::stage(&DEF, "pii", "types = [\"passport\"]")
             .err()
             .unwrap();
         assert!(e.key.starts_with("types"), "{e}");

@@ -482,7 +482,7 @@ mod tests {
 
     #[test]
     fn example_config_and_each_rule() {
-        let s = crate::filter::build_for_test(&DEF, "url", DEF.example).unwrap();
+        let s = crate::kit::stage(&DEF, "url", DEF.example).unwrap();
         assert_eq!(
             judge(s.as_ref(), "https://www.wikipedia.org/wiki/Lighthouse"),
             Outcome::Keep

@@ -80,17 +80,7 @@ mod tests {
 
     #[test]
     fn counts_tokens_with_eos() {
-        let t: toml::Table = DEF.example.parse().unwrap();
-        let args = StageArgs {
-            name: "tokens",
-            table: &t,
-            base_dir: std::path::Path::new("."),
-            purpose: Purpose::Run,
-            seed: 0,
-        };
-        let Ok(Built::Map(s)) = build(&args) else {
-            panic!()
-        };
+        let s = crate::kit::stage(&DEF, "tokens", DEF.example).unwrap();
         let mut d = Document::new("a", "Hello world");
         s.process(&mut d);
         assert_eq!(d.signals.i64("tokens.tokens"), Some(3));

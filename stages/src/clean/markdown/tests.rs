@@ -97,7 +97,7 @@ fn plain_text_lookalikes_stay() {
 
 #[test]
 fn stage_writes_counts_and_edits_text() {
-    let s = crate::filter::build_for_test(&DEF, "md", DEF.example).unwrap();
+    let s = crate::kit::stage(&DEF, "md", DEF.example).unwrap();
     let mut d = Document::new("a", "## Intro\n\nA **b** [c](d).\n");
     assert_eq!(s.process(&mut d), Outcome::Keep);
     assert_eq!(d.text(), "Intro\n\nA b c.\n");
@@ -109,7 +109,7 @@ fn stage_writes_counts_and_edits_text() {
     s.process(&mut d);
     assert_eq!(d.text(), "Nothing here.");
     assert_eq!(d.signals.i64("md.removed_chars"), Some(0));
-    assert!(crate::filter::build_for_test(&DEF, "md", "strip = true").is_err());
+    assert!(crate::kit::stage(&DEF, "md", "strip = true").is_err());
 }
 
 /// Alphanumeric words of a text, in order.

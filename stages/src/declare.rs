@@ -1,0 +1,385 @@
+//! Declare once: a stage's signals and threshold rules in one table.
+//!
+//! A stage builds a [`Declared`] table when it is built: each signal once (its measure name,
+//! type and meaning; the full name `stage.measure` is interned once, so writing it per document
+//! allocates nothing), and each threshold rule once (signal, min or max, the config value, its
+//! config key, the drop reason). Everything else comes from that table: the stage's
+//! [`Stage::signals`](crate::Stage::signals) (and so the Parquet schema),
+//! [`Stage::reasons`](crate::Stage::reasons), [`Stage::thresholds`](crate::Stage::thresholds)
+//! and [`Stage::judge`](crate::Stage::judge), through [`Stage::declared`](crate::Stage::declared).
+//!
+//! A stage writes its signals only through the typed handles ([`Sig`]) the table gave it, so
+//! it cannot write a signal it did not declare, nor write one with another type; the registry
+//! contract test (`stages/tests/contract.rs`) checks every registered stage for the same on
+//! real pages.
+//!
+//! ```
+//! use stages::declare::{Declare, I64};
+//! use stages::{Outcome, Signals};
+//! let mut d = Declare::new("length");
+//! let chars = d.signal::<I64>("chars", "characters of text");
+//! d.min(chars, Some(10u64), "min_chars", "too_short");
+//! let table = d.finish();
+//! let mut s = Signals::new();
+//! chars.set(&mut s, 4);
+//! assert_eq!(chars.name(), "length.chars");
+//! assert_eq!(table.judge(&s), Outcome::Drop("too_short"));
+//! assert_eq!(table.thresholds(), vec![("length.chars".to_string(), 10.0)]);
+//! ```
+
+use std::collections::HashSet;
+use std::marker::PhantomData;
+use std::sync::{Mutex, OnceLock};
+
+use crate::signals::{SignalSpec, SignalType, SignalValue, Signals};
+use crate::stage::Outcome;
+
+/// A signal's storage type, as a type: what [`Sig::set`] takes and [`Sig::get`] gives.
+pub trait Kind {
+    const TY: SignalType;
+    /// The value a stage writes.
+    type In<'a>;
+    /// The value a stage reads back.
+    type Out<'a>;
+    fn value(v: Self::In<'_>) -> SignalValue;
+    fn read<'a>(s: &'a Signals, name: &str) -> Option<Self::Out<'a>>;
+}
+
+/// Marker types of [`Kind`], one per [`SignalType`].
+#[derive(Clone, Copy, Debug)]
+pub struct F32;
+#[derive(Clone, Copy, Debug)]
+pub struct F64;
+#[derive(Clone, Copy, Debug)]
+pub struct I64;
+#[derive(Clone, Copy, Debug)]
+pub struct Bool;
+#[derive(Clone, Copy, Debug)]
+pub struct Str;
+
+macro_rules! kind {
+    ($t:ty, $ty:ident, $in:ty, $out:ty, $val:expr, $read:ident) => {
+        impl Kind for $t {
+            const TY: SignalType = SignalType::$ty;
+            type In<'a> = $in;
+            type Out<'a> = $out;
+            fn value(v: Self::In<'_>) -> SignalValue {
+                $val(v)
+            }
+            fn read<'a>(s: &'a Signals, name: &str) -> Option<Self::Out<'a>> {
+                s.$read(name)
+            }
+        }
+    };
+}
+kind!(F32, F32, f64, f64, SignalValue::F64, f64);
+kind!(F64, F64, f64, f64, SignalValue::F64, f64);
+kind!(I64, I64, i64, i64, SignalValue::I64, i64);
+kind!(Bool, Bool, bool, bool, SignalValue::Bool, bool);
+kind!(
+    Str,
+    Str,
+    &'a str,
+    &'a str,
+    |v: &str| SignalValue::Str(v.to_string()),
+    str
+);
+
+/// Kinds a threshold rule can compare (numbers).
+pub trait Numeric: Kind {}
+impl Numeric for F32 {}
+impl Numeric for F64 {}
+impl Numeric for I64 {}
+
+/// A declared signal of kind `K`: the only way a stage writes it.
+pub struct Sig<K> {
+    index: usize,
+    name: &'static str,
+    kind: PhantomData<K>,
+}
+
+impl<K> Clone for Sig<K> {
+    fn clone(&self) -> Self {
+        *self
+    }
+}
+impl<K> Copy for Sig<K> {}
+
+impl<K: Kind> Sig<K> {
+    /// The full name, `stage.measure`.
+    pub fn name(&self) -> &'static str {
+        self.name
+    }
+    /// Writes the signal (the name is borrowed: no allocation per document).
+    pub fn set(&self, s: &mut Signals, v: K::In<'_>) {
+        s.set(self.name, K::value(v));
+    }
+    /// Reads the signal back.
+    pub fn get<'a>(&self, s: &'a Signals) -> Option<K::Out<'a>> {
+        K::read(s, self.name)
+    }
+}
+
+/// Which side of a threshold drops.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Bound {
+    /// Drop below the value.
+    Min,
+    /// Drop above the value.
+    Max,
+}
+
+/// One threshold rule: `signal` against `value` (none: the rule is off).
+#[derive(Clone, Debug, PartialEq)]
+pub struct Rule {
+    /// Index of the signal in the table.
+    pub signal: usize,
+    pub bound: Bound,
+    pub value: Option<f64>,
+    /// The config key that sets `value`.
+    pub key: &'static str,
+    pub reason: &'static str,
+}
+
+/// A stage's declarations: signals, threshold rules and other drop reasons.
+#[derive(Clone, Debug, Default, PartialEq)]
+pub struct Declared {
+    specs: Vec<SignalSpec>,
+    names: Vec<&'static str>,
+    rules: Vec<Rule>,
+    reasons: Vec<&'static str>,
+}
+
+/// Builds a [`Declared`] table for one stage instance.
+pub struct Declare {
+    prefix: String,
+    table: Declared,
+}
+
+/// Interns a signal name: each distinct name is allocated once per process, and every
+/// document's signal map then borrows it.
+pub fn intern(name: &str) -> &'static str {
+    static NAMES: OnceLock<Mutex<HashSet<&'static str>>> = OnceLock::new();
+    let mut set = NAMES
+        .get_or_init(Default::default)
+        .lock()
+        .unwrap_or_else(|e| e.into_inner());
+    if let Some(&n) = set.get(name) {
+        return n;
+    }
+    let n: &'static str = Box::leak(name.to_string().into_boxed_str());
+    set.insert(n);
+    n
+}
+
+impl Declare {
+    /// Declarations of the stage named `stage` (signals are named `stage.measure`).
+    pub fn new(stage: &str) -> Self {
+        Declare {
+            prefix: stage.to_string(),
+            table: Declared::default(),
+        }
+    }
+
+    /// Declares signal `stage.measure`.
+    ///
+    /// # Panics
+    /// When the same measure is declared twice (a bug in the stage, caught by its tests).
+    pub fn signal<K: Kind>(&mut self, measure: &str, help: &'static str) -> Sig<K> {
+        let name = intern(&format!("{}.{measure}", self.prefix));
+        assert!(
+            !self.table.names.contains(&name),
+            "signal {name} declared twice"
+        );
+        self.table.names.push(name);
+        self.table.specs.push(SignalSpec::new(name, K::TY, help));
+        Sig {
+            index: self.table.names.len() - 1,
+            name,
+            kind: PhantomData,
+        }
+    }
+
+    fn rule<K: Numeric>(
+        &mut self,
+        sig: Sig<K>,
+        bound: Bound,
+        value: Option<f64>,
+        key: &'static str,
+        reason: &'static str,
+    ) {
+        self.table.rules.push(Rule {
+            signal: sig.index,
+            bound,
+            value,
+            key,
+            reason,
+        });
+    }
+
+    /// Drops with `reason` when `sig` is below `value` (config key `key`; `None`: off).
+    pub fn min<K: Numeric, V: Into<f64>>(
+        &mut self,
+        sig: Sig<K>,
+        value: Option<V>,
+        key: &'static str,
+        reason: &'static str,
+    ) {
+        self.rule(sig, Bound::Min, value.map(Into::into), key, reason);
+    }
+
+    /// Drops with `reason` when `sig` is above `value` (config key `key`; `None`: off).
+    pub fn max<K: Numeric, V: Into<f64>>(
+        &mut self,
+        sig: Sig<K>,
+        value: Option<V>,
+        key: &'static str,
+        reason: &'static str,
+    ) {
+        self.rule(sig, Bound::Max, value.map(Into::into), key, reason);
+    }
+
+    /// Declares a drop reason that is not a threshold rule (a drop in `process`, e.g. a page
+    /// that does not parse).
+    pub fn reason(&mut self, reason: &'static str) {
+        self.table.reasons.push(reason);
+    }
+
+    pub fn finish(self) -> Declared {
+        self.table
+    }
+}
+
+/// Integers (counts) in a u64 config value convert to the f64 a rule compares in; counts stay
+/// exact up to 2^53.
+pub fn count(v: Option<u64>) -> Option<f64> {
+    v.map(|v| v as f64)
+}
+
+impl Declared {
+    /// The declared signals (the stage's output columns).
+    pub fn signals(&self) -> Vec<SignalSpec> {
+        self.specs.clone()
+    }
+
+    /// Whether `name` is one of the declared signals.
+    pub fn declares(&self, name: &str) -> bool {
+        self.names.contains(&name)
+    }
+
+    /// The rules, in the order [`Declared::judge`] applies them.
+    pub fn rules(&self) -> &[Rule] {
+        &self.rules
+    }
+
+    /// The full name of a rule's signal.
+    pub fn signal_name(&self, rule: &Rule) -> &'static str {
+        self.names[rule.signal]
+    }
+
+    /// Every drop reason: the rules' (in order, once each), then the others.
+    pub fn reasons(&self) -> Vec<&'static str> {
+        let mut out: Vec<&'static str> = Vec::new();
+        for r in self
+            .rules
+            .iter()
+            .map(|r| r.reason)
+            .chain(self.reasons.iter().copied())
+        {
+            if !out.contains(&r) {
+                out.push(r);
+            }
+        }
+        out
+    }
+
+    /// The configured thresholds, `(signal, value)`, in rule order.
+    pub fn thresholds(&self) -> Vec<(String, f64)> {
+        self.rules
+            .iter()
+            .filter_map(|r| r.value.map(|v| (self.names[r.signal].to_string(), v)))
+            .collect()
+    }
+
+    /// The first rule (in declaration order) that the signals break, as a drop; a signal that
+    /// is absent reads as 0.
+    pub fn judge(&self, s: &Signals) -> Outcome {
+        for r in &self.rules {
+            let Some(limit) = r.value else { continue };
+            let v = s.f64(self.names[r.signal]).unwrap_or(0.0);
+            let broken = match r.bound {
+                Bound::Min => v < limit,
+                Bound::Max => v > limit,
+            };
+            if broken {
+                return Outcome::Drop(r.reason);
+            }
+        }
+        Outcome::Keep
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn one_table_gives_signals_reasons_thresholds_and_verdicts() {
+        let mut d = Declare::new("q");
+        let words = d.signal::<I64>("words", "words");
+        let ratio = d.signal::<F32>("ratio", "a ratio");
+        let label = d.signal::<Str>("label", "a label");
+        d.min(words, count(Some(3)), "min_words", "too_few_words");
+        d.max(words, count(None), "max_words", "too_many_words");
+        d.max(ratio, Some(0.5), "max_ratio", "ratio");
+        d.reason("unparsable");
+        let t = d.finish();
+        assert_eq!(
+            t.signals()
+                .iter()
+                .map(|s| (s.name.as_ref(), s.ty))
+                .collect::<Vec<_>>(),
+            vec![
+                ("q.words", SignalType::I64),
+                ("q.ratio", SignalType::F32),
+                ("q.label", SignalType::Str)
+            ]
+        );
+        assert_eq!(
+            t.reasons(),
+            vec!["too_few_words", "too_many_words", "ratio", "unparsable"]
+        );
+        assert_eq!(
+            t.thresholds(),
+            vec![("q.words".to_string(), 3.0), ("q.ratio".to_string(), 0.5)]
+        );
+        let mut s = Signals::new();
+        words.set(&mut s, 2);
+        ratio.set(&mut s, 0.9);
+        label.set(&mut s, "x");
+        assert_eq!(label.get(&s), Some("x"));
+        assert_eq!(t.judge(&s), Outcome::Drop("too_few_words"));
+        words.set(&mut s, 1_000_000);
+        assert_eq!(t.judge(&s), Outcome::Drop("ratio"));
+        ratio.set(&mut s, 0.5);
+        assert_eq!(t.judge(&s), Outcome::Keep);
+        // Absent signals read as 0.
+        assert_eq!(t.judge(&Signals::new()), Outcome::Drop("too_few_words"));
+        assert!(t.declares("q.label") && !t.declares("q.other"));
+    }
+
+    #[test]
+    fn names_are_interned_once() {
+        let a = Declare::new("s").signal::<I64>("n", "").name();
+        let b = Declare::new("s").signal::<I64>("n", "").name();
+        assert!(std::ptr::eq(a, b));
+    }
+
+    #[test]
+    #[should_panic(expected = "declared twice")]
+    fn a_signal_declared_twice_is_a_bug() {
+        let mut d = Declare::new("s");
+        d.signal::<I64>("n", "");
+        d.signal::<F64>("n", "");
+    }
+}
