@@ -490,6 +490,23 @@ fn fasttext_probs(train: &[&Doc], val: &[&Doc], labels: &[String]) -> Vec<Vec<f3
         .collect()
 }
 
+/// Per class, the first `n` documents of `set` by a seeded hash of their id.
+fn subsample<'a>(set: &[&'a Doc], n: usize, labels: &[String]) -> Vec<&'a Doc> {
+    let mut s = set.to_vec();
+    s.sort_by_cached_key(|d| mix64(sha1_prefix32(&d.id) as u64));
+    let mut taken = vec![0usize; labels.len()];
+    s.retain(|d| {
+        let k = labels.iter().position(|l| *l == d.label).unwrap();
+        taken[k] += 1;
+        taken[k] <= n
+    });
+    s
+}
+
+fn texts_of<'a>(s: &[&'a Doc]) -> Vec<&'a str> {
+    s.iter().map(|d| d.text.as_str()).collect()
+}
+
 /// Step 4: static head vs MiniLM head vs fastText on the validation split.
 fn heads(shared: &Path, model: &StaticModel, minilm: &Encoder) {
     let per_class: usize = std::env::var("HEAD_DOCS")
@@ -514,20 +531,11 @@ fn heads(shared: &Path, model: &StaticModel, minilm: &Encoder) {
         labels.dedup();
         let idx = |d: &Doc| labels.iter().position(|l| *l == d.label).unwrap();
         let (train, val): (Vec<&Doc>, Vec<&Doc>) = docs.iter().partition(|d| !d.is_val());
-        // The subsample: per class, the first documents by a seeded hash of their id.
-        let sub = |set: &[&Doc], n: usize| -> Vec<&Doc> {
-            let mut s = set.to_vec();
-            s.sort_by_cached_key(|d| mix64(sha1_prefix32(&d.id) as u64));
-            let mut taken = vec![0usize; labels.len()];
-            s.retain(|d| {
-                let k = idx(d);
-                taken[k] += 1;
-                taken[k] <= n
-            });
-            s
-        };
-        let (st, sv) = (sub(&train, per_class), sub(&val, per_class / 2));
-        let texts = |s: &[&Doc]| s.iter().map(|d| d.text.as_str()).collect::<Vec<_>>();
+        let (st, sv) = (
+            subsample(&train, per_class, &labels),
+            subsample(&val, per_class / 2, &labels),
+        );
+        let texts = texts_of;
         let ys = |s: &[&Doc]| s.iter().map(|d| idx(d)).collect::<Vec<_>>();
         let row = |name: String, t: &[&Doc], v: &[&Doc], p: Vec<Vec<f32>>| {
             println!(
