@@ -14,6 +14,13 @@ GELU feed-forward), written node by node with onnx.helper so that no torch is ne
   the prose and code lines below (pooling "mean"), so it really tells prose from code.
 
 Weights come from numpy's seeded generator, so re-running gives the same files.
+
+With `--optimum DIR` it writes instead one RoBERTa classifier folder the way Hugging Face
+`optimum` exports one (`optimum-cli export onnx --task text-classification`): `model.onnx`
+(inputs input_ids and attention_mask, output `logits`), `tokenizer.json`, `config.json` with
+`id2label`/`label2id`, `tokenizer_config.json` and `special_tokens_map.json`, and no curate
+file (the classifiers tests build it in a temporary directory: nothing committed).
+`--multi-label` marks it `problem_type: multi_label_classification` (sigmoid scores).
 """
 
 import argparse
@@ -265,14 +272,55 @@ def fit_head(x, y, classes, rng, steps=3000, lr=0.5, l2=1e-3):
     return w.astype(np.float32), b.astype(np.float32)
 
 
+def write_optimum(d, corpus, rng, multi_label):
+    """A RoBERTa sequence classifier folder as `optimum` exports it (random weights)."""
+    os.makedirs(d, exist_ok=True)
+    bpe = train_bpe(corpus)
+    # An exported tokenizer.json keeps the settings of its training (here: truncation).
+    bpe.save(os.path.join(d, "tokenizer.json"))
+    labels = ["negative", "neutral", "positive"]
+    model = build_encoder(rng, bpe.get_vocab_size(), token_types=False, head_labels=labels)
+    onnx.save(model, os.path.join(d, "model.onnx"))
+    config = {
+        "_name_or_path": "tiny-random-roberta",
+        "architectures": ["RobertaForSequenceClassification"],
+        "model_type": "roberta",
+        "vocab_size": bpe.get_vocab_size(),
+        "hidden_size": HIDDEN,
+        "max_position_embeddings": MAX_POS,
+        "type_vocab_size": 1,
+        "pad_token_id": 1,
+        "bos_token_id": 0,
+        "eos_token_id": 2,
+        "id2label": {str(i): l for i, l in enumerate(labels)},
+        "label2id": {l: i for i, l in enumerate(labels)},
+        "problem_type": "multi_label_classification" if multi_label else "single_label_classification",
+        "transformers_version": "4.44.0",
+    }
+    specials = {"bos_token": "<s>", "eos_token": "</s>", "unk_token": "<unk>", "pad_token": "<pad>",
+                "cls_token": "<s>", "sep_token": "</s>", "mask_token": "<mask>"}
+    tok_config = dict(specials, model_max_length=MAX_POS - 2, tokenizer_class="RobertaTokenizer",
+                      add_prefix_space=False, errors="replace", trim_offsets=True)
+    for name, obj in [("config.json", config), ("tokenizer_config.json", tok_config),
+                      ("special_tokens_map.json", specials)]:
+        with open(os.path.join(d, name), "w") as f:
+            json.dump(obj, f, indent=2)
+            f.write("\n")
+
+
 def main():
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--out", default=os.path.join(os.path.dirname(__file__), "..", "classifiers", "testdata"))
+    ap.add_argument("--optimum", help="write one optimum-style RoBERTa classifier folder here, nothing else")
+    ap.add_argument("--multi-label", action="store_true")
     args = ap.parse_args()
     import onnxruntime as ort
 
     corpus = PROSE + CODE
     rng = np.random.default_rng(20240601)
+    if args.optimum:
+        write_optimum(args.optimum, corpus, rng, args.multi_label)
+        return
 
     # RoBERTa-style classifier with logits in the graph.
     d = os.path.join(args.out, "tiny-roberta-cls")

@@ -33,6 +33,15 @@ def main():
 
     cfg_path = os.path.join(a.model, "curate.json")
     cfg = json.load(open(cfg_path)) if os.path.exists(cfg_path) else {}
+    # A folder without curate.json (a Hugging Face / optimum export): what transformers reads,
+    # the tokenizer's model_max_length and config.json's problem_type.
+    if not cfg:
+        tc_path = os.path.join(a.model, "tokenizer_config.json")
+        hf_path = os.path.join(a.model, "config.json")
+        if os.path.exists(tc_path) and json.load(open(tc_path)).get("model_max_length", 1 << 30) <= 1 << 20:
+            cfg["max_length"] = json.load(open(tc_path))["model_max_length"]
+        if os.path.exists(hf_path) and json.load(open(hf_path)).get("problem_type") == "multi_label_classification":
+            cfg["activation"] = "sigmoid"
     head = json.load(open(os.path.join(a.model, cfg["head"]))) if cfg.get("head") else None
     pooling = a.pooling or cfg.get("pooling") or ("mean" if head else "none")
     normalize = a.normalize or cfg.get("normalize", False)

@@ -1,7 +1,8 @@
 //! Static embeddings (`curate distill`) against the MiniLM teacher they come from, in one run on
 //! the same texts: embedding speed, and agreement of semantic dedup decisions.
 //!
-//! 1. **Model.** The shared all-MiniLM-L6-v2 int8 encoder is distilled (256 dims, SIF a = 1e-3)
+//! 1. **Model.** The shared all-MiniLM-L6-v2 int8 encoder is distilled (`curate distill`'s defaults:
+//!    256 dims, SIF a = 1e-3, two common directions removed)
 //!    with token frequencies from the shared classifier train files, validation groups
 //!    (`sha1(group) % 4 == 0`) left out; or `STATIC_MODEL=DIR` names a distilled model.
 //! 2. **Evaluation set** (seeded, rebuilt the same each run):
@@ -19,18 +20,35 @@
 //!    by their group (a base, its variant and its rewrite share one): the static threshold is
 //!    calibrated on half A (the highest threshold that finds >= 90% of half A's pairs MiniLM
 //!    puts at or above its threshold) and scored on half B, so the scored figures are
-//!    out-of-sample.
+//!    out-of-sample. Besides agreement with MiniLM, the table splits the flagged pairs that
+//!    MiniLM puts below 0.80 into constructed duplicates (a base and its own variant or
+//!    rewrite) and different documents, and gives each model's recall of the constructed
+//!    duplicates; the same table is repeated for pairs of English documents (8%+ English stop
+//!    words), the language MiniLM was trained on (most pages of the corpus are German).
 //! 3. **Speed**: both on one thread, docs/s by wall clock and per CPU-second, on the evaluation
 //!    documents and on 2,000 classifier train documents (whole files up to 12,000 characters);
 //!    MiniLM on the first `MINILM_DOCS` (default 128) of each, static on all.
 //!
-//! Run: cargo bench -p curate-benches --bench semantic
+//! 4. **Heads** on the classifier validation split (`curate_benches::classdata`: a quarter of
+//!    the train files' groups; the kept-aside test files are never read): a linear head
+//!    (`curate train head`'s fit) on static embeddings, on MiniLM embeddings, and fastText with
+//!    `curate train fasttext`'s defaults, for the topic task (4 classes) and the quality task
+//!    (`hq` against web pages). MiniLM embeds at ~20 docs/s, so all three train and score on
+//!    the same seeded subsample (`HEAD_DOCS`, default 300 train and 150 validation documents
+//!    per class); static and fastText are also run on all documents.
+//!
+//! Run: cargo bench -p curate-benches --bench semantic (`SKIP_HEADS=1` leaves step 4 out)
 
 use std::path::{Path, PathBuf};
 use std::time::Instant;
 
+use classifiers::fasttext::train::{TrainOptions, Trainer};
+use classifiers::fasttext::{Preprocess, Session};
+use classifiers::onnx::train::{evaluate, fit, HeadOptions};
+use classifiers::onnx::{activate, Activation};
 use classifiers::onnx::{Encoder, EncoderOptions, Pooling, RuntimeOptions};
 use classifiers::static_embed::{distill, DistillOptions, StaticModel};
+use curate_benches::classdata::{quality_docs, topic_docs, Doc};
 use curate_benches::split::sha1_prefix32;
 use curate_benches::{neardup, shared_dir};
 
@@ -149,6 +167,103 @@ fn eval_set(shared: &Path) -> Eval {
 
 fn dot(a: &[f32], b: &[f32]) -> f32 {
     a.iter().zip(b).map(|(x, y)| x * y).sum()
+}
+
+/// One pair of evaluation documents: cosine under each model, whether the two come from one
+/// base (a base, its variant, its rewrite: duplicates by construction), whether both are
+/// English.
+struct EvalPair {
+    minilm: f32,
+    stat: f32,
+    same: bool,
+    english: bool,
+}
+
+/// English by stop words: at least 8% of the words are among the most common English ones
+/// (the rule the shared classifier data uses for English prose).
+fn is_english(t: &str) -> bool {
+    const STOP: &[&str] = &[
+        "the", "of", "and", "to", "a", "in", "is", "that", "for", "it", "as", "with", "was", "on",
+        "be", "by", "this", "are", "or", "from", "at", "an", "which", "not", "you", "can", "have",
+    ];
+    let (mut n, mut hit) = (0usize, 0usize);
+    for w in t.split_whitespace() {
+        n += 1;
+        let w = w
+            .trim_matches(|c: char| !c.is_alphanumeric())
+            .to_lowercase();
+        hit += STOP.contains(&w.as_str()) as usize;
+    }
+    n > 0 && hit as f64 / n as f64 >= 0.08
+}
+
+/// The agreement table of the pairs `keep` selects: the static threshold calibrated on half A
+/// (the highest that finds >= 90% of the pairs MiniLM puts at or above its threshold), scored
+/// on half B; then the flagged pairs below 0.80 under MiniLM split into constructed
+/// duplicates and different documents, and each model's recall of the constructed duplicates
+/// of half B at its own threshold.
+fn agreement(name: &str, a: &[EvalPair], b: &[EvalPair], keep: impl Fn(&EvalPair) -> bool) {
+    let a: Vec<&EvalPair> = a.iter().filter(|p| keep(p)).collect();
+    let b: Vec<&EvalPair> = b.iter().filter(|p| keep(p)).collect();
+    let dups = b.iter().filter(|p| p.same).count();
+    println!(
+        "\n{name}: {} pairs in half B, {dups} of them constructed duplicates",
+        b.len()
+    );
+    println!(
+        "{:<8} {:>9} {:>9} {:>9} {:>9} {:>8} {:>11} {:>11} {:>11} {:>11}",
+        "MiniLM t",
+        "pos A|B",
+        "static t",
+        "recall A",
+        "recall B",
+        "flagged",
+        "<0.80 (B)",
+        "<0.80 diff",
+        "dup rec MLM",
+        "dup rec st"
+    );
+    for tm in [0.95f32, 0.9, 0.85] {
+        let mut pos: Vec<f32> = a
+            .iter()
+            .filter(|p| p.minilm >= tm)
+            .map(|p| p.stat)
+            .collect();
+        if pos.is_empty() {
+            continue;
+        }
+        pos.sort_by(|x, y| y.total_cmp(x));
+        let ts = pos[((pos.len() as f64 * 0.9).ceil() as usize).clamp(1, pos.len()) - 1];
+        let recall = |ps: &[&EvalPair]| {
+            let p: Vec<_> = ps.iter().filter(|p| p.minilm >= tm).collect();
+            (
+                p.iter().filter(|p| p.stat >= ts).count() as f64 / p.len().max(1) as f64,
+                p.len(),
+            )
+        };
+        let (ra, na) = recall(&a);
+        let (rb, nb) = recall(&b);
+        let flagged: Vec<_> = b.iter().filter(|p| p.stat >= ts).collect();
+        let low = flagged.iter().filter(|p| p.minilm < 0.8).count();
+        let low_diff = flagged.iter().filter(|p| p.minilm < 0.8 && !p.same).count();
+        let pct = |k: usize| format!("{:.2}%", 100.0 * k as f64 / flagged.len().max(1) as f64);
+        let dup_rec = |f: &dyn Fn(&EvalPair) -> bool| {
+            b.iter().filter(|&&p| p.same && f(p)).count() as f64 / dups.max(1) as f64
+        };
+        println!(
+            "{:<8.2} {:>9} {:>9.4} {:>9.3} {:>9.3} {:>8} {:>11} {:>11} {:>11.3} {:>11.3}",
+            tm,
+            format!("{na}|{nb}"),
+            ts,
+            ra,
+            rb,
+            flagged.len(),
+            pct(low),
+            pct(low_diff),
+            dup_rec(&|p: &EvalPair| p.minilm >= tm),
+            dup_rec(&|p: &EvalPair| p.stat >= ts),
+        );
+    }
 }
 
 /// Docs/s by wall clock and per CPU-second of `f` over `n` documents.
@@ -301,54 +416,171 @@ fn main() {
     let es = model.embed(&refs);
     let n = refs.len();
     let half: Vec<bool> = eval.groups.iter().map(|&g| mix64(g) & 1 == 0).collect();
-    // Pairs within each half: (minilm, static).
-    let mut pairs: [Vec<(f32, f32)>; 2] = [Vec::new(), Vec::new()];
+    let english: Vec<bool> = refs.iter().map(|t| is_english(t)).collect();
+    // Pairs within each half.
+    let mut pairs: [Vec<EvalPair>; 2] = [Vec::new(), Vec::new()];
     for i in 0..n {
         for j in i + 1..n {
             if half[i] == half[j] {
-                pairs[half[i] as usize].push((dot(&em[i], &em[j]), dot(&es[i], &es[j])));
+                pairs[half[i] as usize].push(EvalPair {
+                    minilm: dot(&em[i], &em[j]),
+                    stat: dot(&es[i], &es[j]),
+                    same: eval.groups[i] == eval.groups[j],
+                    english: english[i] && english[j],
+                });
             }
         }
     }
     println!(
-        "pairs: {} in half A, {} in half B; {} documents",
+        "pairs: {} in half A, {} in half B; {} documents ({} English)",
         pairs[1].len(),
         pairs[0].len(),
-        n
+        n,
+        english.iter().filter(|&&e| e).count()
+    );
+    agreement("all pairs", &pairs[1], &pairs[0], |_| true);
+    agreement("English pairs", &pairs[1], &pairs[0], |p| p.english);
+
+    if std::env::var_os("SKIP_HEADS").is_none() {
+        heads(&shared, &model, &minilm);
+    }
+}
+
+/// Accuracy, macro-F1 and (two classes) the AUC of the first label, as printed columns.
+fn scores(p: &[Vec<f32>], y: &[usize], labels: &[String]) -> String {
+    let m = evaluate(p, y, labels);
+    let auc = if labels.len() == 2 {
+        format!("{:.3}", m.labels[0].auc)
+    } else {
+        "-".into()
+    };
+    format!("{:>9.3} {:>9.3} {:>8}", m.accuracy, m.macro_f1, auc)
+}
+
+/// A linear head fitted on `train` embeddings, its probabilities on `val` embeddings.
+fn head_probs(xt: &[Vec<f32>], yt: &[usize], xv: &[Vec<f32>], labels: &[String]) -> Vec<Vec<f32>> {
+    let h = fit(xt, yt, labels, &HeadOptions::default());
+    let mut logits = Vec::new();
+    xv.iter()
+        .map(|v| {
+            h.apply(v, &mut logits);
+            activate(&logits, Activation::Softmax)
+        })
+        .collect()
+}
+
+/// fastText (`curate train fasttext` defaults) trained on `train`, probabilities on `val` in
+/// the order of `labels`.
+fn fasttext_probs(train: &[&Doc], val: &[&Doc], labels: &[String]) -> Vec<Vec<f32>> {
+    let mut t = Trainer::new(TrainOptions::default());
+    for d in train {
+        t.add(&d.label, &d.text);
+    }
+    let (m, _) = t.train().unwrap();
+    let pre = Preprocess::default();
+    let mut s = Session::default();
+    val.iter()
+        .map(|d| {
+            let p = m.probabilities(&d.text, &pre, &mut s);
+            labels
+                .iter()
+                .map(|l| m.labels().iter().position(|x| x == l).map_or(0.0, |i| p[i]))
+                .collect()
+        })
+        .collect()
+}
+
+/// Per class, the first `n` documents of `set` by a seeded hash of their id.
+fn subsample<'a>(set: &[&'a Doc], n: usize, labels: &[String]) -> Vec<&'a Doc> {
+    let mut s = set.to_vec();
+    s.sort_by_cached_key(|d| mix64(sha1_prefix32(&d.id) as u64));
+    let mut taken = vec![0usize; labels.len()];
+    s.retain(|d| {
+        let k = labels.iter().position(|l| *l == d.label).unwrap();
+        taken[k] += 1;
+        taken[k] <= n
+    });
+    s
+}
+
+fn texts_of<'a>(s: &[&'a Doc]) -> Vec<&'a str> {
+    s.iter().map(|d| d.text.as_str()).collect()
+}
+
+/// Step 4: static head vs MiniLM head vs fastText on the validation split.
+fn heads(shared: &Path, model: &StaticModel, minilm: &Encoder) {
+    let per_class: usize = std::env::var("HEAD_DOCS")
+        .ok()
+        .and_then(|v| v.parse().ok())
+        .unwrap_or(300);
+    println!(
+        "\nheads on the validation split (train groups with sha1 % 4 != 0; subsample: {per_class} \
+         train + {} validation documents per class, seeded)",
+        per_class / 2
     );
     println!(
-        "\n{:<8} {:>9} {:>11} {:>10} {:>10} {:>10} {:>12}",
-        "MiniLM t", "pairs A|B", "static t", "recall A", "recall B", "flagged B", "<0.80 in B"
+        "{:<10} {:<34} {:>11} {:>9} {:>9} {:>8}",
+        "task", "model (documents)", "train|val", "accuracy", "macro-F1", "AUC"
     );
-    for tm in [0.95f32, 0.9, 0.85] {
-        let (a, b) = (&pairs[1], &pairs[0]);
-        let mut pos: Vec<f32> = a.iter().filter(|p| p.0 >= tm).map(|p| p.1).collect();
-        if pos.is_empty() {
-            continue;
-        }
-        pos.sort_by(|x, y| y.total_cmp(x));
-        // The highest threshold that keeps >= 90% of half A's MiniLM pairs.
-        let ts = pos[((pos.len() as f64 * 0.9).ceil() as usize).clamp(1, pos.len()) - 1];
-        let recall = |ps: &[(f32, f32)]| {
-            let p: Vec<_> = ps.iter().filter(|p| p.0 >= tm).collect();
-            (
-                p.iter().filter(|p| p.1 >= ts).count() as f64 / p.len().max(1) as f64,
-                p.len(),
-            )
+    for (task, docs) in [
+        ("topic", topic_docs(shared)),
+        ("quality", quality_docs(shared)),
+    ] {
+        let mut labels: Vec<String> = docs.iter().map(|d| d.label.clone()).collect();
+        labels.sort();
+        labels.dedup();
+        let idx = |d: &Doc| labels.iter().position(|l| *l == d.label).unwrap();
+        let (train, val): (Vec<&Doc>, Vec<&Doc>) = docs.iter().partition(|d| !d.is_val());
+        let (st, sv) = (
+            subsample(&train, per_class, &labels),
+            subsample(&val, per_class / 2, &labels),
+        );
+        let texts = texts_of;
+        let ys = |s: &[&Doc]| s.iter().map(|d| idx(d)).collect::<Vec<_>>();
+        let row = |name: String, t: &[&Doc], v: &[&Doc], p: Vec<Vec<f32>>| {
+            println!(
+                "{:<10} {:<34} {:>11} {}",
+                task,
+                name,
+                format!("{}|{}", t.len(), v.len()),
+                scores(&p, &ys(v), &labels)
+            );
         };
-        let (ra, na) = recall(a);
-        let (rb, nb) = recall(b);
-        let flagged: Vec<_> = b.iter().filter(|p| p.1 >= ts).collect();
-        let low = flagged.iter().filter(|p| p.0 < 0.8).count();
-        println!(
-            "{:<8.2} {:>9} {:>11.4} {:>10.3} {:>10.3} {:>10} {:>11.2}%",
-            tm,
-            format!("{na}|{nb}"),
-            ts,
-            ra,
-            rb,
-            flagged.len(),
-            100.0 * low as f64 / flagged.len().max(1) as f64
+        // Subsample: all three.
+        let mt = minilm.embed(&texts(&st)).unwrap();
+        let mv = minilm.embed(&texts(&sv)).unwrap();
+        row(
+            "MiniLM int8 + head".into(),
+            &st,
+            &sv,
+            head_probs(&mt, &ys(&st), &mv, &labels),
+        );
+        let (xt, xv) = (model.embed(&texts(&st)), model.embed(&texts(&sv)));
+        row(
+            "static + head".into(),
+            &st,
+            &sv,
+            head_probs(&xt, &ys(&st), &xv, &labels),
+        );
+        row(
+            "fastText".into(),
+            &st,
+            &sv,
+            fasttext_probs(&st, &sv, &labels),
+        );
+        // All documents: the two cheap models.
+        let (xt, xv) = (model.embed(&texts(&train)), model.embed(&texts(&val)));
+        row(
+            "static + head, all".into(),
+            &train,
+            &val,
+            head_probs(&xt, &ys(&train), &xv, &labels),
+        );
+        row(
+            "fastText, all".into(),
+            &train,
+            &val,
+            fasttext_probs(&train, &val, &labels),
         );
     }
 }

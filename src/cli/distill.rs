@@ -34,6 +34,9 @@ pub struct DistillArgs {
     /// Smooth inverse frequency constant: weight = a / (a + p(token)).
     #[arg(long, default_value_t = 1e-3)]
     pub sif_a: f64,
+    /// Common directions of document embeddings projected out of the token vectors.
+    #[arg(long, default_value_t = classifiers::static_embed::distill::REMOVE_COMPONENTS)]
+    pub remove_components: usize,
     /// Tokens of a document summed (default: the teacher's max length less special tokens).
     #[arg(long)]
     pub max_tokens: Option<usize>,
@@ -131,6 +134,7 @@ fn go(a: &DistillArgs) -> anyhow::Result<()> {
         sif_a: a.sif_a,
         max_tokens: a.max_tokens,
         batch_size: 256,
+        remove_components: a.remove_components,
     };
     let r = distill(&encoder, texts.iter().map(|s| s.as_str()), &d, &a.out)
         .map_err(|e| anyhow!("{e}"))?;

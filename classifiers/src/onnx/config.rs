@@ -14,7 +14,9 @@
 //! ```
 //!
 //! Every key is optional. Without `curate.json` (a model exported by Hugging Face `optimum`),
-//! labels come from `config.json`'s `id2label` and the graph is expected to output `logits`.
+//! labels come from `config.json`'s `id2label` (and sigmoid scores from its `problem_type:
+//! multi_label_classification`), the length limit from `tokenizer_config.json`, and the graph
+//! is expected to output `logits`.
 //! `head.json` is a linear layer over the pooled embedding: `{"labels", "weight": [[..]; labels],
 //! "bias"}`; `curate train head` writes one.
 
@@ -249,7 +251,13 @@ impl ModelSpec {
             head_tokens: file.head_tokens,
             output: file.output,
             head,
-            activation: file.activation.unwrap_or(Activation::Softmax),
+            // Hugging Face's `problem_type` says whether labels exclude each other.
+            activation: file.activation.unwrap_or(
+                match hf.as_ref().and_then(|c| c["problem_type"].as_str()) {
+                    Some("multi_label_classification") => Activation::Sigmoid,
+                    _ => Activation::Softmax,
+                },
+            ),
         })
     }
 }

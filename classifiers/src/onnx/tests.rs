@@ -128,6 +128,52 @@ fn tiny_models_match_python_onnxruntime() {
     }
 }
 
+/// A RoBERTa classifier folder as `optimum` exports it (`scripts/make_test_onnx_model.py
+/// --optimum`: model.onnx, tokenizer.json, config.json with id2label, tokenizer_config.json,
+/// no curate file) loads through the generic loader and scores as Python onnxruntime does.
+#[test]
+fn optimum_roberta_folder_loads_and_matches_python() {
+    let Some(_) = testing::init_ort() else {
+        return;
+    };
+    let Some(py) = testing::python_with(&["onnx", "onnxruntime", "tokenizers", "numpy"]) else {
+        return;
+    };
+    let tmp = tempfile::tempdir().unwrap();
+    let texts = mixed_texts();
+    let refs: Vec<&str> = texts.iter().map(String::as_str).collect();
+    for (name, extra) in [("single", vec![]), ("multi", vec!["--multi-label"])] {
+        let dir = tmp.path().join(name);
+        let out = Command::new(&py)
+            .arg(testing::repo_root().join("scripts/make_test_onnx_model.py"))
+            .arg("--optimum")
+            .arg(&dir)
+            .args(&extra)
+            .output()
+            .expect("run python");
+        assert!(
+            out.status.success(),
+            "building the model failed: {}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+        assert!(!dir.join("curate.json").exists());
+        let m = crate::load_model(&dir).unwrap();
+        assert_eq!(m.labels(), ["negative", "neutral", "positive"]);
+        let ours = m.predict(&refs).unwrap();
+        let theirs = reference(&py, &dir, &texts, &[]);
+        assert_close(
+            &ours,
+            &theirs,
+            1e-4,
+            &format!("optimum folder, {name}-label"),
+        );
+        // Softmax rows sum to one; the multi-label model's sigmoid scores do not.
+        let sums: Vec<f32> = ours.iter().map(|r| r.iter().sum()).collect();
+        let softmax = sums.iter().all(|s| (s - 1.0).abs() < 1e-4);
+        assert_eq!(softmax, name == "single", "{name}: row sums {sums:?}");
+    }
+}
+
 #[test]
 fn tokens_equal_whole_text_truncation() {
     let Some(lib) = testing::ort_library() else {

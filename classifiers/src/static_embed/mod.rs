@@ -52,6 +52,9 @@ pub struct StaticMeta {
     pub explained_variance: f64,
     pub frequency_documents: u64,
     pub frequency_tokens: u64,
+    /// Common directions of document embeddings projected out of the rows (0 in older models).
+    #[serde(default)]
+    pub removed_components: usize,
     /// The model directory's tokenizer file (default `tokenizer.json`).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub tokenizer: Option<String>,

@@ -222,4 +222,33 @@ fn distills_tiny_bert_deterministically() {
     // Without a head it is not a classifier, and says how to make one.
     let err = crate::load_model(&dir.path().join("a")).err().unwrap();
     assert!(err.to_string().contains("curate train head"), "{err}");
+
+    // Common directions: with k removed, every row lies in a (dims - k)-wide subspace, so the
+    // rows' second moment has k eigenvalues at zero (up to the int8 rounding); without, none.
+    let spectrum = |k: usize| {
+        let out = dir.path().join(format!("r{k}"));
+        let o = DistillOptions {
+            remove_components: k,
+            ..d.clone()
+        };
+        distill(&enc, corpus.iter().copied(), &o, &out).unwrap();
+        let m = StaticModel::open(&out).unwrap();
+        assert_eq!(m.meta().removed_components, k);
+        let mut c = vec![0f64; 64];
+        for id in 0..m.meta().vocab as u32 {
+            let v = m.token_vector(id);
+            for i in 0..8 {
+                for j in 0..8 {
+                    c[i * 8 + j] += v[i] as f64 * v[j] as f64;
+                }
+            }
+        }
+        let mut e = distill::jacobi_eigen(c, 8).0;
+        e.sort_by(f64::total_cmp);
+        e
+    };
+    let (e0, e2) = (spectrum(0), spectrum(2));
+    assert!(e2[1] < 1e-3 * e2[7], "removed: {e2:?}");
+    assert!(e2[2] > 1e-2 * e2[7], "kept: {e2:?}");
+    assert!(e0[0] > 1e-3 * e0[7], "none removed: {e0:?}");
 }
