@@ -137,3 +137,99 @@ pub fn shard_sources(
 pub fn history_rep(id: u128) -> u64 {
     (1 << 63) | (id as u64 & (u64::MAX >> 1))
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::dedup::records::Record;
+    use crate::dedup::testing::{build, doc};
+    use crate::dedup::{run_local, url};
+    use crate::stage::Outcome;
+    use crate::LocalStore;
+
+    /// Runs `docs` (one partition) through a `dedup.url` stage in `store` with `snapshot`.
+    fn night(
+        store: &Arc<dyn Store>,
+        scratch: &std::path::Path,
+        snapshot: &str,
+        docs: Vec<crate::Document>,
+    ) -> Vec<(String, Outcome, Option<i64>)> {
+        store.put(SNAPSHOT, snapshot.as_bytes()).unwrap();
+        let stage = build(&url::DEF, "url", "keep = \"newest\"\nshards = 2");
+        let out = run_local(
+            stage.as_ref(),
+            vec![docs],
+            store.clone(),
+            scratch,
+            7,
+            16 << 20,
+        );
+        out.unwrap()
+            .into_iter()
+            .flatten()
+            .map(|(d, o)| (d.id.clone(), o, d.signals.i64("url.cluster_id")))
+            .collect()
+    }
+
+    #[test]
+    fn a_night_dedups_against_an_earlier_generation() {
+        let dir = tempfile::tempdir().unwrap();
+        let scratch = dir.path().join("scratch");
+        // The history lives in the same folder under the mount prefix (the engine mounts
+        // another store there; a folder is enough for the stage).
+        let s1: Arc<dyn Store> = Arc::new(LocalStore::new(dir.path().join("n1")).unwrap());
+        let dated = |id: &str, u: &str, t: i64| {
+            let mut d = doc(id, u, "text");
+            d.crawl_date = Some(t);
+            d
+        };
+        let r1 = night(
+            &s1,
+            &scratch,
+            "{\"generations\": []}",
+            vec![
+                dated("a", "http://x.org/a", 10),
+                dated("b", "http://x.org/b", 10),
+            ],
+        );
+        assert!(r1.iter().all(|r| r.1 == Outcome::Keep));
+        let s2: Arc<dyn Store> = Arc::new(LocalStore::new(dir.path().join("n2")).unwrap());
+        for shard in 0..2 {
+            let b = s1.read(&out_shard_path("work/url", shard)).unwrap();
+            s2.put(
+                &format!("{MOUNT}{}", gen_shard_path("g1", "url", shard)),
+                &b,
+            )
+            .unwrap();
+        }
+        let snap = r#"{"generations": [{"name": "g1", "stages": {"url": {"shards": 2}}}]}"#;
+        let r2 = night(
+            &s2,
+            &scratch,
+            snap,
+            vec![
+                dated("a2", "https://x.org/a/", 10), // same date: the earlier night's stays
+                dated("b2", "http://x.org/b?utm_source=z", 20), // newer: retracts b
+                dated("c", "http://x.org/c", 5),
+            ],
+        );
+        assert_eq!(r2[0].1, Outcome::Drop(crate::dedup::DUPLICATE));
+        assert_eq!(r2[0].2, Some(history_rep(id_hash("a")) as i64));
+        assert!(r2[0].2.unwrap() < 0);
+        assert_eq!(r2[1].1, Outcome::Keep);
+        assert_eq!(r2[2].1, Outcome::Keep);
+        let mut retracted = String::new();
+        for shard in 0..2 {
+            retracted.push_str(
+                &String::from_utf8(s2.read(&retractions_path("work/url", shard)).unwrap()).unwrap(),
+            );
+        }
+        assert_eq!(retracted.lines().count(), 1, "{retracted}");
+        assert!(retracted.contains(&format!("{:032x}", id_hash("b"))));
+        // Tonight's survivors (b2, c) form the new generation; a2 does not.
+        let kept: u64 = (0..2)
+            .map(|s| s2.read(&out_shard_path("work/url", s)).unwrap().len() as u64)
+            .sum();
+        assert_eq!(kept, 2 * HistRec::SIZE as u64);
+    }
+}
