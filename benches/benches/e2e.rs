@@ -17,6 +17,9 @@
 //! build --release --bin curate`, or `E2E_CURATE=path`). `E2E_BENCH_INPUTS=trafilatura` or
 //! `=cc` runs one input.
 //!
+//! `E2E_BENCH_KEEP=1` keeps the work folder (pipeline, inputs, outputs) and prints its path,
+//! for profiling one side alone (`perf record curate run ...`).
+//!
 //! Run: cargo bench -p curate-benches --bench e2e
 
 use std::path::{Path, PathBuf};
@@ -187,7 +190,11 @@ fn main() {
         .and_then(|v| v.parse().ok())
         .unwrap_or(1);
     let work = tempfile::tempdir().unwrap();
-    let w = work.path();
+    let w = work.path().to_path_buf();
+    let w = w.as_path();
+    if std::env::var_os("E2E_BENCH_KEEP").is_some() {
+        println!("work folder (kept): {}", work.keep().display());
+    }
     // The tokenizer both systems write with, unpacked once.
     let mut tok = String::new();
     std::io::Read::read_to_string(
