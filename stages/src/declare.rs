@@ -14,11 +14,11 @@
 //! real pages.
 //!
 //! ```
-//! use stages::declare::{Declare, I64};
+//! use stages::declare::{count, Declare, I64};
 //! use stages::{Outcome, Signals};
 //! let mut d = Declare::new("length");
 //! let chars = d.signal::<I64>("chars", "characters of text");
-//! d.min(chars, Some(10u64), "min_chars", "too_short");
+//! d.min(chars, count(Some(10)), "min_chars", "too_short");
 //! let table = d.finish();
 //! let mut s = Signals::new();
 //! chars.set(&mut s, 4);
