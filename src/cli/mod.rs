@@ -9,6 +9,7 @@ pub mod classify;
 pub mod distill;
 pub mod extract;
 pub mod inspect;
+pub mod kinds;
 pub mod kl_ref;
 pub mod mix;
 pub mod pii;
@@ -82,6 +83,8 @@ pub enum Command {
     Mix(mix::MixArgs),
     /// Make several variants of a mix side by side (grid.toml) and compare them.
     Ablate(ablate::AblateArgs),
+    /// List the stage kinds, or print one kind's keys and an example section.
+    Stages(kinds::StagesArgs),
 }
 
 /// An error that maps to an exit code.
@@ -130,6 +133,7 @@ pub fn dispatch(cli: Cli) -> Result<(), CliError> {
         Command::KlRef(a) => kl_ref::run(a),
         Command::Mix(a) => mix::run(a),
         Command::Ablate(a) => ablate::run(a),
+        Command::Stages(a) => kinds::run(a),
     }
 }
 
