@@ -10,6 +10,7 @@ pub mod distill;
 pub mod extract;
 pub mod history;
 pub mod inspect;
+pub mod kinds;
 pub mod kl_ref;
 pub mod mix;
 pub mod pii;
@@ -85,6 +86,8 @@ pub enum Command {
     Ablate(ablate::AblateArgs),
     /// The dedup history of nightly runs: `status`, `compact`.
     History(history::HistoryArgs),
+    /// List the stage kinds, or print one kind's keys and an example section.
+    Stages(kinds::StagesArgs),
 }
 
 /// An error that maps to an exit code.
@@ -134,6 +137,7 @@ pub fn dispatch(cli: Cli) -> Result<(), CliError> {
         Command::Mix(a) => mix::run(a),
         Command::Ablate(a) => ablate::run(a),
         Command::History(a) => history::run(a),
+        Command::Stages(a) => kinds::run(a),
     }
 }
 

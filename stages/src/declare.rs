@@ -14,16 +14,16 @@
 //! real pages.
 //!
 //! ```
-//! use stages::declare::{Declare, I64};
-//! use stages::{Outcome, Signals};
+//! use stages::declare::{count, Declare, I64};
+//! use stages::Signals;
 //! let mut d = Declare::new("length");
 //! let chars = d.signal::<I64>("chars", "characters of text");
-//! d.min(chars, Some(10u64), "min_chars", "too_short");
+//! d.min(chars, count(Some(10)), "min_chars", "too_short");
 //! let table = d.finish();
 //! let mut s = Signals::new();
 //! chars.set(&mut s, 4);
 //! assert_eq!(chars.name(), "length.chars");
-//! assert_eq!(table.judge(&s), Outcome::Drop("too_short"));
+//! assert_eq!(table.judge(&s), Some("too_short"));
 //! assert_eq!(table.thresholds(), vec![("length.chars".to_string(), 10.0)]);
 //! ```
 
@@ -32,7 +32,6 @@ use std::marker::PhantomData;
 use std::sync::{Mutex, OnceLock};
 
 use crate::signals::{SignalSpec, SignalType, SignalValue, Signals};
-use crate::stage::Outcome;
 
 /// A signal's storage type, as a type: what [`Sig::set`] takes and [`Sig::get`] gives.
 pub trait Kind {
@@ -301,9 +300,9 @@ impl Declared {
             .collect()
     }
 
-    /// The first rule (in declaration order) that the signals break, as a drop; a signal that
-    /// is absent reads as 0.
-    pub fn judge(&self, s: &Signals) -> Outcome {
+    /// The drop reason of the first rule (in declaration order) that the signals break; a
+    /// signal that is absent reads as 0. `None`: every rule holds.
+    pub fn judge(&self, s: &Signals) -> Option<&'static str> {
         for r in &self.rules {
             let Some(limit) = r.value else { continue };
             let v = s.f64(self.names[r.signal]).unwrap_or(0.0);
@@ -312,10 +311,10 @@ impl Declared {
                 Bound::Max => v > limit,
             };
             if broken {
-                return Outcome::Drop(r.reason);
+                return Some(r.reason);
             }
         }
-        Outcome::Keep
+        None
     }
 }
 
@@ -358,13 +357,13 @@ mod tests {
         ratio.set(&mut s, 0.9);
         label.set(&mut s, "x");
         assert_eq!(label.get(&s), Some("x"));
-        assert_eq!(t.judge(&s), Outcome::Drop("too_few_words"));
+        assert_eq!(t.judge(&s), Some("too_few_words"));
         words.set(&mut s, 1_000_000);
-        assert_eq!(t.judge(&s), Outcome::Drop("ratio"));
+        assert_eq!(t.judge(&s), Some("ratio"));
         ratio.set(&mut s, 0.5);
-        assert_eq!(t.judge(&s), Outcome::Keep);
+        assert_eq!(t.judge(&s), None);
         // Absent signals read as 0.
-        assert_eq!(t.judge(&Signals::new()), Outcome::Drop("too_few_words"));
+        assert_eq!(t.judge(&Signals::new()), Some("too_few_words"));
         assert!(t.declares("q.label") && !t.declares("q.other"));
     }
 

@@ -75,7 +75,9 @@ pub trait Stage: Send + Sync {
     /// The threshold verdict from this stage's signals alone. The runner calls it after
     /// `process`; selection calls it again over stored signals when thresholds change.
     fn judge(&self, signals: &Signals) -> Outcome {
-        self.declared().map_or(Outcome::Keep, |d| d.judge(signals))
+        self.declared()
+            .and_then(|d| d.judge(signals))
+            .map_or(Outcome::Keep, Outcome::Drop)
     }
 
     /// Configured thresholds as `(signal, value)`, drawn on the report's histograms.
@@ -173,7 +175,9 @@ pub trait GlobalStage: Send + Sync {
     fn applier(&self, ctx: &PartitionCtx) -> Result<Box<dyn Applier>>;
     /// The threshold verdict from stored signals (see [`Stage::judge`]).
     fn judge(&self, signals: &Signals) -> Outcome {
-        self.declared().map_or(Outcome::Keep, |d| d.judge(signals))
+        self.declared()
+            .and_then(|d| d.judge(signals))
+            .map_or(Outcome::Keep, Outcome::Drop)
     }
 
     /// Configured thresholds as `(signal, value)` (see [`Stage::thresholds`]).

@@ -6,7 +6,6 @@ use std::time::{Duration, Instant};
 use proptest::prelude::*;
 
 use super::*;
-use crate::config::Purpose;
 
 fn extractor(toml: &str) -> Extractor {
     let t: toml::Table = toml.parse().unwrap();
@@ -18,18 +17,7 @@ fn text(html: &str) -> String {
 }
 
 fn stage(toml: &str) -> Box<dyn Stage> {
-    let t: toml::Table = toml.parse().unwrap();
-    let args = StageArgs {
-        name: "extract",
-        table: &t,
-        base_dir: std::path::Path::new("."),
-        purpose: Purpose::Run,
-        seed: 0,
-    };
-    match build(&args) {
-        Ok(Built::Map(s)) => s,
-        _ => panic!("build failed"),
-    }
+    crate::kit::stage(&DEF, "extract", toml).expect("builds")
 }
 
 /// A blog page with every kind of boilerplate around an article.
@@ -231,21 +219,10 @@ fn stage_sets_text_signals_and_title() {
 
 #[test]
 fn bad_config_names_the_key() {
-    let t: toml::Table = "keep = [\"sidebars\"]".parse().unwrap();
-    let args = StageArgs {
-        name: "extract",
-        table: &t,
-        base_dir: std::path::Path::new("."),
-        purpose: Purpose::Run,
-        seed: 0,
-    };
-    assert_eq!(build(&args).err().unwrap().key, "keep");
-    let t: toml::Table = "max_dept = 3".parse().unwrap();
-    let args = StageArgs { table: &t, ..args };
-    assert_eq!(build(&args).err().unwrap().key, "max_dept");
-    let t: toml::Table = DEF.example.parse().unwrap();
-    let args = StageArgs { table: &t, ..args };
-    assert!(build(&args).is_ok());
+    use crate::kit;
+    assert_eq!(kit::build_err(&DEF, "keep = [\"sidebars\"]").key, "keep");
+    assert_eq!(kit::build_err(&DEF, "max_dept = 3").key, "max_dept");
+    assert!(kit::build(&DEF, "extract", DEF.example).is_ok());
 }
 
 #[test]

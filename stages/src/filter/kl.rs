@@ -426,19 +426,8 @@ mod tests {
         }
         r.write(std::fs::File::create(dir.path().join("ref.bin")).unwrap())
             .unwrap();
-        let t: toml::Table = DEF
-            .example
-            .replace("kl-ref.bin", "ref.bin")
-            .parse()
-            .unwrap();
-        let args = StageArgs {
-            name: "kl",
-            table: &t,
-            base_dir: dir.path(),
-            purpose: Purpose::Run,
-            seed: 0,
-        };
-        let Ok(Built::Map(s)) = (DEF.build)(&args) else {
+        let build = |body: &str| crate::kit::build_in(&DEF, "kl", body, Purpose::Run, dir.path());
+        let Ok(Built::Map(s)) = build(&DEF.example.replace("kl-ref.bin", "ref.bin")) else {
             panic!("build")
         };
         let mut d = Document::new("g", "qzx vbnm wkrt plok zzyq ".repeat(30));
@@ -448,8 +437,9 @@ mod tests {
         s.process(&mut d);
         assert_eq!(s.judge(&d.signals), Outcome::Keep, "{:?}", d.signals);
         // A missing reference names the key.
-        let t: toml::Table = "reference = \"nope.bin\"\nmax_kl = 1.0".parse().unwrap();
-        let args = StageArgs { table: &t, ..args };
-        assert_eq!((DEF.build)(&args).err().unwrap().key, "reference");
+        let e = build("reference = \"nope.bin\"\nmax_kl = 1.0")
+            .err()
+            .unwrap();
+        assert_eq!(e.key, "reference");
     }
 }

@@ -21,6 +21,7 @@ use std::sync::Arc;
 
 use crate::document::Document;
 
+pub mod align;
 pub mod arc;
 pub mod charset;
 pub mod codec;
@@ -30,6 +31,8 @@ pub mod jsonl;
 pub mod record;
 pub mod sniff;
 pub mod warc;
+
+pub use align::align;
 
 /// Input formats.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
@@ -138,20 +141,6 @@ pub fn read_docs(
             }
         }
         Format::Parquet => panic!("Parquet input is read by the engine"),
-    }
-}
-
-/// Finds the first record start at or after `offset` in a file of `format` (byte-range
-/// partitioning). Returns `None` when no record starts after `offset`.
-pub fn align(
-    format: Format,
-    file: &mut (impl Read + std::io::Seek),
-    offset: u64,
-) -> std::io::Result<Option<u64>> {
-    match format {
-        Format::Jsonl => jsonl::align(file, offset),
-        Format::Warc | Format::Wet => warc::align(file, offset),
-        Format::Parquet => Ok(if offset == 0 { Some(0) } else { None }),
     }
 }
 

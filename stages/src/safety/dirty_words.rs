@@ -505,15 +505,7 @@ mod tests {
     use super::*;
 
     fn stage(dir: &Path, body: &str) -> Box<dyn Stage> {
-        let t: toml::Table = body.parse().unwrap();
-        let args = StageArgs {
-            name: "dw",
-            table: &t,
-            base_dir: dir,
-            purpose: Purpose::Run,
-            seed: 0,
-        };
-        match (DEF.build)(&args) {
+        match crate::kit::build_in(&DEF, "dw", body, Purpose::Run, dir) {
             Ok(Built::Map(s)) => s,
             Err(e) => panic!("{e}"),
             _ => unreachable!(),
@@ -640,14 +632,7 @@ mod tests {
     #[test]
     fn bad_config_names_key() {
         let dir = tempfile::tempdir().unwrap();
-        let t: toml::Table = "lists_dir = \"nope\"".parse().unwrap();
-        let args = StageArgs {
-            name: "dw",
-            table: &t,
-            base_dir: dir.path(),
-            purpose: Purpose::Run,
-            seed: 0,
-        };
-        assert_eq!((DEF.build)(&args).err().unwrap().key, "lists_dir");
+        let e = crate::kit::build_in(&DEF, "dw", "lists_dir = \"nope\"", Purpose::Run, dir.path());
+        assert_eq!(e.err().unwrap().key, "lists_dir");
     }
 }

@@ -521,17 +521,10 @@ mod tests {
         .unwrap();
         std::fs::write(dir.path().join("urls"), "good.example/bad/path\n").unwrap();
         std::fs::write(dir.path().join("words.txt"), "#disabled\nNaughty\n").unwrap();
-        let t: toml::Table = "domain_lists = [\"domains\"]\nurl_lists = [\"urls\"]\nbanned_words_files = [\"words.txt\"]"
-            .parse()
-            .unwrap();
-        let args = StageArgs {
-            name: "url",
-            table: &t,
-            base_dir: dir.path(),
-            purpose: Purpose::Run,
-            seed: 0,
-        };
-        let Ok(Built::Map(s)) = (DEF.build)(&args) else {
+        let build = |body: &str| crate::kit::build_in(&DEF, "url", body, Purpose::Run, dir.path());
+        let Ok(Built::Map(s)) = build(
+            "domain_lists = [\"domains\"]\nurl_lists = [\"urls\"]\nbanned_words_files = [\"words.txt\"]",
+        ) else {
             panic!("build")
         };
         assert_eq!(
@@ -559,9 +552,8 @@ mod tests {
             judge(s.as_ref(), "http://good.example/disabled"),
             Outcome::Keep
         );
-        let t: toml::Table = "domain_lists = [\"missing\"]".parse().unwrap();
-        let args = StageArgs { table: &t, ..args };
-        assert_eq!((DEF.build)(&args).err().unwrap().key, "domain_lists[0]");
+        let e = build("domain_lists = [\"missing\"]").err().unwrap();
+        assert_eq!(e.key, "domain_lists[0]");
     }
 
     #[test]

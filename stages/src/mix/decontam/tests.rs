@@ -28,14 +28,7 @@ fn humaneval(path: &Path) -> Vec<serde_json::Value> {
 }
 
 fn stage(table: &str, purpose: Purpose) -> Result<Built, ConfigError> {
-    let t: toml::Table = table.parse().unwrap();
-    (DEF.build)(&StageArgs {
-        name: "decontam",
-        table: &t,
-        base_dir: Path::new("/"),
-        purpose,
-        seed: 0,
-    })
+    crate::kit::build_in(&DEF, "decontam", table, purpose, Path::new("/"))
 }
 
 fn config(path: &Path) -> String {

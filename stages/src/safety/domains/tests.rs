@@ -5,32 +5,15 @@ const PSL: &str = "com\norg\nde\nuk\nco.uk\nnet\nio\n// ===BEGIN PRIVATE DOMAINS
 
 fn build_stage(dir: &Path, toml: &str) -> Result<Box<dyn GlobalStage>, ConfigError> {
     std::fs::write(dir.join("psl.dat"), PSL).unwrap();
-    let t: toml::Table = format!("public_suffix_list = \"psl.dat\"\n{toml}")
-        .parse()
-        .unwrap();
-    let args = StageArgs {
-        name: "sites",
-        table: &t,
-        base_dir: dir,
-        purpose: Purpose::Run,
-        seed: 0,
-    };
-    match build(&args)? {
+    let body = format!("public_suffix_list = \"psl.dat\"\n{toml}");
+    match crate::kit::build_in(&DEF, "sites", &body, Purpose::Run, dir)? {
         Built::Global(g) => Ok(g),
         Built::Map(_) => panic!("a global stage"),
     }
 }
 
 fn map_stage(def: &StageDef, name: &str, toml: &str, base: &Path) -> Box<dyn Stage> {
-    let t: toml::Table = toml.parse().unwrap();
-    let args = StageArgs {
-        name,
-        table: &t,
-        base_dir: base,
-        purpose: Purpose::Run,
-        seed: 0,
-    };
-    match (def.build)(&args).unwrap() {
+    match crate::kit::build_in(def, name, toml, Purpose::Run, base).unwrap() {
         Built::Map(s) => s,
         Built::Global(_) => panic!("a map stage"),
     }
