@@ -1,6 +1,7 @@
 //! The report of one mix: `report.html` next to its shards (self-contained like the run
 //! report): tokens per bucket against targets, shares, repeats, sources, what selection
-//! kept and why it rejected the rest, the shards, and the planner's warnings.
+//! kept and why it rejected the rest, the shards, and the planner's warnings; tokens per
+//! language for the buckets whose documents carry a `lang` signal.
 
 use std::fmt::Write as _;
 
@@ -21,6 +22,64 @@ fn counts_table(title: &str, m: &std::collections::BTreeMap<String, u64>) -> Str
         let _ = write!(h, "<tr><td class=\"l\">{}</td><td>{v}</td></tr>", esc(k));
     }
     h.push_str("</table>");
+    h
+}
+
+/// Tokens per language of each bucket (largest first), against the language's target where
+/// the bucket was planned by language.
+fn languages(s: &MixSummary) -> String {
+    let mut h = String::new();
+    for b in &s.report.buckets {
+        if b.languages.is_empty() {
+            continue;
+        }
+        let mut v: Vec<_> = b.languages.iter().collect();
+        v.sort_by(|x, y| y.1.tokens.cmp(&x.1.tokens).then(x.0.cmp(y.0)));
+        let planned = v.iter().any(|(_, c)| c.target_tokens.is_some());
+        let bars_of: Vec<Bar> = v
+            .iter()
+            .take(30)
+            .map(|(l, c)| Bar {
+                label: if l.is_empty() {
+                    "?".into()
+                } else {
+                    l.to_string()
+                },
+                value: c.target_tokens.unwrap_or(c.tokens) as f64,
+                inner: Some(c.tokens as f64),
+            })
+            .collect();
+        let _ = write!(
+            h,
+            "<h3>Languages of {} ({} languages{})</h3><div class=\"card\">{}</div>",
+            esc(&b.bucket),
+            v.len(),
+            if planned { ", planned by language" } else { "" },
+            bars(
+                "Tokens per language (target / achieved; top 30)",
+                "tokens",
+                &bars_of,
+                Some(("target", "achieved"))
+            )
+        );
+        let _ = write!(h, "<table><tr><th class=\"l\">language</th><th>target tokens</th><th>tokens</th><th>share</th><th>copies</th><th>available tokens</th></tr>");
+        for (l, c) in v {
+            let _ = write!(
+                h,
+                "<tr><td class=\"l\">{}</td><td>{}</td><td>{}</td><td>{:.2}%</td><td>{}</td><td>{}</td></tr>",
+                esc(if l.is_empty() { "?" } else { l }),
+                c.target_tokens.map_or("-".to_string(), |t| t.to_string()),
+                c.tokens,
+                c.share * 100.0,
+                c.documents,
+                c.available_tokens
+            );
+        }
+        h.push_str("</table>");
+    }
+    if !h.is_empty() {
+        h.insert_str(0, "<h2>Languages</h2>");
+    }
     h
 }
 
@@ -131,6 +190,7 @@ pub fn render(s: &MixSummary, manifest: &Manifest) -> String {
         }
     }
     let _ = write!(h, "</table>");
+    h.push_str(&languages(s));
 
     let sel = &s.selection;
     let _ = write!(h, "<h2>Selection</h2>");

@@ -390,6 +390,34 @@ fn render(
                 .and_then(|w| w.as_array())
                 .map_or(0, |w| w.len());
             let _ = write!(h, "<h3>{}</h3><div class=\"sub\">{} tokens, {} documents, {} warnings &middot; <a href=\"mix/{}/report.html\">mix report</a></div><div class=\"card\">{}</div><table><tr><th class=\"l\">bucket</th><th>target tokens</th><th>tokens</th><th>target share</th><th>share</th><th>documents</th><th>copies</th><th>repeated documents</th></tr>{rows}</table>", esc(name), human(num(&v, "tokens")), num(&v, "documents"), warnings, esc(name), bars(&format!("Tokens per bucket: {name}"), "tokens", &bs, Some(("target", "achieved"))));
+            // Tokens per language, where the mix counted them (largest ten per bucket).
+            for bk in v
+                .get("buckets")
+                .and_then(|b| b.as_array())
+                .into_iter()
+                .flatten()
+            {
+                let Some(langs) = bk.get("languages").and_then(|l| l.as_object()) else {
+                    continue;
+                };
+                let mut ls: Vec<(&String, f64, f64)> = langs
+                    .iter()
+                    .map(|(l, c)| (l, num(c, "tokens"), num(c, "share")))
+                    .collect();
+                ls.sort_by(|a, b| b.1.total_cmp(&a.1).then(a.0.cmp(b.0)));
+                let top: Vec<String> = ls
+                    .iter()
+                    .take(10)
+                    .map(|(l, t, sh)| format!("{} {} ({:.1}%)", esc(l), human(*t), sh * 100.0))
+                    .collect();
+                let _ = write!(
+                    h,
+                    "<div class=\"sub\">languages of {} ({}): {}</div>",
+                    esc(bk.get("bucket").and_then(|x| x.as_str()).unwrap_or("?")),
+                    ls.len(),
+                    top.join(", ")
+                );
+            }
         }
     }
 

@@ -12,6 +12,7 @@ mod extract;
 mod faults;
 mod heuristics;
 mod mix;
+mod mix_languages;
 mod nightly;
 mod onnx;
 mod quickstart;
