@@ -493,3 +493,102 @@ fn lid176_says_und_when_short_or_mixed() {
     .unwrap();
     assert_eq!(e.key, "und_below");
 }
+
+/// lingua alone and as lid.176's second opinion (its high-accuracy mode below lid.176's 0.9, as
+/// `pipelines/llama3.toml` runs it), on real sentences and word pairs in languages the built-in
+/// detector does not know (Czech, Polish, Indonesian, Bengali, Zulu): lingua names them; the
+/// combination keeps lid.176's answer where it is sure (so it stays as good on sentences) and
+/// does far better on word pairs; scores stay in 0..=1; the settings are checked with their key.
+#[test]
+fn lingua_alone_and_as_second_opinion() {
+    let (Some(model), Some(lingua)) = (
+        shared("data/langid/models/lid.176.ftz"),
+        shared("data/langid/lingua-testdata"),
+    ) else {
+        testkit::skip("../shared lid.176 or lingua-testdata is absent");
+        return;
+    };
+    let read = |lang: &str, set: &str| -> Vec<String> {
+        let f = std::fs::File::open(lingua.join(lang).join(format!("{set}.txt.gz"))).unwrap();
+        let mut t = String::new();
+        std::io::Read::read_to_string(&mut flate2::read::GzDecoder::new(f), &mut t).unwrap();
+        t.lines().take(60).map(str::to_string).collect()
+    };
+    let stage = |toml: &str| {
+        build(
+            "classify.langid",
+            "langid",
+            toml,
+            Path::new("."),
+            Purpose::Run,
+        )
+        .unwrap()
+    };
+    let m = model.to_str().unwrap();
+    let lingua_high = stage("detector = \"lingua-high\"");
+    let lid = stage(&format!("model = {m:?}"));
+    let both = stage(&format!("model = {m:?}\ndetector = \"lid176+lingua-high\""));
+    let accuracy = |s: &dyn Stage, texts: &[String], lang: &str| {
+        let ok = texts
+            .iter()
+            .filter(|t| {
+                let mut d = Document::new("x", t.as_str());
+                s.process(&mut d);
+                let score = d.signals.f64("lang_score").unwrap();
+                assert!((0.0..=1.0).contains(&score), "{score}");
+                d.lang() == Some(lang)
+            })
+            .count();
+        ok as f64 / texts.len() as f64
+    };
+    let langs = ["cs", "pl", "id", "bn", "zu"];
+    let mut sums = [[0.0f64; 3]; 2]; // [sentences, pairs] x [lingua, lid, both]
+    for lang in langs {
+        for (k, set) in ["sentences", "word-pairs"].iter().enumerate() {
+            let texts = read(lang, set);
+            let a = [
+                accuracy(lingua_high.as_ref(), &texts, lang),
+                accuracy(lid.as_ref(), &texts, lang),
+                accuracy(both.as_ref(), &texts, lang),
+            ];
+            eprintln!(
+                "{lang} {set}: lingua-high {:.3}, lid.176 {:.3}, lid176+lingua-high {:.3}",
+                a[0], a[1], a[2]
+            );
+            for (x, y) in sums[k].iter_mut().zip(a) {
+                *x += y / langs.len() as f64;
+            }
+        }
+    }
+    let [sent, pairs] = sums;
+    assert!(sent[0] > 0.85, "lingua-high on sentences: {sent:?}");
+    assert!(
+        sent[2] >= sent[1] - 0.02 && sent[2] > 0.85,
+        "sentences: {sent:?}"
+    );
+    assert!(pairs[2] > pairs[1] + 0.1, "word pairs: {pairs:?}");
+    let err = |toml: &str| {
+        build(
+            "classify.langid",
+            "langid",
+            toml,
+            Path::new("."),
+            Purpose::Run,
+        )
+        .err()
+        .unwrap()
+        .key
+    };
+    assert_eq!(err("detector = \"cld3\""), "detector");
+    assert_eq!(err("detector = \"lid176+lingua\""), "model");
+    assert_eq!(
+        err("detector = \"lingua\"\nsecond_opinion_below = 0.5"),
+        "second_opinion_below"
+    );
+    assert_eq!(
+        err(&format!(
+            "model = {m:?}\ndetector = \"lid176+lingua\"\nsecond_opinion_below = 2"
+        )),
+        "second_opinion_below"
+    );
+}

@@ -5,7 +5,8 @@
 //!    columns only), re-derives and re-judges every row with the current config;
 //! 2. token counts: from a stored `tokenize.count` signal made with the mix's tokenizer, else
 //!    counted from the candidates' text;
-//! 3. [`plan`]: token shares per bucket, budget, sampling, repeats;
+//! 3. [`plan::plan_by_language`]: token shares per bucket, budget, sampling, repeats;
+//!    per language (the `lang` signal) within buckets that set language options;
 //! 4. [`write`]: the picked rows' text is read, tokenized and written as Megatron shards
 //!    ([`shards`], [`megatron`]) with a manifest; then `mix_report.json`, `config.toml` and `report.html`.
 //!
@@ -212,7 +213,22 @@ pub fn make(
     let select_seconds = t0.elapsed().as_secs_f64();
 
     let t1 = Instant::now();
-    let mix_plan = plan::plan(&sel.candidates, &sel.buckets, &sel.sources, &spec.planner);
+    // Languages come with the candidates: the report counts tokens per language, and a bucket
+    // with language options (the multilingual one) is planned language by language.
+    // (A run without language ID has no languages to count.)
+    let (langs, lang_names): (&[u16], &[String]) = if sel.languages.iter().all(|l| l.is_empty()) {
+        (&[], &[])
+    } else {
+        (&sel.langs, &sel.languages)
+    };
+    let mix_plan = plan::plan_by_language(
+        &sel.candidates,
+        langs,
+        &sel.buckets,
+        &sel.sources,
+        lang_names,
+        &spec.planner,
+    );
     // Start from an empty folder: a smaller mix must not leave shards of a bigger one.
     for old in dest.list(dir).map_err(|e| Error::io(dir, e))? {
         dest.delete(&old).map_err(|e| Error::io(&old, e))?;

@@ -820,6 +820,21 @@ pub fn plan_by_language(
                     all.picks.extend(f.picks);
                     all.tokens += f.tokens;
                 }
+                // Whole documents rarely land on a small language target (a 20-token target
+                // takes no 300-token page): what the languages left goes to the bucket's best
+                // documents not yet taken, so the bucket keeps its share.
+                if all.tokens < target {
+                    let taken: std::collections::HashSet<u32> =
+                        all.picks.iter().map(|p| p.0).collect();
+                    let rest: Vec<u32> = orders[b]
+                        .iter()
+                        .copied()
+                        .filter(|i| !taken.contains(i))
+                        .collect();
+                    let f = fill(cands, &rest, target - all.tokens, 1);
+                    all.picks.extend(f.picks);
+                    all.tokens += f.tokens;
+                }
                 lang_targets = Some(targets);
                 all
             }

@@ -1,7 +1,8 @@
 //! The mix's pages: `report.html` next to its shards (self-contained like the run report):
 //! tokens per bucket against targets, shares, repeats, sources, what selection kept and why it
-//! rejected the rest, the shards, and the planner's warnings; and the "Mix composition"
-//! section of the run's own report, read from each mix's typed `mix_report.json`.
+//! rejected the rest, the shards, the planner's warnings, and tokens per language for the
+//! buckets whose documents carry a `lang` signal; and the "Mix composition" section of the
+//! run's own report, read from each mix's typed `mix_report.json`.
 
 use std::fmt::Write as _;
 
@@ -66,6 +67,29 @@ pub fn run_section(mixes: &[(String, MixSummary)]) -> String {
             );
         }
         let _ = write!(h, "<h3>{}</h3><div class=\"sub\">{} tokens, {} documents, {} warnings &middot; <a href=\"mix/{}/report.html\">mix report</a></div><div class=\"card\">{}</div><table><tr><th class=\"l\">bucket</th><th>target tokens</th><th>tokens</th><th>target share</th><th>share</th><th>documents</th><th>copies</th><th>repeated documents</th></tr>{rows}</table>", esc(name), human(r.tokens as f64), r.documents, r.warnings.len(), esc(name), bars(&format!("Tokens per bucket: {name}"), "tokens", &bs, Some(("target", "achieved"))));
+        // Tokens per language, where the mix counted them (largest ten per bucket).
+        for b in &r.buckets {
+            if b.languages.is_empty() {
+                continue;
+            }
+            let mut ls: Vec<_> = b.languages.iter().collect();
+            ls.sort_by(|x, y| y.1.tokens.cmp(&x.1.tokens).then(x.0.cmp(y.0)));
+            let top: Vec<String> = ls
+                .iter()
+                .take(10)
+                .map(|(l, c)| {
+                    let share = c.tokens as f64 / b.tokens.max(1) as f64;
+                    format!("{} {} ({:.1}%)", esc(l), human(c.tokens as f64), share * 100.0)
+                })
+                .collect();
+            let _ = write!(
+                h,
+                "<div class=\"sub\">languages of {} ({}): {}</div>",
+                esc(&b.bucket),
+                ls.len(),
+                top.join(", ")
+            );
+        }
     }
     h
 }
@@ -82,6 +106,64 @@ fn counts_table(title: &str, m: &std::collections::BTreeMap<String, u64>) -> Str
         let _ = write!(h, "<tr><td class=\"l\">{}</td><td>{v}</td></tr>", esc(k));
     }
     h.push_str("</table>");
+    h
+}
+
+/// Tokens per language of each bucket (largest first), against the language's target where
+/// the bucket was planned by language.
+fn languages(s: &MixSummary) -> String {
+    let mut h = String::new();
+    for b in &s.report.buckets {
+        if b.languages.is_empty() {
+            continue;
+        }
+        let mut v: Vec<_> = b.languages.iter().collect();
+        v.sort_by(|x, y| y.1.tokens.cmp(&x.1.tokens).then(x.0.cmp(y.0)));
+        let planned = v.iter().any(|(_, c)| c.target_tokens.is_some());
+        let bars_of: Vec<Bar> = v
+            .iter()
+            .take(30)
+            .map(|(l, c)| Bar {
+                label: if l.is_empty() {
+                    "?".into()
+                } else {
+                    l.to_string()
+                },
+                value: c.target_tokens.unwrap_or(c.tokens) as f64,
+                inner: Some(c.tokens as f64),
+            })
+            .collect();
+        let _ = write!(
+            h,
+            "<h3>Languages of {} ({} languages{})</h3><div class=\"card\">{}</div>",
+            esc(&b.bucket),
+            v.len(),
+            if planned { ", planned by language" } else { "" },
+            bars(
+                "Tokens per language (target / achieved; top 30)",
+                "tokens",
+                &bars_of,
+                Some(("target", "achieved"))
+            )
+        );
+        let _ = write!(h, "<table><tr><th class=\"l\">language</th><th>target tokens</th><th>tokens</th><th>share</th><th>copies</th><th>available tokens</th></tr>");
+        for (l, c) in v {
+            let _ = write!(
+                h,
+                "<tr><td class=\"l\">{}</td><td>{}</td><td>{}</td><td>{:.2}%</td><td>{}</td><td>{}</td></tr>",
+                esc(if l.is_empty() { "?" } else { l }),
+                c.target_tokens.map_or("-".to_string(), |t| t.to_string()),
+                c.tokens,
+                c.share * 100.0,
+                c.documents,
+                c.available_tokens
+            );
+        }
+        h.push_str("</table>");
+    }
+    if !h.is_empty() {
+        h.insert_str(0, "<h2>Languages</h2>");
+    }
     h
 }
 
@@ -192,6 +274,7 @@ pub fn render(s: &MixSummary, manifest: &Manifest) -> String {
         }
     }
     let _ = write!(h, "</table>");
+    h.push_str(&languages(s));
 
     let sel = &s.selection;
     let _ = write!(h, "<h2>Selection</h2>");

@@ -77,6 +77,10 @@ pub struct Selection {
     pub uncounted: Vec<u32>,
     pub buckets: Vec<String>,
     pub sources: Vec<String>,
+    /// Each candidate's language (index into `languages`: its language signal, `""` when it has
+    /// none), so the planner can split a bucket by language and count tokens per language.
+    pub langs: Vec<u16>,
+    pub languages: Vec<String>,
     pub stats: SelectionStats,
 }
 
@@ -102,6 +106,7 @@ pub struct Judge<'a> {
     /// The run's own stages (from its stored config), to tell threshold drops from others.
     run: Option<&'a Plan>,
     bucket: &'a str,
+    lang: &'a str,
     quality: Option<&'a str>,
     bucket_quality: &'a BTreeMap<String, String>,
     tokens: Option<&'a str>,
@@ -187,6 +192,7 @@ impl<'a> Judge<'a> {
             slots,
             run,
             bucket: &spec.bucket,
+            lang: &spec.lang,
             quality: spec.quality.as_deref(),
             bucket_quality: &spec.bucket_quality,
             tokens,
@@ -308,6 +314,9 @@ struct FilePart {
     uncounted: Vec<u32>,
     buckets: Vec<String>,
     sources: Vec<String>,
+    /// Per candidate, its language (index into `languages`).
+    langs: Vec<u32>,
+    languages: Vec<String>,
     stats: SelectionStats,
 }
 
@@ -432,10 +441,19 @@ pub fn select(
         uncounted: Vec::new(),
         buckets: Vec::new(),
         sources: Vec::new(),
+        langs: Vec::new(),
+        languages: Vec::new(),
         stats: SelectionStats::default(),
     };
-    let (mut bmap, mut smap) = (HashMap::new(), HashMap::new());
+    let (mut bmap, mut smap, mut lmap) = (HashMap::new(), HashMap::new(), HashMap::new());
     for (fi, part) in parts.into_iter().enumerate() {
+        let ll: Vec<u32> = part
+            .languages
+            .iter()
+            .map(|l| intern(&mut sel.languages, &mut lmap, l))
+            .collect();
+        sel.langs
+            .extend(part.langs.iter().map(|&l| ll[l as usize] as u16));
         let bl: Vec<u32> = part
             .buckets
             .iter()
@@ -463,6 +481,13 @@ pub fn select(
             "signal `{}` has {} distinct values: not a bucket signal",
             judge.bucket,
             sel.buckets.len()
+        )));
+    }
+    if sel.languages.len() > u16::MAX as usize {
+        return Err(MixError::Config(format!(
+            "signal `{}` has {} distinct values: not a language signal",
+            judge.lang,
+            sel.languages.len()
         )));
     }
     Ok(sel)
@@ -516,7 +541,7 @@ fn scan_file(
         df.select(exprs)?.execute_stream().await
     })?;
     let mut part = FilePart::default();
-    let (mut bmap, mut smap) = (HashMap::new(), HashMap::new());
+    let (mut bmap, mut smap, mut lmap) = (HashMap::new(), HashMap::new(), HashMap::new());
     let mut rejected: HashMap<(usize, &'static str), u64> = HashMap::new();
     let mut not_rec: HashMap<(String, String), u64> = HashMap::new();
     let mut incomplete: HashMap<usize, u64> = HashMap::new();
@@ -653,6 +678,9 @@ fn scan_file(
                 quality,
                 source,
             });
+            let lang = signals.str(judge.lang).unwrap_or("");
+            part.langs
+                .push(intern(&mut part.languages, &mut lmap, lang));
             part.rows.push(row);
             part.stats.candidates += 1;
             if from_dropped {

@@ -43,6 +43,7 @@ const ENGINE_KEYS: &[&str] = &[
     "bos",
     "eos",
     "bucket",
+    "lang",
     "quality",
     "tokens",
     "source",
@@ -77,6 +78,10 @@ pub struct MixSpec {
     pub tokenizer: TokenizerConfig,
     /// The bucket signal (str).
     pub bucket: String,
+    /// The language signal (str, default `lang`): tokens are counted per language, and
+    /// buckets with language options (`per_bucket.multilingual.language_temperature`...)
+    /// are planned by language.
+    pub lang: String,
     /// Quality signal used for ranking and `min_quality`, mix-wide and per bucket.
     pub quality: Option<String>,
     pub bucket_quality: BTreeMap<String, String>,
@@ -375,6 +380,9 @@ fn spec(
         name: name.to_string(),
         tokenizer,
         bucket: string("bucket")?.unwrap_or_else(|| stages::mix::BUCKET_SIGNAL.to_string()),
+        lang: string("lang")?
+            .filter(|s| !s.is_empty())
+            .unwrap_or_else(|| stages::LANG_SIGNAL.to_string()),
         quality: string("quality")?.filter(|s| !s.is_empty()),
         bucket_quality,
         tokens: string("tokens")?.filter(|s| !s.is_empty()),

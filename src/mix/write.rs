@@ -314,9 +314,17 @@ pub fn write(
                 .chunks_exact(4)
                 .map(|b| u32::from_le_bytes([b[0], b[1], b[2], b[3]])),
         );
-        writer
-            .add(bucket_of(&sel.candidates[i as usize]), &s.id, &tokens)
-            .map_err(|e| Error::io(dir, e))?;
+        let lang = sel
+            .langs
+            .get(i as usize)
+            .map_or("", |&l| sel.languages[l as usize].as_str());
+        let bucket = bucket_of(&sel.candidates[i as usize]);
+        if lang.is_empty() {
+            writer.add(bucket, &s.id, &tokens)
+        } else {
+            writer.add_in_language(bucket, lang, &s.id, &tokens)
+        }
+        .map_err(|e| Error::io(dir, e))?;
     }
     let manifest = writer.finish().map_err(|e| Error::io(dir, e))?;
     drop(handles);

@@ -13,6 +13,7 @@ mod faults;
 mod heuristics;
 mod history;
 mod mix;
+mod mix_languages;
 mod nightly;
 mod onnx;
 mod quickstart;

@@ -1,8 +1,11 @@
-//! Language identification: the built-in detector (`whichlang`, 16 languages, no model file)
-//! and fastText `lid.176` models (176 languages) from a configured path, served by curate's own
-//! fastText inference. Codes are ISO 639-1 where one exists (`lid.176`'s `no` is reported as
-//! `nb`, Bokmål, the written standard its data is in).
+//! Language identification: the built-in detector (`whichlang`, 16 languages, no model file),
+//! fastText `lid.176` models (176 languages) from a configured path, served by curate's own
+//! fastText inference, lingua (75 languages, n-gram models embedded in the binary), and lid.176
+//! with lingua as a second opinion on the texts lid.176 is unsure of (see [`lingua_rs`]). Codes
+//! are ISO 639-1 where one exists (`lid.176`'s `no` is reported as `nb`, Bokmål, the written
+//! standard its data is in; lingua's Bokmål and Nynorsk are `nb` and `nn` as in lid.176).
 
+pub mod lingua_rs;
 pub mod stage;
 
 use std::path::Path;
@@ -28,6 +31,15 @@ pub enum Detector {
     FastText {
         model: Arc<FastText>,
         preprocess: Preprocess,
+    },
+    /// lingua alone (low- or high-accuracy mode): 75 languages.
+    Lingua(Arc<lingua_rs::Lingua>),
+    /// lid.176 first; lingua answers when lid.176's probability is below `trust`.
+    Combined {
+        model: Arc<FastText>,
+        preprocess: Preprocess,
+        lingua: Arc<lingua_rs::Lingua>,
+        trust: f32,
     },
 }
 
@@ -74,9 +86,36 @@ impl Detector {
         })
     }
 
+    /// lid.176 with lingua as the second opinion below `trust` (see [`lingua_rs`]).
+    pub fn combined(
+        path: &Path,
+        max_chars: usize,
+        lingua: Arc<lingua_rs::Lingua>,
+        trust: f32,
+    ) -> Result<Detector> {
+        Ok(Detector::Combined {
+            model: Arc::new(FastText::load(path)?),
+            preprocess: Preprocess::cased(max_chars),
+            lingua,
+            trust,
+        })
+    }
+
     /// Every language code this detector can answer.
     pub fn languages(&self) -> Vec<String> {
         match self {
+            Detector::Lingua(l) => l.languages(),
+            Detector::Combined { model, lingua, .. } => {
+                let mut v: Vec<String> = model
+                    .labels()
+                    .iter()
+                    .map(|l| normalize_code(l).to_string())
+                    .chain(lingua.languages())
+                    .collect();
+                v.sort();
+                v.dedup();
+                v
+            }
             Detector::Builtin => whichlang::LANGUAGES
                 .iter()
                 .map(|l| whichlang_code(*l).to_string())
@@ -105,19 +144,50 @@ impl Detector {
                     score: builtin_score(text, lang),
                 }
             }
-            Detector::FastText { model, preprocess } => {
-                match model.predict(text, preprocess, 1, 0.0, s).first() {
-                    Some(&(p, i)) => Detection {
-                        lang: normalize_code(&model.labels()[i]).to_string(),
-                        score: p.min(1.0),
-                    },
-                    None => Detection {
-                        lang: UNDETERMINED.into(),
-                        score: 0.0,
-                    },
+            Detector::FastText { model, preprocess } => fasttext_top(model, preprocess, text, s),
+            Detector::Lingua(l) => l.detect(text),
+            Detector::Combined {
+                model,
+                preprocess,
+                lingua,
+                trust,
+            } => {
+                let first = fasttext_top(model, preprocess, text, s);
+                if first.score >= *trust {
+                    return first;
+                }
+                let second = lingua.detect(text);
+                if second.lang == UNDETERMINED {
+                    first
+                } else if second.lang == first.lang {
+                    Detection {
+                        score: second.score.max(first.score),
+                        ..second
+                    }
+                } else {
+                    second
                 }
             }
         }
+    }
+}
+
+/// lid.176's top label and its probability.
+fn fasttext_top(
+    model: &FastText,
+    preprocess: &Preprocess,
+    text: &str,
+    s: &mut Session,
+) -> Detection {
+    match model.predict(text, preprocess, 1, 0.0, s).first() {
+        Some(&(p, i)) => Detection {
+            lang: normalize_code(&model.labels()[i]).to_string(),
+            score: p.min(1.0),
+        },
+        None => Detection {
+            lang: UNDETERMINED.into(),
+            score: 0.0,
+        },
     }
 }
 

@@ -2,6 +2,9 @@
 //! every document, optionally the language mix of its lines, and drops documents outside an
 //! allowlist or below a confidence. Without `model` it uses the built-in detector (`whichlang`,
 //! 16 languages, no file needed); with `model = ".../lid.176.ftz"` fastText's 176 languages.
+//! `detector` picks another: `lingua` / `lingua-high` (75 languages, no file), or
+//! `lid176+lingua` / `lid176+lingua-high` (lid.176, and lingua on the texts whose lid.176
+//! probability is below `second_opinion_below`).
 
 use std::cell::RefCell;
 use std::collections::BTreeMap;
@@ -25,6 +28,13 @@ pub struct LangIdConfig {
     /// Without it, the built-in detector (16 languages: ar de en es fr hi it ja ko nl pt ru sv
     /// tr vi zh).
     pub model: Option<String>,
+    /// `auto` (default: `lid176` with a model, else `builtin`), `builtin`, `lid176`, `lingua`,
+    /// `lingua-high`, `lid176+lingua`, `lid176+lingua-high`.
+    #[serde(default)]
+    pub detector: Option<String>,
+    /// With `lid176+lingua*`: lingua answers when lid.176's probability is below this.
+    #[serde(default)]
+    pub second_opinion_below: Option<f64>,
     /// Keep only documents in these languages (drop reason `language_not_allowed`).
     pub languages: Option<Vec<String>>,
     /// Drop documents whose `lang_score` is below this (`low_language_score`).
@@ -86,18 +96,59 @@ fn build(args: &StageArgs) -> Result<Built, ConfigError> {
     if cfg.max_chars == 0 {
         return Err(ConfigError::new("max_chars", "must be at least 1"));
     }
+    if let Some(v) = cfg.second_opinion_below {
+        check_fraction("second_opinion_below", v)?;
+    }
     let path = cfg
         .model
         .as_deref()
         .map(|m| args.resolve_path("model", m))
         .transpose()?;
+    let kind = match cfg.detector.as_deref().unwrap_or("auto") {
+        "auto" if path.is_some() => "lid176",
+        "auto" => "builtin",
+        k @ ("builtin" | "lid176" | "lingua" | "lingua-high" | "lid176+lingua"
+        | "lid176+lingua-high") => k,
+        other => {
+            return Err(ConfigError::new(
+                "detector",
+                format!("{other:?}: expected auto, builtin, lid176, lingua, lingua-high, lid176+lingua or lid176+lingua-high"),
+            ))
+        }
+    };
+    if kind.starts_with("lid176") && path.is_none() {
+        return Err(ConfigError::new(
+            "model",
+            format!("detector {kind:?} needs `model`, the path of a fastText lid.176 file"),
+        ));
+    }
+    if cfg.second_opinion_below.is_some() && !kind.starts_with("lid176+") {
+        return Err(ConfigError::new(
+            "second_opinion_below",
+            "only for detector = \"lid176+lingua\" or \"lid176+lingua-high\"",
+        ));
+    }
+    let load = |p: &std::path::Path| -> Result<Detector, ConfigError> {
+        match kind {
+            "lid176" => Detector::fasttext(p, cfg.max_chars),
+            _ => Detector::combined(
+                p,
+                cfg.max_chars,
+                super::lingua_rs::Lingua::shared(kind.ends_with("-high")),
+                cfg.second_opinion_below
+                    .map_or(super::lingua_rs::DEFAULT_TRUST, |v| v as f32),
+            ),
+        }
+        .map_err(|e| ConfigError::new("model", e.to_string()))
+    };
     let detector = match (args.purpose, &path) {
         (Purpose::Select, _) => None,
-        (Purpose::Run, None) => Some(Detector::Builtin),
-        (Purpose::Run, Some(p)) => Some(
-            Detector::fasttext(p, cfg.max_chars)
-                .map_err(|e| ConfigError::new("model", e.to_string()))?,
-        ),
+        (Purpose::Run, _) if kind == "builtin" => Some(Detector::Builtin),
+        (Purpose::Run, _) if kind.starts_with("lingua") => Some(Detector::Lingua(
+            super::lingua_rs::Lingua::shared(kind == "lingua-high"),
+        )),
+        (Purpose::Run, Some(p)) => Some(load(p)?),
+        (Purpose::Run, None) => unreachable!("checked above"),
     };
     if let (Some(d), Some(langs)) = (&detector, &cfg.languages) {
         let known = d.languages();
