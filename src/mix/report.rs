@@ -79,7 +79,12 @@ pub fn run_section(mixes: &[(String, MixSummary)]) -> String {
                 .take(10)
                 .map(|(l, c)| {
                     let share = c.tokens as f64 / b.tokens.max(1) as f64;
-                    format!("{} {} ({:.1}%)", esc(l), human(c.tokens as f64), share * 100.0)
+                    format!(
+                        "{} {} ({:.1}%)",
+                        esc(l),
+                        human(c.tokens as f64),
+                        share * 100.0
+                    )
                 })
                 .collect();
             let _ = write!(
