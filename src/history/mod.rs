@@ -290,7 +290,7 @@ pub fn only_new(parts: Vec<PartitionSpec>, seen: &BTreeSet<InputFile>) -> Vec<Pa
 
 /// The generation name of the run in `out`: xxh3-128 of its `fingerprint.json`.
 pub fn generation_name(out: &dyn Store) -> Result<String> {
-    let b = out.read(crate::runner::fingerprint::FILE)?;
+    let b = out.read(crate::fingerprint::FILE)?;
     Ok(format!("{:032x}", xxhash_rust::xxh3::xxh3_128(&b)))
 }
 

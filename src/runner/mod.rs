@@ -9,7 +9,7 @@
 //! `completions/<phase>/<unit>`. A unit is done iff its marker exists; a killed run re-runs
 //! only units without markers, and since units are deterministic, the rewrite is identical.
 
-pub mod fingerprint;
+use crate::fingerprint;
 mod map;
 
 use std::path::PathBuf;

@@ -341,8 +341,16 @@ fn closes_fence(line: &str, ch: u8, len: usize) -> bool {
     n >= len && t[n..].trim().is_empty()
 }
 
-/// The block a line opens when it starts math that it does not close.
+/// The block a line opens when it starts math that it does not close. Math markers inside
+/// inline code (`` `$$` ``, as docs that describe TeX write them) open nothing.
 fn opens_math(line: &str) -> Option<Block> {
+    let blanked;
+    let line = if line.contains('`') {
+        blanked = blank_code_spans(line);
+        blanked.as_str()
+    } else {
+        line
+    };
     if count_unescaped(line, "$$") % 2 == 1 {
         return Some(Block::Dollars);
     }
@@ -359,6 +367,33 @@ fn opens_math(line: &str) -> Option<Block> {
         }
     }
     None
+}
+
+/// `line` with the text of its backtick code spans (a run of n ticks closed by the next run
+/// of exactly n) replaced by spaces.
+fn blank_code_spans(line: &str) -> String {
+    let chars: Vec<char> = line.chars().collect();
+    let mut out = String::with_capacity(line.len());
+    let mut i = 0;
+    while i < chars.len() {
+        if chars[i] != '`' {
+            out.push(chars[i]);
+            i += 1;
+            continue;
+        }
+        let n = run_len(&chars, i, '`');
+        match find_ticks(&chars, i + n, n) {
+            Some(end) => {
+                out.extend(std::iter::repeat_n(' ', end + n - i));
+                i = end + n;
+            }
+            None => {
+                out.extend(&chars[i..i + n]);
+                i += n;
+            }
+        }
+    }
+    out
 }
 
 fn count_unescaped(line: &str, pat: &str) -> usize {

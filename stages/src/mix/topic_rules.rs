@@ -20,7 +20,7 @@
 use serde::Deserialize;
 
 use crate::config::{ConfigError, StageArgs};
-use crate::registry::StageDef;
+use crate::stage::StageDef;
 use crate::signals::{SignalSpec, SignalType};
 use crate::stage::{Built, Outcome, Stage};
 use crate::Document;
