@@ -20,8 +20,8 @@
 use serde::Deserialize;
 
 use crate::config::{ConfigError, StageArgs};
-use crate::stage::StageDef;
 use crate::signals::{SignalSpec, SignalType};
+use crate::stage::StageDef;
 use crate::stage::{Built, Outcome, Stage};
 use crate::Document;
 
