@@ -73,16 +73,6 @@ fn corpus_of(outs: &[PathBuf]) -> BTreeSet<String> {
         .collect()
 }
 
-fn run_ok(args: &[&str]) -> String {
-    let o = curate(args);
-    assert!(
-        o.status.success(),
-        "curate {args:?}: {}",
-        String::from_utf8_lossy(&o.stderr)
-    );
-    String::from_utf8_lossy(&o.stdout).into_owned()
-}
-
 /// A count summed over every step task of a run (`stats.json`).
 fn stat(out: &Path, key: &str) -> u64 {
     fn walk(v: &serde_json::Value, key: &str) -> u64 {
@@ -119,7 +109,7 @@ fn night(pipe: &Path, input: &str, out: &Path, hist: Option<&Path>) -> String {
     if let Some(h) = hist {
         args.extend(["--history", h.to_str().unwrap()]);
     }
-    run_ok(&args)
+    curate_ok(&args)
 }
 
 /// Three nights of real pages (`../shared/data/corpora/warc-extracted-texts.jsonl.gz`, 1,080
@@ -212,10 +202,10 @@ fn check_invariant(dir: &Path, pipe_text: &str, inputs: &[PathBuf], what: &str) 
         matches > 20,
         "{what}: {matches} copies found in the history"
     );
-    let status = run_ok(&["history", "status", hist.to_str().unwrap()]);
+    let status = curate_ok(&["history", "status", hist.to_str().unwrap()]);
     assert!(status.contains("generations 3  runs 3"), "{what}: {status}");
     // The nights as one corpus: their funnels summed, retracted documents out.
-    let st = run_ok(&["stats", "--history", hist.to_str().unwrap()]);
+    let st = curate_ok(&["stats", "--history", hist.to_str().unwrap()]);
     assert!(
         st.contains(&format!("{} in the corpus", single.len())),
         "{what}: {st}"
@@ -418,7 +408,7 @@ fn killed_night_and_killed_commit_leave_the_history_readable() {
         &before,
         "a killed night leaves the history",
     );
-    run_ok(&args);
+    curate_ok(&args);
     assert_eq!(kept(&o1), kept(&ref_out));
     assert_eq!(generations(&hist), 2);
 
@@ -452,9 +442,9 @@ fn killed_night_and_killed_commit_leave_the_history_readable() {
     child.wait().unwrap();
     assert!(copied(&hist) > committed_bins, "the kill landed mid-commit");
     assert_eq!(generations(&hist), 2, "no marker for the killed commit");
-    let status = run_ok(&["history", "status", hist.to_str().unwrap()]);
+    let status = curate_ok(&["history", "status", hist.to_str().unwrap()]);
     assert!(status.contains("generations 2"), "{status}");
-    run_ok(&args.iter().map(String::as_str).collect::<Vec<_>>());
+    curate_ok(&args.iter().map(String::as_str).collect::<Vec<_>>());
     assert_eq!(generations(&hist), 3);
     // The same night 2 against the reference history gives the same documents.
     night(
@@ -489,9 +479,9 @@ fn compaction_changes_no_decision() {
         );
         let plain = dir.join("plain");
         copy_dir(&hist, &plain);
-        let out = run_ok(&["history", "compact", hist.to_str().unwrap()]);
+        let out = curate_ok(&["history", "compact", hist.to_str().unwrap()]);
         assert!(out.contains("compacted 2 generations"), "{out}");
-        let status = run_ok(&["history", "status", hist.to_str().unwrap()]);
+        let status = curate_ok(&["history", "status", hist.to_str().unwrap()]);
         assert!(status.contains("generations 1  runs 2"), "{status}");
         // Night 2 against the compacted history and against the two generations.
         night(
