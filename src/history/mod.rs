@@ -294,12 +294,42 @@ pub fn generation_name(out: &dyn Store) -> Result<String> {
     Ok(format!("{:032x}", xxhash_rust::xxh3::xxh3_128(&b)))
 }
 
-fn copy(from: &dyn Store, src: &str, to: &dyn Store, dst: &str) -> Result<u64> {
+/// Copies a file between stores; returns its bytes and newlines.
+fn copy(from: &dyn Store, src: &str, to: &dyn Store, dst: &str) -> Result<(u64, u64)> {
     let mut r = from.open(src).map_err(|e| Error::io(src, e))?;
     let mut w = to.create(dst).map_err(|e| Error::io(dst, e))?;
-    let n = io::copy(&mut r, &mut w).map_err(|e| Error::io(dst, e))?;
+    let (mut n, mut lines) = (0u64, 0u64);
+    let mut buf = vec![0u8; 1 << 16];
+    loop {
+        let k = r.read(&mut buf).map_err(|e| Error::io(src, e))?;
+        if k == 0 {
+            break;
+        }
+        n += k as u64;
+        lines += buf[..k].iter().filter(|&&b| b == b'\n').count() as u64;
+        io::Write::write_all(&mut w, &buf[..k]).map_err(|e| Error::io(dst, e))?;
+    }
     w.finish().map_err(|e| Error::io(dst, e))?;
-    Ok(n)
+    Ok((n, lines))
+}
+
+/// Documents of a generation: the largest keyed stage's records (domain counts name sites).
+fn documents(stages: &BTreeMap<String, StageEntry>, files: &BTreeMap<String, u64>) -> u64 {
+    stages
+        .iter()
+        .filter(|(s, _)| {
+            !files
+                .keys()
+                .any(|f| f.starts_with(&format!("{s}/")) && is_counts(f))
+        })
+        .map(|(_, e)| e.records)
+        .max()
+        .unwrap_or(0)
+}
+
+/// Whether a generation file holds `safety.domains` counts rather than key records.
+fn is_counts(name: &str) -> bool {
+    name.ends_with(".tsv")
 }
 
 /// Adds a finished run to the history: its stages' keys, inputs and retractions, then the
@@ -339,11 +369,16 @@ pub fn commit(
         for f in &shards {
             let name = f.strip_prefix(&dir).unwrap_or(f);
             let rel = format!("{s}/{name}");
-            let n = copy(out, f, hs, &format!("gens/{gen}/{rel}"))?;
+            let (n, lines) = copy(out, f, hs, &format!("gens/{gen}/{rel}"))?;
             pause();
             e.shards += 1;
             e.bytes += n;
-            e.records += n / HistRec::SIZE as u64;
+            // Key records are fixed-size; domain counts (`.tsv`) are a line per domain.
+            e.records += if is_counts(name) {
+                lines
+            } else {
+                n / HistRec::SIZE as u64
+            };
             files.insert(rel, n);
         }
         stages.insert(s.clone(), e);
@@ -369,7 +404,7 @@ pub fn commit(
         generation: gen.clone(),
         seq: hist.next_seq(),
         runs: vec![output.to_string()],
-        documents: stages.values().map(|e| e.records).max().unwrap_or(0),
+        documents: documents(&stages, &files),
         input_files: inputs.len() as u64,
         stages,
         files,
@@ -380,6 +415,51 @@ pub fn commit(
         &serde_json::to_vec_pretty(&c).expect("serializable"),
     )?;
     Ok(Some(gen))
+}
+
+/// Sums one shard of a `safety.domains` stage's counts over the live generations into
+/// generation `gen`; returns the file (relative to the generation), its domains and bytes.
+fn compact_counts(
+    hist: &History,
+    gen: &str,
+    stage: &str,
+    shard: usize,
+) -> Result<(String, u64, u64)> {
+    use stages::safety::domains::history::{gen_counts_path, merge_counts};
+    let hs = &hist.store;
+    let mut inputs = Vec::new();
+    for c in hist.live.iter().filter(|c| c.stages.contains_key(stage)) {
+        let path = gen_counts_path(&c.generation, stage, shard);
+        let r = hs.open(&path).map_err(|e| Error::io(&path, e))?;
+        inputs.push((
+            path,
+            Box::new(io::BufReader::with_capacity(1 << 16, r)) as Box<dyn io::BufRead + Send>,
+        ));
+    }
+    let rel = format!("{stage}/shard-{shard:05}.tsv");
+    let path = format!("gens/{gen}/{rel}");
+    let w = hs.create(&path).map_err(|e| Error::io(&path, e))?;
+    let mut w = CountingWriter { inner: w, bytes: 0 };
+    let n = merge_counts(inputs, &mut w).map_err(|e| Error::io(&path, e))?;
+    let bytes = w.bytes;
+    w.inner.finish().map_err(|e| Error::io(&path, e))?;
+    Ok((rel, n, bytes))
+}
+
+struct CountingWriter<W> {
+    inner: W,
+    bytes: u64,
+}
+
+impl<W: io::Write> io::Write for CountingWriter<W> {
+    fn write(&mut self, b: &[u8]) -> io::Result<usize> {
+        let n = self.inner.write(b)?;
+        self.bytes += n as u64;
+        Ok(n)
+    }
+    fn flush(&mut self) -> io::Result<()> {
+        self.inner.flush()
+    }
 }
 
 /// What `curate history status` prints.
@@ -456,6 +536,21 @@ pub fn compact(hist: &History, scratch: &std::path::Path, budget: usize) -> Resu
             shards,
             ..Default::default()
         };
+        let counts = hist.live.iter().any(|c| {
+            c.files
+                .keys()
+                .any(|f| f.starts_with(&format!("{s}/")) && is_counts(f))
+        });
+        if counts {
+            for shard in 0..shards {
+                let (rel, n, bytes) = compact_counts(hist, &gen, s, shard)?;
+                e.records += n;
+                e.bytes += bytes;
+                files.insert(rel, bytes);
+            }
+            stages.insert(s.clone(), e);
+            continue;
+        }
         for shard in 0..shards {
             let sources: Vec<Box<dyn Source<HistRec>>> = hist
                 .live
@@ -509,7 +604,7 @@ pub fn compact(hist: &History, scratch: &std::path::Path, budget: usize) -> Resu
         generation: gen.clone(),
         seq: hist.live.iter().map(|c| c.seq).max().unwrap_or(0),
         runs: hist.live.iter().flat_map(|c| c.runs.clone()).collect(),
-        documents: stages.values().map(|e| e.records).max().unwrap_or(0),
+        documents: documents(&stages, &files),
         input_files: inputs.len() as u64,
         stages,
         files,

@@ -108,3 +108,174 @@ fn a_leaky_site_is_removed_whole_and_reported() {
     let report = std::fs::read_to_string(out.join("report.html")).unwrap();
     assert!(report.contains("Domains removed") && report.contains("leaky-shop.co.uk"));
 }
+
+/// Host of a URL, lower-case, without port.
+fn host(url: &str) -> String {
+    let rest = url.split_once("://").map_or(url, |(_, r)| r);
+    let h = rest.split(['/', '?', '#']).next().unwrap_or("");
+    h.rsplit_once('@')
+        .map_or(h, |(_, h)| h)
+        .split(':')
+        .next()
+        .unwrap_or("")
+        .to_ascii_lowercase()
+}
+
+/// Nightly runs with one history judge a site on every page the history has seen of it: a
+/// leaky shop spread over three nights (10 pages a night, `min_pages = 15`) is kept on night
+/// 1, removed from night 2 on, and night 2 retracts night 1's pages by domain; the nights
+/// together (after retractions) keep what one run over all three keeps. A rerun adds nothing
+/// and compaction sums the counts.
+#[test]
+fn a_leaky_site_spread_over_nights_is_judged_on_all_of_them() {
+    let shared = need_shared!();
+    let mut s = String::new();
+    flate2::read::GzDecoder::new(
+        std::fs::File::open(shared.join("data/corpora/warc-extracted-texts.jsonl.gz")).unwrap(),
+    )
+    .read_to_string(&mut s)
+    .unwrap();
+    let mut lines: Vec<String> = s.lines().take(240).map(str::to_string).collect();
+    for i in 0..30 {
+        let doc = serde_json::json!({
+            "id": format!("leaky-{i:02}"),
+            "url": format!("https://shop{}.leaky-shop.co.uk/item/{i}", i % 2),
+            "text": format!("Teak garden bench number {i}, oiled and delivered flat-packed.\n\
+                Contact sales{i}@leaky-shop.co.uk or mary.major{i}@gmail.com, phone +44 20 7946 0{i:03}.\n\
+                Our team answers every order within a day."),
+        });
+        lines.insert(i * 8, doc.to_string());
+    }
+    let d = tempfile::tempdir().unwrap();
+    let mut nights = Vec::new();
+    for n in 0..3 {
+        let part: Vec<&str> = lines
+            .iter()
+            .enumerate()
+            .filter(|(i, _)| i % 3 == n)
+            .map(|(_, l)| l.as_str())
+            .collect();
+        let p = d.path().join(format!("night{n}.jsonl"));
+        std::fs::write(&p, part.join("\n") + "\n").unwrap();
+        nights.push(p);
+    }
+    std::fs::write(d.path().join("all.jsonl"), lines.join("\n") + "\n").unwrap();
+    let p = pipeline(
+        d.path(),
+        "[input]\nformat = \"jsonl\"\npartition_bytes = 100000\n\
+         [output]\npath = \"out\"\n\
+         [stages.pii]\ntype = \"safety.pii\"\n\
+         [stages.sites]\ntype = \"safety.domains\"\nmin_pages = 15\npii_stage = \"pii\"\n\
+         max_pii_per_1k_words = 20.0\nshards = 4\n",
+    );
+    let psl = Path::new(stages::safety::suffix::DEFAULT_LIST);
+    let psl_set = if psl.exists() {
+        String::new()
+    } else {
+        eprintln!("note: no {} (apt install publicsuffix)", psl.display());
+        std::fs::write(d.path().join("psl.dat"), "com\nnet\norg\nde\nuk\nco.uk\n").unwrap();
+        "stages.sites.public_suffix_list=\"psl.dat\"".to_string()
+    };
+    let hist = d.path().join("history");
+    let run = |input: &Path, out: &Path, hist: Option<&Path>| {
+        let mut args = vec![
+            "run",
+            p.to_str().unwrap(),
+            "-q",
+            "--input",
+            input.to_str().unwrap(),
+            "--output",
+            out.to_str().unwrap(),
+        ];
+        if let Some(h) = hist {
+            args.extend(["--history", h.to_str().unwrap()]);
+        }
+        if !psl_set.is_empty() {
+            args.extend(["--set", &psl_set]);
+        }
+        curate_ok(&args);
+    };
+    let outs: Vec<_> = (0..3).map(|n| d.path().join(format!("out{n}"))).collect();
+    for (input, out) in nights.iter().zip(&outs) {
+        run(input, out, Some(&hist));
+    }
+    let leaky =
+        |docs: &BTreeMap<String, Document>| docs.keys().filter(|k| k.starts_with("leaky-")).count();
+    // Night 1 alone has 10 pages of the shop, under min_pages: kept.
+    assert_eq!(leaky(&read_docs(&outs[0], "docs")), 10);
+    assert_eq!(leaky(&read_docs(&outs[1], "docs")), 0);
+    assert_eq!(leaky(&read_docs(&outs[2], "docs")), 0);
+    let retractions = |out: &Path| -> Vec<serde_json::Value> {
+        std::fs::read_to_string(out.join("retractions.jsonl"))
+            .unwrap()
+            .lines()
+            .map(|l| serde_json::from_str(l).unwrap())
+            .collect()
+    };
+    assert!(retractions(&outs[0]).is_empty());
+    let r2 = retractions(&outs[1]);
+    assert_eq!(r2.len(), 1, "{r2:?}");
+    assert_eq!(r2[0]["domain"], "leaky-shop.co.uk");
+    assert_eq!(r2[0]["reason"], "pii_site");
+    assert_eq!(r2[0]["earlier_pages"], 10);
+    // Night 3 judges 30 pages; the earlier 20 were already offending: nothing new to retract.
+    assert!(retractions(&outs[2]).is_empty());
+    // Tonight's dropped pages carry the figures over every night so far.
+    for (out, pages) in [(&outs[1], 20), (&outs[2], 30)] {
+        let dropped = read_docs(out, "dropped");
+        assert_eq!(leaky(&dropped), 10);
+        for (id, doc) in dropped.iter().filter(|(k, _)| k.starts_with("leaky-")) {
+            assert_eq!(doc.signals.i64("sites.pages"), Some(pages), "{id}");
+        }
+    }
+
+    // The nights together, less the retracted sites, keep what one run keeps.
+    let gone: Vec<String> = outs
+        .iter()
+        .flat_map(|o| retractions(o))
+        .filter_map(|v| v["domain"].as_str().map(str::to_string))
+        .collect();
+    let mut together = std::collections::BTreeSet::new();
+    for o in &outs {
+        for (id, doc) in read_docs(o, "docs") {
+            let h = host(&doc.url);
+            if !gone
+                .iter()
+                .any(|g| h == *g || h.ends_with(&format!(".{g}")))
+            {
+                together.insert(id);
+            }
+        }
+    }
+    let one = d.path().join("one");
+    run(&d.path().join("all.jsonl"), &one, None);
+    let once: std::collections::BTreeSet<String> = read_docs(&one, "docs").into_keys().collect();
+    assert_eq!(together, once);
+    assert_eq!(leaky(&read_docs(&one, "docs")), 0);
+
+    // A rerun of night 2 adds no generation; compaction sums the counts and a fourth night
+    // of the shop is still judged on all of them.
+    let status = || curate_ok(&["history", "status", hist.to_str().unwrap()]);
+    let before = status();
+    assert!(before.contains("generations 3"), "{before}");
+    run(&nights[1], &outs[1], Some(&hist));
+    assert_eq!(status(), before);
+    curate_ok(&["history", "compact", hist.to_str().unwrap()]);
+    let after = status();
+    assert!(after.contains("generations 1"), "{after}");
+    let n4 = d.path().join("night4.jsonl");
+    let extra: Vec<String> = (30..33)
+        .map(|i| {
+            serde_json::json!({
+                "id": format!("leaky-{i:02}"),
+                "url": format!("https://shop.leaky-shop.co.uk/item/{i}"),
+                "text": "A plain page: opening hours nine to five, closed on Sundays.",
+            })
+            .to_string()
+        })
+        .collect();
+    std::fs::write(&n4, extra.join("\n") + "\n").unwrap();
+    let o4 = d.path().join("out4");
+    run(&n4, &o4, Some(&hist));
+    assert_eq!(leaky(&read_docs(&o4, "docs")), 0, "judged on 33 pages");
+}

@@ -23,11 +23,18 @@
 //! map k+1: apply    pages of offending domains get the figures and the verdict
 //! ```
 //!
+//! With a dedup history (`[history]`, nightly runs), the aggregate step adds the counts that
+//! earlier nights measured for tonight's domains, judges the sum, adds tonight's own counts
+//! as a new generation, and retracts by domain the pages earlier nights kept of a site that
+//! only tonight's figures make offending ([`history`]).
+//!
 //! Only offending domains reach the appliers, and only their pages carry the signals, so a
 //! relaxed threshold can be re-judged from stored signals; a stricter one needs a re-run.
 //! Pages dropped by a stage of the same phase are counted (the runner shows collectors
 //! dropped pages too); pages dropped in earlier phases are not seen, so this stage belongs in
 //! the phase of the stages it reads (right after the safety stages, or after the filters).
+
+pub mod history;
 
 use std::collections::BTreeMap;
 use std::fmt::Write as _;
@@ -452,6 +459,12 @@ fn counts_line(out: &mut String, site: &str, c: &Counts) {
     );
 }
 
+fn write_counts(out: &mut dyn std::io::Write, site: &str, c: &Counts) -> std::io::Result<()> {
+    let mut s = String::new();
+    counts_line(&mut s, site, c);
+    out.write_all(s.as_bytes())
+}
+
 fn parse_counts(line: &str) -> Option<(&str, Counts)> {
     let mut f = line.split('\t');
     let site = f.next()?;
@@ -542,6 +555,83 @@ struct AggregateStep {
     inner: Arc<Inner>,
 }
 
+impl AggregateStep {
+    /// The history's counts of tonight's domains of shard `task` (summed over generations);
+    /// `None` when the run has no history.
+    fn earlier(
+        &self,
+        task: usize,
+        ctx: &StepCtx,
+        tonight: &FxHashMap<String, Counts>,
+        st: &mut StepStats,
+    ) -> Result<Option<FxHashMap<String, Counts>>> {
+        let io = |e| Error::io(&ctx.dir, e);
+        let Some(sources) =
+            history::earlier_sources(&ctx.store, &self.inner.name, self.inner.shards, task)
+                .map_err(io)?
+        else {
+            return Ok(None);
+        };
+        st.count("history_inputs", sources.len() as u64);
+        let mut earlier: FxHashMap<String, Counts> = FxHashMap::default();
+        let mut buf = String::new();
+        for (path, mut r) in sources {
+            while let Some((site, c)) =
+                history::next_line(r.as_mut(), &path, &mut buf).map_err(io)?
+            {
+                if tonight.contains_key(&site) {
+                    earlier.entry(site).or_default().add(&c);
+                }
+            }
+        }
+        st.count("history_domains_matched", earlier.len() as u64);
+        Ok(Some(earlier))
+    }
+
+    /// Tonight's own counts of the shard (sorted by domain) for the new generation, and the
+    /// domains whose earlier pages are retracted.
+    fn write_history(
+        &self,
+        task: usize,
+        ctx: &StepCtx,
+        tonight: &FxHashMap<String, Counts>,
+        retract: &mut [(&String, &'static str, u64)],
+        st: &mut StepStats,
+    ) -> Result<()> {
+        let mut rows: Vec<(&String, &Counts)> = tonight.iter().collect();
+        rows.sort_unstable_by(|a, b| a.0.cmp(b.0));
+        let mut body = String::new();
+        for (site, c) in rows {
+            counts_line(&mut body, site, c);
+        }
+        let p = history::out_counts_path(&ctx.dir, task);
+        ctx.store
+            .put(&p, body.as_bytes())
+            .map_err(|e| Error::io(&p, e))?;
+        retract.sort_unstable();
+        let mut lines = String::new();
+        for (site, reason, pages) in retract.iter() {
+            let v = serde_json::json!({
+                "domain": site,
+                "stage": self.inner.name,
+                "reason": reason,
+                "earlier_pages": pages,
+            });
+            let _ = writeln!(lines, "{v}");
+        }
+        let p = crate::dedup::history::retractions_path(&ctx.dir, task);
+        ctx.store
+            .put(&p, lines.as_bytes())
+            .map_err(|e| Error::io(&p, e))?;
+        st.count("retracted_domains", retract.len() as u64);
+        st.count(
+            "retracted_earlier_pages",
+            retract.iter().map(|r| r.2).sum::<u64>(),
+        );
+        Ok(())
+    }
+}
+
 impl GlobalStep for AggregateStep {
     fn name(&self) -> &str {
         "aggregate"
@@ -592,19 +682,34 @@ impl GlobalStep for AggregateStep {
                 }
             }
         }
+        let earlier = self.earlier(task, ctx, &sites, &mut st)?;
         let mut offending: Vec<(&String, Figures, &'static str)> = Vec::new();
+        let mut retract: Vec<(&String, &'static str, u64)> = Vec::new();
         let mut pages = 0;
         for (site, c) in &sites {
             pages += c.pages;
             if self.inner.allowed(site) {
                 continue;
             }
-            let f = c.figures();
+            let before = earlier.as_ref().and_then(|e| e.get(site));
+            let mut all = *c;
+            if let Some(b) = before {
+                all.add(b);
+            }
+            let f = all.figures();
             if let Outcome::Drop(reason) = self.inner.policy.judge(&f) {
                 offending.push((site, f, reason));
+                if let Some(b) = before {
+                    if self.inner.policy.judge(&b.figures()) == Outcome::Keep {
+                        retract.push((site, reason, b.pages));
+                    }
+                }
             }
         }
         offending.sort_unstable_by(|a, b| a.0.cmp(b.0));
+        if earlier.is_some() {
+            self.write_history(task, ctx, &sites, &mut retract, &mut st)?;
+        }
         let mut out = String::new();
         let mut by_reason: BTreeMap<&str, (u64, u64)> = BTreeMap::new();
         for (site, f, reason) in &offending {
@@ -803,7 +908,7 @@ impl GlobalStage for Domains {
             SignalSpec::new(
                 i.sig_pages.clone(),
                 SignalType::I64,
-                "pages of the domain in the run",
+                "pages of the domain in the run (and in earlier runs of its history)",
             ),
             SignalSpec::new(
                 i.sig_pii.clone(),
