@@ -30,11 +30,24 @@ pub struct PartitionSpec {
     pub start: u64,
     pub end: Option<u64>,
     pub size: u64,
+    /// Parquet: the row groups `start..end` this partition reads (`None`: the whole file).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub row_groups: Option<(usize, usize)>,
 }
 
 impl PartitionSpec {
     pub fn name(&self) -> String {
         part_name(self.id)
+    }
+
+    /// How the partition is shown in stats and logs: the file and its range, if any.
+    pub fn describe(&self) -> String {
+        match (self.row_groups, self.end) {
+            (Some((a, b)), _) => format!("{} row groups [{a}..{b})", self.uri),
+            (None, Some(e)) => format!("{} [{}..{e})", self.uri, self.start),
+            (None, None) if self.start > 0 => format!("{} [{}..)", self.uri, self.start),
+            (None, None) => self.uri.clone(),
+        }
     }
 }
 
@@ -84,6 +97,7 @@ pub fn split(
                     start,
                     end,
                     size: obj.size,
+                    row_groups: None,
                 });
                 start = end.unwrap_or(obj.size);
             }
@@ -95,10 +109,45 @@ pub fn split(
                 start: 0,
                 end: None,
                 size: obj.size,
+                row_groups: None,
             });
         }
     }
     Ok(out)
+}
+
+/// Splits each Parquet partition larger than `partition_bytes` into ranges of whole row groups
+/// of at most `partition_bytes` compressed bytes, asking `row_group_bytes(uri, size)` for the
+/// sizes from the file's footer. A file whose footer cannot be read stays one partition (its
+/// reader skips and counts it). Partitions are renumbered in order.
+pub fn split_row_groups(
+    parts: Vec<PartitionSpec>,
+    partition_bytes: u64,
+    mut row_group_bytes: impl FnMut(&str, u64) -> Option<Vec<u64>>,
+) -> Vec<PartitionSpec> {
+    let mut out = Vec::with_capacity(parts.len());
+    for p in parts {
+        let groups = if p.format == Format::Parquet && p.size > partition_bytes {
+            row_group_bytes(&p.uri, p.size)
+                .map(|sizes| crate::io::row_groups::group_row_groups(&sizes, partition_bytes))
+                .filter(|g| g.len() > 1)
+        } else {
+            None
+        };
+        match groups {
+            Some(groups) => {
+                for g in groups {
+                    out.push(PartitionSpec {
+                        id: out.len(),
+                        row_groups: Some(g),
+                        ..p.clone()
+                    });
+                }
+            }
+            None => out.push(PartitionSpec { id: out.len(), ..p }),
+        }
+    }
+    out
 }
 
 /// The partitions worker `task` of `tasks` owns.

@@ -4,6 +4,7 @@ pub mod input_parquet;
 pub mod jsonl;
 pub mod parquet;
 pub mod records;
+pub mod row_groups;
 
 use stages::{Document, Result};
 

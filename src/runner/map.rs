@@ -116,11 +116,7 @@ impl Runner<'_> {
         let mut docs_written = 0u64;
         let mut dropped_written = 0u64;
         let input_desc = match &source {
-            Source::Input(spec) => match spec.end {
-                Some(e) => format!("{} [{}..{})", spec.uri, spec.start, e),
-                None if spec.start > 0 => format!("{} [{}..)", spec.uri, spec.start),
-                None => spec.uri.clone(),
-            },
+            Source::Input(spec) => spec.describe(),
             Source::Previous(path) => path.clone(),
         };
 
@@ -172,18 +168,12 @@ impl Runner<'_> {
                         }
                     }
                     Source::Previous(path) => {
-                        let bytes = match self.store.read(path) {
-                            Ok(b) => b,
-                            Err(e) => {
-                                send(Err(Error::io(path.clone(), e)));
-                                return rs;
-                            }
-                        };
-                        let docs = match crate::io::parquet::ParquetDocs::open(
-                            bytes.into(),
+                        let docs = match crate::io::row_groups::ParquetFile::from_store(
+                            self.store.as_ref(),
                             path,
-                            batch_docs,
-                        ) {
+                        )
+                        .and_then(|f| crate::io::parquet::ParquetDocs::of(&f, batch_docs))
+                        {
                             Ok(d) => d,
                             Err(e) => {
                                 send(Err(e));
@@ -417,7 +407,14 @@ impl Runner<'_> {
             url_field: input.url_field.clone(),
         };
         if spec.format == stages::read::Format::Parquet {
-            return crate::io::input_parquet::read(&spec.uri, cfg, &opts);
+            return crate::io::input_parquet::read_partition(
+                &spec.uri,
+                spec.size,
+                spec.row_groups,
+                cfg,
+                &crate::io::input_parquet::Columns::from_input(input),
+                self.plan.config.raw.executor.batch_docs,
+            );
         }
         let (start, end) = if spec.start == 0 && spec.end.is_none() {
             (Some(0), None)

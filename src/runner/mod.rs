@@ -636,5 +636,16 @@ pub fn list_partitions(plan: &Plan) -> Result<Vec<PartitionSpec>> {
     if let Some(n) = raw.input.limit_files {
         objects.truncate(n);
     }
-    partition::split(&objects, raw.input.format, raw.input.partition_bytes.0).map_err(Error::other)
+    let parts = partition::split(&objects, raw.input.format, raw.input.partition_bytes.0)
+        .map_err(Error::other)?;
+    // Large Parquet files split by row group: only their footers are read here.
+    Ok(partition::split_row_groups(
+        parts,
+        raw.input.partition_bytes.0,
+        |uri, size| {
+            crate::io::row_groups::ParquetFile::open(uri, size, &raw.storage)
+                .ok()
+                .map(|f| f.row_group_bytes())
+        },
+    ))
 }
