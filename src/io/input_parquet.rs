@@ -10,7 +10,8 @@
 //! metadata, carried to the output. Bad input is skipped and counted, never fatal:
 //! `not_parquet` (the footer cannot be read: truncated or not Parquet; one per partition),
 //! `no_text_column` (one per partition), `bad_row_group` (each row of a row group whose pages
-//! cannot be decoded), `missing_text` (null text) and `too_large`.
+//! cannot be decoded), `missing_text` (null text) and `too_large`: the list is
+//! `stages::read::skip_reasons(Format::Parquet)`.
 
 use std::collections::VecDeque;
 use std::sync::Arc;
@@ -24,15 +25,6 @@ use stages::{Document, Error, Result, SourceRef};
 use super::parquet::TextCol;
 use super::row_groups::{OpenError, ParquetFile};
 use crate::config::raw::{InputSection, StorageSection};
-
-/// Every skip reason of Parquet input.
-pub const SKIP_REASONS: &[&str] = &[
-    "not_parquet",
-    "no_text_column",
-    "bad_row_group",
-    "missing_text",
-    "too_large",
-];
 
 /// Date columns tried in order when `date_field` is not set (as the JSONL reader does).
 const DATE_COLUMNS: &[&str] = &["crawl_date", "date", "timestamp"];
