@@ -7,8 +7,8 @@ warc-extracted-texts.jsonl.gz) and writes, under OUT:
                         language_score, token_count), split over --files files, written by
                         --writer (pyarrow or duckdb) with --row-group-rows rows per row group;
   same.jsonl            the same documents as JSON lines (same fields), for comparisons;
-  bad/                  a truncated Parquet file, a file that is not Parquet, and a Parquet
-                        file without a text column (with --bad).
+  bad/                  a truncated Parquet file, one with scrambled pages, a file that is
+                        not Parquet, and a Parquet file without a text column (with --bad).
 --copies N repeats the corpus N times (ids made distinct) to make large files.
 
 The metadata columns are derived from each record (dump and date from its position, language
@@ -122,6 +122,12 @@ def main():
         good = open(os.path.join(a.out, "fineweb", "000.parquet"), "rb").read()
         with open(os.path.join(bad, "truncated.parquet"), "wb") as f:
             f.write(good[: len(good) // 2])
+        # Pages scrambled in the middle, footer intact: a row group that fails to decode.
+        scrambled = bytearray(good)
+        for i in range(len(good) // 3, len(good) // 3 + 2000):
+            scrambled[i] ^= 0x5A
+        with open(os.path.join(bad, "scrambled.parquet"), "wb") as f:
+            f.write(scrambled)
         with open(os.path.join(bad, "not-parquet.parquet"), "wb") as f:
             f.write(b"this is a text file with a .parquet name\n" * 20)
         notext = [{k: v for k, v in r.items() if k != "text"} for r in rows[:50]]

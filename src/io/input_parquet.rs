@@ -322,7 +322,15 @@ impl Iterator for Rows {
                 }
                 continue;
             };
-            match reader.next() {
+            // A decoder that panics on corrupt pages must not take the run down: the row
+            // group is then counted as bad like any other decoding error.
+            let next = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| reader.next()))
+                .unwrap_or_else(|_| {
+                    Some(Err(arrow::error::ArrowError::ParquetError(
+                        "the Parquet decoder panicked".into(),
+                    )))
+                });
+            match next {
                 Some(Ok(batch)) => {
                     *left = left.saturating_sub(batch.num_rows() as u64);
                     self.decode(&batch);

@@ -357,7 +357,8 @@ fn parquet_input_resumes_after_kill_and_is_deterministic() {
 }
 
 /// Truncated files, files that are not Parquet and files without the text column are
-/// skipped and counted by reason; the good files' documents are all read.
+/// skipped and counted by reason, a row group that fails to decode by row; every other row
+/// is read.
 #[test]
 fn bad_parquet_files_are_counted_not_fatal() {
     let Some((src, py)) = sources() else { return };
@@ -366,7 +367,15 @@ fn bad_parquet_files_are_counted_not_fatal() {
         &src,
         &py,
         d.path(),
-        &["--files", "1", "--limit", "300", "--bad"],
+        &[
+            "--files",
+            "1",
+            "--limit",
+            "300",
+            "--row-group-rows",
+            "100",
+            "--bad",
+        ],
     );
     let text = r#"[input]
 paths = ["fineweb/*.parquet", "bad/*.parquet"]
@@ -383,7 +392,11 @@ min_words = 80
     let dropped = rs["dropped"].as_object().unwrap();
     assert_eq!(dropped["not_parquet"].as_u64(), Some(2), "{rs}");
     assert_eq!(dropped["no_text_column"].as_u64(), Some(1), "{rs}");
-    assert_eq!(rs["docs_out"].as_u64(), Some(n as u64), "{rs}");
+    // The scrambled copy of the good file loses the rows of its broken row group only.
+    let bad = dropped["bad_row_group"].as_u64().unwrap();
+    assert!(bad > 0 && bad < n as u64, "{rs}");
+    assert_eq!(rs["docs_in"].as_u64(), Some(2 * n as u64 + 3), "{rs}");
+    assert_eq!(rs["docs_out"].as_u64(), Some(2 * n as u64 - bad), "{rs}");
 }
 
 /// Parquet column keys are checked with their line: Parquet-only keys on another format, a
