@@ -20,7 +20,7 @@ use arrow::array::{Array, ArrayRef, Int64Array, RecordBatch};
 use arrow::datatypes::{DataType, TimeUnit};
 use parquet::arrow::arrow_reader::ParquetRecordBatchReader;
 use stages::read::{ReadEvent, ReadOptions};
-use stages::{Document, Error, Result, SourceRef};
+use stages::{Document, Result, SourceRef};
 
 use super::parquet::TextCol;
 use super::row_groups::{OpenError, ParquetFile};
@@ -72,18 +72,7 @@ pub fn read(
     cfg: &StorageSection,
     opts: &ReadOptions,
 ) -> Result<Box<dyn Iterator<Item = ReadEvent> + Send>> {
-    // Remote objects of unknown size are fetched whole; local files stream.
-    let file = if uri.starts_with("s3://") {
-        let mut bytes = Vec::new();
-        std::io::Read::read_to_end(
-            &mut crate::storage::open_read(uri, 0, cfg).map_err(|e| Error::io(uri, e))?,
-            &mut bytes,
-        )
-        .map_err(|e| Error::io(uri, e))?;
-        ParquetFile::from_bytes(bytes.into(), uri)
-    } else {
-        ParquetFile::open(uri, 0, cfg).map_err(Error::from)
-    }?;
+    let file = ParquetFile::open(uri, 0, cfg)?;
     Ok(Box::new(Rows::new(
         file,
         None,

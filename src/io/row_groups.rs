@@ -132,16 +132,21 @@ pub struct ParquetFile {
 }
 
 impl ParquetFile {
-    /// Opens an input file (local path, `file://` or `s3://`) of `size` bytes (0: unknown,
-    /// local only), reading only its footer.
+    /// Opens an input file (local path, `file://` or `s3://`) of `size` bytes (0: unknown),
+    /// reading only its footer.
     pub fn open(
         uri: &str,
         size: u64,
         cfg: &StorageSection,
     ) -> std::result::Result<Self, OpenError> {
         let chunks = if uri.starts_with("s3://") {
-            let r = crate::storage::open_seekable(uri, size, cfg)
-                .map_err(|e| OpenError::Io(Error::io(uri, e)))?;
+            let io = |e| OpenError::Io(Error::io(uri, e));
+            // Listing entries carry no size: one HEAD finds where the footer is.
+            let size = match size {
+                0 => crate::storage::s3::size(uri, cfg).map_err(io)?,
+                n => n,
+            };
+            let r = crate::storage::open_seekable(uri, size, cfg).map_err(io)?;
             Chunks::Remote(Arc::new(Mutex::new(r)), size)
         } else {
             let p = uri.strip_prefix("file://").unwrap_or(uri);
