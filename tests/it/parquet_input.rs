@@ -483,3 +483,77 @@ fn parquet_input_from_s3_matches_local() {
     assert!(!a.is_empty());
     assert_eq!(a, b, "S3 vs local");
 }
+
+/// Columns of other names and types map by config: a large-string text, integer ids, a
+/// dictionary-encoded URL, a millisecond timestamp date; only `metadata_fields` are kept,
+/// nested values as text.
+#[test]
+fn typed_and_renamed_columns_map_by_config() {
+    let Some((src, py)) = sources() else { return };
+    let d = tempfile::tempdir().unwrap();
+    let script = r#"
+import gzip, json, sys
+import pyarrow as pa, pyarrow.parquet as pq
+rows = [json.loads(l) for l in gzip.open(sys.argv[1], "rt")][:200]
+n = len(rows)
+pq.write_table(pa.table({
+    "content": pa.array([r["text"] for r in rows], pa.large_string()),
+    "doc_id": pa.array(range(1000, 1000 + n), pa.int64()),
+    "link": pa.array([r["url"] for r in rows]).dictionary_encode(),
+    "fetched": pa.array([(1700000000 + 3600 * i) * 1000 for i in range(n)], pa.timestamp("ms", tz="UTC")),
+    "tags": pa.array([["web", str(i % 3)] for i in range(n)], pa.list_(pa.string())),
+    "score": pa.array([i / 8 for i in range(n)], pa.float32()),
+    "unused": pa.array(["x"] * n),
+}), sys.argv[2], row_group_size=50)
+print(json.dumps([r["url"] for r in rows]))
+"#;
+    let file = d.path().join("typed.parquet");
+    let o = Command::new(&py)
+        .args(["-c", script])
+        .arg(&src)
+        .arg(&file)
+        .output()
+        .unwrap();
+    assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
+    let urls: Vec<String> = serde_json::from_slice(&o.stdout).unwrap();
+    let text = r#"[input]
+paths = ["typed.parquet"]
+text_field = "content"
+id_field = "doc_id"
+url_field = "link"
+date_field = "fetched"
+metadata_fields = ["tags", "score"]
+[output]
+path = "out"
+[stages.length]
+type = "filter.length"
+min_words = 1
+"#;
+    let p = pipeline(d.path(), text);
+    let out = d.path().join("out");
+    run(&p, &out, &["-q"]);
+    let mut seen = 0;
+    let mut all = files(&out, "docs");
+    all.extend(files(&out, "dropped"));
+    for (path, bytes) in all {
+        for doc in curate::io::parquet::ParquetDocs::open(bytes.into(), &path, 64).unwrap() {
+            let doc = doc.unwrap();
+            let i: usize = doc.id.parse::<usize>().unwrap() - 1000;
+            assert_eq!(doc.url, urls[i], "{}", doc.id);
+            assert_eq!(doc.crawl_date, Some(1_700_000_000 + 3600 * i as i64));
+            assert_eq!(
+                doc.metadata.keys().collect::<Vec<_>>(),
+                vec!["score", "tags"],
+                "{}",
+                doc.id
+            );
+            assert_eq!(
+                doc.metadata["score"].parse::<f32>().unwrap(),
+                i as f32 / 8.0
+            );
+            assert_eq!(doc.metadata["tags"], format!("[web, {}]", i % 3));
+            seen += 1;
+        }
+    }
+    assert_eq!(seen, urls.len());
+}
