@@ -1,4 +1,5 @@
-//! Document outputs and intermediate files: Parquet (signals as typed columns) and JSONL.zst.
+//! Document I/O: the Parquet codec (`parquet`: signals as typed columns), the one Parquet reader
+//! (`row_groups`), Parquet input (`input_parquet`), JSONL.zst outputs and labelled records.
 
 pub mod input_parquet;
 pub mod jsonl;

@@ -1,6 +1,8 @@
-//! Parquet documents: fixed columns (id, url, crawl_date, source, text, metadata, verdict) plus
-//! one typed column per declared signal, zstd-compressed, readable by pyarrow, DuckDB and
-//! DataFusion. Text and signals share row groups, so selection reads signal columns only.
+//! The Arrow <-> document codec: document files have fixed columns (id, url, crawl_date,
+//! source, text, metadata, verdict) plus one typed column per declared signal, zstd-compressed,
+//! readable by pyarrow, DuckDB and DataFusion. Text and signals share row groups, so selection
+//! reads signal columns only. [`TextCol`] and [`SignalCol`] read a column as text or as signal
+//! values for every decoder (this file's `from_batch`, Parquet input, selection, the mix).
 
 use std::collections::BTreeMap;
 use std::sync::Arc;
