@@ -117,29 +117,34 @@ pub fn split(
 }
 
 /// Splits each Parquet partition larger than `partition_bytes` into ranges of whole row groups
-/// of at most `partition_bytes` compressed bytes, asking `row_group_bytes(uri, size)` for the
-/// sizes from the file's footer. A file whose footer cannot be read stays one partition (its
-/// reader skips and counts it). Partitions are renumbered in order.
+/// of at most `partition_bytes` bytes, asking `row_group_spans(uri)` for the byte spans of the
+/// file's row groups (from its footer). A partition's `start..end` is then the byte span of its
+/// row groups (for sizes and logs; the reader goes by `row_groups`). A file whose footer cannot
+/// be read stays one partition (its reader skips and counts it). Partitions are renumbered.
 pub fn split_row_groups(
     parts: Vec<PartitionSpec>,
     partition_bytes: u64,
-    mut row_group_bytes: impl FnMut(&str, u64) -> Option<Vec<u64>>,
+    mut row_group_spans: impl FnMut(&str) -> Option<Vec<(u64, u64)>>,
 ) -> Vec<PartitionSpec> {
     let mut out = Vec::with_capacity(parts.len());
     for p in parts {
-        let groups = if p.format == Format::Parquet && p.size > partition_bytes {
-            row_group_bytes(&p.uri, p.size)
-                .map(|sizes| crate::io::row_groups::group_row_groups(&sizes, partition_bytes))
-                .filter(|g| g.len() > 1)
+        let split = if p.format == Format::Parquet && p.size > partition_bytes {
+            row_group_spans(&p.uri).and_then(|spans| {
+                let sizes: Vec<u64> = spans.iter().map(|(a, b)| b - a).collect();
+                let groups = crate::io::row_groups::group_row_groups(&sizes, partition_bytes);
+                (groups.len() > 1).then_some((spans, groups))
+            })
         } else {
             None
         };
-        match groups {
-            Some(groups) => {
-                for g in groups {
+        match split {
+            Some((spans, groups)) => {
+                for (a, b) in groups {
                     out.push(PartitionSpec {
                         id: out.len(),
-                        row_groups: Some(g),
+                        start: spans[a].0,
+                        end: Some(spans[b - 1].1),
+                        row_groups: Some((a, b)),
                         ..p.clone()
                     });
                 }
@@ -191,6 +196,40 @@ mod tests {
             ]
         );
         assert_eq!(owned(5, 1, 2).collect::<Vec<_>>(), vec![1, 3]);
+        // Parquet files over the budget split by row group; smaller ones and unreadable
+        // footers stay whole.
+        let pq = |uri: &str, size| InputObject {
+            uri: uri.into(),
+            size,
+        };
+        let p = split(
+            &[
+                pq("/d/a.parquet", 400),
+                pq("/d/b.parquet", 100),
+                pq("/d/c.parquet", 400),
+            ],
+            None,
+            256,
+        )
+        .unwrap();
+        let spans = vec![(4, 104), (104, 204), (204, 304), (304, 390)];
+        let p = split_row_groups(p, 256, |uri| {
+            uri.ends_with("a.parquet").then(|| spans.clone())
+        });
+        let desc: Vec<_> = p
+            .iter()
+            .map(|p| (p.id, &p.uri[3..], p.start, p.end, p.row_groups))
+            .collect();
+        assert_eq!(
+            desc,
+            vec![
+                (0, "a.parquet", 4, Some(204), Some((0, 2))),
+                (1, "a.parquet", 204, Some(390), Some((2, 4))),
+                (2, "b.parquet", 0, None, None),
+                (3, "c.parquet", 0, None, None),
+            ]
+        );
+        assert_eq!(p[1].describe(), "/d/a.parquet row groups [2..4)");
         assert!(split(
             &[InputObject {
                 uri: "x.bin".into(),

@@ -206,12 +206,20 @@ impl ParquetFile {
         self.metadata().row_group(rg).num_rows().max(0) as u64
     }
 
-    /// Compressed bytes of each row group (what reading it costs), in file order.
-    pub fn row_group_bytes(&self) -> Vec<u64> {
+    /// The byte span `start..end` of each row group's column chunks, in file order (its
+    /// length is what reading the row group costs).
+    pub fn row_group_spans(&self) -> Vec<(u64, u64)> {
         self.metadata()
             .row_groups()
             .iter()
-            .map(|rg| rg.compressed_size().max(0) as u64)
+            .map(|rg| {
+                let spans = rg.columns().iter().map(|c| {
+                    let (start, len) = c.byte_range();
+                    (start, start + len)
+                });
+                spans.fold((u64::MAX, 0), |(a, b), (s, e)| (a.min(s), b.max(e)))
+            })
+            .map(|(a, b)| (a.min(b), b))
             .collect()
     }
 

@@ -310,6 +310,15 @@ fn large_file_streams_by_row_group_under_the_memory_budget() {
         (n as u64).div_ceil(200),
         "every row group in one partition"
     );
+    // Their byte spans cover the file's data pages once.
+    let spans: u64 = parts
+        .iter()
+        .map(|p| p["end"].as_u64().unwrap() - p["start"].as_u64().unwrap())
+        .sum();
+    assert!(
+        spans <= size && spans > size * 9 / 10,
+        "{spans} of {size} bytes"
+    );
     assert_eq!(read_stage(&out)["docs_in"].as_u64(), Some(n as u64));
     assert!(
         used < base + budget,
