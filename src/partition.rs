@@ -30,11 +30,24 @@ pub struct PartitionSpec {
     pub start: u64,
     pub end: Option<u64>,
     pub size: u64,
+    /// Parquet: the row groups `start..end` this partition reads (`None`: the whole file).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub row_groups: Option<(usize, usize)>,
 }
 
 impl PartitionSpec {
     pub fn name(&self) -> String {
         part_name(self.id)
+    }
+
+    /// How the partition is shown in stats and logs: the file and its range, if any.
+    pub fn describe(&self) -> String {
+        match (self.row_groups, self.end) {
+            (Some((a, b)), _) => format!("{} row groups [{a}..{b})", self.uri),
+            (None, Some(e)) => format!("{} [{}..{e})", self.uri, self.start),
+            (None, None) if self.start > 0 => format!("{} [{}..)", self.uri, self.start),
+            (None, None) => self.uri.clone(),
+        }
     }
 }
 
@@ -84,6 +97,7 @@ pub fn split(
                     start,
                     end,
                     size: obj.size,
+                    row_groups: None,
                 });
                 start = end.unwrap_or(obj.size);
             }
@@ -95,10 +109,50 @@ pub fn split(
                 start: 0,
                 end: None,
                 size: obj.size,
+                row_groups: None,
             });
         }
     }
     Ok(out)
+}
+
+/// Splits each Parquet partition larger than `partition_bytes` into ranges of whole row groups
+/// of at most `partition_bytes` bytes, asking `row_group_spans(uri)` for the byte spans of the
+/// file's row groups (from its footer). A partition's `start..end` is then the byte span of its
+/// row groups (for sizes and logs; the reader goes by `row_groups`). A file whose footer cannot
+/// be read stays one partition (its reader skips and counts it). Partitions are renumbered.
+pub fn split_row_groups(
+    parts: Vec<PartitionSpec>,
+    partition_bytes: u64,
+    mut row_group_spans: impl FnMut(&str) -> Option<Vec<(u64, u64)>>,
+) -> Vec<PartitionSpec> {
+    let mut out = Vec::with_capacity(parts.len());
+    for p in parts {
+        let split = if p.format == Format::Parquet && p.size > partition_bytes {
+            row_group_spans(&p.uri).and_then(|spans| {
+                let sizes: Vec<u64> = spans.iter().map(|(a, b)| b - a).collect();
+                let groups = crate::io::row_groups::group_row_groups(&sizes, partition_bytes);
+                (groups.len() > 1).then_some((spans, groups))
+            })
+        } else {
+            None
+        };
+        match split {
+            Some((spans, groups)) => {
+                for (a, b) in groups {
+                    out.push(PartitionSpec {
+                        id: out.len(),
+                        start: spans[a].0,
+                        end: Some(spans[b - 1].1),
+                        row_groups: Some((a, b)),
+                        ..p.clone()
+                    });
+                }
+            }
+            None => out.push(PartitionSpec { id: out.len(), ..p }),
+        }
+    }
+    out
 }
 
 /// The partitions worker `task` of `tasks` owns.
@@ -142,6 +196,40 @@ mod tests {
             ]
         );
         assert_eq!(owned(5, 1, 2).collect::<Vec<_>>(), vec![1, 3]);
+        // Parquet files over the budget split by row group; smaller ones and unreadable
+        // footers stay whole.
+        let pq = |uri: &str, size| InputObject {
+            uri: uri.into(),
+            size,
+        };
+        let p = split(
+            &[
+                pq("/d/a.parquet", 400),
+                pq("/d/b.parquet", 100),
+                pq("/d/c.parquet", 400),
+            ],
+            None,
+            256,
+        )
+        .unwrap();
+        let spans = vec![(4, 104), (104, 204), (204, 304), (304, 390)];
+        let p = split_row_groups(p, 256, |uri| {
+            uri.ends_with("a.parquet").then(|| spans.clone())
+        });
+        let desc: Vec<_> = p
+            .iter()
+            .map(|p| (p.id, &p.uri[3..], p.start, p.end, p.row_groups))
+            .collect();
+        assert_eq!(
+            desc,
+            vec![
+                (0, "a.parquet", 4, Some(204), Some((0, 2))),
+                (1, "a.parquet", 204, Some(390), Some((2, 4))),
+                (2, "b.parquet", 0, None, None),
+                (3, "c.parquet", 0, None, None),
+            ]
+        );
+        assert_eq!(p[1].describe(), "/d/a.parquet row groups [2..4)");
         assert!(split(
             &[InputObject {
                 uri: "x.bin".into(),

@@ -209,6 +209,7 @@ impl Plan {
         if raw.input.partition_bytes.0 < 4096 {
             return Err(config.error("input.partition_bytes", "must be at least 4096 bytes"));
         }
+        check_input_columns(&config, &raw.input)?;
         let output = match output {
             Some(o) => o.to_string(),
             None => resolve(&raw.output.path),
@@ -510,4 +511,59 @@ pub fn is_uri(s: &str) -> bool {
         || s.starts_with("http://")
         || s.starts_with("https://")
         || s.starts_with("file://")
+}
+
+/// The `[input]` column keys: non-empty names, no column mapped twice, Parquet-only keys only
+/// with Parquet input.
+fn check_input_columns(
+    config: &ConfigFile,
+    input: &super::raw::InputSection,
+) -> Result<(), ConfigError> {
+    for (key, v) in [
+        ("input.text_field", Some(&input.text_field)),
+        ("input.id_field", Some(&input.id_field)),
+        ("input.url_field", Some(&input.url_field)),
+        ("input.date_field", input.date_field.as_ref()),
+    ] {
+        if v.is_some_and(|v| v.trim().is_empty()) {
+            return Err(config.error(key, "empty column name"));
+        }
+    }
+    if input.text_field == input.id_field || input.text_field == input.url_field {
+        return Err(config.error(
+            "input.text_field",
+            format!("{:?} is also the id or url field", input.text_field),
+        ));
+    }
+    if let Some(m) = &input.metadata_fields {
+        let mut seen = std::collections::BTreeSet::new();
+        for (i, f) in m.iter().enumerate() {
+            let key = format!("input.metadata_fields[{i}]");
+            if f.trim().is_empty() {
+                return Err(config.error(&key, "empty column name"));
+            }
+            if [&input.text_field, &input.id_field, &input.url_field].contains(&f) {
+                return Err(config.error(
+                    &key,
+                    format!("{f:?} is already mapped (text, id or url field)"),
+                ));
+            }
+            if !seen.insert(f) {
+                return Err(config.error(&key, format!("{f:?} is listed twice")));
+            }
+        }
+    }
+    let parquet_only = [
+        ("input.date_field", input.date_field.is_some()),
+        ("input.metadata_fields", input.metadata_fields.is_some()),
+    ];
+    if let Some(f) = input.format.filter(|f| *f != stages::read::Format::Parquet) {
+        if let Some((key, _)) = parquet_only.iter().find(|(_, set)| *set) {
+            return Err(config.error(
+                key,
+                format!("applies to Parquet input only (input.format is {f:?})"),
+            ));
+        }
+    }
+    Ok(())
 }

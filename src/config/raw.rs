@@ -158,6 +158,12 @@ pub struct InputSection {
     pub id_field: String,
     #[serde(default = "default_url")]
     pub url_field: String,
+    /// Parquet: the crawl date column (timestamp, date, integer seconds or an ISO-8601
+    /// string). Default: the first of `crawl_date`, `date`, `timestamp` in the file.
+    pub date_field: Option<String>,
+    /// Parquet: the columns kept as document metadata (only these are read besides the
+    /// mapped ones). Default: every column other than text, id and url.
+    pub metadata_fields: Option<Vec<String>>,
 }
 
 fn default_partition_bytes() -> ByteSize {

@@ -1,9 +1,11 @@
-//! Document outputs and intermediate files: Parquet (signals as typed columns) and JSONL.zst.
+//! Document I/O: the Parquet codec (`parquet`: signals as typed columns), the one Parquet reader
+//! (`row_groups`), Parquet input (`input_parquet`), JSONL.zst outputs and labelled records.
 
 pub mod input_parquet;
 pub mod jsonl;
 pub mod parquet;
 pub mod records;
+pub mod row_groups;
 
 use stages::{Document, Result};
 

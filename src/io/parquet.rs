@@ -1,6 +1,8 @@
-//! Parquet documents: fixed columns (id, url, crawl_date, source, text, metadata, verdict) plus
-//! one typed column per declared signal, zstd-compressed, readable by pyarrow, DuckDB and
-//! DataFusion. Text and signals share row groups, so selection reads signal columns only.
+//! The Arrow <-> document codec: document files have fixed columns (id, url, crawl_date,
+//! source, text, metadata, verdict) plus one typed column per declared signal, zstd-compressed,
+//! readable by pyarrow, DuckDB and DataFusion. Text and signals share row groups, so selection
+//! reads signal columns only. [`TextCol`] and [`SignalCol`] read a column as text or as signal
+//! values for every decoder (this file's `from_batch`, Parquet input, selection, the mix).
 
 use std::collections::BTreeMap;
 use std::sync::Arc;
@@ -11,11 +13,10 @@ use arrow::array::{
     StringArray, StringBuilder, TimestampMillisecondArray, TimestampMillisecondBuilder,
 };
 use arrow::datatypes::{DataType, Field, Schema, SchemaRef, TimeUnit};
-use parquet::arrow::arrow_reader::ParquetRecordBatchReaderBuilder;
 use parquet::arrow::ArrowWriter;
 use parquet::basic::{Compression, ZstdLevel};
 use parquet::file::properties::WriterProperties;
-use stages::signals::{SignalSpec, SignalType, SignalValue};
+use stages::signals::{SignalRef, SignalSpec, SignalType};
 use stages::{Document, Error, ObjectWriter, Result, SourceRef, Verdict};
 
 use super::DocSink;
@@ -286,14 +287,20 @@ pub struct ParquetDocs {
 }
 
 impl ParquetDocs {
+    /// Every document of a file in memory, in batches of `batch_rows`.
     pub fn open(bytes: bytes::Bytes, source: &str, batch_rows: usize) -> Result<Self> {
-        let reader = ParquetRecordBatchReaderBuilder::try_new(bytes)
-            .and_then(|b| b.with_batch_size(batch_rows.max(1)).build())
-            .map_err(|e| Error::other(format!("{source}: not a readable Parquet file: {e}")))?;
+        Self::of(
+            &super::row_groups::ParquetFile::from_bytes(bytes, source)?,
+            batch_rows,
+        )
+    }
+
+    /// Every document of an open file, in batches of `batch_rows`.
+    pub fn of(file: &super::row_groups::ParquetFile, batch_rows: usize) -> Result<Self> {
         Ok(ParquetDocs {
-            reader,
+            reader: file.batches(None, None, None, batch_rows)?,
             pending: Vec::new().into_iter(),
-            source: source.to_string(),
+            source: file.name().to_string(),
         })
     }
 }
@@ -326,26 +333,86 @@ fn get_str(a: Option<&StringArray>, i: usize) -> Option<&str> {
     a.filter(|a| !a.is_null(i)).map(|a| a.value(i))
 }
 
-enum TextCol<'a> {
-    Large(&'a LargeStringArray),
-    Small(&'a StringArray),
-}
+/// A column read as text, whatever its type: `Utf8` and `LargeUtf8` as they are; string
+/// views, dictionaries, numbers, booleans and dates cast to `Utf8`.
+pub struct TextCol(ArrayRef);
 
-impl TextCol<'_> {
-    fn get(&self, i: usize) -> Option<&str> {
-        match self {
-            TextCol::Large(a) => (!a.is_null(i)).then(|| a.value(i)),
-            TextCol::Small(a) => (!a.is_null(i)).then(|| a.value(i)),
+impl TextCol {
+    /// `None` when the column does not cast to text.
+    pub fn new(a: &ArrayRef) -> Option<TextCol> {
+        match a.data_type() {
+            DataType::Utf8 | DataType::LargeUtf8 => Some(TextCol(a.clone())),
+            _ => arrow::compute::cast(a, &DataType::Utf8).ok().map(TextCol),
+        }
+    }
+
+    /// Any column as text: nested types (lists, structs, maps) as Arrow displays them.
+    pub fn display(a: &ArrayRef) -> Option<TextCol> {
+        TextCol::new(a).or_else(|| {
+            let f = arrow::util::display::ArrayFormatter::try_new(
+                a.as_ref(),
+                &arrow::util::display::FormatOptions::default(),
+            )
+            .ok()?;
+            let mut b = StringBuilder::with_capacity(a.len(), a.len() * 8);
+            for i in 0..a.len() {
+                if a.is_null(i) {
+                    b.append_null();
+                } else {
+                    b.append_value(f.value(i).to_string());
+                }
+            }
+            Some(TextCol(Arc::new(b.finish())))
+        })
+    }
+
+    pub fn get(&self, i: usize) -> Option<&str> {
+        if self.0.is_null(i) {
+            return None;
+        }
+        let any = self.0.as_any();
+        match any.downcast_ref::<StringArray>() {
+            Some(a) => Some(a.value(i)),
+            None => any.downcast_ref::<LargeStringArray>().map(|a| a.value(i)),
         }
     }
 }
 
-fn text_col<'a>(batch: &'a RecordBatch, name: &str) -> Option<TextCol<'a>> {
-    let c = batch.column_by_name(name)?;
-    if let Some(a) = c.as_any().downcast_ref::<LargeStringArray>() {
-        Some(TextCol::Large(a))
-    } else {
-        c.as_any().downcast_ref::<StringArray>().map(TextCol::Small)
+/// A typed view of one signal column (the types [`schema`] writes).
+pub enum SignalCol<'b> {
+    F32(&'b Float32Array),
+    F64(&'b Float64Array),
+    I64(&'b Int64Array),
+    Bool(&'b BooleanArray),
+    Str(&'b StringArray),
+}
+
+impl<'b> SignalCol<'b> {
+    /// `None` for a column of another type.
+    pub fn new(a: &'b dyn Array) -> Option<SignalCol<'b>> {
+        let any = a.as_any();
+        if let Some(a) = any.downcast_ref::<Float32Array>() {
+            Some(SignalCol::F32(a))
+        } else if let Some(a) = any.downcast_ref::<Float64Array>() {
+            Some(SignalCol::F64(a))
+        } else if let Some(a) = any.downcast_ref::<Int64Array>() {
+            Some(SignalCol::I64(a))
+        } else if let Some(a) = any.downcast_ref::<BooleanArray>() {
+            Some(SignalCol::Bool(a))
+        } else {
+            any.downcast_ref::<StringArray>().map(SignalCol::Str)
+        }
+    }
+
+    /// Row `i`'s value (`None` when null). `F32` widens to `F64`, as signals hold it.
+    pub fn get(&self, i: usize) -> Option<SignalRef<'b>> {
+        match self {
+            SignalCol::F32(a) => (!a.is_null(i)).then(|| SignalRef::F64(a.value(i) as f64)),
+            SignalCol::F64(a) => (!a.is_null(i)).then(|| SignalRef::F64(a.value(i))),
+            SignalCol::I64(a) => (!a.is_null(i)).then(|| SignalRef::I64(a.value(i))),
+            SignalCol::Bool(a) => (!a.is_null(i)).then(|| SignalRef::Bool(a.value(i))),
+            SignalCol::Str(a) => (!a.is_null(i)).then(|| SignalRef::Str(a.value(i))),
+        }
     }
 }
 
@@ -361,21 +428,23 @@ pub fn from_batch(batch: &RecordBatch) -> Result<Vec<Document>> {
     let soff = batch
         .column_by_name("source_offset")
         .and_then(|c| c.as_any().downcast_ref::<Int64Array>());
-    let text = text_col(batch, "text")
+    let text = batch
+        .column_by_name("text")
+        .and_then(TextCol::new)
         .ok_or_else(|| Error::other("document file without a text column"))?;
-    let html = text_col(batch, "html");
+    let html = batch.column_by_name("html").and_then(TextCol::new);
     let meta = str_col(batch, "metadata");
     let verdict = str_col(batch, "verdict");
     let dstage = str_col(batch, "drop_stage");
     let dreason = str_col(batch, "drop_reason");
     let flags = str_col(batch, "flags");
     let schema = batch.schema();
-    let sig_cols: Vec<(usize, &str)> = schema
+    let sig_cols: Vec<(SignalCol, &str)> = schema
         .fields()
         .iter()
-        .enumerate()
-        .filter(|(_, f)| !BASE_COLUMNS.contains(&f.name().as_str()))
-        .map(|(i, f)| (i, f.name().as_str()))
+        .zip(batch.columns())
+        .filter(|(f, _)| !BASE_COLUMNS.contains(&f.name().as_str()))
+        .filter_map(|(f, c)| Some((SignalCol::new(c.as_ref())?, f.name().as_str())))
         .collect();
     let mut files: BTreeMap<String, Arc<str>> = BTreeMap::new();
     let mut out = Vec::with_capacity(n);
@@ -412,26 +481,10 @@ pub fn from_batch(batch: &RecordBatch) -> Result<Vec<Document>> {
         if let Some(f) = get_str(flags, i) {
             d.flags = super::parse_flags(f);
         }
-        for &(c, name) in &sig_cols {
-            let col = batch.column(c);
-            if col.is_null(i) {
-                continue;
+        for (c, name) in &sig_cols {
+            if let Some(v) = c.get(i) {
+                d.signals.set(name.to_string(), v.to_owned());
             }
-            let any = col.as_any();
-            let v = if let Some(a) = any.downcast_ref::<Float32Array>() {
-                SignalValue::F64(a.value(i) as f64)
-            } else if let Some(a) = any.downcast_ref::<Float64Array>() {
-                SignalValue::F64(a.value(i))
-            } else if let Some(a) = any.downcast_ref::<Int64Array>() {
-                SignalValue::I64(a.value(i))
-            } else if let Some(a) = any.downcast_ref::<BooleanArray>() {
-                SignalValue::Bool(a.value(i))
-            } else if let Some(a) = any.downcast_ref::<StringArray>() {
-                SignalValue::Str(a.value(i).to_string())
-            } else {
-                continue;
-            };
-            d.signals.set(name.to_string(), v);
         }
         out.push(d);
     }

@@ -5,10 +5,8 @@
 use std::io::BufRead;
 use std::path::Path;
 
+use super::parquet::TextCol;
 use anyhow::{anyhow, Context};
-use arrow::array::{Array, StringArray};
-use arrow::datatypes::DataType;
-use parquet::arrow::arrow_reader::ParquetRecordBatchReaderBuilder;
 
 /// One row.
 #[derive(Clone, Debug, Default)]
@@ -81,10 +79,14 @@ fn jsonl_rows(path: &Path, fields: &Fields) -> anyhow::Result<Rows> {
 }
 
 fn parquet_rows(path: &Path, fields: &Fields) -> anyhow::Result<Rows> {
-    let bytes = std::fs::read(path).with_context(|| format!("{}", path.display()))?;
-    let reader = ParquetRecordBatchReaderBuilder::try_new(bytes::Bytes::from(bytes))
-        .and_then(|b| b.with_batch_size(1024).build())
-        .map_err(|e| anyhow!("{}: not a readable Parquet file: {e}", path.display()))?;
+    let name = path.to_string_lossy();
+    let file = super::row_groups::ParquetFile::open(&name, 0, &Default::default())
+        .map_err(|e| anyhow!("{}", stages::Error::from(e)))?;
+    let mut cols = vec![fields.id.as_str(), fields.text.as_str()];
+    cols.extend(fields.label.as_deref());
+    let reader = file
+        .batches(None, Some(&cols), None, 1024)
+        .map_err(|e| anyhow!("{e}"))?;
     let fields = fields.clone();
     let mut row = 0u64;
     Ok(Box::new(reader.flat_map(move |batch| {
@@ -97,18 +99,11 @@ fn parquet_rows(path: &Path, fields: &Fields) -> anyhow::Result<Rows> {
             }
         };
         // Any column type that casts to text (strings, integers, booleans) is accepted.
-        let col = |name: &str| -> Option<StringArray> {
-            let c = batch.column_by_name(name)?;
-            let c = arrow::compute::cast(c, &DataType::Utf8).ok()?;
-            c.as_any().downcast_ref::<StringArray>().cloned()
-        };
+        let col = |name: &str| batch.column_by_name(name).and_then(TextCol::new);
         let (ids, texts) = (col(&fields.id), col(&fields.text));
         let labels = fields.label.as_deref().and_then(col);
-        let get = |a: &Option<StringArray>, i: usize| {
-            a.as_ref()
-                .filter(|a| !a.is_null(i))
-                .map(|a| a.value(i).to_string())
-        };
+        let get =
+            |a: &Option<TextCol>, i: usize| a.as_ref().and_then(|a| a.get(i)).map(str::to_string);
         for i in 0..batch.num_rows() {
             out.push(Ok(Record {
                 row,

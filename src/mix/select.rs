@@ -23,20 +23,18 @@ use std::collections::{BTreeMap, HashMap};
 use std::path::Path;
 
 use super::plan::Candidate;
-use arrow::array::{
-    Array, BooleanArray, Float32Array, Float64Array, Int64Array, RecordBatch, StringArray,
-};
+use arrow::array::{Array, BooleanArray, RecordBatch, StringArray};
 use datafusion::prelude::{ident, DataFrame, ParquetReadOptions, SessionContext};
 use futures::StreamExt;
 use rayon::prelude::*;
 use serde::{Deserialize, Serialize};
 use stages::tokenize::TokenizerConfig;
-use stages::{Built, Error, Outcome, SignalRef, Signals, Store};
+use stages::{Built, Error, Outcome, Signals, Store};
 
 use super::spec::{MixSpec, SourceRule};
 use super::MixError;
 use crate::config::Plan;
-use crate::io::parquet::BASE_COLUMNS;
+use crate::io::parquet::{SignalCol, BASE_COLUMNS};
 
 /// Counts of what selection did with the stored rows.
 #[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize)]
@@ -251,30 +249,6 @@ impl Judge<'_> {
 
 fn str_at(a: Option<&StringArray>, i: usize) -> &str {
     a.filter(|a| !a.is_null(i)).map_or("", |a| a.value(i))
-}
-
-/// A typed view of one signal column of a batch.
-enum Col<'b> {
-    F32(&'b Float32Array),
-    F64(&'b Float64Array),
-    I64(&'b Int64Array),
-    Bool(&'b BooleanArray),
-    Str(&'b StringArray),
-}
-
-fn typed(a: &dyn Array) -> Option<Col<'_>> {
-    let any = a.as_any();
-    if let Some(a) = any.downcast_ref::<Float32Array>() {
-        Some(Col::F32(a))
-    } else if let Some(a) = any.downcast_ref::<Float64Array>() {
-        Some(Col::F64(a))
-    } else if let Some(a) = any.downcast_ref::<Int64Array>() {
-        Some(Col::I64(a))
-    } else if let Some(a) = any.downcast_ref::<BooleanArray>() {
-        Some(Col::Bool(a))
-    } else {
-        any.downcast_ref::<StringArray>().map(Col::Str)
-    }
 }
 
 /// The source name of an input path under a rule (`crawl`: the Common Crawl snapshot).
@@ -564,9 +538,14 @@ fn scan_file(
         let wcol = batch
             .column_by_name(WHERE_COLUMN)
             .and_then(|c| c.as_any().downcast_ref::<BooleanArray>());
-        let sigs: Vec<(&str, Col)> = signal_cols
+        let sigs: Vec<(&str, SignalCol)> = signal_cols
             .iter()
-            .filter_map(|c| Some((c.as_str(), typed(batch.column_by_name(c)?.as_ref())?)))
+            .filter_map(|c| {
+                Some((
+                    c.as_str(),
+                    SignalCol::new(batch.column_by_name(c)?.as_ref())?,
+                ))
+            })
             .collect();
         for i in 0..n {
             let row = row_base + i as u32;
@@ -576,13 +555,7 @@ fn scan_file(
                 part.stats.kept_rows += 1;
             }
             for (name, col) in &sigs {
-                let v = match col {
-                    Col::F32(a) => (!a.is_null(i)).then(|| SignalRef::F64(a.value(i) as f64)),
-                    Col::F64(a) => (!a.is_null(i)).then(|| SignalRef::F64(a.value(i))),
-                    Col::I64(a) => (!a.is_null(i)).then(|| SignalRef::I64(a.value(i))),
-                    Col::Bool(a) => (!a.is_null(i)).then(|| SignalRef::Bool(a.value(i))),
-                    Col::Str(a) => (!a.is_null(i)).then(|| SignalRef::Str(a.value(i))),
-                };
+                let v = col.get(i);
                 match v {
                     Some(v) => signals.put(name, v),
                     None => {

@@ -17,11 +17,9 @@ use std::path::{Path, PathBuf};
 
 use super::plan::{Candidate, MixPlan};
 use super::shards::{Layout, Manifest, ShardSetWriter, TokenizerInfo};
-use arrow::array::{Array, LargeStringArray, StringArray};
-use parquet::arrow::arrow_reader::{
-    ArrowReaderOptions, ParquetRecordBatchReaderBuilder, RowSelection, RowSelector,
-};
-use parquet::arrow::ProjectionMask;
+use crate::io::parquet::TextCol;
+use crate::io::row_groups::ParquetFile;
+use parquet::arrow::arrow_reader::{RowSelection, RowSelector};
 use rayon::prelude::*;
 use stages::tokenize::Tokenizer;
 use stages::{Error, Result, Store};
@@ -39,70 +37,42 @@ pub fn for_rows(
     if rows.is_empty() {
         return Ok(());
     }
-    let opts = ArrowReaderOptions::new()
-        .with_page_index_policy(parquet::file::metadata::PageIndexPolicy::Optional);
-    let err = |e: parquet::errors::ParquetError| Error::other(format!("{path}: {e}"));
     // Local files are read in place (only the pages needed); remote ones are fetched whole.
-    enum Src {
-        File(File),
-        Bytes(bytes::Bytes),
+    let file = ParquetFile::from_store(store, path)?;
+    let total = file.num_rows() as usize;
+    let reader = file.batches(
+        None,
+        Some(&["id", "text"]),
+        Some(selection(rows, total)?),
+        1024,
+    )?;
+    let mut k = 0usize;
+    for batch in reader {
+        let batch = batch.map_err(|e| Error::other(format!("{path}: {e}")))?;
+        let ids = batch
+            .column_by_name("id")
+            .and_then(TextCol::new)
+            .ok_or_else(|| Error::other(format!("{path}: no id column")))?;
+        let text = batch
+            .column_by_name("text")
+            .and_then(TextCol::new)
+            .ok_or_else(|| Error::other(format!("{path}: no text column")))?;
+        for i in 0..batch.num_rows() {
+            f(
+                k,
+                ids.get(i).unwrap_or_default(),
+                text.get(i).unwrap_or_default(),
+            )?;
+            k += 1;
+        }
     }
-    let src = match store.local_path(path) {
-        Some(p) => Src::File(File::open(&p).map_err(|e| Error::io(&p, e))?),
-        None => Src::Bytes(store.read(path).map_err(|e| Error::io(path, e))?.into()),
-    };
-    macro_rules! run {
-        ($builder:expr) => {{
-            let b = $builder.map_err(err)?;
-            let total = b.metadata().file_metadata().num_rows() as usize;
-            let schema = b.parquet_schema();
-            let mask = ProjectionMask::columns(schema, ["id", "text"]);
-            let selection = selection(rows, total)?;
-            let reader = b
-                .with_projection(mask)
-                .with_row_selection(selection)
-                .with_batch_size(1024)
-                .build()
-                .map_err(err)?;
-            let mut k = 0usize;
-            for batch in reader {
-                let batch = batch.map_err(|e| Error::other(format!("{path}: {e}")))?;
-                let ids = batch
-                    .column_by_name("id")
-                    .and_then(|c| c.as_any().downcast_ref::<StringArray>())
-                    .ok_or_else(|| Error::other(format!("{path}: no id column")))?;
-                let text = batch
-                    .column_by_name("text")
-                    .ok_or_else(|| Error::other(format!("{path}: no text column")))?;
-                let large = text.as_any().downcast_ref::<LargeStringArray>();
-                let small = text.as_any().downcast_ref::<StringArray>();
-                for i in 0..batch.num_rows() {
-                    let t = match (large, small) {
-                        (Some(a), _) if !a.is_null(i) => a.value(i),
-                        (_, Some(a)) if !a.is_null(i) => a.value(i),
-                        _ => "",
-                    };
-                    f(k, ids.value(i), t)?;
-                    k += 1;
-                }
-            }
-            if k != rows.len() {
-                return Err(Error::other(format!(
-                    "{path}: read {k} of {} selected rows",
-                    rows.len()
-                )));
-            }
-            Ok(())
-        }};
+    if k != rows.len() {
+        return Err(Error::other(format!(
+            "{path}: read {k} of {} selected rows",
+            rows.len()
+        )));
     }
-    match src {
-        Src::File(file) => run!(ParquetRecordBatchReaderBuilder::try_new_with_options(
-            file, opts
-        )),
-        Src::Bytes(b) => run!(ParquetRecordBatchReaderBuilder::try_new_with_options(
-            b, opts
-        )),
-    }
+    Ok(())
 }
 
 /// A row selection of sorted distinct rows out of `total`.

@@ -23,14 +23,83 @@ use crate::io::{jsonl::JsonlSink, parquet::ParquetSink, DocSink};
 use crate::partition::{part_name, PartitionSpec};
 use crate::stats::PartitionStats;
 
+/// The drop reason of a document whose stage panicked (always a drop, even in tag mode: the
+/// stage wrote no trustworthy signals).
+pub const STAGE_PANIC: &str = "stage_panic";
+
 /// Where a map phase's partitions read from.
 enum Source {
+    /// The run's input (first phase): WARC, WET, JSONL or Parquet.
     Input(PartitionSpec),
+    /// The previous map phase's intermediate Parquet file.
     Previous(String),
 }
 
+impl Source {
+    fn describe(&self) -> String {
+        match self {
+            Source::Input(spec) => spec.describe(),
+            Source::Previous(path) => path.clone(),
+        }
+    }
+}
+
+/// The global stages a map phase serves: one that applies its verdicts before the stages, one
+/// that collects the phase's output after them.
+struct Hooks {
+    apply: Option<(usize, Box<dyn Applier>)>,
+    collect: Option<Box<dyn Collector>>,
+}
+
+/// Where a partition's documents go: kept ones to `docs` (the run's output format in the last
+/// phase, intermediate Parquet before), dropped ones to `dropped/` (opened on the first).
+struct Sinks {
+    docs: Box<dyn DocSink>,
+    dropped: Option<Box<dyn DocSink>>,
+    dropped_path: String,
+    write_dropped: bool,
+    signals: Vec<stages::signals::SignalSpec>,
+}
+
+impl Sinks {
+    fn write(
+        &mut self,
+        runner: &Runner<'_>,
+        kept: &[&Document],
+        dropped: &[&Document],
+    ) -> Result<()> {
+        self.docs.write(kept)?;
+        if dropped.is_empty() || !self.write_dropped {
+            return Ok(());
+        }
+        if self.dropped.is_none() {
+            let out = &runner.plan.config.raw.output;
+            self.dropped = Some(Box::new(ParquetSink::new(
+                runner.store.create(&self.dropped_path)?,
+                self.signals.clone(),
+                false,
+                out.compression_level,
+                out.row_group_rows,
+            )?));
+        }
+        self.dropped.as_mut().expect("dropped sink").write(dropped)
+    }
+
+    /// Commits the files; returns (documents written, bytes written, dropped written).
+    fn finish(self) -> Result<(u64, u64, u64)> {
+        let (n, bytes) = self.docs.finish()?;
+        let dropped = match self.dropped {
+            Some(d) => d.finish()?.0,
+            None => 0,
+        };
+        Ok((n, bytes, dropped))
+    }
+}
+
 impl Runner<'_> {
-    /// Runs partition `p` of map phase `index`. Returns its stats.
+    /// Runs partition `p` of map phase `index`: a reader thread fills a bounded queue of
+    /// batches ([`Self::read_batches`]); each batch goes through the passes
+    /// ([`Self::process_batch`]) and into the sinks. Returns the partition's stats.
     pub(super) fn run_map_partition(&self, phase: &Phase, p: usize) -> Result<PartitionStats> {
         let Phase::Map {
             index,
@@ -48,232 +117,37 @@ impl Runner<'_> {
         } else {
             Source::Previous(format!("work/map{}/docs/{name}.parquet", index - 1))
         };
-        let last = *index == self.plan.last_map();
-        let signals = self.plan.signals_through(*index);
-        let pctx = |slot: usize| PartitionCtx {
-            store: self.store.clone(),
-            dir: format!("work/{}", self.plan.slots[slot].name),
-            partition: p,
-            partitions: self.partitions.len(),
-            scratch: self.scratch.clone(),
-            seed: self.plan.seed,
-        };
-        let mut applier: Option<Box<dyn Applier>> = match apply {
-            Some(a) => match &self.plan.slots[*a].built {
-                Built::Global(g) => Some(g.applier(&pctx(*a))?),
-                Built::Map(_) => None,
-            },
-            None => None,
-        };
-        let mut collector: Option<Box<dyn Collector>> = match collect {
-            Some(c) => match &self.plan.slots[*c].built {
-                Built::Global(g) => Some(g.collector(&pctx(*c))?),
-                Built::Map(_) => None,
-            },
-            None => None,
-        };
-
-        // Sinks: the last phase writes the run's documents; earlier ones intermediate Parquet.
-        let out_cfg = &self.plan.config.raw.output;
-        let with_html = !last && self.html_flows_past(*index);
-        let docs_path = if last {
-            match out_cfg.format {
-                OutputFormat::Parquet => format!("docs/{name}.parquet"),
-                OutputFormat::Jsonl => format!("docs/{name}.jsonl.zst"),
-            }
-        } else {
-            format!("work/map{index}/docs/{name}.parquet")
-        };
-        let mut sink: Box<dyn DocSink> = if last && out_cfg.format == OutputFormat::Jsonl {
-            Box::new(JsonlSink::new(
-                self.store.create(&docs_path)?,
-                out_cfg.compression_level,
-            )?)
-        } else {
-            Box::new(ParquetSink::new(
-                self.store.create(&docs_path)?,
-                signals.clone(),
-                with_html,
-                out_cfg.compression_level,
-                out_cfg.row_group_rows,
-            )?)
-        };
-        let mut dropped_sink: Option<Box<dyn DocSink>> = None;
-        let dropped_path = format!("dropped/map{index}/{name}.parquet");
-
+        let mut hooks = self.open_hooks(*apply, *collect, p)?;
+        let mut sinks = self.open_sinks(*index, &name)?;
         // Stats: `read` (first phase) or `load`, then one per stage.
         let mut read_stats = StageStats::new(if *index == 0 { "read" } else { "load" });
-        let mut stage_stats: Vec<StageStats> = Vec::new();
-        if let Some(a) = apply {
-            stage_stats.push(StageStats::new(&self.plan.slots[*a].name));
-        }
-        for s in stage_slots {
-            stage_stats.push(StageStats::new(&self.plan.slots[*s].name));
-        }
-        let batch_docs = self.plan.config.raw.executor.batch_docs;
-        let queue = self.plan.config.raw.executor.queue_batches;
-        let (tx, rx) = crossbeam_channel::bounded::<Result<Vec<Document>>>(queue);
-        let mut docs_written = 0u64;
-        let mut dropped_written = 0u64;
-        let input_desc = match &source {
-            Source::Input(spec) => match spec.end {
-                Some(e) => format!("{} [{}..{})", spec.uri, spec.start, e),
-                None if spec.start > 0 => format!("{} [{}..)", spec.uri, spec.start),
-                None => spec.uri.clone(),
-            },
-            Source::Previous(path) => path.clone(),
-        };
+        let mut stage_stats: Vec<StageStats> = apply
+            .iter()
+            .chain(stage_slots)
+            .map(|s| StageStats::new(&self.plan.slots[*s].name))
+            .collect();
+        let exec = &self.plan.config.raw.executor;
+        let (tx, rx) = crossbeam_channel::bounded::<Result<Vec<Document>>>(exec.queue_batches);
 
-        let result: Result<()> = std::thread::scope(|scope| {
-            // Reader thread: turns the input into batches, counting skipped records.
-            let read_name = read_stats.name.clone();
+        std::thread::scope(|scope| -> Result<()> {
             let source = &source;
-            let reader = scope.spawn(move || -> StageStats {
-                let tx = tx;
-                let mut rs = StageStats::new(read_name);
-                let send = |b: Result<Vec<Document>>| tx.send(b).is_ok();
-                match source {
-                    Source::Input(spec) => {
-                        let events = match self.open_partition(spec) {
-                            Ok(e) => e,
-                            Err(e) => {
-                                send(Err(e));
-                                return rs;
-                            }
-                        };
-                        let mut batch = Vec::with_capacity(batch_docs);
-                        for ev in events {
-                            rs.docs_in += 1;
-                            match ev {
-                                ReadEvent::Doc(d) => {
-                                    rs.docs_out += 1;
-                                    let b =
-                                        d.html.as_ref().map_or(d.text().len(), |h| h.len()) as u64;
-                                    rs.bytes_in += b;
-                                    rs.bytes_out += b;
-                                    batch.push(d);
-                                    if batch.len() >= batch_docs
-                                        && !send(Ok(std::mem::replace(
-                                            &mut batch,
-                                            Vec::with_capacity(batch_docs),
-                                        )))
-                                    {
-                                        return rs;
-                                    }
-                                }
-                                ReadEvent::Skip { reason, bytes, .. } => {
-                                    rs.bytes_in += bytes;
-                                    rs.drop(reason);
-                                }
-                            }
-                        }
-                        if !batch.is_empty() {
-                            send(Ok(batch));
-                        }
-                    }
-                    Source::Previous(path) => {
-                        let bytes = match self.store.read(path) {
-                            Ok(b) => b,
-                            Err(e) => {
-                                send(Err(Error::io(path.clone(), e)));
-                                return rs;
-                            }
-                        };
-                        let docs = match crate::io::parquet::ParquetDocs::open(
-                            bytes.into(),
-                            path,
-                            batch_docs,
-                        ) {
-                            Ok(d) => d,
-                            Err(e) => {
-                                send(Err(e));
-                                return rs;
-                            }
-                        };
-                        let mut batch = Vec::with_capacity(batch_docs);
-                        for d in docs {
-                            match d {
-                                Ok(d) => {
-                                    rs.docs_in += 1;
-                                    rs.docs_out += 1;
-                                    let b = d.text().len() as u64;
-                                    rs.bytes_in += b;
-                                    rs.bytes_out += b;
-                                    batch.push(d);
-                                    if batch.len() >= batch_docs
-                                        && !send(Ok(std::mem::replace(
-                                            &mut batch,
-                                            Vec::with_capacity(batch_docs),
-                                        )))
-                                    {
-                                        return rs;
-                                    }
-                                }
-                                Err(e) => {
-                                    send(Err(e));
-                                    return rs;
-                                }
-                            }
-                        }
-                        if !batch.is_empty() {
-                            send(Ok(batch));
-                        }
-                    }
-                }
-                rs
-            });
+            let read_name = read_stats.name.clone();
+            let reader = scope.spawn(move || self.read_batches(source, read_name, tx));
             let mut failure = None;
             for batch in rx.iter() {
-                let mut batch = match batch {
-                    Ok(b) => b,
-                    Err(e) => {
-                        failure = Some(e);
-                        break;
+                let done = batch.and_then(|mut batch| {
+                    self.process_batch(&mut batch, &mut hooks, stage_slots, &mut stage_stats);
+                    let (kept, dropped): (Vec<&Document>, Vec<&Document>) =
+                        batch.iter().partition(|d| d.verdict.is_kept());
+                    if let Some(c) = hooks.collect.as_mut() {
+                        kept.iter().try_for_each(|d| c.collect(d))?;
+                        dropped.iter().try_for_each(|d| c.dropped(d))?;
                     }
-                };
-                let mut si = 0;
-                if let Some(app) = applier.as_mut() {
-                    let slot = apply.expect("apply slot");
-                    let st = &mut stage_stats[0];
-                    let t = Instant::now();
-                    for d in batch.iter_mut() {
-                        st.docs_in += 1;
-                        st.bytes_in += d.text().len() as u64;
-                        let o = app.apply(d);
-                        self.record(slot, d, o, st);
-                    }
-                    st.seconds += t.elapsed().as_secs_f64();
-                    si = 1;
-                }
-                for (k, &slot) in stage_slots.iter().enumerate() {
-                    let st = &mut stage_stats[si + k];
-                    self.run_stage(slot, &mut batch, st);
-                }
-                let (kept, dropped): (Vec<&Document>, Vec<&Document>) =
-                    batch.iter().partition(|d| d.verdict.is_kept());
-                if let Some(c) = collector.as_mut() {
-                    for d in &kept {
-                        c.collect(d)?;
-                    }
-                    for d in &dropped {
-                        c.dropped(d)?;
-                    }
-                }
-                sink.write(&kept)?;
-                if !dropped.is_empty() && out_cfg.write_dropped {
-                    if dropped_sink.is_none() {
-                        dropped_sink = Some(Box::new(ParquetSink::new(
-                            self.store.create(&dropped_path)?,
-                            signals.clone(),
-                            false,
-                            out_cfg.compression_level,
-                            out_cfg.row_group_rows,
-                        )?));
-                    }
-                    dropped_sink
-                        .as_mut()
-                        .expect("dropped sink")
-                        .write(&dropped)?;
+                    sinks.write(self, &kept, &dropped)
+                });
+                if let Err(e) = done {
+                    failure = Some(e);
+                    break;
                 }
             }
             // Stop the reader if we broke out early, then collect its counts.
@@ -281,19 +155,11 @@ impl Runner<'_> {
             read_stats = reader
                 .join()
                 .map_err(|_| Error::other("reader thread panicked"))?;
-            match failure {
-                Some(e) => Err(e),
-                None => Ok(()),
-            }
-        });
-        result?;
+            failure.map_or(Ok(()), Err)
+        })?;
 
-        let (n, bytes) = sink.finish()?;
-        docs_written += n;
-        if let Some(ds) = dropped_sink {
-            dropped_written += ds.finish()?.0;
-        }
-        if let Some(c) = collector {
+        let (docs_written, bytes, dropped_written) = sinks.finish()?;
+        if let Some(c) = hooks.collect {
             c.finish()?;
         }
         let mut all = vec![read_stats];
@@ -301,13 +167,181 @@ impl Runner<'_> {
         Ok(PartitionStats {
             phase: phase.name(),
             partition: p,
-            input: input_desc,
+            input: source.describe(),
             stages: all,
             docs_written,
             bytes_written: bytes,
             dropped_written,
             seconds: t0.elapsed().as_secs_f64(),
         })
+    }
+
+    /// Opens the applier and collector of the global stages around a map phase.
+    fn open_hooks(&self, apply: Option<usize>, collect: Option<usize>, p: usize) -> Result<Hooks> {
+        let global = |slot: usize| match &self.plan.slots[slot].built {
+            Built::Global(g) => Some(g),
+            Built::Map(_) => None,
+        };
+        let ctx = |slot: usize| PartitionCtx {
+            store: self.store.clone(),
+            dir: format!("work/{}", self.plan.slots[slot].name),
+            partition: p,
+            partitions: self.partitions.len(),
+            scratch: self.scratch.clone(),
+            seed: self.plan.seed,
+        };
+        let apply = match apply.and_then(|a| Some((a, global(a)?))) {
+            Some((a, g)) => Some((a, g.applier(&ctx(a))?)),
+            None => None,
+        };
+        let collect = match collect.and_then(|c| Some((c, global(c)?))) {
+            Some((c, g)) => Some(g.collector(&ctx(c))?),
+            None => None,
+        };
+        Ok(Hooks { apply, collect })
+    }
+
+    /// Opens the sinks of partition `name` of map phase `index`: the last phase writes the
+    /// run's documents, earlier ones intermediate Parquet (with HTML while an extraction
+    /// stage is still to come).
+    fn open_sinks(&self, index: usize, name: &str) -> Result<Sinks> {
+        let out = &self.plan.config.raw.output;
+        let last = index == self.plan.last_map();
+        let signals = self.plan.signals_through(index);
+        let docs: Box<dyn DocSink> = match (last, out.format) {
+            (true, OutputFormat::Jsonl) => Box::new(JsonlSink::new(
+                self.store.create(&format!("docs/{name}.jsonl.zst"))?,
+                out.compression_level,
+            )?),
+            _ => {
+                let path = if last {
+                    format!("docs/{name}.parquet")
+                } else {
+                    format!("work/map{index}/docs/{name}.parquet")
+                };
+                Box::new(ParquetSink::new(
+                    self.store.create(&path)?,
+                    signals.clone(),
+                    !last && self.html_flows_past(index),
+                    out.compression_level,
+                    out.row_group_rows,
+                )?)
+            }
+        };
+        Ok(Sinks {
+            docs,
+            dropped: None,
+            dropped_path: format!("dropped/map{index}/{name}.parquet"),
+            write_dropped: out.write_dropped,
+            signals,
+        })
+    }
+
+    /// The batch source of both input kinds (the run's input as read events, or the previous
+    /// phase's documents): sends batches of `executor.batch_docs` documents to `tx`, counting
+    /// documents and skipped records under `read_name`, until the input ends, an error (sent
+    /// in place of a batch) or the receiver hangs up.
+    fn read_batches(
+        &self,
+        source: &Source,
+        read_name: String,
+        tx: crossbeam_channel::Sender<Result<Vec<Document>>>,
+    ) -> StageStats {
+        let mut rs = StageStats::new(read_name);
+        let batch_docs = self.plan.config.raw.executor.batch_docs;
+        let events: Box<dyn Iterator<Item = Result<ReadEvent>> + Send> = match source {
+            Source::Input(spec) => match self.open_partition(spec) {
+                Ok(events) => Box::new(events.map(Ok)),
+                Err(e) => Box::new(std::iter::once(Err(e))),
+            },
+            Source::Previous(path) => {
+                match crate::io::row_groups::ParquetFile::from_store(self.store.as_ref(), path)
+                    .and_then(|f| crate::io::parquet::ParquetDocs::of(&f, batch_docs))
+                {
+                    Ok(docs) => Box::new(docs.map(|d| d.map(ReadEvent::Doc))),
+                    Err(e) => Box::new(std::iter::once(Err(e))),
+                }
+            }
+        };
+        // Input bytes are the page as read (its HTML when it has one); loaded documents count
+        // their text.
+        let loaded = matches!(source, Source::Previous(_));
+        let mut batch = Vec::with_capacity(batch_docs);
+        for ev in events {
+            match ev {
+                Ok(ReadEvent::Doc(d)) => {
+                    rs.docs_in += 1;
+                    rs.docs_out += 1;
+                    let b = match &d.html {
+                        Some(h) if !loaded => h.len(),
+                        _ => d.text().len(),
+                    } as u64;
+                    rs.bytes_in += b;
+                    rs.bytes_out += b;
+                    batch.push(d);
+                    if batch.len() >= batch_docs
+                        && tx
+                            .send(Ok(std::mem::replace(
+                                &mut batch,
+                                Vec::with_capacity(batch_docs),
+                            )))
+                            .is_err()
+                    {
+                        return rs;
+                    }
+                }
+                Ok(ReadEvent::Skip { reason, bytes, .. }) => {
+                    rs.docs_in += 1;
+                    rs.bytes_in += bytes;
+                    rs.drop(reason);
+                }
+                Err(e) => {
+                    let _ = tx.send(Err(e));
+                    return rs;
+                }
+            }
+        }
+        if !batch.is_empty() {
+            let _ = tx.send(Ok(batch));
+        }
+        rs
+    }
+
+    /// The passes over one batch: the applied global stage's verdicts, then each map stage in
+    /// order over the documents still kept.
+    fn process_batch(
+        &self,
+        batch: &mut [Document],
+        hooks: &mut Hooks,
+        stage_slots: &[usize],
+        stage_stats: &mut [StageStats],
+    ) {
+        let mut si = 0;
+        if let Some((slot, app)) = hooks.apply.as_mut() {
+            self.apply_pass(*slot, app.as_mut(), batch, &mut stage_stats[0]);
+            si = 1;
+        }
+        for (k, &slot) in stage_slots.iter().enumerate() {
+            self.run_stage(slot, batch, &mut stage_stats[si + k]);
+        }
+    }
+
+    /// Applies a global stage's verdicts to every document of a batch, in input order.
+    fn apply_pass(
+        &self,
+        slot: usize,
+        app: &mut dyn Applier,
+        batch: &mut [Document],
+        st: &mut StageStats,
+    ) {
+        let t = Instant::now();
+        for d in batch.iter_mut() {
+            st.docs_in += 1;
+            st.bytes_in += d.text().len() as u64;
+            let o = app.apply(d);
+            self.record(slot, d, o, st);
+        }
+        st.seconds += t.elapsed().as_secs_f64();
     }
 
     /// Runs one map stage over the live documents of a batch.
@@ -355,14 +389,14 @@ impl Runner<'_> {
                         }
                     })
                     .collect(),
-                _ => vec![Outcome::Drop("stage_panic"); live.len()],
+                _ => vec![Outcome::Drop(STAGE_PANIC); live.len()],
             }
         } else {
             let run = |d: &mut &mut Document| -> Outcome {
                 match std::panic::catch_unwind(AssertUnwindSafe(|| stage.process(d))) {
                     Ok(Outcome::Keep) => stage.judge(&d.signals),
                     Ok(o) => o,
-                    Err(_) => Outcome::Drop("stage_panic"),
+                    Err(_) => Outcome::Drop(STAGE_PANIC),
                 }
             };
             if self.threads > 1 && live.len() > 1 {
@@ -382,13 +416,13 @@ impl Runner<'_> {
         let s = &self.plan.slots[slot];
         match o {
             Outcome::Keep => {}
-            Outcome::Drop(reason) if s.mode == Mode::Tag && reason != "stage_panic" => {
+            Outcome::Drop(reason) if s.mode == Mode::Tag && reason != STAGE_PANIC => {
                 *st.flagged.entry(reason.to_string()).or_default() += 1;
                 d.flags
                     .push((self.slot_names[slot].clone(), Arc::from(reason)));
             }
             Outcome::Drop(reason) => {
-                if reason == "stage_panic" {
+                if reason == STAGE_PANIC {
                     tracing::error!("stage {} panicked on document {}; dropped", s.name, d.id);
                 }
                 st.drop(reason);
@@ -417,7 +451,14 @@ impl Runner<'_> {
             url_field: input.url_field.clone(),
         };
         if spec.format == stages::read::Format::Parquet {
-            return crate::io::input_parquet::read(&spec.uri, cfg, &opts);
+            return crate::io::input_parquet::read_partition(
+                &spec.uri,
+                spec.size,
+                spec.row_groups,
+                cfg,
+                &crate::io::input_parquet::Columns::from_input(input),
+                self.plan.config.raw.executor.batch_docs,
+            );
         }
         let (start, end) = if spec.start == 0 && spec.end.is_none() {
             (Some(0), None)

@@ -636,5 +636,27 @@ pub fn list_partitions(plan: &Plan) -> Result<Vec<PartitionSpec>> {
     if let Some(n) = raw.input.limit_files {
         objects.truncate(n);
     }
-    partition::split(&objects, raw.input.format, raw.input.partition_bytes.0).map_err(Error::other)
+    let parts = partition::split(&objects, raw.input.format, raw.input.partition_bytes.0)
+        .map_err(Error::other)?;
+    // Large Parquet files split by row group: only their footers are read here, in parallel
+    // (one ranged read each on S3). A file that is not Parquet stays whole (its reader counts
+    // it); a storage failure fails the plan, which must not depend on a transient error.
+    let big = raw.input.partition_bytes.0;
+    let footers: std::collections::HashMap<String, Option<Vec<(u64, u64)>>> = parts
+        .iter()
+        .filter(|p| p.format == stages::read::Format::Parquet && p.size > big)
+        .collect::<Vec<_>>()
+        .par_iter()
+        .map(|p| {
+            use crate::io::row_groups::{OpenError, ParquetFile};
+            match ParquetFile::open(&p.uri, p.size, &raw.storage) {
+                Ok(f) => Ok((p.uri.clone(), Some(f.row_group_spans()))),
+                Err(OpenError::NotParquet(_)) => Ok((p.uri.clone(), None)),
+                Err(OpenError::Io(e)) => Err(e),
+            }
+        })
+        .collect::<Result<_>>()?;
+    Ok(partition::split_row_groups(parts, big, |uri| {
+        footers.get(uri).cloned().flatten()
+    }))
 }

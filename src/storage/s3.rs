@@ -117,6 +117,16 @@ pub fn client(bucket: &str, cfg: &StorageSection) -> io::Result<Arc<dyn ObjectSt
 }
 
 /// Lists the objects under an `s3://bucket/prefix` (or the single object it names).
+/// The size of one object (a HEAD request).
+pub fn size(uri: &str, cfg: &StorageSection) -> io::Result<u64> {
+    let (bucket, key) = parse_uri(uri)?;
+    let store = client(&bucket, cfg)?;
+    let meta = runtime()
+        .block_on(store.head(&ObjPath::from(key.as_str())))
+        .map_err(to_io)?;
+    Ok(meta.size)
+}
+
 pub fn list(uri: &str, cfg: &StorageSection) -> io::Result<Vec<InputObject>> {
     let (bucket, key) = parse_uri(uri)?;
     let store = client(&bucket, cfg)?;

@@ -16,6 +16,7 @@ mod mix;
 mod mix_languages;
 mod nightly;
 mod onnx;
+mod parquet_input;
 mod quickstart;
 mod report;
 mod runner;

@@ -44,7 +44,7 @@ pub enum Format {
     Wet,
     /// JSON lines `{"id", "text", "url"?, ...}`.
     Jsonl,
-    /// Parquet with at least `id` and `text` columns (read by the engine).
+    /// Parquet with a text column, read by row group by the engine (`curate::io::input_parquet`).
     Parquet,
 }
 
@@ -140,7 +140,13 @@ pub fn read_docs(
                 })),
             }
         }
-        Format::Parquet => panic!("Parquet input is read by the engine"),
+        // Parquet needs random access (its footer is at the end): the engine reads it by row
+        // group (`curate::io::input_parquet`). A stream handed here is skipped and counted, not read.
+        Format::Parquet => Box::new(std::iter::once(ReadEvent::Skip {
+            reason: "not_parquet",
+            offset: start,
+            bytes: 0,
+        })),
     }
 }
 
@@ -149,7 +155,14 @@ pub fn skip_reasons(format: Format) -> &'static [&'static str] {
     match format {
         Format::Warc | Format::Wet => warc::SKIP_REASONS,
         Format::Jsonl => jsonl::SKIP_REASONS,
-        Format::Parquet => &["missing_text", "too_large", "bad_parquet_batch"],
+        // The engine's Parquet reader (`curate::io::input_parquet::SKIP_REASONS`).
+        Format::Parquet => &[
+            "not_parquet",
+            "no_text_column",
+            "bad_row_group",
+            "missing_text",
+            "too_large",
+        ],
     }
 }
 
