@@ -17,6 +17,9 @@
 //! build --release --bin curate`, or `E2E_CURATE=path`). `E2E_BENCH_INPUTS=trafilatura` or
 //! `=cc` runs one input.
 //!
+//! After the table, curate's own profile of its best run (seconds per stage and global step
+//! from its `stats.json`, and the rest: process start, planning, model loading, the mix).
+//!
 //! `E2E_BENCH_KEEP=1` keeps the work folder (pipeline, inputs, outputs) and prints its path,
 //! for profiling one side alone (`perf record curate run ...`).
 //!
@@ -160,6 +163,61 @@ struct Run {
     summary: String,
 }
 
+/// Where curate's time goes, from its `stats.json`: seconds per stage and per global step
+/// (single thread: stage time is CPU time), the rest of each map phase (reading input and
+/// writing Parquet, outside the stages), and what `stats.json` does not cover (process
+/// start, planning, model loading, the mix), as shares of the run's CPU.
+fn profile(stats: &serde_json::Value, cpu: f64) -> String {
+    let mut rows: Vec<(String, f64)> = Vec::new();
+    let f = |v: &serde_json::Value| v.as_f64().unwrap_or(0.0);
+    let mut covered = 0.0;
+    for p in stats["phases"].as_array().into_iter().flatten() {
+        let phase = p["name"].as_str().unwrap_or("?");
+        let mut in_stages = 0.0;
+        for st in p["stages"].as_array().into_iter().flatten() {
+            let secs = f(&st["seconds"]);
+            in_stages += secs;
+            rows.push((
+                format!("{phase}/{}", st["name"].as_str().unwrap_or("?")),
+                secs,
+            ));
+        }
+        let steps = p["steps"].as_array().cloned().unwrap_or_default();
+        let mut by_step: Vec<(String, f64)> = Vec::new();
+        for st in &steps {
+            let n = st["name"].as_str().unwrap_or("?").to_string();
+            match by_step.iter_mut().find(|(k, _)| *k == n) {
+                Some(e) => e.1 += f(&st["seconds"]),
+                None => by_step.push((n, f(&st["seconds"]))),
+            }
+        }
+        let step_secs: f64 = by_step.iter().map(|s| s.1).sum();
+        for (n, secs) in by_step {
+            rows.push((format!("{phase}/{n} (global step)"), secs));
+        }
+        let total = f(&p["seconds"]);
+        if steps.is_empty() && total > in_stages {
+            rows.push((
+                format!("{phase}/(writing, outside stages)"),
+                total - in_stages,
+            ));
+        }
+        covered += total.max(in_stages + step_secs);
+    }
+    rows.push((
+        "(process, planning, model loading, mix)".into(),
+        (cpu - covered).max(0.0),
+    ));
+    let mut out = String::from("where curate's CPU goes (stats.json, best run):\n");
+    for (n, secs) in rows {
+        out.push_str(&format!(
+            "  {n:<48} {secs:>8.3} s {:>6.1}%\n",
+            100.0 * secs / cpu.max(1e-9)
+        ));
+    }
+    out
+}
+
 fn best(reps: usize, mut f: impl FnMut(usize) -> Run) -> Run {
     f(0); // warm-up: page cache, Python imports' .pyc files, the models' files
     let mut best: Option<Run> = None;
@@ -274,8 +332,12 @@ fn main() {
                     .unwrap();
             let first = stats["phases"][0]["stages"][0].clone();
             let summary = format!(
-                "records {} (HTML responses {}), documents in the shards {}, tokens {}; run {w1:.2} s wall / {c1:.2} s CPU, mix {w2:.2} / {c2:.2}",
-                first["docs_in"], first["docs_out"], manifest["documents"], manifest["tokens"]
+                "records {} (HTML responses {}), documents in the shards {}, tokens {}; run {w1:.2} s wall / {c1:.2} s CPU, mix {w2:.2} / {c2:.2}\n{}",
+                first["docs_in"],
+                first["docs_out"],
+                manifest["documents"],
+                manifest["tokens"],
+                profile(&stats, c1 + c2)
             );
             Run {
                 wall: w1 + w2,

@@ -96,10 +96,7 @@ pub(super) fn next_line(
 
 /// Merges count files sorted by domain into one, summing the counts of a domain found in
 /// several; returns the domains written. Memory: one line per input.
-pub fn merge_counts(
-    mut inputs: Vec<CountFile>,
-    out: &mut dyn Write,
-) -> io::Result<u64> {
+pub fn merge_counts(mut inputs: Vec<CountFile>, out: &mut dyn Write) -> io::Result<u64> {
     let mut buf = String::new();
     let mut heap = BinaryHeap::new();
     for (i, (path, r)) in inputs.iter_mut().enumerate() {
