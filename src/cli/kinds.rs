@@ -131,16 +131,29 @@ pub fn render(kind: Option<&str>) -> Result<String, CliError> {
         if let Some(d) = declared.filter(|d| !d.rules().is_empty()) {
             out.push_str("\nrules (the first one broken drops):\n");
             for r in d.rules() {
-                let op = match r.bound {
-                    Bound::Min => "<",
-                    Bound::Max => ">",
+                let sig = d.signal_name(r);
+                let value = match (r.key, r.value) {
+                    (Some(k), _) => k.to_string(),
+                    (None, Some(v)) => v.to_string(),
+                    (None, None) => "-".to_string(),
                 };
+                let when = match r.bound {
+                    Bound::Min => format!("{sig} < {value}"),
+                    Bound::Max => format!("{sig} > {value}"),
+                    Bound::Reach => format!("{sig} >= {value}"),
+                    Bound::True => format!("{sig} is true"),
+                };
+                let mut extra = String::new();
+                if r.zero_keeps {
+                    extra.push_str(" (0 keeps)");
+                }
+                if let Some((i, min)) = r.only_if {
+                    extra.push_str(&format!(" (only when {} >= {min})", d.signal_names()[i]));
+                }
                 out.push_str(&format!(
-                    "  {}: drop {:?} when {} {op} {}\n",
-                    r.key,
+                    "  {}: drop {:?} when {when}{extra}\n",
+                    r.key.unwrap_or("(fixed)"),
                     r.reason,
-                    d.signal_name(r),
-                    r.key
                 ));
             }
         }

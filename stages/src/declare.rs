@@ -126,6 +126,10 @@ pub enum Bound {
     Min,
     /// Drop above the value.
     Max,
+    /// Drop at or above the value (a count that reaches a limit).
+    Reach,
+    /// Drop when the (boolean) signal is true; the value is unused.
+    True,
 }
 
 /// One threshold rule: `signal` against `value` (none: the rule is off).
@@ -135,9 +139,41 @@ pub struct Rule {
     pub signal: usize,
     pub bound: Bound,
     pub value: Option<f64>,
-    /// The config key that sets `value`.
-    pub key: &'static str,
+    /// The config key that sets `value`; none for a fixed rule (a flag, or a bound that is
+    /// part of the stage's definition), which is not a configured threshold.
+    pub key: Option<&'static str>,
     pub reason: &'static str,
+    /// A signal of exactly 0 keeps the page (a rule that exempts empty measures).
+    pub zero_keeps: bool,
+    /// The rule applies only when this signal (index) is at least this value (enough
+    /// evidence to judge: tokens scored, matches found).
+    pub only_if: Option<(usize, f64)>,
+}
+
+impl Rule {
+    /// A signal of exactly 0 keeps the page when `yes`.
+    pub fn zero_keeps(&mut self, yes: bool) -> &mut Self {
+        self.zero_keeps = yes;
+        self
+    }
+
+    /// The rule applies only to pages where `sig` is at least `min`.
+    pub fn only_if<K: Numeric>(&mut self, sig: Sig<K>, min: f64) -> &mut Self {
+        self.only_if = Some((sig.index, min));
+        self
+    }
+
+    fn breaks(&self, v: f64, limit: f64) -> bool {
+        if self.zero_keeps && v == 0.0 {
+            return false;
+        }
+        match self.bound {
+            Bound::Min => v < limit,
+            Bound::Max => v > limit,
+            Bound::Reach => v >= limit,
+            Bound::True => v != 0.0,
+        }
+    }
 }
 
 /// A stage's declarations: signals, threshold rules and other drop reasons.
@@ -199,21 +235,25 @@ impl Declare {
         }
     }
 
-    fn rule<K: Numeric>(
+    fn rule<K: Kind>(
         &mut self,
         sig: Sig<K>,
         bound: Bound,
         value: Option<f64>,
-        key: &'static str,
+        key: Option<&'static str>,
         reason: &'static str,
-    ) {
+    ) -> &mut Rule {
         self.table.rules.push(Rule {
             signal: sig.index,
             bound,
             value,
             key,
             reason,
+            zero_keeps: false,
+            only_if: None,
         });
+        self.table.reasons.push(reason);
+        self.table.rules.last_mut().expect("just pushed")
     }
 
     /// Drops with `reason` when `sig` is below `value` (config key `key`; `None`: off).
@@ -223,8 +263,8 @@ impl Declare {
         value: Option<V>,
         key: &'static str,
         reason: &'static str,
-    ) {
-        self.rule(sig, Bound::Min, value.map(Into::into), key, reason);
+    ) -> &mut Rule {
+        self.rule(sig, Bound::Min, value.map(Into::into), Some(key), reason)
     }
 
     /// Drops with `reason` when `sig` is above `value` (config key `key`; `None`: off).
@@ -234,14 +274,49 @@ impl Declare {
         value: Option<V>,
         key: &'static str,
         reason: &'static str,
-    ) {
-        self.rule(sig, Bound::Max, value.map(Into::into), key, reason);
+    ) -> &mut Rule {
+        self.rule(sig, Bound::Max, value.map(Into::into), Some(key), reason)
+    }
+
+    /// Drops with `reason` when `sig` reaches `value` (at or above; config key `key`;
+    /// `None`: off).
+    pub fn reach<K: Numeric, V: Into<f64>>(
+        &mut self,
+        sig: Sig<K>,
+        value: Option<V>,
+        key: &'static str,
+        reason: &'static str,
+    ) -> &mut Rule {
+        self.rule(sig, Bound::Reach, value.map(Into::into), Some(key), reason)
+    }
+
+    /// A fixed rule (no config key, not a drawn threshold): drops with `reason` when `sig`
+    /// is on the dropping side of `value`.
+    pub fn fixed<K: Numeric>(
+        &mut self,
+        sig: Sig<K>,
+        bound: Bound,
+        value: f64,
+        reason: &'static str,
+    ) -> &mut Rule {
+        self.rule(sig, bound, Some(value), None, reason)
+    }
+
+    /// Drops with `reason` when the flag `sig` is true.
+    pub fn flag(&mut self, sig: Sig<Bool>, reason: &'static str) -> &mut Rule {
+        self.rule(sig, Bound::True, Some(1.0), None, reason)
     }
 
     /// Declares a drop reason that is not a threshold rule (a drop in `process`, e.g. a page
     /// that does not parse).
+    /// Reasons keep their declaration order, rules' and others' interleaved.
     pub fn reason(&mut self, reason: &'static str) {
         self.table.reasons.push(reason);
+    }
+
+    /// The stage's name, the prefix of its signals.
+    pub fn stage(&self) -> &str {
+        &self.prefix
     }
 
     pub fn finish(self) -> Declared {
@@ -271,20 +346,20 @@ impl Declared {
         &self.rules
     }
 
+    /// The declared signals' full names, in declaration order.
+    pub fn signal_names(&self) -> &[&'static str] {
+        &self.names
+    }
+
     /// The full name of a rule's signal.
     pub fn signal_name(&self, rule: &Rule) -> &'static str {
         self.names[rule.signal]
     }
 
-    /// Every drop reason: the rules' (in order, once each), then the others.
+    /// Every drop reason, once each, in declaration order (rules' and others').
     pub fn reasons(&self) -> Vec<&'static str> {
         let mut out: Vec<&'static str> = Vec::new();
-        for r in self
-            .rules
-            .iter()
-            .map(|r| r.reason)
-            .chain(self.reasons.iter().copied())
-        {
+        for &r in &self.reasons {
             if !out.contains(&r) {
                 out.push(r);
             }
@@ -292,10 +367,12 @@ impl Declared {
         out
     }
 
-    /// The configured thresholds, `(signal, value)`, in rule order.
+    /// The configured thresholds, `(signal, value)`, in rule order (fixed rules and flags
+    /// are not configured thresholds).
     pub fn thresholds(&self) -> Vec<(String, f64)> {
         self.rules
             .iter()
+            .filter(|r| r.key.is_some())
             .filter_map(|r| r.value.map(|v| (self.names[r.signal].to_string(), v)))
             .collect()
     }
@@ -303,14 +380,15 @@ impl Declared {
     /// The drop reason of the first rule (in declaration order) that the signals break; a
     /// signal that is absent reads as 0. `None`: every rule holds.
     pub fn judge(&self, s: &Signals) -> Option<&'static str> {
+        let get = |i: usize| s.f64(self.names[i]).unwrap_or(0.0);
         for r in &self.rules {
             let Some(limit) = r.value else { continue };
-            let v = s.f64(self.names[r.signal]).unwrap_or(0.0);
-            let broken = match r.bound {
-                Bound::Min => v < limit,
-                Bound::Max => v > limit,
-            };
-            if broken {
+            if let Some((i, min)) = r.only_if {
+                if get(i) < min {
+                    continue;
+                }
+            }
+            if r.breaks(get(r.signal), limit) {
                 return Some(r.reason);
             }
         }
