@@ -109,6 +109,10 @@ impl<K: Kind> Sig<K> {
     pub fn name(&self) -> &'static str {
         self.name
     }
+    /// The signal's place in its table (what [`Declared::judge_by`] asks for).
+    pub fn index(&self) -> usize {
+        self.index
+    }
     /// Writes the signal (the name is borrowed: no allocation per document).
     pub fn set(&self, s: &mut Signals, v: K::In<'_>) {
         s.set(self.name, K::value(v));
@@ -117,6 +121,13 @@ impl<K: Kind> Sig<K> {
     pub fn get<'a>(&self, s: &'a Signals) -> Option<K::Out<'a>> {
         K::read(s, self.name)
     }
+}
+
+/// A declared signal whose type is known at run time only ([`Declare::signal_as`]).
+#[derive(Clone, Copy, Debug)]
+pub struct DynSig {
+    pub name: &'static str,
+    pub ty: SignalType,
 }
 
 /// Which side of a threshold drops.
@@ -233,6 +244,23 @@ impl Declare {
             name,
             kind: PhantomData,
         }
+    }
+
+    /// Declares a signal whose full name and type come from the config (fields imported
+    /// from the input), not from the stage's code. `None` when that name is declared already.
+    pub fn signal_as(
+        &mut self,
+        name: &str,
+        ty: SignalType,
+        help: impl Into<std::borrow::Cow<'static, str>>,
+    ) -> Option<DynSig> {
+        let name = intern(name);
+        if self.table.names.contains(&name) {
+            return None;
+        }
+        self.table.names.push(name);
+        self.table.specs.push(SignalSpec::new(name, ty, help));
+        Some(DynSig { name, ty })
     }
 
     fn rule<K: Kind>(
@@ -380,7 +408,12 @@ impl Declared {
     /// The drop reason of the first rule (in declaration order) that the signals break; a
     /// signal that is absent reads as 0. `None`: every rule holds.
     pub fn judge(&self, s: &Signals) -> Option<&'static str> {
-        let get = |i: usize| s.f64(self.names[i]).unwrap_or(0.0);
+        self.judge_by(|i| s.f64(self.names[i]).unwrap_or(0.0))
+    }
+
+    /// [`Declared::judge`] over values that are not (yet) signals: `get(i)` gives the value of
+    /// the `i`-th declared signal (see [`Sig::index`]).
+    pub fn judge_by(&self, get: impl Fn(usize) -> f64) -> Option<&'static str> {
         for r in &self.rules {
             let Some(limit) = r.value else { continue };
             if let Some((i, min)) = r.only_if {
