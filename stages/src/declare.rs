@@ -104,6 +104,12 @@ impl<K> Clone for Sig<K> {
 }
 impl<K> Copy for Sig<K> {}
 
+impl<K> std::fmt::Debug for Sig<K> {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(self.name)
+    }
+}
+
 impl<K: Kind> Sig<K> {
     /// The full name, `stage.measure`.
     pub fn name(&self) -> &'static str {
@@ -232,7 +238,15 @@ impl Declare {
     /// # Panics
     /// When the same measure is declared twice (a bug in the stage, caught by its tests).
     pub fn signal<K: Kind>(&mut self, measure: &str, help: &'static str) -> Sig<K> {
-        let name = intern(&format!("{}.{measure}", self.prefix));
+        self.signal_named(&format!("{}.{measure}", self.prefix), help)
+    }
+
+    /// Declares a signal under a full name that the config chose (not `stage.measure`).
+    ///
+    /// # Panics
+    /// When the same name is declared twice.
+    pub fn signal_named<K: Kind>(&mut self, name: &str, help: &'static str) -> Sig<K> {
+        let name = intern(name);
         assert!(
             !self.table.names.contains(&name),
             "signal {name} declared twice"
