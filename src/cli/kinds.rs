@@ -142,6 +142,7 @@ pub fn render(kind: Option<&str>) -> Result<String, CliError> {
                     Bound::Max => format!("{sig} > {value}"),
                     Bound::Reach => format!("{sig} >= {value}"),
                     Bound::True => format!("{sig} is true"),
+                    Bound::OneOf => format!("{sig} is not one of {value}"),
                 };
                 let mut extra = String::new();
                 if r.zero_keeps {

@@ -27,6 +27,7 @@
 //! assert_eq!(table.thresholds(), vec![("length.chars".to_string(), 10.0)]);
 //! ```
 
+use std::borrow::Cow;
 use std::collections::HashSet;
 use std::marker::PhantomData;
 use std::sync::{Mutex, OnceLock};
@@ -147,6 +148,8 @@ pub enum Bound {
     Reach,
     /// Drop when the (boolean) signal is true; the value is unused.
     True,
+    /// Drop when the (string) signal is not one of [`Rule::allowed`] (absent: "").
+    OneOf,
 }
 
 /// One threshold rule: `signal` against `value` (none: the rule is off).
@@ -165,12 +168,22 @@ pub struct Rule {
     /// The rule applies only when this signal (index) is at least this value (enough
     /// evidence to judge: tokens scored, matches found).
     pub only_if: Option<(usize, f64)>,
+    /// The values a [`Bound::OneOf`] rule keeps.
+    pub allowed: Vec<String>,
+    /// A page without the signal keeps (instead of reading it as 0).
+    pub absent_keeps: bool,
 }
 
 impl Rule {
     /// A signal of exactly 0 keeps the page when `yes`.
     pub fn zero_keeps(&mut self, yes: bool) -> &mut Self {
         self.zero_keeps = yes;
+        self
+    }
+
+    /// A page without the signal keeps (a stage that writes it only to some pages).
+    pub fn absent_keeps(&mut self) -> &mut Self {
+        self.absent_keeps = true;
         self
     }
 
@@ -189,6 +202,7 @@ impl Rule {
             Bound::Max => v > limit,
             Bound::Reach => v >= limit,
             Bound::True => v != 0.0,
+            Bound::OneOf => false, // judged on the string (see `Declared::judge`)
         }
     }
 }
@@ -237,7 +251,7 @@ impl Declare {
     ///
     /// # Panics
     /// When the same measure is declared twice (a bug in the stage, caught by its tests).
-    pub fn signal<K: Kind>(&mut self, measure: &str, help: &'static str) -> Sig<K> {
+    pub fn signal<K: Kind>(&mut self, measure: &str, help: impl Into<Cow<'static, str>>) -> Sig<K> {
         self.signal_named(&format!("{}.{measure}", self.prefix), help)
     }
 
@@ -245,7 +259,11 @@ impl Declare {
     ///
     /// # Panics
     /// When the same name is declared twice.
-    pub fn signal_named<K: Kind>(&mut self, name: &str, help: &'static str) -> Sig<K> {
+    pub fn signal_named<K: Kind>(
+        &mut self,
+        name: &str,
+        help: impl Into<Cow<'static, str>>,
+    ) -> Sig<K> {
         let name = intern(name);
         assert!(
             !self.table.names.contains(&name),
@@ -266,7 +284,7 @@ impl Declare {
         &mut self,
         name: &str,
         ty: SignalType,
-        help: impl Into<std::borrow::Cow<'static, str>>,
+        help: impl Into<Cow<'static, str>>,
     ) -> Option<DynSig> {
         let name = intern(name);
         if self.table.names.contains(&name) {
@@ -293,6 +311,8 @@ impl Declare {
             reason,
             zero_keeps: false,
             only_if: None,
+            allowed: Vec::new(),
+            absent_keeps: false,
         });
         self.table.reasons.push(reason);
         self.table.rules.last_mut().expect("just pushed")
@@ -342,6 +362,20 @@ impl Declare {
         reason: &'static str,
     ) -> &mut Rule {
         self.rule(sig, bound, Some(value), None, reason)
+    }
+
+    /// Drops with `reason` when `sig` is not one of `allowed` (config key `key`; `None`: off).
+    pub fn one_of(
+        &mut self,
+        sig: Sig<Str>,
+        allowed: Option<Vec<String>>,
+        key: &'static str,
+        reason: &'static str,
+    ) -> &mut Rule {
+        let on = allowed.as_ref().map(|_| 1.0);
+        let r = self.rule(sig, Bound::OneOf, on, Some(key), reason);
+        r.allowed = allowed.unwrap_or_default();
+        r
     }
 
     /// Drops with `reason` when the flag `sig` is true.
@@ -414,7 +448,7 @@ impl Declared {
     pub fn thresholds(&self) -> Vec<(String, f64)> {
         self.rules
             .iter()
-            .filter(|r| r.key.is_some())
+            .filter(|r| r.key.is_some() && r.bound != Bound::OneOf)
             .filter_map(|r| r.value.map(|v| (self.names[r.signal].to_string(), v)))
             .collect()
     }
@@ -422,20 +456,42 @@ impl Declared {
     /// The drop reason of the first rule (in declaration order) that the signals break; a
     /// signal that is absent reads as 0. `None`: every rule holds.
     pub fn judge(&self, s: &Signals) -> Option<&'static str> {
-        self.judge_by(|i| s.f64(self.names[i]).unwrap_or(0.0))
+        self.judge_with(
+            |i| s.f64(self.names[i]),
+            |i| Some(s.str(self.names[i]).unwrap_or("")),
+        )
     }
 
-    /// [`Declared::judge`] over values that are not (yet) signals: `get(i)` gives the value of
-    /// the `i`-th declared signal (see [`Sig::index`]).
+    /// [`Declared::judge`] over numbers that are not (yet) signals: `get(i)` gives the value
+    /// of the `i`-th declared signal (see [`Sig::index`]); string rules are not checked.
     pub fn judge_by(&self, get: impl Fn(usize) -> f64) -> Option<&'static str> {
+        self.judge_with(|i| Some(get(i)), |_| None)
+    }
+
+    fn judge_with<'a>(
+        &self,
+        get: impl Fn(usize) -> Option<f64>,
+        text: impl Fn(usize) -> Option<&'a str>,
+    ) -> Option<&'static str> {
         for r in &self.rules {
             let Some(limit) = r.value else { continue };
+            if r.bound == Bound::OneOf {
+                match text(r.signal) {
+                    Some(v) if !r.allowed.iter().any(|a| a == v) => return Some(r.reason),
+                    _ => continue,
+                }
+            }
             if let Some((i, min)) = r.only_if {
-                if get(i) < min {
+                if get(i).unwrap_or(0.0) < min {
                     continue;
                 }
             }
-            if r.breaks(get(r.signal), limit) {
+            let v = match get(r.signal) {
+                Some(v) => v,
+                None if r.absent_keeps => continue,
+                None => 0.0,
+            };
+            if r.breaks(v, limit) {
                 return Some(r.reason);
             }
         }
