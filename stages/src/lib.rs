@@ -50,6 +50,7 @@ pub mod clean;
 pub mod config;
 pub mod declare;
 pub mod dedup;
+pub mod describe;
 pub mod document;
 pub mod error;
 pub mod extract;

@@ -74,8 +74,10 @@ pub struct SemanticConfig {
     pub batch_size: usize,
     /// `libonnxruntime.so` (else `ORT_DYLIB_PATH`).
     pub ort_library: Option<String>,
+    /// `"cpu"` (default) or `"cuda"` (an error when the library or machine has no CUDA).
     #[serde(default)]
     pub device: Device,
+    /// CUDA device ordinal.
     #[serde(default)]
     pub device_id: i32,
     /// onnxruntime intra-op threads per session.

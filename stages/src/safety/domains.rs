@@ -60,18 +60,22 @@ pub struct DomainsConfig {
     pub min_pages: u64,
     /// The `safety.pii` stage whose `NAME.total` signal counts a page's PII matches.
     pub pii_stage: Option<String>,
+    /// A domain with more PII matches per 1,000 words is offending (`pii_site`).
     pub max_pii_per_1k_words: Option<f64>,
     /// Stages whose drops and flags mark a page as dirty (bad words).
     #[serde(default)]
     pub dirty_stages: Vec<String>,
+    /// A domain with a larger share of dirty pages is offending (`dirty_site`).
     pub max_dirty_share: Option<f64>,
     /// Stages whose drops and flags mark a page as blocklisted (URL lists).
     #[serde(default)]
     pub blocklist_stages: Vec<String>,
+    /// A domain with a larger share of blocklisted pages is offending (`blocklisted_site`).
     pub max_blocklist_share: Option<f64>,
     /// Stages whose drops and flags mark a page as low quality (heuristic filters).
     #[serde(default)]
     pub quality_stages: Vec<String>,
+    /// A domain with a larger share of low-quality pages is offending (`low_quality_site`).
     pub max_quality_share: Option<f64>,
     /// Domains never judged offending (with their subdomains).
     #[serde(default)]

@@ -213,12 +213,15 @@ pub struct UrlFilterConfig {
     pub domains: Vec<String>,
     /// Files of banned words (any of them in the URL's words fails the page).
     pub banned_words_files: Vec<String>,
+    /// Banned words given inline.
     pub banned_words: Vec<String>,
     /// Files of banned sub-words (found anywhere in the URL's letters and digits).
     pub banned_subwords_files: Vec<String>,
+    /// Banned sub-words given inline.
     pub banned_subwords: Vec<String>,
     /// Files of soft-banned words (`soft_word_threshold` of them fail the page).
     pub soft_banned_words_files: Vec<String>,
+    /// Soft-banned words given inline.
     pub soft_banned_words: Vec<String>,
     /// Distinct soft-banned words needed to fail a page (datatrove: 2).
     pub soft_word_threshold: Option<u64>,
