@@ -16,26 +16,6 @@ pub struct StagesArgs {
     pub kind: Option<String>,
 }
 
-/// Keys the engine reads from every `[stages.NAME]` section before the stage sees it.
-const ENGINE_KEYS: &[(&str, &str)] = &[
-    (
-        "type",
-        "the stage kind (not needed when the section's name is the kind's short name)",
-    ),
-    (
-        "mode",
-        "\"drop\" (default) removes what the stage rejects; \"tag\" keeps it with its verdict",
-    ),
-    (
-        "only_languages",
-        "run the stage only on documents whose `lang` signal is one of these",
-    ),
-    (
-        "when",
-        "run the stage only on documents whose signals meet this condition, e.g. \"quality.hq between 0.2 and 0.8\"",
-    ),
-];
-
 /// The keys a kind's config struct accepts, in declaration order (empty when its section
 /// takes any key).
 pub fn keys(def: &StageDef) -> Vec<String> {
@@ -181,7 +161,7 @@ pub fn render(kind: Option<&str>) -> Result<String, CliError> {
         ));
     }
     out.push_str("\nkeys the engine reads in every stage section:\n");
-    for (k, help) in ENGINE_KEYS {
+    for (k, help) in crate::config::plan::ENGINE_KEYS {
         out.push_str(&format!("  {k}: {help}\n"));
     }
     // Signals and rules, from the stage built from its example (when that needs no file).

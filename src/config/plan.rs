@@ -376,6 +376,27 @@ fn check_output(
     Ok((output, history))
 }
 
+/// The keys the engine reads from every `[stages.NAME]` section before the stage sees it
+/// ([`engine_keys`] removes them), with what `curate stages KIND` says of each.
+pub const ENGINE_KEYS: &[(&str, &str)] = &[
+    (
+        "type",
+        "the stage kind (not needed when the section's name is the kind's short name)",
+    ),
+    (
+        "mode",
+        "\"drop\" (default) removes what the stage rejects; \"tag\" keeps it with its verdict",
+    ),
+    (
+        "only_languages",
+        "run the stage only on documents whose `lang` signal is one of these",
+    ),
+    (
+        "when",
+        "run the stage only on documents whose signals meet this condition, e.g. \"quality.hq between 0.2 and 0.8\"",
+    ),
+];
+
 /// What the engine reads from a stage section, removed from it before the stage sees it.
 type EngineKeys = (String, Mode, Option<Vec<String>>, Option<super::when::When>);
 
@@ -573,4 +594,32 @@ fn check_unique_signals(config: &ConfigFile, slots: &[StageSlot]) -> Result<(), 
     }
 
     Ok(())
+}
+
+#[cfg(test)]
+mod engine_key_tests {
+    use super::*;
+
+    /// `ENGINE_KEYS` (what `curate stages` documents) is exactly what `engine_keys` takes out
+    /// of a section.
+    #[test]
+    fn engine_keys_are_the_documented_ones() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("p.toml");
+        std::fs::write(
+            &path,
+            "[input]\n[output]\npath = \"out\"\n[stages.length]\ntype = \"filter.length\"\nmode = \"tag\"\nonly_languages = [\"en\"]\nwhen = \"quality.hq between 0.2 and 0.8\"\nmin_words = 5\n",
+        )
+        .unwrap();
+        let cf = super::super::load(&path, &[]).unwrap();
+        let toml::Value::Table(mut t) = cf.raw.stages["length"].clone() else {
+            panic!("a table")
+        };
+        engine_keys(&cf, "stages.length", "length", &mut t).unwrap();
+        let left: Vec<&str> = t.keys().map(String::as_str).collect();
+        assert_eq!(left, ["min_words"]);
+        let mut documented: Vec<&str> = ENGINE_KEYS.iter().map(|(k, _)| *k).collect();
+        documented.sort();
+        assert_eq!(documented, ["mode", "only_languages", "type", "when"]);
+    }
 }
