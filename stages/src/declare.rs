@@ -549,6 +549,63 @@ mod tests {
     }
 
     #[test]
+    fn flags_fixed_bounds_allowlists_and_modifiers() {
+        let mut d = Declare::new("r");
+        let dup = d.signal::<Bool>("dup", "a flag");
+        let lines = d.signal::<I64>("lines", "lines");
+        let punct = d.signal::<F64>("punct", "a share");
+        let hits = d.signal::<I64>("hits", "matches");
+        let sim = d.signal::<F32>("sim", "a similarity");
+        let lang = d.signal_named::<Str>("lang_x", "a label");
+        d.flag(dup, "duplicate");
+        d.fixed(lines, Bound::Min, 1.0, "empty");
+        d.min(punct, Some(0.2), "min_punct", "punct")
+            .zero_keeps(true);
+        d.reach(hits, count(Some(3)), "max_hits", "hits")
+            .only_if(lines, 2.0);
+        d.reach(sim, Some(0.9), "threshold", "near").absent_keeps();
+        d.one_of(lang, Some(vec!["en".into()]), "languages", "lang");
+        let t = d.finish();
+        // Only configured numeric bounds are thresholds.
+        assert_eq!(
+            t.thresholds(),
+            vec![
+                ("r.punct".to_string(), 0.2),
+                ("r.hits".to_string(), 3.0),
+                ("r.sim".to_string(), 0.9)
+            ]
+        );
+        let mut s = Signals::new();
+        dup.set(&mut s, true);
+        assert_eq!(t.judge(&s), Some("duplicate"));
+        dup.set(&mut s, false);
+        assert_eq!(t.judge(&s), Some("empty"));
+        lines.set(&mut s, 1);
+        // punct absent reads 0, and 0 keeps: the language decides.
+        assert_eq!(t.judge(&s), Some("lang"));
+        lang.set(&mut s, "en");
+        assert_eq!(t.judge(&s), None);
+        punct.set(&mut s, 0.1);
+        assert_eq!(t.judge(&s), Some("punct"));
+        punct.set(&mut s, 0.5);
+        // 3 hits reach the bound, but only pages of 2 lines or more are judged on them.
+        hits.set(&mut s, 3);
+        assert_eq!(t.judge(&s), None);
+        lines.set(&mut s, 2);
+        assert_eq!(t.judge(&s), Some("hits"));
+        hits.set(&mut s, 2);
+        sim.set(&mut s, 0.95);
+        assert_eq!(t.judge(&s), Some("near"));
+        // Values that are not signals yet: numeric rules only (the allowlist is not checked).
+        let figures = |i: usize| if i == lines.index() { 5.0 } else { 0.0 };
+        assert_eq!(t.judge_by(figures), None);
+        assert_eq!(
+            t.reasons(),
+            vec!["duplicate", "empty", "punct", "hits", "near", "lang"]
+        );
+    }
+
+    #[test]
     fn names_are_interned_once() {
         let a = Declare::new("s").signal::<I64>("n", "").name();
         let b = Declare::new("s").signal::<I64>("n", "").name();
