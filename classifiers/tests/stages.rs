@@ -592,3 +592,88 @@ fn lingua_alone_and_as_second_opinion() {
         "second_opinion_below"
     );
 }
+
+/// The stage contract for the classifier stages that run without external files here: their
+/// signals and reasons come from one declared table, they write only declared signals with
+/// the declared types, drop only for declared reasons, and re-judging the stored signals
+/// gives the same verdict.
+#[test]
+fn classifier_stages_keep_to_their_declared_tables() {
+    let d = tempfile::tempdir().unwrap();
+    tiny_model(d.path());
+    let texts =
+        std::fs::read_to_string(repo_root().join("classifiers/tests/data/tiny-topics.jsonl"))
+            .unwrap();
+    let pages: Vec<Document> = texts
+        .lines()
+        .enumerate()
+        .map(|(i, l)| {
+            let v: serde_json::Value = serde_json::from_str(l).unwrap();
+            Document::new(format!("p{i}"), v["text"].as_str().unwrap())
+        })
+        .chain([
+            Document::new(
+                "de1",
+                "Der Hund und die Katze schlafen in der warmen Küche, während es draußen regnet.",
+            ),
+            Document::new(
+                "de2",
+                "Im Sommer fahren wir mit dem Fahrrad an den See und schwimmen bis zum Abend.",
+            ),
+        ])
+        .collect();
+    for (kind, toml) in [
+        (
+            "classify.fasttext",
+            "model = \"models/quality.bin\"\nlabel = \"sport\"\nmin_score = 0.5",
+        ),
+        (
+            "classify.langid",
+            // The fixture pages are English: the German ones keep, the others drop.
+            "languages = [\"de\"]\nmin_score = 0.5",
+        ),
+    ] {
+        let s = build(kind, "c", toml, d.path(), Purpose::Run).unwrap();
+        let table = s.declared().unwrap_or_else(|| panic!("{kind}: no table"));
+        assert_eq!(s.signals(), table.signals(), "{kind}");
+        assert_eq!(s.reasons(), table.reasons(), "{kind}");
+        let (mut kept, mut dropped) = (0, 0);
+        for page in &pages {
+            let mut doc = page.clone();
+            let out = match s.process(&mut doc) {
+                Outcome::Keep => s.judge(&doc.signals),
+                o => o,
+            };
+            for (name, v) in doc.signals.iter() {
+                let spec = s
+                    .signals()
+                    .into_iter()
+                    .find(|x| x.name == name)
+                    .unwrap_or_else(|| panic!("{kind}: writes undeclared {name}"));
+                let typed = match spec.ty {
+                    stages::SignalType::F32 | stages::SignalType::F64 => v.as_f64().is_some(),
+                    stages::SignalType::Str => v.as_str().is_some(),
+                    _ => true,
+                };
+                assert!(
+                    typed,
+                    "{kind}: {name} declared {:?}, written {v:?}",
+                    spec.ty
+                );
+            }
+            match out {
+                Outcome::Keep => kept += 1,
+                Outcome::Drop(r) => {
+                    assert!(s.reasons().contains(&r), "{kind}: undeclared reason {r}");
+                    assert_eq!(s.judge(&doc.signals), out, "{kind}: re-judged");
+                    dropped += 1;
+                }
+            }
+        }
+        assert_eq!(kept + dropped, pages.len());
+        assert!(
+            kept > 0 && dropped > 0,
+            "{kind}: {kept} kept, {dropped} dropped"
+        );
+    }
+}

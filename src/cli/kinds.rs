@@ -16,22 +16,6 @@ pub struct StagesArgs {
     pub kind: Option<String>,
 }
 
-/// Keys the engine reads from every `[stages.NAME]` section before the stage sees it.
-const ENGINE_KEYS: &[(&str, &str)] = &[
-    (
-        "type",
-        "the stage kind (not needed when the section's name is the kind's short name)",
-    ),
-    (
-        "mode",
-        "\"drop\" (default) removes what the stage rejects; \"tag\" keeps it with its verdict",
-    ),
-    (
-        "only_languages",
-        "run the stage only on documents whose `lang` signal is one of these",
-    ),
-];
-
 /// The keys a kind's config struct accepts, in declaration order (empty when its section
 /// takes any key).
 pub fn keys(def: &StageDef) -> Vec<String> {
@@ -63,6 +47,78 @@ pub fn keys(def: &StageDef) -> Vec<String> {
         .collect()
 }
 
+include!(concat!(env!("OUT_DIR"), "/config_docs.rs"));
+
+/// One key of a kind's section, as `curate stages KIND` prints it.
+#[derive(Debug, PartialEq)]
+pub struct KeyDoc {
+    pub name: &'static str,
+    /// TOML type, from the config struct.
+    pub ty: String,
+    /// `required`, or `default: VALUE` (`unset` for an option left empty).
+    pub default: String,
+    /// The field's doc comment.
+    pub doc: &'static str,
+}
+
+/// An enum default as TOML writes it: the variant of `ty` (`one of "cpu", "cuda"`) that the
+/// Rust name (`Cpu`) spells, else the Rust name.
+fn variant_name(ty: &str, debug: String) -> String {
+    let plain = |s: &str| s.replace('_', "").to_ascii_lowercase();
+    ty.strip_prefix("one of ")
+        .and_then(|v| {
+            v.split(", ")
+                .find(|q| plain(q.trim_matches('"')) == plain(&debug))
+        })
+        .map_or(debug.clone(), str::to_string)
+}
+
+/// The keys of a kind's section, read from the config struct its builder parses (types and
+/// defaults: `stages::describe`; docs: the struct's doc comments, collected by `build.rs`).
+/// `None` when the builder parses no config struct.
+pub fn describe(def: &StageDef) -> Option<Vec<KeyDoc>> {
+    let table = toml::Table::new();
+    let args = StageArgs {
+        name: def.short_name(),
+        table: &table,
+        base_dir: std::path::Path::new("."),
+        purpose: Purpose::Select,
+        seed: 0,
+    };
+    let info = stages::describe::capture(|| (def.build)(&args))?;
+    let docs: &[(&str, &str)] = CONFIG_DOCS
+        .iter()
+        .find(|(ty, _)| *ty == info.type_name)
+        .map(|(_, d)| *d)
+        .unwrap_or_default();
+    let keys = info
+        .keys
+        .into_iter()
+        .map(|k| KeyDoc {
+            name: k.name,
+            doc: docs
+                .iter()
+                .find(|(n, _)| *n == k.name)
+                .map(|(_, d)| *d)
+                .unwrap_or_default(),
+            default: match (k.required, k.default.map(|d| variant_name(&k.ty, d))) {
+                (true, _) => "required".to_string(),
+                (false, Some(d)) if d == "None" => "unset".to_string(),
+                (false, Some(d)) => {
+                    let d = d
+                        .strip_prefix("Some(")
+                        .and_then(|d| d.strip_suffix(')'))
+                        .unwrap_or(&d);
+                    format!("default: {d}")
+                }
+                (false, None) => "optional".to_string(),
+            },
+            ty: k.ty,
+        })
+        .collect();
+    Some(keys)
+}
+
 fn type_name(t: SignalType) -> &'static str {
     match t {
         SignalType::F32 => "f32",
@@ -92,15 +148,20 @@ pub fn render(kind: Option<&str>) -> Result<String, CliError> {
         ))
     })?;
     out.push_str(&format!("{}: {}\n\nkeys:\n", def.kind, def.about));
-    let keys = keys(def);
-    if keys.is_empty() {
-        out.push_str("  (any key: see the kind's documentation)\n");
+    let described = describe(def);
+    match &described {
+        None => out.push_str("  (any key: see the kind's documentation)\n"),
+        Some(k) if k.is_empty() => out.push_str("  (none)\n"),
+        Some(_) => {}
     }
-    for k in keys {
-        out.push_str(&format!("  {k}\n"));
+    for k in described.unwrap_or_default() {
+        out.push_str(&format!(
+            "  {} ({}; {}): {}\n",
+            k.name, k.ty, k.default, k.doc
+        ));
     }
     out.push_str("\nkeys the engine reads in every stage section:\n");
-    for (k, help) in ENGINE_KEYS {
+    for (k, help) in crate::config::plan::ENGINE_KEYS {
         out.push_str(&format!("  {k}: {help}\n"));
     }
     // Signals and rules, from the stage built from its example (when that needs no file).
@@ -131,16 +192,30 @@ pub fn render(kind: Option<&str>) -> Result<String, CliError> {
         if let Some(d) = declared.filter(|d| !d.rules().is_empty()) {
             out.push_str("\nrules (the first one broken drops):\n");
             for r in d.rules() {
-                let op = match r.bound {
-                    Bound::Min => "<",
-                    Bound::Max => ">",
+                let sig = d.signal_name(r);
+                let value = match (r.key, r.value) {
+                    (Some(k), _) => k.to_string(),
+                    (None, Some(v)) => v.to_string(),
+                    (None, None) => "-".to_string(),
                 };
+                let when = match r.bound {
+                    Bound::Min => format!("{sig} < {value}"),
+                    Bound::Max => format!("{sig} > {value}"),
+                    Bound::Reach => format!("{sig} >= {value}"),
+                    Bound::True => format!("{sig} is true"),
+                    Bound::OneOf => format!("{sig} is not one of {value}"),
+                };
+                let mut extra = String::new();
+                if r.zero_keeps {
+                    extra.push_str(" (0 keeps)");
+                }
+                if let Some((i, min)) = r.only_if {
+                    extra.push_str(&format!(" (only when {} >= {min})", d.signal_names()[i]));
+                }
                 out.push_str(&format!(
-                    "  {}: drop {:?} when {} {op} {}\n",
-                    r.key,
+                    "  {}: drop {:?} when {when}{extra}\n",
+                    r.key.unwrap_or("(fixed)"),
                     r.reason,
-                    d.signal_name(r),
-                    r.key
                 ));
             }
         }
@@ -177,7 +252,10 @@ mod tests {
         }
         let one = render(Some("line_length")).unwrap();
         assert!(one.starts_with("filter.line_length: Maximum line length in characters"));
-        assert!(one.contains("\n  max_line_chars\n"), "{one}");
+        assert!(
+            one.contains("\n  max_line_chars (integer; unset): Maximum characters in one line"),
+            "{one}"
+        );
         assert!(
             one.contains("[stages.line_length]\nmax_line_chars = 1000"),
             "{one}"
@@ -216,5 +294,76 @@ mod tests {
             }
         }
         assert!(matches!(render(Some("nonsense")), Err(CliError::Config(_))));
+    }
+
+    /// The key tables written in docs/ name exactly the keys of the stage's config struct.
+    #[test]
+    fn key_tables_in_docs_match_the_config_structs() {
+        let repo = std::path::Path::new(env!("CARGO_MANIFEST_DIR"));
+        for (doc, header, kind) in [
+            ("docs/mix.md", "| key | default | meaning |", "mix.bucket"),
+            ("docs/tokenize.md", "| key | meaning |", "tokenize.count"),
+        ] {
+            let text = std::fs::read_to_string(repo.join(doc)).unwrap();
+            let table = &text[text.find(header).unwrap()..];
+            // Keys are the backticked names of each row's first cell.
+            let mut in_doc: Vec<&str> = table
+                .lines()
+                .skip(2)
+                .take_while(|l| l.starts_with('|'))
+                .flat_map(|l| {
+                    l.split('|')
+                        .nth(1)
+                        .unwrap_or("")
+                        .split('`')
+                        .skip(1)
+                        .step_by(2)
+                })
+                .collect();
+            in_doc.sort();
+            let def = stages::registry::find(&registries(), kind).unwrap();
+            let mut listed: Vec<&str> = describe(def).unwrap().iter().map(|k| k.name).collect();
+            listed.sort();
+            assert_eq!(in_doc, listed, "{doc}: the key table of {kind}");
+        }
+    }
+
+    /// `curate stages KIND` for every registered kind: each key its parser accepts is listed
+    /// with a type and its doc comment, and nothing else is listed.
+    #[test]
+    fn every_kind_lists_the_keys_its_parser_accepts_with_types_and_docs() {
+        let mut failed = Vec::new();
+        for def in registries().iter().flat_map(|r| r.iter()) {
+            let Some(listed) = describe(def) else {
+                failed.push(format!("{}: no config struct described", def.kind));
+                continue;
+            };
+            let names: Vec<&str> = listed.iter().map(|k| k.name).collect();
+            let accepted = keys(def);
+            let printed = render(Some(def.kind)).unwrap();
+            for k in &accepted {
+                if !names.contains(&k.as_str()) {
+                    failed.push(format!("{}: accepts `{k}`, not listed", def.kind));
+                }
+            }
+            if !accepted.is_empty() && names.len() != accepted.len() {
+                failed.push(format!(
+                    "{}: lists {names:?}, accepts {accepted:?}",
+                    def.kind
+                ));
+            }
+            for k in &listed {
+                if k.ty.is_empty() || k.doc.is_empty() {
+                    failed.push(format!(
+                        "{}: key `{}` lacks a type or doc: {k:?}",
+                        def.kind, k.name
+                    ));
+                }
+                if !printed.contains(&format!("\n  {} ({}; ", k.name, k.ty)) {
+                    failed.push(format!("{}: `{}` not printed", def.kind, k.name));
+                }
+            }
+        }
+        assert!(failed.is_empty(), "{}", failed.join("\n"));
     }
 }

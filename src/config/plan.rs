@@ -10,7 +10,7 @@
 //! map1: apply(g1) -> s3 -> ...               writes docs/part-*.parquet
 //! ```
 
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 
 use stages::signals::SignalSpec;
 use stages::{Built, Purpose, StageArgs, StageDef};
@@ -138,279 +138,23 @@ impl Plan {
             config.raw.input.listing = None;
         }
         let base_dir = config.base_dir();
-        let raw = &config.raw;
-        let seed = raw.pipeline.seed;
-        let name = raw.pipeline.name.clone().unwrap_or_else(|| {
+        let seed = config.raw.pipeline.seed;
+        let name = config.raw.pipeline.name.clone().unwrap_or_else(|| {
             config
                 .path
                 .file_stem()
                 .map(|s| s.to_string_lossy().into_owned())
                 .unwrap_or_else(|| "pipeline".into())
         });
-
-        // Inputs: the command line wins over the file; relative file paths resolve against it.
-        let resolve = |p: &str| -> String {
-            if is_uri(p) || PathBuf::from(p).is_absolute() {
-                p.to_string()
-            } else {
-                base_dir.join(p).to_string_lossy().into_owned()
-            }
-        };
-        let inputs: Vec<String> = match input {
-            Some(i) => vec![i.to_string()],
-            None => raw.input.paths.iter().map(|p| resolve(p)).collect(),
-        };
-        // Local inputs must exist now: a typo is a config error, not a failed run.
-        for (i, loc) in inputs.iter().enumerate() {
-            if !check_inputs || (is_uri(loc) && !loc.starts_with("file://")) {
-                continue;
-            }
-            let key = if input.is_some() {
-                "--input".to_string()
-            } else {
-                format!("input.paths[{i}]")
-            };
-            let path = loc.strip_prefix("file://").unwrap_or(loc);
-            let problem = if path.contains(['*', '?', '[']) {
-                match glob::glob(path) {
-                    Err(e) => Some(format!("bad glob {path:?}: {e}")),
-                    Ok(mut g) => (!g.any(|p| p.is_ok_and(|p| p.is_file())))
-                        .then(|| format!("no file matches {path:?}")),
-                }
-            } else {
-                (!PathBuf::from(path).exists()).then(|| format!("input not found: {path}"))
-            };
-            if let Some(msg) = problem {
-                return Err(if input.is_some() {
-                    ConfigError {
-                        file: config.path.clone(),
-                        line: None,
-                        key,
-                        message: msg,
-                        from_cli: true,
-                    }
-                } else {
-                    config.error(&key, msg)
-                });
-            }
-        }
-        if check_inputs && inputs.is_empty() && raw.input.listing.is_none() {
-            return Err(config.error(
-                "input.paths",
-                "no input: give input.paths, input.listing or --input",
-            ));
-        }
-        if raw.input.listing.is_some() && raw.input.base_uri.is_none() && input.is_none() {
-            return Err(config.error(
-                "input.base_uri",
-                "input.listing needs a base_uri to resolve its keys against",
-            ));
-        }
-        if raw.input.partition_bytes.0 < 4096 {
-            return Err(config.error("input.partition_bytes", "must be at least 4096 bytes"));
-        }
-        check_input_columns(&config, &raw.input)?;
-        let output = match output {
-            Some(o) => o.to_string(),
-            None => resolve(&raw.output.path),
-        };
-        if output.is_empty() {
-            return Err(config.error("output.path", "empty output path"));
-        }
-        let history = match &raw.history {
-            Some(h) if h.path.trim().is_empty() => {
-                return Err(config.error("history.path", "empty history path"))
-            }
-            Some(h) => Some(resolve(&h.path)),
-            None => None,
-        };
-        if !(1..=22).contains(&raw.output.compression_level) {
-            return Err(config.error(
-                "output.compression_level",
-                "expected a zstd level in 1..=22",
-            ));
-        }
-        if raw.output.row_group_rows == 0 {
-            return Err(config.error("output.row_group_rows", "must be positive"));
-        }
-        if raw.executor.batch_docs == 0 {
-            return Err(config.error("executor.batch_docs", "must be positive"));
-        }
-        if raw.executor.queue_batches == 0 {
-            return Err(config.error("executor.queue_batches", "must be positive"));
-        }
-
+        let inputs = check_inputs_of(&config, input, &base_dir, check_inputs)?;
+        check_input_columns(&config, &config.raw.input)?;
+        let (output, history) = check_output(&config, output, &base_dir)?;
         let mut slots: Vec<StageSlot> = Vec::new();
-        let regs = registries();
-        for (sname, value) in &raw.stages {
-            let key = format!("stages.{}", key_segment(sname));
-            // Signals are named `<stage>.<signal>`: a dot (or anything but a bare key) in a
-            // stage name would make them ambiguous.
-            if !is_bare_key(sname) {
-                return Err(config.error(
-                    &key,
-                    "a stage name is letters, digits, `_` and `-` (its signals are named <stage>.<signal>)",
-                ));
-            }
-            let toml::Value::Table(t) = value else {
-                return Err(config.error(&key, "expected a table: [stages.NAME]"));
-            };
-            let mut t = t.clone();
-            let kind = match t.remove("type") {
-                None => sname.clone(),
-                Some(toml::Value::String(s)) => s,
-                Some(_) => return Err(config.error(&format!("{key}.type"), "expected a string")),
-            };
-            let mode = match t.remove("mode") {
-                None => Mode::Drop,
-                Some(toml::Value::String(s)) if s == "drop" => Mode::Drop,
-                Some(toml::Value::String(s)) if s == "tag" => Mode::Tag,
-                Some(_) => {
-                    return Err(config.error(&format!("{key}.mode"), "expected \"drop\" or \"tag\""))
-                }
-            };
-            let languages = match t.remove("only_languages") {
-                None => None,
-                Some(toml::Value::Array(a)) => {
-                    let mut v = Vec::new();
-                    for (i, x) in a.iter().enumerate() {
-                        match x.as_str() {
-                            Some(l) if !l.is_empty() => v.push(l.to_string()),
-                            _ => {
-                                return Err(config.error(
-                                    &format!("{key}.only_languages[{i}]"),
-                                    "expected a language code such as \"en\"",
-                                ))
-                            }
-                        }
-                    }
-                    Some(v)
-                }
-                Some(_) => {
-                    return Err(config.error(
-                        &format!("{key}.only_languages"),
-                        "expected a list of language codes, e.g. [\"en\"]",
-                    ))
-                }
-            };
-            let when = match t.remove("when") {
-                None => None,
-                Some(v) => {
-                    let items: Vec<(String, Option<&str>)> = match &v {
-                        toml::Value::String(x) => vec![(format!("{key}.when"), Some(x.as_str()))],
-                        toml::Value::Array(a) => a
-                            .iter()
-                            .enumerate()
-                            .map(|(i, x)| (format!("{key}.when[{i}]"), x.as_str()))
-                            .collect(),
-                        _ => vec![(format!("{key}.when"), None)],
-                    };
-                    let mut all = Vec::new();
-                    for (k, x) in items {
-                        let x = x.ok_or_else(|| {
-                            config.error(
-                                &k,
-                                "expected a condition such as \"quality.hq between 0.2 and 0.8\"",
-                            )
-                        })?;
-                        all.push(super::when::When::parse(x).map_err(|m| config.error(&k, m))?);
-                    }
-                    Some(if all.len() == 1 {
-                        all.pop().expect("one")
-                    } else {
-                        super::when::When::All(all)
-                    })
-                }
-            };
-            let Some(def) = stages::registry::find(&regs, &kind) else {
-                let mut known: Vec<&str> =
-                    regs.iter().flat_map(|r| r.iter()).map(|d| d.kind).collect();
-                known.sort();
-                let what = if t.is_empty() && kind == *sname {
-                    key.clone()
-                } else {
-                    format!("{key}.type")
-                };
-                return Err(config.error(
-                    &what,
-                    format!(
-                        "unknown stage type `{kind}`; known types: {}",
-                        known.join(", ")
-                    ),
-                ));
-            };
-            let args = StageArgs {
-                name: sname,
-                table: &t,
-                base_dir: &base_dir,
-                purpose,
-                seed,
-            };
-            let built = (def.build)(&args).map_err(|e| {
-                let k = if e.key.is_empty() {
-                    key.clone()
-                } else {
-                    format!("{key}.{}", e.key)
-                };
-                config.error(&k, e.message)
-            })?;
-            if languages.is_some() && !matches!(built, Built::Map(_)) {
-                return Err(config.error(
-                    &format!("{key}.only_languages"),
-                    format!(
-                        "`{}` is a global stage (it compares documents with each other); \
-                         `only_languages` applies to per-document stages only",
-                        def.kind
-                    ),
-                ));
-            }
-            if let Some(w) = &when {
-                if !matches!(built, Built::Map(_)) {
-                    return Err(config.error(
-                        &format!("{key}.when"),
-                        format!(
-                            "`{}` is a global stage; `when` applies to per-document stages only",
-                            def.kind
-                        ),
-                    ));
-                }
-                // The condition reads signals of earlier stages (or the document's own).
-                for sig in w.signals() {
-                    let known = sig == stages::LANG_SIGNAL
-                        || slots
-                            .iter()
-                            .any(|s| s.built.signals().iter().any(|x| x.name == sig));
-                    if !known {
-                        return Err(config.error(
-                            &format!("{key}.when"),
-                            format!("no earlier stage writes the signal `{sig}`"),
-                        ));
-                    }
-                }
-            }
-            slots.push(StageSlot {
-                name: sname.clone(),
-                kind: def.kind,
-                mode,
-                languages,
-                when,
-                built,
-            });
+        for (sname, value) in &config.raw.stages {
+            let slot = build_slot(&config, sname, value, &base_dir, purpose, seed, &slots)?;
+            slots.push(slot);
         }
-
-        // Signal names must be unique across stages: they become columns.
-        let mut seen: std::collections::HashMap<String, String> = Default::default();
-        for s in &slots {
-            for sig in s.built.signals() {
-                if let Some(other) = seen.insert(sig.name.to_string(), s.name.clone()) {
-                    return Err(config.error(
-                        &format!("stages.{}", s.name),
-                        format!("signal `{}` is also written by stage `{other}`: rename one of the stages", sig.name),
-                    ));
-                }
-            }
-        }
-
+        check_unique_signals(&config, &slots)?;
         let phases = plan_phases(&slots);
         Ok(Plan {
             config,
@@ -566,4 +310,372 @@ fn check_input_columns(
         }
     }
     Ok(())
+}
+
+/// A path of the pipeline file: URIs and absolute paths as given, others relative to the
+/// file's folder.
+fn resolve(base_dir: &Path, p: &str) -> String {
+    if is_uri(p) || PathBuf::from(p).is_absolute() {
+        p.to_string()
+    } else {
+        base_dir.join(p).to_string_lossy().into_owned()
+    }
+}
+
+/// The inputs (the command line wins over the file), checked: local inputs must exist now,
+/// so that a typo is a config error, not a failed run.
+fn check_inputs_of(
+    config: &ConfigFile,
+    input: Option<&str>,
+    base_dir: &Path,
+    check_inputs: bool,
+) -> Result<Vec<String>, ConfigError> {
+    let raw = &config.raw;
+    let inputs: Vec<String> = match input {
+        Some(i) => vec![i.to_string()],
+        None => raw
+            .input
+            .paths
+            .iter()
+            .map(|p| resolve(base_dir, p))
+            .collect(),
+    };
+    // Local inputs must exist now: a typo is a config error, not a failed run.
+    for (i, loc) in inputs.iter().enumerate() {
+        if !check_inputs || (is_uri(loc) && !loc.starts_with("file://")) {
+            continue;
+        }
+        let key = if input.is_some() {
+            "--input".to_string()
+        } else {
+            format!("input.paths[{i}]")
+        };
+        let path = loc.strip_prefix("file://").unwrap_or(loc);
+        let problem = if path.contains(['*', '?', '[']) {
+            match glob::glob(path) {
+                Err(e) => Some(format!("bad glob {path:?}: {e}")),
+                Ok(mut g) => (!g.any(|p| p.is_ok_and(|p| p.is_file())))
+                    .then(|| format!("no file matches {path:?}")),
+            }
+        } else {
+            (!PathBuf::from(path).exists()).then(|| format!("input not found: {path}"))
+        };
+        if let Some(msg) = problem {
+            return Err(if input.is_some() {
+                ConfigError {
+                    file: config.path.clone(),
+                    line: None,
+                    key,
+                    message: msg,
+                    from_cli: true,
+                }
+            } else {
+                config.error(&key, msg)
+            });
+        }
+    }
+    if check_inputs && inputs.is_empty() && raw.input.listing.is_none() {
+        return Err(config.error(
+            "input.paths",
+            "no input: give input.paths, input.listing or --input",
+        ));
+    }
+    if raw.input.listing.is_some() && raw.input.base_uri.is_none() && input.is_none() {
+        return Err(config.error(
+            "input.base_uri",
+            "input.listing needs a base_uri to resolve its keys against",
+        ));
+    }
+    if raw.input.partition_bytes.0 < 4096 {
+        return Err(config.error("input.partition_bytes", "must be at least 4096 bytes"));
+    }
+    Ok(inputs)
+}
+
+/// The output root and the dedup history, and the output and executor settings, checked.
+fn check_output(
+    config: &ConfigFile,
+    output: Option<&str>,
+    base_dir: &Path,
+) -> Result<(String, Option<String>), ConfigError> {
+    let raw = &config.raw;
+    let output = match output {
+        Some(o) => o.to_string(),
+        None => resolve(base_dir, &raw.output.path),
+    };
+    if output.is_empty() {
+        return Err(config.error("output.path", "empty output path"));
+    }
+    let history = match &raw.history {
+        Some(h) if h.path.trim().is_empty() => {
+            return Err(config.error("history.path", "empty history path"))
+        }
+        Some(h) => Some(resolve(base_dir, &h.path)),
+        None => None,
+    };
+    if !(1..=22).contains(&raw.output.compression_level) {
+        return Err(config.error(
+            "output.compression_level",
+            "expected a zstd level in 1..=22",
+        ));
+    }
+    if raw.output.row_group_rows == 0 {
+        return Err(config.error("output.row_group_rows", "must be positive"));
+    }
+    if raw.executor.batch_docs == 0 {
+        return Err(config.error("executor.batch_docs", "must be positive"));
+    }
+    if raw.executor.queue_batches == 0 {
+        return Err(config.error("executor.queue_batches", "must be positive"));
+    }
+
+    Ok((output, history))
+}
+
+/// The keys the engine reads from every `[stages.NAME]` section before the stage sees it
+/// ([`engine_keys`] removes them), with what `curate stages KIND` says of each.
+pub const ENGINE_KEYS: &[(&str, &str)] = &[
+    (
+        "type",
+        "the stage kind (not needed when the section's name is the kind's short name)",
+    ),
+    (
+        "mode",
+        "\"drop\" (default) removes what the stage rejects; \"tag\" keeps it with its verdict",
+    ),
+    (
+        "only_languages",
+        "run the stage only on documents whose `lang` signal is one of these",
+    ),
+    (
+        "when",
+        "run the stage only on documents whose signals meet this condition, e.g. \"quality.hq between 0.2 and 0.8\"",
+    ),
+];
+
+/// What the engine reads from a stage section, removed from it before the stage sees it.
+type EngineKeys = (String, Mode, Option<Vec<String>>, Option<super::when::When>);
+
+/// The engine's keys of a stage section, removed from `t`: the kind (`type`, default the
+/// section's name), `mode`, `only_languages` and `when`.
+fn engine_keys(
+    config: &ConfigFile,
+    key: &str,
+    sname: &str,
+    t: &mut toml::Table,
+) -> Result<EngineKeys, ConfigError> {
+    let kind = match t.remove("type") {
+        None => sname.to_string(),
+        Some(toml::Value::String(s)) => s,
+        Some(_) => return Err(config.error(&format!("{key}.type"), "expected a string")),
+    };
+    let mode = match t.remove("mode") {
+        None => Mode::Drop,
+        Some(toml::Value::String(s)) if s == "drop" => Mode::Drop,
+        Some(toml::Value::String(s)) if s == "tag" => Mode::Tag,
+        Some(_) => return Err(config.error(&format!("{key}.mode"), "expected \"drop\" or \"tag\"")),
+    };
+    let languages = match t.remove("only_languages") {
+        None => None,
+        Some(toml::Value::Array(a)) => {
+            let mut v = Vec::new();
+            for (i, x) in a.iter().enumerate() {
+                match x.as_str() {
+                    Some(l) if !l.is_empty() => v.push(l.to_string()),
+                    _ => {
+                        return Err(config.error(
+                            &format!("{key}.only_languages[{i}]"),
+                            "expected a language code such as \"en\"",
+                        ))
+                    }
+                }
+            }
+            Some(v)
+        }
+        Some(_) => {
+            return Err(config.error(
+                &format!("{key}.only_languages"),
+                "expected a list of language codes, e.g. [\"en\"]",
+            ))
+        }
+    };
+    let when = match t.remove("when") {
+        None => None,
+        Some(v) => {
+            let items: Vec<(String, Option<&str>)> = match &v {
+                toml::Value::String(x) => vec![(format!("{key}.when"), Some(x.as_str()))],
+                toml::Value::Array(a) => a
+                    .iter()
+                    .enumerate()
+                    .map(|(i, x)| (format!("{key}.when[{i}]"), x.as_str()))
+                    .collect(),
+                _ => vec![(format!("{key}.when"), None)],
+            };
+            let mut all = Vec::new();
+            for (k, x) in items {
+                let x = x.ok_or_else(|| {
+                    config.error(
+                        &k,
+                        "expected a condition such as \"quality.hq between 0.2 and 0.8\"",
+                    )
+                })?;
+                all.push(super::when::When::parse(x).map_err(|m| config.error(&k, m))?);
+            }
+            Some(if all.len() == 1 {
+                all.pop().expect("one")
+            } else {
+                super::when::When::All(all)
+            })
+        }
+    };
+    Ok((kind, mode, languages, when))
+}
+
+/// Builds the stage of section `[stages.NAME]` and checks its engine keys against it (`when`
+/// reads only signals of `earlier` stages).
+fn build_slot(
+    config: &ConfigFile,
+    sname: &str,
+    value: &toml::Value,
+    base_dir: &Path,
+    purpose: Purpose,
+    seed: u64,
+    earlier: &[StageSlot],
+) -> Result<StageSlot, ConfigError> {
+    let regs = registries();
+    let key = format!("stages.{}", key_segment(sname));
+    // Signals are named `<stage>.<signal>`: a dot (or anything but a bare key) in a
+    // stage name would make them ambiguous.
+    if !is_bare_key(sname) {
+        return Err(config.error(
+            &key,
+            "a stage name is letters, digits, `_` and `-` (its signals are named <stage>.<signal>)",
+        ));
+    }
+    let toml::Value::Table(t) = value else {
+        return Err(config.error(&key, "expected a table: [stages.NAME]"));
+    };
+    let mut t = t.clone();
+    let (kind, mode, languages, when) = engine_keys(config, &key, sname, &mut t)?;
+    let Some(def) = stages::registry::find(&regs, &kind) else {
+        let mut known: Vec<&str> = regs.iter().flat_map(|r| r.iter()).map(|d| d.kind).collect();
+        known.sort();
+        let what = if t.is_empty() && kind == sname {
+            key.clone()
+        } else {
+            format!("{key}.type")
+        };
+        return Err(config.error(
+            &what,
+            format!(
+                "unknown stage type `{kind}`; known types: {}",
+                known.join(", ")
+            ),
+        ));
+    };
+    let args = StageArgs {
+        name: sname,
+        table: &t,
+        base_dir,
+        purpose,
+        seed,
+    };
+    let built = (def.build)(&args).map_err(|e| {
+        let k = if e.key.is_empty() {
+            key.clone()
+        } else {
+            format!("{key}.{}", e.key)
+        };
+        config.error(&k, e.message)
+    })?;
+    if languages.is_some() && !matches!(built, Built::Map(_)) {
+        return Err(config.error(
+            &format!("{key}.only_languages"),
+            format!(
+                "`{}` is a global stage (it compares documents with each other); \
+                 `only_languages` applies to per-document stages only",
+                def.kind
+            ),
+        ));
+    }
+    if let Some(w) = &when {
+        if !matches!(built, Built::Map(_)) {
+            return Err(config.error(
+                &format!("{key}.when"),
+                format!(
+                    "`{}` is a global stage; `when` applies to per-document stages only",
+                    def.kind
+                ),
+            ));
+        }
+        // The condition reads signals of earlier stages (or the document's own).
+        for sig in w.signals() {
+            let known = sig == stages::LANG_SIGNAL
+                || earlier
+                    .iter()
+                    .any(|s| s.built.signals().iter().any(|x| x.name == sig));
+            if !known {
+                return Err(config.error(
+                    &format!("{key}.when"),
+                    format!("no earlier stage writes the signal `{sig}`"),
+                ));
+            }
+        }
+    }
+    Ok(StageSlot {
+        name: sname.to_string(),
+        kind: def.kind,
+        mode,
+        languages,
+        when,
+        built,
+    })
+}
+
+/// Signal names must be unique across stages: they become columns.
+fn check_unique_signals(config: &ConfigFile, slots: &[StageSlot]) -> Result<(), ConfigError> {
+    let mut seen: std::collections::HashMap<String, String> = Default::default();
+    for s in slots {
+        for sig in s.built.signals() {
+            if let Some(other) = seen.insert(sig.name.to_string(), s.name.clone()) {
+                return Err(config.error(
+                    &format!("stages.{}", s.name),
+                    format!(
+                        "signal `{}` is also written by stage `{other}`: rename one of the stages",
+                        sig.name
+                    ),
+                ));
+            }
+        }
+    }
+
+    Ok(())
+}
+
+#[cfg(test)]
+mod engine_key_tests {
+    use super::*;
+
+    /// `ENGINE_KEYS` (what `curate stages` documents) is exactly what `engine_keys` takes out
+    /// of a section.
+    #[test]
+    fn engine_keys_are_the_documented_ones() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("p.toml");
+        std::fs::write(
+            &path,
+            "[input]\n[output]\npath = \"out\"\n[stages.length]\ntype = \"filter.length\"\nmode = \"tag\"\nonly_languages = [\"en\"]\nwhen = \"quality.hq between 0.2 and 0.8\"\nmin_words = 5\n",
+        )
+        .unwrap();
+        let cf = super::super::load(&path, &[]).unwrap();
+        let toml::Value::Table(mut t) = cf.raw.stages["length"].clone() else {
+            panic!("a table")
+        };
+        engine_keys(&cf, "stages.length", "length", &mut t).unwrap();
+        let left: Vec<&str> = t.keys().map(String::as_str).collect();
+        assert_eq!(left, ["min_words"]);
+        let mut documented: Vec<&str> = ENGINE_KEYS.iter().map(|(k, _)| *k).collect();
+        documented.sort();
+        assert_eq!(documented, ["mode", "only_languages", "type", "when"]);
+    }
 }

@@ -87,6 +87,20 @@ fn render(
     input: &ReportInput,
 ) -> Result<String> {
     let mut h = String::new();
+    header(&mut h, store, stats);
+    key_figures(&mut h, stats);
+    funnel(&mut h, stats, input);
+    time_per_stage(&mut h, stats);
+    drops(&mut h, stats, tables, input);
+    if let Some(t) = tables {
+        signals(&mut h, t, input);
+    }
+    closing(&mut h, store, input);
+    Ok(h)
+}
+
+/// The page head, title and output location.
+fn header(h: &mut String, store: &dyn Store, stats: &RunStats) {
     let title = format!("curate report: {}", stats.pipeline);
     let _ = write!(h, "<!DOCTYPE html><html lang=\"en\"><head><meta charset=\"utf-8\"><title>{}</title><style>{}</style></head><body>", esc(&title), svg::CSS);
     let _ = write!(
@@ -96,8 +110,10 @@ fn render(
         esc(&stats.version),
         esc(&store.root())
     );
+}
 
-    // Key figures.
+/// Records read, documents kept and dropped, bytes in and out, wall time.
+fn key_figures(h: &mut String, stats: &RunStats) {
     let (read, written) = stats.funnel();
     let dropped: u64 = stats
         .phases
@@ -129,8 +145,10 @@ fn render(
         let _ = write!(h, "<span class=\"kpi\"><b>{}</b>{}</span>", esc(&v), esc(k));
     }
     let _ = write!(h, "</div>");
+}
 
-    // Funnel.
+/// Documents and bytes per stage, and the per-stage table.
+fn funnel(h: &mut String, stats: &RunStats, input: &ReportInput) {
     let _ = write!(h, "<h2>Funnel</h2>");
     let mut funnel = Vec::new();
     let mut bytes = Vec::new();
@@ -199,8 +217,10 @@ fn render(
         }
     }
     let _ = write!(h, "</table>");
+}
 
-    // Time per stage.
+/// Seconds per stage and global step.
+fn time_per_stage(h: &mut String, stats: &RunStats) {
     let mut time = Vec::new();
     for p in &stats.phases {
         for s in &p.stages {
@@ -219,8 +239,10 @@ fn render(
         }
     }
     let _ = write!(h, "<h2>Time per stage</h2><div class=\"card\">{}</div><div class=\"sub\">Seconds summed over partitions (CPU-like time when partitions run in parallel).</div>", bars("Time per stage", "seconds", &time, None));
+}
 
-    // Drops by stage and reason, with examples.
+/// Drops by stage and reason, with sampled examples from the `dropped` table.
+fn drops(h: &mut String, stats: &RunStats, tables: Option<&RunTables>, input: &ReportInput) {
     let _ = write!(h, "<h2>Drops by stage and reason</h2>");
     let mut reason_bars = Vec::new();
     let mut reasons: Vec<(String, String, String, u64)> = Vec::new();
@@ -292,44 +314,48 @@ fn render(
             }
         }
     }
+}
 
-    // Signal distributions.
-    if let Some(t) = tables {
-        let _ = write!(h, "<h2>Signals</h2><div class=\"sub\">Kept documents in blue, dropped in orange; dashed red lines are configured thresholds.</div><div class=\"grid\">");
-        let mut shown = 0;
-        for col in t
-            .columns
-            .iter()
-            .filter(|c| !BASE_COLUMNS.contains(&c.as_str()))
-        {
-            if shown >= 48 {
-                break;
-            }
-            let ty = col_type(t, if t.has_docs { "docs" } else { "dropped" }, col);
-            let numeric = matches!(
-                ty,
-                Some(DataType::Float32 | DataType::Float64 | DataType::Int64 | DataType::Int32)
-            );
-            let card = if numeric {
-                signal_histogram(
-                    t,
-                    col,
-                    input.thresholds.get(col).map(Vec::as_slice).unwrap_or(&[]),
-                    input.bins.max(5),
-                )
-            } else if matches!(ty, Some(DataType::Utf8)) {
-                signal_values(t, col)
-            } else {
-                None
-            };
-            if let Some(svg) = card {
-                shown += 1;
-                let _ = write!(h, "<div class=\"card\">{svg}</div>");
-            }
+/// Histograms of the numeric signals (thresholds drawn) and bars of the string signals.
+fn signals(h: &mut String, t: &RunTables, input: &ReportInput) {
+    let _ = write!(h, "<h2>Signals</h2><div class=\"sub\">Kept documents in blue, dropped in orange; dashed red lines are configured thresholds.</div><div class=\"grid\">");
+    let mut shown = 0;
+    for col in t
+        .columns
+        .iter()
+        .filter(|c| !BASE_COLUMNS.contains(&c.as_str()))
+    {
+        if shown >= 48 {
+            break;
         }
-        let _ = write!(h, "</div>");
+        let ty = col_type(t, if t.has_docs { "docs" } else { "dropped" }, col);
+        let numeric = matches!(
+            ty,
+            Some(DataType::Float32 | DataType::Float64 | DataType::Int64 | DataType::Int32)
+        );
+        let card = if numeric {
+            signal_histogram(
+                t,
+                col,
+                input.thresholds.get(col).map(Vec::as_slice).unwrap_or(&[]),
+                input.bins.max(5),
+            )
+        } else if matches!(ty, Some(DataType::Utf8)) {
+            signal_values(t, col)
+        } else {
+            None
+        };
+        if let Some(svg) = card {
+            shown += 1;
+            let _ = write!(h, "<div class=\"card\">{svg}</div>");
+        }
     }
+    let _ = write!(h, "</div>");
+}
 
+/// The domains that site-level safety removed, the mixes made from the run, the resolved
+/// config and versions.
+fn closing(h: &mut String, store: &dyn Store, input: &ReportInput) {
     // Domains removed whole by `safety.domains` stages.
     let domain_stages: Vec<String> = input
         .kinds
@@ -360,7 +386,6 @@ fn render(
         std::env::consts::ARCH
     );
     let _ = writeln!(h, "</body></html>");
-    Ok(h)
 }
 
 /// Re-renders the run's `report.html` so that its mix section shows the mixes now stored.

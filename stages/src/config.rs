@@ -51,7 +51,14 @@ pub struct StageArgs<'a> {
 
 impl StageArgs<'_> {
     /// Parses the section into the stage's config struct, naming the offending key on error.
-    pub fn parse<T: DeserializeOwned>(&self) -> Result<T, ConfigError> {
+    ///
+    /// Under [`crate::describe::capture`] it records what `T` accepts instead, and stops the
+    /// build.
+    pub fn parse<T: DeserializeOwned + std::fmt::Debug>(&self) -> Result<T, ConfigError> {
+        if crate::describe::describing() {
+            crate::describe::record::<T>();
+            return Err(ConfigError::new("", "config described, not parsed"));
+        }
         parse_table(self.table)
     }
 

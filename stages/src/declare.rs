@@ -27,6 +27,7 @@
 //! assert_eq!(table.thresholds(), vec![("length.chars".to_string(), 10.0)]);
 //! ```
 
+use std::borrow::Cow;
 use std::collections::HashSet;
 use std::marker::PhantomData;
 use std::sync::{Mutex, OnceLock};
@@ -104,10 +105,20 @@ impl<K> Clone for Sig<K> {
 }
 impl<K> Copy for Sig<K> {}
 
+impl<K> std::fmt::Debug for Sig<K> {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(self.name)
+    }
+}
+
 impl<K: Kind> Sig<K> {
     /// The full name, `stage.measure`.
     pub fn name(&self) -> &'static str {
         self.name
+    }
+    /// The signal's place in its table (what [`Declared::judge_by`] asks for).
+    pub fn index(&self) -> usize {
+        self.index
     }
     /// Writes the signal (the name is borrowed: no allocation per document).
     pub fn set(&self, s: &mut Signals, v: K::In<'_>) {
@@ -119,6 +130,13 @@ impl<K: Kind> Sig<K> {
     }
 }
 
+/// A declared signal whose type is known at run time only ([`Declare::signal_as`]).
+#[derive(Clone, Copy, Debug)]
+pub struct DynSig {
+    pub name: &'static str,
+    pub ty: SignalType,
+}
+
 /// Which side of a threshold drops.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum Bound {
@@ -126,6 +144,12 @@ pub enum Bound {
     Min,
     /// Drop above the value.
     Max,
+    /// Drop at or above the value (a count that reaches a limit).
+    Reach,
+    /// Drop when the (boolean) signal is true; the value is unused.
+    True,
+    /// Drop when the (string) signal is not one of [`Rule::allowed`] (absent: "").
+    OneOf,
 }
 
 /// One threshold rule: `signal` against `value` (none: the rule is off).
@@ -135,9 +159,52 @@ pub struct Rule {
     pub signal: usize,
     pub bound: Bound,
     pub value: Option<f64>,
-    /// The config key that sets `value`.
-    pub key: &'static str,
+    /// The config key that sets `value`; none for a fixed rule (a flag, or a bound that is
+    /// part of the stage's definition), which is not a configured threshold.
+    pub key: Option<&'static str>,
     pub reason: &'static str,
+    /// A signal of exactly 0 keeps the page (a rule that exempts empty measures).
+    pub zero_keeps: bool,
+    /// The rule applies only when this signal (index) is at least this value (enough
+    /// evidence to judge: tokens scored, matches found).
+    pub only_if: Option<(usize, f64)>,
+    /// The values a [`Bound::OneOf`] rule keeps.
+    pub allowed: Vec<String>,
+    /// A page without the signal keeps (instead of reading it as 0).
+    pub absent_keeps: bool,
+}
+
+impl Rule {
+    /// A signal of exactly 0 keeps the page when `yes`.
+    pub fn zero_keeps(&mut self, yes: bool) -> &mut Self {
+        self.zero_keeps = yes;
+        self
+    }
+
+    /// A page without the signal keeps (a stage that writes it only to some pages).
+    pub fn absent_keeps(&mut self) -> &mut Self {
+        self.absent_keeps = true;
+        self
+    }
+
+    /// The rule applies only to pages where `sig` is at least `min`.
+    pub fn only_if<K: Numeric>(&mut self, sig: Sig<K>, min: f64) -> &mut Self {
+        self.only_if = Some((sig.index, min));
+        self
+    }
+
+    fn breaks(&self, v: f64, limit: f64) -> bool {
+        if self.zero_keeps && v == 0.0 {
+            return false;
+        }
+        match self.bound {
+            Bound::Min => v < limit,
+            Bound::Max => v > limit,
+            Bound::Reach => v >= limit,
+            Bound::True => v != 0.0,
+            Bound::OneOf => false, // judged on the string (see `Declared::judge`)
+        }
+    }
 }
 
 /// A stage's declarations: signals, threshold rules and other drop reasons.
@@ -184,8 +251,20 @@ impl Declare {
     ///
     /// # Panics
     /// When the same measure is declared twice (a bug in the stage, caught by its tests).
-    pub fn signal<K: Kind>(&mut self, measure: &str, help: &'static str) -> Sig<K> {
-        let name = intern(&format!("{}.{measure}", self.prefix));
+    pub fn signal<K: Kind>(&mut self, measure: &str, help: impl Into<Cow<'static, str>>) -> Sig<K> {
+        self.signal_named(&format!("{}.{measure}", self.prefix), help)
+    }
+
+    /// Declares a signal under a full name that the config chose (not `stage.measure`).
+    ///
+    /// # Panics
+    /// When the same name is declared twice.
+    pub fn signal_named<K: Kind>(
+        &mut self,
+        name: &str,
+        help: impl Into<Cow<'static, str>>,
+    ) -> Sig<K> {
+        let name = intern(name);
         assert!(
             !self.table.names.contains(&name),
             "signal {name} declared twice"
@@ -199,21 +278,44 @@ impl Declare {
         }
     }
 
-    fn rule<K: Numeric>(
+    /// Declares a signal whose full name and type come from the config (fields imported
+    /// from the input), not from the stage's code. `None` when that name is declared already.
+    pub fn signal_as(
+        &mut self,
+        name: &str,
+        ty: SignalType,
+        help: impl Into<Cow<'static, str>>,
+    ) -> Option<DynSig> {
+        let name = intern(name);
+        if self.table.names.contains(&name) {
+            return None;
+        }
+        self.table.names.push(name);
+        self.table.specs.push(SignalSpec::new(name, ty, help));
+        Some(DynSig { name, ty })
+    }
+
+    fn rule<K: Kind>(
         &mut self,
         sig: Sig<K>,
         bound: Bound,
         value: Option<f64>,
-        key: &'static str,
+        key: Option<&'static str>,
         reason: &'static str,
-    ) {
+    ) -> &mut Rule {
         self.table.rules.push(Rule {
             signal: sig.index,
             bound,
             value,
             key,
             reason,
+            zero_keeps: false,
+            only_if: None,
+            allowed: Vec::new(),
+            absent_keeps: false,
         });
+        self.table.reasons.push(reason);
+        self.table.rules.last_mut().expect("just pushed")
     }
 
     /// Drops with `reason` when `sig` is below `value` (config key `key`; `None`: off).
@@ -223,8 +325,8 @@ impl Declare {
         value: Option<V>,
         key: &'static str,
         reason: &'static str,
-    ) {
-        self.rule(sig, Bound::Min, value.map(Into::into), key, reason);
+    ) -> &mut Rule {
+        self.rule(sig, Bound::Min, value.map(Into::into), Some(key), reason)
     }
 
     /// Drops with `reason` when `sig` is above `value` (config key `key`; `None`: off).
@@ -234,14 +336,63 @@ impl Declare {
         value: Option<V>,
         key: &'static str,
         reason: &'static str,
-    ) {
-        self.rule(sig, Bound::Max, value.map(Into::into), key, reason);
+    ) -> &mut Rule {
+        self.rule(sig, Bound::Max, value.map(Into::into), Some(key), reason)
+    }
+
+    /// Drops with `reason` when `sig` reaches `value` (at or above; config key `key`;
+    /// `None`: off).
+    pub fn reach<K: Numeric, V: Into<f64>>(
+        &mut self,
+        sig: Sig<K>,
+        value: Option<V>,
+        key: &'static str,
+        reason: &'static str,
+    ) -> &mut Rule {
+        self.rule(sig, Bound::Reach, value.map(Into::into), Some(key), reason)
+    }
+
+    /// A fixed rule (no config key, not a drawn threshold): drops with `reason` when `sig`
+    /// is on the dropping side of `value`.
+    pub fn fixed<K: Numeric>(
+        &mut self,
+        sig: Sig<K>,
+        bound: Bound,
+        value: f64,
+        reason: &'static str,
+    ) -> &mut Rule {
+        self.rule(sig, bound, Some(value), None, reason)
+    }
+
+    /// Drops with `reason` when `sig` is not one of `allowed` (config key `key`; `None`: off).
+    pub fn one_of(
+        &mut self,
+        sig: Sig<Str>,
+        allowed: Option<Vec<String>>,
+        key: &'static str,
+        reason: &'static str,
+    ) -> &mut Rule {
+        let on = allowed.as_ref().map(|_| 1.0);
+        let r = self.rule(sig, Bound::OneOf, on, Some(key), reason);
+        r.allowed = allowed.unwrap_or_default();
+        r
+    }
+
+    /// Drops with `reason` when the flag `sig` is true.
+    pub fn flag(&mut self, sig: Sig<Bool>, reason: &'static str) -> &mut Rule {
+        self.rule(sig, Bound::True, Some(1.0), None, reason)
     }
 
     /// Declares a drop reason that is not a threshold rule (a drop in `process`, e.g. a page
     /// that does not parse).
+    /// Reasons keep their declaration order, rules' and others' interleaved.
     pub fn reason(&mut self, reason: &'static str) {
         self.table.reasons.push(reason);
+    }
+
+    /// The stage's name, the prefix of its signals.
+    pub fn stage(&self) -> &str {
+        &self.prefix
     }
 
     pub fn finish(self) -> Declared {
@@ -271,20 +422,20 @@ impl Declared {
         &self.rules
     }
 
+    /// The declared signals' full names, in declaration order.
+    pub fn signal_names(&self) -> &[&'static str] {
+        &self.names
+    }
+
     /// The full name of a rule's signal.
     pub fn signal_name(&self, rule: &Rule) -> &'static str {
         self.names[rule.signal]
     }
 
-    /// Every drop reason: the rules' (in order, once each), then the others.
+    /// Every drop reason, once each, in declaration order (rules' and others').
     pub fn reasons(&self) -> Vec<&'static str> {
         let mut out: Vec<&'static str> = Vec::new();
-        for r in self
-            .rules
-            .iter()
-            .map(|r| r.reason)
-            .chain(self.reasons.iter().copied())
-        {
+        for &r in &self.reasons {
             if !out.contains(&r) {
                 out.push(r);
             }
@@ -292,10 +443,12 @@ impl Declared {
         out
     }
 
-    /// The configured thresholds, `(signal, value)`, in rule order.
+    /// The configured thresholds, `(signal, value)`, in rule order (fixed rules and flags
+    /// are not configured thresholds).
     pub fn thresholds(&self) -> Vec<(String, f64)> {
         self.rules
             .iter()
+            .filter(|r| r.key.is_some() && r.bound != Bound::OneOf)
             .filter_map(|r| r.value.map(|v| (self.names[r.signal].to_string(), v)))
             .collect()
     }
@@ -303,14 +456,42 @@ impl Declared {
     /// The drop reason of the first rule (in declaration order) that the signals break; a
     /// signal that is absent reads as 0. `None`: every rule holds.
     pub fn judge(&self, s: &Signals) -> Option<&'static str> {
+        self.judge_with(
+            |i| s.f64(self.names[i]),
+            |i| Some(s.str(self.names[i]).unwrap_or("")),
+        )
+    }
+
+    /// [`Declared::judge`] over numbers that are not (yet) signals: `get(i)` gives the value
+    /// of the `i`-th declared signal (see [`Sig::index`]); string rules are not checked.
+    pub fn judge_by(&self, get: impl Fn(usize) -> f64) -> Option<&'static str> {
+        self.judge_with(|i| Some(get(i)), |_| None)
+    }
+
+    fn judge_with<'a>(
+        &self,
+        get: impl Fn(usize) -> Option<f64>,
+        text: impl Fn(usize) -> Option<&'a str>,
+    ) -> Option<&'static str> {
         for r in &self.rules {
             let Some(limit) = r.value else { continue };
-            let v = s.f64(self.names[r.signal]).unwrap_or(0.0);
-            let broken = match r.bound {
-                Bound::Min => v < limit,
-                Bound::Max => v > limit,
+            if r.bound == Bound::OneOf {
+                match text(r.signal) {
+                    Some(v) if !r.allowed.iter().any(|a| a == v) => return Some(r.reason),
+                    _ => continue,
+                }
+            }
+            if let Some((i, min)) = r.only_if {
+                if get(i).unwrap_or(0.0) < min {
+                    continue;
+                }
+            }
+            let v = match get(r.signal) {
+                Some(v) => v,
+                None if r.absent_keeps => continue,
+                None => 0.0,
             };
-            if broken {
+            if r.breaks(v, limit) {
                 return Some(r.reason);
             }
         }
@@ -365,6 +546,63 @@ mod tests {
         // Absent signals read as 0.
         assert_eq!(t.judge(&Signals::new()), Some("too_few_words"));
         assert!(t.declares("q.label") && !t.declares("q.other"));
+    }
+
+    #[test]
+    fn flags_fixed_bounds_allowlists_and_modifiers() {
+        let mut d = Declare::new("r");
+        let dup = d.signal::<Bool>("dup", "a flag");
+        let lines = d.signal::<I64>("lines", "lines");
+        let punct = d.signal::<F64>("punct", "a share");
+        let hits = d.signal::<I64>("hits", "matches");
+        let sim = d.signal::<F32>("sim", "a similarity");
+        let lang = d.signal_named::<Str>("lang_x", "a label");
+        d.flag(dup, "duplicate");
+        d.fixed(lines, Bound::Min, 1.0, "empty");
+        d.min(punct, Some(0.2), "min_punct", "punct")
+            .zero_keeps(true);
+        d.reach(hits, count(Some(3)), "max_hits", "hits")
+            .only_if(lines, 2.0);
+        d.reach(sim, Some(0.9), "threshold", "near").absent_keeps();
+        d.one_of(lang, Some(vec!["en".into()]), "languages", "lang");
+        let t = d.finish();
+        // Only configured numeric bounds are thresholds.
+        assert_eq!(
+            t.thresholds(),
+            vec![
+                ("r.punct".to_string(), 0.2),
+                ("r.hits".to_string(), 3.0),
+                ("r.sim".to_string(), 0.9)
+            ]
+        );
+        let mut s = Signals::new();
+        dup.set(&mut s, true);
+        assert_eq!(t.judge(&s), Some("duplicate"));
+        dup.set(&mut s, false);
+        assert_eq!(t.judge(&s), Some("empty"));
+        lines.set(&mut s, 1);
+        // punct absent reads 0, and 0 keeps: the language decides.
+        assert_eq!(t.judge(&s), Some("lang"));
+        lang.set(&mut s, "en");
+        assert_eq!(t.judge(&s), None);
+        punct.set(&mut s, 0.1);
+        assert_eq!(t.judge(&s), Some("punct"));
+        punct.set(&mut s, 0.5);
+        // 3 hits reach the bound, but only pages of 2 lines or more are judged on them.
+        hits.set(&mut s, 3);
+        assert_eq!(t.judge(&s), None);
+        lines.set(&mut s, 2);
+        assert_eq!(t.judge(&s), Some("hits"));
+        hits.set(&mut s, 2);
+        sim.set(&mut s, 0.95);
+        assert_eq!(t.judge(&s), Some("near"));
+        // Values that are not signals yet: numeric rules only (the allowlist is not checked).
+        let figures = |i: usize| if i == lines.index() { 5.0 } else { 0.0 };
+        assert_eq!(t.judge_by(figures), None);
+        assert_eq!(
+            t.reasons(),
+            vec!["duplicate", "empty", "punct", "hits", "near", "lang"]
+        );
     }
 
     #[test]

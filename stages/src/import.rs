@@ -23,7 +23,8 @@ use std::collections::BTreeMap;
 use serde::Deserialize;
 
 use crate::config::{ConfigError, StageArgs};
-use crate::signals::{SignalSpec, SignalType, Signals};
+use crate::declare::{Declare, Declared, DynSig};
+use crate::signals::{SignalType, Signals};
 use crate::stage::StageDef;
 use crate::stage::{Built, Outcome, Stage};
 use crate::Document;
@@ -63,14 +64,14 @@ pub struct ImportConfig {
 
 struct Field {
     from: String,
-    signal: String,
-    ty: SignalType,
+    signal: DynSig,
     required: bool,
 }
 
 pub struct Import {
     name: String,
     fields: Vec<Field>,
+    declared: Declared,
 }
 
 pub static DEF: StageDef = StageDef {
@@ -85,58 +86,65 @@ fn build(args: &StageArgs) -> Result<Built, ConfigError> {
     if cfg.fields.is_empty() {
         return Err(ConfigError::new("fields", "no field to import"));
     }
-    let fields = cfg
-        .fields
-        .into_iter()
-        .map(|(k, spec)| {
-            let (ty, from, signal, required) = match spec {
-                FieldSpec::Type(t) => (t, None, None, false),
-                FieldSpec::Full(t) => (t.ty, t.from, t.signal, t.required),
-            };
-            if signal.as_deref() == Some("") {
-                return Err(ConfigError::new(
-                    format!("fields.{k}.signal"),
-                    "empty signal name",
-                ));
-            }
-            Ok(Field {
-                from: from.unwrap_or_else(|| k.clone()),
-                signal: signal.unwrap_or_else(|| format!("{}.{k}", args.name)),
-                ty,
-                required,
-            })
-        })
-        .collect::<Result<Vec<_>, _>>()?;
+    let mut d = Declare::new(args.name);
+    d.reason("missing_field");
+    d.reason("bad_field");
+    let mut fields = Vec::new();
+    for (k, spec) in cfg.fields {
+        let (ty, from, signal, required) = match spec {
+            FieldSpec::Type(t) => (t, None, None, false),
+            FieldSpec::Full(t) => (t.ty, t.from, t.signal, t.required),
+        };
+        if signal.as_deref() == Some("") {
+            return Err(ConfigError::new(
+                format!("fields.{k}.signal"),
+                "empty signal name",
+            ));
+        }
+        let from = from.unwrap_or_else(|| k.clone());
+        let name = signal.unwrap_or_else(|| format!("{}.{k}", args.name));
+        let help = format!("imported from input field `{from}`");
+        let Some(signal) = d.signal_as(&name, ty, help) else {
+            return Err(ConfigError::new(
+                format!("fields.{k}"),
+                format!("signal {name} is imported by another field too"),
+            ));
+        };
+        fields.push(Field {
+            from,
+            signal,
+            required,
+        });
+    }
     Ok(Built::Map(Box::new(Import {
         name: args.name.to_string(),
         fields,
+        declared: d.finish(),
     })))
 }
 
 /// Parses one metadata value as a signal of type `ty` into `out`; false if it does not parse.
-fn parse_into(out: &mut Signals, name: &str, ty: SignalType, v: &str) -> bool {
+fn parse_into(out: &mut Signals, name: &'static str, ty: SignalType, v: &str) -> bool {
     let v = v.trim();
     match ty {
         SignalType::F32 | SignalType::F64 => match v.parse::<f64>() {
-            Ok(x) if !x.is_nan() => out.set_f64(name.to_string(), x),
+            Ok(x) if !x.is_nan() => out.set_f64(name, x),
             _ => return false,
         },
         SignalType::I64 => match v.parse::<i64>() {
-            Ok(x) => out.set_i64(name.to_string(), x),
+            Ok(x) => out.set_i64(name, x),
             // JSON writes some integers as 3.0.
             Err(_) => match v.parse::<f64>() {
-                Ok(x) if x.fract() == 0.0 && x.abs() < 9.0e15 => {
-                    out.set_i64(name.to_string(), x as i64)
-                }
+                Ok(x) if x.fract() == 0.0 && x.abs() < 9.0e15 => out.set_i64(name, x as i64),
                 _ => return false,
             },
         },
         SignalType::Bool => match v.to_ascii_lowercase().as_str() {
-            "true" | "1" => out.set_bool(name.to_string(), true),
-            "false" | "0" => out.set_bool(name.to_string(), false),
+            "true" | "1" => out.set_bool(name, true),
+            "false" | "0" => out.set_bool(name, false),
             _ => return false,
         },
-        SignalType::Str => out.set_str(name.to_string(), v),
+        SignalType::Str => out.set_str(name, v),
     }
     true
 }
@@ -146,21 +154,8 @@ impl Stage for Import {
         &self.name
     }
 
-    fn signals(&self) -> Vec<SignalSpec> {
-        self.fields
-            .iter()
-            .map(|f| {
-                SignalSpec::new(
-                    f.signal.clone(),
-                    f.ty,
-                    format!("imported from input field `{}`", f.from),
-                )
-            })
-            .collect()
-    }
-
-    fn reasons(&self) -> Vec<&'static str> {
-        vec!["missing_field", "bad_field"]
+    fn declared(&self) -> Option<&Declared> {
+        Some(&self.declared)
     }
 
     fn process(&self, doc: &mut Document) -> Outcome {
@@ -168,7 +163,7 @@ impl Stage for Import {
             match doc.metadata.get(&f.from) {
                 None if f.required => return Outcome::Drop("missing_field"),
                 None => {}
-                Some(v) if !parse_into(&mut doc.signals, &f.signal, f.ty, v) => {
+                Some(v) if !parse_into(&mut doc.signals, f.signal.name, f.signal.ty, v) => {
                     return Outcome::Drop("bad_field")
                 }
                 Some(_) => {}

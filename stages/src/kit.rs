@@ -217,6 +217,7 @@ fn type_holds(ty: SignalType, v: &SignalValue) -> bool {
 }
 
 /// The stage contract, checked for `def` built from `toml` on `pages`:
+/// - its signals and reasons are those of its declared table ([`crate::declare`]);
 /// - it writes only signals it declares, each with its declared type, and each declared
 ///   signal on at least one page;
 /// - every drop reason it gives is one it declares;
@@ -236,10 +237,21 @@ pub fn contract(
     let kind = def.kind;
     let built = build_in(def, def.short_name(), toml, Purpose::Run, base_dir)
         .map_err(|e| format!("{kind}: {e}"))?;
-    let (specs, reasons) = match &built {
-        Built::Map(s) => (s.signals(), s.reasons()),
-        Built::Global(g) => (g.signals(), g.reasons()),
+    let (specs, reasons, table) = match &built {
+        Built::Map(s) => (s.signals(), s.reasons(), s.declared()),
+        Built::Global(g) => (g.signals(), g.reasons(), g.declared()),
     };
+    // One table per stage: signals and reasons are the declared ones, not restated.
+    let Some(table) = table else {
+        return Err(format!(
+            "{kind}: declares no signal table (Stage::declared)"
+        ));
+    };
+    if specs != table.signals() || reasons != table.reasons() {
+        return Err(format!(
+            "{kind}: signals or reasons restated beside its declared table"
+        ));
+    }
     let declared: BTreeMap<&str, SignalType> =
         specs.iter().map(|s| (s.name.as_ref(), s.ty)).collect();
     let first = run(def, toml, pages, base_dir)?;

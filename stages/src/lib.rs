@@ -11,24 +11,38 @@
 //! - a partition is the unit of work and commit; the engine (crate `curate`) runs partitions,
 //!   writes outputs atomically through a [`Store`], and counts everything in [`StageStats`].
 //!
+//! A stage declares its signals and threshold rules once ([`declare`]); its signals, drop
+//! reasons, thresholds and verdicts all come from that table:
+//!
 //! ```
+//! use stages::declare::{count, Declare, Declared, Sig, I64};
 //! use stages::{Document, Outcome, Stage};
 //!
-//! struct MinChars(usize);
+//! struct MinChars {
+//!     chars: Sig<I64>,
+//!     declared: Declared,
+//! }
+//! impl MinChars {
+//!     fn new(min: u64) -> Self {
+//!         let mut d = Declare::new("min_chars");
+//!         let chars = d.signal("chars", "characters of text");
+//!         d.min(chars, count(Some(min)), "min", "too_short");
+//!         MinChars { chars, declared: d.finish() }
+//!     }
+//! }
 //! impl Stage for MinChars {
 //!     fn name(&self) -> &str { "min_chars" }
-//!     fn reasons(&self) -> Vec<&'static str> { vec!["too_short"] }
+//!     fn declared(&self) -> Option<&Declared> { Some(&self.declared) }
 //!     fn process(&self, doc: &mut Document) -> Outcome {
-//!         doc.signals.set_i64("min_chars.chars", doc.text().chars().count() as i64);
+//!         let n = doc.text().chars().count() as i64;
+//!         self.chars.set(&mut doc.signals, n);
 //!         Outcome::Keep
-//!     }
-//!     fn judge(&self, s: &stages::Signals) -> Outcome {
-//!         if s.i64("min_chars.chars").unwrap_or(0) < self.0 as i64 { Outcome::Drop("too_short") } else { Outcome::Keep }
 //!     }
 //! }
 //! let mut doc = Document::new("d1", "hello");
-//! let stage = MinChars(10);
+//! let stage = MinChars::new(10);
 //! stage.process(&mut doc);
+//! assert_eq!(stage.reasons(), ["too_short"]);
 //! assert_eq!(stage.judge(&doc.signals), Outcome::Drop("too_short"));
 //! ```
 
@@ -36,6 +50,7 @@ pub mod clean;
 pub mod config;
 pub mod declare;
 pub mod dedup;
+pub mod describe;
 pub mod document;
 pub mod error;
 pub mod extract;

@@ -8,10 +8,8 @@ use std::sync::Arc;
 
 use serde::Deserialize;
 use stages::config::check_fraction;
-use stages::{
-    Built, ConfigError, Document, Outcome, Purpose, SignalSpec, SignalType, Signals, Stage,
-    StageArgs, StageDef,
-};
+use stages::declare::{Declare, Declared, Sig, Str, F32};
+use stages::{Built, ConfigError, Document, Outcome, Purpose, Stage, StageArgs, StageDef};
 
 use super::{FastText, Preprocess, Session};
 
@@ -58,9 +56,9 @@ pub struct FastTextStage {
     preprocess: Preprocess,
     labels: Vec<String>,
     /// Signal names: one per label, in model order, then the best label.
-    label_signals: Vec<String>,
-    best_signal: String,
-    threshold: Option<(String, f64)>,
+    label_signals: Vec<Sig<F32>>,
+    best_signal: Sig<Str>,
+    declared: Declared,
 }
 
 /// Label names of a model file without loading its matrices.
@@ -98,7 +96,7 @@ fn build(args: &StageArgs) -> Result<Built, ConfigError> {
                     format!("the model has no label `{l}`; its labels: {labels:?}"),
                 ));
             }
-            Some((format!("{}.{l}", args.name), v))
+            Some((l.clone(), v))
         }
         (None, Some(_)) => return Err(ConfigError::new("label", "min_score needs a label")),
         (Some(l), None) if !labels.contains(l) => {
@@ -112,19 +110,31 @@ fn build(args: &StageArgs) -> Result<Built, ConfigError> {
     if cfg.max_chars == 0 {
         return Err(ConfigError::new("max_chars", "must be at least 1"));
     }
-    let n = args.name;
+    let mut d = Declare::new(args.name);
+    let label_signals: Vec<Sig<F32>> = labels
+        .iter()
+        .map(|l| d.signal(l, format!("probability of label {l}")))
+        .collect();
+    let best_signal = d.signal("label", "the most probable label");
+    match threshold {
+        Some((l, v)) => {
+            let i = labels.iter().position(|x| *x == l).expect("checked above");
+            d.min(label_signals[i], Some(v), "min_score", "below_min_score");
+        }
+        None => d.reason("below_min_score"),
+    }
     Ok(Built::Map(Box::new(FastTextStage {
-        name: n.to_string(),
+        name: args.name.to_string(),
         model,
         preprocess: Preprocess {
             lowercase: cfg.lowercase,
             max_chars: cfg.max_chars,
             split_punct: cfg.split_punct,
         },
-        label_signals: labels.iter().map(|l| format!("{n}.{l}")).collect(),
-        best_signal: format!("{n}.label"),
+        label_signals,
+        best_signal,
         labels,
-        threshold,
+        declared: d.finish(),
     })))
 }
 
@@ -137,29 +147,8 @@ impl Stage for FastTextStage {
         &self.name
     }
 
-    fn signals(&self) -> Vec<SignalSpec> {
-        let mut v: Vec<SignalSpec> = self
-            .label_signals
-            .iter()
-            .zip(&self.labels)
-            .map(|(s, l)| {
-                SignalSpec::new(
-                    s.clone(),
-                    SignalType::F32,
-                    format!("probability of label {l}"),
-                )
-            })
-            .collect();
-        v.push(SignalSpec::new(
-            self.best_signal.clone(),
-            SignalType::Str,
-            "the most probable label",
-        ));
-        v
-    }
-
-    fn reasons(&self) -> Vec<&'static str> {
-        vec!["below_min_score"]
+    fn declared(&self) -> Option<&Declared> {
+        Some(&self.declared)
     }
 
     fn process(&self, doc: &mut Document) -> Outcome {
@@ -170,26 +159,12 @@ impl Stage for FastTextStage {
             .with(|s| model.probabilities(doc.text(), &self.preprocess, &mut s.borrow_mut()));
         let mut best = 0;
         for (i, (sig, p)) in self.label_signals.iter().zip(&probs).enumerate() {
-            doc.signals.set_f64(sig.clone(), *p as f64);
+            sig.set(&mut doc.signals, *p as f64);
             if *p > probs[best] {
                 best = i;
             }
         }
-        doc.signals
-            .set_str(self.best_signal.clone(), self.labels[best].clone());
+        self.best_signal.set(&mut doc.signals, &self.labels[best]);
         Outcome::Keep
-    }
-
-    fn judge(&self, s: &Signals) -> Outcome {
-        match &self.threshold {
-            Some((sig, min)) if s.f64(sig).unwrap_or(0.0) < *min => {
-                Outcome::Drop("below_min_score")
-            }
-            _ => Outcome::Keep,
-        }
-    }
-
-    fn thresholds(&self) -> Vec<(String, f64)> {
-        self.threshold.iter().cloned().collect()
     }
 }

@@ -12,9 +12,10 @@ use std::sync::Arc;
 
 use serde::Deserialize;
 use stages::config::check_fraction;
+use stages::declare::{Declare, Declared, Sig, Str, F32};
 use stages::{
-    Built, ConfigError, Document, Outcome, Purpose, SignalSpec, SignalType, Signals, Stage,
-    StageArgs, StageDef, LANG_SCORE_SIGNAL, LANG_SIGNAL,
+    Built, ConfigError, Document, Outcome, Purpose, Stage, StageArgs, StageDef, LANG_SCORE_SIGNAL,
+    LANG_SIGNAL,
 };
 
 use super::Detector;
@@ -75,14 +76,15 @@ pub static DEF: StageDef = StageDef {
 pub struct LangId {
     name: String,
     detector: Option<Arc<Detector>>,
-    languages: Option<Vec<String>>,
-    min_score: Option<f64>,
     per_line: bool,
     min_line_chars: usize,
     max_chars: usize,
     min_letters: usize,
     und_below: Option<f64>,
-    line_signal: String,
+    lang: Sig<Str>,
+    score: Sig<F32>,
+    line_signal: Option<Sig<Str>>,
+    declared: Declared,
 }
 
 fn build(args: &StageArgs) -> Result<Built, ConfigError> {
@@ -168,12 +170,28 @@ fn build(args: &StageArgs) -> Result<Built, ConfigError> {
             "an empty allowlist drops everything",
         ));
     }
+    // The language signals are the engine-wide `lang` and `lang_score`, not `NAME.*`.
+    let mut d = Declare::new(args.name);
+    let lang = d.signal_named(
+        LANG_SIGNAL,
+        "language code (ISO 639-1 where one exists; und: no letters, too short or unsure)",
+    );
+    let score = d.signal_named(LANG_SCORE_SIGNAL, "language-ID confidence");
+    let line_signal = cfg.per_line.then(|| {
+        d.signal(
+            "line_langs",
+            "language mix of the lines by characters (lang:fraction, best first)",
+        )
+    });
+    d.one_of(lang, cfg.languages, "languages", "language_not_allowed");
+    d.min(score, cfg.min_score, "min_score", "low_language_score");
     Ok(Built::Map(Box::new(LangId {
-        line_signal: format!("{}.line_langs", args.name),
+        lang,
+        score,
+        line_signal,
+        declared: d.finish(),
         name: args.name.to_string(),
         detector: detector.map(Arc::new),
-        languages: cfg.languages,
-        min_score: cfg.min_score,
         per_line: cfg.per_line,
         min_line_chars: cfg.min_line_chars,
         max_chars: cfg.max_chars,
@@ -214,26 +232,8 @@ impl Stage for LangId {
         &self.name
     }
 
-    fn signals(&self) -> Vec<SignalSpec> {
-        let mut v = vec![
-            SignalSpec::str(
-                LANG_SIGNAL,
-                "language code (ISO 639-1 where one exists; und: no letters, too short or unsure)",
-            ),
-            SignalSpec::f32(LANG_SCORE_SIGNAL, "language-ID confidence"),
-        ];
-        if self.per_line {
-            v.push(SignalSpec::new(
-                self.line_signal.clone(),
-                SignalType::Str,
-                "language mix of the lines by characters (lang:fraction, best first)",
-            ));
-        }
-        v
-    }
-
-    fn reasons(&self) -> Vec<&'static str> {
-        vec!["language_not_allowed", "low_language_score"]
+    fn declared(&self) -> Option<&Declared> {
+        Some(&self.declared)
     }
 
     fn process(&self, doc: &mut Document) -> Outcome {
@@ -259,34 +259,12 @@ impl Stage for LangId {
                 det.lang = super::UNDETERMINED.into();
             }
             let mix = self.per_line.then(|| self.line_mix(d, doc, s));
-            doc.signals.set_str(LANG_SIGNAL, det.lang);
-            doc.signals.set_f64(LANG_SCORE_SIGNAL, det.score as f64);
-            if let Some(m) = mix {
-                doc.signals.set_str(self.line_signal.clone(), m);
+            self.lang.set(&mut doc.signals, &det.lang);
+            self.score.set(&mut doc.signals, det.score as f64);
+            if let (Some(sig), Some(m)) = (self.line_signal, mix) {
+                sig.set(&mut doc.signals, &m);
             }
         });
         Outcome::Keep
-    }
-
-    fn judge(&self, s: &Signals) -> Outcome {
-        if let Some(langs) = &self.languages {
-            let lang = s.str(LANG_SIGNAL).unwrap_or("");
-            if !langs.iter().any(|l| l == lang) {
-                return Outcome::Drop("language_not_allowed");
-            }
-        }
-        if let Some(min) = self.min_score {
-            if s.f64(LANG_SCORE_SIGNAL).unwrap_or(0.0) < min {
-                return Outcome::Drop("low_language_score");
-            }
-        }
-        Outcome::Keep
-    }
-
-    fn thresholds(&self) -> Vec<(String, f64)> {
-        self.min_score
-            .map(|m| (LANG_SCORE_SIGNAL.to_string(), m))
-            .into_iter()
-            .collect()
     }
 }

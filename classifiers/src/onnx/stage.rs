@@ -10,7 +10,7 @@ use std::collections::BTreeMap;
 use std::path::PathBuf;
 
 use serde::Deserialize;
-use stages::signals::{SignalSpec, SignalType, Signals};
+use stages::declare::{Declare, Declared, Sig, Str, F32};
 use stages::{Built, ConfigError, Document, Outcome, Purpose, Stage, StageArgs, StageDef};
 
 use super::config::{ModelSpec, Truncation};
@@ -72,11 +72,10 @@ pub static DEF: StageDef = StageDef {
 pub struct OnnxStage {
     name: String,
     labels: Vec<String>,
-    score_signals: Vec<String>,
-    logit_signals: Vec<String>,
-    label_signal: String,
-    /// `(score signal, bound)`.
-    bounds: Vec<(String, f64)>,
+    score_signals: Vec<Sig<F32>>,
+    logit_signals: Vec<Sig<F32>>,
+    label_signal: Sig<Str>,
+    declared: Declared,
     model: Option<OnnxClassifier>,
 }
 
@@ -182,7 +181,24 @@ fn build(args: &StageArgs) -> Result<Built, ConfigError> {
             ));
         }
     }
-    let mut bounds = Vec::new();
+    let mut d = Declare::new(n);
+    let score_signals: Vec<Sig<F32>> = labels
+        .iter()
+        .map(|l| d.signal(&signal_part(l), format!("score of label {l}")))
+        .collect();
+    let logit_signals: Vec<Sig<F32>> = if cfg.logits {
+        labels
+            .iter()
+            .map(|l| {
+                let part = signal_part(l);
+                d.signal(&format!("logit.{part}"), format!("logit of label {l}"))
+            })
+            .collect()
+    } else {
+        Vec::new()
+    };
+    let label_signal = d.signal("label", "highest-scoring label");
+    d.reason("low_score");
     for (label, &v) in &cfg.min_score {
         if !labels.contains(label) {
             return Err(ConfigError::new(
@@ -191,36 +207,38 @@ fn build(args: &StageArgs) -> Result<Built, ConfigError> {
             ));
         }
         stages::config::check_fraction(&format!("min_score.{label}"), v)?;
-        bounds.push((format!("{n}.{}", signal_part(label)), v));
+        let i = labels
+            .iter()
+            .position(|l| l == label)
+            .expect("checked above");
+        let key = format!("min_score.{label}");
+        d.min(
+            score_signals[i],
+            Some(v),
+            stages::declare::intern(&key),
+            "low_score",
+        );
     }
+    // Documents the model could not score.
+    d.reason("model_error");
     Ok(Built::Map(Box::new(OnnxStage {
         name: n.to_string(),
-        score_signals: labels
-            .iter()
-            .map(|l| format!("{n}.{}", signal_part(l)))
-            .collect(),
-        logit_signals: if cfg.logits {
-            labels
-                .iter()
-                .map(|l| format!("{n}.logit.{}", signal_part(l)))
-                .collect()
-        } else {
-            Vec::new()
-        },
-        label_signal: format!("{n}.label"),
+        score_signals,
+        logit_signals,
+        label_signal,
+        declared: d.finish(),
         labels,
-        bounds,
         model,
     })))
 }
 
 impl OnnxStage {
     fn write(&self, doc: &mut Document, s: &super::Scored) {
-        for (name, &v) in self.score_signals.iter().zip(&s.scores) {
-            doc.signals.set_f64(name.clone(), v as f64);
+        for (sig, &v) in self.score_signals.iter().zip(&s.scores) {
+            sig.set(&mut doc.signals, v as f64);
         }
-        for (name, &v) in self.logit_signals.iter().zip(&s.logits) {
-            doc.signals.set_f64(name.clone(), v as f64);
+        for (sig, &v) in self.logit_signals.iter().zip(&s.logits) {
+            sig.set(&mut doc.signals, v as f64);
         }
         // Argmax, first label on ties.
         let mut best = 0;
@@ -229,8 +247,7 @@ impl OnnxStage {
                 best = i;
             }
         }
-        doc.signals
-            .set_str(self.label_signal.clone(), self.labels[best].clone());
+        self.label_signal.set(&mut doc.signals, &self.labels[best]);
     }
 }
 
@@ -239,28 +256,8 @@ impl Stage for OnnxStage {
         &self.name
     }
 
-    fn signals(&self) -> Vec<SignalSpec> {
-        let mut v: Vec<SignalSpec> = self
-            .score_signals
-            .iter()
-            .zip(&self.labels)
-            .map(|(s, l)| {
-                SignalSpec::new(s.clone(), SignalType::F32, format!("score of label {l}"))
-            })
-            .collect();
-        v.extend(self.logit_signals.iter().zip(&self.labels).map(|(s, l)| {
-            SignalSpec::new(s.clone(), SignalType::F32, format!("logit of label {l}"))
-        }));
-        v.push(SignalSpec::new(
-            self.label_signal.clone(),
-            SignalType::Str,
-            "highest-scoring label",
-        ));
-        v
-    }
-
-    fn reasons(&self) -> Vec<&'static str> {
-        vec!["low_score", "model_error"]
+    fn declared(&self) -> Option<&Declared> {
+        Some(&self.declared)
     }
 
     fn batched(&self) -> bool {
@@ -301,19 +298,6 @@ impl Stage for OnnxStage {
                     .collect()
             }
         }
-    }
-
-    fn judge(&self, s: &Signals) -> Outcome {
-        for (sig, bound) in &self.bounds {
-            if s.f64(sig).is_none_or(|v| v < *bound) {
-                return Outcome::Drop("low_score");
-            }
-        }
-        Outcome::Keep
-    }
-
-    fn thresholds(&self) -> Vec<(String, f64)> {
-        self.bounds.clone()
     }
 }
 

@@ -30,7 +30,7 @@ use std::sync::Arc;
 
 use rayon::prelude::*;
 use serde::Deserialize;
-use stages::signals::{SignalSpec, SignalType, Signals};
+use stages::declare::{Declare, Declared, Sig, F32, I64};
 use stages::{
     Applier, Built, Collector, ConfigError, Document, Error, GlobalStage, GlobalStep, ObjectWriter,
     Outcome, PartitionCtx, Purpose, Result, StageArgs, StageDef, StepCtx, StepStats,
@@ -74,8 +74,10 @@ pub struct SemanticConfig {
     pub batch_size: usize,
     /// `libonnxruntime.so` (else `ORT_DYLIB_PATH`).
     pub ort_library: Option<String>,
+    /// `"cpu"` (default) or `"cuda"` (an error when the library or machine has no CUDA).
     #[serde(default)]
     pub device: Device,
+    /// CUDA device ordinal.
     #[serde(default)]
     pub device_id: i32,
     /// onnxruntime intra-op threads per session.
@@ -138,8 +140,9 @@ struct Shared {
     name: String,
     cfg: SemanticConfig,
     encoder: Option<SemEncoder>,
-    sig_cluster: String,
-    sig_sim: String,
+    sig_cluster: Sig<I64>,
+    sig_sim: Sig<F32>,
+    declared: Declared,
 }
 
 pub struct SemanticDedup {
@@ -203,12 +206,20 @@ fn build(args: &StageArgs) -> Result<Built, ConfigError> {
             )))
         }
     };
-    let n = args.name;
+    let mut d = Declare::new(args.name);
+    let sig_cluster = d.signal("cluster", "k-means cluster of the document's embedding");
+    let sig_sim = d.signal(
+        "nearest_sim",
+        "highest cosine to another kept document of the cluster (-1: none)",
+    );
+    d.reach(sig_sim, Some(cfg.threshold), "threshold", "near_duplicate")
+        .absent_keeps();
     Ok(Built::Global(Box::new(SemanticDedup {
         shared: Arc::new(Shared {
-            name: n.to_string(),
-            sig_cluster: format!("{n}.cluster"),
-            sig_sim: format!("{n}.nearest_sim"),
+            name: args.name.to_string(),
+            sig_cluster,
+            sig_sim,
+            declared: d.finish(),
             cfg,
             encoder,
         }),
@@ -220,23 +231,8 @@ impl GlobalStage for SemanticDedup {
         &self.shared.name
     }
 
-    fn signals(&self) -> Vec<SignalSpec> {
-        vec![
-            SignalSpec::new(
-                self.shared.sig_cluster.clone(),
-                SignalType::I64,
-                "k-means cluster of the document's embedding",
-            ),
-            SignalSpec::new(
-                self.shared.sig_sim.clone(),
-                SignalType::F32,
-                "highest cosine to another kept document of the cluster (-1: none)",
-            ),
-        ]
-    }
-
-    fn reasons(&self) -> Vec<&'static str> {
-        vec!["near_duplicate"]
+    fn declared(&self) -> Option<&Declared> {
+        Some(&self.shared.declared)
     }
 
     fn collector(&self, ctx: &PartitionCtx) -> Result<Box<dyn Collector>> {
@@ -293,17 +289,6 @@ impl GlobalStage for SemanticDedup {
             rows,
             next: 0,
         }))
-    }
-
-    fn judge(&self, s: &Signals) -> Outcome {
-        match s.f64(&self.shared.sig_sim) {
-            Some(v) if v >= self.shared.cfg.threshold => Outcome::Drop("near_duplicate"),
-            _ => Outcome::Keep,
-        }
-    }
-
-    fn thresholds(&self) -> Vec<(String, f64)> {
-        vec![(self.shared.sig_sim.clone(), self.shared.cfg.threshold)]
     }
 }
 
@@ -688,9 +673,8 @@ impl Applier for SemanticApplier {
             .copied()
             .unwrap_or((-1, -1.0, false));
         self.next += 1;
-        doc.signals
-            .set_i64(self.shared.sig_cluster.clone(), cluster);
-        doc.signals.set_f64(self.shared.sig_sim.clone(), sim as f64);
+        self.shared.sig_cluster.set(&mut doc.signals, cluster);
+        self.shared.sig_sim.set(&mut doc.signals, sim as f64);
         if drop {
             Outcome::Drop("near_duplicate")
         } else {

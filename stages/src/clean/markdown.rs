@@ -36,7 +36,7 @@
 use serde::Deserialize;
 
 use crate::config::{ConfigError, StageArgs};
-use crate::signals::{SignalSpec, SignalType};
+use crate::declare::{Declare, Declared, Sig, I64};
 use crate::stage::StageDef;
 use crate::stage::{Built, Outcome, Stage};
 use crate::Document;
@@ -111,16 +111,19 @@ const KINDS: [(&str, &str); 10] = [
 pub struct Markdown {
     name: String,
     min_evidence: u32,
-    sigs: Vec<String>,
+    sigs: Vec<Sig<I64>>,
+    declared: Declared,
 }
 
 fn build(args: &StageArgs) -> Result<Built, ConfigError> {
     let cfg: MarkdownConfig = args.parse()?;
-    let n = args.name;
+    let mut d = Declare::new(args.name);
+    let sigs = KINDS.iter().map(|&(k, help)| d.signal(k, help)).collect();
     Ok(Built::Map(Box::new(Markdown {
-        name: n.to_string(),
+        name: args.name.to_string(),
         min_evidence: cfg.min_evidence,
-        sigs: KINDS.iter().map(|(k, _)| format!("{n}.{k}")).collect(),
+        sigs,
+        declared: d.finish(),
     })))
 }
 
@@ -129,12 +132,8 @@ impl Stage for Markdown {
         &self.name
     }
 
-    fn signals(&self) -> Vec<SignalSpec> {
-        self.sigs
-            .iter()
-            .zip(KINDS)
-            .map(|(s, (_, about))| SignalSpec::new(s.clone(), SignalType::I64, about))
-            .collect()
+    fn declared(&self) -> Option<&Declared> {
+        Some(&self.declared)
     }
 
     fn process(&self, doc: &mut Document) -> Outcome {
@@ -151,10 +150,10 @@ impl Stage for Markdown {
             r.headings, r.emphasis, r.links, r.images, r.lists, r.tables, r.code, r.rules,
         ];
         for (sig, v) in self.sigs.iter().zip(counts) {
-            doc.signals.set_i64(sig.clone(), v as i64);
+            sig.set(&mut doc.signals, v as i64);
         }
-        doc.signals.set_i64(self.sigs[8].clone(), removed_chars);
-        doc.signals.set_i64(self.sigs[9].clone(), r.evidence as i64);
+        self.sigs[8].set(&mut doc.signals, removed_chars);
+        self.sigs[9].set(&mut doc.signals, r.evidence as i64);
         Outcome::Keep
     }
 }

@@ -22,11 +22,11 @@ use super::keep::Keep;
 use super::keys::{key_path, Index, IndexStep, KeyFileWriter};
 use super::records::{record, Record, RecordWriter, Source};
 use super::DocSignals;
+use crate::declare::Declared;
 use crate::error::{Error, Result};
-use crate::signals::SignalSpec;
-use crate::stage::{Applier, Collector, GlobalStage, GlobalStep, Outcome, PartitionCtx, StepCtx};
+use crate::stage::{Applier, Collector, GlobalStage, GlobalStep, PartitionCtx, StepCtx};
 use crate::stats::StepStats;
-use crate::{Document, Signals};
+use crate::Document;
 
 /// One keyed document: sorted by key, then rank (the survivor first), then input order. `id`
 /// (xxh3-128 of the stable id) names the document in the dedup history.
@@ -299,12 +299,8 @@ impl GlobalStage for KeyedDedup {
         &self.inner.name
     }
 
-    fn signals(&self) -> Vec<SignalSpec> {
-        self.inner.signals.specs()
-    }
-
-    fn reasons(&self) -> Vec<&'static str> {
-        vec![super::DUPLICATE]
+    fn declared(&self) -> Option<&Declared> {
+        Some(&self.inner.signals.declared)
     }
 
     fn collector(&self, ctx: &PartitionCtx) -> Result<Box<dyn Collector>> {
@@ -331,9 +327,5 @@ impl GlobalStage for KeyedDedup {
 
     fn applier(&self, ctx: &PartitionCtx) -> Result<Box<dyn Applier>> {
         self.inner.signals.applier(ctx)
-    }
-
-    fn judge(&self, signals: &Signals) -> Outcome {
-        self.inner.signals.judge(signals)
     }
 }

@@ -34,15 +34,15 @@ use super::extsort::{fan_in, merge, Scratch};
 use super::keys::{key_path, Index, IndexStep, KeyFileWriter};
 use super::records::{record, Record, Source};
 use crate::config::{check_range, ConfigError, StageArgs};
+use crate::declare::{Bound, Declare, Declared, Sig, I64};
 use crate::error::{Error, Result};
-use crate::signals::{SignalSpec, SignalType};
 use crate::stage::StageDef;
 use crate::stage::{
     Applier, Built, Collector, GlobalStage, GlobalStep, Outcome, PartitionCtx, StepCtx,
 };
 use crate::stats::StepStats;
 use crate::text::push_lower;
-use crate::{Document, Signals};
+use crate::Document;
 
 /// `[stages.line_dedup]`, `type = "dedup.lines"`.
 #[derive(Debug, Deserialize)]
@@ -92,14 +92,21 @@ fn build(args: &StageArgs) -> Result<Built, ConfigError> {
     let cfg: LineDedupConfig = args.parse()?;
     check_range("bucket_docs", cfg.bucket_docs, 1, u32::MAX as u64)?;
     check_range("shards", cfg.shards, 1, 65536)?;
-    let n = args.name;
+    let mut d = Declare::new(args.name);
+    let removed = d.signal("lines_removed", "lines removed as repeated in the bucket");
+    let chars = d.signal("chars_removed", "characters of the removed lines");
+    let left = d.signal::<I64>("lines_left", "non-blank lines left after removal");
+    // A page with no line left, once this stage removed some (not a page empty before it).
+    d.fixed(left, Bound::Min, 1.0, EMPTIED)
+        .only_if(removed, 1.0);
     Ok(Built::Global(Box::new(LineDedup {
         inner: Arc::new(Inner {
-            name: n.to_string(),
+            name: args.name.to_string(),
             cfg,
-            sig_removed: format!("{n}.lines_removed"),
-            sig_chars: format!("{n}.chars_removed"),
-            sig_left: format!("{n}.lines_left"),
+            sig_removed: removed,
+            sig_chars: chars,
+            sig_left: left,
+            declared: d.finish(),
         }),
     })))
 }
@@ -125,9 +132,10 @@ pub struct LineDedup {
 struct Inner {
     name: String,
     cfg: LineDedupConfig,
-    sig_removed: String,
-    sig_chars: String,
-    sig_left: String,
+    sig_removed: Sig<I64>,
+    sig_chars: Sig<I64>,
+    sig_left: Sig<I64>,
+    declared: Declared,
 }
 
 /// Hashes of a document's countable lines, as `(line number, hash)`.
@@ -323,18 +331,13 @@ impl Applier for LineApplier {
             doc.set_text(out);
         }
         let left = doc.line_strs().filter(|l| !l.trim().is_empty()).count() as i64;
-        doc.signals.set_i64(inner.sig_removed.clone(), removed);
-        doc.signals.set_i64(inner.sig_chars.clone(), chars);
-        doc.signals.set_i64(inner.sig_left.clone(), left);
-        judge(inner, &doc.signals)
-    }
-}
-
-fn judge(inner: &Inner, s: &Signals) -> Outcome {
-    if s.i64(&inner.sig_removed).unwrap_or(0) > 0 && s.i64(&inner.sig_left) == Some(0) {
-        Outcome::Drop(EMPTIED)
-    } else {
-        Outcome::Keep
+        inner.sig_removed.set(&mut doc.signals, removed);
+        inner.sig_chars.set(&mut doc.signals, chars);
+        inner.sig_left.set(&mut doc.signals, left);
+        inner
+            .declared
+            .judge(&doc.signals)
+            .map_or(Outcome::Keep, Outcome::Drop)
     }
 }
 
@@ -343,29 +346,8 @@ impl GlobalStage for LineDedup {
         &self.inner.name
     }
 
-    fn signals(&self) -> Vec<SignalSpec> {
-        let i = &self.inner;
-        vec![
-            SignalSpec::new(
-                i.sig_removed.clone(),
-                SignalType::I64,
-                "lines removed as repeated in the bucket",
-            ),
-            SignalSpec::new(
-                i.sig_chars.clone(),
-                SignalType::I64,
-                "characters of the removed lines",
-            ),
-            SignalSpec::new(
-                i.sig_left.clone(),
-                SignalType::I64,
-                "non-blank lines left after removal",
-            ),
-        ]
-    }
-
-    fn reasons(&self) -> Vec<&'static str> {
-        vec![EMPTIED]
+    fn declared(&self) -> Option<&Declared> {
+        Some(&self.inner.declared)
     }
 
     fn collector(&self, ctx: &PartitionCtx) -> Result<Box<dyn Collector>> {
@@ -396,10 +378,6 @@ impl GlobalStage for LineDedup {
             inner: self.inner.clone(),
             cursor: RowCursor::new(items),
         }))
-    }
-
-    fn judge(&self, signals: &Signals) -> Outcome {
-        judge(&self.inner, signals)
     }
 }
 

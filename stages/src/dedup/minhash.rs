@@ -40,14 +40,12 @@ use super::verify::{
 };
 use super::DocSignals;
 use crate::config::{check_fraction, check_range, ConfigError, StageArgs};
+use crate::declare::Declared;
 use crate::error::{Error, Result};
-use crate::signals::SignalSpec;
 use crate::stage::StageDef;
-use crate::stage::{
-    Applier, Built, Collector, GlobalStage, GlobalStep, Outcome, PartitionCtx, StepCtx,
-};
+use crate::stage::{Applier, Built, Collector, GlobalStage, GlobalStep, PartitionCtx, StepCtx};
 use crate::stats::StepStats;
-use crate::{Document, Signals};
+use crate::Document;
 
 /// `[stages.minhash]`, `type = "dedup.minhash"`.
 #[derive(Debug, Deserialize)]
@@ -759,12 +757,8 @@ impl GlobalStage for MinHashDedup {
         &self.inner.name
     }
 
-    fn signals(&self) -> Vec<SignalSpec> {
-        self.inner.signals.specs()
-    }
-
-    fn reasons(&self) -> Vec<&'static str> {
-        vec![super::DUPLICATE]
+    fn declared(&self) -> Option<&Declared> {
+        Some(&self.inner.signals.declared)
     }
 
     fn collector(&self, ctx: &PartitionCtx) -> Result<Box<dyn Collector>> {
@@ -799,10 +793,6 @@ impl GlobalStage for MinHashDedup {
 
     fn applier(&self, ctx: &PartitionCtx) -> Result<Box<dyn Applier>> {
         self.inner.signals.applier(ctx)
-    }
-
-    fn judge(&self, signals: &Signals) -> Outcome {
-        self.inner.signals.judge(signals)
     }
 }
 

@@ -35,8 +35,9 @@ use std::sync::Arc;
 
 use decisions::{load_decisions, DocDecision, RowCursor};
 
+use crate::declare::{Bool, Declare, Declared, Sig, I64};
 use crate::error::Result;
-use crate::signals::{SignalSpec, SignalType, Signals};
+use crate::signals::Signals;
 use crate::stage::{Applier, GlobalStage, Outcome, PartitionCtx, StepCtx};
 use crate::store::Store;
 use crate::Document;
@@ -44,41 +45,38 @@ use crate::Document;
 /// The drop reason of a duplicate document.
 pub const DUPLICATE: &str = "duplicate";
 
-/// The signals of a document-level dedup stage, and the applier that writes them.
+/// The signals of a document-level dedup stage, its one rule, and the applier that writes
+/// them.
 #[derive(Clone, Debug)]
 pub struct DocSignals {
-    pub cluster_id: String,
-    pub cluster_size: String,
-    pub duplicate: String,
+    pub cluster_id: Sig<I64>,
+    pub cluster_size: Sig<I64>,
+    pub duplicate: Sig<Bool>,
+    pub declared: Declared,
 }
 
 impl DocSignals {
     pub fn new(stage: &str) -> Self {
+        let mut d = Declare::new(stage);
+        let cluster_id = d.signal(
+            "cluster_id",
+            "key of the cluster's surviving document (partition << 32 | row); null when unique",
+        );
+        let cluster_size = d.signal(
+            "cluster_size",
+            "documents in the cluster, this one included (1 when unique)",
+        );
+        let duplicate = d.signal(
+            "duplicate",
+            "a copy of the cluster's surviving document (removed in drop mode)",
+        );
+        d.flag(duplicate, DUPLICATE);
         DocSignals {
-            cluster_id: format!("{stage}.cluster_id"),
-            cluster_size: format!("{stage}.cluster_size"),
-            duplicate: format!("{stage}.duplicate"),
+            cluster_id,
+            cluster_size,
+            duplicate,
+            declared: d.finish(),
         }
-    }
-
-    pub fn specs(&self) -> Vec<SignalSpec> {
-        vec![
-            SignalSpec::new(
-                self.cluster_id.clone(),
-                SignalType::I64,
-                "key of the cluster's surviving document (partition << 32 | row); null when unique",
-            ),
-            SignalSpec::new(
-                self.cluster_size.clone(),
-                SignalType::I64,
-                "documents in the cluster, this one included (1 when unique)",
-            ),
-            SignalSpec::new(
-                self.duplicate.clone(),
-                SignalType::Bool,
-                "a copy of the cluster's surviving document (removed in drop mode)",
-            ),
-        ]
     }
 
     /// The applier of partition `ctx.partition`: loads its decisions.
@@ -91,11 +89,7 @@ impl DocSignals {
     }
 
     pub fn judge(&self, s: &Signals) -> Outcome {
-        if s.bool(&self.duplicate) == Some(true) {
-            Outcome::Drop(DUPLICATE)
-        } else {
-            Outcome::Keep
-        }
+        self.declared.judge(s).map_or(Outcome::Keep, Outcome::Drop)
     }
 }
 
@@ -109,13 +103,13 @@ impl Applier for DocApplier {
         let s = &self.sigs;
         match self.cursor.next_row().first() {
             Some(d) => {
-                doc.signals.set_i64(s.cluster_id.clone(), d.rep as i64);
-                doc.signals.set_i64(s.cluster_size.clone(), d.size as i64);
-                doc.signals.set_bool(s.duplicate.clone(), d.dup != 0);
+                s.cluster_id.set(&mut doc.signals, d.rep as i64);
+                s.cluster_size.set(&mut doc.signals, d.size as i64);
+                s.duplicate.set(&mut doc.signals, d.dup != 0);
             }
             None => {
-                doc.signals.set_i64(s.cluster_size.clone(), 1);
-                doc.signals.set_bool(s.duplicate.clone(), false);
+                s.cluster_size.set(&mut doc.signals, 1);
+                s.duplicate.set(&mut doc.signals, false);
             }
         }
         s.judge(&doc.signals)

@@ -250,15 +250,65 @@ fn second_opinion(dom: &Dom, opts: &Options, mut ex: Extraction) -> Extraction {
     }
 }
 
-/// Runs the four passes over `dom`.
+/// Per-node figures that the passes share (indexed by node; a block's own text counts at
+/// the block).
+struct Figures {
+    /// Nearest block ancestor of each node.
+    block: Vec<u32>,
+    /// Visible characters of each text node, counted once.
+    tchars: Vec<u32>,
+    /// Visible characters per subtree.
+    chars: Vec<u32>,
+    /// Text of each block itself, and the link text among it.
+    own: Vec<u32>,
+    own_link: Vec<u32>,
+    /// Prose characters per subtree.
+    prose: Vec<u32>,
+    /// Link characters per subtree.
+    links: Vec<u32>,
+}
+
+/// Runs the four passes over `dom`: context, boilerplate, scores and the choice of the
+/// content, then renders it.
 pub fn extract(dom: &Dom, opts: &Options) -> Extraction {
-    let nodes = &dom.nodes;
-    let n = nodes.len();
+    let n = dom.nodes.len();
     let mut ex = Extraction::default();
     let mut flags = vec![0u8; n];
-    let mut title_node = NONE;
+    let title_node = mark_context(dom, &mut flags);
+    if title_node != NONE {
+        ex.title = title_text(dom, title_node);
+    }
+    let mut f = measure(dom, &mut flags);
+    ex.page_chars = f.chars[0] as usize;
+    remove_boilerplate(dom, opts, &mut flags, &f, &mut ex);
+    let (link, score) = score_blocks(dom, &flags, &mut f);
+    let root = choose_root(dom, opts, &flags, &score, &f.prose);
+    let parts = join_parts(dom, opts, root, &flags, &f, &link, &score);
+    let (block, tchars, chars, prose) = (&f.block, &f.tchars, &f.chars, &f.prose);
+    for &r in &parts {
+        prune_link_lists(dom, r, &mut flags, chars, &link);
+    }
+    drop_dangling(dom, &parts, &mut flags, block, tchars, chars);
+    if opts.model.is_some() || opts.collect_lines {
+        score_lines(
+            dom, root, &parts, &mut flags, block, tchars, chars, opts, &mut ex,
+        );
+    }
+    ex.content_chars = parts.iter().map(|&r| chars[r] as usize).sum();
+    ex.page_prose = prose[0] as usize;
+    ex.content_prose = parts.iter().map(|&r| prose[r] as usize).sum();
+    ex.content_link_chars = parts.iter().map(|&r| link[r] as usize).sum();
 
-    // Pass 1: hard removal, link / pre / article context.
+    ex.text = render_content(dom, opts, root, &parts, &flags, chars, &link, &mut ex);
+    ex
+}
+
+/// Pass 1: hard removal (scripts, hidden elements), link, pre and article context; returns
+/// the page's `<title>` node (`NONE` without one).
+fn mark_context(dom: &Dom, flags: &mut [u8]) -> u32 {
+    let nodes = &dom.nodes;
+    let n = nodes.len();
+    let mut title_node = NONE;
     for i in 1..n {
         let node = &nodes[i];
         let p = node.parent as usize;
@@ -295,15 +345,23 @@ pub fn extract(dom: &Dom, opts: &Options) -> Extraction {
         }
         flags[i] = f;
     }
-    if title_node != NONE {
-        let mut t = Out::new(false);
-        for c in dom.children(title_node) {
-            t.text(dom.text_of(&nodes[c as usize]));
-        }
-        ex.title = t.finish();
-    }
+    title_node
+}
 
-    // Nearest block ancestor of each node.
+/// The text of the `<title>` element.
+fn title_text(dom: &Dom, title_node: u32) -> String {
+    let mut t = Out::new(false);
+    for c in dom.children(title_node) {
+        t.text(dom.text_of(&dom.nodes[c as usize]));
+    }
+    t.finish()
+}
+
+/// Text per subtree and per block before boilerplate removal, and the protect marks of
+/// declared main content.
+fn measure(dom: &Dom, flags: &mut [u8]) -> Figures {
+    let nodes = &dom.nodes;
+    let n = nodes.len();
     let mut block = vec![0u32; n];
     for i in 1..n {
         let node = &nodes[i];
@@ -361,7 +419,30 @@ pub fn extract(dom: &Dom, opts: &Options) -> Extraction {
         prose[p] += prose[i];
         flags[p] |= flags[i] & PROTECT;
     }
-    ex.page_chars = chars[0] as usize;
+    Figures {
+        block,
+        tchars,
+        chars,
+        own,
+        own_link,
+        prose,
+        links,
+    }
+}
+
+/// Pass 2: boilerplate (menus, headers, related boxes, consent banners, ...) is removed,
+/// unless it holds most of the page's prose.
+fn remove_boilerplate(
+    dom: &Dom,
+    opts: &Options,
+    flags: &mut [u8],
+    f: &Figures,
+    ex: &mut Extraction,
+) {
+    let nodes = &dom.nodes;
+    let n = nodes.len();
+    let (block, chars, own, own_link, prose, links) =
+        (&f.block, &f.chars, &f.own, &f.own_link, &f.prose, &f.links);
     let holds_most = |i: usize| {
         if prose[0] > 0 {
             prose[i] * 2 >= prose[0]
@@ -370,7 +451,6 @@ pub fn extract(dom: &Dom, opts: &Options) -> Extraction {
         }
     };
 
-    // Pass 2: boilerplate.
     for i in 1..n {
         let node = &nodes[i];
         let p = node.parent as usize;
@@ -425,11 +505,26 @@ pub fn extract(dom: &Dom, opts: &Options) -> Extraction {
             }
         }
     }
+}
 
-    // Pass 3: block values and subtree scores, over what is left.
+/// Pass 3: block values and subtree scores over what is left; `chars`, `own`, `own_link`
+/// and `prose` are counted again without the boilerplate. Returns link characters and
+/// scores per subtree.
+fn score_blocks(dom: &Dom, flags: &[u8], f: &mut Figures) -> (Vec<u32>, Vec<f32>) {
+    let nodes = &dom.nodes;
+    let n = nodes.len();
+    let Figures {
+        block,
+        tchars,
+        chars,
+        own,
+        own_link,
+        prose,
+        ..
+    } = f;
     let mut link = vec![0u32; n];
     let mut score = vec![0f32; n];
-    for v in [&mut chars, &mut own, &mut own_link] {
+    for v in [&mut *chars, &mut *own, &mut *own_link] {
         v.iter_mut().for_each(|c| *c = 0);
     }
     for i in 1..n {
@@ -468,7 +563,15 @@ pub fn extract(dom: &Dom, opts: &Options) -> Extraction {
             prose[p] += prose[i];
         }
     }
+    (link, score)
+}
 
+/// The main content: the best-scoring element, or a container inside or around it that
+/// names itself the article body and holds most of the prose; the whole page (`0`) when
+/// nothing scores or `whole_page` is set.
+fn choose_root(dom: &Dom, opts: &Options, flags: &[u8], score: &[f32], prose: &[u32]) -> usize {
+    let nodes = &dom.nodes;
+    let n = nodes.len();
     // Choose the main content: the best-scoring element.
     let mut root = 0usize;
     let mut best = f32::MIN;
@@ -501,6 +604,23 @@ pub fn extract(dom: &Dom, opts: &Options) -> Extraction {
             root = body as usize;
         }
     }
+    root
+}
+
+/// The parts of the content, in document order: the root, and siblings or same-class boxes
+/// that hold the rest of a body the layout split.
+fn join_parts(
+    dom: &Dom,
+    opts: &Options,
+    root: usize,
+    flags: &[u8],
+    f: &Figures,
+    link: &[u32],
+    score: &[f32],
+) -> Vec<usize> {
+    let nodes = &dom.nodes;
+    let n = nodes.len();
+    let (chars, prose) = (&f.chars, &f.prose);
     // Content split over siblings (a lead in its own box, the body continued after an
     // inline ad, a layout that puts each section in its own column): siblings of the chosen
     // element and of its nearest ancestors that hold prose and score positively join it, in
@@ -566,20 +686,22 @@ pub fn extract(dom: &Dom, opts: &Options) -> Extraction {
         }
     }
     parts.sort_unstable();
-    for &r in &parts {
-        prune_link_lists(dom, r, &mut flags, &chars, &link);
-    }
-    drop_dangling(dom, &parts, &mut flags, &block, &tchars, &chars);
-    if opts.model.is_some() || opts.collect_lines {
-        score_lines(
-            dom, root, &parts, &mut flags, &block, &tchars, &chars, opts, &mut ex,
-        );
-    }
-    ex.content_chars = parts.iter().map(|&r| chars[r] as usize).sum();
-    ex.page_prose = prose[0] as usize;
-    ex.content_prose = parts.iter().map(|&r| prose[r] as usize).sum();
-    ex.content_link_chars = parts.iter().map(|&r| link[r] as usize).sum();
+    parts
+}
 
+/// Renders the parts (after the headline, when the content lacks one) as text.
+#[allow(clippy::too_many_arguments)]
+fn render_content(
+    dom: &Dom,
+    opts: &Options,
+    root: usize,
+    parts: &[usize],
+    flags: &[u8],
+    chars: &[u32],
+    link: &[u32],
+    ex: &mut Extraction,
+) -> String {
+    let nodes = &dom.nodes;
     let mut out = Out::new(opts.markdown);
     // The headline: the last <h1> before the content, when the content does not hold one.
     if opts.headline && root != 0 {
@@ -592,17 +714,16 @@ pub fn extract(dom: &Dom, opts: &Options) -> Extraction {
                     && chars[i] >= 3
                     && link[i] * 2 < chars[i]
             }) {
-                render(dom, h as u32, &flags, opts, &mut out, &mut ex);
+                render(dom, h as u32, flags, opts, &mut out, ex);
                 out.block();
             }
         }
     }
-    for &r in &parts {
-        render(dom, r as u32, &flags, opts, &mut out, &mut ex);
+    for &r in parts {
+        render(dom, r as u32, flags, opts, &mut out, ex);
         out.block();
     }
-    ex.text = out.finish();
-    ex
+    out.finish()
 }
 
 /// Inside the chosen content, drops link lists (teasers, "related" boxes, tag lists: blocks

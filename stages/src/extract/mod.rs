@@ -23,7 +23,7 @@ use std::time::{Duration, Instant};
 use serde::Deserialize;
 
 use crate::config::{ConfigError, StageArgs};
-use crate::signals::{SignalSpec, SignalType};
+use crate::declare::{Declare, Declared, Sig, F32, I64};
 use crate::stage::StageDef;
 use crate::stage::{Built, Outcome, Stage};
 use crate::Document;
@@ -240,32 +240,53 @@ pub static DEF: StageDef = StageDef {
 
 fn build(args: &StageArgs) -> Result<Built, ConfigError> {
     let cfg: ExtractConfig = args.parse()?;
-    let n = args.name;
+    let mut d = Declare::new(args.name);
+    let sig = Sigs {
+        chars: d.signal("chars", "characters of extracted text"),
+        link_density: d.signal(
+            "link_density",
+            "link text / text of the chosen content (non-whitespace characters)",
+        ),
+        content_frac: d.signal(
+            "content_frac",
+            "visible text of the chosen content / visible text of the page",
+        ),
+        nodes: d.signal("nodes", "parsed nodes (elements and text runs)"),
+        depth: d.signal("depth", "deepest element nesting"),
+        code_blocks: d.signal("code_blocks", "code blocks (<pre>) kept"),
+        math: d.signal("math", "math expressions kept as TeX"),
+        second_opinion: d.signal(
+            "second_opinion",
+            "0: content looked right; 1: looked wrong (short for the page or mostly links), kept after a second opinion; 2: replaced by the second opinion",
+        ),
+    };
+    // Pages that cannot be extracted within the limits, then pages with too little text.
+    for f in [
+        Failure::TooLarge,
+        Failure::TooManyNodes,
+        Failure::TooDeep,
+        Failure::Timeout,
+    ] {
+        d.reason(f.reason());
+    }
+    d.reason("empty");
     Ok(Built::Map(Box::new(ExtractStage {
-        name: n.to_string(),
+        name: args.name.to_string(),
         ex: Extractor::new(cfg)?,
-        sig: Sigs {
-            chars: format!("{n}.chars"),
-            link_density: format!("{n}.link_density"),
-            content_frac: format!("{n}.content_frac"),
-            nodes: format!("{n}.nodes"),
-            depth: format!("{n}.depth"),
-            code_blocks: format!("{n}.code_blocks"),
-            math: format!("{n}.math"),
-            second_opinion: format!("{n}.second_opinion"),
-        },
+        sig,
+        declared: d.finish(),
     })))
 }
 
 struct Sigs {
-    chars: String,
-    link_density: String,
-    content_frac: String,
-    nodes: String,
-    depth: String,
-    code_blocks: String,
-    math: String,
-    second_opinion: String,
+    chars: Sig<I64>,
+    link_density: Sig<F32>,
+    content_frac: Sig<F32>,
+    nodes: Sig<I64>,
+    depth: Sig<I64>,
+    code_blocks: Sig<I64>,
+    math: Sig<I64>,
+    second_opinion: Sig<I64>,
 }
 
 /// The pipeline stage around an [`Extractor`].
@@ -273,6 +294,7 @@ pub struct ExtractStage {
     name: String,
     ex: Extractor,
     sig: Sigs,
+    declared: Declared,
 }
 
 impl Stage for ExtractStage {
@@ -280,56 +302,8 @@ impl Stage for ExtractStage {
         &self.name
     }
 
-    fn signals(&self) -> Vec<SignalSpec> {
-        let s = &self.sig;
-        vec![
-            SignalSpec::new(
-                s.chars.clone(),
-                SignalType::I64,
-                "characters of extracted text",
-            ),
-            SignalSpec::new(
-                s.link_density.clone(),
-                SignalType::F32,
-                "link text / text of the chosen content (non-whitespace characters)",
-            ),
-            SignalSpec::new(
-                s.content_frac.clone(),
-                SignalType::F32,
-                "visible text of the chosen content / visible text of the page",
-            ),
-            SignalSpec::new(
-                s.nodes.clone(),
-                SignalType::I64,
-                "parsed nodes (elements and text runs)",
-            ),
-            SignalSpec::new(s.depth.clone(), SignalType::I64, "deepest element nesting"),
-            SignalSpec::new(
-                s.code_blocks.clone(),
-                SignalType::I64,
-                "code blocks (<pre>) kept",
-            ),
-            SignalSpec::new(
-                s.math.clone(),
-                SignalType::I64,
-                "math expressions kept as TeX",
-            ),
-            SignalSpec::new(
-                s.second_opinion.clone(),
-                SignalType::I64,
-                "0: content looked right; 1: looked wrong (short for the page or mostly links), kept after a second opinion; 2: replaced by the second opinion",
-            ),
-        ]
-    }
-
-    fn reasons(&self) -> Vec<&'static str> {
-        vec![
-            "too_large",
-            "too_many_nodes",
-            "too_deep",
-            "timeout",
-            "empty",
-        ]
+    fn declared(&self) -> Option<&Declared> {
+        Some(&self.declared)
     }
 
     fn process(&self, doc: &mut Document) -> Outcome {
@@ -339,28 +313,24 @@ impl Stage for ExtractStage {
         let r = match self.ex.extract(&html) {
             Ok(r) => r,
             Err(f) => {
-                doc.signals.set_i64(self.sig.chars.clone(), 0);
+                self.sig.chars.set(&mut doc.signals, 0);
                 return Outcome::Drop(f.reason());
             }
         };
         let e = r.extraction;
         let chars = e.text.chars().count();
-        let s = &self.sig;
-        doc.signals.set_i64(s.chars.clone(), chars as i64);
+        let (s, sig) = (&self.sig, &mut doc.signals);
+        s.chars.set(sig, chars as i64);
         let ratio = |a: usize, b: usize| if b == 0 { 0.0 } else { a as f64 / b as f64 };
-        doc.signals.set_f64(
-            s.link_density.clone(),
-            ratio(e.content_link_chars, e.content_chars),
-        );
-        doc.signals
-            .set_f64(s.content_frac.clone(), ratio(e.content_chars, e.page_chars));
-        doc.signals.set_i64(s.nodes.clone(), r.nodes as i64);
-        doc.signals.set_i64(s.depth.clone(), r.depth as i64);
-        doc.signals
-            .set_i64(s.code_blocks.clone(), e.code_blocks as i64);
-        doc.signals.set_i64(s.math.clone(), e.math as i64);
-        doc.signals
-            .set_i64(s.second_opinion.clone(), e.second_opinion as i64);
+        s.link_density
+            .set(sig, ratio(e.content_link_chars, e.content_chars));
+        s.content_frac
+            .set(sig, ratio(e.content_chars, e.page_chars));
+        s.nodes.set(sig, r.nodes as i64);
+        s.depth.set(sig, r.depth as i64);
+        s.code_blocks.set(sig, e.code_blocks as i64);
+        s.math.set(sig, e.math as i64);
+        s.second_opinion.set(sig, e.second_opinion as i64);
         if !e.title.is_empty() {
             doc.metadata.insert("title".into(), e.title);
         }

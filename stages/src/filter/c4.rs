@@ -17,7 +17,7 @@
 use serde::Deserialize;
 
 use crate::config::{ConfigError, StageArgs};
-use crate::signals::{SignalSpec, SignalType, Signals};
+use crate::declare::{Bool, Declare, Declared, Sig, I64};
 use crate::stage::StageDef;
 use crate::stage::{Built, Outcome, Stage};
 use crate::text::{chars, Word};
@@ -84,44 +84,72 @@ pub static DEF: StageDef = StageDef {
 };
 
 struct Sigs {
-    sentences: String,
-    lines_kept: String,
-    chars_removed: String,
-    removed_long_word: String,
-    removed_no_terminal_punct: String,
-    removed_few_words: String,
-    removed_javascript: String,
-    removed_policy: String,
-    lorem_ipsum: String,
-    curly_bracket: String,
+    sentences: Sig<I64>,
+    lines_kept: Sig<I64>,
+    chars_removed: Sig<I64>,
+    removed_long_word: Sig<I64>,
+    removed_no_terminal_punct: Sig<I64>,
+    removed_few_words: Sig<I64>,
+    removed_javascript: Sig<I64>,
+    removed_policy: Sig<I64>,
+    lorem_ipsum: Sig<Bool>,
+    curly_bracket: Sig<Bool>,
 }
 
 pub struct C4 {
     name: String,
     cfg: C4Config,
     sig: Sigs,
+    declared: Declared,
     phrases: aho_corasick::AhoCorasick,
 }
 
 fn build(args: &StageArgs) -> Result<Built, ConfigError> {
     let cfg: C4Config = args.parse()?;
-    let n = args.name;
+    let mut d = Declare::new(args.name);
+    let sig = Sigs {
+        sentences: d.signal("sentences", "sentences in the surviving lines"),
+        lines_kept: d.signal("lines_kept", "lines kept"),
+        chars_removed: d.signal("chars_removed", "characters removed from the text"),
+        removed_long_word: d.signal(
+            "lines_removed_long_word",
+            "lines removed: a word over max_word_length",
+        ),
+        removed_no_terminal_punct: d.signal(
+            "lines_removed_no_terminal_punct",
+            "lines removed: no terminal punctuation",
+        ),
+        removed_few_words: d.signal(
+            "lines_removed_few_words",
+            "lines removed: fewer than min_words_per_line words",
+        ),
+        removed_javascript: d.signal(
+            "lines_removed_javascript",
+            "lines removed: mention javascript",
+        ),
+        removed_policy: d.signal(
+            "lines_removed_policy",
+            "lines removed: cookie or policy phrase",
+        ),
+        lorem_ipsum: d.signal("lorem_ipsum", "a surviving line contains lorem ipsum"),
+        curly_bracket: d.signal("curly_bracket", "a surviving line contains a curly bracket"),
+    };
+    d.flag(sig.lorem_ipsum, "lorem_ipsum");
+    d.flag(sig.curly_bracket, "curly_bracket");
+    // 0 disables the sentence rule.
+    let min_sentences = Some(cfg.min_num_sentences).filter(|&n| n > 0);
+    d.min(
+        sig.sentences,
+        crate::declare::count(min_sentences),
+        "min_num_sentences",
+        "too_few_sentences",
+    );
     Ok(Built::Map(Box::new(C4 {
-        name: n.to_string(),
+        name: args.name.to_string(),
         cfg,
         phrases: phrase_matcher(),
-        sig: Sigs {
-            sentences: format!("{n}.sentences"),
-            lines_kept: format!("{n}.lines_kept"),
-            chars_removed: format!("{n}.chars_removed"),
-            removed_long_word: format!("{n}.lines_removed_long_word"),
-            removed_no_terminal_punct: format!("{n}.lines_removed_no_terminal_punct"),
-            removed_few_words: format!("{n}.lines_removed_few_words"),
-            removed_javascript: format!("{n}.lines_removed_javascript"),
-            removed_policy: format!("{n}.lines_removed_policy"),
-            lorem_ipsum: format!("{n}.lorem_ipsum"),
-            curly_bracket: format!("{n}.curly_bracket"),
-        },
+        sig,
+        declared: d.finish(),
     })))
 }
 
@@ -393,38 +421,8 @@ impl Stage for C4 {
         &self.name
     }
 
-    fn signals(&self) -> Vec<SignalSpec> {
-        let s = &self.sig;
-        let i = |n: &String, h: &'static str| SignalSpec::new(n.clone(), SignalType::I64, h);
-        let b = |n: &String, h: &'static str| SignalSpec::new(n.clone(), SignalType::Bool, h);
-        vec![
-            i(&s.sentences, "sentences in the surviving lines"),
-            i(&s.lines_kept, "lines kept"),
-            i(&s.chars_removed, "characters removed from the text"),
-            i(
-                &s.removed_long_word,
-                "lines removed: a word over max_word_length",
-            ),
-            i(
-                &s.removed_no_terminal_punct,
-                "lines removed: no terminal punctuation",
-            ),
-            i(
-                &s.removed_few_words,
-                "lines removed: fewer than min_words_per_line words",
-            ),
-            i(&s.removed_javascript, "lines removed: mention javascript"),
-            i(&s.removed_policy, "lines removed: cookie or policy phrase"),
-            b(&s.lorem_ipsum, "a surviving line contains lorem ipsum"),
-            b(
-                &s.curly_bracket,
-                "a surviving line contains a curly bracket",
-            ),
-        ]
-    }
-
-    fn reasons(&self) -> Vec<&'static str> {
-        vec!["lorem_ipsum", "curly_bracket", "too_few_sentences"]
+    fn declared(&self) -> Option<&Declared> {
+        Some(&self.declared)
     }
 
     fn process(&self, doc: &mut Document) -> Outcome {
@@ -435,52 +433,22 @@ impl Stage for C4 {
             .saturating_sub(crate::text::count_chars(&joined));
         let sig = &self.sig;
         let s = &mut doc.signals;
-        s.set_i64(sig.sentences.clone(), pass.sentences as i64);
-        s.set_i64(sig.lines_kept.clone(), pass.lines_kept as i64);
-        s.set_i64(sig.removed_long_word.clone(), pass.removed_long_word as i64);
-        s.set_i64(
-            sig.removed_no_terminal_punct.clone(),
-            pass.removed_no_terminal_punct as i64,
-        );
-        s.set_i64(sig.removed_few_words.clone(), pass.removed_few_words as i64);
-        s.set_i64(
-            sig.removed_javascript.clone(),
-            pass.removed_javascript as i64,
-        );
-        s.set_i64(sig.removed_policy.clone(), pass.removed_policy as i64);
-        s.set_bool(sig.lorem_ipsum.clone(), pass.lorem_ipsum);
-        s.set_bool(sig.curly_bracket.clone(), pass.curly_bracket);
+        sig.sentences.set(s, pass.sentences as i64);
+        sig.lines_kept.set(s, pass.lines_kept as i64);
+        sig.removed_long_word.set(s, pass.removed_long_word as i64);
+        sig.removed_no_terminal_punct
+            .set(s, pass.removed_no_terminal_punct as i64);
+        sig.removed_few_words.set(s, pass.removed_few_words as i64);
+        sig.removed_javascript
+            .set(s, pass.removed_javascript as i64);
+        sig.removed_policy.set(s, pass.removed_policy as i64);
+        sig.lorem_ipsum.set(s, pass.lorem_ipsum);
+        sig.curly_bracket.set(s, pass.curly_bracket);
         let kept = self.judge(&doc.signals).is_keep();
-        doc.signals.set_i64(
-            sig.chars_removed.clone(),
-            if kept { removed as i64 } else { 0 },
-        );
+        sig.chars_removed
+            .set(&mut doc.signals, if kept { removed as i64 } else { 0 });
         if kept && self.cfg.edit_text && joined != doc.text() {
             doc.set_text(joined);
-        }
-        Outcome::Keep
-    }
-
-    fn thresholds(&self) -> Vec<(String, f64)> {
-        if self.cfg.min_num_sentences > 0 {
-            vec![(
-                self.sig.sentences.clone(),
-                self.cfg.min_num_sentences as f64,
-            )]
-        } else {
-            Vec::new()
-        }
-    }
-
-    fn judge(&self, s: &Signals) -> Outcome {
-        if s.bool(&self.sig.lorem_ipsum) == Some(true) {
-            return Outcome::Drop("lorem_ipsum");
-        }
-        if s.bool(&self.sig.curly_bracket) == Some(true) {
-            return Outcome::Drop("curly_bracket");
-        }
-        if (s.i64(&self.sig.sentences).unwrap_or(0) as u64) < self.cfg.min_num_sentences {
-            return Outcome::Drop("too_few_sentences");
         }
         Outcome::Keep
     }

@@ -13,8 +13,8 @@
 use serde::Deserialize;
 
 use crate::config::{check_fraction, ConfigError, StageArgs};
+use crate::declare::{Bound, Declare, Declared, Sig, F64, I64};
 use crate::filter::gopher_repetition::find_duplicates;
-use crate::signals::{SignalSpec, SignalType, Signals};
 use crate::stage::StageDef;
 use crate::stage::{Built, Outcome, Stage};
 use crate::text::{chars, count_chars};
@@ -61,11 +61,12 @@ pub static DEF: StageDef = StageDef {
 pub struct FineWeb {
     name: String,
     cfg: FineWebConfig,
-    sig_lines: String,
-    sig_punct: String,
-    sig_short: String,
-    sig_dup: String,
-    sig_newline: String,
+    sig_lines: Sig<I64>,
+    sig_punct: Sig<F64>,
+    sig_short: Sig<F64>,
+    sig_dup: Sig<F64>,
+    sig_newline: Sig<F64>,
+    declared: Declared,
 }
 
 fn build(args: &StageArgs) -> Result<Built, ConfigError> {
@@ -76,15 +77,53 @@ fn build(args: &StageArgs) -> Result<Built, ConfigError> {
     if cfg.new_line_ratio.is_nan() || cfg.new_line_ratio < 0.0 {
         return Err(ConfigError::new("new_line_ratio", "must be a number >= 0"));
     }
-    let n = args.name;
+    let mut d = Declare::new(args.name);
+    let lines = d.signal::<I64>("lines", "non-blank lines");
+    let punct = d.signal::<F64>(
+        "line_punct_ratio",
+        "fraction of lines ending in terminal punctuation",
+    );
+    let short = d.signal::<F64>("short_line_ratio", "fraction of short lines");
+    let dup = d.signal::<F64>(
+        "char_dup_ratio",
+        "characters in repeated lines / characters without newlines",
+    );
+    let newline = d.signal::<F64>("newline_ratio", "newlines per word");
+    d.fixed(lines, Bound::Min, 1.0, "empty");
+    d.min(
+        punct,
+        Some(cfg.line_punct_thr),
+        "line_punct_thr",
+        "line_punct_ratio",
+    )
+    .zero_keeps(cfg.line_punct_exclude_zero);
+    d.max(
+        short,
+        Some(cfg.short_line_thr),
+        "short_line_thr",
+        "short_line_ratio",
+    );
+    d.max(
+        dup,
+        Some(cfg.char_duplicates_ratio),
+        "char_duplicates_ratio",
+        "char_dup_ratio",
+    );
+    d.max(
+        newline,
+        Some(cfg.new_line_ratio),
+        "new_line_ratio",
+        "list_ratio",
+    );
     Ok(Built::Map(Box::new(FineWeb {
-        name: n.to_string(),
+        name: args.name.to_string(),
         cfg,
-        sig_lines: format!("{n}.lines"),
-        sig_punct: format!("{n}.line_punct_ratio"),
-        sig_short: format!("{n}.short_line_ratio"),
-        sig_dup: format!("{n}.char_dup_ratio"),
-        sig_newline: format!("{n}.newline_ratio"),
+        sig_lines: lines,
+        sig_punct: punct,
+        sig_short: short,
+        sig_dup: dup,
+        sig_newline: newline,
+        declared: d.finish(),
     })))
 }
 
@@ -129,73 +168,18 @@ impl Stage for FineWeb {
         &self.name
     }
 
-    fn signals(&self) -> Vec<SignalSpec> {
-        let f = |n: &String, h: &'static str| SignalSpec::new(n.clone(), SignalType::F64, h);
-        vec![
-            SignalSpec::new(self.sig_lines.clone(), SignalType::I64, "non-blank lines"),
-            f(
-                &self.sig_punct,
-                "fraction of lines ending in terminal punctuation",
-            ),
-            f(&self.sig_short, "fraction of short lines"),
-            f(
-                &self.sig_dup,
-                "characters in repeated lines / characters without newlines",
-            ),
-            f(&self.sig_newline, "newlines per word"),
-        ]
-    }
-
-    fn reasons(&self) -> Vec<&'static str> {
-        vec![
-            "empty",
-            "line_punct_ratio",
-            "short_line_ratio",
-            "char_dup_ratio",
-            "list_ratio",
-        ]
+    fn declared(&self) -> Option<&Declared> {
+        Some(&self.declared)
     }
 
     fn process(&self, doc: &mut Document) -> Outcome {
         let st = measure(doc, self.cfg.short_line_length);
         let s = &mut doc.signals;
-        s.set_i64(self.sig_lines.clone(), st.lines as i64);
-        s.set_f64(self.sig_punct.clone(), st.line_punct_ratio);
-        s.set_f64(self.sig_short.clone(), st.short_line_ratio);
-        s.set_f64(self.sig_dup.clone(), st.char_dup_ratio);
-        s.set_f64(self.sig_newline.clone(), st.newline_ratio);
-        Outcome::Keep
-    }
-
-    fn thresholds(&self) -> Vec<(String, f64)> {
-        let c = &self.cfg;
-        vec![
-            (self.sig_punct.clone(), c.line_punct_thr),
-            (self.sig_short.clone(), c.short_line_thr),
-            (self.sig_dup.clone(), c.char_duplicates_ratio),
-            (self.sig_newline.clone(), c.new_line_ratio),
-        ]
-    }
-
-    fn judge(&self, s: &Signals) -> Outcome {
-        let c = &self.cfg;
-        let f = |k: &str| s.f64(k).unwrap_or(0.0);
-        if s.i64(&self.sig_lines).unwrap_or(0) == 0 {
-            return Outcome::Drop("empty");
-        }
-        let punct = f(&self.sig_punct);
-        if punct < c.line_punct_thr && !(punct == 0.0 && c.line_punct_exclude_zero) {
-            return Outcome::Drop("line_punct_ratio");
-        }
-        if f(&self.sig_short) > c.short_line_thr {
-            return Outcome::Drop("short_line_ratio");
-        }
-        if f(&self.sig_dup) > c.char_duplicates_ratio {
-            return Outcome::Drop("char_dup_ratio");
-        }
-        if f(&self.sig_newline) > c.new_line_ratio {
-            return Outcome::Drop("list_ratio");
-        }
+        self.sig_lines.set(s, st.lines as i64);
+        self.sig_punct.set(s, st.line_punct_ratio);
+        self.sig_short.set(s, st.short_line_ratio);
+        self.sig_dup.set(s, st.char_dup_ratio);
+        self.sig_newline.set(s, st.newline_ratio);
         Outcome::Keep
     }
 }

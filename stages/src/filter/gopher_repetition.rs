@@ -17,8 +17,8 @@ use rustc_hash::FxHashSet;
 use serde::Deserialize;
 
 use crate::config::{check_fraction, ConfigError, StageArgs};
+use crate::declare::{Declare, Declared, Sig, F64};
 use crate::filter::NGRAM_SIZES;
-use crate::signals::{SignalSpec, SignalType, Signals};
 use crate::stage::StageDef;
 use crate::stage::{Built, Outcome, Stage};
 use crate::text::count_chars;
@@ -111,14 +111,14 @@ const DUP_REASONS: [&str; 17] = [
 
 pub struct GopherRepetition {
     name: String,
-    cfg: GopherRepetitionConfig,
-    sig_dup_para: String,
-    sig_dup_para_char: String,
-    sig_dup_line: String,
-    sig_dup_line_char: String,
-    /// `(n, threshold, signal)` for the top n-gram rules.
-    top: Vec<(usize, f64, String)>,
-    dup: Vec<(usize, f64, String)>,
+    sig_dup_para: Sig<F64>,
+    sig_dup_para_char: Sig<F64>,
+    sig_dup_line: Sig<F64>,
+    sig_dup_line_char: Sig<F64>,
+    /// `(n, signal)` of the top n-gram rules, then of the duplicated n-gram rules.
+    top: Vec<(usize, Sig<F64>)>,
+    dup: Vec<(usize, Sig<F64>)>,
+    declared: Declared,
 }
 
 fn build(args: &StageArgs) -> Result<Built, ConfigError> {
@@ -144,27 +144,74 @@ fn build(args: &StageArgs) -> Result<Built, ConfigError> {
                     format!("n-gram size {n} is out of range: expected 1..=16"),
                 ));
             }
+            if list[..i].iter().any(|&(m, _)| m == n) {
+                return Err(ConfigError::new(
+                    format!("{key}[{i}]"),
+                    format!("n-gram size {n} is listed twice"),
+                ));
+            }
             check_fraction(&format!("{key}[{i}]"), f)?;
         }
     }
-    let n = args.name;
+    let mut d = Declare::new(args.name);
+    // A page with no text has nothing to measure.
+    d.reason("empty");
+    let para = d.signal(
+        "dup_para_frac",
+        "fraction of paragraphs repeating an earlier one",
+    );
+    let para_char = d.signal(
+        "dup_para_char_frac",
+        "characters in repeated paragraphs / text characters",
+    );
+    let line = d.signal(
+        "dup_line_frac",
+        "fraction of lines repeating an earlier one",
+    );
+    let line_char = d.signal(
+        "dup_line_char_frac",
+        "characters in repeated lines / text characters",
+    );
+    let top: Vec<(usize, Sig<F64>)> = cfg
+        .top_n_grams
+        .iter()
+        .map(|&(k, _)| {
+            let help = "characters covered by the most frequent n-gram / text characters";
+            (k, d.signal(&format!("top_{k}_gram_char_frac"), help))
+        })
+        .collect();
+    let dup: Vec<(usize, Sig<F64>)> = cfg
+        .dup_n_grams
+        .iter()
+        .map(|&(k, _)| {
+            let help = "characters in repeated n-grams / text characters";
+            (k, d.signal(&format!("dup_{k}_gram_char_frac"), help))
+        })
+        .collect();
+    // datatrove's order: paragraphs, then lines, then n-grams; 0 disables a rule.
+    for (sig, max, key) in [
+        (para, cfg.dup_para_frac, "dup_para_frac"),
+        (para_char, cfg.dup_para_char_frac, "dup_para_char_frac"),
+        (line, cfg.dup_line_frac, "dup_line_frac"),
+        (line_char, cfg.dup_line_char_frac, "dup_line_char_frac"),
+    ] {
+        d.max(sig, max.filter(|&m| m > 0.0), key, key);
+    }
+    for (&(n, sig), &(_, f)) in top.iter().zip(&cfg.top_n_grams) {
+        d.max(sig, Some(f), "top_n_grams", TOP_REASONS[n]);
+    }
+    for (&(n, sig), &(_, f)) in dup.iter().zip(&cfg.dup_n_grams) {
+        d.max(sig, Some(f), "dup_n_grams", DUP_REASONS[n]);
+    }
     Ok(Built::Map(Box::new(GopherRepetition {
-        name: n.to_string(),
-        sig_dup_para: format!("{n}.dup_para_frac"),
-        sig_dup_para_char: format!("{n}.dup_para_char_frac"),
-        sig_dup_line: format!("{n}.dup_line_frac"),
-        sig_dup_line_char: format!("{n}.dup_line_char_frac"),
-        top: cfg
-            .top_n_grams
-            .iter()
-            .map(|&(k, f)| (k, f, format!("{n}.top_{k}_gram_char_frac")))
-            .collect(),
-        dup: cfg
-            .dup_n_grams
-            .iter()
-            .map(|&(k, f)| (k, f, format!("{n}.dup_{k}_gram_char_frac")))
-            .collect(),
-        cfg,
+        name: args.name.to_string(),
+        sig_dup_para: para,
+        sig_dup_para_char: para_char,
+        sig_dup_line: line,
+        sig_dup_line_char: line_char,
+        top,
+        dup,
+        declared: d.finish(),
     })))
 }
 
@@ -415,49 +462,8 @@ impl Stage for GopherRepetition {
         &self.name
     }
 
-    fn signals(&self) -> Vec<SignalSpec> {
-        let f = |n: &String, h: &'static str| SignalSpec::new(n.clone(), SignalType::F64, h);
-        let mut v = vec![
-            f(
-                &self.sig_dup_para,
-                "fraction of paragraphs repeating an earlier one",
-            ),
-            f(
-                &self.sig_dup_para_char,
-                "characters in repeated paragraphs / text characters",
-            ),
-            f(
-                &self.sig_dup_line,
-                "fraction of lines repeating an earlier one",
-            ),
-            f(
-                &self.sig_dup_line_char,
-                "characters in repeated lines / text characters",
-            ),
-        ];
-        for (_, _, s) in &self.top {
-            v.push(f(
-                s,
-                "characters covered by the most frequent n-gram / text characters",
-            ));
-        }
-        for (_, _, s) in &self.dup {
-            v.push(f(s, "characters in repeated n-grams / text characters"));
-        }
-        v
-    }
-
-    fn reasons(&self) -> Vec<&'static str> {
-        let mut v = vec![
-            "empty",
-            "dup_para_frac",
-            "dup_para_char_frac",
-            "dup_line_frac",
-            "dup_line_char_frac",
-        ];
-        v.extend(self.top.iter().map(|&(n, _, _)| TOP_REASONS[n]));
-        v.extend(self.dup.iter().map(|&(n, _, _)| DUP_REASONS[n]));
-        v
+    fn declared(&self) -> Option<&Declared> {
+        Some(&self.declared)
     }
 
     fn process(&self, doc: &mut Document) -> Outcome {
@@ -468,69 +474,15 @@ impl Stage for GopherRepetition {
         let dup_ns: Vec<usize> = self.dup.iter().map(|t| t.0).collect();
         let r = measure(doc, &top_ns, &dup_ns);
         let s = &mut doc.signals;
-        s.set_f64(self.sig_dup_para.clone(), r.dup_para_frac);
-        s.set_f64(self.sig_dup_para_char.clone(), r.dup_para_char_frac);
-        s.set_f64(self.sig_dup_line.clone(), r.dup_line_frac);
-        s.set_f64(self.sig_dup_line_char.clone(), r.dup_line_char_frac);
-        for ((_, _, name), (_, v)) in self.top.iter().zip(&r.top) {
-            s.set_f64(name.clone(), *v);
+        self.sig_dup_para.set(s, r.dup_para_frac);
+        self.sig_dup_para_char.set(s, r.dup_para_char_frac);
+        self.sig_dup_line.set(s, r.dup_line_frac);
+        self.sig_dup_line_char.set(s, r.dup_line_char_frac);
+        for ((_, sig), (_, v)) in self.top.iter().zip(&r.top) {
+            sig.set(s, *v);
         }
-        for ((_, _, name), (_, v)) in self.dup.iter().zip(&r.dup) {
-            s.set_f64(name.clone(), *v);
-        }
-        Outcome::Keep
-    }
-
-    fn thresholds(&self) -> Vec<(String, f64)> {
-        let c = &self.cfg;
-        let mut t: Vec<(String, f64)> = [
-            (&self.sig_dup_para, c.dup_para_frac),
-            (&self.sig_dup_para_char, c.dup_para_char_frac),
-            (&self.sig_dup_line, c.dup_line_frac),
-            (&self.sig_dup_line_char, c.dup_line_char_frac),
-        ]
-        .into_iter()
-        .filter_map(|(s, v)| v.filter(|&v| v > 0.0).map(|v| (s.clone(), v)))
-        .collect();
-        for (_, f, s) in self.top.iter().chain(&self.dup) {
-            t.push((s.clone(), *f));
-        }
-        t
-    }
-
-    fn judge(&self, s: &Signals) -> Outcome {
-        let get = |k: &str| s.f64(k).unwrap_or(0.0);
-        let c = &self.cfg;
-        // datatrove's order: paragraphs, then lines, then n-grams; 0 disables a rule.
-        for (sig, max, reason) in [
-            (&self.sig_dup_para, c.dup_para_frac, "dup_para_frac"),
-            (
-                &self.sig_dup_para_char,
-                c.dup_para_char_frac,
-                "dup_para_char_frac",
-            ),
-            (&self.sig_dup_line, c.dup_line_frac, "dup_line_frac"),
-            (
-                &self.sig_dup_line_char,
-                c.dup_line_char_frac,
-                "dup_line_char_frac",
-            ),
-        ] {
-            if let Some(max) = max.filter(|&m| m > 0.0) {
-                if get(sig) > max {
-                    return Outcome::Drop(reason);
-                }
-            }
-        }
-        for &(n, max, ref sig) in &self.top {
-            if get(sig) > max {
-                return Outcome::Drop(TOP_REASONS[n]);
-            }
-        }
-        for &(n, max, ref sig) in &self.dup {
-            if get(sig) > max {
-                return Outcome::Drop(DUP_REASONS[n]);
-            }
+        for ((_, sig), (_, v)) in self.dup.iter().zip(&r.dup) {
+            sig.set(s, *v);
         }
         Outcome::Keep
     }

@@ -22,8 +22,8 @@ use std::sync::Arc;
 use serde::Deserialize;
 
 use crate::config::{ConfigError, Purpose, StageArgs};
+use crate::declare::{Declare, Declared, Sig, F64, I64};
 use crate::error::{Error, Result};
-use crate::signals::{SignalSpec, SignalType, Signals};
 use crate::stage::StageDef;
 use crate::stage::{Built, Outcome, Stage};
 use crate::Document;
@@ -280,12 +280,12 @@ pub static DEF: StageDef = StageDef {
 
 pub struct Kl {
     name: String,
-    cfg: KlConfig,
     scorer: Option<Arc<KlScorer>>,
-    sig_kl: String,
-    sig_ce: String,
-    sig_unseen: String,
-    sig_tokens: String,
+    sig_kl: Sig<F64>,
+    sig_ce: Sig<F64>,
+    sig_unseen: Sig<F64>,
+    sig_tokens: Sig<I64>,
+    declared: Declared,
 }
 
 fn build(args: &StageArgs) -> Result<Built, ConfigError> {
@@ -303,15 +303,25 @@ fn build(args: &StageArgs) -> Result<Built, ConfigError> {
     } else {
         None
     };
-    let n = args.name;
+    let mut d = Declare::new(args.name);
+    let kl = d.signal::<F64>("kl", "KL(doc || reference), nats");
+    let ce = d.signal::<F64>(
+        "cross_entropy",
+        "cross-entropy to the reference, nats per token",
+    );
+    let unseen = d.signal::<F64>("unseen_frac", "fraction of tokens the reference never saw");
+    let tokens = d.signal::<I64>("tokens", "tokens scored");
+    // Too few tokens say nothing about a page's distribution.
+    d.max(kl, Some(cfg.max_kl), "max_kl", "kl_outlier")
+        .only_if(tokens, cfg.min_tokens as f64);
     Ok(Built::Map(Box::new(Kl {
-        name: n.to_string(),
-        cfg,
+        name: args.name.to_string(),
         scorer,
-        sig_kl: format!("{n}.kl"),
-        sig_ce: format!("{n}.cross_entropy"),
-        sig_unseen: format!("{n}.unseen_frac"),
-        sig_tokens: format!("{n}.tokens"),
+        sig_kl: kl,
+        sig_ce: ce,
+        sig_unseen: unseen,
+        sig_tokens: tokens,
+        declared: d.finish(),
     })))
 }
 
@@ -320,29 +330,8 @@ impl Stage for Kl {
         &self.name
     }
 
-    fn signals(&self) -> Vec<SignalSpec> {
-        vec![
-            SignalSpec::new(
-                self.sig_kl.clone(),
-                SignalType::F64,
-                "KL(doc || reference), nats",
-            ),
-            SignalSpec::new(
-                self.sig_ce.clone(),
-                SignalType::F64,
-                "cross-entropy to the reference, nats per token",
-            ),
-            SignalSpec::new(
-                self.sig_unseen.clone(),
-                SignalType::F64,
-                "fraction of tokens the reference never saw",
-            ),
-            SignalSpec::new(self.sig_tokens.clone(), SignalType::I64, "tokens scored"),
-        ]
-    }
-
-    fn reasons(&self) -> Vec<&'static str> {
-        vec!["kl_outlier"]
+    fn declared(&self) -> Option<&Declared> {
+        Some(&self.declared)
     }
 
     fn process(&self, doc: &mut Document) -> Outcome {
@@ -350,25 +339,12 @@ impl Stage for Kl {
             return Outcome::Keep;
         };
         let s = scorer.score(doc);
-        doc.signals.set_f64(self.sig_kl.clone(), s.kl);
-        doc.signals.set_f64(self.sig_ce.clone(), s.cross_entropy);
-        doc.signals.set_f64(self.sig_unseen.clone(), s.unseen_frac);
-        doc.signals
-            .set_i64(self.sig_tokens.clone(), s.tokens as i64);
+        let sig = &mut doc.signals;
+        self.sig_kl.set(sig, s.kl);
+        self.sig_ce.set(sig, s.cross_entropy);
+        self.sig_unseen.set(sig, s.unseen_frac);
+        self.sig_tokens.set(sig, s.tokens as i64);
         Outcome::Keep
-    }
-
-    fn thresholds(&self) -> Vec<(String, f64)> {
-        vec![(self.sig_kl.clone(), self.cfg.max_kl)]
-    }
-
-    fn judge(&self, s: &Signals) -> Outcome {
-        let tokens = s.i64(&self.sig_tokens).unwrap_or(0) as u64;
-        if tokens >= self.cfg.min_tokens && s.f64(&self.sig_kl).unwrap_or(0.0) > self.cfg.max_kl {
-            Outcome::Drop("kl_outlier")
-        } else {
-            Outcome::Keep
-        }
     }
 }
 

@@ -23,7 +23,8 @@ use std::collections::BTreeMap;
 use serde::Deserialize;
 
 use crate::config::{ConfigError, StageArgs};
-use crate::signals::{SignalSpec, SignalType, Signals};
+use crate::declare::{Declare, Declared, Sig, Str, F32};
+use crate::signals::Signals;
 use crate::stage::StageDef;
 use crate::stage::{Built, Outcome, Stage};
 use crate::Document;
@@ -118,8 +119,9 @@ struct Topic {
 
 pub struct Bucket {
     name: String,
-    signal: String,
-    score_signal: String,
+    signal: Sig<Str>,
+    score_signal: Sig<F32>,
+    declared: Declared,
     lang_signal: String,
     lang_score_signal: String,
     languages: Vec<String>,
@@ -211,10 +213,18 @@ impl Bucket {
                 ));
             }
         }
+        // The bucket signal is named by the config (`bucket` by default), not by the stage.
+        let mut d = Declare::new(name);
+        let signal = d.signal_named(&cfg.signal, "mix bucket");
+        let score_signal = d.signal_named(
+            &format!("{}.score", cfg.signal),
+            "score that decided the bucket (topic score, language-ID score, or 1 - best topic score)",
+        );
         Ok(Bucket {
             name: name.to_string(),
-            score_signal: format!("{}.score", cfg.signal),
-            signal: cfg.signal,
+            score_signal,
+            signal,
+            declared: d.finish(),
             lang_signal: cfg.lang_signal,
             lang_score_signal: cfg.lang_score_signal,
             languages: cfg.languages,
@@ -276,15 +286,8 @@ impl Stage for Bucket {
         &self.name
     }
 
-    fn signals(&self) -> Vec<SignalSpec> {
-        vec![
-            SignalSpec::new(self.signal.clone(), SignalType::Str, "mix bucket"),
-            SignalSpec::new(
-                self.score_signal.clone(),
-                SignalType::F32,
-                "score that decided the bucket (topic score, language-ID score, or 1 - best topic score)",
-            ),
-        ]
+    fn declared(&self) -> Option<&Declared> {
+        Some(&self.declared)
     }
 
     fn process(&self, doc: &mut Document) -> Outcome {
@@ -311,8 +314,8 @@ impl Stage for Bucket {
     fn derive(&self, signals: &mut Signals) {
         let (bucket, score) = self.assign(signals);
         let bucket = bucket.to_string();
-        signals.set_f64(self.score_signal.clone(), score);
-        signals.set_str(self.signal.clone(), bucket);
+        self.score_signal.set(signals, score);
+        self.signal.set(signals, &bucket);
     }
 }
 

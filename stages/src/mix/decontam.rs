@@ -22,8 +22,8 @@ use rustc_hash::{FxHashMap, FxHashSet};
 use serde::Deserialize;
 
 use crate::config::{check_fraction, check_range, ConfigError, Purpose, StageArgs};
+use crate::declare::{count, Declare, Declared, Sig, Str, F32, I64};
 use crate::document::Document;
-use crate::signals::{SignalSpec, SignalType, Signals};
 use crate::stage::StageDef;
 use crate::stage::{Built, Outcome, Stage};
 
@@ -277,24 +277,46 @@ pub fn shared_index(
 /// The stage.
 pub struct Decontam {
     name: String,
-    overlap: String,
-    ngrams: String,
-    benchmark: String,
-    min_overlap: f64,
-    min_ngrams: u64,
+    overlap: Sig<F32>,
+    ngrams: Sig<I64>,
+    benchmark: Sig<Str>,
+    declared: Declared,
     /// Absent when built only to judge stored signals.
     index: Option<Arc<BenchmarkIndex>>,
 }
 
 impl Decontam {
     pub fn new(name: &str, cfg: &DecontamConfig, index: Option<Arc<BenchmarkIndex>>) -> Self {
+        let mut d = Declare::new(name);
+        let overlap = d.signal(
+            "overlap",
+            "largest fraction of one benchmark item's n-grams found in the document",
+        );
+        let ngrams = d.signal("ngrams", "n-grams of that item found in the document");
+        let benchmark = d.signal(
+            "benchmark",
+            "the best-matching benchmark item (file:id), empty when none",
+        );
+        // A share of one item's n-grams (once any is found), or enough n-grams outright.
+        d.reach(
+            overlap,
+            Some(cfg.min_overlap),
+            "min_overlap",
+            "benchmark_overlap",
+        )
+        .only_if(ngrams, 1.0);
+        d.reach(
+            ngrams,
+            count(Some(cfg.min_ngrams.max(1))),
+            "min_ngrams",
+            "benchmark_overlap",
+        );
         Decontam {
             name: name.to_string(),
-            overlap: format!("{name}.overlap"),
-            ngrams: format!("{name}.ngrams"),
-            benchmark: format!("{name}.benchmark"),
-            min_overlap: cfg.min_overlap,
-            min_ngrams: cfg.min_ngrams,
+            overlap,
+            ngrams,
+            benchmark,
+            declared: d.finish(),
             index,
         }
     }
@@ -305,28 +327,8 @@ impl Stage for Decontam {
         &self.name
     }
 
-    fn signals(&self) -> Vec<SignalSpec> {
-        vec![
-            SignalSpec::new(
-                self.overlap.clone(),
-                SignalType::F32,
-                "largest fraction of one benchmark item's n-grams found in the document",
-            ),
-            SignalSpec::new(
-                self.ngrams.clone(),
-                SignalType::I64,
-                "n-grams of that item found in the document",
-            ),
-            SignalSpec::new(
-                self.benchmark.clone(),
-                SignalType::Str,
-                "the best-matching benchmark item (file:id), empty when none",
-            ),
-        ]
-    }
-
-    fn reasons(&self) -> Vec<&'static str> {
-        vec!["benchmark_overlap"]
+    fn declared(&self) -> Option<&Declared> {
+        Some(&self.declared)
     }
 
     fn process(&self, doc: &mut Document) -> Outcome {
@@ -337,20 +339,10 @@ impl Stage for Decontam {
             Some((item, n, frac)) => (index.items[item as usize].clone(), n, frac),
             None => (String::new(), 0, 0.0),
         };
-        doc.signals.set_f64(self.overlap.clone(), frac);
-        doc.signals.set_i64(self.ngrams.clone(), n as i64);
-        doc.signals.set_str(self.benchmark.clone(), item);
+        self.overlap.set(&mut doc.signals, frac);
+        self.ngrams.set(&mut doc.signals, n as i64);
+        self.benchmark.set(&mut doc.signals, &item);
         Outcome::Keep
-    }
-
-    fn judge(&self, s: &Signals) -> Outcome {
-        let frac = s.f64(&self.overlap).unwrap_or(0.0);
-        let n = s.i64(&self.ngrams).unwrap_or(0);
-        if (n > 0 && frac >= self.min_overlap) || (n as u64) >= self.min_ngrams.max(1) {
-            Outcome::Drop("benchmark_overlap")
-        } else {
-            Outcome::Keep
-        }
     }
 }
 

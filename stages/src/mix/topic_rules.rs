@@ -20,7 +20,7 @@
 use serde::Deserialize;
 
 use crate::config::{ConfigError, StageArgs};
-use crate::signals::{SignalSpec, SignalType};
+use crate::declare::{Declare, Declared, Sig, F64};
 use crate::stage::StageDef;
 use crate::stage::{Built, Outcome, Stage};
 use crate::Document;
@@ -32,8 +32,9 @@ pub struct TopicRulesConfig {}
 
 pub struct TopicRules {
     name: String,
-    sig_math: String,
-    sig_code: String,
+    sig_math: Sig<F64>,
+    sig_code: Sig<F64>,
+    declared: Declared,
 }
 
 pub static DEF: StageDef = StageDef {
@@ -46,11 +47,20 @@ pub static DEF: StageDef = StageDef {
 
 fn build(args: &StageArgs) -> Result<Built, ConfigError> {
     let _: TopicRulesConfig = args.parse()?;
-    let n = args.name;
+    let mut d = Declare::new(args.name);
+    let sig_math = d.signal(
+        "math",
+        "share of non-empty lines with a formula (TeX or math symbols)",
+    );
+    let sig_code = d.signal(
+        "code",
+        "share of non-empty lines that look like source code",
+    );
     Ok(Built::Map(Box::new(TopicRules {
-        name: n.to_string(),
-        sig_math: format!("{n}.math"),
-        sig_code: format!("{n}.code"),
+        name: args.name.to_string(),
+        sig_math,
+        sig_code,
+        declared: d.finish(),
     })))
 }
 
@@ -254,25 +264,14 @@ impl Stage for TopicRules {
         &self.name
     }
 
-    fn signals(&self) -> Vec<SignalSpec> {
-        vec![
-            SignalSpec::new(
-                self.sig_math.clone(),
-                SignalType::F64,
-                "share of non-empty lines with a formula (TeX or math symbols)",
-            ),
-            SignalSpec::new(
-                self.sig_code.clone(),
-                SignalType::F64,
-                "share of non-empty lines that look like source code",
-            ),
-        ]
+    fn declared(&self) -> Option<&Declared> {
+        Some(&self.declared)
     }
 
     fn process(&self, doc: &mut Document) -> Outcome {
         let (math, code) = scores(doc.text());
-        doc.signals.set_f64(self.sig_math.clone(), math);
-        doc.signals.set_f64(self.sig_code.clone(), code);
+        self.sig_math.set(&mut doc.signals, math);
+        self.sig_code.set(&mut doc.signals, code);
         Outcome::Keep
     }
 }

@@ -23,7 +23,7 @@ use rustc_hash::{FxHashMap, FxHashSet};
 use serde::Deserialize;
 
 use crate::config::{check_fraction, ConfigError, Purpose, StageArgs};
-use crate::signals::{SignalSpec, SignalType, Signals};
+use crate::declare::{Bool, Declare, Declared, Sig, F64, I64};
 use crate::stage::StageDef;
 use crate::stage::{Built, Outcome, Stage};
 use crate::text::{push_lower, segment_words};
@@ -390,9 +390,10 @@ pub struct DirtyWords {
     name: String,
     cfg: DirtyWordsConfig,
     lists: Option<Arc<FxHashMap<String, WordList>>>,
-    sig_count: String,
-    sig_ratio: String,
-    sig_listed: String,
+    sig_count: Sig<I64>,
+    sig_ratio: Sig<F64>,
+    sig_listed: Sig<Bool>,
+    declared: Declared,
 }
 
 fn build(args: &StageArgs) -> Result<Built, ConfigError> {
@@ -424,14 +425,21 @@ fn build(args: &StageArgs) -> Result<Built, ConfigError> {
     } else {
         None
     };
-    let n = args.name;
+    let mut d = Declare::new(args.name);
+    let count = d.signal::<I64>("count", "bad-word matches");
+    let ratio = d.signal::<F64>("ratio", "bad-word matches per word");
+    let listed = d.signal::<Bool>("listed", "the document's language has a list");
+    // A page without a single match keeps, whatever its ratio.
+    d.max(ratio, Some(cfg.max_ratio), "max_ratio", "dirty_words")
+        .only_if(count, 1.0);
     Ok(Built::Map(Box::new(DirtyWords {
-        name: n.to_string(),
+        name: args.name.to_string(),
         cfg,
         lists,
-        sig_count: format!("{n}.count"),
-        sig_ratio: format!("{n}.ratio"),
-        sig_listed: format!("{n}.listed"),
+        sig_count: count,
+        sig_ratio: ratio,
+        sig_listed: listed,
+        declared: d.finish(),
     })))
 }
 
@@ -440,24 +448,8 @@ impl Stage for DirtyWords {
         &self.name
     }
 
-    fn signals(&self) -> Vec<SignalSpec> {
-        vec![
-            SignalSpec::new(self.sig_count.clone(), SignalType::I64, "bad-word matches"),
-            SignalSpec::new(
-                self.sig_ratio.clone(),
-                SignalType::F64,
-                "bad-word matches per word",
-            ),
-            SignalSpec::new(
-                self.sig_listed.clone(),
-                SignalType::Bool,
-                "the document's language has a list",
-            ),
-        ]
-    }
-
-    fn reasons(&self) -> Vec<&'static str> {
-        vec!["dirty_words"]
+    fn declared(&self) -> Option<&Declared> {
+        Some(&self.declared)
     }
 
     fn process(&self, doc: &mut Document) -> Outcome {
@@ -473,30 +465,17 @@ impl Stage for DirtyWords {
             None => (0, false),
         };
         let words = doc.words().iter().filter(|w| w.is_alnum()).count();
-        doc.signals.set_i64(self.sig_count.clone(), count as i64);
-        doc.signals.set_f64(
-            self.sig_ratio.clone(),
+        self.sig_count.set(&mut doc.signals, count as i64);
+        self.sig_ratio.set(
+            &mut doc.signals,
             if words > 0 {
                 count as f64 / words as f64
             } else {
                 0.0
             },
         );
-        doc.signals.set_bool(self.sig_listed.clone(), listed);
+        self.sig_listed.set(&mut doc.signals, listed);
         Outcome::Keep
-    }
-
-    fn thresholds(&self) -> Vec<(String, f64)> {
-        vec![(self.sig_ratio.clone(), self.cfg.max_ratio)]
-    }
-
-    fn judge(&self, s: &Signals) -> Outcome {
-        let count = s.i64(&self.sig_count).unwrap_or(0);
-        if count > 0 && s.f64(&self.sig_ratio).unwrap_or(0.0) > self.cfg.max_ratio {
-            Outcome::Drop("dirty_words")
-        } else {
-            Outcome::Keep
-        }
     }
 }
 

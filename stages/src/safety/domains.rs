@@ -48,8 +48,9 @@ use serde::Deserialize;
 use super::suffix::{SuffixList, DEFAULT_LIST};
 use super::url_filter::{normalize_domain, url_host};
 use crate::config::{check_range, ConfigError, Purpose, StageArgs};
+use crate::declare::{Declare, Declared, Sig, Str, F64, I64};
 use crate::error::{Error, Result};
-use crate::signals::{SignalSpec, SignalType, Signals};
+use crate::signals::Signals;
 use crate::stage::StageDef;
 use crate::stage::{
     Applier, Built, Collector, GlobalStage, GlobalStep, Outcome, PartitionCtx, StepCtx,
@@ -66,18 +67,22 @@ pub struct DomainsConfig {
     pub min_pages: u64,
     /// The `safety.pii` stage whose `NAME.total` signal counts a page's PII matches.
     pub pii_stage: Option<String>,
+    /// A domain with more PII matches per 1,000 words is offending (`pii_site`).
     pub max_pii_per_1k_words: Option<f64>,
     /// Stages whose drops and flags mark a page as dirty (bad words).
     #[serde(default)]
     pub dirty_stages: Vec<String>,
+    /// A domain with a larger share of dirty pages is offending (`dirty_site`).
     pub max_dirty_share: Option<f64>,
     /// Stages whose drops and flags mark a page as blocklisted (URL lists).
     #[serde(default)]
     pub blocklist_stages: Vec<String>,
+    /// A domain with a larger share of blocklisted pages is offending (`blocklisted_site`).
     pub max_blocklist_share: Option<f64>,
     /// Stages whose drops and flags mark a page as low quality (heuristic filters).
     #[serde(default)]
     pub quality_stages: Vec<String>,
+    /// A domain with a larger share of low-quality pages is offending (`low_quality_site`).
     pub max_quality_share: Option<f64>,
     /// Domains never judged offending (with their subdomains).
     #[serde(default)]
@@ -167,36 +172,7 @@ pub struct Figures {
     pub quality_share: f64,
 }
 
-/// Thresholds; `None` is not checked.
-#[derive(Clone, Debug)]
-struct Policy {
-    min_pages: u64,
-    max_pii: Option<f64>,
-    max_dirty: Option<f64>,
-    max_blocked: Option<f64>,
-    max_quality: Option<f64>,
-}
-
-impl Policy {
-    fn judge(&self, f: &Figures) -> Outcome {
-        if f.pages < self.min_pages {
-            return Outcome::Keep;
-        }
-        let over = |v: f64, m: Option<f64>| m.is_some_and(|m| v > m);
-        if over(f.pii_per_1k_words, self.max_pii) {
-            Outcome::Drop("pii_site")
-        } else if over(f.dirty_share, self.max_dirty) {
-            Outcome::Drop("dirty_site")
-        } else if over(f.blocklist_share, self.max_blocked) {
-            Outcome::Drop("blocklisted_site")
-        } else if over(f.quality_share, self.max_quality) {
-            Outcome::Drop("low_quality_site")
-        } else {
-            Outcome::Keep
-        }
-    }
-}
-
+/// The drop reasons, in the order the rules check them.
 const REASONS: [&str; 4] = [
     "pii_site",
     "dirty_site",
@@ -207,7 +183,6 @@ const REASONS: [&str; 4] = [
 /// How a page maps to its site and what it counts for.
 struct Inner {
     name: String,
-    policy: Policy,
     shards: usize,
     top: usize,
     pii_signal: Option<String>,
@@ -217,12 +192,15 @@ struct Inner {
     allow: FxHashSet<String>,
     /// Loaded for runs (not for selection, which only judges stored signals).
     suffixes: Option<SuffixList>,
-    sig_domain: String,
-    sig_pages: String,
-    sig_pii: String,
-    sig_dirty: String,
-    sig_blocked: String,
-    sig_quality: String,
+    sig_domain: Sig<Str>,
+    sig_pages: Sig<I64>,
+    sig_pii: Sig<F64>,
+    sig_dirty: Sig<F64>,
+    sig_blocked: Sig<F64>,
+    sig_quality: Sig<F64>,
+    /// The signals and the site rules: a domain's figures are judged by them in the
+    /// aggregation, and its pages' signals by them in selection.
+    declared: Declared,
 }
 
 pub struct Domains {
@@ -321,17 +299,44 @@ fn build(args: &StageArgs) -> Result<Built, ConfigError> {
     } else {
         None
     };
-    let n = args.name;
+    let mut d = Declare::new(args.name);
+    let domain = d.signal::<Str>("domain", "the offending registered domain of the page");
+    let pages = d.signal::<I64>(
+        "pages",
+        "pages of the domain in the run (and in earlier runs of its history)",
+    );
+    let pii = d.signal::<F64>(
+        "pii_per_1k_words",
+        "PII matches per 1,000 words over the domain",
+    );
+    let dirty = d.signal::<F64>(
+        "dirty_share",
+        "share of the domain's pages failing the dirty-word stages",
+    );
+    let blocked = d.signal::<F64>(
+        "blocklist_share",
+        "share of the domain's pages failing the blocklist stages",
+    );
+    let quality = d.signal::<F64>(
+        "quality_share",
+        "share of the domain's pages failing the quality stages",
+    );
+    // Domains with fewer pages are never offending (nor pages without the signals).
+    let min_pages = cfg.min_pages as f64;
+    for ((sig, max, key), reason) in [
+        (pii, cfg.max_pii_per_1k_words, "max_pii_per_1k_words"),
+        (dirty, cfg.max_dirty_share, "max_dirty_share"),
+        (blocked, cfg.max_blocklist_share, "max_blocklist_share"),
+        (quality, cfg.max_quality_share, "max_quality_share"),
+    ]
+    .into_iter()
+    .zip(REASONS)
+    {
+        d.max(sig, max, key, reason).only_if(pages, min_pages);
+    }
     Ok(Built::Global(Box::new(Domains {
         inner: Arc::new(Inner {
-            name: n.to_string(),
-            policy: Policy {
-                min_pages: cfg.min_pages,
-                max_pii: cfg.max_pii_per_1k_words,
-                max_dirty: cfg.max_dirty_share,
-                max_blocked: cfg.max_blocklist_share,
-                max_quality: cfg.max_quality_share,
-            },
+            name: args.name.to_string(),
             shards: cfg.shards,
             top: cfg.top,
             pii_signal: cfg.pii_stage.map(|s| format!("{s}.total")),
@@ -340,12 +345,13 @@ fn build(args: &StageArgs) -> Result<Built, ConfigError> {
             quality: cfg.quality_stages.into_iter().collect(),
             allow,
             suffixes,
-            sig_domain: format!("{n}.domain"),
-            sig_pages: format!("{n}.pages"),
-            sig_pii: format!("{n}.pii_per_1k_words"),
-            sig_dirty: format!("{n}.dirty_share"),
-            sig_blocked: format!("{n}.blocklist_share"),
-            sig_quality: format!("{n}.quality_share"),
+            sig_domain: domain,
+            sig_pages: pages,
+            sig_pii: pii,
+            sig_dirty: dirty,
+            sig_blocked: blocked,
+            sig_quality: quality,
+            declared: d.finish(),
         }),
     })))
 }
@@ -417,22 +423,27 @@ impl Inner {
     }
 
     fn write_signals(&self, s: &mut Signals, site: &str, f: &Figures) {
-        s.set_str(self.sig_domain.clone(), site);
-        s.set_i64(self.sig_pages.clone(), f.pages as i64);
-        s.set_f64(self.sig_pii.clone(), f.pii_per_1k_words);
-        s.set_f64(self.sig_dirty.clone(), f.dirty_share);
-        s.set_f64(self.sig_blocked.clone(), f.blocklist_share);
-        s.set_f64(self.sig_quality.clone(), f.quality_share);
+        self.sig_domain.set(s, site);
+        self.sig_pages.set(s, f.pages as i64);
+        self.sig_pii.set(s, f.pii_per_1k_words);
+        self.sig_dirty.set(s, f.dirty_share);
+        self.sig_blocked.set(s, f.blocklist_share);
+        self.sig_quality.set(s, f.quality_share);
     }
 
-    fn read_figures(&self, s: &Signals) -> Option<Figures> {
-        Some(Figures {
-            pages: s.i64(&self.sig_pages)?.max(0) as u64,
-            pii_per_1k_words: s.f64(&self.sig_pii).unwrap_or(0.0),
-            dirty_share: s.f64(&self.sig_dirty).unwrap_or(0.0),
-            blocklist_share: s.f64(&self.sig_blocked).unwrap_or(0.0),
-            quality_share: s.f64(&self.sig_quality).unwrap_or(0.0),
-        })
+    /// The verdict on a domain's figures, by the declared rules.
+    fn judge(&self, f: &Figures) -> Outcome {
+        let value = |i: usize| match i {
+            _ if i == self.sig_pages.index() => f.pages as f64,
+            _ if i == self.sig_pii.index() => f.pii_per_1k_words,
+            _ if i == self.sig_dirty.index() => f.dirty_share,
+            _ if i == self.sig_blocked.index() => f.blocklist_share,
+            _ if i == self.sig_quality.index() => f.quality_share,
+            _ => 0.0,
+        };
+        self.declared
+            .judge_by(value)
+            .map_or(Outcome::Keep, Outcome::Drop)
     }
 }
 
@@ -697,10 +708,10 @@ impl GlobalStep for AggregateStep {
                 all.add(b);
             }
             let f = all.figures();
-            if let Outcome::Drop(reason) = self.inner.policy.judge(&f) {
+            if let Outcome::Drop(reason) = self.inner.judge(&f) {
                 offending.push((site, f, reason));
                 if let Some(b) = before {
-                    if self.inner.policy.judge(&b.figures()) == Outcome::Keep {
+                    if self.inner.judge(&b.figures()) == Outcome::Keep {
                         retract.push((site, reason, b.pages));
                     }
                 }
@@ -885,7 +896,7 @@ impl Applier for DomainApplier {
         match self.offending.get(&site) {
             Some(f) => {
                 self.inner.write_signals(&mut doc.signals, &site, f);
-                self.inner.policy.judge(f)
+                self.inner.judge(f)
             }
             None => Outcome::Keep,
         }
@@ -897,44 +908,8 @@ impl GlobalStage for Domains {
         &self.inner.name
     }
 
-    fn signals(&self) -> Vec<SignalSpec> {
-        let i = &self.inner;
-        vec![
-            SignalSpec::new(
-                i.sig_domain.clone(),
-                SignalType::Str,
-                "the offending registered domain of the page",
-            ),
-            SignalSpec::new(
-                i.sig_pages.clone(),
-                SignalType::I64,
-                "pages of the domain in the run (and in earlier runs of its history)",
-            ),
-            SignalSpec::new(
-                i.sig_pii.clone(),
-                SignalType::F64,
-                "PII matches per 1,000 words over the domain",
-            ),
-            SignalSpec::new(
-                i.sig_dirty.clone(),
-                SignalType::F64,
-                "share of the domain's pages failing the dirty-word stages",
-            ),
-            SignalSpec::new(
-                i.sig_blocked.clone(),
-                SignalType::F64,
-                "share of the domain's pages failing the blocklist stages",
-            ),
-            SignalSpec::new(
-                i.sig_quality.clone(),
-                SignalType::F64,
-                "share of the domain's pages failing the quality stages",
-            ),
-        ]
-    }
-
-    fn reasons(&self) -> Vec<&'static str> {
-        REASONS.to_vec()
+    fn declared(&self) -> Option<&Declared> {
+        Some(&self.inner.declared)
     }
 
     fn collector(&self, ctx: &PartitionCtx) -> Result<Box<dyn Collector>> {
@@ -966,27 +941,6 @@ impl GlobalStage for Domains {
             inner: self.inner.clone(),
             offending,
         }))
-    }
-
-    fn judge(&self, signals: &Signals) -> Outcome {
-        match self.inner.read_figures(signals) {
-            Some(f) => self.inner.policy.judge(&f),
-            None => Outcome::Keep,
-        }
-    }
-
-    fn thresholds(&self) -> Vec<(String, f64)> {
-        let i = &self.inner;
-        let p = &i.policy;
-        [
-            (&i.sig_pii, p.max_pii),
-            (&i.sig_dirty, p.max_dirty),
-            (&i.sig_blocked, p.max_blocked),
-            (&i.sig_quality, p.max_quality),
-        ]
-        .into_iter()
-        .filter_map(|(s, v)| Some((s.clone(), v?)))
-        .collect()
     }
 }
 

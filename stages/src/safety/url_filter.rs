@@ -27,7 +27,7 @@ use rustc_hash::FxHashSet;
 use serde::Deserialize;
 
 use crate::config::{ConfigError, Purpose, StageArgs};
-use crate::signals::{SignalSpec, SignalType, Signals};
+use crate::declare::{count, Bool, Bound, Declare, Declared, Sig, I64};
 use crate::stage::StageDef;
 use crate::stage::{Built, Outcome, Stage};
 use crate::Document;
@@ -213,12 +213,15 @@ pub struct UrlFilterConfig {
     pub domains: Vec<String>,
     /// Files of banned words (any of them in the URL's words fails the page).
     pub banned_words_files: Vec<String>,
+    /// Banned words given inline.
     pub banned_words: Vec<String>,
     /// Files of banned sub-words (found anywhere in the URL's letters and digits).
     pub banned_subwords_files: Vec<String>,
+    /// Banned sub-words given inline.
     pub banned_subwords: Vec<String>,
     /// Files of soft-banned words (`soft_word_threshold` of them fail the page).
     pub soft_banned_words_files: Vec<String>,
+    /// Soft-banned words given inline.
     pub soft_banned_words: Vec<String>,
     /// Distinct soft-banned words needed to fail a page (datatrove: 2).
     pub soft_word_threshold: Option<u64>,
@@ -242,13 +245,13 @@ pub struct UrlLists {
 
 pub struct UrlFilter {
     name: String,
-    threshold: u64,
     lists: Option<Arc<UrlLists>>,
-    sig_domain: String,
-    sig_url: String,
-    sig_banned: String,
-    sig_soft: String,
-    sig_sub: String,
+    sig_domain: Sig<Bool>,
+    sig_url: Sig<Bool>,
+    sig_banned: Sig<I64>,
+    sig_soft: Sig<I64>,
+    sig_sub: Sig<I64>,
+    declared: Declared,
 }
 
 fn paths(args: &StageArgs, key: &str, list: &[String]) -> Result<Vec<PathBuf>, ConfigError> {
@@ -340,16 +343,33 @@ fn build(args: &StageArgs) -> Result<Built, ConfigError> {
         paths(args, "url_lists", &cfg.url_lists)?;
         None
     };
-    let n = args.name;
+    let mut d = Declare::new(args.name);
+    let domain = d.signal::<Bool>("blocked_domain", "host or a parent domain is blocklisted");
+    let url = d.signal::<Bool>("blocked_url", "URL or a prefix of it is blocklisted");
+    let banned = d.signal::<I64>("banned_words", "distinct banned words in the URL");
+    let soft = d.signal::<I64>("soft_banned_words", "distinct soft-banned words in the URL");
+    let sub = d.signal::<I64>("banned_subwords", "banned sub-word matches in the URL");
+    d.flag(domain, "blocked_domain");
+    d.flag(url, "blocked_url");
+    d.fixed(banned, Bound::Max, 0.0, "banned_word");
+    // A threshold of 0 turns the soft-word rule off.
+    let threshold = Some(cfg.soft_word_threshold.unwrap_or(2)).filter(|&t| t > 0);
+    d.reach(
+        soft,
+        count(threshold),
+        "soft_word_threshold",
+        "soft_banned_words",
+    );
+    d.fixed(sub, Bound::Max, 0.0, "banned_subword");
     Ok(Built::Map(Box::new(UrlFilter {
-        name: n.to_string(),
-        threshold: cfg.soft_word_threshold.unwrap_or(2),
+        name: args.name.to_string(),
         lists,
-        sig_domain: format!("{n}.blocked_domain"),
-        sig_url: format!("{n}.blocked_url"),
-        sig_banned: format!("{n}.banned_words"),
-        sig_soft: format!("{n}.soft_banned_words"),
-        sig_sub: format!("{n}.banned_subwords"),
+        sig_domain: domain,
+        sig_url: url,
+        sig_banned: banned,
+        sig_soft: soft,
+        sig_sub: sub,
+        declared: d.finish(),
     })))
 }
 
@@ -392,44 +412,8 @@ impl Stage for UrlFilter {
         &self.name
     }
 
-    fn signals(&self) -> Vec<SignalSpec> {
-        vec![
-            SignalSpec::new(
-                self.sig_domain.clone(),
-                SignalType::Bool,
-                "host or a parent domain is blocklisted",
-            ),
-            SignalSpec::new(
-                self.sig_url.clone(),
-                SignalType::Bool,
-                "URL or a prefix of it is blocklisted",
-            ),
-            SignalSpec::new(
-                self.sig_banned.clone(),
-                SignalType::I64,
-                "distinct banned words in the URL",
-            ),
-            SignalSpec::new(
-                self.sig_soft.clone(),
-                SignalType::I64,
-                "distinct soft-banned words in the URL",
-            ),
-            SignalSpec::new(
-                self.sig_sub.clone(),
-                SignalType::I64,
-                "banned sub-word matches in the URL",
-            ),
-        ]
-    }
-
-    fn reasons(&self) -> Vec<&'static str> {
-        vec![
-            "blocked_domain",
-            "blocked_url",
-            "banned_word",
-            "soft_banned_words",
-            "banned_subword",
-        ]
+    fn declared(&self) -> Option<&Declared> {
+        Some(&self.declared)
     }
 
     fn process(&self, doc: &mut Document) -> Outcome {
@@ -438,33 +422,12 @@ impl Stage for UrlFilter {
         };
         let v = lists.check(&doc.url);
         let s = &mut doc.signals;
-        s.set_bool(self.sig_domain.clone(), v.blocked_domain);
-        s.set_bool(self.sig_url.clone(), v.blocked_url);
-        s.set_i64(self.sig_banned.clone(), v.banned_words as i64);
-        s.set_i64(self.sig_soft.clone(), v.soft_banned_words as i64);
-        s.set_i64(self.sig_sub.clone(), v.banned_subwords as i64);
+        self.sig_domain.set(s, v.blocked_domain);
+        self.sig_url.set(s, v.blocked_url);
+        self.sig_banned.set(s, v.banned_words as i64);
+        self.sig_soft.set(s, v.soft_banned_words as i64);
+        self.sig_sub.set(s, v.banned_subwords as i64);
         Outcome::Keep
-    }
-
-    fn thresholds(&self) -> Vec<(String, f64)> {
-        vec![(self.sig_soft.clone(), self.threshold as f64)]
-    }
-
-    fn judge(&self, s: &Signals) -> Outcome {
-        let i = |k: &str| s.i64(k).unwrap_or(0) as u64;
-        if s.bool(&self.sig_domain) == Some(true) {
-            Outcome::Drop("blocked_domain")
-        } else if s.bool(&self.sig_url) == Some(true) {
-            Outcome::Drop("blocked_url")
-        } else if i(&self.sig_banned) > 0 {
-            Outcome::Drop("banned_word")
-        } else if self.threshold > 0 && i(&self.sig_soft) >= self.threshold {
-            Outcome::Drop("soft_banned_words")
-        } else if i(&self.sig_sub) > 0 {
-            Outcome::Drop("banned_subword")
-        } else {
-            Outcome::Keep
-        }
     }
 }
 

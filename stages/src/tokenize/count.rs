@@ -4,7 +4,7 @@
 use std::sync::Arc;
 
 use crate::config::{ConfigError, Purpose, StageArgs};
-use crate::signals::{SignalSpec, SignalType};
+use crate::declare::{Declare, Declared, Sig, I64};
 use crate::stage::StageDef;
 use crate::stage::{Built, Outcome, Stage};
 use crate::tokenize::{Tokenizer, TokenizerConfig};
@@ -19,8 +19,9 @@ pub static DEF: StageDef = StageDef {
 
 pub struct TokenCount {
     name: String,
-    signal: String,
+    signal: Sig<I64>,
     tok: Option<Arc<Tokenizer>>,
+    declared: Declared,
 }
 
 fn build(args: &StageArgs) -> Result<Built, ConfigError> {
@@ -35,10 +36,13 @@ fn build(args: &StageArgs) -> Result<Built, ConfigError> {
             None
         }
     };
+    let mut d = Declare::new(args.name);
+    let signal = d.signal("tokens", "tokens of the document, BOS/EOS included");
     Ok(Built::Map(Box::new(TokenCount {
         name: args.name.to_string(),
-        signal: format!("{}.tokens", args.name),
+        signal,
         tok,
+        declared: d.finish(),
     })))
 }
 
@@ -51,12 +55,8 @@ impl Stage for TokenCount {
         &self.name
     }
 
-    fn signals(&self) -> Vec<SignalSpec> {
-        vec![SignalSpec::new(
-            self.signal.clone(),
-            SignalType::I64,
-            "tokens of the document, BOS/EOS included",
-        )]
+    fn declared(&self) -> Option<&Declared> {
+        Some(&self.declared)
     }
 
     fn process(&self, doc: &mut Document) -> Outcome {
@@ -69,7 +69,7 @@ impl Stage for TokenCount {
             tok.session().encode_document(doc.text(), &mut ids);
             ids.len()
         });
-        doc.signals.set_i64(self.signal.clone(), n as i64);
+        self.signal.set(&mut doc.signals, n as i64);
         Outcome::Keep
     }
 }

@@ -6,6 +6,7 @@ use std::path::{Path, PathBuf};
 
 use super::*;
 use crate::tokenize::testdata::{corpus_texts, shared};
+use crate::Signals;
 
 fn humaneval_path() -> Option<PathBuf> {
     let p = shared()?.join("data/benchmarks/humaneval/HumanEval.jsonl.gz");

@@ -30,7 +30,7 @@ use std::collections::BTreeMap;
 use serde::Deserialize;
 
 use crate::config::{ConfigError, StageArgs};
-use crate::signals::{SignalSpec, SignalType, Signals};
+use crate::declare::{count, Declare, Declared, Sig, I64};
 use crate::stage::StageDef;
 use crate::stage::{Built, Outcome, Stage};
 use crate::Document;
@@ -216,8 +216,9 @@ pub static DEF: StageDef = StageDef {
 pub struct Pii {
     name: String,
     cfg: PiiConfig,
-    sig: Vec<(PiiKind, String)>,
-    sig_total: String,
+    sig: Vec<(PiiKind, Sig<I64>)>,
+    sig_total: Sig<I64>,
+    declared: Declared,
 }
 
 fn build(args: &StageArgs) -> Result<Built, ConfigError> {
@@ -225,17 +226,7 @@ fn build(args: &StageArgs) -> Result<Built, ConfigError> {
     if cfg.types.is_empty() {
         return Err(ConfigError::new("types", "list at least one kind"));
     }
-    let n = args.name;
-    Ok(Built::Map(Box::new(Pii {
-        name: n.to_string(),
-        sig: cfg
-            .types
-            .iter()
-            .map(|k| (*k, format!("{n}.{}", k.name())))
-            .collect(),
-        sig_total: format!("{n}.total"),
-        cfg,
-    })))
+    Ok(Built::Map(Box::new(Pii::from_config(args.name, cfg))))
 }
 
 impl Pii {
@@ -264,14 +255,27 @@ impl Pii {
 
     /// Builds the stage from a config section (for the `curate pii` command).
     pub fn from_config(name: &str, cfg: PiiConfig) -> Pii {
+        let mut d = Declare::new(name);
+        let mut sig: Vec<(PiiKind, Sig<I64>)> = Vec::new();
+        for &k in &cfg.types {
+            // A kind listed twice is counted once.
+            if !sig.iter().any(|(s, _)| *s == k) {
+                let help = "pieces of this kind found (and redacted)";
+                sig.push((k, d.signal(k.name(), help)));
+            }
+        }
+        let sig_total = d.signal::<I64>("total", "pieces of personal data found");
+        d.max(
+            sig_total,
+            count(cfg.max_matches),
+            "max_matches",
+            "too_much_pii",
+        );
         Pii {
             name: name.to_string(),
-            sig: cfg
-                .types
-                .iter()
-                .map(|k| (*k, format!("{name}.{}", k.name())))
-                .collect(),
-            sig_total: format!("{name}.total"),
+            sig,
+            sig_total,
+            declared: d.finish(),
             cfg,
         }
     }
@@ -282,28 +286,8 @@ impl Stage for Pii {
         &self.name
     }
 
-    fn signals(&self) -> Vec<SignalSpec> {
-        let mut v: Vec<SignalSpec> = self
-            .sig
-            .iter()
-            .map(|(_, s)| {
-                SignalSpec::new(
-                    s.clone(),
-                    SignalType::I64,
-                    "pieces of this kind found (and redacted)",
-                )
-            })
-            .collect();
-        v.push(SignalSpec::new(
-            self.sig_total.clone(),
-            SignalType::I64,
-            "pieces of personal data found",
-        ));
-        v
-    }
-
-    fn reasons(&self) -> Vec<&'static str> {
-        vec!["too_much_pii"]
+    fn declared(&self) -> Option<&Declared> {
+        Some(&self.declared)
     }
 
     fn process(&self, doc: &mut Document) -> Outcome {
@@ -312,26 +296,10 @@ impl Stage for Pii {
         for (k, s) in &self.sig {
             let c = counts.get(k).copied().unwrap_or(0);
             total += c;
-            doc.signals.set_i64(s.clone(), c as i64);
+            s.set(&mut doc.signals, c as i64);
         }
-        doc.signals.set_i64(self.sig_total.clone(), total as i64);
+        self.sig_total.set(&mut doc.signals, total as i64);
         Outcome::Keep
-    }
-
-    fn thresholds(&self) -> Vec<(String, f64)> {
-        self.cfg
-            .max_matches
-            .map(|m| vec![(self.sig_total.clone(), m as f64)])
-            .unwrap_or_default()
-    }
-
-    fn judge(&self, s: &Signals) -> Outcome {
-        match self.cfg.max_matches {
-            Some(m) if s.i64(&self.sig_total).unwrap_or(0) as u64 > m => {
-                Outcome::Drop("too_much_pii")
-            }
-            _ => Outcome::Keep,
-        }
     }
 }
 
