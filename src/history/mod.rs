@@ -31,6 +31,7 @@ use std::sync::Arc;
 use serde::{Deserialize, Serialize};
 use stages::dedup::extsort::{fan_in, merge, Scratch};
 use stages::dedup::history::{gen_shard_path, HistRec, SNAPSHOT};
+use stages::dedup::minhash_history::MhKey;
 use stages::dedup::records::{LazySource, Record, RecordReader, RecordWriter, Source};
 use stages::{ConfigError, Error, Result, Store};
 
@@ -47,6 +48,20 @@ pub struct StageEntry {
     pub shards: usize,
     pub records: u64,
     pub bytes: u64,
+    /// `keys` (URL, exact: [`HistRec`] per kept document) or `minhash` (band keys of every
+    /// document, their rows and remaps: `stages::dedup::minhash_history`); empty: `keys`.
+    #[serde(default)]
+    pub kind: String,
+}
+
+const MINHASH: &str = "minhash";
+
+/// The seq of a MinHash document file name (`docs-SSSSSSSS.bin`).
+fn docs_seq(name: &str) -> Option<u64> {
+    name.strip_prefix("docs-")?
+        .strip_suffix(".bin")?
+        .parse()
+        .ok()
 }
 
 /// A commit marker: `commits/<gen>.json`.
@@ -226,6 +241,7 @@ impl History {
             "history": self.store.root(),
             "generations": self.live.iter().map(|c| serde_json::json!({
                 "name": c.generation,
+                "seq": c.seq,
                 "stages": c.stages.iter().map(|(k, s)| (k.clone(), serde_json::json!({"shards": s.shards}))).collect::<serde_json::Map<_, _>>(),
             })).collect::<Vec<_>>(),
         })
@@ -335,15 +351,50 @@ pub fn commit(
         if shards.is_empty() {
             continue;
         }
-        let mut e = StageEntry::default();
-        for f in &shards {
-            let name = f.strip_prefix(&dir).unwrap_or(f);
+        let names: Vec<&str> = shards
+            .iter()
+            .map(|f| f.strip_prefix(&dir).unwrap_or(f))
+            .collect();
+        let minhash = names.iter().any(|n| docs_seq(n).is_some());
+        let mut e = StageEntry {
+            kind: if minhash { MINHASH } else { "keys" }.into(),
+            ..Default::default()
+        };
+        for (f, name) in shards.iter().zip(&names) {
+            if let Some(seq) = docs_seq(name) {
+                // Tonight's rows are numbered after the snapshot's generations; a generation
+                // committed since would share the numbers.
+                if seq != hist.next_seq() {
+                    return Err(bad(
+                        hs,
+                        &format!("commits/ (generation {seq})"),
+                        format!(
+                            "the history gained generations since this run started ({s}: \
+                             night {seq}, the history is at {}); rerun with --restart",
+                            hist.next_seq() - 1
+                        ),
+                    ));
+                }
+                let mut head = Vec::new();
+                out.open(f)
+                    .and_then(|r| r.take(24).read_to_end(&mut head))
+                    .map_err(|e| Error::io(f, e))?;
+                let (_, _, rows) = stages::dedup::minhash_history::parse_docs_header(&head, f)
+                    .map_err(|e| Error::io(f, e))?;
+                e.records = e.records.max(rows);
+            }
+        }
+        for (f, name) in shards.iter().zip(&names) {
             let rel = format!("{s}/{name}");
             let n = copy(out, f, hs, &format!("gens/{gen}/{rel}"))?;
             pause();
-            e.shards += 1;
             e.bytes += n;
-            e.records += n / HistRec::SIZE as u64;
+            if name.starts_with("shard-") {
+                e.shards += 1;
+                if !minhash {
+                    e.records += n / HistRec::SIZE as u64;
+                }
+            }
             files.insert(rel, n);
         }
         stages.insert(s.clone(), e);
@@ -398,7 +449,10 @@ pub fn status(hist: &History) -> String {
         let st: Vec<String> = c
             .stages
             .iter()
-            .map(|(k, e)| format!("{k} {} keys/{} shards", e.records, e.shards))
+            .map(|(k, e)| match e.kind.as_str() {
+                MINHASH => format!("{k} {} documents/{} shards", e.records, e.shards),
+                _ => format!("{k} {} keys/{} shards", e.records, e.shards),
+            })
             .collect();
         s.push_str(&format!(
             "  {:>4}  {}  runs {}  documents {}  bytes {}  {}\n",
@@ -452,45 +506,52 @@ pub fn compact(hist: &History, scratch: &std::path::Path, budget: usize) -> Resu
     let mut files = BTreeMap::new();
     let mut stages = BTreeMap::new();
     for (s, &shards) in &stage_shards {
+        let minhash = hist
+            .live
+            .iter()
+            .any(|c| c.stages.get(s).is_some_and(|e| e.kind == MINHASH));
         let mut e = StageEntry {
             shards,
+            kind: if minhash { MINHASH } else { "keys" }.into(),
             ..Default::default()
         };
         for shard in 0..shards {
-            let sources: Vec<Box<dyn Source<HistRec>>> = hist
-                .live
-                .iter()
-                .filter(|c| c.stages.contains_key(s))
-                .map(|c| {
-                    let path = gen_shard_path(&c.generation, s, shard);
-                    let store = hs.clone();
-                    Box::new(LazySource::new(move || {
-                        let r: Box<dyn Read + Send> = store.open(&path)?;
-                        Ok(Box::new(RecordReader::<HistRec>::new(r, path, 1 << 16))
-                            as Box<dyn Source<HistRec>>)
-                    })) as Box<dyn Source<HistRec>>
-                })
-                .collect();
-            let mut m = merge(sources, fan_in(budget), &sc).map_err(|e| Error::io(scratch, e))?;
             let rel = format!("{s}/shard-{shard:05}.bin");
-            let path = format!("gens/{gen}/{rel}");
-            let w = hs.create(&path).map_err(|e| Error::io(&path, e))?;
-            let mut w = RecordWriter::new(w);
-            let mut last: Option<u128> = None;
-            while let Some(r) = m.next_record().map_err(|e| Error::io(&path, e))? {
-                if last == Some(r.key) {
-                    continue;
-                }
-                last = Some(r.key);
-                w.write(&r).map_err(|e| Error::io(&path, e))?;
+            let (n, size) = if minhash {
+                // Band keys are written only when no earlier night holds them: no repeats
+                // to drop, the merge keeps each key's first holder all the same.
+                merge_shard::<MhKey>(hist, s, shard, &gen, &rel, budget, &sc, |r| r.key as u128)?
+            } else {
+                merge_shard::<HistRec>(hist, s, shard, &gen, &rel, budget, &sc, |r| r.key)?
+            };
+            if !minhash {
+                e.records += n;
             }
-            let n = w.written();
-            w.into_inner()
-                .and_then(|w| w.finish())
-                .map_err(|e| Error::io(&path, e))?;
-            e.records += n;
-            e.bytes += n * HistRec::SIZE as u64;
-            files.insert(rel, n * HistRec::SIZE as u64);
+            e.bytes += n * size as u64;
+            files.insert(rel, n * size as u64);
+        }
+        if minhash {
+            // Every night's rows as they are (named by their night), and every remap, in
+            // commit order.
+            let mut remaps = Vec::new();
+            for c in hist.live.iter().filter(|c| c.stages.contains_key(s)) {
+                for f in hs.list(&format!("gens/{}/{s}", c.generation))? {
+                    let name = f.rsplit('/').next().unwrap_or(&f).to_string();
+                    if docs_seq(&name).is_some() {
+                        let rel = format!("{s}/{name}");
+                        let n = copy(hs.as_ref(), &f, hs.as_ref(), &format!("gens/{gen}/{rel}"))?;
+                        e.bytes += n;
+                        files.insert(rel, n);
+                    } else if name == "remaps.bin" {
+                        remaps.extend(hs.read(&f)?);
+                    }
+                }
+                e.records += c.stages[s].records;
+            }
+            let rel = format!("{s}/remaps.bin");
+            hs.put(&format!("gens/{gen}/{rel}"), &remaps)?;
+            e.bytes += remaps.len() as u64;
+            files.insert(rel, remaps.len() as u64);
         }
         stages.insert(s.clone(), e);
     }
@@ -533,4 +594,51 @@ pub fn compact(hist: &History, scratch: &std::path::Path, budget: usize) -> Resu
         hs.delete(&format!("commits/{n}.json"))?;
     }
     Ok(Some(gen))
+}
+
+/// Merges shard `shard` of stage `s` of every live generation into `gens/<gen>/<rel>`,
+/// keeping the first record of each key; returns (records, record size).
+#[allow(clippy::too_many_arguments)]
+fn merge_shard<R: Record>(
+    hist: &History,
+    s: &str,
+    shard: usize,
+    gen: &str,
+    rel: &str,
+    budget: usize,
+    sc: &Scratch,
+    key: fn(&R) -> u128,
+) -> Result<(u64, usize)> {
+    let hs = &hist.store;
+    let sources: Vec<Box<dyn Source<R>>> = hist
+        .live
+        .iter()
+        .filter(|c| c.stages.contains_key(s))
+        .map(|c| {
+            let path = gen_shard_path(&c.generation, s, shard);
+            let store = hs.clone();
+            Box::new(LazySource::new(move || {
+                let r: Box<dyn Read + Send> = store.open(&path)?;
+                Ok(Box::new(RecordReader::<R>::new(r, path, 1 << 16)) as Box<dyn Source<R>>)
+            })) as Box<dyn Source<R>>
+        })
+        .collect();
+    let path = format!("gens/{gen}/{rel}");
+    let mut m = merge(sources, fan_in(budget), sc).map_err(|e| Error::io(&path, e))?;
+    let w = hs.create(&path).map_err(|e| Error::io(&path, e))?;
+    let mut w = RecordWriter::new(w);
+    let mut last: Option<u128> = None;
+    while let Some(r) = m.next_record().map_err(|e| Error::io(&path, e))? {
+        let k = key(&r);
+        if last == Some(k) {
+            continue;
+        }
+        last = Some(k);
+        w.write(&r).map_err(|e| Error::io(&path, e))?;
+    }
+    let n = w.written();
+    w.into_inner()
+        .and_then(|w| w.finish())
+        .map_err(|e| Error::io(&path, e))?;
+    Ok((n, R::SIZE))
 }
