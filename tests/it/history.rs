@@ -414,6 +414,30 @@ fn three_nights_of_near_duplicates_keep_what_one_run_keeps() {
     eprintln!(
         "minhash first: {chained} of {all_c} chain ends kept, {through_b} dropped through night 2"
     );
+    // Re-running a night changes nothing: into its own output, and into a new one.
+    let hist = f.join("history");
+    let before = files(&hist, "");
+    let docs_before = files(&outs[1], "docs");
+    let pipe = pipeline(&f, MINHASH_PIPE);
+    night(&pipe, inputs[1].to_str().unwrap(), &outs[1], Some(&hist));
+    assert_same(&files(&hist, ""), &before, "minhash rerun: history");
+    assert_same(
+        &files(&outs[1], "docs"),
+        &docs_before,
+        "minhash rerun: documents",
+    );
+    let again = night(
+        &pipe,
+        inputs[1].to_str().unwrap(),
+        &f.join("again"),
+        Some(&hist),
+    );
+    assert!(again.contains("nothing new"), "{again}");
+    assert_same(
+        &files(&hist, ""),
+        &before,
+        "minhash rerun elsewhere: history",
+    );
     // keep = "newest": a near copy with a newer date retracts the earlier night's survivor.
     let n = d.path().join("newest");
     std::fs::create_dir(&n).unwrap();
@@ -430,11 +454,15 @@ fn three_nights_of_real_warcs_keep_what_one_run_keeps() {
     let d = tempfile::tempdir().unwrap();
     let w = shared.join("data/warc");
     // One night per file group: a real CC sample and a WARC/WET pair's WARC; then two files
-    // of a wget crawl of the same sites.
+    // of a wget crawl of the same sites, the last night with the CC sample again (a
+    // re-fetched file: copies of an earlier night's pages).
     let groups: [&[&str]; 3] = [
         &["cc-main-2020-34-sample.warc.gz", "whirlwind.warc.gz"],
         &["dolma-sample-0000.warc.gz"],
-        &["dolma-sample-0001.warc.gz"],
+        &[
+            "dolma-sample-0001.warc.gz",
+            "cc-main-2020-34-sample.warc.gz",
+        ],
     ];
     let mut inputs = Vec::new();
     for (n, g) in groups.iter().enumerate() {
@@ -453,22 +481,37 @@ fn three_nights_of_real_warcs_keep_what_one_run_keeps() {
             std::fs::copy(w.join(f), all_dir.join(format!("night-{g}-{f}"))).unwrap();
         }
     }
-    let pipe_text = URL_PIPE.replace("format = \"jsonl\"", "format = \"warc\"");
-    let pipe = pipeline(d.path(), &pipe_text);
-    let hist = d.path().join("history");
-    let outs: Vec<PathBuf> = (0..3).map(|n| d.path().join(format!("out{n}"))).collect();
-    for (i, o) in inputs.iter().zip(&outs) {
-        night(&pipe, i.to_str().unwrap(), o, Some(&hist));
+    for (name, text) in [("url", URL_PIPE), ("mh", MINHASH_PIPE)] {
+        let dir = d.path().join(name);
+        std::fs::create_dir(&dir).unwrap();
+        // MinHash reads the text: extract it from the HTML first.
+        let pipe_text = text
+            .replace("format = \"jsonl\"", "format = \"warc\"")
+            .replace(
+                "[stages.mh]",
+                "[stages.extract]\ntype = \"extract.html\"\n[stages.mh]",
+            );
+        let pipe = pipeline(&dir, &pipe_text);
+        let hist = dir.join("history");
+        let outs: Vec<PathBuf> = (0..3).map(|n| dir.join(format!("out{n}"))).collect();
+        for (i, o) in inputs.iter().zip(&outs) {
+            night(&pipe, i.to_str().unwrap(), o, Some(&hist));
+        }
+        let all = dir.join("all");
+        night(
+            &pipe,
+            all_dir.join("*.warc.gz").to_str().unwrap(),
+            &all,
+            None,
+        );
+        assert_eq!(corpus_of(&outs), kept(&all), "{name}");
+        assert!(!kept(&all).is_empty());
+        if name == "mh" {
+            // The re-fetched sample's pages are found in the history.
+            let m: u64 = outs.iter().map(|o| stat(o, "history_matches")).sum();
+            assert!(m > 0, "{m}");
+        }
     }
-    let all = d.path().join("all");
-    night(
-        &pipe,
-        all_dir.join("*.warc.gz").to_str().unwrap(),
-        &all,
-        None,
-    );
-    assert_eq!(corpus_of(&outs), kept(&all));
-    assert!(!kept(&all).is_empty());
 }
 
 /// A night of synthetic documents with copies of earlier nights' (for the kill tests).
@@ -509,9 +552,18 @@ fn generations(hist: &Path) -> usize {
 
 #[test]
 fn killed_night_and_killed_commit_leave_the_history_readable() {
+    killed_night_and_commit(EXACT_PIPE);
+}
+
+#[test]
+fn killed_minhash_night_and_commit_leave_the_history_readable() {
+    killed_night_and_commit(MINHASH_PIPE);
+}
+
+fn killed_night_and_commit(pipe_text: &str) {
     let d = tempfile::tempdir().unwrap();
     let inputs = synthetic_nights(d.path());
-    let pipe = pipeline(d.path(), &EXACT_PIPE.replace("60000", "20000"));
+    let pipe = pipeline(d.path(), &pipe_text.replace("60000", "20000"));
     let hist = d.path().join("history");
     night(
         &pipe,
@@ -602,7 +654,13 @@ fn killed_night_and_killed_commit_leave_the_history_readable() {
 fn compaction_changes_no_decision() {
     let d = tempfile::tempdir().unwrap();
     let inputs = synthetic_nights(d.path());
-    for (name, pipe_text) in [("url", URL_PIPE), ("exact", EXACT_PIPE)] {
+    let unverified = MINHASH_PIPE.replace("band_splits = 2", "verify = false");
+    for (name, pipe_text) in [
+        ("url", URL_PIPE),
+        ("exact", EXACT_PIPE),
+        ("minhash", MINHASH_PIPE),
+        ("minhash-unverified", &unverified),
+    ] {
         let dir = d.path().join(name);
         std::fs::create_dir(&dir).unwrap();
         let pipe = pipeline(&dir, &pipe_text.replace("60000", "20000"));
@@ -812,5 +870,37 @@ fn history_on_s3_works_like_a_local_one() {
     };
     let (a, b) = (bins(files(&got, "gens")), bins(files(&local, "gens")));
     assert_eq!(a.len(), 8);
+    assert_eq!(a, b);
+
+    // dedup.minhash: the same documents, band keys, rows and remaps.
+    let pipe = pipeline(
+        d.path(),
+        &MINHASH_PIPE.replace("band_splits = 2", "keep = \"newest\""),
+    );
+    let local = d.path().join("mh-history");
+    let mut outs = (vec![], vec![]);
+    for (n, i) in inputs.iter().enumerate() {
+        let lo = d.path().join(format!("mh-l{n}"));
+        night(&pipe, i.to_str().unwrap(), &lo, Some(&local));
+        let so = d.path().join(format!("mh-s{n}"));
+        let o = m.curate(&[
+            "run",
+            pipe.to_str().unwrap(),
+            "--input",
+            i.to_str().unwrap(),
+            "--output",
+            so.to_str().unwrap(),
+            "--history",
+            "s3://hist/mh",
+        ]);
+        assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
+        outs.0.push(lo);
+        outs.1.push(so);
+    }
+    assert_eq!(corpus_of(&outs.0), corpus_of(&outs.1));
+    let got = d.path().join("mh-got");
+    crate::s3::download(&m, "hist", "mh", &got);
+    let (a, b) = (bins(files(&got, "gens")), bins(files(&local, "gens")));
+    assert!(a.len() > 5, "{}", a.len());
     assert_eq!(a, b);
 }
