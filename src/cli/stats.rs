@@ -39,17 +39,22 @@ fn read_stats(output: &str) -> Result<(RunStats, Vec<u8>), CliError> {
 }
 
 pub fn run(a: StatsArgs) -> Result<(), CliError> {
-    let mut runs = a.output.clone();
-    if let Some(h) = &a.history {
-        let scratch = std::env::temp_dir().join("curate-scratch");
-        let hist = crate::history::History::open(h, &Default::default(), &scratch)
-            .map_err(super::engine_error)?;
-        for c in &hist.live {
-            runs.extend(c.runs.iter().cloned());
-        }
-    }
-    let mut seen = BTreeSet::new();
-    runs.retain(|r| seen.insert(r.clone()));
+    let scratch = std::env::temp_dir().join("curate-scratch");
+    // The runs in corpus order (nights in the order they ran), however they were given.
+    let runs: Vec<String> = if a.output.len() == 1 && a.history.is_none() {
+        a.output.clone()
+    } else {
+        crate::corpus::list_runs(
+            &a.output,
+            a.history.as_deref(),
+            &Default::default(),
+            &scratch,
+        )
+        .map_err(super::engine_error)?
+        .into_iter()
+        .map(|r| r.dir)
+        .collect()
+    };
     if runs.is_empty() {
         return Err(CliError::Config(
             "give a run's output, several, or --history".into(),

@@ -60,6 +60,9 @@ pub struct SelectionStats {
     pub excluded_by_where: u64,
     /// Rows without a bucket signal.
     pub no_bucket: u64,
+    /// Rows of a corpus of several runs that a later run retracted (never candidates).
+    #[serde(default)]
+    pub retracted: u64,
     /// Where token counts came from: `signal <name>` or `counted`.
     pub token_counts: String,
     /// Candidates whose token count was counted from their text.
@@ -368,6 +371,7 @@ pub fn select(
     kept_files: usize,
     judge: &Judge,
     where_sql: Option<&str>,
+    retracted: Option<(&crate::corpus::Retractions, &[usize])>,
 ) -> Result<Selection, MixError> {
     let rt = crate::storage::runtime();
     // Schemas first: the `where` condition and missing stages are configuration errors.
@@ -428,6 +432,7 @@ pub fn select(
                 fi >= kept_files,
                 judge,
                 where_quoted.as_deref(),
+                retracted.map(|(r, runs)| (r, runs[fi])),
             )
             .map_err(|e| MixError::Failed(Error::other(format!("{f}: {e}"))))
         })
@@ -500,6 +505,7 @@ fn merge_stats(a: &mut SelectionStats, b: SelectionStats) {
     a.recovered += b.recovered;
     a.excluded_by_where += b.excluded_by_where;
     a.no_bucket += b.no_bucket;
+    a.retracted += b.retracted;
     for (src, dst) in [
         (b.rejected, &mut a.rejected),
         (b.not_recoverable, &mut a.not_recoverable),
@@ -520,6 +526,7 @@ fn scan_file(
     from_dropped: bool,
     judge: &Judge,
     where_sql: Option<&str>,
+    retracted: Option<(&crate::corpus::Retractions, usize)>,
 ) -> Result<FilePart, datafusion::error::DataFusionError> {
     let rt = crate::storage::runtime();
     let has = |c: &str| columns.iter().any(|x| x == c);
@@ -574,6 +581,10 @@ fn scan_file(
                 part.stats.dropped_rows += 1;
             } else {
                 part.stats.kept_rows += 1;
+            }
+            if retracted.is_some_and(|(r, run)| r.excludes(run, ids.value(i))) {
+                part.stats.retracted += 1;
+                continue;
             }
             for (name, col) in &sigs {
                 let v = match col {

@@ -904,3 +904,140 @@ fn history_on_s3_works_like_a_local_one() {
     assert!(a.len() > 5, "{}", a.len());
     assert_eq!(a, b);
 }
+
+#[test]
+fn mix_over_nights_is_the_mix_of_one_run() {
+    // Three nights with one history (dedup.url keep = "newest": recrawls retract earlier
+    // nights' documents) mixed as one corpus, the folders given in any order or through the
+    // history, make the same shards as the mix of one run over the three nights' files.
+    let shared = crate::need_shared!();
+    let d = tempfile::tempdir().unwrap();
+    let inputs = real_nights(&shared, d.path());
+    let pipe = pipeline(
+        d.path(),
+        &format!(
+            "{URL_PIPE}[stages.bucket]\ntype = \"mix.bucket\"\n[mix]\ntokenizer = \"cl100k_base\"\nshard_size = \"24kB\"\n[mix.main]\ntotal_tokens = 600000\n"
+        ),
+    );
+    let hist = d.path().join("history");
+    let outs: Vec<PathBuf> = (0..3).map(|n| d.path().join(format!("n{n}"))).collect();
+    for (i, o) in inputs.iter().zip(&outs) {
+        night(&pipe, i.to_str().unwrap(), o, Some(&hist));
+    }
+    let all = d.path().join("all");
+    night(
+        &pipe,
+        d.path().join("night-*").to_str().unwrap(),
+        &all,
+        None,
+    );
+    let p = pipe.to_str().unwrap();
+    let s = |p: &Path| p.to_str().unwrap().to_string();
+    let mix = |from: &[&Path], extra: &[&str], out: &Path| {
+        let mut args = vec!["mix".to_string(), p.to_string(), "-q".into()];
+        for f in from {
+            args.extend(["--from".to_string(), s(f)]);
+        }
+        args.extend(extra.iter().map(|x| x.to_string()));
+        args.extend(["--out".to_string(), s(out)]);
+        curate_ok(&args.iter().map(String::as_str).collect::<Vec<_>>());
+        // The shards and their manifest (the report's selection counts differ: the corpus
+        // scans the retracted rows too).
+        files(out, "main")
+            .into_iter()
+            .filter(|(k, _)| !k.ends_with("mix_report.json") && !k.ends_with("report.html"))
+            .collect::<BTreeMap<_, _>>()
+    };
+    let one = mix(&[&all], &[], &d.path().join("m-all"));
+    let shuffled = mix(
+        &[&outs[2], &outs[0], &outs[1]],
+        &[],
+        &d.path().join("m-nights"),
+    );
+    let by_history = mix(&[], &["--history", &s(&hist)], &d.path().join("m-hist"));
+    assert!(one.keys().filter(|k| k.ends_with(".bin")).count() > 2);
+    assert_same(&shuffled, &one, "mix of three nights vs one run");
+    assert_same(&by_history, &one, "mix of the history's runs vs one run");
+    // No retracted document is in a shard; the selection counted them out.
+    let gone: BTreeSet<String> = outs.iter().flat_map(|o| retracted(o)).collect();
+    assert!(gone.len() > 50, "{}", gone.len());
+    let mut ids = 0;
+    for (k, v) in &shuffled {
+        if k.ends_with(".ids.jsonl") {
+            for l in String::from_utf8_lossy(v).lines() {
+                let v: serde_json::Value = serde_json::from_str(l).unwrap();
+                assert!(!gone.contains(&id_hash(v["id"].as_str().unwrap())), "{l}");
+                ids += 1;
+            }
+        }
+    }
+    assert!(ids > 200, "{ids}");
+    let report: serde_json::Value = serde_json::from_slice(
+        &std::fs::read(d.path().join("m-nights/main/mix_report.json")).unwrap(),
+    )
+    .unwrap();
+    assert!(
+        report["selection"]["retracted"].as_u64().unwrap() > 50,
+        "{report}"
+    );
+    // Several runs need a folder of their own.
+    let o = curate(&["mix", p, "--from", &s(&outs[0]), "--from", &s(&outs[1])]);
+    assert_eq!(o.status.code(), Some(2));
+
+    // ablate: a variant over the nights is the same variant over the one run.
+    let variant = |from: &[&Path], name: &str| {
+        let out = d.path().join(name);
+        let grid = d.path().join(format!("{name}.toml"));
+        std::fs::write(
+            &grid,
+            format!(
+                "pipeline = \"{}\"\nmix = \"main\"\noutput = \"{}\"\n[[variant]]\nname = \"base\"\n",
+                s(&pipe),
+                s(&out)
+            ),
+        )
+        .unwrap();
+        let mut args = vec!["ablate".to_string(), s(&grid), "-q".into()];
+        for f in from {
+            args.extend(["--from".to_string(), s(f)]);
+        }
+        curate_ok(&args.iter().map(String::as_str).collect::<Vec<_>>());
+        files(&out, "base")
+            .into_iter()
+            .filter(|(k, _)| k.ends_with(".bin") || k.ends_with(".ids.jsonl"))
+            .collect::<BTreeMap<_, _>>()
+    };
+    let a1 = variant(&[&all], "ab-all");
+    assert!(!a1.is_empty());
+    assert_same(
+        &variant(&[&outs[1], &outs[2], &outs[0]], "ab-nights"),
+        &a1,
+        "ablate over three nights vs one run",
+    );
+
+    // inspect: a retracted document is not in the corpus of the nights, but is in its night.
+    let gone_id = kept(&outs[0])
+        .into_iter()
+        .find(|i| gone.contains(&id_hash(i)))
+        .unwrap();
+    let alone = curate_ok(&["inspect", &s(&outs[0]), "--id", &gone_id, "--json"]);
+    assert!(alone.contains(&gone_id), "{alone}");
+    let o = curate(&[
+        "inspect",
+        &s(&outs[2]),
+        &s(&outs[0]),
+        &s(&outs[1]),
+        "--id",
+        &gone_id,
+        "--json",
+    ]);
+    assert!(o.status.success());
+    assert!(!String::from_utf8_lossy(&o.stdout).contains(&gone_id));
+    assert!(String::from_utf8_lossy(&o.stderr).contains("retracted by a later run"));
+    // stats: the nights in any order are one corpus of the one run's size.
+    let st = curate_ok(&["stats", &s(&outs[1]), &s(&outs[0]), &s(&outs[2])]);
+    assert!(
+        st.contains(&format!("{} in the corpus", kept(&all).len())),
+        "{st}"
+    );
+}
