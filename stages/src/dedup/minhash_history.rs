@@ -473,3 +473,165 @@ fn join<const N: usize>(
     debug_assert!(width_class(step.hashes) == N);
     Ok(st)
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::dedup::minhash::DEF;
+    use crate::dedup::testing::{build, doc};
+    use crate::dedup::{run_local, DUPLICATE};
+    use crate::stage::Outcome;
+    use crate::LocalStore;
+
+    /// 300 words of text `seed` with the words at `changed` replaced.
+    fn text(seed: u64, changed: &[usize]) -> String {
+        let mut st = seed | 1;
+        let mut w: Vec<String> = (0..300)
+            .map(|_| {
+                st ^= st << 13;
+                st ^= st >> 7;
+                st ^= st << 17;
+                format!("w{}", st % 5000)
+            })
+            .collect();
+        for &i in changed {
+            w[i] = format!("changed{i}");
+        }
+        w.join(" ")
+    }
+
+    /// Copies every file under `from` to `to` (a history into a night's mount).
+    fn copy_tree(from: &std::path::Path, to: &std::path::Path) {
+        for e in std::fs::read_dir(from).into_iter().flatten().flatten() {
+            let t = to.join(e.file_name());
+            if e.file_type().unwrap().is_dir() {
+                std::fs::create_dir_all(&t).unwrap();
+                copy_tree(&e.path(), &t);
+            } else {
+                std::fs::copy(e.path(), t).unwrap();
+            }
+        }
+    }
+
+    /// Runs nights in order with one history (committed as the engine does: the night's
+    /// `work/mh/history/` becomes generation `gN`); returns each night's (id, outcome) and its
+    /// retractions.
+    fn nights(toml: &str, docs: &[Vec<crate::Document>]) -> Vec<(Vec<(String, Outcome)>, String)> {
+        let dir = tempfile::tempdir().unwrap();
+        let hist = dir.path().join("history");
+        std::fs::create_dir_all(&hist).unwrap();
+        let stage = build(&DEF, "mh", toml);
+        let mut gens = Vec::new();
+        let mut out = Vec::new();
+        for (n, night) in docs.iter().enumerate() {
+            let root = dir.path().join(format!("night{n}"));
+            std::fs::create_dir_all(root.join("@history")).unwrap();
+            copy_tree(&hist, &root.join("@history"));
+            let store: Arc<dyn Store> = Arc::new(LocalStore::new(&root).unwrap());
+            let snap = serde_json::json!({"generations": gens});
+            store
+                .put(history::SNAPSHOT, snap.to_string().as_bytes())
+                .unwrap();
+            let r = run_local(
+                stage.as_ref(),
+                vec![night.clone()],
+                store.clone(),
+                &dir.path().join("scratch"),
+                7,
+                16 << 20,
+            )
+            .unwrap();
+            let g = hist.join(format!("gens/g{n}/mh"));
+            std::fs::create_dir_all(&g).unwrap();
+            copy_tree(&root.join("work/mh/history"), &g);
+            let retracted = String::from_utf8(
+                store
+                    .read(&history::retractions_path("work/mh", 0))
+                    .unwrap(),
+            )
+            .unwrap();
+            gens.push(serde_json::json!({"name": format!("g{n}"), "seq": n + 1,
+                "stages": {"mh": {"shards": 14}}}));
+            out.push((
+                r.into_iter()
+                    .flatten()
+                    .map(|(d, o)| (d.id.clone(), o))
+                    .collect(),
+                retracted,
+            ));
+        }
+        out
+    }
+
+    /// Kept ids of one run over all the nights' documents in order.
+    fn one_run(toml: &str, docs: &[Vec<crate::Document>]) -> Vec<String> {
+        let stage = build(&DEF, "mh", toml);
+        crate::dedup::testing::run(stage.as_ref(), docs.to_vec())
+            .into_iter()
+            .flatten()
+            .filter(|(_, o)| o.is_keep())
+            .map(|(d, _)| d.id)
+            .collect()
+    }
+
+    #[test]
+    fn a_chain_across_nights_is_one_cluster() {
+        // A (night 1) ~ B (night 2) ~ C (night 3), A !~ C: one cluster in one run, kept A.
+        let a = text(11, &[]);
+        let b = text(11, &[20, 70, 120, 170, 220, 270]);
+        let c = text(
+            11,
+            &[20, 70, 120, 170, 220, 270, 45, 95, 145, 195, 245, 290],
+        );
+        let docs = |x: &str, y: &str| vec![vec![doc("a", "", x)], vec![doc("c", "", y)]];
+        assert_eq!(one_run("", &docs(&a, &c)), vec!["a", "c"], "A !~ C");
+        let three = vec![
+            vec![doc("a", "", &a), doc("other", "", &text(99, &[]))],
+            vec![doc("b", "", &b)],
+            vec![doc("c", "", &c)],
+        ];
+        assert_eq!(one_run("", &three), vec!["a", "other"]);
+        let n = nights("", &three);
+        assert_eq!(n[0].0[0].1, Outcome::Keep);
+        assert_eq!(n[1].0[0].1, Outcome::Drop(DUPLICATE), "B joins A's cluster");
+        assert_eq!(
+            n[2].0[0].1,
+            Outcome::Drop(DUPLICATE),
+            "C joins it through B"
+        );
+        assert!(
+            n.iter().all(|x| x.1.is_empty()),
+            "keep = first retracts nothing"
+        );
+
+        // keep = "newest": each night's copy is newer; the earlier survivor is retracted, and
+        // the corpus keeps C as one run does.
+        let dated = |mut d: crate::Document, t: i64| {
+            d.crawl_date = Some(t);
+            d
+        };
+        let three = vec![
+            vec![dated(doc("a", "", &a), 1)],
+            vec![dated(doc("b", "", &b), 2)],
+            vec![dated(doc("c", "", &c), 3)],
+        ];
+        assert_eq!(one_run("keep = \"newest\"", &three), vec!["c"]);
+        let n = nights("keep = \"newest\"", &three);
+        assert!(n.iter().all(|x| x.0[0].1 == Outcome::Keep));
+        assert!(n[0].1.is_empty());
+        let hex = |id: &str| format!("{:032x}", history::id_hash(id));
+        assert!(n[1].1.contains(&hex("a")), "{}", n[1].1);
+        assert!(n[2].1.contains(&hex("b")), "{}", n[2].1);
+        assert!(!n[2].1.contains(&hex("a")), "a was retracted once");
+    }
+
+    #[test]
+    fn remaps_resolve_to_the_last_cluster() {
+        let m: HashMap<u64, (u64, u64, u128)> = [(1, (5, 0, 50)), (5, (9, 0, 90))].into();
+        assert_eq!(resolve(&m, (1, 3, 10)), (9, 0, 90));
+        assert_eq!(resolve(&m, (2, 3, 20)), (2, 3, 20));
+        let h = docs_header(112, 3, 1000);
+        assert_eq!(parse_docs_header(&h, "x").unwrap(), (112, 3, 1000));
+        assert!(parse_docs_header(b"nope", "x").is_err());
+    }
+}
