@@ -31,7 +31,7 @@ use std::sync::Arc;
 use serde::{Deserialize, Serialize};
 use stages::dedup::extsort::{fan_in, merge, Scratch};
 use stages::dedup::history::{gen_shard_path, HistRec, SNAPSHOT};
-use stages::dedup::minhash_history::MhKey;
+use stages::dedup::minhash_history::{self as mh, MhKey, Remap};
 use stages::dedup::records::{LazySource, Record, RecordReader, RecordWriter, Source};
 use stages::{ConfigError, Error, Result, Store};
 
@@ -531,27 +531,39 @@ pub fn compact(hist: &History, scratch: &std::path::Path, budget: usize) -> Resu
             files.insert(rel, n * size as u64);
         }
         if minhash {
-            // Every night's rows as they are (named by their night), and every remap, in
-            // commit order.
-            let mut remaps = Vec::new();
-            for c in hist.live.iter().filter(|c| c.stages.contains_key(s)) {
+            // Every night's rows (named by their night) with their clusters resolved through
+            // every remap: the compacted history needs none (a night loads them all).
+            let live: Vec<&Commit> = hist
+                .live
+                .iter()
+                .filter(|c| c.stages.contains_key(s))
+                .collect();
+            let mut remaps = std::collections::HashMap::new();
+            for c in &live {
+                let f = format!("gens/{}/{s}/remaps.bin", c.generation);
+                if !hs.exists(&f)? {
+                    continue;
+                }
+                let mut r = RecordReader::<Remap>::new(hs.open(&f)?, f.clone(), 1 << 16);
+                while let Some(m) = r.next_record().map_err(|e| Error::io(&f, e))? {
+                    remaps.insert(m.from, (m.to, m.rank, m.rid));
+                }
+            }
+            for c in &live {
                 for f in hs.list(&format!("gens/{}/{s}", c.generation))? {
                     let name = f.rsplit('/').next().unwrap_or(&f).to_string();
                     if docs_seq(&name).is_some() {
                         let rel = format!("{s}/{name}");
-                        let n = copy(hs.as_ref(), &f, hs.as_ref(), &format!("gens/{gen}/{rel}"))?;
+                        let n = fold_rows(hs.as_ref(), &f, &format!("gens/{gen}/{rel}"), &remaps)?;
                         e.bytes += n;
                         files.insert(rel, n);
-                    } else if name == "remaps.bin" {
-                        remaps.extend(hs.read(&f)?);
                     }
                 }
                 e.records += c.stages[s].records;
             }
             let rel = format!("{s}/remaps.bin");
-            hs.put(&format!("gens/{gen}/{rel}"), &remaps)?;
-            e.bytes += remaps.len() as u64;
-            files.insert(rel, remaps.len() as u64);
+            hs.put(&format!("gens/{gen}/{rel}"), b"")?;
+            files.insert(rel, 0);
         }
         stages.insert(s.clone(), e);
     }
@@ -641,4 +653,42 @@ fn merge_shard<R: Record>(
         .and_then(|w| w.finish())
         .map_err(|e| Error::io(&path, e))?;
     Ok((n, R::SIZE))
+}
+
+/// Copies a night's MinHash rows from `src` to `dst` with each row's cluster resolved through
+/// `remaps`; returns the bytes written.
+fn fold_rows(
+    hs: &dyn Store,
+    src: &str,
+    dst: &str,
+    remaps: &std::collections::HashMap<u64, (u64, u64, u128)>,
+) -> Result<u64> {
+    use std::io::Write;
+    let mut r = io::BufReader::with_capacity(1 << 16, hs.open(src).map_err(|e| Error::io(src, e))?);
+    let mut head = vec![0u8; mh::DOCS_HEADER as usize];
+    r.read_exact(&mut head).map_err(|e| Error::io(src, e))?;
+    let (hashes, _, rows) = mh::parse_docs_header(&head, src).map_err(|e| Error::io(src, e))?;
+    let mut w =
+        io::BufWriter::with_capacity(1 << 16, hs.create(dst).map_err(|e| Error::io(dst, e))?);
+    w.write_all(&head).map_err(|e| Error::io(dst, e))?;
+    let mut row = vec![0u8; mh::row_width(hashes)];
+    for _ in 0..rows {
+        r.read_exact(&mut row).map_err(|e| Error::io(src, e))?;
+        let u64_at = |i: usize| u64::from_le_bytes(row[i..i + 8].try_into().expect("8 bytes"));
+        let c = (
+            u64_at(0),
+            u64_at(8),
+            u128::from_le_bytes(row[16..32].try_into().expect("16 bytes")),
+        );
+        let (cluster, rank, rid) = mh::resolve(remaps, c);
+        row[0..8].copy_from_slice(&cluster.to_le_bytes());
+        row[8..16].copy_from_slice(&rank.to_le_bytes());
+        row[16..32].copy_from_slice(&rid.to_le_bytes());
+        w.write_all(&row).map_err(|e| Error::io(dst, e))?;
+    }
+    w.into_inner()
+        .map_err(|e| Error::io(dst, e.into_error()))?
+        .finish()
+        .map_err(|e| Error::io(dst, e))?;
+    Ok(mh::DOCS_HEADER + rows * row.len() as u64)
 }

@@ -446,6 +446,33 @@ fn three_nights_of_near_duplicates_keep_what_one_run_keeps() {
     let r: usize = outs.iter().map(|o| retracted(o).len()).sum();
     assert!(r > 20, "retractions: {r}");
     eprintln!("minhash newest: {r} retractions");
+    // Compaction folds the remaps into the rows: a fourth night (night 2's texts recrawled
+    // later) decides the same against the compacted history as against the three generations.
+    let hist = n.join("history");
+    let plain = n.join("plain");
+    copy_dir(&hist, &plain);
+    let out = curate_ok(&["history", "compact", hist.to_str().unwrap()]);
+    assert!(out.contains("compacted 3 generations"), "{out}");
+    let fourth = d.path().join("fourth");
+    std::fs::create_dir(&fourth).unwrap();
+    let recrawl: String = std::fs::read_to_string(&inputs[1])
+        .unwrap()
+        .lines()
+        .map(|l| {
+            let mut v: serde_json::Value = serde_json::from_str(l).unwrap();
+            v["id"] = format!("{}-n4", v["id"].as_str().unwrap()).into();
+            v["crawl_date"] = "2024-12-01T10:00:00Z".into();
+            format!("{v}\n")
+        })
+        .collect();
+    let n4 = fourth.join("night-3.jsonl");
+    std::fs::write(&n4, recrawl).unwrap();
+    let pipe = pipeline(&n, &pipe);
+    night(&pipe, n4.to_str().unwrap(), &n.join("c3"), Some(&hist));
+    night(&pipe, n4.to_str().unwrap(), &n.join("p3"), Some(&plain));
+    assert_eq!(kept(&n.join("c3")), kept(&n.join("p3")));
+    assert_eq!(retracted(&n.join("c3")), retracted(&n.join("p3")));
+    assert!(retracted(&n.join("c3")).len() > 100);
 }
 
 #[test]

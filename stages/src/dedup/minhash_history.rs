@@ -15,8 +15,9 @@
 //!   and its 16-bit signature fingerprints (for verification);
 //! - **remaps** `remaps.bin`, [`Remap`]: a cluster that a later night merged into another
 //!   (tonight's document bridged two earlier clusters, or beat their survivor under the keep
-//!   rule). Rows are never rewritten: a cluster is resolved through the remaps of every later
-//!   generation, which the `components` task holds in memory (one record per merge ever made).
+//!   rule). A night never rewrites earlier rows: a cluster is resolved through the remaps of
+//!   every later generation, which `components` holds in memory (one record per merge since
+//!   the last compaction; `curate history compact` resolves the rows and drops them).
 //!
 //! Tonight: `pairs` merges each band section with the history's sorted key records (one
 //! sequential read per section and task); a key an earlier night holds pairs tonight's holders
