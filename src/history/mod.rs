@@ -1,12 +1,16 @@
 //! The dedup history of nightly runs: what earlier runs kept, so that tonight's URL and exact
-//! dedup remove copies of documents an earlier night already has, and which input files the
-//! history has seen, so that a run given a whole listing processes only new files.
+//! dedup remove copies of documents an earlier night already has, what MinHash needs to
+//! cluster tonight's documents with every earlier one (`stages::dedup::minhash_history`), and
+//! which input files the history has seen, so that a run given a whole listing processes only
+//! new files.
 //!
 //! Layout (a local folder or an `s3://` prefix, through the same [`Store`] as run outputs):
 //!
 //! ```text
 //! format.json                        {"format": 1}
 //! gens/<gen>/<stage>/shard-NNNNN.bin  sorted (key, rank, id hash) of the documents kept
+//!                                    (dedup.minhash: (band key, ord) of first holders, with
+//!                                    docs-SSSSSSSS.bin rows and remaps.bin)
 //! gens/<gen>/inputs.json             the input files (URI, size) the run processed
 //! gens/<gen>/retractions.jsonl       documents of earlier nights this run superseded
 //! commits/<gen>.json                 the commit marker, written last
