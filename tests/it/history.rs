@@ -1068,3 +1068,75 @@ fn mix_over_nights_is_the_mix_of_one_run() {
         "{st}"
     );
 }
+
+#[test]
+fn mix_over_nights_on_s3_matches_local() {
+    // Nights written to the S3 test server (moto) mixed as one corpus: the same shards as the
+    // same nights written locally.
+    let m = crate::need_moto!();
+    m.boto("s3.create_bucket(Bucket='nights')", &[]);
+    let d = tempfile::tempdir().unwrap();
+    let inputs = synthetic_nights(d.path());
+    let pipe = pipeline(
+        d.path(),
+        &format!(
+            "{URL_PIPE}[stages.bucket]\ntype = \"mix.bucket\"\n[mix]\ntokenizer = \"cl100k_base\"\nshard_size = \"24kB\"\n[mix.main]\ntotal_tokens = 60000\n"
+        ),
+    );
+    let p = pipe.to_str().unwrap();
+    let (local_hist, s3_hist) = (d.path().join("lh"), d.path().join("sh"));
+    for (n, i) in inputs.iter().take(2).enumerate() {
+        let lo = d.path().join(format!("l{n}"));
+        night(&pipe, i.to_str().unwrap(), &lo, Some(&local_hist));
+        let so = format!("s3://nights/n{n}");
+        let o = m.curate(&[
+            "run",
+            p,
+            "--input",
+            i.to_str().unwrap(),
+            "--output",
+            &so,
+            "--history",
+            s3_hist.to_str().unwrap(),
+        ]);
+        assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
+    }
+    let (l0, l1) = (d.path().join("l0"), d.path().join("l1"));
+    let local = d.path().join("m-local");
+    curate_ok(&[
+        "mix",
+        p,
+        "-q",
+        "--from",
+        l0.to_str().unwrap(),
+        "--from",
+        l1.to_str().unwrap(),
+        "--out",
+        local.to_str().unwrap(),
+    ]);
+    let remote = d.path().join("m-s3");
+    let o = m.curate(&[
+        "mix",
+        p,
+        "-q",
+        "--from",
+        "s3://nights/n1",
+        "--from",
+        "s3://nights/n0",
+        "--out",
+        remote.to_str().unwrap(),
+    ]);
+    assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
+    let shards = |dir: &Path| -> BTreeMap<String, Vec<u8>> {
+        files(dir, "main")
+            .into_iter()
+            .filter(|(k, _)| k.ends_with(".bin") || k.ends_with(".ids.jsonl"))
+            .collect()
+    };
+    assert!(!shards(&local).is_empty());
+    assert_same(
+        &shards(&remote),
+        &shards(&local),
+        "mix of S3 nights vs local",
+    );
+}
