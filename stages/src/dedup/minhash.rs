@@ -19,6 +19,11 @@
 //! 4. **decide** and **apply**: decisions routed to partitions; the applier stores
 //!    `cluster_id` and `cluster_size` and drops every copy but the survivor.
 //!
+//! With a dedup history (nightly runs), `pairs` also merges the history's band keys, a
+//! **history** step (one task; nothing to do without a history) verifies tonight's candidates
+//! with earlier documents, and `components` seeds its union-find with the earlier clusters
+//! they join, so that nights in order keep what one run keeps ([`super::minhash_history`]).
+//!
 //! A pair of documents with Jaccard similarity `s` shares at least one band with probability
 //! `1 - (1 - s^rows)^bands` (the S-curve; `docs/dedup.md` explains how to choose bands and
 //! rows for a threshold); verification then removes most candidates whose similarity is
