@@ -374,25 +374,97 @@ pub struct BandRec {
 }
 record!(BandRec { key: u64, doc: u64 });
 
-/// A clustered document: its component's root, its rank, its global row.
+/// A member of a component as `components` sorts them: by root, then rank, then `ord` (the
+/// input order), so that the first of each root is the survivor.
+trait Member: Record {
+    fn new(root: u32, rank: u64, ord: u64, row: u32, id: u128) -> Self;
+    fn root(&self) -> u32;
+    fn rank(&self) -> u64;
+    fn ord(&self) -> u64;
+    /// The global row; rows at or beyond the night's count are earlier clusters.
+    fn row(&self) -> u32;
+    /// The id hash (with a history only).
+    fn id(&self) -> u128;
+}
+
+/// A member without a history: its order is its global row (16 bytes).
 #[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord)]
-/// `ord` orders members of equal rank: the global row (with a history, `seq << 32 | row`,
-/// and an earlier cluster's survivor's ord, so that earlier nights come first); rows at or
-/// beyond the night's count are earlier clusters. `id`: the id hash, with a history only.
 struct MemberRec {
+    root: u32,
+    rank: u64,
+    row: u32,
+}
+record!(MemberRec {
+    root: u32,
+    rank: u64,
+    row: u32
+});
+
+impl Member for MemberRec {
+    fn new(root: u32, rank: u64, _ord: u64, row: u32, _id: u128) -> Self {
+        MemberRec { root, rank, row }
+    }
+    fn root(&self) -> u32 {
+        self.root
+    }
+    fn rank(&self) -> u64 {
+        self.rank
+    }
+    fn ord(&self) -> u64 {
+        self.row as u64
+    }
+    fn row(&self) -> u32 {
+        self.row
+    }
+    fn id(&self) -> u128 {
+        0
+    }
+}
+
+/// A member with a dedup history: `ord` is `seq << 32 | row` for tonight's rows and the
+/// survivor's ord for an earlier cluster, so that earlier nights come first (40 bytes).
+#[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord)]
+struct HistMemberRec {
     root: u32,
     rank: u64,
     ord: u64,
     row: u32,
     id: u128,
 }
-record!(MemberRec {
+record!(HistMemberRec {
     root: u32,
     rank: u64,
     ord: u64,
     row: u32,
     id: u128
 });
+
+impl Member for HistMemberRec {
+    fn new(root: u32, rank: u64, ord: u64, row: u32, id: u128) -> Self {
+        HistMemberRec {
+            root,
+            rank,
+            ord,
+            row,
+            id,
+        }
+    }
+    fn root(&self) -> u32 {
+        self.root
+    }
+    fn rank(&self) -> u64 {
+        self.rank
+    }
+    fn ord(&self) -> u64 {
+        self.ord
+    }
+    fn row(&self) -> u32 {
+        self.row
+    }
+    fn id(&self) -> u128 {
+        self.id
+    }
+}
 
 /// The `dedup.minhash` stage.
 pub struct MinHashDedup {
@@ -867,8 +939,8 @@ impl GlobalStep for ComponentsStep {
         let io = |e| Error::io(&ctx.dir, e);
         let mut st = StepStats::new("components", task);
         let scratch = Scratch::new(&ctx.scratch).map_err(io)?;
-        // The union-find is the one structure that lives in memory; sorts get the rest.
-        let budget = task_budget(ctx);
+        // The union-find is the one structure that lives in memory; sorts get the rest
+        // (`cluster`).
         let index = Index::load(ctx.store.as_ref(), &ctx.dir).map_err(io)?;
         check_rows(&index)?;
         let n = index.total_rows() as usize;
@@ -910,112 +982,11 @@ impl GlobalStep for ComponentsStep {
         st.count("pair_files", files.len() as u64);
         st.count("pairs", pairs);
         let base = hist.as_ref().map_or(0, |h| h.base);
-        let mut members = ExtSorter::<MemberRec>::new(&scratch, budget / 2);
-        for_each_row(ctx, &index, &self.keep, hist.is_some(), |row, rank, id| {
-            if uf.touched(row) {
-                let root = uf.find(row);
-                members.push(MemberRec {
-                    root,
-                    rank,
-                    ord: base | row as u64,
-                    row,
-                    id,
-                })?;
-            }
-            Ok(())
-        })?;
-        if let Some(h) = &hist {
-            for (i, &(ord, rank, id)) in h.clusters.iter().enumerate() {
-                let row = n as u32 + i as u32;
-                members
-                    .push(MemberRec {
-                        root: uf.find(row),
-                        rank,
-                        ord,
-                        row,
-                        id,
-                    })
-                    .map_err(io)?;
-            }
-        }
-        let peak_uf = peak_rss_bytes();
-        let mut sorted = members.finish().map_err(io)?;
-        let mut router = Router::<DocDecision>::new(
-            ctx.store.clone(),
-            &ctx.dir,
-            format!("components-{task:05}"),
-        );
-        let key_of = |row: u32| -> u64 {
-            let p = index.partition_of(row as u64);
-            doc_key(p, (row as u64 - index.offsets[p]) as u32)
+        let (clusters, dups, largest, peak_uf) = if hist.is_some() {
+            self.cluster::<HistMemberRec>(ctx, task, &index, &mut uf, &mut hist, base, &scratch)?
+        } else {
+            self.cluster::<MemberRec>(ctx, task, &index, &mut uf, &mut hist, base, &scratch)?
         };
-        let (mut clusters, mut dups, mut largest) = (0u64, 0u64, 0u64);
-        let mut group = GroupBuffer::<MemberRec>::new(&scratch, budget / 8);
-        let stage = self.name.clone();
-        let mut flush = |group: &mut GroupBuffer<MemberRec>,
-                         router: &mut Router<DocDecision>,
-                         hist: &mut Option<ComponentsHistory>|
-         -> std::io::Result<()> {
-            let size = group.len();
-            if size == 0 {
-                return Ok(());
-            }
-            clusters += 1;
-            dups += size - 1;
-            largest = largest.max(size);
-            let mut rep: Option<MemberRec> = None;
-            group.drain(|m| {
-                let rep = *rep.get_or_insert(*m);
-                let tonight = (m.row as usize) < n;
-                if let Some(h) = hist.as_mut() {
-                    if m.row == rep.row {
-                        h.survivors.insert(m.root, (rep.ord, rep.rank, rep.id));
-                    } else if !tonight {
-                        // An earlier survivor lost: to a better document tonight, or to
-                        // another earlier cluster that tonight's documents joined it to.
-                        h.retracted += 1;
-                        h.remaps.write(&mh_hist::Remap {
-                            from: m.ord,
-                            to: rep.ord,
-                            rank: rep.rank,
-                            rid: rep.id,
-                        })?;
-                        let line = serde_json::json!({
-                            "id_xxh3": format!("{:032x}", m.id),
-                            "stage": stage,
-                            "reason": "superseded",
-                            "by_id_xxh3": format!("{:032x}", rep.id),
-                        });
-                        use std::io::Write;
-                        writeln!(h.retractions, "{line}")?;
-                    }
-                }
-                if !tonight {
-                    return Ok(());
-                }
-                let rep_key = if (rep.row as usize) < n {
-                    key_of(rep.row)
-                } else {
-                    super::history::history_rep(rep.id)
-                };
-                router.route(&DocDecision {
-                    doc: key_of(m.row),
-                    rep: rep_key,
-                    size: size.min(u32::MAX as u64) as u32,
-                    dup: (m.row != rep.row) as u32,
-                })
-            })
-        };
-        let mut root = None;
-        while let Some(m) = sorted.next_record().map_err(io)? {
-            if root != Some(m.root) {
-                flush(&mut group, &mut router, &mut hist).map_err(io)?;
-                root = Some(m.root);
-            }
-            group.push(m).map_err(io)?;
-        }
-        flush(&mut group, &mut router, &mut hist).map_err(io)?;
-        router.finish().map_err(io)?;
         if let Some(h) = hist {
             st.count("retracted", h.retracted);
             st.count("history_clusters", h.clusters.len() as u64);
@@ -1087,6 +1058,122 @@ fn for_each_row(
 }
 
 impl ComponentsStep {
+    /// Sorts the members of every component (tonight's rows and the earlier clusters they
+    /// joined) by (root, rank, ord), routes a decision per row of tonight and, with a
+    /// history, notes each survivor and retracts earlier survivors that lost. Returns
+    /// (clusters, duplicates, largest cluster, peak RSS after the union-find).
+    #[allow(clippy::too_many_arguments)]
+    fn cluster<M: Member>(
+        &self,
+        ctx: &StepCtx,
+        task: usize,
+        index: &Index,
+        uf: &mut UnionFind,
+        hist: &mut Option<ComponentsHistory>,
+        base: u64,
+        scratch: &Scratch,
+    ) -> Result<(u64, u64, u64, u64)> {
+        let io = |e| Error::io(&ctx.dir, e);
+        let budget = task_budget(ctx);
+        let n = index.total_rows() as usize;
+        let mut members = ExtSorter::<M>::new(scratch, budget / 2);
+        for_each_row(ctx, index, &self.keep, hist.is_some(), |row, rank, id| {
+            if uf.touched(row) {
+                let root = uf.find(row);
+                members.push(M::new(root, rank, base | row as u64, row, id))?;
+            }
+            Ok(())
+        })?;
+        if let Some(h) = hist.as_ref() {
+            for (i, &(ord, rank, id)) in h.clusters.iter().enumerate() {
+                let row = n as u32 + i as u32;
+                members
+                    .push(M::new(uf.find(row), rank, ord, row, id))
+                    .map_err(io)?;
+            }
+        }
+        let peak_uf = peak_rss_bytes();
+        let mut sorted = members.finish().map_err(io)?;
+        let mut router = Router::<DocDecision>::new(
+            ctx.store.clone(),
+            &ctx.dir,
+            format!("components-{task:05}"),
+        );
+        let key_of = |row: u32| -> u64 {
+            let p = index.partition_of(row as u64);
+            doc_key(p, (row as u64 - index.offsets[p]) as u32)
+        };
+        let (mut clusters, mut dups, mut largest) = (0u64, 0u64, 0u64);
+        let mut group = GroupBuffer::<M>::new(scratch, budget / 8);
+        let stage = self.name.clone();
+        let mut flush = |group: &mut GroupBuffer<M>,
+                         router: &mut Router<DocDecision>,
+                         hist: &mut Option<ComponentsHistory>|
+         -> std::io::Result<()> {
+            let size = group.len();
+            if size == 0 {
+                return Ok(());
+            }
+            clusters += 1;
+            dups += size - 1;
+            largest = largest.max(size);
+            let mut rep: Option<M> = None;
+            group.drain(|m| {
+                let rep = *rep.get_or_insert(*m);
+                let tonight = (m.row() as usize) < n;
+                if let Some(h) = hist.as_mut() {
+                    if m.row() == rep.row() {
+                        h.survivors
+                            .insert(m.root(), (rep.ord(), rep.rank(), rep.id()));
+                    } else if !tonight {
+                        // An earlier survivor lost: to a better document tonight, or to
+                        // another earlier cluster that tonight's documents joined it to.
+                        h.retracted += 1;
+                        h.remaps.write(&mh_hist::Remap {
+                            from: m.ord(),
+                            to: rep.ord(),
+                            rank: rep.rank(),
+                            rid: rep.id(),
+                        })?;
+                        let line = serde_json::json!({
+                            "id_xxh3": format!("{:032x}", m.id()),
+                            "stage": stage,
+                            "reason": "superseded",
+                            "by_id_xxh3": format!("{:032x}", rep.id()),
+                        });
+                        use std::io::Write;
+                        writeln!(h.retractions, "{line}")?;
+                    }
+                }
+                if !tonight {
+                    return Ok(());
+                }
+                let rep_key = if (rep.row() as usize) < n {
+                    key_of(rep.row())
+                } else {
+                    super::history::history_rep(rep.id())
+                };
+                router.route(&DocDecision {
+                    doc: key_of(m.row()),
+                    rep: rep_key,
+                    size: size.min(u32::MAX as u64) as u32,
+                    dup: (m.row() != rep.row()) as u32,
+                })
+            })
+        };
+        let mut root = None;
+        while let Some(m) = sorted.next_record().map_err(io)? {
+            if root != Some(m.root()) {
+                flush(&mut group, &mut router, hist).map_err(io)?;
+                root = Some(m.root());
+            }
+            group.push(m).map_err(io)?;
+        }
+        flush(&mut group, &mut router, hist).map_err(io)?;
+        router.finish().map_err(io)?;
+        Ok((clusters, dups, largest, peak_uf))
+    }
+
     /// Tonight's rows for the history (each document's cluster and fingerprints), its remaps
     /// and retractions.
     fn write_history(
