@@ -19,6 +19,7 @@
 
 pub mod cli;
 pub mod config;
+pub mod corpus;
 pub mod fingerprint;
 pub mod history;
 pub mod io;

@@ -41,7 +41,14 @@ pub fn session(
     // Read strings as the types they were written with (not Utf8View): documents convert back.
     cfg.options_mut().execution.parquet.schema_force_view_types = false;
     let ctx = SessionContext::new_with_config(cfg);
-    let locate: Locate = if output.starts_with("s3://") {
+    let locate = locator(&ctx, output, storage)?;
+    Ok((ctx, locate))
+}
+
+/// What DataFusion reads for the store paths of the run output `output`, its object store
+/// registered in `ctx` when it is on S3 (several outputs can share one session).
+pub fn locator(ctx: &SessionContext, output: &str, storage: &StorageSection) -> Result<Locate> {
+    Ok(if output.starts_with("s3://") {
         let (bucket, prefix) = crate::storage::s3::parse_uri(output)?;
         let client = crate::storage::s3::client(&bucket, storage)?;
         let url =
@@ -57,8 +64,7 @@ pub fn session(
     } else {
         let root = std::path::absolute(output).map_err(|e| Error::io(output, e))?;
         Box::new(move |p: &str| root.join(p).to_string_lossy().into_owned())
-    };
-    Ok((ctx, locate))
+    })
 }
 
 /// Opens the `docs` and `dropped` tables of a run output (local folder or `s3://` prefix).

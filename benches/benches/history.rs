@@ -9,11 +9,16 @@
 //!    runs in its own child process so that its peak RSS (VmHWM) is its own; wall and CPU
 //!    seconds (getrusage of the child) are printed, best of the repeats.
 //! 2. **Compaction** of the 30 generations into one (`curate history compact`'s code).
+//! 3. **`dedup.minhash`** (14 x 8, verified): a night of synthetic 200-word documents (10%
+//!    near copies of earlier nights' documents, 5% within the night) after
+//!    `HISTORY_BENCH_MH_NIGHTS` (default 3) nights of as many, run and committed through the
+//!    engine's code, against the same night without the history.
 //!
 //! Env: HISTORY_BENCH_DOCS (history documents, default 10,000,000), HISTORY_BENCH_NIGHT
 //! (default 1,000,000), HISTORY_BENCH_GENS (default 30), HISTORY_BENCH_MEMORY (executor
 //! memory budget, default 1 GiB), HISTORY_BENCH_THREADS (default 2), HISTORY_BENCH_REPS
-//! (default 2), HISTORY_BENCH_DIR (scratch folder, default the system temp folder).
+//! (default 2), HISTORY_BENCH_DIR (scratch folder, default the system temp folder),
+//! HISTORY_BENCH_CASES (`url,minhash`, the default, or one of them), HISTORY_BENCH_MH_NIGHTS.
 
 use std::collections::BTreeMap;
 use std::path::Path;
@@ -139,6 +144,7 @@ fn generate_history(dir: &Path, docs: u64, gens: usize) {
                     shards: SHARDS,
                     records,
                     bytes: records * HistRec::SIZE as u64,
+                    kind: "keys".into(),
                 },
             )]
             .into(),
@@ -185,6 +191,22 @@ fn night(work: &Path, hist: Option<&Path>, night_docs: u64, history_docs: u64) {
         .num_threads(threads)
         .build_global()
         .unwrap();
+    let v = run_night(work, hist, url_stage().as_ref(), night_docs, &|j| {
+        night_doc(j, history_docs)
+    });
+    println!("{v}");
+}
+
+/// Collect and the steps of `stage` over documents `doc(0..n)` in `work/out`, with the
+/// history at `hist` (or none): timings and counters.
+fn run_night(
+    work: &Path,
+    hist: Option<&Path>,
+    stage: &dyn GlobalStage,
+    night_docs: u64,
+    doc: &(dyn Fn(u64) -> Document + Sync),
+) -> serde_json::Value {
+    let threads = env("HISTORY_BENCH_THREADS", 2usize);
     let out: Arc<dyn Store> = Arc::new(LocalStore::new(work.join("out")).unwrap());
     let store: Arc<dyn Store> = match hist {
         Some(h) => {
@@ -199,12 +221,12 @@ fn night(work: &Path, hist: Option<&Path>, night_docs: u64, history_docs: u64) {
         }
         None => out,
     };
-    let stage = url_stage();
+    let dir = format!("work/{}", stage.name());
     let parts = night_docs.div_ceil(PART_DOCS) as usize;
     let scratch = work.join("scratch");
     let pctx = |p: usize| PartitionCtx {
         store: store.clone(),
-        dir: "work/url".into(),
+        dir: dir.clone(),
         partition: p,
         partitions: parts,
         scratch: scratch.clone(),
@@ -215,7 +237,7 @@ fn night(work: &Path, hist: Option<&Path>, night_docs: u64, history_docs: u64) {
         let mut c = stage.collector(&pctx(p)).unwrap();
         let lo = p as u64 * PART_DOCS;
         for j in lo..(lo + PART_DOCS).min(night_docs) {
-            c.collect(&night_doc(j, history_docs)).unwrap();
+            c.collect(&doc(j)).unwrap();
         }
         c.finish().unwrap();
     });
@@ -223,7 +245,7 @@ fn night(work: &Path, hist: Option<&Path>, night_docs: u64, history_docs: u64) {
     let (t1, c1) = (Instant::now(), cpu_seconds());
     let sctx = StepCtx {
         store: store.clone(),
-        dir: "work/url".into(),
+        dir: dir.clone(),
         partitions: parts,
         scratch: scratch.clone(),
         memory_budget: env("HISTORY_BENCH_MEMORY", 1usize << 30),
@@ -249,17 +271,98 @@ fn night(work: &Path, hist: Option<&Path>, night_docs: u64, history_docs: u64) {
         }
     }
     let steps = (t1.elapsed().as_secs_f64(), cpu_seconds() - c1);
-    println!(
-        "{}",
-        serde_json::json!({
-            "collect_s": collect.0, "collect_cpu_s": collect.1,
-            "steps_s": steps.0, "steps_cpu_s": steps.1,
-            "peak_rss_bytes": peak_rss_bytes(),
-            "duplicates": counters.get("duplicates"),
-            "history_matches": counters.get("history_matches"),
-            "retracted": counters.get("retracted"),
-        })
-    );
+    serde_json::json!({
+        "collect_s": collect.0, "collect_cpu_s": collect.1,
+        "steps_s": steps.0, "steps_cpu_s": steps.1,
+        "peak_rss_bytes": peak_rss_bytes(),
+        "duplicates": counters.get("duplicates"),
+        "history_matches": counters.get("history_matches"),
+        "retracted": counters.get("retracted"),
+    })
+}
+
+/// `dedup.minhash` as the pipeline configures it by default (14 x 8, verified).
+fn mh_stage() -> Box<dyn GlobalStage> {
+    let t: toml::Table = "band_splits = 2".parse().unwrap();
+    let args = stages::StageArgs {
+        name: "mh",
+        table: &t,
+        base_dir: Path::new("."),
+        purpose: stages::Purpose::Run,
+        seed: 1,
+    };
+    match (stages::dedup::minhash::DEF.build)(&args) {
+        Ok(stages::Built::Global(g)) => g,
+        _ => panic!("dedup.minhash"),
+    }
+}
+
+/// 200 words of base text `i` (a 5,000-word vocabulary), with `edits` words changed.
+fn mh_text(i: u64, edits: u64) -> String {
+    let mut st = i.wrapping_mul(0x9E37_79B9_7F4A_7C15) | 1;
+    let mut next = || {
+        st ^= st << 13;
+        st ^= st >> 7;
+        st ^= st << 17;
+        st
+    };
+    let mut w: Vec<String> = (0..200).map(|_| format!("w{}", next() % 5000)).collect();
+    for e in 0..edits {
+        w[(e * 37 % 200) as usize] = format!("edit{i}x{e}");
+    }
+    w.join(" ")
+}
+
+/// Document `j` of MinHash night `night` (documents are numbered across nights): 10% near
+/// copies (4 words of 200 changed) of an earlier night's document, 5% of an earlier document
+/// of the night, the rest new texts.
+fn mh_doc(night: u64, j: u64, per_night: u64) -> Document {
+    let g = night * per_night + j;
+    let text = if night > 0 && j % 10 == 0 {
+        mh_text((j * 7919) % (night * per_night), 4)
+    } else if j % 20 == 3 {
+        mh_text(g - 1, 4)
+    } else {
+        mh_text(g, 0)
+    };
+    let mut d = Document::new(format!("<urn:uuid:mh-{g}>"), text);
+    d.crawl_date = Some(1_700_000_000 + g as i64);
+    d
+}
+
+/// Runs `nights` MinHash nights of `per_night` documents into a history at `dir`, each
+/// committed as `curate run` does.
+fn generate_mh_history(dir: &Path, work: &Path, nights: u64, per_night: u64) {
+    let hs: Arc<dyn Store> = Arc::new(LocalStore::new(dir).unwrap());
+    let stage = mh_stage();
+    for n in 0..nights {
+        let w = work.join(format!("mh-gen-{n}"));
+        let hist = History::from_store(hs.clone()).unwrap();
+        run_night(&w, Some(dir), stage.as_ref(), per_night, &|j| {
+            mh_doc(n, j, per_night)
+        });
+        let out = LocalStore::new(w.join("out")).unwrap();
+        out.put(
+            curate::fingerprint::FILE,
+            format!("mh night {n}").as_bytes(),
+        )
+        .unwrap();
+        curate::history::commit(&hist, &out, &format!("night-{n}"), &["mh".into()], &[]).unwrap();
+        let _ = std::fs::remove_dir_all(&w);
+    }
+}
+
+/// Child: MinHash night number `nights` (after the history's) with the history at `hist`.
+fn mh_night(work: &Path, hist: Option<&Path>, nights: u64, per_night: u64) {
+    let threads = env("HISTORY_BENCH_THREADS", 2usize);
+    rayon::ThreadPoolBuilder::new()
+        .num_threads(threads)
+        .build_global()
+        .unwrap();
+    let v = run_night(work, hist, mh_stage().as_ref(), per_night, &|j| {
+        mh_doc(nights, j, per_night)
+    });
+    println!("{v}");
 }
 
 /// Child: compaction of the history at `hist`.
@@ -313,6 +416,11 @@ fn main() {
             return night(Path::new(&args[2]), h, night_docs, history_docs);
         }
         Some("--compact") => return compact(Path::new(&args[2]), Path::new(&args[3])),
+        Some("--mh-night") => {
+            let h = (args[3] != "-").then(|| Path::new(&args[3]));
+            let nights = args[4].parse().unwrap();
+            return mh_night(Path::new(&args[2]), h, nights, night_docs);
+        }
         Some(a) if a.starts_with("--") && a != "--bench" => panic!("unknown {a}"),
         _ => {}
     }
@@ -322,8 +430,98 @@ fn main() {
         .map(std::path::PathBuf::from)
         .unwrap_or_else(std::env::temp_dir);
     let dir = tempfile::tempdir_in(&base).unwrap();
-    let one = dir.path().join("history-1");
-    let many = dir.path().join("history-n");
+    let cases = std::env::var("HISTORY_BENCH_CASES").unwrap_or_else(|_| "url,minhash".into());
+    if cases.split(',').any(|c| c == "url") {
+        url_case(dir.path(), history_docs, night_docs, gens, reps);
+    }
+    if cases.split(',').any(|c| c == "minhash") {
+        minhash_case(dir.path(), night_docs, reps);
+    }
+}
+
+/// A row of the table: the best (least wall) of `reps` children.
+fn best_of(reps: usize, dir: &Path, args: &dyn Fn(&str) -> Vec<String>) -> serde_json::Value {
+    let mut best: Option<serde_json::Value> = None;
+    for r in 0..reps {
+        let work = dir.join(format!("night-{r}"));
+        let _ = std::fs::remove_dir_all(&work);
+        let a = args(work.to_str().unwrap());
+        let v = child(&a.iter().map(String::as_str).collect::<Vec<_>>());
+        let _ = std::fs::remove_dir_all(&work);
+        let total = |v: &serde_json::Value| {
+            v["collect_s"].as_f64().unwrap() + v["steps_s"].as_f64().unwrap()
+        };
+        if best.as_ref().is_none_or(|b| total(&v) < total(b)) {
+            best = Some(v);
+        }
+    }
+    best.unwrap()
+}
+
+/// Case 3, `dedup.minhash` (14 x 8, verified, 2 band splits): a night of `night_docs`
+/// documents after `HISTORY_BENCH_MH_NIGHTS` (default 3) earlier nights of as many, committed
+/// through the engine's code, against a night without a history.
+fn minhash_case(dir: &Path, night_docs: u64, reps: usize) {
+    let nights: u64 = env("HISTORY_BENCH_MH_NIGHTS", 3);
+    let hist = dir.join("mh-history");
+    let t = Instant::now();
+    generate_mh_history(&hist, dir, nights, night_docs);
+    println!(
+        "== dedup.minhash night of {night_docs} documents after {nights} nights of as many \
+         (history {:.0} MB, {:.0} B per document; built in {:.0} s); {} threads, best of {reps}",
+        du(&hist) as f64 / 1e6,
+        du(&hist) as f64 / (nights * night_docs) as f64,
+        t.elapsed().as_secs_f64(),
+        env("HISTORY_BENCH_THREADS", 2usize),
+    );
+    header();
+    let mut base = 0.0;
+    for (label, h) in [
+        ("no history", "-".to_string()),
+        (
+            &*format!("history of {nights} nights"),
+            hist.to_string_lossy().into_owned(),
+        ),
+    ] {
+        let v = best_of(reps, dir, &|w| {
+            vec!["--mh-night".into(), w.into(), h.clone(), nights.to_string()]
+        });
+        row(label, &v, &mut base);
+    }
+}
+
+fn header() {
+    println!(
+        "{:<28} {:>9} {:>9} {:>9} {:>9} {:>9} {:>10} {:>10} {:>10}",
+        "", "collect s", "CPU s", "steps s", "CPU s", "peak RSS", "dups", "in history", "retracted"
+    );
+}
+
+/// Prints a row; the first row (`base` 0) is the reference of the ratio.
+fn row(label: &str, v: &serde_json::Value, base: &mut f64) {
+    let f = |k: &str| v[k].as_f64().unwrap_or(0.0);
+    if *base == 0.0 {
+        *base = f("collect_s") + f("steps_s");
+    }
+    println!(
+        "{:<28} {:>9.1} {:>9.1} {:>9.1} {:>9.1} {:>6.0} MB {:>10} {:>10} {:>10}   ({:.2}x the night without history)",
+        label,
+        f("collect_s"),
+        f("collect_cpu_s"),
+        f("steps_s"),
+        f("steps_cpu_s"),
+        f("peak_rss_bytes") / 1e6,
+        v["duplicates"],
+        v["history_matches"],
+        v["retracted"],
+        (f("collect_s") + f("steps_s")) / *base
+    );
+}
+
+/// Cases 1 and 2: `dedup.url` nights and compaction.
+fn url_case(dir: &Path, history_docs: u64, night_docs: u64, gens: usize, reps: usize) {
+    let one = dir.join("history-1");
+    let many = dir.join("history-n");
     let t = Instant::now();
     generate_history(&one, history_docs, 1);
     generate_history(&many, history_docs, gens);
@@ -337,54 +535,22 @@ fn main() {
         env("HISTORY_BENCH_THREADS", 2usize),
         env("HISTORY_BENCH_MEMORY", 1usize << 30) >> 20
     );
-    println!(
-        "{:<28} {:>9} {:>9} {:>9} {:>9} {:>9} {:>10} {:>10} {:>10}",
-        "", "collect s", "CPU s", "steps s", "CPU s", "peak RSS", "dups", "in history", "retracted"
-    );
-    let mut base_steps = 0.0;
+    header();
+    let mut base = 0.0;
     for (label, h) in [
         ("no history", None),
         ("history, 1 generation", Some(&one)),
         (&*format!("history, {gens} generations"), Some(&many)),
     ] {
-        let mut best: Option<serde_json::Value> = None;
-        for r in 0..reps {
-            let work = dir.path().join(format!("night-{r}"));
-            let _ = std::fs::remove_dir_all(&work);
-            let hp = h.map_or("-".to_string(), |p| p.to_string_lossy().into_owned());
-            let v = child(&["--night", work.to_str().unwrap(), &hp]);
-            let _ = std::fs::remove_dir_all(&work);
-            let total = |v: &serde_json::Value| {
-                v["collect_s"].as_f64().unwrap() + v["steps_s"].as_f64().unwrap()
-            };
-            if best.as_ref().is_none_or(|b| total(&v) < total(b)) {
-                best = Some(v);
-            }
-        }
-        let v = best.unwrap();
-        let f = |k: &str| v[k].as_f64().unwrap_or(0.0);
-        if h.is_none() {
-            base_steps = f("collect_s") + f("steps_s");
-        }
-        println!(
-            "{:<28} {:>9.1} {:>9.1} {:>9.1} {:>9.1} {:>6.0} MB {:>10} {:>10} {:>10}   ({:.2}x the night without history)",
-            label,
-            f("collect_s"),
-            f("collect_cpu_s"),
-            f("steps_s"),
-            f("steps_cpu_s"),
-            f("peak_rss_bytes") / 1e6,
-            v["duplicates"],
-            v["history_matches"],
-            v["retracted"],
-            (f("collect_s") + f("steps_s")) / base_steps
-        );
+        let hp = h.map_or("-".to_string(), |p| p.to_string_lossy().into_owned());
+        let v = best_of(reps, dir, &|w| vec!["--night".into(), w.into(), hp.clone()]);
+        row(label, &v, &mut base);
     }
     let before = du(&many);
     let v = child(&[
         "--compact",
         many.to_str().unwrap(),
-        dir.path().join("compact-scratch").to_str().unwrap(),
+        dir.join("compact-scratch").to_str().unwrap(),
     ]);
     println!(
         "== compact {} generations ({history_docs} keys, {:.0} MB): {:.1} s wall, {:.1} s CPU, peak RSS {:.0} MB; {:.0} MB after",

@@ -19,6 +19,13 @@ pub struct AblateArgs {
     /// Print only the comparison.
     #[arg(long, short)]
     pub quiet: bool,
+    /// The stored run instead of the grid's `from`; repeated: several runs (nights) as one
+    /// corpus, documents later runs retracted left out (the grid needs an `output`).
+    #[arg(long)]
+    pub from: Vec<String>,
+    /// Every run a dedup history holds, as one corpus (with any --from runs).
+    #[arg(long)]
+    pub history: Option<String>,
 }
 
 pub fn run(a: AblateArgs) -> Result<(), CliError> {
@@ -40,13 +47,23 @@ pub fn run(a: AblateArgs) -> Result<(), CliError> {
         let plan = Plan::for_selection(crate::config::load(&grid.pipeline, &set)?, None)?;
         prepared.push((v.clone(), cf, plan, spec));
     }
-    let run_dir = grid
-        .from
-        .clone()
-        .unwrap_or_else(|| prepared[0].2.output.clone());
+    let dirs = if a.from.is_empty() && a.history.is_none() {
+        vec![grid
+            .from
+            .clone()
+            .unwrap_or_else(|| prepared[0].2.output.clone())]
+    } else {
+        a.from.clone()
+    };
+    if (dirs.len() > 1 || a.history.is_some()) && grid.output.is_none() {
+        return Err(CliError::Config(format!(
+            "{}: output: an ablation of several runs needs its own folder (output = \"...\")",
+            a.grid.display()
+        )));
+    }
     let pool = super::mix::pool(a.threads, base.raw.executor.threads)?;
     pool.install(|| -> Result<(), CliError> {
-        let run = StoredRun::open(&base, &run_dir)?;
+        let run = StoredRun::open_many(&base, &dirs, a.history.as_deref())?;
         let stem = a
             .grid
             .file_stem()

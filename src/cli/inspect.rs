@@ -11,8 +11,13 @@ use super::CliError;
 
 #[derive(Debug, clap::Args)]
 pub struct InspectArgs {
-    /// The run's output folder or URI.
-    pub output: String,
+    /// The run's output folder or URI; several: one corpus of many runs (nights), documents
+    /// later runs retracted left out.
+    #[arg(num_args = 0..)]
+    pub output: Vec<String>,
+    /// Every run a dedup history holds, as one corpus (with any runs given above).
+    #[arg(long)]
+    pub history: Option<String>,
     /// Document id.
     #[arg(long)]
     pub id: Option<String>,
@@ -47,13 +52,33 @@ fn sql_str(s: &str) -> String {
 pub fn run(a: InspectArgs) -> Result<(), CliError> {
     let storage = Default::default();
     let scratch = std::env::temp_dir().join("curate-scratch");
-    let store = crate::storage::open_store(&a.output, &storage, &scratch)
-        .map_err(|e| CliError::Failed(anyhow!("{e}")))?;
-    if a.domains {
-        return print_domains(store.as_ref(), &a);
+    let runs = if a.output.len() == 1 && a.history.is_none() {
+        let store = crate::storage::open_store(&a.output[0], &storage, &scratch)
+            .map_err(|e| CliError::Failed(anyhow!("{e}")))?;
+        vec![crate::corpus::CorpusRun {
+            dir: a.output[0].clone(),
+            store,
+        }]
+    } else {
+        crate::corpus::list_runs(&a.output, a.history.as_deref(), &storage, &scratch)
+            .map_err(super::engine_error)?
+    };
+    if runs.is_empty() {
+        return Err(CliError::Config(
+            "give a run's output, several, or --history".into(),
+        ));
     }
-    let tables = crate::query::open(&a.output, &storage, &store)
-        .map_err(|e| CliError::Failed(anyhow!("{e}")))?;
+    let retractions =
+        crate::corpus::Retractions::load(&runs).map_err(|e| CliError::Failed(anyhow!("{e}")))?;
+    if a.domains {
+        for r in &runs {
+            if runs.len() > 1 {
+                println!("== run {}", r.dir);
+            }
+            print_domains(r.store.as_ref(), &a)?;
+        }
+        return Ok(());
+    }
     let mut conds = Vec::new();
     if let Some(id) = &a.id {
         conds.push(format!("id = {}", sql_str(id)));
@@ -78,35 +103,57 @@ pub fn run(a: InspectArgs) -> Result<(), CliError> {
             tables_to_try.push("dropped");
         }
     }
-    let mut shown = 0;
+    let (mut shown, mut left_out) = (0, 0);
     for t in tables_to_try {
-        let present = if t == "docs" {
-            tables.has_docs
-        } else {
-            tables.has_dropped
-        };
-        if !present || shown >= a.limit {
-            continue;
-        }
-        let sql = format!(
-            "SELECT * FROM {t} WHERE {cond} ORDER BY source_file, source_offset, id LIMIT {}",
-            a.limit - shown
-        );
-        let batches = tables
-            .sql(&sql)
-            .map_err(|e| CliError::Config(format!("{e}")))?;
-        for b in &batches {
-            for d in
-                crate::io::parquet::from_batch(b).map_err(|e| CliError::Failed(anyhow!("{e}")))?
-            {
-                shown += 1;
-                if a.json {
-                    println!("{}", crate::io::jsonl::doc_json(&d));
-                } else {
-                    print_doc(&d, a.lines);
+        // Runs in corpus order (nights in the order they ran).
+        for (ri, r) in runs.iter().enumerate() {
+            if shown >= a.limit {
+                break;
+            }
+            let tables = crate::query::open(&r.dir, &storage, &r.store)
+                .map_err(|e| CliError::Failed(anyhow!("{e}")))?;
+            let present = if t == "docs" {
+                tables.has_docs
+            } else {
+                tables.has_dropped
+            };
+            if !present {
+                continue;
+            }
+            // Retracted rows are skipped below: ask for as many more as there can be.
+            let sql = format!(
+                "SELECT * FROM {t} WHERE {cond} ORDER BY source_file, source_offset, id LIMIT {}",
+                a.limit - shown + retractions.len()
+            );
+            let batches = tables
+                .sql(&sql)
+                .map_err(|e| CliError::Config(format!("{e}")))?;
+            for b in &batches {
+                for d in crate::io::parquet::from_batch(b)
+                    .map_err(|e| CliError::Failed(anyhow!("{e}")))?
+                {
+                    if retractions.excludes(ri, &d.id, Some(&d.url)) {
+                        left_out += 1;
+                        continue;
+                    }
+                    if shown >= a.limit {
+                        break;
+                    }
+                    shown += 1;
+                    if a.json {
+                        println!("{}", crate::io::jsonl::doc_json(&d));
+                    } else {
+                        if runs.len() > 1 {
+                            println!("run:      {}", r.dir);
+                        }
+                        print_doc(&d, a.lines);
+                    }
                 }
             }
         }
+    }
+    if left_out > 0 {
+        eprintln!("{left_out} matching documents left out: retracted by a later run");
     }
     if shown == 0 {
         eprintln!("no matching document");

@@ -15,9 +15,13 @@ use crate::mix::{self, MixError, StoredRun};
 pub struct MixArgs {
     #[command(flatten)]
     pub pipeline: PipelineArgs,
-    /// The stored run to select from (default: the pipeline's output).
+    /// The stored run to select from (default: the pipeline's output). Repeated: several
+    /// runs (nights) as one corpus, documents later runs retracted left out (needs --out).
     #[arg(long)]
-    pub from: Option<String>,
+    pub from: Vec<String>,
+    /// Every run a dedup history holds, as one corpus (with any --from runs; needs --out).
+    #[arg(long)]
+    pub history: Option<String>,
     /// Write the mixes under this folder (`DIR/<mix>/`) instead of `<run>/mix/`.
     #[arg(long)]
     pub out: Option<String>,
@@ -67,10 +71,19 @@ pub fn run(a: MixArgs) -> Result<(), CliError> {
         crate::config::load(&a.pipeline.pipeline, &a.pipeline.set)?,
         a.pipeline.output.as_deref(),
     )?;
-    let run_dir = a.from.clone().unwrap_or_else(|| plan.output.clone());
+    let dirs = if a.from.is_empty() && a.history.is_none() {
+        vec![plan.output.clone()]
+    } else {
+        a.from.clone()
+    };
+    if (dirs.len() > 1 || a.history.is_some()) && a.out.is_none() {
+        return Err(CliError::Config(
+            "--out: a mix of several runs needs its own folder (--out DIR)".into(),
+        ));
+    }
     let pool = pool(a.threads, cf.raw.executor.threads)?;
     pool.install(|| -> Result<(), CliError> {
-        let run = StoredRun::open(&cf, &run_dir)?;
+        let run = StoredRun::open_many(&cf, &dirs, a.history.as_deref())?;
         let (dest, base): (std::sync::Arc<dyn stages::Store>, &str) = match &a.out {
             Some(o) => (
                 crate::storage::open_store(o, &cf.raw.storage, &run.scratch)
@@ -105,7 +118,7 @@ pub fn run(a: MixArgs) -> Result<(), CliError> {
                 );
             }
         }
-        if a.out.is_none() {
+        if a.out.is_none() && !run.is_corpus() {
             if let Err(e) = crate::report::refresh_after_mix(&run, &cf) {
                 eprintln!("warning: the run's report.html was not refreshed: {e}");
             }

@@ -39,17 +39,22 @@ fn read_stats(output: &str) -> Result<(RunStats, Vec<u8>), CliError> {
 }
 
 pub fn run(a: StatsArgs) -> Result<(), CliError> {
-    let mut runs = a.output.clone();
-    if let Some(h) = &a.history {
-        let scratch = std::env::temp_dir().join("curate-scratch");
-        let hist = crate::history::History::open(h, &Default::default(), &scratch)
-            .map_err(super::engine_error)?;
-        for c in &hist.live {
-            runs.extend(c.runs.iter().cloned());
-        }
-    }
-    let mut seen = BTreeSet::new();
-    runs.retain(|r| seen.insert(r.clone()));
+    let scratch = std::env::temp_dir().join("curate-scratch");
+    // The runs in corpus order (nights in the order they ran), however they were given.
+    let runs: Vec<String> = if a.output.len() == 1 && a.history.is_none() {
+        a.output.clone()
+    } else {
+        crate::corpus::list_runs(
+            &a.output,
+            a.history.as_deref(),
+            &Default::default(),
+            &scratch,
+        )
+        .map_err(super::engine_error)?
+        .into_iter()
+        .map(|r| r.dir)
+        .collect()
+    };
     if runs.is_empty() {
         return Err(CliError::Config(
             "give a run's output, several, or --history".into(),
@@ -70,6 +75,8 @@ pub fn run(a: StatsArgs) -> Result<(), CliError> {
     // Several runs: sum each (phase, stage) over the runs, in the first run's order.
     let mut total: Option<RunStats> = None;
     let mut retracted = BTreeSet::new();
+    // Sites a later night retracted whole (`safety.domains` across nights).
+    let mut sites = BTreeSet::new();
     let mut kept = 0u64;
     for r in &runs {
         let (s, retr) = read_stats(r)?;
@@ -77,6 +84,9 @@ pub fn run(a: StatsArgs) -> Result<(), CliError> {
             if let Ok(v) = serde_json::from_str::<serde_json::Value>(l) {
                 if let Some(id) = v["id_xxh3"].as_str() {
                     retracted.insert(id.to_string());
+                }
+                if let Some(d) = v["domain"].as_str() {
+                    sites.insert(d.to_string());
                 }
             }
         }
@@ -117,6 +127,7 @@ pub fn run(a: StatsArgs) -> Result<(), CliError> {
             "{}",
             serde_json::json!({
                 "runs": runs, "kept": kept, "retracted": retracted.len(),
+                "retracted_sites": sites.len(),
                 "corpus_documents": corpus, "stats": total,
             })
         );
@@ -127,6 +138,12 @@ pub fn run(a: StatsArgs) -> Result<(), CliError> {
             runs.len(),
             retracted.len()
         );
+        if !sites.is_empty() {
+            println!(
+                "sites retracted by later runs: {} (their pages in earlier runs are not subtracted above; inspect and mix leave them out)",
+                sites.len()
+            );
+        }
     }
     Ok(())
 }

@@ -1,12 +1,16 @@
 //! The dedup history of nightly runs: what earlier runs kept, so that tonight's URL and exact
-//! dedup remove copies of documents an earlier night already has, and which input files the
-//! history has seen, so that a run given a whole listing processes only new files.
+//! dedup remove copies of documents an earlier night already has, what MinHash needs to
+//! cluster tonight's documents with every earlier one (`stages::dedup::minhash_history`), and
+//! which input files the history has seen, so that a run given a whole listing processes only
+//! new files.
 //!
 //! Layout (a local folder or an `s3://` prefix, through the same [`Store`] as run outputs):
 //!
 //! ```text
 //! format.json                        {"format": 1}
 //! gens/<gen>/<stage>/shard-NNNNN.bin  sorted (key, rank, id hash) of the documents kept
+//!                                    (dedup.minhash: (band key, ord) of first holders, with
+//!                                    docs-SSSSSSSS.bin rows and remaps.bin)
 //! gens/<gen>/inputs.json             the input files (URI, size) the run processed
 //! gens/<gen>/retractions.jsonl       documents of earlier nights this run superseded
 //! commits/<gen>.json                 the commit marker, written last
@@ -31,6 +35,7 @@ use std::sync::Arc;
 use serde::{Deserialize, Serialize};
 use stages::dedup::extsort::{fan_in, merge, Scratch};
 use stages::dedup::history::{gen_shard_path, HistRec, SNAPSHOT};
+use stages::dedup::minhash_history::{self as mh, MhKey, Remap};
 use stages::dedup::records::{LazySource, Record, RecordReader, RecordWriter, Source};
 use stages::{ConfigError, Error, Result, Store};
 
@@ -47,6 +52,23 @@ pub struct StageEntry {
     pub shards: usize,
     pub records: u64,
     pub bytes: u64,
+    /// `keys` (URL, exact: [`HistRec`] per kept document), `minhash` (band keys of every
+    /// document, their rows and remaps: `stages::dedup::minhash_history`) or `domain_counts`
+    /// (`safety.domains`); empty: `keys`.
+    #[serde(default)]
+    pub kind: String,
+}
+
+const MINHASH: &str = "minhash";
+/// `safety.domains` per-domain counts (`.tsv`, a line per domain: `stages::safety::domains::history`).
+const DOMAIN_COUNTS: &str = "domain_counts";
+
+/// The seq of a MinHash document file name (`docs-SSSSSSSS.bin`).
+fn docs_seq(name: &str) -> Option<u64> {
+    name.strip_prefix("docs-")?
+        .strip_suffix(".bin")?
+        .parse()
+        .ok()
 }
 
 /// A commit marker: `commits/<gen>.json`.
@@ -226,6 +248,7 @@ impl History {
             "history": self.store.root(),
             "generations": self.live.iter().map(|c| serde_json::json!({
                 "name": c.generation,
+                "seq": c.seq,
                 "stages": c.stages.iter().map(|(k, s)| (k.clone(), serde_json::json!({"shards": s.shards}))).collect::<serde_json::Map<_, _>>(),
             })).collect::<Vec<_>>(),
         })
@@ -314,15 +337,11 @@ fn copy(from: &dyn Store, src: &str, to: &dyn Store, dst: &str) -> Result<(u64, 
 }
 
 /// Documents of a generation: the largest keyed stage's records (domain counts name sites).
-fn documents(stages: &BTreeMap<String, StageEntry>, files: &BTreeMap<String, u64>) -> u64 {
+fn documents(stages: &BTreeMap<String, StageEntry>) -> u64 {
     stages
-        .iter()
-        .filter(|(s, _)| {
-            !files
-                .keys()
-                .any(|f| f.starts_with(&format!("{s}/")) && is_counts(f))
-        })
-        .map(|(_, e)| e.records)
+        .values()
+        .filter(|e| e.kind != DOMAIN_COUNTS)
+        .map(|e| e.records)
         .max()
         .unwrap_or(0)
 }
@@ -365,20 +384,61 @@ pub fn commit(
         if shards.is_empty() {
             continue;
         }
-        let mut e = StageEntry::default();
-        for f in &shards {
-            let name = f.strip_prefix(&dir).unwrap_or(f);
+        let names: Vec<&str> = shards
+            .iter()
+            .map(|f| f.strip_prefix(&dir).unwrap_or(f))
+            .collect();
+        let minhash = names.iter().any(|n| docs_seq(n).is_some());
+        let counts = names.iter().any(|n| is_counts(n));
+        let mut e = StageEntry {
+            kind: if minhash {
+                MINHASH
+            } else if counts {
+                DOMAIN_COUNTS
+            } else {
+                "keys"
+            }
+            .into(),
+            ..Default::default()
+        };
+        for (f, name) in shards.iter().zip(&names) {
+            if let Some(seq) = docs_seq(name) {
+                // Tonight's rows are numbered after the snapshot's generations; a generation
+                // committed since would share the numbers.
+                if seq != hist.next_seq() {
+                    return Err(bad(
+                        hs,
+                        &format!("commits/ (generation {seq})"),
+                        format!(
+                            "the history gained generations since this run started ({s}: \
+                             night {seq}, the history is at {}); rerun with --restart",
+                            hist.next_seq() - 1
+                        ),
+                    ));
+                }
+                let mut head = Vec::new();
+                out.open(f)
+                    .and_then(|r| r.take(24).read_to_end(&mut head))
+                    .map_err(|e| Error::io(f, e))?;
+                let (_, _, rows) = stages::dedup::minhash_history::parse_docs_header(&head, f)
+                    .map_err(|e| Error::io(f, e))?;
+                e.records = e.records.max(rows);
+            }
+        }
+        for (f, name) in shards.iter().zip(&names) {
             let rel = format!("{s}/{name}");
             let (n, lines) = copy(out, f, hs, &format!("gens/{gen}/{rel}"))?;
             pause();
-            e.shards += 1;
             e.bytes += n;
-            // Key records are fixed-size; domain counts (`.tsv`) are a line per domain.
-            e.records += if is_counts(name) {
-                lines
-            } else {
-                n / HistRec::SIZE as u64
-            };
+            if name.starts_with("shard-") {
+                e.shards += 1;
+                // Key records are fixed-size; domain counts (`.tsv`) are a line per domain.
+                if is_counts(name) {
+                    e.records += lines;
+                } else if !minhash {
+                    e.records += n / HistRec::SIZE as u64;
+                }
+            }
             files.insert(rel, n);
         }
         stages.insert(s.clone(), e);
@@ -404,7 +464,7 @@ pub fn commit(
         generation: gen.clone(),
         seq: hist.next_seq(),
         runs: vec![output.to_string()],
-        documents: documents(&stages, &files),
+        documents: documents(&stages),
         input_files: inputs.len() as u64,
         stages,
         files,
@@ -478,7 +538,11 @@ pub fn status(hist: &History) -> String {
         let st: Vec<String> = c
             .stages
             .iter()
-            .map(|(k, e)| format!("{k} {} keys/{} shards", e.records, e.shards))
+            .map(|(k, e)| match e.kind.as_str() {
+                MINHASH => format!("{k} {} documents/{} shards", e.records, e.shards),
+                DOMAIN_COUNTS => format!("{k} {} domains/{} shards", e.records, e.shards),
+                _ => format!("{k} {} keys/{} shards", e.records, e.shards),
+            })
             .collect();
         s.push_str(&format!(
             "  {:>4}  {}  runs {}  documents {}  bytes {}  {}\n",
@@ -532,15 +596,27 @@ pub fn compact(hist: &History, scratch: &std::path::Path, budget: usize) -> Resu
     let mut files = BTreeMap::new();
     let mut stages = BTreeMap::new();
     for (s, &shards) in &stage_shards {
-        let mut e = StageEntry {
-            shards,
-            ..Default::default()
-        };
+        let minhash = hist
+            .live
+            .iter()
+            .any(|c| c.stages.get(s).is_some_and(|e| e.kind == MINHASH));
         let counts = hist.live.iter().any(|c| {
             c.files
                 .keys()
                 .any(|f| f.starts_with(&format!("{s}/")) && is_counts(f))
         });
+        let mut e = StageEntry {
+            shards,
+            kind: if minhash {
+                MINHASH
+            } else if counts {
+                DOMAIN_COUNTS
+            } else {
+                "keys"
+            }
+            .into(),
+            ..Default::default()
+        };
         if counts {
             for shard in 0..shards {
                 let (rel, n, bytes) = compact_counts(hist, &gen, s, shard)?;
@@ -552,40 +628,54 @@ pub fn compact(hist: &History, scratch: &std::path::Path, budget: usize) -> Resu
             continue;
         }
         for shard in 0..shards {
-            let sources: Vec<Box<dyn Source<HistRec>>> = hist
+            let rel = format!("{s}/shard-{shard:05}.bin");
+            let (n, size) = if minhash {
+                // Band keys are written only when no earlier night holds them: no repeats
+                // to drop, the merge keeps each key's first holder all the same.
+                merge_shard::<MhKey>(hist, s, shard, &gen, &rel, budget, &sc, |r| r.key as u128)?
+            } else {
+                merge_shard::<HistRec>(hist, s, shard, &gen, &rel, budget, &sc, |r| r.key)?
+            };
+            if !minhash {
+                e.records += n;
+            }
+            e.bytes += n * size as u64;
+            files.insert(rel, n * size as u64);
+        }
+        if minhash {
+            // Every night's rows (named by their night) with their clusters resolved through
+            // every remap: the compacted history needs none (a night loads them all).
+            let live: Vec<&Commit> = hist
                 .live
                 .iter()
                 .filter(|c| c.stages.contains_key(s))
-                .map(|c| {
-                    let path = gen_shard_path(&c.generation, s, shard);
-                    let store = hs.clone();
-                    Box::new(LazySource::new(move || {
-                        let r: Box<dyn Read + Send> = store.open(&path)?;
-                        Ok(Box::new(RecordReader::<HistRec>::new(r, path, 1 << 16))
-                            as Box<dyn Source<HistRec>>)
-                    })) as Box<dyn Source<HistRec>>
-                })
                 .collect();
-            let mut m = merge(sources, fan_in(budget), &sc).map_err(|e| Error::io(scratch, e))?;
-            let rel = format!("{s}/shard-{shard:05}.bin");
-            let path = format!("gens/{gen}/{rel}");
-            let w = hs.create(&path).map_err(|e| Error::io(&path, e))?;
-            let mut w = RecordWriter::new(w);
-            let mut last: Option<u128> = None;
-            while let Some(r) = m.next_record().map_err(|e| Error::io(&path, e))? {
-                if last == Some(r.key) {
+            let mut remaps = std::collections::HashMap::new();
+            for c in &live {
+                let f = format!("gens/{}/{s}/remaps.bin", c.generation);
+                if !hs.exists(&f)? {
                     continue;
                 }
-                last = Some(r.key);
-                w.write(&r).map_err(|e| Error::io(&path, e))?;
+                let mut r = RecordReader::<Remap>::new(hs.open(&f)?, f.clone(), 1 << 16);
+                while let Some(m) = r.next_record().map_err(|e| Error::io(&f, e))? {
+                    remaps.insert(m.from, (m.to, m.rank, m.rid));
+                }
             }
-            let n = w.written();
-            w.into_inner()
-                .and_then(|w| w.finish())
-                .map_err(|e| Error::io(&path, e))?;
-            e.records += n;
-            e.bytes += n * HistRec::SIZE as u64;
-            files.insert(rel, n * HistRec::SIZE as u64);
+            for c in &live {
+                for f in hs.list(&format!("gens/{}/{s}", c.generation))? {
+                    let name = f.rsplit('/').next().unwrap_or(&f).to_string();
+                    if docs_seq(&name).is_some() {
+                        let rel = format!("{s}/{name}");
+                        let n = fold_rows(hs.as_ref(), &f, &format!("gens/{gen}/{rel}"), &remaps)?;
+                        e.bytes += n;
+                        files.insert(rel, n);
+                    }
+                }
+                e.records += c.stages[s].records;
+            }
+            let rel = format!("{s}/remaps.bin");
+            hs.put(&format!("gens/{gen}/{rel}"), b"")?;
+            files.insert(rel, 0);
         }
         stages.insert(s.clone(), e);
     }
@@ -604,7 +694,7 @@ pub fn compact(hist: &History, scratch: &std::path::Path, budget: usize) -> Resu
         generation: gen.clone(),
         seq: hist.live.iter().map(|c| c.seq).max().unwrap_or(0),
         runs: hist.live.iter().flat_map(|c| c.runs.clone()).collect(),
-        documents: documents(&stages, &files),
+        documents: documents(&stages),
         input_files: inputs.len() as u64,
         stages,
         files,
@@ -628,4 +718,89 @@ pub fn compact(hist: &History, scratch: &std::path::Path, budget: usize) -> Resu
         hs.delete(&format!("commits/{n}.json"))?;
     }
     Ok(Some(gen))
+}
+
+/// Merges shard `shard` of stage `s` of every live generation into `gens/<gen>/<rel>`,
+/// keeping the first record of each key; returns (records, record size).
+#[allow(clippy::too_many_arguments)]
+fn merge_shard<R: Record>(
+    hist: &History,
+    s: &str,
+    shard: usize,
+    gen: &str,
+    rel: &str,
+    budget: usize,
+    sc: &Scratch,
+    key: fn(&R) -> u128,
+) -> Result<(u64, usize)> {
+    let hs = &hist.store;
+    let sources: Vec<Box<dyn Source<R>>> = hist
+        .live
+        .iter()
+        .filter(|c| c.stages.contains_key(s))
+        .map(|c| {
+            let path = gen_shard_path(&c.generation, s, shard);
+            let store = hs.clone();
+            Box::new(LazySource::new(move || {
+                let r: Box<dyn Read + Send> = store.open(&path)?;
+                Ok(Box::new(RecordReader::<R>::new(r, path, 1 << 16)) as Box<dyn Source<R>>)
+            })) as Box<dyn Source<R>>
+        })
+        .collect();
+    let path = format!("gens/{gen}/{rel}");
+    let mut m = merge(sources, fan_in(budget), sc).map_err(|e| Error::io(&path, e))?;
+    let w = hs.create(&path).map_err(|e| Error::io(&path, e))?;
+    let mut w = RecordWriter::new(w);
+    let mut last: Option<u128> = None;
+    while let Some(r) = m.next_record().map_err(|e| Error::io(&path, e))? {
+        let k = key(&r);
+        if last == Some(k) {
+            continue;
+        }
+        last = Some(k);
+        w.write(&r).map_err(|e| Error::io(&path, e))?;
+    }
+    let n = w.written();
+    w.into_inner()
+        .and_then(|w| w.finish())
+        .map_err(|e| Error::io(&path, e))?;
+    Ok((n, R::SIZE))
+}
+
+/// Copies a night's MinHash rows from `src` to `dst` with each row's cluster resolved through
+/// `remaps`; returns the bytes written.
+fn fold_rows(
+    hs: &dyn Store,
+    src: &str,
+    dst: &str,
+    remaps: &std::collections::HashMap<u64, (u64, u64, u128)>,
+) -> Result<u64> {
+    use std::io::Write;
+    let mut r = io::BufReader::with_capacity(1 << 16, hs.open(src).map_err(|e| Error::io(src, e))?);
+    let mut head = vec![0u8; mh::DOCS_HEADER as usize];
+    r.read_exact(&mut head).map_err(|e| Error::io(src, e))?;
+    let (hashes, _, rows) = mh::parse_docs_header(&head, src).map_err(|e| Error::io(src, e))?;
+    let mut w =
+        io::BufWriter::with_capacity(1 << 16, hs.create(dst).map_err(|e| Error::io(dst, e))?);
+    w.write_all(&head).map_err(|e| Error::io(dst, e))?;
+    let mut row = vec![0u8; mh::row_width(hashes)];
+    for _ in 0..rows {
+        r.read_exact(&mut row).map_err(|e| Error::io(src, e))?;
+        let u64_at = |i: usize| u64::from_le_bytes(row[i..i + 8].try_into().expect("8 bytes"));
+        let c = (
+            u64_at(0),
+            u64_at(8),
+            u128::from_le_bytes(row[16..32].try_into().expect("16 bytes")),
+        );
+        let (cluster, rank, rid) = mh::resolve(remaps, c);
+        row[0..8].copy_from_slice(&cluster.to_le_bytes());
+        row[8..16].copy_from_slice(&rank.to_le_bytes());
+        row[16..32].copy_from_slice(&rid.to_le_bytes());
+        w.write_all(&row).map_err(|e| Error::io(dst, e))?;
+    }
+    w.into_inner()
+        .map_err(|e| Error::io(dst, e.into_error()))?
+        .finish()
+        .map_err(|e| Error::io(dst, e))?;
+    Ok(mh::DOCS_HEADER + rows * row.len() as u64)
 }

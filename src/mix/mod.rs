@@ -90,6 +90,12 @@ pub struct StoredRun {
     ctx: SessionContext,
     locate: crate::query::Locate,
     pub scratch: PathBuf,
+    /// Several runs as one corpus ([`crate::corpus`]): each file's run, and what later runs
+    /// retracted. Empty for one run.
+    pub file_runs: Vec<usize>,
+    pub retractions: crate::corpus::Retractions,
+    /// The runs' locations, in corpus order (one run: its own).
+    pub runs: Vec<String>,
 }
 
 impl StoredRun {
@@ -130,7 +136,92 @@ impl StoredRun {
             ctx,
             locate,
             scratch,
+            file_runs: Vec::new(),
+            retractions: Default::default(),
+            runs: vec![dir.to_string()],
         })
+    }
+
+    /// Opens several runs (and the runs of a dedup history) as one corpus: their documents
+    /// in corpus order ([`crate::corpus::list_runs`]: the same whatever order they are given
+    /// in), less those a later run retracted. One run alone opens as [`StoredRun::open`].
+    pub fn open_many(
+        cf: &ConfigFile,
+        dirs: &[String],
+        history: Option<&str>,
+    ) -> Result<StoredRun, MixError> {
+        if dirs.len() == 1 && history.is_none() {
+            return Self::open(cf, &dirs[0]);
+        }
+        let storage = &cf.raw.storage;
+        let first = Self::open_scratch(cf)?;
+        let runs = crate::corpus::list_runs(dirs, history, storage, &first)?;
+        if runs.is_empty() {
+            return Err(MixError::Config(
+                "no runs: give --from, or a --history with runs".into(),
+            ));
+        }
+        if runs.len() == 1 {
+            return Self::open(cf, &runs[0].dir);
+        }
+        // The nights share the pipeline: the first run's stored config judges dropped rows.
+        let base = Self::open(cf, &runs[0].dir)?;
+        let retractions = crate::corpus::Retractions::load(&runs)?;
+        let (mut kept, mut dropped) = (Vec::new(), Vec::new());
+        let (mut kept_runs, mut dropped_runs) = (Vec::new(), Vec::new());
+        let mut locates = Vec::new();
+        for (i, r) in runs.iter().enumerate() {
+            let (files, k) = select::list_files(r.store.as_ref())?;
+            let pre = crate::corpus::run_prefix(i);
+            for (j, f) in files.into_iter().enumerate() {
+                if j < k {
+                    kept.push(format!("{pre}{f}"));
+                    kept_runs.push(i);
+                } else {
+                    dropped.push(format!("{pre}{f}"));
+                    dropped_runs.push(i);
+                }
+            }
+            locates.push(crate::query::locator(&base.ctx, &r.dir, storage)?);
+        }
+        let kept_files = kept.len();
+        kept.append(&mut dropped);
+        kept_runs.append(&mut dropped_runs);
+        let locate: crate::query::Locate =
+            Box::new(move |p: &str| match crate::corpus::split_path(p) {
+                Some((i, rest)) if i < locates.len() => locates[i](rest),
+                _ => p.to_string(),
+            });
+        let names: Vec<String> = runs.iter().map(|r| r.dir.clone()).collect();
+        Ok(StoredRun {
+            dir: names.join(","),
+            store: Arc::new(crate::corpus::CorpusStore {
+                runs: runs.iter().map(|r| r.store.clone()).collect(),
+            }),
+            plan: base.plan,
+            files: kept,
+            kept_files,
+            ctx: base.ctx,
+            locate,
+            scratch: base.scratch,
+            file_runs: kept_runs,
+            retractions,
+            runs: names,
+        })
+    }
+
+    fn open_scratch(cf: &ConfigFile) -> Result<PathBuf, MixError> {
+        let scratch = match &cf.raw.executor.scratch {
+            Some(s) => cf.base_dir().join(s),
+            None => std::env::temp_dir().join("curate-scratch"),
+        };
+        std::fs::create_dir_all(&scratch).map_err(|e| Error::io(&scratch, e))?;
+        Ok(scratch)
+    }
+
+    /// Whether this is a corpus of several runs.
+    pub fn is_corpus(&self) -> bool {
+        self.runs.len() > 1
     }
 }
 
@@ -141,6 +232,8 @@ impl StoredRun {
         judge: &select::Judge,
         where_sql: Option<&str>,
     ) -> Result<select::Selection, MixError> {
+        let retracted = (!self.retractions.is_empty())
+            .then_some((&self.retractions, self.file_runs.as_slice()));
         select::select(
             &self.ctx,
             self.locate.as_ref(),
@@ -148,6 +241,7 @@ impl StoredRun {
             self.kept_files,
             judge,
             where_sql,
+            retracted,
         )
     }
 }
@@ -331,6 +425,9 @@ pub fn selection_lines(s: &SelectionStats) -> String {
     }
     if s.excluded_by_where > 0 {
         out.push_str(&format!("  excluded by where: {}\n", s.excluded_by_where));
+    }
+    if s.retracted > 0 {
+        out.push_str(&format!("  retracted by a later run: {}\n", s.retracted));
     }
     if s.no_bucket > 0 {
         out.push_str(&format!("  without a bucket: {}\n", s.no_bucket));

@@ -58,6 +58,9 @@ pub struct SelectionStats {
     pub excluded_by_where: u64,
     /// Rows without a bucket signal.
     pub no_bucket: u64,
+    /// Rows of a corpus of several runs that a later run retracted (never candidates).
+    #[serde(default)]
+    pub retracted: u64,
     /// Where token counts came from: `signal <name>` or `counted`.
     pub token_counts: String,
     /// Candidates whose token count was counted from their text.
@@ -342,6 +345,7 @@ pub fn select(
     kept_files: usize,
     judge: &Judge,
     where_sql: Option<&str>,
+    retracted: Option<(&crate::corpus::Retractions, &[usize])>,
 ) -> Result<Selection, MixError> {
     let rt = crate::storage::runtime();
     // Schemas first: the `where` condition and missing stages are configuration errors.
@@ -402,6 +406,7 @@ pub fn select(
                 fi >= kept_files,
                 judge,
                 where_quoted.as_deref(),
+                retracted.map(|(r, runs)| (r, runs[fi])),
             )
             .map_err(|e| MixError::Failed(Error::other(format!("{f}: {e}"))))
         })
@@ -474,6 +479,7 @@ fn merge_stats(a: &mut SelectionStats, b: SelectionStats) {
     a.recovered += b.recovered;
     a.excluded_by_where += b.excluded_by_where;
     a.no_bucket += b.no_bucket;
+    a.retracted += b.retracted;
     for (src, dst) in [
         (b.rejected, &mut a.rejected),
         (b.not_recoverable, &mut a.not_recoverable),
@@ -494,9 +500,12 @@ fn scan_file(
     from_dropped: bool,
     judge: &Judge,
     where_sql: Option<&str>,
+    retracted: Option<(&crate::corpus::Retractions, usize)>,
 ) -> Result<FilePart, datafusion::error::DataFusionError> {
     let rt = crate::storage::runtime();
     let has = |c: &str| columns.iter().any(|x| x == c);
+    // Sites retracted by a later night (`safety.domains`) are matched on the URL.
+    let by_site = retracted.is_some_and(|(r, _)| r.has_domains());
     let signal_cols: Vec<&String> = columns
         .iter()
         .filter(|c| !BASE_COLUMNS.contains(&c.as_str()) && c.as_str() != WHERE_COLUMN)
@@ -507,6 +516,9 @@ fn scan_file(
             if has(c) {
                 exprs.push(ident(c));
             }
+        }
+        if by_site && has("url") {
+            exprs.push(ident("url"));
         }
         exprs.extend(signal_cols.iter().map(|c| ident(c.as_str())));
         if let Some(w) = where_sql {
@@ -535,6 +547,7 @@ fn scan_file(
         let dstage = str_col("drop_stage");
         let dreason = str_col("drop_reason");
         let sfile = str_col("source_file");
+        let urls = if by_site { str_col("url") } else { None };
         let wcol = batch
             .column_by_name(WHERE_COLUMN)
             .and_then(|c| c.as_any().downcast_ref::<BooleanArray>());
@@ -553,6 +566,11 @@ fn scan_file(
                 part.stats.dropped_rows += 1;
             } else {
                 part.stats.kept_rows += 1;
+            }
+            let url = urls.map(|u| u.value(i));
+            if retracted.is_some_and(|(r, run)| r.excludes(run, ids.value(i), url)) {
+                part.stats.retracted += 1;
+                continue;
             }
             for (name, col) in &sigs {
                 let v = col.get(i);

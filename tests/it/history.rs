@@ -35,6 +35,18 @@ type = "dedup.exact"
 shards = 4
 "#;
 
+const MINHASH_PIPE: &str = r#"[pipeline]
+seed = 1
+[input]
+format = "jsonl"
+partition_bytes = 60000
+[output]
+path = "out"
+[stages.mh]
+type = "dedup.minhash"
+band_splits = 2
+"#;
+
 /// Ids of the documents a run kept.
 fn kept(out: &Path) -> BTreeSet<String> {
     let mut ids = BTreeSet::new();
@@ -282,17 +294,202 @@ fn three_nights_keep_what_one_run_keeps_on_real_pages() {
     assert!(kept(&n3).is_empty(), "{:?}", kept(&n3).len());
 }
 
+/// `text` with about `per_mille` of its words replaced (deterministic in `seed`): 20 per mille
+/// leaves a 5-gram Jaccard of about 0.8 with the original, two such steps about 0.7.
+fn edited(text: &str, per_mille: u64, seed: u64) -> String {
+    let mut st = seed.wrapping_mul(0x9E37_79B9_7F4A_7C15) | 1;
+    let mut next = || {
+        st ^= st << 13;
+        st ^= st >> 7;
+        st ^= st << 17;
+        st
+    };
+    text.split(' ')
+        .map(|w| {
+            if next() % 1000 < per_mille {
+                format!("edit{}", next() % 100_000)
+            } else {
+                w.to_string()
+            }
+        })
+        .collect::<Vec<_>>()
+        .join(" ")
+}
+
+/// Three nights rich in near-duplicates, from the real pages of
+/// `../shared/data/corpora/warc-extracted-texts.jsonl.gz`: chains of edits across nights (A on
+/// night 1, B = A edited on night 2, C = B edited on night 3: A ~ B ~ C with A and C further
+/// apart, the transitive case), near copies within a night, exact copies on a later night,
+/// and near copies that arrive with a newer crawl date.
+fn neardup_nights(shared: &Path, dir: &Path) -> Vec<PathBuf> {
+    let bytes = std::fs::read(shared.join("data/corpora/warc-extracted-texts.jsonl.gz")).unwrap();
+    let mut text = String::new();
+    use std::io::Read;
+    flate2::read::GzDecoder::new(&bytes[..])
+        .read_to_string(&mut text)
+        .unwrap();
+    let mut nights: Vec<String> = vec![String::new(); 3];
+    let mut add = |n: usize, id: String, text: &str, day: usize| {
+        let date = format!("2024-{:02}-{:02}T10:00:00Z", n * 3 + 1, 1 + day % 27);
+        let line = serde_json::json!({"id": id, "url": format!("http://e.org/{id}"), "text": text, "crawl_date": date});
+        nights[n].push_str(&line.to_string());
+        nights[n].push('\n');
+    };
+    for (i, line) in text.lines().enumerate() {
+        let v: serde_json::Value = serde_json::from_str(line).unwrap();
+        let (id, t) = (v["id"].as_str().unwrap(), v["text"].as_str().unwrap());
+        let t = t.replace('\n', " ");
+        let n = i % 3;
+        add(n, id.to_string(), &t, i);
+        let seed = i as u64;
+        if i % 4 == 0 && n == 0 {
+            // A chain over the three nights.
+            let b = edited(&t, 20, seed);
+            add(1, format!("{id}-b"), &b, i);
+            add(2, format!("{id}-c"), &edited(&b, 20, seed + 7), i);
+        }
+        if i % 5 == 1 {
+            // A near copy the same night.
+            add(n, format!("{id}-same"), &edited(&t, 10, seed + 3), i + 1);
+        }
+        if i % 6 == 2 && n < 2 {
+            // An exact copy on a later night.
+            add(n + 1, format!("{id}-copy"), &t, i);
+        }
+        if i % 7 == 3 && n < 2 {
+            // A near copy two nights on.
+            add(2, format!("{id}-late"), &edited(&t, 15, seed + 5), i);
+        }
+    }
+    (0..3)
+        .map(|n| {
+            let p = dir.join(format!("night-{n}.jsonl"));
+            std::fs::write(&p, &nights[n]).unwrap();
+            p
+        })
+        .collect()
+}
+
+#[test]
+fn three_nights_of_near_duplicates_keep_what_one_run_keeps() {
+    let shared = crate::need_shared!();
+    let d = tempfile::tempdir().unwrap();
+    let inputs = neardup_nights(&shared, d.path());
+    // keep = "first": an earlier night's survivor stays, unless tonight's documents join its
+    // cluster to an even earlier one.
+    let f = d.path().join("first");
+    std::fs::create_dir(&f).unwrap();
+    let outs = check_invariant(&f, MINHASH_PIPE, &inputs, "dedup.minhash first");
+    let chained: usize = outs
+        .iter()
+        .map(|o| {
+            let ids = kept(o);
+            ids.iter().filter(|i| i.ends_with("-c")).count()
+        })
+        .sum();
+    let all_c = std::fs::read_to_string(&inputs[2])
+        .unwrap()
+        .matches("-c\"")
+        .count();
+    assert!(chained < all_c / 2, "chains: {chained} of {all_c} kept");
+    // The transitive case: without night 2 (B), a C stays that the nights drop, through B.
+    let ac = f.join("ac");
+    std::fs::create_dir(&ac).unwrap();
+    for n in [0, 2] {
+        std::fs::copy(&inputs[n], ac.join(format!("night-{n}.jsonl"))).unwrap();
+    }
+    let ac_out = f.join("ac-out");
+    night(
+        &pipeline(&f, MINHASH_PIPE),
+        ac.join("night-*").to_str().unwrap(),
+        &ac_out,
+        None,
+    );
+    let nightly = corpus_of(&outs);
+    let through_b = kept(&ac_out)
+        .into_iter()
+        .filter(|i| i.ends_with("-c") && !nightly.contains(i))
+        .count();
+    assert!(through_b > 5, "{through_b} chains joined through night 2");
+    eprintln!(
+        "minhash first: {chained} of {all_c} chain ends kept, {through_b} dropped through night 2"
+    );
+    // Re-running a night changes nothing: into its own output, and into a new one.
+    let hist = f.join("history");
+    let before = files(&hist, "");
+    let docs_before = files(&outs[1], "docs");
+    let pipe = pipeline(&f, MINHASH_PIPE);
+    night(&pipe, inputs[1].to_str().unwrap(), &outs[1], Some(&hist));
+    assert_same(&files(&hist, ""), &before, "minhash rerun: history");
+    assert_same(
+        &files(&outs[1], "docs"),
+        &docs_before,
+        "minhash rerun: documents",
+    );
+    let again = night(
+        &pipe,
+        inputs[1].to_str().unwrap(),
+        &f.join("again"),
+        Some(&hist),
+    );
+    assert!(again.contains("nothing new"), "{again}");
+    assert_same(
+        &files(&hist, ""),
+        &before,
+        "minhash rerun elsewhere: history",
+    );
+    // keep = "newest": a near copy with a newer date retracts the earlier night's survivor.
+    let n = d.path().join("newest");
+    std::fs::create_dir(&n).unwrap();
+    let pipe = MINHASH_PIPE.replace("band_splits = 2", "band_splits = 2\nkeep = \"newest\"");
+    let outs = check_invariant(&n, &pipe, &inputs, "dedup.minhash newest");
+    let r: usize = outs.iter().map(|o| retracted(o).len()).sum();
+    assert!(r > 20, "retractions: {r}");
+    eprintln!("minhash newest: {r} retractions");
+    // Compaction folds the remaps into the rows: a fourth night (night 2's texts recrawled
+    // later) decides the same against the compacted history as against the three generations.
+    let hist = n.join("history");
+    let plain = n.join("plain");
+    copy_dir(&hist, &plain);
+    let out = curate_ok(&["history", "compact", hist.to_str().unwrap()]);
+    assert!(out.contains("compacted 3 generations"), "{out}");
+    let fourth = d.path().join("fourth");
+    std::fs::create_dir(&fourth).unwrap();
+    let recrawl: String = std::fs::read_to_string(&inputs[1])
+        .unwrap()
+        .lines()
+        .map(|l| {
+            let mut v: serde_json::Value = serde_json::from_str(l).unwrap();
+            v["id"] = format!("{}-n4", v["id"].as_str().unwrap()).into();
+            v["crawl_date"] = "2024-12-01T10:00:00Z".into();
+            format!("{v}\n")
+        })
+        .collect();
+    let n4 = fourth.join("night-3.jsonl");
+    std::fs::write(&n4, recrawl).unwrap();
+    let pipe = pipeline(&n, &pipe);
+    night(&pipe, n4.to_str().unwrap(), &n.join("c3"), Some(&hist));
+    night(&pipe, n4.to_str().unwrap(), &n.join("p3"), Some(&plain));
+    assert_eq!(kept(&n.join("c3")), kept(&n.join("p3")));
+    assert_eq!(retracted(&n.join("c3")), retracted(&n.join("p3")));
+    assert!(retracted(&n.join("c3")).len() > 100);
+}
+
 #[test]
 fn three_nights_of_real_warcs_keep_what_one_run_keeps() {
     let shared = crate::need_shared!();
     let d = tempfile::tempdir().unwrap();
     let w = shared.join("data/warc");
     // One night per file group: a real CC sample and a WARC/WET pair's WARC; then two files
-    // of a wget crawl of the same sites.
+    // of a wget crawl of the same sites, the last night with the CC sample again (a
+    // re-fetched file: copies of an earlier night's pages).
     let groups: [&[&str]; 3] = [
         &["cc-main-2020-34-sample.warc.gz", "whirlwind.warc.gz"],
         &["dolma-sample-0000.warc.gz"],
-        &["dolma-sample-0001.warc.gz"],
+        &[
+            "dolma-sample-0001.warc.gz",
+            "cc-main-2020-34-sample.warc.gz",
+        ],
     ];
     let mut inputs = Vec::new();
     for (n, g) in groups.iter().enumerate() {
@@ -311,22 +508,37 @@ fn three_nights_of_real_warcs_keep_what_one_run_keeps() {
             std::fs::copy(w.join(f), all_dir.join(format!("night-{g}-{f}"))).unwrap();
         }
     }
-    let pipe_text = URL_PIPE.replace("format = \"jsonl\"", "format = \"warc\"");
-    let pipe = pipeline(d.path(), &pipe_text);
-    let hist = d.path().join("history");
-    let outs: Vec<PathBuf> = (0..3).map(|n| d.path().join(format!("out{n}"))).collect();
-    for (i, o) in inputs.iter().zip(&outs) {
-        night(&pipe, i.to_str().unwrap(), o, Some(&hist));
+    for (name, text) in [("url", URL_PIPE), ("mh", MINHASH_PIPE)] {
+        let dir = d.path().join(name);
+        std::fs::create_dir(&dir).unwrap();
+        // MinHash reads the text: extract it from the HTML first.
+        let pipe_text = text
+            .replace("format = \"jsonl\"", "format = \"warc\"")
+            .replace(
+                "[stages.mh]",
+                "[stages.extract]\ntype = \"extract.html\"\n[stages.mh]",
+            );
+        let pipe = pipeline(&dir, &pipe_text);
+        let hist = dir.join("history");
+        let outs: Vec<PathBuf> = (0..3).map(|n| dir.join(format!("out{n}"))).collect();
+        for (i, o) in inputs.iter().zip(&outs) {
+            night(&pipe, i.to_str().unwrap(), o, Some(&hist));
+        }
+        let all = dir.join("all");
+        night(
+            &pipe,
+            all_dir.join("*.warc.gz").to_str().unwrap(),
+            &all,
+            None,
+        );
+        assert_eq!(corpus_of(&outs), kept(&all), "{name}");
+        assert!(!kept(&all).is_empty());
+        if name == "mh" {
+            // The re-fetched sample's pages are found in the history.
+            let m: u64 = outs.iter().map(|o| stat(o, "history_matches")).sum();
+            assert!(m > 0, "{m}");
+        }
     }
-    let all = d.path().join("all");
-    night(
-        &pipe,
-        all_dir.join("*.warc.gz").to_str().unwrap(),
-        &all,
-        None,
-    );
-    assert_eq!(corpus_of(&outs), kept(&all));
-    assert!(!kept(&all).is_empty());
 }
 
 /// A night of synthetic documents with copies of earlier nights' (for the kill tests).
@@ -367,9 +579,18 @@ fn generations(hist: &Path) -> usize {
 
 #[test]
 fn killed_night_and_killed_commit_leave_the_history_readable() {
+    killed_night_and_commit(EXACT_PIPE);
+}
+
+#[test]
+fn killed_minhash_night_and_commit_leave_the_history_readable() {
+    killed_night_and_commit(MINHASH_PIPE);
+}
+
+fn killed_night_and_commit(pipe_text: &str) {
     let d = tempfile::tempdir().unwrap();
     let inputs = synthetic_nights(d.path());
-    let pipe = pipeline(d.path(), &EXACT_PIPE.replace("60000", "20000"));
+    let pipe = pipeline(d.path(), &pipe_text.replace("60000", "20000"));
     let hist = d.path().join("history");
     night(
         &pipe,
@@ -460,7 +681,13 @@ fn killed_night_and_killed_commit_leave_the_history_readable() {
 fn compaction_changes_no_decision() {
     let d = tempfile::tempdir().unwrap();
     let inputs = synthetic_nights(d.path());
-    for (name, pipe_text) in [("url", URL_PIPE), ("exact", EXACT_PIPE)] {
+    let unverified = MINHASH_PIPE.replace("band_splits = 2", "verify = false");
+    for (name, pipe_text) in [
+        ("url", URL_PIPE),
+        ("exact", EXACT_PIPE),
+        ("minhash", MINHASH_PIPE),
+        ("minhash-unverified", &unverified),
+    ] {
         let dir = d.path().join(name);
         std::fs::create_dir(&dir).unwrap();
         let pipe = pipeline(&dir, &pipe_text.replace("60000", "20000"));
@@ -671,4 +898,245 @@ fn history_on_s3_works_like_a_local_one() {
     let (a, b) = (bins(files(&got, "gens")), bins(files(&local, "gens")));
     assert_eq!(a.len(), 8);
     assert_eq!(a, b);
+
+    // dedup.minhash: the same documents, band keys, rows and remaps.
+    let pipe = pipeline(
+        d.path(),
+        &MINHASH_PIPE.replace("band_splits = 2", "keep = \"newest\""),
+    );
+    let local = d.path().join("mh-history");
+    let mut outs = (vec![], vec![]);
+    for (n, i) in inputs.iter().enumerate() {
+        let lo = d.path().join(format!("mh-l{n}"));
+        night(&pipe, i.to_str().unwrap(), &lo, Some(&local));
+        let so = d.path().join(format!("mh-s{n}"));
+        let o = m.curate(&[
+            "run",
+            pipe.to_str().unwrap(),
+            "--input",
+            i.to_str().unwrap(),
+            "--output",
+            so.to_str().unwrap(),
+            "--history",
+            "s3://hist/mh",
+        ]);
+        assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
+        outs.0.push(lo);
+        outs.1.push(so);
+    }
+    assert_eq!(corpus_of(&outs.0), corpus_of(&outs.1));
+    let got = d.path().join("mh-got");
+    crate::s3::download(&m, "hist", "mh", &got);
+    let (a, b) = (bins(files(&got, "gens")), bins(files(&local, "gens")));
+    assert!(a.len() > 5, "{}", a.len());
+    assert_eq!(a, b);
+}
+
+#[test]
+fn mix_over_nights_is_the_mix_of_one_run() {
+    // Three nights with one history (dedup.url keep = "newest": recrawls retract earlier
+    // nights' documents) mixed as one corpus, the folders given in any order or through the
+    // history, make the same shards as the mix of one run over the three nights' files.
+    let shared = crate::need_shared!();
+    let d = tempfile::tempdir().unwrap();
+    let inputs = real_nights(&shared, d.path());
+    let pipe = pipeline(
+        d.path(),
+        &format!(
+            "{URL_PIPE}[stages.bucket]\ntype = \"mix.bucket\"\n[mix]\ntokenizer = \"cl100k_base\"\nshard_size = \"24kB\"\n[mix.main]\ntotal_tokens = 600000\n"
+        ),
+    );
+    let hist = d.path().join("history");
+    let outs: Vec<PathBuf> = (0..3).map(|n| d.path().join(format!("n{n}"))).collect();
+    for (i, o) in inputs.iter().zip(&outs) {
+        night(&pipe, i.to_str().unwrap(), o, Some(&hist));
+    }
+    let all = d.path().join("all");
+    night(
+        &pipe,
+        d.path().join("night-*").to_str().unwrap(),
+        &all,
+        None,
+    );
+    let p = pipe.to_str().unwrap();
+    let s = |p: &Path| p.to_str().unwrap().to_string();
+    let mix = |from: &[&Path], extra: &[&str], out: &Path| {
+        let mut args = vec!["mix".to_string(), p.to_string(), "-q".into()];
+        for f in from {
+            args.extend(["--from".to_string(), s(f)]);
+        }
+        args.extend(extra.iter().map(|x| x.to_string()));
+        args.extend(["--out".to_string(), s(out)]);
+        curate_ok(&args.iter().map(String::as_str).collect::<Vec<_>>());
+        // The shards and their manifest (the report's selection counts differ: the corpus
+        // scans the retracted rows too).
+        files(out, "main")
+            .into_iter()
+            .filter(|(k, _)| !k.ends_with("mix_report.json") && !k.ends_with("report.html"))
+            .collect::<BTreeMap<_, _>>()
+    };
+    let one = mix(&[&all], &[], &d.path().join("m-all"));
+    let shuffled = mix(
+        &[&outs[2], &outs[0], &outs[1]],
+        &[],
+        &d.path().join("m-nights"),
+    );
+    let by_history = mix(&[], &["--history", &s(&hist)], &d.path().join("m-hist"));
+    assert!(one.keys().filter(|k| k.ends_with(".bin")).count() > 2);
+    assert_same(&shuffled, &one, "mix of three nights vs one run");
+    assert_same(&by_history, &one, "mix of the history's runs vs one run");
+    // No retracted document is in a shard; the selection counted them out.
+    let gone: BTreeSet<String> = outs.iter().flat_map(|o| retracted(o)).collect();
+    assert!(gone.len() > 50, "{}", gone.len());
+    let mut ids = 0;
+    for (k, v) in &shuffled {
+        if k.ends_with(".ids.jsonl") {
+            for l in String::from_utf8_lossy(v).lines() {
+                let v: serde_json::Value = serde_json::from_str(l).unwrap();
+                assert!(!gone.contains(&id_hash(v["id"].as_str().unwrap())), "{l}");
+                ids += 1;
+            }
+        }
+    }
+    assert!(ids > 200, "{ids}");
+    let report: serde_json::Value = serde_json::from_slice(
+        &std::fs::read(d.path().join("m-nights/main/mix_report.json")).unwrap(),
+    )
+    .unwrap();
+    assert!(
+        report["selection"]["retracted"].as_u64().unwrap() > 50,
+        "{report}"
+    );
+    // Several runs need a folder of their own.
+    let o = curate(&["mix", p, "--from", &s(&outs[0]), "--from", &s(&outs[1])]);
+    assert_eq!(o.status.code(), Some(2));
+
+    // ablate: a variant over the nights is the same variant over the one run.
+    let variant = |from: &[&Path], name: &str| {
+        let out = d.path().join(name);
+        let grid = d.path().join(format!("{name}.toml"));
+        std::fs::write(
+            &grid,
+            format!(
+                "pipeline = \"{}\"\nmix = \"main\"\noutput = \"{}\"\n[[variant]]\nname = \"base\"\n",
+                s(&pipe),
+                s(&out)
+            ),
+        )
+        .unwrap();
+        let mut args = vec!["ablate".to_string(), s(&grid), "-q".into()];
+        for f in from {
+            args.extend(["--from".to_string(), s(f)]);
+        }
+        curate_ok(&args.iter().map(String::as_str).collect::<Vec<_>>());
+        files(&out, "base")
+            .into_iter()
+            .filter(|(k, _)| k.ends_with(".bin") || k.ends_with(".ids.jsonl"))
+            .collect::<BTreeMap<_, _>>()
+    };
+    let a1 = variant(&[&all], "ab-all");
+    assert!(!a1.is_empty());
+    assert_same(
+        &variant(&[&outs[1], &outs[2], &outs[0]], "ab-nights"),
+        &a1,
+        "ablate over three nights vs one run",
+    );
+
+    // inspect: a retracted document is not in the corpus of the nights, but is in its night.
+    let gone_id = kept(&outs[0])
+        .into_iter()
+        .find(|i| gone.contains(&id_hash(i)))
+        .unwrap();
+    let alone = curate_ok(&["inspect", &s(&outs[0]), "--id", &gone_id, "--json"]);
+    assert!(alone.contains(&gone_id), "{alone}");
+    let o = curate(&[
+        "inspect",
+        &s(&outs[2]),
+        &s(&outs[0]),
+        &s(&outs[1]),
+        "--id",
+        &gone_id,
+        "--json",
+    ]);
+    assert!(o.status.success());
+    assert!(!String::from_utf8_lossy(&o.stdout).contains(&gone_id));
+    assert!(String::from_utf8_lossy(&o.stderr).contains("retracted by a later run"));
+    // stats: the nights in any order are one corpus of the one run's size.
+    let st = curate_ok(&["stats", &s(&outs[1]), &s(&outs[0]), &s(&outs[2])]);
+    assert!(
+        st.contains(&format!("{} in the corpus", kept(&all).len())),
+        "{st}"
+    );
+}
+
+#[test]
+fn mix_over_nights_on_s3_matches_local() {
+    // Nights written to the S3 test server (moto) mixed as one corpus: the same shards as the
+    // same nights written locally.
+    let m = crate::need_moto!();
+    m.boto("s3.create_bucket(Bucket='nights')", &[]);
+    let d = tempfile::tempdir().unwrap();
+    let inputs = synthetic_nights(d.path());
+    let pipe = pipeline(
+        d.path(),
+        &format!(
+            "{URL_PIPE}[stages.bucket]\ntype = \"mix.bucket\"\n[mix]\ntokenizer = \"cl100k_base\"\nshard_size = \"24kB\"\n[mix.main]\ntotal_tokens = 60000\n"
+        ),
+    );
+    let p = pipe.to_str().unwrap();
+    let (local_hist, s3_hist) = (d.path().join("lh"), d.path().join("sh"));
+    for (n, i) in inputs.iter().take(2).enumerate() {
+        let lo = d.path().join(format!("l{n}"));
+        night(&pipe, i.to_str().unwrap(), &lo, Some(&local_hist));
+        let so = format!("s3://nights/n{n}");
+        let o = m.curate(&[
+            "run",
+            p,
+            "--input",
+            i.to_str().unwrap(),
+            "--output",
+            &so,
+            "--history",
+            s3_hist.to_str().unwrap(),
+        ]);
+        assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
+    }
+    let (l0, l1) = (d.path().join("l0"), d.path().join("l1"));
+    let local = d.path().join("m-local");
+    curate_ok(&[
+        "mix",
+        p,
+        "-q",
+        "--from",
+        l0.to_str().unwrap(),
+        "--from",
+        l1.to_str().unwrap(),
+        "--out",
+        local.to_str().unwrap(),
+    ]);
+    let remote = d.path().join("m-s3");
+    let o = m.curate(&[
+        "mix",
+        p,
+        "-q",
+        "--from",
+        "s3://nights/n1",
+        "--from",
+        "s3://nights/n0",
+        "--out",
+        remote.to_str().unwrap(),
+    ]);
+    assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
+    let shards = |dir: &Path| -> BTreeMap<String, Vec<u8>> {
+        files(dir, "main")
+            .into_iter()
+            .filter(|(k, _)| k.ends_with(".bin") || k.ends_with(".ids.jsonl"))
+            .collect()
+    };
+    assert!(!shards(&local).is_empty());
+    assert_same(
+        &shards(&remote),
+        &shards(&local),
+        "mix of S3 nights vs local",
+    );
 }

@@ -166,7 +166,9 @@ fn a_leaky_site_spread_over_nights_is_judged_on_all_of_them() {
          [output]\npath = \"out\"\n\
          [stages.pii]\ntype = \"safety.pii\"\n\
          [stages.sites]\ntype = \"safety.domains\"\nmin_pages = 15\npii_stage = \"pii\"\n\
-         max_pii_per_1k_words = 20.0\nshards = 4\n",
+         max_pii_per_1k_words = 20.0\nshards = 4\n\
+         [stages.bucket]\ntype = \"mix.bucket\"\n\
+         [mix]\ntokenizer = \"cl100k_base\"\n[mix.main]\ntotal_tokens = 100000000\n",
     );
     let psl = Path::new(stages::safety::suffix::DEFAULT_LIST);
     let psl_set = if psl.exists() {
@@ -252,6 +254,44 @@ fn a_leaky_site_spread_over_nights_is_judged_on_all_of_them() {
     let once: std::collections::BTreeSet<String> = read_docs(&one, "docs").into_keys().collect();
     assert_eq!(together, once);
     assert_eq!(leaky(&read_docs(&one, "docs")), 0);
+
+    // mix, inspect and stats over the nights leave the retracted site's night-1 pages out.
+    let o = |p: &Path| p.to_str().unwrap().to_string();
+    let m = d.path().join("m");
+    let mut args = vec!["mix".to_string(), o(&p), "-q".into()];
+    for out in [&outs[2], &outs[0], &outs[1]] {
+        args.extend(["--from".to_string(), o(out)]);
+    }
+    args.extend(["--out".to_string(), o(&m)]);
+    curate_ok(&args.iter().map(String::as_str).collect::<Vec<_>>());
+    let mut mixed = std::collections::BTreeSet::new();
+    for (k, v) in files(&m, "") {
+        if k.ends_with(".ids.jsonl") {
+            for l in String::from_utf8_lossy(&v).lines() {
+                let v: serde_json::Value = serde_json::from_str(l).unwrap();
+                mixed.insert(v["id"].as_str().unwrap().to_string());
+            }
+        }
+    }
+    assert_eq!(mixed, together, "the mix of the nights is their corpus");
+    let leaky_kept = read_docs(&outs[0], "docs")
+        .into_keys()
+        .find(|k| k.starts_with("leaky-"))
+        .unwrap();
+    let alone = curate_ok(&["inspect", &o(&outs[0]), "--id", &leaky_kept, "--json"]);
+    assert!(alone.contains(&leaky_kept), "{alone}");
+    let across = curate_ok(&[
+        "inspect",
+        &o(&outs[1]),
+        &o(&outs[0]),
+        &o(&outs[2]),
+        "--id",
+        &leaky_kept,
+        "--json",
+    ]);
+    assert!(!across.contains(&leaky_kept), "{across}");
+    let st = curate_ok(&["stats", &o(&outs[0]), &o(&outs[1]), &o(&outs[2])]);
+    assert!(st.contains("sites retracted by later runs: 1"), "{st}");
 
     // A rerun of night 2 adds no generation; compaction sums the counts and a fourth night
     // of the shop is still judged on all of them.

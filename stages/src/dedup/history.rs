@@ -19,7 +19,7 @@ use std::sync::Arc;
 
 use serde::Deserialize;
 
-use super::records::{record, LazySource, RecordReader, Source};
+use super::records::{record, LazySource, Record, RecordReader, Source};
 use crate::store::Store;
 
 /// Where the engine mounts the history's store inside the run's store.
@@ -57,6 +57,9 @@ pub struct StageFiles {
 #[derive(Clone, Debug, Deserialize)]
 pub struct SnapGen {
     pub name: String,
+    /// Commit order (a compacted generation: the largest of those it replaces).
+    #[serde(default)]
+    pub seq: u64,
     #[serde(default)]
     pub stages: std::collections::BTreeMap<String, StageFiles>,
 }
@@ -99,14 +102,14 @@ pub fn snapshot(store: &dyn Store) -> io::Result<Option<Snapshot>> {
 /// Sorted sources of `stage`'s shard `shard` in every generation that has the stage. A
 /// generation written with another number of shards is an error naming it: its key ranges
 /// would not line up with tonight's.
-pub fn shard_sources(
+pub fn shard_sources<R: Record>(
     store: &Arc<dyn Store>,
     snap: &Snapshot,
     stage: &str,
     shards: usize,
     shard: usize,
-) -> io::Result<Vec<Box<dyn Source<HistRec>>>> {
-    let mut out: Vec<Box<dyn Source<HistRec>>> = Vec::new();
+) -> io::Result<Vec<Box<dyn Source<R>>>> {
+    let mut out: Vec<Box<dyn Source<R>>> = Vec::new();
     for g in &snap.generations {
         let Some(f) = g.stages.get(stage) else {
             continue;
@@ -125,8 +128,7 @@ pub fn shard_sources(
         let store = store.clone();
         out.push(Box::new(LazySource::new(move || {
             let r = store.open(&path)?;
-            Ok(Box::new(RecordReader::<HistRec>::new(r, path, 1 << 16))
-                as Box<dyn Source<HistRec>>)
+            Ok(Box::new(RecordReader::<R>::new(r, path, 1 << 16)) as Box<dyn Source<R>>)
         })));
     }
     Ok(out)

@@ -19,6 +19,11 @@
 //! 4. **decide** and **apply**: decisions routed to partitions; the applier stores
 //!    `cluster_id` and `cluster_size` and drops every copy but the survivor.
 //!
+//! With a dedup history (nightly runs), `pairs` also merges the history's band keys, a
+//! **history** step (one task; nothing to do without a history) verifies tonight's candidates
+//! with earlier documents, and `components` seeds its union-find with the earlier clusters
+//! they join, so that nights in order keep what one run keeps ([`super::minhash_history`]).
+//!
 //! A pair of documents with Jaccard similarity `s` shares at least one band with probability
 //! `1 - (1 - s^rows)^bands` (the S-curve; `docs/dedup.md` explains how to choose bands and
 //! rows for a threshold); verification then removes most candidates whose similarity is
@@ -33,6 +38,7 @@ use super::decisions::{doc_key, peak_rss_bytes, task_budget, DecideStep, DocDeci
 use super::extsort::{fan_in, merge, ExtSorter, GroupBuffer, Scratch};
 use super::keep::{Keep, KeepRule};
 use super::keys::{key_path, Index, IndexStep, KeyFileWriter};
+use super::minhash_history::{self as mh_hist, HCand, HCandWriter, MhKey};
 use super::records::{record, PairRec, Record, RecordReader, RecordWriter, Source};
 use super::verify::{
     candidates_dir, min_equal, sig_path, CandRec, SigWriter, SignStep, VerifyStep,
@@ -366,7 +372,20 @@ pub struct BandRec {
 }
 record!(BandRec { key: u64, doc: u64 });
 
-/// A clustered document: its component's root, its rank, its global row.
+/// A member of a component as `components` sorts them: by root, then rank, then `ord` (the
+/// input order), so that the first of each root is the survivor.
+trait Member: Record {
+    fn new(root: u32, rank: u64, ord: u64, row: u32, id: u128) -> Self;
+    fn root(&self) -> u32;
+    fn rank(&self) -> u64;
+    fn ord(&self) -> u64;
+    /// The global row; rows at or beyond the night's count are earlier clusters.
+    fn row(&self) -> u32;
+    /// The id hash (with a history only).
+    fn id(&self) -> u128;
+}
+
+/// A member without a history: its order is its global row (16 bytes).
 #[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord)]
 struct MemberRec {
     root: u32,
@@ -378,6 +397,72 @@ record!(MemberRec {
     rank: u64,
     row: u32
 });
+
+impl Member for MemberRec {
+    fn new(root: u32, rank: u64, _ord: u64, row: u32, _id: u128) -> Self {
+        MemberRec { root, rank, row }
+    }
+    fn root(&self) -> u32 {
+        self.root
+    }
+    fn rank(&self) -> u64 {
+        self.rank
+    }
+    fn ord(&self) -> u64 {
+        self.row as u64
+    }
+    fn row(&self) -> u32 {
+        self.row
+    }
+    fn id(&self) -> u128 {
+        0
+    }
+}
+
+/// A member with a dedup history: `ord` is `seq << 32 | row` for tonight's rows and the
+/// survivor's ord for an earlier cluster, so that earlier nights come first (40 bytes).
+#[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord)]
+struct HistMemberRec {
+    root: u32,
+    rank: u64,
+    ord: u64,
+    row: u32,
+    id: u128,
+}
+record!(HistMemberRec {
+    root: u32,
+    rank: u64,
+    ord: u64,
+    row: u32,
+    id: u128
+});
+
+impl Member for HistMemberRec {
+    fn new(root: u32, rank: u64, ord: u64, row: u32, id: u128) -> Self {
+        HistMemberRec {
+            root,
+            rank,
+            ord,
+            row,
+            id,
+        }
+    }
+    fn root(&self) -> u32 {
+        self.root
+    }
+    fn rank(&self) -> u64 {
+        self.rank
+    }
+    fn ord(&self) -> u64 {
+        self.ord
+    }
+    fn row(&self) -> u32 {
+        self.row
+    }
+    fn id(&self) -> u128 {
+        self.id
+    }
+}
 
 /// The `dedup.minhash` stage.
 pub struct MinHashDedup {
@@ -428,6 +513,8 @@ pub struct SignatureCollector {
     keys: KeyFileWriter<BandRec>,
     ranks: Vec<u8>,
     sigs: Option<SigWriter>,
+    /// Id hashes per row, with a dedup history only ([`super::minhash_history`]).
+    ids: Option<RecordWriter<Box<dyn crate::store::ObjectWriter>>>,
     buf: SigBuffers,
 }
 
@@ -435,7 +522,15 @@ impl SignatureCollector {
     /// Adds a document given its signature (`None`: it has none). Public for benchmarks that
     /// synthesize signatures; [`Collector::collect`] computes them from the text.
     pub fn add_signature(&mut self, sig: Option<&[u64]>, rank: u64) -> Result<()> {
+        self.add(sig, rank, 0)
+    }
+
+    fn add(&mut self, sig: Option<&[u64]>, rank: u64, id: u128) -> Result<()> {
         let row = self.keys.row();
+        if let Some(w) = self.ids.as_mut() {
+            w.write(&mh_hist::IdRec { id })
+                .map_err(|e| Error::io(mh_hist::ids_path(&self.ctx.dir, self.ctx.partition), e))?;
+        }
         if self.inner.keep.uses_rank() {
             self.ranks.extend_from_slice(&rank.to_le_bytes());
         }
@@ -483,7 +578,11 @@ impl Collector for SignatureCollector {
         let sig = std::mem::take(&mut buf.sig);
         self.buf = buf;
         let rank = self.inner.keep.rank(doc);
-        let added = self.add_signature(has.then_some(&sig[..]), rank);
+        let id = match self.ids {
+            Some(_) => super::history::id_hash(&doc.id),
+            None => 0,
+        };
+        let added = self.add(has.then_some(&sig[..]), rank, id);
         self.buf.sig = sig;
         added
     }
@@ -492,6 +591,12 @@ impl Collector for SignatureCollector {
         if let Some(w) = self.sigs {
             let path = sig_path(&self.ctx.dir, self.ctx.partition);
             w.finish().map_err(|e| Error::io(&path, e))?;
+        }
+        if let Some(w) = self.ids {
+            let path = mh_hist::ids_path(&self.ctx.dir, self.ctx.partition);
+            w.into_inner()
+                .and_then(|w| w.finish())
+                .map_err(|e| Error::io(&path, e))?;
         }
         let path = key_path(&self.ctx.dir, self.ctx.partition);
         self.keys
@@ -505,10 +610,50 @@ fn pairs_path(dir: &str, task: usize) -> String {
 }
 
 /// One task per band section: documents sharing a band key become pairs, written for
-/// `components`, or routed to `sign` when pairs are verified.
+/// `components`, or routed to `sign` when pairs are verified. With a dedup history, a key an
+/// earlier night holds pairs tonight's documents with that earlier document
+/// ([`super::minhash_history`]).
 struct PairsStep {
+    name: String,
     sections: usize,
     verify: bool,
+}
+
+/// The history's side of one band section: its sorted key records, tonight's new keys and
+/// tonight's candidates with earlier documents.
+struct PairsHistory {
+    peek: Option<MhKey>,
+    source: Box<dyn Source<MhKey>>,
+    keys: RecordWriter<Box<dyn crate::store::ObjectWriter>>,
+    cands: HCandWriter,
+    base: u64,
+}
+
+impl PairsHistory {
+    /// The first earlier holder of `key` (its ord), skipping smaller keys.
+    fn lookup(&mut self, key: u64) -> std::io::Result<Option<u64>> {
+        while let Some(h) = self.peek {
+            if h.key >= key {
+                break;
+            }
+            self.peek = self.source.next_record()?;
+        }
+        let best = self.peek.filter(|h| h.key == key).map(|h| h.ord);
+        while let Some(h) = self.peek {
+            if h.key != key {
+                break;
+            }
+            self.peek = self.source.next_record()?;
+        }
+        Ok(best)
+    }
+}
+
+/// The first holder of the band key being read: tonight's document or an earlier one.
+#[derive(Clone, Copy)]
+enum First {
+    Tonight(u64),
+    Past(u64),
 }
 
 impl GlobalStep for PairsStep {
@@ -529,7 +674,34 @@ impl GlobalStep for PairsStep {
         check_rows(&index)?;
 
         st.count("inputs", sources.len() as u64);
-        let mut merged = merge(sources, fan_in(budget), &scratch).map_err(io)?;
+        let snap = super::history::snapshot(ctx.store.as_ref()).map_err(io)?;
+        let mut hist = match &snap {
+            Some(snap) => {
+                let hs = super::history::shard_sources::<MhKey>(
+                    &ctx.store,
+                    snap,
+                    &self.name,
+                    self.sections,
+                    task,
+                )
+                .map_err(io)?;
+                st.count("history_inputs", hs.len() as u64);
+                let mut source = merge(hs, fan_in(budget / 2), &scratch).map_err(io)?;
+                let peek = source.next_record().map_err(io)?;
+                let path = super::history::out_shard_path(&ctx.dir, task);
+                let w = ctx.store.create(&path).map_err(|e| Error::io(&path, e))?;
+                Some(PairsHistory {
+                    peek,
+                    source,
+                    keys: RecordWriter::new(w),
+                    cands: HCandWriter::create(ctx.store.as_ref(), &ctx.dir, task).map_err(io)?,
+                    base: mh_hist::tonight_seq(snap) << 32,
+                })
+            }
+            None => None,
+        };
+        let merge_budget = if hist.is_some() { budget / 2 } else { budget };
+        let mut merged = merge(sources, fan_in(merge_budget), &scratch).map_err(io)?;
         let global = |d: u64| -> u32 {
             let (p, row) = super::decisions::split_key(d);
             (index.offsets[p] + row as u64) as u32
@@ -544,10 +716,40 @@ impl GlobalStep for PairsStep {
             let path = pairs_path(&ctx.dir, task);
             PairOut::Direct(RecordWriter::new(ctx.store.create(&path).map_err(io)?))
         };
-        let (mut keys, mut pairs, mut first): (u64, u64, Option<(u64, u64)>) = (0, 0, None);
+        let (mut keys, mut pairs, mut past_pairs) = (0u64, 0u64, 0u64);
+        let mut first: Option<(u64, First)> = None;
         while let Some(r) = merged.next_record().map_err(io)? {
-            match first {
-                Some((k, a)) if k == r.key => {
+            let f = match first {
+                Some((k, f)) if k == r.key => f,
+                _ => {
+                    keys += 1;
+                    let past = match hist.as_mut() {
+                        Some(h) => h.lookup(r.key).map_err(io)?,
+                        None => None,
+                    };
+                    let f = match past {
+                        Some(ord) => First::Past(ord),
+                        None => {
+                            if let Some(h) = hist.as_mut() {
+                                h.keys
+                                    .write(&MhKey {
+                                        key: r.key,
+                                        ord: h.base | global(r.doc) as u64,
+                                    })
+                                    .map_err(io)?;
+                            }
+                            First::Tonight(r.doc)
+                        }
+                    };
+                    first = Some((r.key, f));
+                    match f {
+                        First::Tonight(_) => continue,
+                        First::Past(_) => f,
+                    }
+                }
+            };
+            match f {
+                First::Tonight(a) => {
                     pairs += 1;
                     match &mut out {
                         PairOut::Direct(w) => w.write(&PairRec {
@@ -558,9 +760,13 @@ impl GlobalStep for PairsStep {
                     }
                     .map_err(io)?
                 }
-                _ => {
-                    keys += 1;
-                    first = Some((r.key, r.doc));
+                First::Past(h) => {
+                    past_pairs += 1;
+                    hist.as_mut()
+                        .expect("a past holder comes from the history")
+                        .cands
+                        .write(&HCand { h, b: r.doc })
+                        .map_err(io)?
                 }
             }
         }
@@ -571,6 +777,16 @@ impl GlobalStep for PairsStep {
             PairOut::Routed(router) => {
                 router.finish().map_err(io)?;
             }
+        }
+        if let Some(h) = hist {
+            st.count("history_pairs", past_pairs);
+            st.count("history_written", h.keys.written());
+            let path = super::history::out_shard_path(&ctx.dir, task);
+            h.keys
+                .into_inner()
+                .and_then(|w| w.finish())
+                .map_err(|e| Error::io(&path, e))?;
+            h.cands.finish()?;
         }
         st.count("spilled_bytes", scratch.spill.bytes());
         st.peak_rss_bytes = peak_rss_bytes();
@@ -633,9 +849,79 @@ impl UnionFind {
     }
 }
 
-/// One task: connected components over every pair, then each cluster's survivor.
+/// One task: connected components over every pair, then each cluster's survivor. With a dedup
+/// history, earlier clusters that tonight's documents joined are nodes too
+/// ([`super::minhash_history`]), and the task writes tonight's rows, remaps and retractions.
 struct ComponentsStep {
+    name: String,
     keep: Keep,
+    /// Fingerprints per document kept in the history (0 without verification).
+    hashes: usize,
+}
+
+/// An earlier cluster tonight's documents joined: its survivor's ord, rank and id hash.
+type Cluster = (u64, u64, u128);
+
+/// Verified pairs with earlier clusters: (tonight's global row, earlier cluster's node - n).
+type HistoryEdges = Vec<(u32, u32)>;
+
+/// Tonight's side of the history in `components`.
+struct ComponentsHistory {
+    base: u64,
+    seq: u64,
+    /// Earlier clusters touched tonight, node `n + i`.
+    clusters: Vec<Cluster>,
+    /// Survivor of each component with a member tonight, by root.
+    survivors: std::collections::HashMap<u32, Cluster>,
+    remaps: RecordWriter<Box<dyn crate::store::ObjectWriter>>,
+    retractions: std::io::BufWriter<Box<dyn crate::store::ObjectWriter>>,
+    retracted: u64,
+}
+
+impl ComponentsStep {
+    /// Reads the earlier clusters of the verified pairs with the history (resolved through
+    /// every remap) and numbers them after tonight's rows.
+    fn history(&self, ctx: &StepCtx) -> Result<Option<(ComponentsHistory, HistoryEdges)>> {
+        let io = |e| Error::io(&ctx.dir, e);
+        let Some(snap) = super::history::snapshot(ctx.store.as_ref()).map_err(io)? else {
+            return Ok(None);
+        };
+        let remaps = mh_hist::load_remaps(&ctx.store, &snap, &self.name)?;
+        let path = mh_hist::hedges_path(&ctx.dir);
+        let mut r = RecordReader::<mh_hist::HEdge>::new(
+            ctx.store.open(&path).map_err(|e| Error::io(&path, e))?,
+            path.clone(),
+            1 << 16,
+        );
+        let mut node: std::collections::HashMap<u64, u32> = Default::default();
+        let mut clusters = Vec::new();
+        let mut edges = Vec::new();
+        while let Some(e) = r.next_record().map_err(|e| Error::io(&path, e))? {
+            let c = mh_hist::resolve(&remaps, (e.cluster, e.rank, e.rid));
+            let i = *node.entry(c.0).or_insert_with(|| {
+                clusters.push(c);
+                clusters.len() as u32 - 1
+            });
+            edges.push((e.b as u32, i));
+        }
+        let seq = mh_hist::tonight_seq(&snap);
+        let w = |p: &str| ctx.store.create(p).map_err(|e| Error::io(p, e));
+        Ok(Some((
+            ComponentsHistory {
+                base: seq << 32,
+                seq,
+                clusters,
+                survivors: Default::default(),
+                remaps: RecordWriter::new(w(&mh_hist::remaps_path(&ctx.dir))?),
+                retractions: std::io::BufWriter::with_capacity(
+                    1 << 16,
+                    w(&super::history::retractions_path(&ctx.dir, 0))?,
+                ),
+                retracted: 0,
+            },
+            edges,
+        )))
+    }
 }
 
 impl GlobalStep for ComponentsStep {
@@ -651,12 +937,23 @@ impl GlobalStep for ComponentsStep {
         let io = |e| Error::io(&ctx.dir, e);
         let mut st = StepStats::new("components", task);
         let scratch = Scratch::new(&ctx.scratch).map_err(io)?;
-        // The union-find is the one structure that lives in memory; sorts get the rest.
-        let budget = task_budget(ctx);
+        // The union-find is the one structure that lives in memory; sorts get the rest
+        // (`cluster`).
         let index = Index::load(ctx.store.as_ref(), &ctx.dir).map_err(io)?;
         check_rows(&index)?;
         let n = index.total_rows() as usize;
-        let mut uf = UnionFind::new(n);
+        let (mut hist, edges) = match self.history(ctx)? {
+            Some((h, e)) => (Some(h), e),
+            None => (None, Vec::new()),
+        };
+        let extra = hist.as_ref().map_or(0, |h| h.clusters.len());
+        if n + extra > u32::MAX as usize {
+            return Err(Error::other(format!(
+                "{} documents and earlier clusters in one MinHash stage: the limit is 2^32",
+                n + extra
+            )));
+        }
+        let mut uf = UnionFind::new(n + extra);
         let files = ctx.store.list(&format!("{}/pairs", ctx.dir))?;
         let mut pairs = 0u64;
         for f in &files {
@@ -670,35 +967,130 @@ impl GlobalStep for ComponentsStep {
                 pairs += 1;
             }
         }
+        for &(b, i) in &edges {
+            if b as usize >= n {
+                return Err(Error::other(format!(
+                    "{}: pair outside 0..{n}",
+                    mh_hist::hedges_path(&ctx.dir)
+                )));
+            }
+            uf.union(b, n as u32 + i);
+        }
+        drop(edges);
         st.count("pair_files", files.len() as u64);
         st.count("pairs", pairs);
-        let mut members = ExtSorter::<MemberRec>::new(&scratch, budget / 2);
-        for p in 0..index.partitions() {
-            let (start, rows) = (index.offsets[p], index.parts[p].rows);
-            let mut ranks = if self.keep.uses_rank() {
-                let r = index
-                    .open_extra(ctx.store.as_ref(), &ctx.dir, p)
-                    .map_err(io)?;
-                Some(RecordReader::<u64>::new(r, key_path(&ctx.dir, p), 1 << 16))
-            } else {
-                None
+        let base = hist.as_ref().map_or(0, |h| h.base);
+        let (clusters, dups, largest, peak_uf) = if hist.is_some() {
+            self.cluster::<HistMemberRec>(ctx, task, &index, &mut uf, &mut hist, base, &scratch)?
+        } else {
+            self.cluster::<MemberRec>(ctx, task, &index, &mut uf, &mut hist, base, &scratch)?
+        };
+        if let Some(h) = hist {
+            st.count("retracted", h.retracted);
+            st.count("history_clusters", h.clusters.len() as u64);
+            self.write_history(ctx, &index, h, &mut uf)?;
+        }
+        drop(uf);
+        st.count("documents", n as u64);
+        st.count("clusters", clusters);
+        st.count("duplicates", dups);
+        st.count("largest_cluster", largest);
+        st.count("spilled_bytes", scratch.spill.bytes());
+        st.peak_rss_bytes = peak_rss_bytes().max(peak_uf);
+        Ok(st)
+    }
+}
+
+/// Calls `f(global row, rank, id hash)` for every row in order (ranks when the keep rule
+/// uses them, ids when `ids` is set; 0 otherwise).
+fn for_each_row(
+    ctx: &StepCtx,
+    index: &Index,
+    keep: &Keep,
+    ids: bool,
+    mut f: impl FnMut(u32, u64, u128) -> std::io::Result<()>,
+) -> Result<()> {
+    let io = |e| Error::io(&ctx.dir, e);
+    for p in 0..index.partitions() {
+        let (start, rows) = (index.offsets[p], index.parts[p].rows);
+        let mut ranks = if keep.uses_rank() {
+            let r = index
+                .open_extra(ctx.store.as_ref(), &ctx.dir, p)
+                .map_err(io)?;
+            Some(RecordReader::<u64>::new(r, key_path(&ctx.dir, p), 1 << 16))
+        } else {
+            None
+        };
+        let mut idr = if ids {
+            let path = mh_hist::ids_path(&ctx.dir, p);
+            let r = ctx.store.open(&path).map_err(|e| Error::io(&path, e))?;
+            Some(RecordReader::<mh_hist::IdRec>::new(r, path, 1 << 16))
+        } else {
+            None
+        };
+        for row in start..start + rows {
+            let rank = match ranks.as_mut() {
+                Some(r) => r.next_record().map_err(io)?.ok_or_else(|| {
+                    Error::other(format!("{}: rank block too short", key_path(&ctx.dir, p)))
+                })?,
+                None => 0,
             };
-            for row in start..start + rows {
-                let rank = match ranks.as_mut() {
-                    Some(r) => r.next_record().map_err(io)?.ok_or_else(|| {
-                        Error::other(format!("{}: rank block too short", key_path(&ctx.dir, p)))
-                    })?,
-                    None => 0,
-                };
-                let row = row as u32;
-                if uf.touched(row) {
-                    let root = uf.find(row);
-                    members.push(MemberRec { root, rank, row }).map_err(io)?;
+            let id = match idr.as_mut() {
+                Some(r) => {
+                    r.next_record()
+                        .map_err(io)?
+                        .ok_or_else(|| {
+                            Error::other(format!(
+                                "{}: fewer ids than rows",
+                                mh_hist::ids_path(&ctx.dir, p)
+                            ))
+                        })?
+                        .id
                 }
+                None => 0,
+            };
+            f(row as u32, rank, id).map_err(io)?;
+        }
+    }
+    Ok(())
+}
+
+impl ComponentsStep {
+    /// Sorts the members of every component (tonight's rows and the earlier clusters they
+    /// joined) by (root, rank, ord), routes a decision per row of tonight and, with a
+    /// history, notes each survivor and retracts earlier survivors that lost. Returns
+    /// (clusters, duplicates, largest cluster, peak RSS after the union-find).
+    #[allow(clippy::too_many_arguments)]
+    fn cluster<M: Member>(
+        &self,
+        ctx: &StepCtx,
+        task: usize,
+        index: &Index,
+        uf: &mut UnionFind,
+        hist: &mut Option<ComponentsHistory>,
+        base: u64,
+        scratch: &Scratch,
+    ) -> Result<(u64, u64, u64, u64)> {
+        let io = |e| Error::io(&ctx.dir, e);
+        let budget = task_budget(ctx);
+        let n = index.total_rows() as usize;
+        let mut members = ExtSorter::<M>::new(scratch, budget / 2);
+        for_each_row(ctx, index, &self.keep, hist.is_some(), |row, rank, id| {
+            if uf.touched(row) {
+                let root = uf.find(row);
+                members.push(M::new(root, rank, base | row as u64, row, id))?;
+            }
+            Ok(())
+        })?;
+        if let Some(h) = hist.as_ref() {
+            for (i, &(ord, rank, id)) in h.clusters.iter().enumerate() {
+                let row = n as u32 + i as u32;
+                members
+                    .push(M::new(uf.find(row), rank, ord, row, id))
+                    .map_err(io)?;
             }
         }
         let peak_uf = peak_rss_bytes();
-        drop(uf);
         let mut sorted = members.finish().map_err(io)?;
         let mut router = Router::<DocDecision>::new(
             ctx.store.clone(),
@@ -710,9 +1102,11 @@ impl GlobalStep for ComponentsStep {
             doc_key(p, (row as u64 - index.offsets[p]) as u32)
         };
         let (mut clusters, mut dups, mut largest) = (0u64, 0u64, 0u64);
-        let mut group = GroupBuffer::<MemberRec>::new(&scratch, budget / 8);
-        let mut flush = |group: &mut GroupBuffer<MemberRec>,
-                         router: &mut Router<DocDecision>|
+        let mut group = GroupBuffer::<M>::new(scratch, budget / 8);
+        let stage = self.name.clone();
+        let mut flush = |group: &mut GroupBuffer<M>,
+                         router: &mut Router<DocDecision>,
+                         hist: &mut Option<ComponentsHistory>|
          -> std::io::Result<()> {
             let size = group.len();
             if size == 0 {
@@ -721,34 +1115,117 @@ impl GlobalStep for ComponentsStep {
             clusters += 1;
             dups += size - 1;
             largest = largest.max(size);
-            let mut rep = None;
+            let mut rep: Option<M> = None;
             group.drain(|m| {
-                let rep = *rep.get_or_insert(m.row);
+                let rep = *rep.get_or_insert(*m);
+                let tonight = (m.row() as usize) < n;
+                if let Some(h) = hist.as_mut() {
+                    if m.row() == rep.row() {
+                        h.survivors
+                            .insert(m.root(), (rep.ord(), rep.rank(), rep.id()));
+                    } else if !tonight {
+                        // An earlier survivor lost: to a better document tonight, or to
+                        // another earlier cluster that tonight's documents joined it to.
+                        h.retracted += 1;
+                        h.remaps.write(&mh_hist::Remap {
+                            from: m.ord(),
+                            to: rep.ord(),
+                            rank: rep.rank(),
+                            rid: rep.id(),
+                        })?;
+                        let line = serde_json::json!({
+                            "id_xxh3": format!("{:032x}", m.id()),
+                            "stage": stage,
+                            "reason": "superseded",
+                            "by_id_xxh3": format!("{:032x}", rep.id()),
+                        });
+                        use std::io::Write;
+                        writeln!(h.retractions, "{line}")?;
+                    }
+                }
+                if !tonight {
+                    return Ok(());
+                }
+                let rep_key = if (rep.row() as usize) < n {
+                    key_of(rep.row())
+                } else {
+                    super::history::history_rep(rep.id())
+                };
                 router.route(&DocDecision {
-                    doc: key_of(m.row),
-                    rep: key_of(rep),
+                    doc: key_of(m.row()),
+                    rep: rep_key,
                     size: size.min(u32::MAX as u64) as u32,
-                    dup: (m.row != rep) as u32,
+                    dup: (m.row() != rep.row()) as u32,
                 })
             })
         };
         let mut root = None;
         while let Some(m) = sorted.next_record().map_err(io)? {
-            if root != Some(m.root) {
-                flush(&mut group, &mut router).map_err(io)?;
-                root = Some(m.root);
+            if root != Some(m.root()) {
+                flush(&mut group, &mut router, hist).map_err(io)?;
+                root = Some(m.root());
             }
             group.push(m).map_err(io)?;
         }
-        flush(&mut group, &mut router).map_err(io)?;
+        flush(&mut group, &mut router, hist).map_err(io)?;
         router.finish().map_err(io)?;
-        st.count("documents", n as u64);
-        st.count("clusters", clusters);
-        st.count("duplicates", dups);
-        st.count("largest_cluster", largest);
-        st.count("spilled_bytes", scratch.spill.bytes());
-        st.peak_rss_bytes = peak_rss_bytes().max(peak_uf);
-        Ok(st)
+        Ok((clusters, dups, largest, peak_uf))
+    }
+
+    /// Tonight's rows for the history (each document's cluster and fingerprints), its remaps
+    /// and retractions.
+    fn write_history(
+        &self,
+        ctx: &StepCtx,
+        index: &Index,
+        h: ComponentsHistory,
+        uf: &mut UnionFind,
+    ) -> Result<()> {
+        let path = mh_hist::docs_path(&ctx.dir, h.seq);
+        let mut w = ctx.store.create(&path).map_err(|e| Error::io(&path, e))?;
+        use std::io::Write;
+        let n = index.total_rows();
+        w.write_all(&mh_hist::docs_header(self.hashes, h.seq, n))
+            .map_err(|e| Error::io(&path, e))?;
+        let mut w = std::io::BufWriter::with_capacity(1 << 16, w);
+        let mut sigs = super::verify::SigCursor::new(ctx, index, self.hashes);
+        let mut row_buf = vec![0u8; mh_hist::row_width(self.hashes)];
+        let mut fp = vec![0u8; 2 * self.hashes];
+        for_each_row(ctx, index, &self.keep, true, |row, rank, id| {
+            let c = if uf.touched(row) {
+                h.survivors[&uf.find(row)]
+            } else {
+                (h.base | row as u64, rank, id)
+            };
+            if self.hashes > 0 {
+                let p = index.partition_of(row as u64);
+                let key = doc_key(p, (row as u64 - index.offsets[p]) as u32);
+                sigs.read(key, &mut fp)
+                    .map_err(|e| std::io::Error::other(e.to_string()))?;
+            }
+            row_buf.clear();
+            row_buf.extend_from_slice(&c.0.to_le_bytes());
+            row_buf.extend_from_slice(&c.1.to_le_bytes());
+            row_buf.extend_from_slice(&c.2.to_le_bytes());
+            row_buf.extend_from_slice(&fp);
+            w.write_all(&row_buf)
+        })?;
+        w.into_inner()
+            .map_err(|e| e.into_error())
+            .and_then(|w| w.finish())
+            .map_err(|e| Error::io(&path, e))?;
+        let path = mh_hist::remaps_path(&ctx.dir);
+        h.remaps
+            .into_inner()
+            .and_then(|w| w.finish())
+            .map_err(|e| Error::io(&path, e))?;
+        let path = super::history::retractions_path(&ctx.dir, 0);
+        h.retractions
+            .into_inner()
+            .map_err(|e| e.into_error())
+            .and_then(|w| w.finish())
+            .map_err(|e| Error::io(&path, e))?;
+        Ok(())
     }
 }
 
@@ -773,6 +1250,7 @@ impl GlobalStage for MinHashDedup {
                 sections: self.sections(),
             }),
             Box::new(PairsStep {
+                name: self.inner.name.clone(),
                 sections: self.sections(),
                 verify: self.inner.verify.is_some(),
             }),
@@ -784,8 +1262,20 @@ impl GlobalStage for MinHashDedup {
                 min_equal: min_equal(hashes, t),
             }));
         }
+        let kept_hashes = if self.inner.verify.is_some() {
+            hashes
+        } else {
+            0
+        };
+        steps.push(Box::new(mh_hist::HistoryStep {
+            stage: self.inner.name.clone(),
+            hashes: kept_hashes,
+            min_equal: self.inner.verify.map(|t| min_equal(hashes, t)),
+        }));
         steps.push(Box::new(ComponentsStep {
+            name: self.inner.name.clone(),
             keep: self.inner.keep.clone(),
+            hashes: kept_hashes,
         }));
         steps.push(DecideStep::<DocDecision>::boxed());
         steps
@@ -810,12 +1300,23 @@ impl MinHashDedup {
             }
             None => None,
         };
+        let ids = match super::history::snapshot(ctx.store.as_ref()) {
+            Ok(Some(_)) => {
+                let path = mh_hist::ids_path(&ctx.dir, ctx.partition);
+                Some(RecordWriter::new(
+                    ctx.store.create(&path).map_err(|e| Error::io(&path, e))?,
+                ))
+            }
+            Ok(None) => None,
+            Err(e) => return Err(Error::io(&ctx.dir, e)),
+        };
         Ok(SignatureCollector {
             inner: self.inner.clone(),
             ctx: ctx.clone(),
             keys: KeyFileWriter::new(self.sections()),
             ranks: Vec::new(),
             sigs,
+            ids,
             buf: SigBuffers::default(),
         })
     }

@@ -26,6 +26,7 @@ pub mod keyed;
 pub mod keys;
 pub mod lines;
 pub mod minhash;
+pub mod minhash_history;
 pub mod records;
 pub mod url;
 pub mod verify;

@@ -161,7 +161,7 @@ impl SigReader {
 }
 
 /// Opens partitions' fingerprint files in ascending order, one at a time.
-struct SigCursor<'a> {
+pub(crate) struct SigCursor<'a> {
     ctx: &'a StepCtx,
     index: &'a Index,
     hashes: usize,
@@ -169,7 +169,17 @@ struct SigCursor<'a> {
 }
 
 impl<'a> SigCursor<'a> {
-    fn read(&mut self, doc: u64, out: &mut [u8]) -> Result<()> {
+    pub(crate) fn new(ctx: &'a StepCtx, index: &'a Index, hashes: usize) -> Self {
+        SigCursor {
+            ctx,
+            index,
+            hashes,
+            open: None,
+        }
+    }
+
+    /// Reads document `doc`'s fingerprints (documents in ascending key order) into `out`.
+    pub(crate) fn read(&mut self, doc: u64, out: &mut [u8]) -> Result<()> {
         let (p, row) = split_key(doc);
         if p >= self.index.partitions() || row as u64 >= self.index.parts[p].rows {
             return Err(Error::other(format!(
@@ -248,7 +258,7 @@ fn halves_dir(dir: &str) -> String {
 
 /// Records carry fingerprints in a few padded widths (powers of two from 64 bytes), so that
 /// each width is one compiled record type.
-fn width_class(hashes: usize) -> usize {
+pub(crate) fn width_class(hashes: usize) -> usize {
     (2 * hashes).next_power_of_two().max(64)
 }
 
@@ -267,9 +277,10 @@ macro_rules! by_width {
         }
     };
 }
+pub(crate) use by_width;
 
 /// Sorted records of every file routed to one group under `dir`.
-fn routed_sorted<R: Record + Decision>(
+pub(crate) fn routed_sorted<R: Record + Decision>(
     ctx: &StepCtx,
     dir: &str,
     group: usize,
@@ -384,7 +395,7 @@ impl GlobalStep for VerifyStep {
 }
 
 /// How many of the first `hashes` fingerprints agree.
-fn equal_values(x: &[u8], y: &[u8], hashes: usize) -> usize {
+pub(crate) fn equal_values(x: &[u8], y: &[u8], hashes: usize) -> usize {
     x[..2 * hashes]
         .chunks_exact(2)
         .zip(y[..2 * hashes].chunks_exact(2))
