@@ -68,7 +68,11 @@ pub struct Dictionary {
     minn: usize,
     maxn: usize,
     word_ngrams: usize,
+    /// Names this dictionary for [`Scratch`]'s cache (a thread's scratch may serve several).
+    uid: u64,
 }
+
+static NEXT_UID: std::sync::atomic::AtomicU64 = std::sync::atomic::AtomicU64::new(1);
 
 /// Reusable buffers for [`Dictionary::line_features`].
 #[derive(Default)]
@@ -76,7 +80,18 @@ pub struct Scratch {
     hashes: Vec<i32>,
     ngram: Vec<u8>,
     word: Vec<u8>,
+    /// Character n-gram buckets of out-of-vocabulary words already seen by this thread:
+    /// web text repeats its words (Zipf), and hashing every n-gram of every unknown word
+    /// was most of language ID's time on pages. Bounded; the same result as recomputing.
+    oov: rustc_hash::FxHashMap<Box<[u8]>, (u32, u32)>,
+    oov_ids: Vec<i32>,
+    /// The dictionary whose buckets the cache holds.
+    oov_owner: u64,
 }
+
+/// Bounds of the out-of-vocabulary cache (entries, buckets held): cleared when reached.
+const OOV_WORDS: usize = 1 << 16;
+const OOV_IDS: usize = 1 << 22;
 
 impl Dictionary {
     /// Builds the lookup structures over `entries` (words first, then labels).
@@ -113,6 +128,7 @@ impl Dictionary {
             minn: minn.max(0) as usize,
             maxn: maxn.max(0) as usize,
             word_ngrams: word_ngrams.max(1) as usize,
+            uid: NEXT_UID.fetch_add(1, std::sync::atomic::Ordering::Relaxed),
         };
         for e in &d.entries {
             d.spans.push((d.arena.len() as u32, e.word.len() as u32));
@@ -309,14 +325,32 @@ impl Dictionary {
                 out.extend_from_slice(&self.sub_ids[a..b]);
             }
             None if self.maxn > 0 && tok != EOS.as_bytes() => {
-                s.word.clear();
-                s.word.push(BOW);
-                s.word.extend_from_slice(tok);
-                s.word.push(EOW);
-                let (word, mut ng) = (std::mem::take(&mut s.word), std::mem::take(&mut s.ngram));
-                self.char_ngrams(&word, &mut ng, out);
-                s.word = word;
-                s.ngram = ng;
+                if s.oov_owner != self.uid {
+                    s.oov.clear();
+                    s.oov_ids.clear();
+                    s.oov_owner = self.uid;
+                }
+                if let Some(&(a, b)) = s.oov.get(tok) {
+                    out.extend_from_slice(&s.oov_ids[a as usize..b as usize]);
+                } else {
+                    s.word.clear();
+                    s.word.push(BOW);
+                    s.word.extend_from_slice(tok);
+                    s.word.push(EOW);
+                    let (word, mut ng) =
+                        (std::mem::take(&mut s.word), std::mem::take(&mut s.ngram));
+                    let from = out.len();
+                    self.char_ngrams(&word, &mut ng, out);
+                    s.word = word;
+                    s.ngram = ng;
+                    if s.oov.len() >= OOV_WORDS || s.oov_ids.len() >= OOV_IDS {
+                        s.oov.clear();
+                        s.oov_ids.clear();
+                    }
+                    let a = s.oov_ids.len() as u32;
+                    s.oov_ids.extend_from_slice(&out[from..]);
+                    s.oov.insert(tok.into(), (a, s.oov_ids.len() as u32));
+                }
             }
             None => {}
         }
