@@ -365,10 +365,8 @@ fn closing(h: &mut String, store: &dyn Store, input: &ReportInput) {
         .collect();
     h.push_str(&domains::section(store, &domain_stages));
 
-    // Mixes made from this run.
-    h.push_str(&crate::mix::report::run_section(
-        &crate::mix::report::stored_summaries(store),
-    ));
+    // Mixes made from this run (between markers, so that `curate mix` can replace it alone).
+    h.push_str(&mix_section(store));
 
     // Config and versions.
     if let Ok(cfg) = store.read("config.toml") {
@@ -388,11 +386,39 @@ fn closing(h: &mut String, store: &dyn Store, input: &ReportInput) {
     let _ = writeln!(h, "</body></html>");
 }
 
+const MIX_START: &str = "<!--curate:mixes-->";
+const MIX_END: &str = "<!--/curate:mixes-->";
+
+/// The report's section on the mixes made from the run, between its markers.
+fn mix_section(store: &dyn Store) -> String {
+    format!(
+        "{MIX_START}{}{MIX_END}",
+        crate::mix::report::run_section(&crate::mix::report::stored_summaries(store))
+    )
+}
+
 /// Re-renders the run's `report.html` so that its mix section shows the mixes now stored.
+/// Only that section changes: it is replaced between its markers (the rest needs queries over
+/// every stored document); a report without them is rendered again whole.
 pub fn refresh_after_mix(
     run: &crate::mix::StoredRun,
     cf: &crate::config::ConfigFile,
 ) -> Result<()> {
+    if let Ok(old) = run.store.read("report.html") {
+        let old = String::from_utf8_lossy(&old);
+        if let (Some(a), Some(b)) = (old.find(MIX_START), old.find(MIX_END)) {
+            if a < b {
+                let html = format!(
+                    "{}{}{}",
+                    &old[..a],
+                    mix_section(run.store.as_ref()),
+                    &old[b + MIX_END.len()..]
+                );
+                run.store.put("report.html", html.as_bytes())?;
+                return Ok(());
+            }
+        }
+    }
     let Ok(b) = run.store.read("stats.json") else {
         return Ok(());
     };

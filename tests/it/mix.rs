@@ -392,6 +392,17 @@ fn mix_shares_shards_determinism_and_threshold_changes() {
     let first = files(&out, "mix");
     mix(&p, &["--threads", "1"]);
     assert_same(&first, &files(&out, "mix"), "rerun with one thread");
+    // `curate mix` replaced the run report's mix section alone: the same page as rendering
+    // the whole report again (which it does for a report without the section's markers).
+    let spliced = std::fs::read_to_string(out.join("report.html")).unwrap();
+    let unmarked = spliced
+        .replace("<!--curate:mixes-->", "")
+        .replace("<!--/curate:mixes-->", "");
+    std::fs::write(out.join("report.html"), &unmarked).unwrap();
+    mix(&p, &["--threads", "1"]);
+    let whole = std::fs::read_to_string(out.join("report.html")).unwrap();
+    assert!(spliced.contains("<!--curate:mixes-->"));
+    assert_eq!(spliced, whole, "spliced mix section == whole report rendered again");
 
     // Other shares.
     mix(
