@@ -19,7 +19,7 @@
 //! lists that FineWeb uses from the datatrove wheel. Word lists follow datatrove's files: one entry per line, lines starting with `#`
 //! are disabled, entries are normalized like URLs.
 
-use std::io::{BufRead, Read};
+use std::io::Read;
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
 
