@@ -402,7 +402,10 @@ fn mix_shares_shards_determinism_and_threshold_changes() {
     mix(&p, &["--threads", "1"]);
     let whole = std::fs::read_to_string(out.join("report.html")).unwrap();
     assert!(spliced.contains("<!--curate:mixes-->"));
-    assert_eq!(spliced, whole, "spliced mix section == whole report rendered again");
+    assert_eq!(
+        spliced, whole,
+        "spliced mix section == whole report rendered again"
+    );
 
     // Other shares.
     mix(
