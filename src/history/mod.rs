@@ -498,28 +498,10 @@ fn compact_counts(
     }
     let rel = format!("{stage}/shard-{shard:05}.tsv");
     let path = format!("gens/{gen}/{rel}");
-    let w = hs.create(&path).map_err(|e| Error::io(&path, e))?;
-    let mut w = CountingWriter { inner: w, bytes: 0 };
-    let n = merge_counts(inputs, &mut w).map_err(|e| Error::io(&path, e))?;
-    let bytes = w.bytes;
-    w.inner.finish().map_err(|e| Error::io(&path, e))?;
+    let mut w = hs.create(&path).map_err(|e| Error::io(&path, e))?;
+    let (n, bytes) = merge_counts(inputs, &mut w).map_err(|e| Error::io(&path, e))?;
+    w.finish().map_err(|e| Error::io(&path, e))?;
     Ok((rel, n, bytes))
-}
-
-struct CountingWriter<W> {
-    inner: W,
-    bytes: u64,
-}
-
-impl<W: io::Write> io::Write for CountingWriter<W> {
-    fn write(&mut self, b: &[u8]) -> io::Result<usize> {
-        let n = self.inner.write(b)?;
-        self.bytes += n as u64;
-        Ok(n)
-    }
-    fn flush(&mut self) -> io::Result<()> {
-        self.inner.flush()
-    }
 }
 
 /// What `curate history status` prints.

@@ -24,16 +24,16 @@ fn read_docs(dir: &Path, sub: &str) -> BTreeMap<String, Document> {
     out
 }
 
-#[test]
-fn a_leaky_site_is_removed_whole_and_reported() {
-    let shared = need_shared!();
+/// The first `real` pages of the extracted-WARC corpus (JSON lines) with a shop of 30 pages
+/// that all print e-mail addresses and phone numbers, one every `every` lines.
+fn real_pages_with_leaky_shop(shared: &Path, real: usize, every: usize) -> Vec<String> {
     let mut s = String::new();
     flate2::read::GzDecoder::new(
         std::fs::File::open(shared.join("data/corpora/warc-extracted-texts.jsonl.gz")).unwrap(),
     )
     .read_to_string(&mut s)
     .unwrap();
-    let mut lines: Vec<String> = s.lines().take(300).map(str::to_string).collect();
+    let mut lines: Vec<String> = s.lines().take(real).map(str::to_string).collect();
     for i in 0..30 {
         let doc = serde_json::json!({
             "id": format!("leaky-{i:02}"),
@@ -42,8 +42,27 @@ fn a_leaky_site_is_removed_whole_and_reported() {
                 Contact sales{i}@leaky-shop.co.uk or mary.major{i}@gmail.com, phone +44 20 7946 0{i:03}.\n\
                 Our team answers every order within a day."),
         });
-        lines.insert(i * 10, doc.to_string());
+        lines.insert(i * every, doc.to_string());
     }
+    lines
+}
+
+/// `--set` for the Public Suffix List: none when Debian's file is installed, else a small list
+/// written into `dir`.
+fn psl_override(dir: &Path) -> String {
+    let psl = Path::new(stages::safety::suffix::DEFAULT_LIST);
+    if psl.exists() {
+        return String::new();
+    }
+    eprintln!("note: no {} (apt install publicsuffix)", psl.display());
+    std::fs::write(dir.join("psl.dat"), "com\nnet\norg\nde\nuk\nco.uk\n").unwrap();
+    "stages.sites.public_suffix_list=\"psl.dat\"".to_string()
+}
+
+#[test]
+fn a_leaky_site_is_removed_whole_and_reported() {
+    let shared = need_shared!();
+    let mut lines = real_pages_with_leaky_shop(&shared, 300, 10);
     lines.push(
         serde_json::json!({
             "id": "markdown-readme",
@@ -64,14 +83,7 @@ fn a_leaky_site_is_removed_whole_and_reported() {
          [stages.sites]\ntype = \"safety.domains\"\nmin_pages = 5\npii_stage = \"pii\"\n\
          max_pii_per_1k_words = 20.0\n",
     );
-    let psl = Path::new(stages::safety::suffix::DEFAULT_LIST);
-    let psl_set = if psl.exists() {
-        String::new()
-    } else {
-        eprintln!("note: no {} (apt install publicsuffix)", psl.display());
-        std::fs::write(d.path().join("psl.dat"), "com\nnet\norg\nde\nuk\nco.uk\n").unwrap();
-        "stages.sites.public_suffix_list=\"psl.dat\"".to_string()
-    };
+    let psl_set = psl_override(d.path());
     let mut args = vec!["run", p.to_str().unwrap(), "-q"];
     if !psl_set.is_empty() {
         args.extend(["--set", &psl_set]);
@@ -109,18 +121,6 @@ fn a_leaky_site_is_removed_whole_and_reported() {
     assert!(report.contains("Domains removed") && report.contains("leaky-shop.co.uk"));
 }
 
-/// Host of a URL, lower-case, without port.
-fn host(url: &str) -> String {
-    let rest = url.split_once("://").map_or(url, |(_, r)| r);
-    let h = rest.split(['/', '?', '#']).next().unwrap_or("");
-    h.rsplit_once('@')
-        .map_or(h, |(_, h)| h)
-        .split(':')
-        .next()
-        .unwrap_or("")
-        .to_ascii_lowercase()
-}
-
 /// Nightly runs with one history judge a site on every page the history has seen of it: a
 /// leaky shop spread over three nights (10 pages a night, `min_pages = 15`) is kept on night
 /// 1, removed from night 2 on, and night 2 retracts night 1's pages by domain; the nights
@@ -129,23 +129,7 @@ fn host(url: &str) -> String {
 #[test]
 fn a_leaky_site_spread_over_nights_is_judged_on_all_of_them() {
     let shared = need_shared!();
-    let mut s = String::new();
-    flate2::read::GzDecoder::new(
-        std::fs::File::open(shared.join("data/corpora/warc-extracted-texts.jsonl.gz")).unwrap(),
-    )
-    .read_to_string(&mut s)
-    .unwrap();
-    let mut lines: Vec<String> = s.lines().take(240).map(str::to_string).collect();
-    for i in 0..30 {
-        let doc = serde_json::json!({
-            "id": format!("leaky-{i:02}"),
-            "url": format!("https://shop{}.leaky-shop.co.uk/item/{i}", i % 2),
-            "text": format!("Teak garden bench number {i}, oiled and delivered flat-packed.\n\
-                Contact sales{i}@leaky-shop.co.uk or mary.major{i}@gmail.com, phone +44 20 7946 0{i:03}.\n\
-                Our team answers every order within a day."),
-        });
-        lines.insert(i * 8, doc.to_string());
-    }
+    let lines = real_pages_with_leaky_shop(&shared, 240, 8);
     let d = tempfile::tempdir().unwrap();
     let mut nights = Vec::new();
     for n in 0..3 {
@@ -170,14 +154,7 @@ fn a_leaky_site_spread_over_nights_is_judged_on_all_of_them() {
          [stages.bucket]\ntype = \"mix.bucket\"\n\
          [mix]\ntokenizer = \"cl100k_base\"\n[mix.main]\ntotal_tokens = 100000000\n",
     );
-    let psl = Path::new(stages::safety::suffix::DEFAULT_LIST);
-    let psl_set = if psl.exists() {
-        String::new()
-    } else {
-        eprintln!("note: no {} (apt install publicsuffix)", psl.display());
-        std::fs::write(d.path().join("psl.dat"), "com\nnet\norg\nde\nuk\nco.uk\n").unwrap();
-        "stages.sites.public_suffix_list=\"psl.dat\"".to_string()
-    };
+    let psl_set = psl_override(d.path());
     let hist = d.path().join("history");
     let run = |input: &Path, out: &Path, hist: Option<&Path>| {
         let mut args = vec![
@@ -240,7 +217,9 @@ fn a_leaky_site_spread_over_nights_is_judged_on_all_of_them() {
     let mut together = std::collections::BTreeSet::new();
     for o in &outs {
         for (id, doc) in read_docs(o, "docs") {
-            let h = host(&doc.url);
+            let h = stages::safety::url_filter::normalize_domain(
+                stages::safety::url_filter::url_host(&doc.url),
+            );
             if !gone
                 .iter()
                 .any(|g| h == *g || h.ends_with(&format!(".{g}")))

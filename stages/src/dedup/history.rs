@@ -99,17 +99,15 @@ pub fn snapshot(store: &dyn Store) -> io::Result<Option<Snapshot>> {
     }
 }
 
-/// Sorted sources of `stage`'s shard `shard` in every generation that has the stage. A
-/// generation written with another number of shards is an error naming it: its key ranges
-/// would not line up with tonight's.
-pub fn shard_sources<R: Record>(
-    store: &Arc<dyn Store>,
-    snap: &Snapshot,
+/// The generations of `snap` that hold `stage`, in order. A generation written with another
+/// number of shards is an error naming it: its key ranges (or domain sections) would not line
+/// up with tonight's.
+pub fn generations_of<'a>(
+    snap: &'a Snapshot,
     stage: &str,
     shards: usize,
-    shard: usize,
-) -> io::Result<Vec<Box<dyn Source<R>>>> {
-    let mut out: Vec<Box<dyn Source<R>>> = Vec::new();
+) -> io::Result<Vec<&'a SnapGen>> {
+    let mut out = Vec::new();
     for g in &snap.generations {
         let Some(f) = g.stages.get(stage) else {
             continue;
@@ -124,6 +122,23 @@ pub fn shard_sources<R: Record>(
                 ),
             ));
         }
+        out.push(g);
+    }
+    Ok(out)
+}
+
+/// Sorted sources of `stage`'s shard `shard` in every generation that has the stage. A
+/// generation written with another number of shards is an error naming it: its key ranges
+/// would not line up with tonight's.
+pub fn shard_sources<R: Record>(
+    store: &Arc<dyn Store>,
+    snap: &Snapshot,
+    stage: &str,
+    shards: usize,
+    shard: usize,
+) -> io::Result<Vec<Box<dyn Source<R>>>> {
+    let mut out: Vec<Box<dyn Source<R>>> = Vec::new();
+    for g in generations_of(snap, stage, shards)? {
         let path = format!("{MOUNT}{}", gen_shard_path(&g.name, stage, shard));
         let store = store.clone();
         out.push(Box::new(LazySource::new(move || {

@@ -470,10 +470,12 @@ fn counts_line(out: &mut String, site: &str, c: &Counts) {
     );
 }
 
-fn write_counts(out: &mut dyn std::io::Write, site: &str, c: &Counts) -> std::io::Result<()> {
+/// Writes one counts line; returns its bytes.
+fn write_counts(out: &mut dyn std::io::Write, site: &str, c: &Counts) -> std::io::Result<u64> {
     let mut s = String::new();
     counts_line(&mut s, site, c);
-    out.write_all(s.as_bytes())
+    out.write_all(s.as_bytes())?;
+    Ok(s.len() as u64)
 }
 
 fn parse_counts(line: &str) -> Option<(&str, Counts)> {

@@ -21,7 +21,7 @@ use std::io::{self, BufRead, Write};
 use std::sync::Arc;
 
 use super::{parse_counts, Counts};
-use crate::dedup::history::{snapshot, MOUNT};
+use crate::dedup::history::{generations_of, snapshot, MOUNT};
 use crate::store::Store;
 
 /// A count file being read, with its path for errors.
@@ -38,8 +38,7 @@ pub fn out_counts_path(dir: &str, shard: usize) -> String {
 }
 
 /// Readers of shard `shard` of `stage` in every generation of the run's history snapshot;
-/// empty without a history. A generation written with another number of shards is an error
-/// naming it: its domains would sit in other shards.
+/// `None` without a history (shard counts checked by [`generations_of`]).
 pub fn earlier_sources(
     store: &Arc<dyn Store>,
     stage: &str,
@@ -50,20 +49,7 @@ pub fn earlier_sources(
         return Ok(None);
     };
     let mut out = Vec::new();
-    for g in &snap.generations {
-        let Some(f) = g.stages.get(stage) else {
-            continue;
-        };
-        if f.shards != shards {
-            return Err(io::Error::new(
-                io::ErrorKind::InvalidData,
-                format!(
-                    "history generation {}: stage {stage} was written with {} shards, the \
-                     pipeline now has {shards} (keep `shards` fixed across nights)",
-                    g.name, f.shards
-                ),
-            ));
-        }
+    for g in generations_of(&snap, stage, shards)? {
         let path = format!("{MOUNT}{}", gen_counts_path(&g.name, stage, shard));
         let r = store.open(&path)?;
         out.push((
@@ -95,8 +81,8 @@ pub(super) fn next_line(
 }
 
 /// Merges count files sorted by domain into one, summing the counts of a domain found in
-/// several; returns the domains written. Memory: one line per input.
-pub fn merge_counts(mut inputs: Vec<CountFile>, out: &mut dyn Write) -> io::Result<u64> {
+/// several; returns the domains and bytes written. Memory: one line per input.
+pub fn merge_counts(mut inputs: Vec<CountFile>, out: &mut dyn Write) -> io::Result<(u64, u64)> {
     let mut buf = String::new();
     let mut heap = BinaryHeap::new();
     for (i, (path, r)) in inputs.iter_mut().enumerate() {
@@ -105,13 +91,13 @@ pub fn merge_counts(mut inputs: Vec<CountFile>, out: &mut dyn Write) -> io::Resu
         }
     }
     let mut current: Option<(String, Counts)> = None;
-    let mut written = 0;
+    let (mut written, mut bytes) = (0, 0);
     while let Some(Reverse((site, i, CountsOrd(c)))) = heap.pop() {
         match &mut current {
             Some((s, t)) if *s == site => t.add(&c),
             _ => {
                 if let Some((s, t)) = current.take() {
-                    super::write_counts(out, &s, &t)?;
+                    bytes += super::write_counts(out, &s, &t)?;
                     written += 1;
                 }
                 current = Some((site, c));
@@ -123,10 +109,10 @@ pub fn merge_counts(mut inputs: Vec<CountFile>, out: &mut dyn Write) -> io::Resu
         }
     }
     if let Some((s, t)) = current {
-        super::write_counts(out, &s, &t)?;
+        bytes += super::write_counts(out, &s, &t)?;
         written += 1;
     }
-    Ok(written)
+    Ok((written, bytes))
 }
 
 /// Counts in the heap: ordered by domain and input only, so the payload needs no order.
@@ -185,7 +171,8 @@ mod tests {
             &mut out,
         )
         .unwrap();
-        assert_eq!(n, 3);
+        assert_eq!(n.0, 3);
+        assert_eq!(n.1, out.len() as u64);
         assert_eq!(
             String::from_utf8(out).unwrap(),
             "a.com\t1\t10\t1\t0\t1\t0\nb.com\t5\t50\t5\t0\t1\t0\nc.com\t5\t50\t5\t0\t2\t0\n"
