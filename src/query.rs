@@ -1,135 +1,134 @@
-//! SQL over a run's outputs (DataFusion): the `docs` table (kept documents) and the `dropped`
-//! table (documents dropped by any phase), with one column per signal.
+//! SQL conditions over stored documents (`inspect --where`, a mix's `where`), evaluated on the
+//! batches of the one Parquet reader ([`crate::io::row_groups`]).
 //!
-//! Signal columns have dotted names (`gopher_quality.word_count`); [`quote_signals`] lets users
-//! write them bare in `--where` clauses.
+//! DataFusion is the expression engine here, not a reader: a condition is parsed and
+//! type-checked against a file's schema, tells which columns it needs (so the reader projects
+//! them along with the caller's own), and is evaluated batch by batch; a column that one file
+//! lacks reads as null there. Signal columns have
+//! dotted names (`gopher_quality.word_count`); [`quote_signals`] lets users write them bare.
 
 use std::sync::Arc;
 
-use arrow::array::RecordBatch;
-use datafusion::prelude::{ParquetReadOptions, SessionConfig, SessionContext};
-use stages::{Error, Result, Store};
+use arrow::array::{
+    new_null_array, Array, ArrayRef, BooleanArray, RecordBatch, RecordBatchOptions,
+};
+use arrow::datatypes::{DataType, Field, Schema, SchemaRef};
+use datafusion::common::DFSchema;
+use datafusion::physical_expr::PhysicalExpr;
+use datafusion::prelude::SessionContext;
+use stages::{Error, Result};
 
-use crate::config::raw::StorageSection;
+/// A SQL condition as the user wrote it (bare signal names are quoted per table schema).
+pub struct Condition {
+    sql: String,
+    ctx: SessionContext,
+}
 
-/// A DataFusion session over one run's outputs.
-pub struct RunTables {
-    pub ctx: SessionContext,
-    /// Column names of the `docs` table.
+/// A condition bound to a table's schema: the columns it reads and its compiled form.
+pub struct Bound {
+    /// Top-level columns the condition reads (project them with the caller's own).
     pub columns: Vec<String>,
-    pub has_docs: bool,
-    pub has_dropped: bool,
+    /// The table's fields of those columns, in that order: what the expression is compiled for.
+    schema: SchemaRef,
+    expr: Arc<dyn PhysicalExpr>,
+}
+
+impl Condition {
+    pub fn new(sql: &str) -> Condition {
+        Condition {
+            sql: sql.to_string(),
+            ctx: SessionContext::new(),
+        }
+    }
+
+    /// The condition as written.
+    pub fn sql(&self) -> &str {
+        &self.sql
+    }
+
+    /// Parses and type-checks the condition against a table's schema (every column any of its
+    /// files has: [`crate::io::stored::table_schema`]). The error is the user's (unknown
+    /// column, syntax, not a boolean): callers report it as configuration.
+    pub fn bind(&self, table: &Schema) -> std::result::Result<Bound, String> {
+        let df = DFSchema::try_from(table.clone()).map_err(|e| e.to_string())?;
+        let names: Vec<String> = table.fields().iter().map(|f| f.name().clone()).collect();
+        let expr = self
+            .ctx
+            .parse_sql_expr(&quote_signals(&self.sql, &names), &df)
+            .map_err(|e| e.to_string())?;
+        let mut columns: Vec<String> = expr
+            .column_refs()
+            .into_iter()
+            .map(|c| c.name.clone())
+            .collect();
+        columns.sort();
+        columns.dedup();
+        let fields: Vec<Field> = columns
+            .iter()
+            .filter_map(|c| table.field_with_name(c).ok().cloned())
+            .collect();
+        let schema = Arc::new(Schema::new(fields));
+        let sub = DFSchema::try_from(schema.as_ref().clone()).map_err(|e| e.to_string())?;
+        let expr = self
+            .ctx
+            .create_physical_expr(expr, &sub)
+            .map_err(|e| e.to_string())?;
+        match expr.data_type(&schema) {
+            Ok(DataType::Boolean | DataType::Null) => {}
+            Ok(t) => return Err(format!("not a condition: it gives {t}, not true or false")),
+            Err(e) => return Err(e.to_string()),
+        }
+        Ok(Bound {
+            columns,
+            schema,
+            expr,
+        })
+    }
+}
+
+impl Bound {
+    /// Whether each row of `batch` (one file's rows, projected to at least the columns it has
+    /// of [`Bound::columns`]) satisfies the condition. A column the file lacks is null, as
+    /// in a table of files with different columns; null counts as false.
+    pub fn eval(&self, batch: &RecordBatch) -> Result<Vec<bool>> {
+        let n = batch.num_rows();
+        let cols: Vec<ArrayRef> = self
+            .schema
+            .fields()
+            .iter()
+            .map(|f| match batch.column_by_name(f.name()) {
+                Some(c) if c.data_type() == f.data_type() => Ok(c.clone()),
+                Some(c) => arrow::compute::cast(c, f.data_type())
+                    .map_err(|e| Error::other(format!("condition: column {}: {e}", f.name()))),
+                None => Ok(new_null_array(f.data_type(), n)),
+            })
+            .collect::<Result<_>>()?;
+        let input = RecordBatch::try_new_with_options(
+            self.schema.clone(),
+            cols,
+            &RecordBatchOptions::new().with_row_count(Some(n)),
+        )
+        .map_err(|e| Error::other(format!("condition: {e}")))?;
+        let v = self
+            .expr
+            .evaluate(&input)
+            .and_then(|v| v.into_array(n))
+            .map_err(df_err)?;
+        if let Some(b) = v.as_any().downcast_ref::<BooleanArray>() {
+            Ok((0..b.len()).map(|i| b.is_valid(i) && b.value(i)).collect())
+        } else if v.null_count() == v.len() {
+            Ok(vec![false; n])
+        } else {
+            Err(Error::other(format!(
+                "condition gave {}, not a boolean",
+                v.data_type()
+            )))
+        }
+    }
 }
 
 fn df_err(e: datafusion::error::DataFusionError) -> Error {
-    Error::other(format!("query: {e}"))
-}
-
-/// Maps a store-relative path to what DataFusion reads (an `s3://` URL or a local path).
-pub type Locate = Box<dyn Fn(&str) -> String + Send + Sync>;
-
-/// A DataFusion session that can read a run output's files (the output's object store
-/// registered when it is on S3), with `target_partitions` partitions per scan.
-pub fn session(
-    output: &str,
-    storage: &StorageSection,
-    target_partitions: usize,
-) -> Result<(SessionContext, Locate)> {
-    let mut cfg = SessionConfig::new()
-        .with_target_partitions(target_partitions.max(1))
-        .with_repartition_file_scans(target_partitions > 1);
-    // Read strings as the types they were written with (not Utf8View): documents convert back.
-    cfg.options_mut().execution.parquet.schema_force_view_types = false;
-    let ctx = SessionContext::new_with_config(cfg);
-    let locate = locator(&ctx, output, storage)?;
-    Ok((ctx, locate))
-}
-
-/// What DataFusion reads for the store paths of the run output `output`, its object store
-/// registered in `ctx` when it is on S3 (several outputs can share one session).
-pub fn locator(ctx: &SessionContext, output: &str, storage: &StorageSection) -> Result<Locate> {
-    Ok(if output.starts_with("s3://") {
-        let (bucket, prefix) = crate::storage::s3::parse_uri(output)?;
-        let client = crate::storage::s3::client(&bucket, storage)?;
-        let url =
-            url::Url::parse(&format!("s3://{bucket}")).map_err(|e| Error::other(e.to_string()))?;
-        ctx.register_object_store(&url, client);
-        Box::new(move |p: &str| {
-            if prefix.is_empty() {
-                format!("s3://{bucket}/{p}")
-            } else {
-                format!("s3://{bucket}/{prefix}/{p}")
-            }
-        })
-    } else {
-        let root = std::path::absolute(output).map_err(|e| Error::io(output, e))?;
-        Box::new(move |p: &str| root.join(p).to_string_lossy().into_owned())
-    })
-}
-
-/// Opens the `docs` and `dropped` tables of a run output (local folder or `s3://` prefix).
-pub fn open(output: &str, storage: &StorageSection, store: &Arc<dyn Store>) -> Result<RunTables> {
-    let (ctx, locate) = session(output, storage, 2)?;
-    let list = |prefix: &str| -> Result<Vec<String>> {
-        Ok(store
-            .list(prefix)?
-            .into_iter()
-            .filter(|p| p.ends_with(".parquet"))
-            .map(|p| locate(&p))
-            .collect())
-    };
-    let docs = list("docs")?;
-    let dropped = list("dropped")?;
-    let mut columns = Vec::new();
-    crate::storage::runtime().block_on(async {
-        if !docs.is_empty() {
-            let df = ctx
-                .read_parquet(docs.clone(), ParquetReadOptions::default())
-                .await
-                .map_err(df_err)?;
-            columns = df
-                .schema()
-                .fields()
-                .iter()
-                .map(|f| f.name().clone())
-                .collect();
-            ctx.register_table("docs", df.into_view()).map_err(df_err)?;
-        }
-        if !dropped.is_empty() {
-            let df = ctx
-                .read_parquet(dropped.clone(), ParquetReadOptions::default())
-                .await
-                .map_err(df_err)?;
-            if columns.is_empty() {
-                columns = df
-                    .schema()
-                    .fields()
-                    .iter()
-                    .map(|f| f.name().clone())
-                    .collect();
-            }
-            ctx.register_table("dropped", df.into_view())
-                .map_err(df_err)?;
-        }
-        Ok::<(), Error>(())
-    })?;
-    Ok(RunTables {
-        ctx,
-        columns,
-        has_docs: !docs.is_empty(),
-        has_dropped: !dropped.is_empty(),
-    })
-}
-
-impl RunTables {
-    /// Runs a SQL query and collects the batches.
-    pub fn sql(&self, sql: &str) -> Result<Vec<RecordBatch>> {
-        let sql = quote_signals(sql, &self.columns);
-        crate::storage::runtime().block_on(async {
-            let df = self.ctx.sql(&sql).await.map_err(df_err)?;
-            df.collect().await.map_err(df_err)
-        })
-    }
+    Error::other(format!("condition: {e}"))
 }
 
 /// Double-quotes known dotted column names written bare in SQL (outside string literals and
@@ -172,6 +171,8 @@ pub fn quote_signals(sql: &str, columns: &[String]) -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use arrow::array::{Float32Array, StringArray};
+    use arrow::datatypes::Field;
 
     #[test]
     fn quotes_bare_signal_names_only() {
@@ -194,5 +195,66 @@ mod tests {
             "\"quality.hq\" = 'quality.hq'"
         );
         assert_eq!(quote_signals("x.quality.hq = 1", &cols), "x.quality.hq = 1");
+    }
+
+    fn batch() -> RecordBatch {
+        let schema = Schema::new(vec![
+            Field::new("id", DataType::Utf8, false),
+            Field::new("quality.hq", DataType::Float32, true),
+            Field::new("langid.lang", DataType::Utf8, true),
+        ]);
+        RecordBatch::try_new(
+            Arc::new(schema),
+            vec![
+                Arc::new(StringArray::from(vec!["a", "b", "c", "d"])),
+                Arc::new(Float32Array::from(vec![
+                    Some(0.1),
+                    Some(0.5),
+                    None,
+                    Some(0.05),
+                ])),
+                Arc::new(StringArray::from(vec![
+                    Some("en"),
+                    Some("en"),
+                    Some("en"),
+                    Some("de"),
+                ])),
+            ],
+        )
+        .unwrap()
+    }
+
+    #[test]
+    fn evaluates_on_batches_with_nulls_false_and_coerced_types() {
+        let b = batch();
+        let c = Condition::new("quality.hq < 0.2 AND langid.lang = 'en'");
+        let bound = c.bind(&b.schema()).unwrap();
+        assert_eq!(bound.columns, vec!["langid.lang", "quality.hq"]);
+        // Evaluated on the projection the reader yields (only the columns it reads).
+        let proj = b.project(&[2, 1]).unwrap();
+        assert_eq!(bound.eval(&proj).unwrap(), vec![true, false, false, false]);
+        // A file without one of the columns: null there, so the condition is false.
+        let without = b.project(&[0, 2]).unwrap();
+        assert_eq!(bound.eval(&without).unwrap(), vec![false; 4]);
+        let or = Condition::new("quality.hq < 0.2 OR langid.lang = 'de'")
+            .bind(&b.schema())
+            .unwrap();
+        assert_eq!(or.eval(&without).unwrap(), vec![false, false, false, true]);
+    }
+
+    #[test]
+    fn user_errors_name_the_problem() {
+        let b = batch();
+        let e = Condition::new("nosuch > 1")
+            .bind(&b.schema())
+            .err()
+            .unwrap();
+        assert!(e.contains("nosuch"), "{e}");
+        let e = Condition::new("quality.hq + 1")
+            .bind(&b.schema())
+            .err()
+            .unwrap();
+        assert!(e.contains("not a condition"), "{e}");
+        assert!(Condition::new("quality.hq <").bind(&b.schema()).is_err());
     }
 }

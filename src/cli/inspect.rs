@@ -94,6 +94,7 @@ pub fn run(a: InspectArgs) -> Result<(), CliError> {
     } else {
         conds.join(" AND ")
     };
+    let cond = crate::query::Condition::new(&cond);
     let mut tables_to_try = vec![];
     if a.dropped {
         tables_to_try.push("dropped");
@@ -110,44 +111,32 @@ pub fn run(a: InspectArgs) -> Result<(), CliError> {
             if shown >= a.limit {
                 break;
             }
-            let tables = crate::query::open(&r.dir, &storage, &r.store)
+            let files = crate::io::stored::list(r.store.as_ref(), t)
                 .map_err(|e| CliError::Failed(anyhow!("{e}")))?;
-            let present = if t == "docs" {
-                tables.has_docs
-            } else {
-                tables.has_dropped
-            };
-            if !present {
-                continue;
-            }
             // Retracted rows are skipped below: ask for as many more as there can be.
-            let sql = format!(
-                "SELECT * FROM {t} WHERE {cond} ORDER BY source_file, source_offset, id LIMIT {}",
-                a.limit - shown + retractions.len()
-            );
-            let batches = tables
-                .sql(&sql)
-                .map_err(|e| CliError::Config(format!("{e}")))?;
-            for b in &batches {
-                for d in crate::io::parquet::from_batch(b)
-                    .map_err(|e| CliError::Failed(anyhow!("{e}")))?
-                {
-                    if retractions.excludes(ri, &d.id, Some(&d.url)) {
-                        left_out += 1;
-                        continue;
+            let want = a.limit - shown + retractions.len();
+            let found =
+                crate::io::stored::first_rows(r.store.as_ref(), &files, Some(&cond), &[], want)
+                    .map_err(|e| match e {
+                        crate::io::stored::RowsError::Condition(m) => CliError::Config(m),
+                        crate::io::stored::RowsError::Read(e) => CliError::Failed(anyhow!("{e}")),
+                    })?;
+            for d in found.into_values().flatten() {
+                if retractions.excludes(ri, &d.id, Some(&d.url)) {
+                    left_out += 1;
+                    continue;
+                }
+                if shown >= a.limit {
+                    break;
+                }
+                shown += 1;
+                if a.json {
+                    println!("{}", crate::io::jsonl::doc_json(&d));
+                } else {
+                    if runs.len() > 1 {
+                        println!("run:      {}", r.dir);
                     }
-                    if shown >= a.limit {
-                        break;
-                    }
-                    shown += 1;
-                    if a.json {
-                        println!("{}", crate::io::jsonl::doc_json(&d));
-                    } else {
-                        if runs.len() > 1 {
-                            println!("run:      {}", r.dir);
-                        }
-                        print_doc(&d, a.lines);
-                    }
+                    print_doc(&d, a.lines);
                 }
             }
         }

@@ -1,11 +1,13 @@
 //! Document I/O: the Parquet codec (`parquet`: signals as typed columns), the one Parquet reader
-//! (`row_groups`), Parquet input (`input_parquet`), JSONL.zst outputs and labelled records.
+//! (`row_groups`), Parquet input (`input_parquet`), a run's stored documents read back
+//! (`stored`), JSONL.zst outputs and labelled records.
 
 pub mod input_parquet;
 pub mod jsonl;
 pub mod parquet;
 pub mod records;
 pub mod row_groups;
+pub mod stored;
 
 use stages::{Document, Result};
 

@@ -14,7 +14,7 @@ use arrow::datatypes::SchemaRef;
 use bytes::Bytes;
 use parquet::arrow::arrow_reader::{
     ArrowReaderMetadata, ArrowReaderOptions, ParquetRecordBatchReader,
-    ParquetRecordBatchReaderBuilder, RowSelection,
+    ParquetRecordBatchReaderBuilder, RowSelection, RowSelector,
 };
 use parquet::arrow::ProjectionMask;
 use parquet::errors::ParquetError;
@@ -272,6 +272,27 @@ fn classify(e: ParquetError, name: &str) -> OpenError {
         }
     }
     OpenError::NotParquet(format!("{name}: not a readable Parquet file: {e}"))
+}
+
+/// A row selection of sorted distinct rows out of `total`.
+pub fn rows_selection(rows: &[u32], total: usize) -> Result<RowSelection> {
+    let mut sel = Vec::new();
+    let mut at = 0usize;
+    for &r in rows {
+        let r = r as usize;
+        if r < at || r >= total {
+            return Err(Error::other(format!("row {r} out of order or range")));
+        }
+        if r > at {
+            sel.push(RowSelector::skip(r - at));
+        }
+        sel.push(RowSelector::select(1));
+        at = r + 1;
+    }
+    if at < total {
+        sel.push(RowSelector::skip(total - at));
+    }
+    Ok(RowSelection::from(sel))
 }
 
 /// Groups consecutive row groups of `sizes` bytes into ranges of at most `budget` bytes (a

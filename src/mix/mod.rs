@@ -26,7 +26,6 @@ use std::path::PathBuf;
 use std::sync::Arc;
 use std::time::Instant;
 
-use datafusion::prelude::SessionContext;
 use serde::{Deserialize, Serialize};
 use stages::tokenize::Tokenizer;
 use stages::{Error, Store};
@@ -87,8 +86,6 @@ pub struct StoredRun {
     pub plan: Option<Plan>,
     pub files: Vec<String>,
     pub kept_files: usize,
-    ctx: SessionContext,
-    locate: crate::query::Locate,
     pub scratch: PathBuf,
     /// Several runs as one corpus ([`crate::corpus`]): each file's run, and what later runs
     /// retracted. Empty for one run.
@@ -126,15 +123,12 @@ impl StoredRun {
             Err(_) => None,
         };
         let (files, kept_files) = select::list_files(store.as_ref())?;
-        let (ctx, locate) = crate::query::session(dir, storage, 1)?;
         Ok(StoredRun {
             dir: dir.to_string(),
             store,
             plan,
             files,
             kept_files,
-            ctx,
-            locate,
             scratch,
             file_runs: Vec::new(),
             retractions: Default::default(),
@@ -169,7 +163,6 @@ impl StoredRun {
         let retractions = crate::corpus::Retractions::load(&runs)?;
         let (mut kept, mut dropped) = (Vec::new(), Vec::new());
         let (mut kept_runs, mut dropped_runs) = (Vec::new(), Vec::new());
-        let mut locates = Vec::new();
         for (i, r) in runs.iter().enumerate() {
             let (files, k) = select::list_files(r.store.as_ref())?;
             let pre = crate::corpus::run_prefix(i);
@@ -182,16 +175,10 @@ impl StoredRun {
                     dropped_runs.push(i);
                 }
             }
-            locates.push(crate::query::locator(&base.ctx, &r.dir, storage)?);
         }
         let kept_files = kept.len();
         kept.append(&mut dropped);
         kept_runs.append(&mut dropped_runs);
-        let locate: crate::query::Locate =
-            Box::new(move |p: &str| match crate::corpus::split_path(p) {
-                Some((i, rest)) if i < locates.len() => locates[i](rest),
-                _ => p.to_string(),
-            });
         let names: Vec<String> = runs.iter().map(|r| r.dir.clone()).collect();
         Ok(StoredRun {
             dir: names.join(","),
@@ -201,8 +188,6 @@ impl StoredRun {
             plan: base.plan,
             files: kept,
             kept_files,
-            ctx: base.ctx,
-            locate,
             scratch: base.scratch,
             file_runs: kept_runs,
             retractions,
@@ -235,8 +220,7 @@ impl StoredRun {
         let retracted = (!self.retractions.is_empty())
             .then_some((&self.retractions, self.file_runs.as_slice()));
         select::select(
-            &self.ctx,
-            self.locate.as_ref(),
+            self.store.as_ref(),
             &self.files,
             self.kept_files,
             judge,

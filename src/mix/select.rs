@@ -1,7 +1,7 @@
 //! Selection: which stored documents a mix may use, decided from stored signals alone.
 //!
-//! Every document file of a finished run (`docs/` and `dropped/`) is scanned with DataFusion,
-//! one file per task, reading only the id, the drop columns, the source file and the signal
+//! Every document file of a finished run (`docs/` and `dropped/`) is scanned with the one
+//! Parquet reader ([`crate::io::row_groups`]), one file per task, reading only the id, the drop columns, the source file and the signal
 //! columns (never the text). Each row's signals are re-derived (stages that
 //! [`derive`](stages::Stage::derive), such as `mix.bucket`) and re-judged by every stage of
 //! the (possibly overridden) plan with [`Built::judge`](stages::Built::judge), so a changed
@@ -14,7 +14,8 @@
 //!   gives the stored reason), the current config keeps it, and no stage after the one that
 //!   dropped it is missing: a stage that never ran for it and whose signals are absent makes
 //!   it *incomplete* (derived signals are recomputed; a missing token count is counted).
-//! - An optional SQL condition (`where`) over columns and signals narrows the selection.
+//! - An optional SQL condition (`where`) over columns and signals narrows the selection
+//!   ([`crate::query::Condition`], evaluated on the scanned batches).
 //!
 //! The result keeps, per candidate, its file and row, so that only picked rows' text is read
 //! later; its order is file order then row order, whatever the thread count.
@@ -23,9 +24,7 @@ use std::collections::{BTreeMap, HashMap};
 use std::path::Path;
 
 use super::plan::Candidate;
-use arrow::array::{Array, BooleanArray, RecordBatch, StringArray};
-use datafusion::prelude::{ident, DataFrame, ParquetReadOptions, SessionContext};
-use futures::StreamExt;
+use arrow::array::{Array, RecordBatch, StringArray};
 use rayon::prelude::*;
 use serde::{Deserialize, Serialize};
 use stages::tokenize::TokenizerConfig;
@@ -35,6 +34,8 @@ use super::spec::{MixSpec, SourceRule};
 use super::MixError;
 use crate::config::Plan;
 use crate::io::parquet::{SignalCol, BASE_COLUMNS};
+use crate::io::row_groups::ParquetFile;
+use crate::query::{Bound, Condition};
 
 /// Counts of what selection did with the stored rows.
 #[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize)]
@@ -337,44 +338,23 @@ pub fn list_files(store: &dyn Store) -> Result<(Vec<String>, usize), MixError> {
 }
 
 /// Scans the stored files and returns the mix's candidates.
-#[allow(clippy::too_many_arguments)]
 pub fn select(
-    ctx: &SessionContext,
-    locate: &(dyn Fn(&str) -> String + Send + Sync),
+    store: &dyn Store,
     files: &[String],
     kept_files: usize,
     judge: &Judge,
     where_sql: Option<&str>,
     retracted: Option<(&crate::corpus::Retractions, &[usize])>,
 ) -> Result<Selection, MixError> {
-    let rt = crate::storage::runtime();
-    // Schemas first: the `where` condition and missing stages are configuration errors.
-    let frames: Vec<(DataFrame, Vec<String>)> = files
-        .par_iter()
-        .map(|f| {
-            rt.block_on(async {
-                let df = ctx
-                    .read_parquet(locate(f), ParquetReadOptions::default())
-                    .await?;
-                let cols = df
-                    .schema()
-                    .fields()
-                    .iter()
-                    .map(|x| x.name().clone())
-                    .collect();
-                Ok((df, cols))
-            })
-        })
-        .collect::<Result<_, datafusion::error::DataFusionError>>()
-        .map_err(|e| MixError::Failed(Error::other(format!("reading stored documents: {e}"))))?;
-    let mut all_columns: Vec<String> = frames.iter().flat_map(|f| f.1.iter()).cloned().collect();
-    all_columns.sort();
-    all_columns.dedup();
+    // Configuration errors before any scan: the `where` condition, and stages whose signals
+    // no file has (they did not run when the outputs were written).
+    let table = crate::io::stored::table_schema(store, files).map_err(MixError::Failed)?;
+    let has = |c: &str| table.field_with_name(c).is_ok();
     for s in &judge.slots {
         if s.ignored || s.declared.is_empty() {
             continue;
         }
-        if !s.declared.iter().any(|d| all_columns.contains(d)) {
+        if !s.declared.iter().any(|d| has(d)) {
             return Err(MixError::Config(format!(
                 "stage {} has no stored signals ({}): it did not run when these outputs were written; run the pipeline again, or list it in the mix's ignore_stages",
                 s.name,
@@ -382,33 +362,33 @@ pub fn select(
             )));
         }
     }
-    if !all_columns.iter().any(|c| c == judge.bucket) {
+    if !has(judge.bucket) {
         return Err(MixError::Config(format!(
             "no stored signal `{}`: add a mix.bucket stage to the pipeline, or set the mix's `bucket` to the signal that holds buckets",
             judge.bucket
         )));
     }
-    let where_quoted = where_sql.map(|w| crate::query::quote_signals(w, &all_columns));
-    if let Some(w) = &where_quoted {
-        frames[0]
-            .0
-            .parse_sql_expr(w)
-            .map_err(|e| MixError::Config(format!("mix where {w:?}: {e}")))?;
-    }
-
+    let bound = match where_sql {
+        Some(w) => Some(
+            Condition::new(w)
+                .bind(&table)
+                .map_err(|e| MixError::Config(format!("mix where {w:?}: {e}")))?,
+        ),
+        None => None,
+    };
     let parts: Vec<FilePart> = files
         .par_iter()
         .enumerate()
         .map(|(fi, f)| {
             scan_file(
-                frames[fi].0.clone(),
-                &frames[fi].1,
+                store,
+                f,
                 fi >= kept_files,
                 judge,
-                where_quoted.as_deref(),
+                bound.as_ref(),
                 retracted.map(|(r, runs)| (r, runs[fi])),
             )
-            .map_err(|e| MixError::Failed(Error::other(format!("{f}: {e}"))))
+            .map_err(|e| MixError::Failed(Error::other(format!("reading stored documents: {e}"))))
         })
         .collect::<Result<_, _>>()?;
 
@@ -491,41 +471,46 @@ fn merge_stats(a: &mut SelectionStats, b: SelectionStats) {
     }
 }
 
-const WHERE_COLUMN: &str = "__curate_where";
+/// Rows per batch of the selection scan.
+const BATCH_ROWS: usize = 8192;
 
 /// Scans one stored file.
 fn scan_file(
-    df: DataFrame,
-    columns: &[String],
+    store: &dyn Store,
+    path: &str,
     from_dropped: bool,
     judge: &Judge,
-    where_sql: Option<&str>,
+    bound: Option<&Bound>,
     retracted: Option<(&crate::corpus::Retractions, usize)>,
-) -> Result<FilePart, datafusion::error::DataFusionError> {
-    let rt = crate::storage::runtime();
+) -> stages::Result<FilePart> {
+    let file = ParquetFile::from_store(store, path)?;
+    let columns: Vec<String> = file
+        .schema()
+        .fields()
+        .iter()
+        .map(|f| f.name().clone())
+        .collect();
     let has = |c: &str| columns.iter().any(|x| x == c);
     // Sites retracted by a later night (`safety.domains`) are matched on the URL.
     let by_site = retracted.is_some_and(|(r, _)| r.has_domains());
     let signal_cols: Vec<&String> = columns
         .iter()
-        .filter(|c| !BASE_COLUMNS.contains(&c.as_str()) && c.as_str() != WHERE_COLUMN)
+        .filter(|c| !BASE_COLUMNS.contains(&c.as_str()))
         .collect();
-    let mut stream = rt.block_on(async {
-        let mut exprs = vec![ident("id")];
-        for c in ["drop_stage", "drop_reason", "source_file"] {
-            if has(c) {
-                exprs.push(ident(c));
-            }
+    let mut read: Vec<&str> = vec!["id"];
+    for c in ["drop_stage", "drop_reason", "source_file"] {
+        if has(c) {
+            read.push(c);
         }
-        if by_site && has("url") {
-            exprs.push(ident("url"));
-        }
-        exprs.extend(signal_cols.iter().map(|c| ident(c.as_str())));
-        if let Some(w) = where_sql {
-            exprs.push(df.parse_sql_expr(w)?.alias(WHERE_COLUMN));
-        }
-        df.select(exprs)?.execute_stream().await
-    })?;
+    }
+    if by_site && has("url") {
+        read.push("url");
+    }
+    read.extend(signal_cols.iter().map(|c| c.as_str()));
+    if let Some(b) = bound {
+        read.extend(b.columns.iter().map(String::as_str));
+    }
+    let reader = file.batches(None, Some(&read), None, BATCH_ROWS)?;
     let mut part = FilePart::default();
     let (mut bmap, mut smap, mut lmap) = (HashMap::new(), HashMap::new(), HashMap::new());
     let mut rejected: HashMap<(usize, &'static str), u64> = HashMap::new();
@@ -534,23 +519,23 @@ fn scan_file(
     let mut signals = Signals::new();
     let mut sources_memo: HashMap<String, u32> = HashMap::new();
     let mut row_base = 0u32;
-    while let Some(batch) = rt.block_on(stream.next()) {
-        let batch: RecordBatch = batch?;
+    for batch in reader {
+        let batch: RecordBatch = batch.map_err(|e| Error::other(format!("{path}: {e}")))?;
         let n = batch.num_rows();
         let str_col = |name: &str| {
             batch
                 .column_by_name(name)
                 .and_then(|c| c.as_any().downcast_ref::<StringArray>())
         };
-        let ids = str_col("id")
-            .ok_or_else(|| datafusion::error::DataFusionError::Execution("no id column".into()))?;
+        let ids = str_col("id").ok_or_else(|| Error::other(format!("{path}: no id column")))?;
         let dstage = str_col("drop_stage");
         let dreason = str_col("drop_reason");
         let sfile = str_col("source_file");
         let urls = if by_site { str_col("url") } else { None };
-        let wcol = batch
-            .column_by_name(WHERE_COLUMN)
-            .and_then(|c| c.as_any().downcast_ref::<BooleanArray>());
+        let wcol = match bound {
+            Some(b) => Some(b.eval(&batch)?),
+            None => None,
+        };
         let sigs: Vec<(&str, SignalCol)> = signal_cols
             .iter()
             .filter_map(|c| {
@@ -607,7 +592,7 @@ fn scan_file(
                     continue;
                 }
             }
-            if wcol.is_some_and(|w| w.is_null(i) || !w.value(i)) {
+            if wcol.as_ref().is_some_and(|w| !w[i]) {
                 part.stats.excluded_by_where += 1;
                 continue;
             }
@@ -620,7 +605,7 @@ fn scan_file(
             };
             let b = intern(&mut part.buckets, &mut bmap, bucket);
             if b > u16::MAX as u32 {
-                return Err(datafusion::error::DataFusionError::Execution(format!(
+                return Err(Error::other(format!(
                     "signal `{}` has too many distinct values to be a bucket",
                     judge.bucket
                 )));

@@ -18,8 +18,7 @@ use std::path::{Path, PathBuf};
 use super::plan::{Candidate, MixPlan};
 use super::shards::{Layout, Manifest, ShardSetWriter, TokenizerInfo};
 use crate::io::parquet::TextCol;
-use crate::io::row_groups::ParquetFile;
-use parquet::arrow::arrow_reader::{RowSelection, RowSelector};
+use crate::io::row_groups::{rows_selection, ParquetFile};
 use rayon::prelude::*;
 use stages::tokenize::Tokenizer;
 use stages::{Error, Result, Store};
@@ -43,7 +42,7 @@ pub fn for_rows(
     let reader = file.batches(
         None,
         Some(&["id", "text"]),
-        Some(selection(rows, total)?),
+        Some(rows_selection(rows, total)?),
         1024,
     )?;
     let mut k = 0usize;
@@ -73,27 +72,6 @@ pub fn for_rows(
         )));
     }
     Ok(())
-}
-
-/// A row selection of sorted distinct rows out of `total`.
-fn selection(rows: &[u32], total: usize) -> Result<RowSelection> {
-    let mut sel = Vec::new();
-    let mut at = 0usize;
-    for &r in rows {
-        let r = r as usize;
-        if r < at || r >= total {
-            return Err(Error::other(format!("row {r} out of order or range")));
-        }
-        if r > at {
-            sel.push(RowSelector::skip(r - at));
-        }
-        sel.push(RowSelector::select(1));
-        at = r + 1;
-    }
-    if at < total {
-        sel.push(RowSelector::skip(total - at));
-    }
-    Ok(RowSelection::from(sel))
 }
 
 /// Groups candidate indices by file, each group sorted by row.

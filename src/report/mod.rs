@@ -8,16 +8,15 @@
 //! versions.
 
 pub mod domains;
+mod scan;
+
+pub use scan::StoredDocs;
 
 use std::collections::BTreeMap;
 use std::fmt::Write as _;
 
-use arrow::array::{Array, Float64Array, Int64Array, RecordBatch, StringArray};
-use arrow::datatypes::DataType;
 use stages::{Error, Result, Store};
 
-use crate::io::parquet::BASE_COLUMNS;
-use crate::query::RunTables;
 use crate::stats::RunStats;
 use crate::svg::{self, bars, esc, histogram, human, Bar};
 
@@ -38,7 +37,7 @@ pub struct ReportInput {
 pub fn write(
     store: &dyn Store,
     stats: &RunStats,
-    tables: Option<&RunTables>,
+    tables: Option<&StoredDocs>,
     input: &ReportInput,
 ) -> Result<String> {
     let html = render(store, stats, tables, input)?;
@@ -46,44 +45,10 @@ pub fn write(
     Ok(html)
 }
 
-fn col_type(tables: &RunTables, table: &str, col: &str) -> Option<DataType> {
-    let r = crate::storage::runtime()
-        .block_on(tables.ctx.table(table))
-        .ok()?;
-    let schema = r.schema();
-    schema
-        .field_with_unqualified_name(col)
-        .ok()
-        .map(|f| f.data_type().clone())
-}
-
-fn table_has(tables: &RunTables, table: &str, col: &str) -> bool {
-    let present = if table == "docs" {
-        tables.has_docs
-    } else {
-        tables.has_dropped
-    };
-    present && col_type(tables, table, col).is_some()
-}
-
-fn f64_at(b: &RecordBatch, c: usize, i: usize) -> Option<f64> {
-    let col = b.column(c);
-    if col.is_null(i) {
-        return None;
-    }
-    if let Some(a) = col.as_any().downcast_ref::<Float64Array>() {
-        Some(a.value(i))
-    } else {
-        col.as_any()
-            .downcast_ref::<Int64Array>()
-            .map(|a| a.value(i) as f64)
-    }
-}
-
 fn render(
     store: &dyn Store,
     stats: &RunStats,
-    tables: Option<&RunTables>,
+    tables: Option<&StoredDocs>,
     input: &ReportInput,
 ) -> Result<String> {
     let mut h = String::new();
@@ -91,9 +56,9 @@ fn render(
     key_figures(&mut h, stats);
     funnel(&mut h, stats, input);
     time_per_stage(&mut h, stats);
-    drops(&mut h, stats, tables, input);
+    drops(&mut h, stats, tables, input)?;
     if let Some(t) = tables {
-        signals(&mut h, t, input);
+        signals(&mut h, t, input)?;
     }
     closing(&mut h, store, input);
     Ok(h)
@@ -242,7 +207,12 @@ fn time_per_stage(h: &mut String, stats: &RunStats) {
 }
 
 /// Drops by stage and reason, with sampled examples from the `dropped` table.
-fn drops(h: &mut String, stats: &RunStats, tables: Option<&RunTables>, input: &ReportInput) {
+fn drops(
+    h: &mut String,
+    stats: &RunStats,
+    tables: Option<&StoredDocs>,
+    input: &ReportInput,
+) -> Result<()> {
     let _ = write!(h, "<h2>Drops by stage and reason</h2>");
     let mut reason_bars = Vec::new();
     let mut reasons: Vec<(String, String, String, u64)> = Vec::new();
@@ -279,18 +249,15 @@ fn drops(h: &mut String, stats: &RunStats, tables: Option<&RunTables>, input: &R
             )
         );
     }
-    if let Some(t) = tables.filter(|t| t.has_dropped) {
+    if let Some(t) = tables.filter(|t| !t.dropped.is_empty()) {
+        let mut examples = t.drop_examples(input.examples_per_reason.max(1))?;
         for (_, stage, reason, n) in &reasons {
             if stage == "read" || stage == "load" {
                 continue;
             }
-            let sql = format!(
-                "SELECT * FROM dropped WHERE drop_stage = '{}' AND drop_reason = '{}' ORDER BY source_file, source_offset, id LIMIT {}",
-                stage.replace('\'', "''"),
-                reason.replace('\'', "''"),
-                input.examples_per_reason.max(1)
-            );
-            let Ok(batches) = t.sql(&sql) else { continue };
+            let Some(docs) = examples.remove(&(stage.clone(), reason.clone())) else {
+                continue;
+            };
             let _ = write!(
                 h,
                 "<h3>{} &middot; {} ({} documents)</h3>",
@@ -298,59 +265,64 @@ fn drops(h: &mut String, stats: &RunStats, tables: Option<&RunTables>, input: &R
                 esc(reason),
                 n
             );
-            for b in &batches {
-                for d in crate::io::parquet::from_batch(b).unwrap_or_default() {
-                    let text: String = d.text().lines().take(6).collect::<Vec<_>>().join("\n");
-                    let text: String = text.chars().take(700).collect();
-                    let prefix = format!("{stage}.");
-                    let sigs: Vec<String> = d
-                        .signals
-                        .iter()
-                        .filter(|(k, _)| k.starts_with(&prefix))
-                        .map(|(k, v)| format!("{k} = {v}"))
-                        .collect();
-                    let _ = write!(h, "<div class=\"ex\"><div class=\"u\">{}</div><div class=\"sub\">{}</div><pre>{}</pre></div>", esc(if d.url.is_empty() { &d.id } else { &d.url }), esc(&sigs.join(" · ")), esc(&text));
-                }
+            for d in docs {
+                let text: String = d.text().lines().take(6).collect::<Vec<_>>().join("\n");
+                let text: String = text.chars().take(700).collect();
+                let prefix = format!("{stage}.");
+                let sigs: Vec<String> = d
+                    .signals
+                    .iter()
+                    .filter(|(k, _)| k.starts_with(&prefix))
+                    .map(|(k, v)| format!("{k} = {v}"))
+                    .collect();
+                let _ = write!(h, "<div class=\"ex\"><div class=\"u\">{}</div><div class=\"sub\">{}</div><pre>{}</pre></div>", esc(if d.url.is_empty() { &d.id } else { &d.url }), esc(&sigs.join(" · ")), esc(&text));
             }
         }
     }
+    Ok(())
 }
 
 /// Histograms of the numeric signals (thresholds drawn) and bars of the string signals.
-fn signals(h: &mut String, t: &RunTables, input: &ReportInput) {
+fn signals(h: &mut String, t: &StoredDocs, input: &ReportInput) -> Result<()> {
     let _ = write!(h, "<h2>Signals</h2><div class=\"sub\">Kept documents in blue, dropped in orange; dashed red lines are configured thresholds.</div><div class=\"grid\">");
-    let mut shown = 0;
-    for col in t
-        .columns
-        .iter()
-        .filter(|c| !BASE_COLUMNS.contains(&c.as_str()))
-    {
-        if shown >= 48 {
-            break;
-        }
-        let ty = col_type(t, if t.has_docs { "docs" } else { "dropped" }, col);
-        let numeric = matches!(
-            ty,
-            Some(DataType::Float32 | DataType::Float64 | DataType::Int64 | DataType::Int32)
-        );
-        let card = if numeric {
-            signal_histogram(
-                t,
-                col,
-                input.thresholds.get(col).map(Vec::as_slice).unwrap_or(&[]),
-                input.bins.max(5),
-            )
-        } else if matches!(ty, Some(DataType::Utf8)) {
-            signal_values(t, col)
-        } else {
-            None
+    for (col, card) in t.signal_cards(input.bins.max(5))?.into_iter().take(48) {
+        let svg = match card {
+            scan::Card::Histogram {
+                n,
+                lo,
+                width,
+                kept,
+                dropped,
+            } => histogram(
+                &format!("{col} ({n} documents)"),
+                &col,
+                lo,
+                width,
+                &kept,
+                &dropped,
+                input.thresholds.get(&col).map(Vec::as_slice).unwrap_or(&[]),
+            ),
+            scan::Card::Values(values) => {
+                let bars_: Vec<Bar> = values
+                    .into_iter()
+                    .map(|(label, n)| Bar {
+                        label,
+                        value: n as f64,
+                        inner: None,
+                    })
+                    .collect();
+                bars(
+                    &format!("{col}: most frequent values"),
+                    "documents",
+                    &bars_,
+                    None,
+                )
+            }
         };
-        if let Some(svg) = card {
-            shown += 1;
-            let _ = write!(h, "<div class=\"card\">{svg}</div>");
-        }
+        let _ = write!(h, "<div class=\"card\">{svg}</div>");
     }
     let _ = write!(h, "</div>");
+    Ok(())
 }
 
 /// The domains that site-level safety removed, the mixes made from the run, the resolved
@@ -424,7 +396,7 @@ pub fn refresh_after_mix(
     };
     let stats: crate::stats::RunStats =
         serde_json::from_slice(&b).map_err(|e| Error::other(format!("stats.json: {e}")))?;
-    let tables = crate::query::open(&run.dir, &cf.raw.storage, &run.store)?;
+    let tables = StoredDocs::open(run.store.as_ref())?;
     let input = match &run.plan {
         Some(p) => input_for(p),
         None => ReportInput {
@@ -435,114 +407,6 @@ pub fn refresh_after_mix(
     };
     write(run.store.as_ref(), &stats, Some(&tables), &input)?;
     Ok(())
-}
-
-/// Histogram of one numeric signal over kept and dropped documents.
-fn signal_histogram(t: &RunTables, col: &str, thresholds: &[f64], bins: usize) -> Option<String> {
-    let q = format!("\"{}\"", col.replace('"', "\"\""));
-    let mut parts = Vec::new();
-    if table_has(t, "docs", col) {
-        parts.push(format!("SELECT CAST({q} AS DOUBLE) AS x, 0 AS d FROM docs"));
-    }
-    if table_has(t, "dropped", col) {
-        parts.push(format!(
-            "SELECT CAST({q} AS DOUBLE) AS x, 1 AS d FROM dropped"
-        ));
-    }
-    if parts.is_empty() {
-        return None;
-    }
-    let src = parts.join(" UNION ALL ");
-    let b = t
-        .sql(&format!("SELECT min(x), max(x), count(x) FROM ({src}) v"))
-        .ok()?;
-    let b = b.first()?;
-    let lo = f64_at(b, 0, 0)?;
-    let hi = f64_at(b, 1, 0)?;
-    let n = b
-        .column(2)
-        .as_any()
-        .downcast_ref::<Int64Array>()
-        .map_or(0, |a| a.value(0));
-    if n == 0 || !lo.is_finite() || !hi.is_finite() {
-        return None;
-    }
-    // Integer-like small ranges get one bin per value.
-    let mut nb = bins;
-    let mut width = (hi - lo) / nb as f64;
-    if hi - lo < nb as f64 && lo.fract() == 0.0 && hi.fract() == 0.0 {
-        nb = (hi - lo) as usize + 1;
-        width = 1.0;
-    }
-    if width <= 0.0 {
-        width = 1.0;
-        nb = 1;
-    }
-    let sql = format!(
-        "SELECT LEAST(CAST(floor((x - ({lo})) / ({width})) AS BIGINT), {last}) AS b, d, count(*) FROM ({src}) v WHERE x IS NOT NULL GROUP BY 1, 2",
-        last = nb as i64 - 1
-    );
-    let mut kept = vec![0u64; nb];
-    let mut dropped = vec![0u64; nb];
-    for b in t.sql(&sql).ok()? {
-        let bin = b.column(0).as_any().downcast_ref::<Int64Array>()?;
-        let d = b.column(1).as_any().downcast_ref::<Int64Array>()?;
-        let c = b.column(2).as_any().downcast_ref::<Int64Array>()?;
-        for i in 0..b.num_rows() {
-            let k = bin.value(i).clamp(0, nb as i64 - 1) as usize;
-            if d.value(i) == 0 {
-                kept[k] += c.value(i) as u64;
-            } else {
-                dropped[k] += c.value(i) as u64;
-            }
-        }
-    }
-    Some(histogram(
-        &format!("{col} ({n} documents)"),
-        col,
-        lo,
-        width,
-        &kept,
-        &dropped,
-        thresholds,
-    ))
-}
-
-/// Top values of a string signal.
-fn signal_values(t: &RunTables, col: &str) -> Option<String> {
-    let q = format!("\"{}\"", col.replace('"', "\"\""));
-    let mut parts = Vec::new();
-    if table_has(t, "docs", col) {
-        parts.push(format!("SELECT {q} AS x FROM docs"));
-    }
-    if table_has(t, "dropped", col) {
-        parts.push(format!("SELECT {q} AS x FROM dropped"));
-    }
-    if parts.is_empty() {
-        return None;
-    }
-    let sql = format!("SELECT x, count(*) AS n FROM ({}) v WHERE x IS NOT NULL GROUP BY x ORDER BY n DESC, x LIMIT 15", parts.join(" UNION ALL "));
-    let mut out = Vec::new();
-    for b in t.sql(&sql).ok()? {
-        let x = b.column(0).as_any().downcast_ref::<StringArray>()?;
-        let n = b.column(1).as_any().downcast_ref::<Int64Array>()?;
-        for i in 0..b.num_rows() {
-            out.push(Bar {
-                label: x.value(i).to_string(),
-                value: n.value(i) as f64,
-                inner: None,
-            });
-        }
-    }
-    if out.is_empty() {
-        return None;
-    }
-    Some(bars(
-        &format!("{col}: most frequent values"),
-        "documents",
-        &out,
-        None,
-    ))
 }
 
 /// Report inputs from a plan: thresholds and stage kinds.
@@ -568,7 +432,7 @@ pub fn write_for_run(
     store: &std::sync::Arc<dyn Store>,
     stats: &RunStats,
 ) -> Result<()> {
-    let tables = crate::query::open(&plan.output, &plan.config.raw.storage, store)?;
+    let tables = StoredDocs::open(store.as_ref())?;
     write(store.as_ref(), stats, Some(&tables), &input_for(plan))?;
     Ok(())
 }

@@ -24,3 +24,4 @@ mod s3;
 mod safety;
 mod shards;
 mod slurm;
+mod stored;

@@ -568,6 +568,46 @@ fn selected_ids_of(p: &Path, out: &Path, extra: &[&str]) -> HashSet<String> {
     selected_ids(&out.join("main"))
 }
 
+/// A mix's `where` (SQL over stored signals, evaluated on the scanned batches) keeps exactly
+/// the candidates that satisfy it: checked against the input records' own fields.
+#[test]
+fn mix_where_keeps_only_matching_candidates() {
+    let (d, p, _out) = setup();
+    let input: HashMap<String, (String, f32)> = std::fs::read_to_string(d.path().join("in.jsonl"))
+        .unwrap()
+        .lines()
+        .map(|l| {
+            let v: serde_json::Value = serde_json::from_str(l).unwrap();
+            (
+                v["id"].as_str().unwrap().to_string(),
+                (
+                    v["lang"].as_str().unwrap().to_string(),
+                    v["q"].as_f64().unwrap() as f32,
+                ),
+            )
+        })
+        .collect();
+    let matches = |id: &String| input[id].0 == "en" && input[id].1 >= 0.5;
+    let all_dir = d.path().join("all");
+    let all = selected_ids_of(&p, &all_dir, &[]);
+    let w_dir = d.path().join("where");
+    let cond = "mix.where=doc.lang = 'en' AND doc.q >= 0.5";
+    let some = selected_ids_of(&p, &w_dir, &["--set", cond]);
+    assert!(!some.is_empty());
+    assert!(some.iter().all(matches), "every selected document matches");
+    assert!(all.iter().any(|id| !matches(id)), "the condition narrows");
+    // Every candidate is either selected-eligible or counted as excluded by the condition.
+    let sel = |dir: &Path| json(&dir.join("main/mix_report.json"))["selection"].clone();
+    let (a, w) = (sel(&all_dir), sel(&w_dir));
+    assert_eq!(a["excluded_by_where"], 0);
+    let n = |v: &serde_json::Value, k: &str| v[k].as_u64().unwrap();
+    assert!(n(&w, "excluded_by_where") > 0);
+    assert_eq!(
+        n(&a, "candidates"),
+        n(&w, "candidates") + n(&w, "excluded_by_where")
+    );
+}
+
 #[test]
 fn ablate_writes_variants_and_comparison() {
     let (d, _p, out) = setup();
