@@ -4,7 +4,7 @@
 //! finished run's Parquet outputs (curate's document schema, 17 signal columns of the stages a
 //! real pipeline has: imported language/topic/quality scores, token counts, buckets, three
 //! length filters; 5% of rows in `dropped/`), then times what `curate mix` does before
-//! tokenizing: the DataFusion scan of every file, re-deriving buckets, re-judging every stage
+//! tokenizing: the scan of every file (the one Parquet reader), re-deriving buckets, re-judging every stage
 //! per row, and planning. Target: under 30 s.
 //!
 //! Run: cargo bench -p curate-benches --bench mix   (MIX_ROWS=1000000 for a quick run;

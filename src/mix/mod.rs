@@ -1,7 +1,7 @@
 //! Mixes: training-ready token shards selected from a finished run's stored signals.
 //!
 //! `curate mix` (and each variant of `curate ablate`) runs, per mix:
-//! 1. [`select`]: DataFusion scans the run's `docs/` and `dropped/` Parquet files (signal
+//! 1. [`select`]: the one Parquet reader scans the run's `docs/` and `dropped/` files (signal
 //!    columns only), re-derives and re-judges every row with the current config;
 //! 2. token counts: from a stored `tokenize.count` signal made with the mix's tokenizer, else
 //!    counted from the candidates' text;
