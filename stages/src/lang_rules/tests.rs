@@ -68,3 +68,134 @@ fn the_table_regenerates_from_the_shared_reference() {
     };
     assert_eq!(derive(&reference, &english).to_tsv(), TABLE_TSV);
 }
+
+/// Gopher quality and FineWeb, per language as `pipelines/llama3.toml` runs them.
+fn judges(per_language: bool) -> Vec<Box<dyn crate::Stage>> {
+    let on = format!("per_language = {per_language}");
+    vec![
+        crate::kit::stage(&crate::filter::gopher_quality::DEF, "gq", &on).unwrap(),
+        crate::kit::stage(&crate::filter::fineweb::DEF, "fw", &on).unwrap(),
+    ]
+}
+
+/// The drop reasons of the two stages for `text` of language `lang` (empty: kept), and the
+/// `rules` signal.
+fn verdict(stages: &[Box<dyn crate::Stage>], lang: &str, text: &str) -> (Vec<String>, String) {
+    let mut d = Document::new("t", text);
+    d.signals.set_str(crate::LANG_SIGNAL, lang);
+    let mut out = Vec::new();
+    for s in stages {
+        s.process(&mut d);
+        if let crate::Outcome::Drop(r) = s.judge(&d.signals) {
+            out.push(format!("{}:{r}", s.name()));
+        }
+    }
+    (out, d.signals.str("gq.rules").unwrap_or("").to_string())
+}
+
+/// A page of the extracted-WARC corpus by its URL.
+fn page(records: &[serde_json::Value], url: &str) -> String {
+    records
+        .iter()
+        .find(|r| r["url"].as_str() == Some(url))
+        .and_then(|r| r["text"].as_str())
+        .unwrap_or_else(|| panic!("{url} is not in the corpus"))
+        .to_string()
+}
+
+/// Spammy pages made from a clean one: its first line repeated, its words as a keyword list
+/// (no stop words, one per line), and menu boilerplate.
+fn spam_from(clean: &str, stops: &[String]) -> Vec<(&'static str, String)> {
+    let first = clean.lines().find(|l| l.chars().count() > 20).unwrap();
+    let repeated = vec![first; 40].join("\n");
+    let d = Document::new("k", clean);
+    let keywords: Vec<&str> = d
+        .words()
+        .iter()
+        .filter(|w| w.is_alpha() && !stops.iter().any(|s| s == w.as_str(clean)))
+        .map(|w| w.as_str(clean))
+        .take(300)
+        .collect();
+    let list = keywords.join("\n");
+    let menu = keywords
+        .chunks(2)
+        .map(|c| c.join(" "))
+        .collect::<Vec<_>>()
+        .join("\n");
+    vec![
+        ("repeated", repeated),
+        ("keyword list", list),
+        ("menu", menu),
+    ]
+}
+
+/// Real German, Chinese and Japanese pages pass their languages' rules; spammy pages made
+/// from them, and real spam pages, are tagged; a language without a row is judged neutral.
+#[test]
+fn clean_pages_pass_and_spam_is_tagged_per_language() {
+    let Some(records) = crate::tokenize::testdata::corpus_records() else {
+        return;
+    };
+    let per_lang = judges(true);
+    let english = judges(false);
+    let t = LangTable::builtin();
+    let clean = [
+        (
+            "de",
+            "https://www.spiegel.de/spiegel/print/d-161500790.html",
+        ),
+        (
+            "de",
+            "https://www.sueddeutsche.de/wirtschaft/bahn-flixbus-flixtrain-deutschl",
+        ),
+        (
+            "zh",
+            "http://www.banyuetan.org/jmcs/detail/20200102/1000200033136171577956287380194268",
+        ),
+        (
+            "zh",
+            "http://www.xinhuanet.com/local/2020-02/19/c_1125597921.htm",
+        ),
+        (
+            "ja",
+            "https://www3.nhk.or.jp/news/easy/k10011959621000/k10011959621000.html",
+        ),
+    ];
+    for (lang, url) in clean {
+        let url_full = records
+            .iter()
+            .filter_map(|r| r["url"].as_str())
+            .find(|u| u.starts_with(url))
+            .unwrap_or_else(|| panic!("{url} is not in the corpus"));
+        let text = page(&records, url_full);
+        let (reasons, rules) = verdict(&per_lang, lang, &text);
+        assert_eq!(rules, lang);
+        assert!(reasons.is_empty(), "{lang} {url}: {reasons:?}");
+        for (kind, spam) in spam_from(&text, &t.row(lang).unwrap().stop_words) {
+            let (reasons, _) = verdict(&per_lang, lang, &spam);
+            assert!(!reasons.is_empty(), "{lang} {url}: {kind} kept");
+        }
+        if lang != "de" {
+            // English numbers would have dropped the clean page.
+            assert!(!verdict(&english, lang, &text).0.is_empty(), "{url}");
+        }
+    }
+    // A language without reference text (Wolof, which lid.176 labels): `rules = "neutral"`,
+    // and the per-language rules are not applied (English would drop this short page for
+    // too few words and stop words); the language-neutral ones still are (repeated lines).
+    let short = "Dakar mooy gëblag réewum Senegaal. Am na lu ëpp ñetti milioŋ ay nit.";
+    let (reasons, rules) = verdict(&per_lang, "wo", short);
+    assert_eq!(rules, NEUTRAL);
+    assert!(reasons.is_empty(), "{reasons:?}");
+    assert!(!verdict(&english, "wo", short).0.is_empty());
+    let (reasons, _) = verdict(&per_lang, "wo", &vec![short; 20].join("\n"));
+    assert_eq!(reasons, ["fw:char_dup_ratio"]);
+    // Real Chinese spam of the crawl: lottery tips and a link farm.
+    for url in [
+        "http://044545.com/topic/20200207/015849.html",
+        "http://041696.com/15477/list_6_4.html",
+    ] {
+        let (reasons, _) = verdict(&per_lang, "zh", &page(&records, url));
+        assert!(!reasons.is_empty(), "{url} kept");
+    }
+}
