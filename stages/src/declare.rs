@@ -644,32 +644,31 @@ mod tests {
     fn rules_per_language_follow_the_rules_signal() {
         let table = crate::lang_rules::LangTable::builtin();
         let mut d = Declare::new("p");
-        let words = d.signal::<I64>("words", "words");
+        let len = d.signal::<F64>("mean_word_length", "characters per word");
         let hashes = d.signal::<F64>("hashes", "a ratio");
         let rules = d.signal::<Str>("rules", "row");
         d.per_language(rules, table);
-        d.min(words, count(Some(50)), "min_doc_words", "too_few_words");
+        d.min(len, Some(3.0), "min_avg_word_length", "short_words");
         d.max(hashes, Some(0.1), "max_symbol_word_ratio", "hashes");
         let t = d.finish();
         assert_eq!(
             t.rules().iter().map(|r| r.per_lang).collect::<Vec<_>>(),
             [true, false]
         );
-        let zh_min = table.row("zh").unwrap().get("min_doc_words").unwrap();
-        assert!(zh_min > 60.0);
+        let zh_min = table.row("zh").unwrap().get("min_avg_word_length").unwrap();
+        assert!(zh_min < 2.0);
         let mut s = Signals::new();
-        words.set(&mut s, 60);
-        // English and pages without a row label keep the configured 50.
+        len.set(&mut s, 1.7);
+        // English and pages without a row label keep the configured 3.
         for label in ["en", "default"] {
             rules.set(&mut s, label);
-            assert_eq!(t.judge(&s), None, "{label}");
+            assert_eq!(t.judge(&s), Some("short_words"), "{label}");
         }
         rules.set(&mut s, "zh");
-        assert_eq!(t.judge(&s), Some("too_few_words"));
-        words.set(&mut s, zh_min as i64);
         assert_eq!(t.judge(&s), None);
+        len.set(&mut s, zh_min - 0.1);
+        assert_eq!(t.judge(&s), Some("short_words"));
         // Neutral: the per-language rule is off, the others hold.
-        words.set(&mut s, 1);
         rules.set(&mut s, "neutral");
         assert_eq!(t.judge(&s), None);
         hashes.set(&mut s, 0.5);

@@ -12,9 +12,10 @@
 //! How a row is derived ([`derive`]), for language L against English (E: the English default):
 //! - measures are the stages' own ([`gopher_quality::measure`], [`fineweb::measure`]) over the
 //!   shared word view, so Chinese, Japanese and Thai count dictionary words;
-//! - word counts (`min_doc_words`, `max_doc_words`) keep the same amount of text: E times the
-//!   median characters per word of English over that of L; FineWeb's `short_line_length`
-//!   scales the other way (a 30-character English line is a 10-character Chinese one);
+//! - word counts (`min_doc_words`, `max_doc_words`, C4's `min_words_per_line`) stay English's
+//!   (a translation has about as many words; Chinese, Japanese and Thai count dictionary
+//!   words), FineWeb's `short_line_length` scales with characters per word (a 30-character
+//!   English line is a 9-character Chinese one);
 //! - every other threshold is E times the median of L's reference over the median of
 //!   English's (a rule sits at the same relative place from the typical document), then
 //!   loosened where needed so that at least 95% of L's reference documents pass it (a minimum
@@ -57,10 +58,13 @@ pub const KEYS: &[&str] = &[
     "short_line_thr",
     "short_line_length",
     "new_line_ratio",
+    "min_words_per_line",
 ];
 
-/// English defaults of [`KEYS`] (Gopher's and FineWeb's, as the stages default to).
-pub const ENGLISH: &[f64] = &[50.0, 100_000.0, 3.0, 10.0, 0.8, 2.0, 0.12, 0.67, 30.0, 0.3];
+/// English defaults of [`KEYS`] (Gopher's, FineWeb's and C4's, as the stages default to).
+pub const ENGLISH: &[f64] = &[
+    50.0, 100_000.0, 3.0, 10.0, 0.8, 2.0, 0.12, 0.67, 30.0, 0.3, 3.0,
+];
 
 /// How many stop words a row lists (Gopher's English list has 8).
 pub const STOP_WORDS: usize = 8;
@@ -245,6 +249,8 @@ pub struct RefDoc {
 #[derive(Clone, Debug, Default)]
 struct Measures {
     chars_per_word: f64,
+    words: f64,
+    chars: f64,
     mean_word_length: f64,
     alpha_words_ratio: f64,
     line_punct_ratio: f64,
@@ -256,6 +262,8 @@ fn measures(doc: &Document) -> Measures {
     let f = fineweb::measure(doc, 30);
     Measures {
         chars_per_word: doc.char_count() as f64 / q.word_count.max(1) as f64,
+        words: q.word_count as f64,
+        chars: doc.char_count() as f64,
         mean_word_length: q.mean_word_length,
         alpha_words_ratio: q.alpha_words_ratio,
         line_punct_ratio: f.line_punct_ratio,
@@ -347,9 +355,13 @@ fn derive_row(lang: &str, docs: &[&RefDoc], english: &English) -> LangRow {
         t.max(quantile(v, 0.95))
     };
     let e = |k: &str| ENGLISH[KEYS.iter().position(|x| *x == k).expect("a key")];
-    let short_len = (e("short_line_length") * cpw / en.chars_per_word)
-        .round()
-        .max(1.0);
+    // Word counts stay English's: a translation has about as many words (dictionary words in
+    // scripts without spaces), and the median lengths of the sampled pages per language differ
+    // by which pages were sampled far more than by language. Line lengths in characters scale
+    // with the word length: the same words at L's characters per word.
+    let words_scale = 1.0;
+    let chars_scale = cpw / en.chars_per_word;
+    let short_len = (e("short_line_length") * chars_scale).round().max(1.0);
     // Short lines at the language's own length.
     let short: Vec<f64> = parsed
         .iter()
@@ -363,13 +375,12 @@ fn derive_row(lang: &str, docs: &[&RefDoc], english: &English) -> LangRow {
     let alpha = col(|x| x.alpha_words_ratio);
     let punct = col(|x| x.line_punct_ratio);
     let newline = col(|x| x.newline_ratio);
-    let words_scale = en.chars_per_word / cpw;
     // Line structure: scaled by the sources shared with English; without one, the English
     // number (terminal punctuation is Unicode's `Sentence_Terminal`, the same in every
     // language) and, for newlines per word, more words in the same line where words are short.
     let punct_ratio = matched_ratio(&parsed, &m, english, |x| x.line_punct_ratio).unwrap_or(1.0);
     let newline_ratio =
-        matched_ratio(&parsed, &m, english, |x| x.newline_ratio).unwrap_or(cpw / en.chars_per_word);
+        matched_ratio(&parsed, &m, english, |x| x.newline_ratio).unwrap_or(1.0 / words_scale);
     let loosen_min = |t: f64, v: &[f64]| t.min(quantile(v, 0.05));
     let loosen_max = |t: f64, v: &[f64]| t.max(quantile(v, 0.95));
     let values = vec![
@@ -397,6 +408,8 @@ fn derive_row(lang: &str, docs: &[&RefDoc], english: &English) -> LangRow {
         round_to(e("short_line_thr").max(quantile(&short, 0.95)).min(1.0), 3),
         short_len,
         round_to(loosen_max(e("new_line_ratio") * newline_ratio, &newline), 3),
+        // C4's words per line: the same length of line.
+        (e("min_words_per_line") * words_scale).round().max(1.0),
     ];
     LangRow {
         lang: lang.to_string(),
@@ -411,6 +424,8 @@ fn medians(m: &[Measures]) -> Measures {
     let col = |f: fn(&Measures) -> f64| median(&m.iter().map(f).collect::<Vec<f64>>());
     Measures {
         chars_per_word: col(|x| x.chars_per_word),
+        words: col(|x| x.words),
+        chars: col(|x| x.chars),
         mean_word_length: col(|x| x.mean_word_length),
         alpha_words_ratio: col(|x| x.alpha_words_ratio),
         line_punct_ratio: col(|x| x.line_punct_ratio),

@@ -22,7 +22,7 @@ fn the_committed_table_parses_and_covers_the_common_languages() {
     let de = t.row("de").unwrap();
     assert!(zh.get("max_avg_word_length").unwrap() < 6.0);
     assert!(de.get("min_avg_word_length").unwrap() > 3.0);
-    assert!(zh.get("min_doc_words").unwrap() > 50.0);
+    assert!(zh.get("short_line_length").unwrap() < 20.0);
     assert!(zh.stop_words.iter().any(|w| w == "的"));
     assert!(de.stop_words.iter().any(|w| w == "und"));
 }
@@ -69,12 +69,14 @@ fn the_table_regenerates_from_the_shared_reference() {
     assert_eq!(derive(&reference, &english).to_tsv(), TABLE_TSV);
 }
 
-/// Gopher quality and FineWeb, per language as `pipelines/llama3.toml` runs them.
+/// Gopher quality, FineWeb and C4, per language as `pipelines/llama3.toml` runs them (C4
+/// last: it edits the text).
 fn judges(per_language: bool) -> Vec<Box<dyn crate::Stage>> {
     let on = format!("per_language = {per_language}");
     vec![
         crate::kit::stage(&crate::filter::gopher_quality::DEF, "gq", &on).unwrap(),
         crate::kit::stage(&crate::filter::fineweb::DEF, "fw", &on).unwrap(),
+        crate::kit::stage(&crate::filter::c4::DEF, "c4", &on).unwrap(),
     ]
 }
 
@@ -181,13 +183,18 @@ fn clean_pages_pass_and_spam_is_tagged_per_language() {
         }
     }
     // A language without reference text (Wolof, which lid.176 labels): `rules = "neutral"`,
-    // and the per-language rules are not applied (English would drop this short page for
-    // too few words and stop words); the language-neutral ones still are (repeated lines).
+    // and the per-language rules are not applied (English numbers drop this short page for
+    // too few words); the language-neutral ones still are (C4's sentence count, repeated
+    // lines).
     let short = "Dakar mooy gëblag réewum Senegaal. Am na lu ëpp ñetti milioŋ ay nit.";
     let (reasons, rules) = verdict(&per_lang, "wo", short);
     assert_eq!(rules, NEUTRAL);
-    assert!(reasons.is_empty(), "{reasons:?}");
-    assert!(!verdict(&english, "wo", short).0.is_empty());
+    assert_eq!(reasons, ["c4:too_few_sentences"]);
+    let (reasons, _) = verdict(&english, "wo", short);
+    assert!(
+        reasons.contains(&"gq:too_few_words".to_string()),
+        "{reasons:?}"
+    );
     let (reasons, _) = verdict(&per_lang, "wo", &vec![short; 20].join("\n"));
     assert_eq!(reasons, ["fw:char_dup_ratio"]);
     // Real Chinese spam of the crawl: lottery tips and a link farm.
