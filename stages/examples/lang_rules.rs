@@ -3,6 +3,7 @@
 //! derived without one of its sources, and the share of that source's documents it passes.
 //!
 //! Run: cargo run -p stages --example lang_rules > stages/src/lang_rules/table.tsv
+//! (`-- --markdown`: the same table as Markdown, for docs/heuristics.md).
 //! Env: CURATE_SHARED (default ../shared beside the repository).
 
 use std::path::PathBuf;
@@ -21,7 +22,11 @@ fn main() {
         }
     };
     let table = lang_rules::derive(&reference, &english);
-    print!("{}", table.to_tsv());
+    if std::env::args().any(|a| a == "--markdown") {
+        print_markdown(&table);
+    } else {
+        print!("{}", table.to_tsv());
+    }
     eprintln!(
         "{} languages from {} reference documents, English medians from {} documents",
         table.rows().count(),
@@ -66,4 +71,36 @@ fn main() {
         in_sample.0,
         100.0 * in_sample.1 as f64 / in_sample.0.max(1) as f64
     );
+}
+
+/// The table as Markdown: one row per language, one column per rule, then the stop words.
+fn print_markdown(table: &lang_rules::LangTable) {
+    let keys = lang_rules::KEYS;
+    println!("| lang | docs | {} | stop words |", keys.join(" | "));
+    println!("|---|---:|{}---|", "---:|".repeat(keys.len()));
+    let en = lang_rules::english_row();
+    for r in std::iter::once(&en).chain(table.rows()) {
+        let vals: Vec<String> = r
+            .values
+            .iter()
+            .map(|v| {
+                if v.fract() == 0.0 {
+                    format!("{v:.0}")
+                } else {
+                    format!("{v:.3}")
+                }
+            })
+            .collect();
+        let docs = if r.lang == "en" {
+            "(defaults)".to_string()
+        } else {
+            r.docs.to_string()
+        };
+        println!(
+            "| {} | {docs} | {} | {} |",
+            r.lang,
+            vals.join(" | "),
+            r.stop_words.join(" ")
+        );
+    }
 }

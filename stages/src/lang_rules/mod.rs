@@ -16,11 +16,14 @@
 //!   (a translation has about as many words; Chinese, Japanese and Thai count dictionary
 //!   words), FineWeb's `short_line_length` scales with characters per word (a 30-character
 //!   English line is a 9-character Chinese one);
-//! - every other threshold is E times the median of L's reference over the median of
-//!   English's (a rule sits at the same relative place from the typical document), then
-//!   loosened where needed so that at least 95% of L's reference documents pass it (a minimum
-//!   no higher than L's 5% quantile, a maximum no lower than its 95% quantile); fractions stay
-//!   in [0, 1];
+//! - every other threshold is E times the ratio of L's median to English's (a rule sits at
+//!   the same relative place from the typical document): for word length over all of L's
+//!   reference; for measures that depend on the kind of text as much as on the language
+//!   (letters per token, punctuated lines, newlines per word) only over the sources that have
+//!   an English counterpart ([`SOURCE_PAIRS`]: the same handbook, reference and man pages in
+//!   English), E itself when there is none; then loosened where needed so that at least 95%
+//!   of L's reference documents pass it (a minimum no higher than L's 5% quantile, a maximum
+//!   no lower than its 95% quantile); fractions stay in [0, 1];
 //! - stop words are the 8 words (as many as Gopher's English list) with the highest document
 //!   frequency, averaged over L's reference sources so one source's jargon (`Debian`, `apt`)
 //!   cannot take a place; `min_stop_words` is Gopher's 2, lowered where L's 5% quantile is below.
@@ -379,6 +382,9 @@ fn derive_row(lang: &str, docs: &[&RefDoc], english: &English) -> LangRow {
     // number (terminal punctuation is Unicode's `Sentence_Terminal`, the same in every
     // language) and, for newlines per word, more words in the same line where words are short.
     let punct_ratio = matched_ratio(&parsed, &m, english, |x| x.line_punct_ratio).unwrap_or(1.0);
+    // Tokens with a letter: punctuation and numbers depend on the kind of text as much as on
+    // the language, so also scaled by the shared sources only.
+    let alpha_ratio = matched_ratio(&parsed, &m, english, |x| x.alpha_words_ratio).unwrap_or(1.0);
     let newline_ratio =
         matched_ratio(&parsed, &m, english, |x| x.newline_ratio).unwrap_or(1.0 / words_scale);
     let loosen_min = |t: f64, v: &[f64]| t.min(quantile(v, 0.05));
@@ -395,7 +401,7 @@ fn derive_row(lang: &str, docs: &[&RefDoc], english: &English) -> LangRow {
             2,
         ),
         round_to(
-            scaled_min(e("min_alpha_words_ratio"), &alpha, en.alpha_words_ratio).clamp(0.0, 1.0),
+            loosen_min(e("min_alpha_words_ratio") * alpha_ratio, &alpha).clamp(0.0, 1.0),
             3,
         ),
         e("min_stop_words").min(quantile(&stop_counts, 0.05).floor()),

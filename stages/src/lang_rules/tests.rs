@@ -206,3 +206,29 @@ fn clean_pages_pass_and_spam_is_tagged_per_language() {
         assert!(!reasons.is_empty(), "{url} kept");
     }
 }
+
+/// English pages are judged exactly as without `per_language`: same signals, same verdicts.
+#[test]
+fn english_is_unchanged() {
+    let Some(texts) = crate::tokenize::testdata::corpus_texts(300) else {
+        return;
+    };
+    let (on, off) = (judges(true), judges(false));
+    for t in &texts {
+        let mut a = Document::new("a", t.as_str());
+        let mut b = Document::new("b", t.as_str());
+        a.signals.set_str(crate::LANG_SIGNAL, "en");
+        b.signals.set_str(crate::LANG_SIGNAL, "en");
+        for (x, y) in on.iter().zip(&off) {
+            x.process(&mut a);
+            y.process(&mut b);
+            assert_eq!(x.judge(&a.signals), y.judge(&b.signals));
+        }
+        for s in ["gq.rules", "fw.rules", "c4.rules"] {
+            assert_eq!(a.signals.str(s), Some("en"));
+            a.signals.remove(s);
+        }
+        assert_eq!(a.signals, b.signals);
+        assert_eq!(a.text(), b.text());
+    }
+}
