@@ -232,3 +232,32 @@ fn english_is_unchanged() {
         assert_eq!(a.text(), b.text());
     }
 }
+
+/// `pipelines/llama3.toml` judges every language by its row: its Gopher quality, C4 and
+/// FineWeb sections set `per_language`, are not scoped to English, and build.
+#[test]
+fn llama3_applies_rules_per_language() {
+    let path = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../pipelines/llama3.toml");
+    let pipeline: toml::Table = std::fs::read_to_string(&path).unwrap().parse().unwrap();
+    for (name, def) in [
+        ("gopher_quality", &crate::filter::gopher_quality::DEF),
+        ("c4", &crate::filter::c4::DEF),
+        ("fineweb", &crate::filter::fineweb::DEF),
+    ] {
+        let mut section = pipeline["stages"][name].as_table().unwrap().clone();
+        assert_eq!(section["type"].as_str(), Some(def.kind));
+        assert_eq!(
+            section.get("per_language"),
+            Some(&toml::Value::Boolean(true))
+        );
+        assert!(!section.contains_key("only_languages"), "{name}");
+        // The engine's keys are not the stage's.
+        section.remove("type");
+        section.remove("mode");
+        let s = crate::kit::stage(def, name, &section.to_string()).unwrap();
+        let mut d = Document::new("d", "短い。");
+        d.signals.set_str(crate::LANG_SIGNAL, "ja");
+        s.process(&mut d);
+        assert_eq!(d.signals.str(&format!("{name}.rules")), Some("ja"));
+    }
+}
