@@ -5,9 +5,10 @@
 //! The table (`table.tsv` beside this file) is generated, not written by hand:
 //! `cargo run -p stages --example lang_rules` reads the TRAIN split of the shared multilingual
 //! classifier data (`topic-multilingual-train.jsonl.gz`: Debian handbook, reference and man
-//! page translations, groups of lingua sentences) and, as the English reference, the English
-//! prose of `topic-general-train.jsonl.gz`, calls [`derive`], and prints the table. A test
-//! regenerates it from `../shared` and compares it with the committed file.
+//! page translations, linux kernel doc translations, groups of lingua sentences) and, as the
+//! English reference, the same sources in English from `topic-general-train.jsonl.gz`
+//! ([`ENGLISH_SOURCES`]), calls [`derive`], and prints the table. A test regenerates it from
+//! `../shared` and compares it with the committed file.
 //!
 //! How a row is derived ([`derive`]), for language L against English (E: the English default):
 //! - measures are the stages' own ([`gopher_quality::measure`], [`fineweb::measure`]) over the
@@ -15,7 +16,7 @@
 //! - word counts (`min_doc_words`, `max_doc_words`, C4's `min_words_per_line`) stay English's
 //!   (a translation has about as many words; Chinese, Japanese and Thai count dictionary
 //!   words), FineWeb's `short_line_length` scales with characters per word (a 30-character
-//!   English line is a 9-character Chinese one);
+//!   English line is a 15-character Chinese one);
 //! - every other threshold is E times the ratio of L's median to English's (a rule sits at
 //!   the same relative place from the typical document): for word length over all of L's
 //!   reference; for measures that depend on the kind of text as much as on the language
