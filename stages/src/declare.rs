@@ -32,6 +32,7 @@ use std::collections::HashSet;
 use std::marker::PhantomData;
 use std::sync::{Mutex, OnceLock};
 
+use crate::lang_rules::{LangRow, LangTable, KEYS, NEUTRAL};
 use crate::signals::{SignalSpec, SignalType, SignalValue, Signals};
 
 /// A signal's storage type, as a type: what [`Sig::set`] takes and [`Sig::get`] gives.
@@ -172,6 +173,10 @@ pub struct Rule {
     pub allowed: Vec<String>,
     /// A page without the signal keeps (instead of reading it as 0).
     pub absent_keeps: bool,
+    /// The per-language table has a value for `key` ([`Declare::per_language`]): a page of a
+    /// language with a row is judged by that value, a page of a language without one is not
+    /// judged by this rule.
+    pub per_lang: bool,
 }
 
 impl Rule {
@@ -214,6 +219,8 @@ pub struct Declared {
     names: Vec<&'static str>,
     rules: Vec<Rule>,
     reasons: Vec<&'static str>,
+    /// The stage's `rules` signal (index) and the per-language table it names rows of.
+    lang: Option<(usize, &'static LangTable)>,
 }
 
 /// Builds a [`Declared`] table for one stage instance.
@@ -313,6 +320,7 @@ impl Declare {
             only_if: None,
             allowed: Vec::new(),
             absent_keeps: false,
+            per_lang: false,
         });
         self.table.reasons.push(reason);
         self.table.rules.last_mut().expect("just pushed")
@@ -395,7 +403,20 @@ impl Declare {
         &self.prefix
     }
 
-    pub fn finish(self) -> Declared {
+    /// Rules per language: the rules whose config key is a column of `table` (declared before
+    /// or after this call) are judged by the row that the string signal `rules` names (the
+    /// stage writes the label of [`LangTable::scope`] there); `"neutral"` turns them off, any
+    /// other label without a row (`en`, `default`) keeps the configured value.
+    pub fn per_language(&mut self, rules: Sig<Str>, table: &'static LangTable) {
+        self.table.lang = Some((rules.index, table));
+    }
+
+    pub fn finish(mut self) -> Declared {
+        if self.table.lang.is_some() {
+            for r in &mut self.table.rules {
+                r.per_lang = r.key.is_some_and(|k| KEYS.contains(&k));
+            }
+        }
         self.table
     }
 }
@@ -473,8 +494,22 @@ impl Declared {
         get: impl Fn(usize) -> Option<f64>,
         text: impl Fn(usize) -> Option<&'a str>,
     ) -> Option<&'static str> {
+        // The row of the page's language: `None` keeps the configured values, `Some(None)` is
+        // a language without a row (its per-language rules are off).
+        let row: Option<Option<&LangRow>> = self.lang.and_then(|(i, table)| match text(i) {
+            Some(NEUTRAL) => Some(None),
+            Some(l) => table.row(l).map(Some),
+            None => None,
+        });
         for r in &self.rules {
-            let Some(limit) = r.value else { continue };
+            let Some(mut limit) = r.value else { continue };
+            if r.per_lang {
+                match (row, r.key) {
+                    (Some(None), _) => continue,
+                    (Some(Some(lr)), Some(k)) => limit = lr.get(k).unwrap_or(limit),
+                    _ => {}
+                }
+            }
             if r.bound == Bound::OneOf {
                 match text(r.signal) {
                     Some(v) if !r.allowed.iter().any(|a| a == v) => return Some(r.reason),
@@ -603,6 +638,41 @@ mod tests {
             t.reasons(),
             vec!["duplicate", "empty", "punct", "hits", "near", "lang"]
         );
+    }
+
+    #[test]
+    fn rules_per_language_follow_the_rules_signal() {
+        let table = crate::lang_rules::LangTable::builtin();
+        let mut d = Declare::new("p");
+        let len = d.signal::<F64>("mean_word_length", "characters per word");
+        let hashes = d.signal::<F64>("hashes", "a ratio");
+        let rules = d.signal::<Str>("rules", "row");
+        d.per_language(rules, table);
+        d.min(len, Some(3.0), "min_avg_word_length", "short_words");
+        d.max(hashes, Some(0.1), "max_symbol_word_ratio", "hashes");
+        let t = d.finish();
+        assert_eq!(
+            t.rules().iter().map(|r| r.per_lang).collect::<Vec<_>>(),
+            [true, false]
+        );
+        let zh_min = table.row("zh").unwrap().get("min_avg_word_length").unwrap();
+        assert!(zh_min < 2.0);
+        let mut s = Signals::new();
+        len.set(&mut s, 1.7);
+        // English and pages without a row label keep the configured 3.
+        for label in ["en", "default"] {
+            rules.set(&mut s, label);
+            assert_eq!(t.judge(&s), Some("short_words"), "{label}");
+        }
+        rules.set(&mut s, "zh");
+        assert_eq!(t.judge(&s), None);
+        len.set(&mut s, zh_min - 0.1);
+        assert_eq!(t.judge(&s), Some("short_words"));
+        // Neutral: the per-language rule is off, the others hold.
+        rules.set(&mut s, "neutral");
+        assert_eq!(t.judge(&s), None);
+        hashes.set(&mut s, 0.5);
+        assert_eq!(t.judge(&s), Some("hashes"));
     }
 
     #[test]

@@ -58,6 +58,7 @@ pub mod filter;
 pub mod import;
 #[cfg(test)]
 pub(crate) mod kit;
+pub mod lang_rules;
 pub mod mix;
 pub mod read;
 pub mod registry;

@@ -851,8 +851,8 @@ fn llama3_pipeline_runs_end_to_end_and_writes_both_mixes() {
         let ds = IndexedDataset::open(out.join("mix").join(mix).join(idx)).unwrap();
         !ds.is_empty()
     };
-    // The sample's German, French and Spanish pages form the multilingual bucket: English-only
-    // rules (`only_languages`) left them alone.
+    // The sample's German, French and Spanish pages form the multilingual bucket: they are
+    // judged by their own languages' rows (`per_language`), not by English numbers.
     assert!(
         has("main", "general") && has("main", "multilingual"),
         "{mixed}"

@@ -13,11 +13,20 @@
 //! after a sentence-terminal token (`.`, `!`, `?`, `。`, ...) once a token that is not
 //! punctuation follows. A kept document's text becomes its surviving lines joined by `\n`;
 //! the removed lines are counted per reason. Dropped documents keep their text.
+//!
+//! With `per_language = true`, a page of another language than English is cleaned by its own
+//! conventions: a line may end in any sentence-terminal character (Unicode's
+//! `Sentence_Terminal`: `。`, `।`, `؟`, ...), also before a closing quote or bracket (`。」`),
+//! and `min_words_per_line` comes from its language's row of the per-language table
+//! ([`crate::lang_rules`]), counting dictionary words in scripts written without spaces. A
+//! language without a row (`rules = "neutral"`) has no words-per-line rule. English and pages
+//! without a `lang` keep C4's rules as they are.
 
 use serde::Deserialize;
 
 use crate::config::{ConfigError, StageArgs};
-use crate::declare::{Bool, Declare, Declared, Sig, I64};
+use crate::declare::{Bool, Declare, Declared, Sig, Str, I64};
+use crate::lang_rules::{LangTable, Scope};
 use crate::stage::StageDef;
 use crate::stage::{Built, Outcome, Stage};
 use crate::text::{chars, Word};
@@ -57,6 +66,8 @@ pub struct C4Config {
     pub filter_policy: bool,
     /// Replace the text of kept documents with their surviving lines.
     pub edit_text: bool,
+    /// Clean each language by its own conventions and row of the per-language table.
+    pub per_language: bool,
 }
 
 impl Default for C4Config {
@@ -72,6 +83,7 @@ impl Default for C4Config {
             filter_curly_bracket: true,
             filter_policy: true,
             edit_text: true,
+            per_language: false,
         }
     }
 }
@@ -94,6 +106,8 @@ struct Sigs {
     removed_policy: Sig<I64>,
     lorem_ipsum: Sig<Bool>,
     curly_bracket: Sig<Bool>,
+    /// Which conventions cleaned the page (`per_language` only).
+    rules: Option<Sig<Str>>,
 }
 
 pub struct C4 {
@@ -133,7 +147,16 @@ fn build(args: &StageArgs) -> Result<Built, ConfigError> {
         ),
         lorem_ipsum: d.signal("lorem_ipsum", "a surviving line contains lorem ipsum"),
         curly_bracket: d.signal("curly_bracket", "a surviving line contains a curly bracket"),
+        rules: cfg.per_language.then(|| {
+            d.signal(
+                "rules",
+                "the per-language row that cleaned the page (neutral: none)",
+            )
+        }),
     };
+    if let Some(rules) = sig.rules {
+        d.per_language(rules, LangTable::builtin());
+    }
     d.flag(sig.lorem_ipsum, "lorem_ipsum");
     d.flag(sig.curly_bracket, "curly_bracket");
     // 0 disables the sentence rule.
@@ -321,9 +344,92 @@ fn phrases_in(ac: &aho_corasick::AhoCorasick, line: &str) -> u32 {
         .fold(0u32, |m, x| m | 1 << x.pattern().as_usize())
 }
 
+/// How lines of one page are judged: C4's English rules, or a language's own conventions.
+#[derive(Clone, Copy, Debug)]
+struct LineRules {
+    /// Any sentence-terminal character ends a line (not only C4's `.?!"'`).
+    any_terminal: bool,
+    /// Minimum words per line (0: no rule).
+    min_words: usize,
+    /// Count dictionary words (the shared segmentation) in lines of scripts without spaces.
+    segmented: bool,
+}
+
+/// Closing quotes and brackets that may follow a sentence's terminal character.
+fn is_closer(c: char) -> bool {
+    matches!(
+        c,
+        '"' | '\'' | ')' | '」' | '』' | '”' | '’' | '»' | '）' | '】' | '》' | '〉' | '›'
+    )
+}
+
+/// Whether a line ends a sentence in any script: a sentence-terminal character, possibly
+/// before closing quotes or brackets (`。」`); an ellipsis does not count.
+fn ends_sentence(line: &str) -> bool {
+    if line.ends_with("...") || line.ends_with('\u{2026}') {
+        return false;
+    }
+    line.ends_with(['.', '?', '!', '"', '\''])
+        || line
+            .trim_end_matches(is_closer)
+            .chars()
+            .next_back()
+            .is_some_and(chars::is_sterm)
+}
+
+/// Whether a line holds at least `min` words, counting the shared segmentation's words (tokens
+/// with a letter or digit) when the line has a script written without spaces.
+fn has_segmented_words(line: &str, min: usize) -> bool {
+    if has_words(line, min) {
+        return true;
+    }
+    if !line.chars().any(|c| chars::is(c, chars::NO_SPACE)) {
+        return false;
+    }
+    let mut n = 0usize;
+    crate::text::words::for_each_token(line, |a, b| {
+        n += line[a..b].chars().any(|c| c.is_alphanumeric()) as usize;
+    });
+    n >= min
+}
+
 impl C4 {
     /// Runs the line rules over a document.
     pub fn line_pass(&self, doc: &Document) -> LinePass {
+        self.line_pass_with(doc, self.english_rules())
+    }
+
+    fn english_rules(&self) -> LineRules {
+        LineRules {
+            any_terminal: false,
+            min_words: self.cfg.min_words_per_line as usize,
+            segmented: false,
+        }
+    }
+
+    /// The line rules of a page in `scope`.
+    fn rules_for(&self, scope: &Scope) -> LineRules {
+        match scope {
+            Scope::Configured(_) => self.english_rules(),
+            Scope::Lang(row) => LineRules {
+                any_terminal: true,
+                min_words: if self.cfg.min_words_per_line == 0 {
+                    0
+                } else {
+                    row.get("min_words_per_line")
+                        .map_or(self.cfg.min_words_per_line as usize, |v| v as usize)
+                },
+                segmented: true,
+            },
+            Scope::Neutral => LineRules {
+                any_terminal: true,
+                min_words: 0,
+                segmented: true,
+            },
+        }
+    }
+
+    fn line_pass_with(&self, doc: &Document, rules: LineRules) -> LinePass {
         let c = &self.cfg;
         let text = doc.text();
         let words = doc.words();
@@ -362,13 +468,21 @@ impl C4 {
                 s.push_str(&line[last..]);
                 s.into()
             };
-            if c.filter_no_terminal_punct
-                && (!cleaned.ends_with(['.', '?', '!', '"', '\'']) || cleaned.ends_with("..."))
-            {
+            let terminal = if rules.any_terminal {
+                ends_sentence(&cleaned)
+            } else {
+                cleaned.ends_with(['.', '?', '!', '"', '\'']) && !cleaned.ends_with("...")
+            };
+            if c.filter_no_terminal_punct && !terminal {
                 out.removed_no_terminal_punct += 1;
                 continue;
             }
-            if c.min_words_per_line > 0 && !has_words(line, c.min_words_per_line as usize) {
+            let enough_words = if rules.segmented {
+                has_segmented_words(line, rules.min_words)
+            } else {
+                has_words(line, rules.min_words)
+            };
+            if rules.min_words > 0 && !enough_words {
                 out.removed_few_words += 1;
                 continue;
             }
@@ -426,7 +540,15 @@ impl Stage for C4 {
     }
 
     fn process(&self, doc: &mut Document) -> Outcome {
-        let pass = self.line_pass(doc);
+        let scope = if self.cfg.per_language {
+            LangTable::builtin().scope(doc.lang())
+        } else {
+            Scope::Configured(crate::lang_rules::DEFAULT)
+        };
+        let pass = self.line_pass_with(doc, self.rules_for(&scope));
+        if let Some(rules) = self.sig.rules {
+            rules.set(&mut doc.signals, scope.label());
+        }
         let joined = chars::strip(&pass.text).to_string();
         let removed = doc
             .char_count()
@@ -463,6 +585,29 @@ mod tests {
         Please enable JavaScript to view this page.\nBy using this site you agree to our Privacy Policy.\n\
         Storms broke the glass twice [1]. The second time, the lens survived!\nWhat did they eat? Mostly fish.\n\
         Short one.\nThe tower still stands today, and visitors climb it every summer.";
+
+    #[test]
+    fn other_languages_end_sentences_and_count_words_their_way() {
+        assert!(ends_sentence("今天天气很好。"));
+        assert!(ends_sentence("「そうですか。」"));
+        assert!(ends_sentence("क्या यह सही है।"));
+        assert!(!ends_sentence("目录"));
+        assert!(!ends_sentence("Wait..."));
+        assert!(has_segmented_words("今天天气很好", 3));
+        assert!(!has_segmented_words("目录", 2));
+        // A Chinese page: C4's English rules remove every line, its own keep them.
+        let page = "今天天气很好，我们去公园散步。\n公园里有很多人在锻炼身体。\n孩子们在草地上玩耍。\n                    老人们在树下下棋聊天。\n我们走了一个小时才回家。\n晚上大家都很高兴。";
+        let mut d = Document::new("zh", page);
+        d.signals.set_str(crate::LANG_SIGNAL, "zh");
+        let en = kit::stage(&DEF, "c4", "").unwrap();
+        en.process(&mut d);
+        assert_eq!(d.signals.i64("c4.lines_kept"), Some(0));
+        let zh = kit::stage(&DEF, "c4", "per_language = true").unwrap();
+        zh.process(&mut d);
+        assert_eq!(d.signals.i64("c4.lines_kept"), Some(6));
+        assert_eq!(d.signals.str("c4.rules"), Some("zh"));
+        assert_eq!(zh.judge(&d.signals), Outcome::Keep);
+    }
 
     #[test]
     fn lines_are_removed_and_counted() {

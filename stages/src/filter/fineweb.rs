@@ -9,12 +9,18 @@
 //! - `char_dup_ratio`: characters of lines that repeat an earlier line, over the characters of
 //!   the text without its newlines, at most `char_duplicates_ratio`;
 //! - `newline_ratio`: newlines per word (shared word view), at most `new_line_ratio`.
+//!
+//! With `per_language = true`, a page is judged by its language's row of the per-language
+//! table ([`crate::lang_rules`]): its short-line length and its punctuated-line, short-line and
+//! newline thresholds; `rules` says which row (`neutral`: a language without one, not judged
+//! by those three rules; `en` and pages without a `lang` keep the configured numbers).
 
 use serde::Deserialize;
 
 use crate::config::{check_fraction, ConfigError, StageArgs};
-use crate::declare::{Bound, Declare, Declared, Sig, F64, I64};
+use crate::declare::{Bound, Declare, Declared, Sig, Str, F64, I64};
 use crate::filter::gopher_repetition::find_duplicates;
+use crate::lang_rules::{LangTable, Scope};
 use crate::stage::StageDef;
 use crate::stage::{Built, Outcome, Stage};
 use crate::text::{chars, count_chars};
@@ -36,6 +42,8 @@ pub struct FineWebConfig {
     pub char_duplicates_ratio: f64,
     /// Maximum newlines per word.
     pub new_line_ratio: f64,
+    /// Judge each language by its row of the per-language table (`rules` signal).
+    pub per_language: bool,
 }
 
 impl Default for FineWebConfig {
@@ -47,6 +55,7 @@ impl Default for FineWebConfig {
             short_line_length: 30,
             char_duplicates_ratio: 0.01,
             new_line_ratio: 0.3,
+            per_language: false,
         }
     }
 }
@@ -66,6 +75,7 @@ pub struct FineWeb {
     sig_short: Sig<F64>,
     sig_dup: Sig<F64>,
     sig_newline: Sig<F64>,
+    sig_rules: Option<Sig<Str>>,
     declared: Declared,
 }
 
@@ -115,6 +125,15 @@ fn build(args: &StageArgs) -> Result<Built, ConfigError> {
         "new_line_ratio",
         "list_ratio",
     );
+    let rules = cfg.per_language.then(|| {
+        d.signal(
+            "rules",
+            "the per-language row that judged the page (neutral: none)",
+        )
+    });
+    if let Some(rules) = rules {
+        d.per_language(rules, LangTable::builtin());
+    }
     Ok(Built::Map(Box::new(FineWeb {
         name: args.name.to_string(),
         cfg,
@@ -123,6 +142,7 @@ fn build(args: &StageArgs) -> Result<Built, ConfigError> {
         sig_short: short,
         sig_dup: dup,
         sig_newline: newline,
+        sig_rules: rules,
         declared: d.finish(),
     })))
 }
@@ -173,8 +193,22 @@ impl Stage for FineWeb {
     }
 
     fn process(&self, doc: &mut Document) -> Outcome {
-        let st = measure(doc, self.cfg.short_line_length);
+        let scope = if self.cfg.per_language {
+            LangTable::builtin().scope(doc.lang())
+        } else {
+            Scope::Configured(crate::lang_rules::DEFAULT)
+        };
+        let short_line_length = match scope {
+            Scope::Lang(row) => row
+                .get("short_line_length")
+                .map_or(self.cfg.short_line_length, |v| v as u64),
+            _ => self.cfg.short_line_length,
+        };
+        let st = measure(doc, short_line_length);
         let s = &mut doc.signals;
+        if let Some(rules) = self.sig_rules {
+            rules.set(s, scope.label());
+        }
         self.sig_lines.set(s, st.lines as i64);
         self.sig_punct.set(s, st.line_punct_ratio);
         self.sig_short.set(s, st.short_line_ratio);

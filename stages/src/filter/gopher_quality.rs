@@ -13,6 +13,12 @@
 //! Stop words are per language (the `lang` signal); English gets Gopher's eight
 //! (`the be to of and that have with`), other languages what `lang_stop_words` gives them, or
 //! `stop_words` when not listed.
+//!
+//! With `per_language = true`, a page is judged by its language's row of the per-language
+//! table ([`crate::lang_rules`]): its stop words (unless `lang_stop_words` lists the language)
+//! and its word-count, word-length, letter and stop-word thresholds; `rules` says which row
+//! (`neutral`: a language without one, not judged by those rules; `en` and pages without a
+//! `lang` keep the configured numbers).
 
 use std::collections::BTreeMap;
 
@@ -20,7 +26,8 @@ use rustc_hash::FxHashSet;
 use serde::Deserialize;
 
 use crate::config::{check_fraction, ConfigError, StageArgs};
-use crate::declare::{count, Declare, Declared, Sig, F64, I64};
+use crate::declare::{count, Declare, Declared, Sig, Str, F64, I64};
+use crate::lang_rules::{LangTable, Scope};
 use crate::stage::StageDef;
 use crate::stage::{Built, Outcome, Stage};
 use crate::Document;
@@ -55,6 +62,8 @@ pub struct GopherQualityConfig {
     pub stop_words: Option<Vec<String>>,
     /// Stop words per language code (`lang` signal), e.g. `de = ["der", "die", "und"]`.
     pub lang_stop_words: BTreeMap<String, Vec<String>>,
+    /// Judge each language by its row of the per-language table (`rules` signal).
+    pub per_language: bool,
 }
 
 impl Default for GopherQualityConfig {
@@ -71,6 +80,7 @@ impl Default for GopherQualityConfig {
             min_stop_words: Some(2),
             stop_words: None,
             lang_stop_words: BTreeMap::new(),
+            per_language: false,
         }
     }
 }
@@ -92,6 +102,8 @@ struct Sigs {
     ellipsis_lines_ratio: Sig<F64>,
     alpha_words_ratio: Sig<F64>,
     stop_words: Sig<I64>,
+    /// Which rules judged the page (`per_language` only).
+    rules: Option<Sig<Str>>,
 }
 
 pub struct GopherQuality {
@@ -150,7 +162,16 @@ fn build(args: &StageArgs) -> Result<Built, ConfigError> {
         ),
         alpha_words_ratio: d.signal("alpha_words_ratio", "fraction of tokens holding a letter"),
         stop_words: d.signal("stop_words", "distinct stop words present"),
+        rules: cfg.per_language.then(|| {
+            d.signal(
+                "rules",
+                "the per-language row that judged the page (neutral: none)",
+            )
+        }),
     };
+    if let Some(rules) = sig.rules {
+        d.per_language(rules, LangTable::builtin());
+    }
     let c = &cfg;
     d.min(
         sig.word_count,
@@ -317,9 +338,14 @@ pub fn measure(doc: &Document, stops: &[String]) -> Quality {
 }
 
 impl GopherQuality {
-    fn stops_for(&self, lang: Option<&str>) -> &[String] {
-        lang.and_then(|l| self.cfg.lang_stop_words.get(l))
-            .unwrap_or(&self.default_stops)
+    fn stops_for<'a>(&'a self, lang: Option<&str>, scope: &Scope<'a>) -> &'a [String] {
+        if let Some(s) = lang.and_then(|l| self.cfg.lang_stop_words.get(l)) {
+            return s;
+        }
+        match scope {
+            Scope::Lang(row) => &row.stop_words,
+            _ => &self.default_stops,
+        }
     }
 }
 
@@ -333,8 +359,16 @@ impl Stage for GopherQuality {
     }
 
     fn process(&self, doc: &mut Document) -> Outcome {
-        let q = measure(doc, self.stops_for(doc.lang()));
+        let scope = if self.cfg.per_language {
+            LangTable::builtin().scope(doc.lang())
+        } else {
+            Scope::Configured(crate::lang_rules::DEFAULT)
+        };
+        let q = measure(doc, self.stops_for(doc.lang(), &scope));
         let (s, sig) = (&mut doc.signals, &self.sig);
+        if let Some(rules) = sig.rules {
+            rules.set(s, scope.label());
+        }
         sig.word_count.set(s, q.word_count as i64);
         sig.mean_word_length.set(s, q.mean_word_length);
         sig.hash_ratio.set(s, q.hash_ratio);

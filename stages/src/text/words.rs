@@ -9,10 +9,11 @@
 //! URLs and e-mail addresses, common abbreviations (`Dr.`, `e.g.`, `U.S.`), emoticons.
 //!
 //! A chunk holding a character of a script written without spaces (Han, kana, Thai, Lao,
-//! Myanmar, Khmer) or Hangul is cut at Unicode word boundaries (UAX #29) instead: every Han
-//! character is a word, a katakana run is one word, Thai splits into character clusters, and
-//! Hangul words stay whole. Dictionary segmentation (jieba, MeCab, PyThaiNLP) is out of scope:
-//! counts for those languages are characters, not dictionary words.
+//! Myanmar, Khmer) or Hangul is cut by ICU4X's dictionary word segmenter instead
+//! ([`segment_no_space`]): Chinese and Japanese by ICU's CJ dictionary (`中华人民共和国` ->
+//! `中华 人民 共和国`), Thai, Lao, Khmer and Burmese by their dictionaries, and everything else
+//! in the chunk (Hangul words, Latin runs, punctuation) by the UAX #29 rules. Only such chunks
+//! pay for it: a whitespace-delimited language never reaches the segmenter.
 //!
 //! Why not UAX #29 everywhere: it cuts `--user`, `@name`, `||||` and `U.S.` into pieces and
 //! keeps `don't` whole, so per-word ratios (Gopher's alphabetic-word fraction) drift from the
@@ -20,7 +21,8 @@
 
 use std::sync::OnceLock;
 
-use unicode_segmentation::UnicodeSegmentation;
+use icu_segmenter::options::WordBreakInvariantOptions;
+use icu_segmenter::{WordSegmenter, WordSegmenterBorrowed};
 
 use super::chars::{self, AFFIX, CURRENCY, HYPHEN, ICON, LETTER, LOWER, NO_SPACE, UPPER};
 
@@ -133,9 +135,7 @@ pub(crate) fn tokens(text: &str, mut emit: impl FnMut(usize, usize, u8)) {
         }
         let chunk = &text[start..i];
         if no_space {
-            for (o, seg) in chunk.split_word_bound_indices() {
-                emit(start + o, start + o + seg.len(), 0);
-            }
+            segment_no_space(chunk, |a, b| emit(start + a, start + b, 0));
         } else if ascii && alpha {
             // The common case: a plain word.
             match special_word(chunk) {
@@ -179,6 +179,24 @@ pub(crate) fn tokens(text: &str, mut emit: impl FnMut(usize, usize, u8)) {
         } else {
             split_and_merge(chunk, start, &mut scratch, &mut |a, b| emit(a, b, 0));
         }
+    }
+}
+
+/// The dictionary segmenter: its data is compiled in, so building it allocates nothing.
+fn dictionary() -> WordSegmenterBorrowed<'static> {
+    WordSegmenter::new_dictionary(WordBreakInvariantOptions::default())
+}
+
+/// Cuts a whitespace-free chunk holding a script written without spaces into words
+/// (`emit(start, end)`, offsets into the chunk): ICU4X's dictionaries for Chinese, Japanese,
+/// Thai, Lao, Khmer and Burmese, UAX #29 for the rest of the chunk.
+pub fn segment_no_space(chunk: &str, mut emit: impl FnMut(usize, usize)) {
+    let mut prev = 0;
+    for at in dictionary().segment_str(chunk) {
+        if at > prev {
+            emit(prev, at);
+        }
+        prev = at;
     }
 }
 
@@ -950,9 +968,7 @@ mod tests {
         for chunk in s.split(chars::is_space) {
             if !chunk.is_empty() {
                 if chunk.chars().any(|c| chars::is(c, NO_SPACE)) {
-                    for (o, seg) in chunk.split_word_bound_indices() {
-                        v.push(&s[offset + o..offset + o + seg.len()]);
-                    }
+                    segment_no_space(chunk, |a, b| v.push(&s[offset + a..offset + b]));
                 } else {
                     split_and_merge(chunk, offset, &mut scratch, &mut |a, b| v.push(&s[a..b]));
                 }
@@ -983,13 +999,68 @@ mod tests {
     }
 
     #[test]
-    fn scripts_without_spaces_use_word_boundaries() {
+    fn scripts_without_spaces_use_dictionaries() {
         assert_eq!(
-            toks("漢字テスト です。"),
-            ["漢", "字", "テスト", "で", "す", "。"]
+            toks("中华人民共和国成立了。"),
+            ["中华", "人民", "共和国", "成立", "了", "。"]
         );
+        assert_eq!(toks("漢字テスト です。"), ["漢字", "テスト", "です", "。"]);
         assert_eq!(toks("한국어 문장"), ["한국어", "문장"]);
-        let thai = toks("ภาษาไทย");
-        assert!(thai.len() > 1 && thai.concat() == "ภาษาไทย");
+        assert_eq!(toks("ภาษาไทย"), ["ภาษา", "ไทย"]);
+        // Latin runs and numbers inside a chunk keep the UAX #29 rules.
+        assert_eq!(toks("使用Rust2024版"), ["使用", "Rust2024", "版"]);
+    }
+
+    /// Real Chinese, Japanese and Thai sentences (lingua's test sentences): every chunk is
+    /// covered exactly, words are dictionary words (mean length above one character), and
+    /// frequent words come out whole wherever they occur.
+    #[test]
+    fn real_sentences_split_into_dictionary_words() {
+        let Some(sents) = crate::tokenize::testdata::lingua_sentences(300) else {
+            return;
+        };
+        for (lang, common, lo, hi) in [
+            ("zh", ["我们", "中国", "没有"], 1.4, 3.0),
+            ("ja", ["日本", "問題", "世界"], 1.4, 3.5),
+            ("th", ["ประเทศ", "ที่", "และ"], 2.0, 6.0),
+        ] {
+            let texts: Vec<&str> = sents
+                .iter()
+                .filter(|(l, _)| l == lang)
+                .map(|(_, t)| t.as_str())
+                .collect();
+            assert!(texts.len() >= 200, "{lang}: {} sentences", texts.len());
+            let (mut words, mut chars_in_words) = (0usize, 0usize);
+            let (mut seen, mut whole) = (0usize, 0usize);
+            for t in &texts {
+                let v = toks(t);
+                // Tokens cover the text but its whitespace, in order.
+                let joined: String = v.concat();
+                let plain: String = t.chars().filter(|&c| !chars::is_space(c)).collect();
+                assert_eq!(joined, plain, "{lang}: {t}");
+                for w in &v {
+                    if w.chars().all(|c| chars::is(c, NO_SPACE)) {
+                        words += 1;
+                        chars_in_words += w.chars().count();
+                    }
+                }
+                for c in common {
+                    if t.contains(c) {
+                        seen += 1;
+                        whole += v.iter().any(|w| w == &c) as usize;
+                    }
+                }
+            }
+            let mean = chars_in_words as f64 / words as f64;
+            assert!(
+                mean > lo && mean < hi,
+                "{lang}: {mean:.2} characters per word"
+            );
+            assert!(seen >= 15, "{lang}: common words seen {seen} times");
+            assert!(
+                whole as f64 >= 0.8 * seen as f64,
+                "{lang}: common words whole {whole} of {seen}"
+            );
+        }
     }
 }
