@@ -402,10 +402,24 @@ fn mix_shares_shards_determinism_and_threshold_changes() {
     mix(&p, &["--threads", "1"]);
     let whole = std::fs::read_to_string(out.join("report.html")).unwrap();
     assert!(spliced.contains("<!--curate:mixes-->"));
-    assert_eq!(
-        spliced, whole,
-        "spliced mix section == whole report rendered again"
-    );
+    if spliced != whole {
+        // Both pages are ~100 KB: show where they part.
+        let at = spliced
+            .bytes()
+            .zip(whole.bytes())
+            .position(|(a, b)| a != b)
+            .unwrap_or(spliced.len().min(whole.len()));
+        let around = |s: &str| {
+            s.get(at.saturating_sub(300)..(at + 300).min(s.len()))
+                .unwrap_or("")
+                .to_string()
+        };
+        panic!(
+            "spliced mix section != whole report rendered again, at byte {at}:\n--- spliced\n{}\n--- whole\n{}",
+            around(&spliced),
+            around(&whole)
+        );
+    }
 
     // Other shares.
     mix(
