@@ -4,7 +4,11 @@
 //! 1. **Model.** The shared all-MiniLM-L6-v2 int8 encoder is distilled (`curate distill`'s defaults:
 //!    256 dims, SIF a = 1e-3, two common directions removed)
 //!    with token frequencies from the shared classifier train files, validation groups
-//!    (`sha1(group) % 4 == 0`) left out; or `STATIC_MODEL=DIR` names a distilled model.
+//!    (`sha1(group) % 4 == 0`) left out ("distilled"), and the same fitted to MiniLM's
+//!    embeddings of windows of training text disjoint from the evaluation set (step 5,
+//!    [`fit_set`]; "fitted", one per `FIT_LAMBDA` value); or `STATIC_MODEL=DIR` names a model.
+//!    Knobs: `FIT_WINDOWS`, `FIT_MIXED`, `FIT_ITERATIONS`, `DIMS`, `FIT_CLASS_DOCS`;
+//!    `DISTILL_CACHE=DIR` keeps MiniLM's outputs between runs; `SKIP_SPEED=1`.
 //! 2. **Evaluation set** (seeded, rebuilt the same each run):
 //!    - the near-duplicate set of `curate_benches::neardup` from the 1,080 real extracted pages of
 //!      `../shared/data/corpora` (the first `EVAL_BASES`, default 400, bases of 200+ words; one
@@ -19,8 +23,9 @@
 //!    Every pair of documents is compared under both models. Documents are split in two halves
 //!    by their group (a base, its variant and its rewrite share one): the static threshold is
 //!    calibrated on half A (the highest threshold that finds >= 90% of half A's pairs MiniLM
-//!    puts at or above its threshold) and scored on half B, so the scored figures are
-//!    out-of-sample. Besides agreement with MiniLM, the table splits the flagged pairs that
+//!    puts at or above its threshold; `CAL_RECALL` sets the share, a list prints one table
+//!    each) and scored on half B, so the scored figures are out-of-sample; a 2-fold
+//!    cross-validation inside half A ("cv" columns) is what settings are chosen by. Besides agreement with MiniLM, the table splits the flagged pairs that
 //!    MiniLM puts below 0.80 into constructed duplicates (a base and its own variant or
 //!    rewrite) and different documents, and gives each model's recall of the constructed
 //!    duplicates; the same table is repeated for pairs of English documents (8%+ English stop
@@ -447,6 +452,9 @@ fn main() {
             };
             if let Some(w) = env("FIT_WINDOWS") {
                 opts.fit.windows = w as usize;
+            }
+            if let Some(d) = env("DIMS") {
+                opts.dims = d as usize;
             }
             if let Some(m) = env("FIT_MIXED") {
                 opts.fit.mixed = m as usize;
