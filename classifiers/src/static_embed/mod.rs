@@ -5,7 +5,9 @@
 //! sentence encoder: each token is embedded by the encoder on its own, the vectors are reduced
 //! by PCA, and each is scaled by a smooth inverse frequency weight `a / (a + p(token))` (Arora
 //! et al. 2017), with token frequencies counted on real text, so that frequent tokens (`the`,
-//! `,`) weigh little in a mean. A document's embedding is the L2-normalised sum of its first
+//! `,`) weigh little in a mean. With fit texts ([`distill_with`]), the table is then fitted
+//! so that the sum of a window's token vectors points where the encoder's embedding of that
+//! window points ([`fit`]). A document's embedding is the L2-normalised sum of its first
 //! `max_tokens` tokens' vectors (the teacher's own window by default): one table lookup per
 //! token instead of a transformer pass, about three orders of magnitude cheaper.
 //!
