@@ -5,13 +5,16 @@
 //! column). `--exclude-test` drops the data README's kept-aside split and `--exclude-valid K`
 //! a validation split (both by `int(sha1(group)[:8], 16) % K == 0`, the group being the id up
 //! to `#`), so that no text scored later was counted.
+//!
+//! `--fit-text` files (same format, same exclusions) add step 5: the teacher embeds windows of
+//! them and the token table is fitted to those embeddings (`static_embed::fit`).
 
 use std::path::PathBuf;
 use std::time::Instant;
 
 use anyhow::{anyhow, Context};
 use classifiers::onnx::{Device, Encoder, EncoderOptions, Pooling, RuntimeOptions};
-use classifiers::static_embed::{distill, DistillOptions};
+use classifiers::static_embed::{distill_with, DistillOptions, FitOptions};
 use stages::read::{ReadEvent, ReadOptions};
 
 use super::CliError;
@@ -49,6 +52,28 @@ pub struct DistillArgs {
     /// Drop texts of a validation split (sha1(group) % K == 0; 0: none).
     #[arg(long, default_value_t = 0)]
     pub exclude_valid: u32,
+    /// Text whose windows the table is fitted to (teacher embeddings; repeatable): JSONL
+    /// (.gz/.zst) with `text`. None: no fit.
+    #[arg(long = "fit-text")]
+    pub fit_texts: Vec<PathBuf>,
+    /// Most windows the teacher embeds for the fit.
+    #[arg(long, default_value_t = FitOptions::default().windows)]
+    pub fit_windows: usize,
+    /// Most windows per fit text.
+    #[arg(long, default_value_t = FitOptions::default().per_text)]
+    pub fit_per_text: usize,
+    /// The fit's pull toward the distilled vectors (relative ridge).
+    #[arg(long, default_value_t = FitOptions::default().lambda)]
+    pub fit_lambda: f64,
+    /// Conjugate-gradient iterations of the fit.
+    #[arg(long, default_value_t = FitOptions::default().iterations)]
+    pub fit_iterations: usize,
+    /// Mixed windows added to the fit (the head of one window joined to the tail of another).
+    #[arg(long, default_value_t = FitOptions::default().mixed)]
+    pub fit_mixed: usize,
+    /// A directory to keep the teacher's outputs in, reused by later runs on the same inputs.
+    #[arg(long)]
+    pub cache: Option<PathBuf>,
     /// Worker threads (0: one per core).
     #[arg(long, default_value_t = 0)]
     pub threads: usize,
@@ -66,10 +91,13 @@ pub fn run(a: DistillArgs) -> Result<(), CliError> {
     if a.sif_a.is_nan() || a.sif_a <= 0.0 {
         return Err(CliError::Config("--sif-a must be positive".into()));
     }
-    for p in &a.texts {
+    if !a.fit_texts.is_empty() && (a.fit_lambda.is_nan() || a.fit_lambda <= 0.0) {
+        return Err(CliError::Config("--fit-lambda must be positive".into()));
+    }
+    for p in a.texts.iter().chain(&a.fit_texts) {
         if !p.is_file() {
             return Err(CliError::Config(format!(
-                "--text: no such file {}",
+                "--text/--fit-text: no such file {}",
                 p.display()
             )));
         }
@@ -88,8 +116,78 @@ pub fn run(a: DistillArgs) -> Result<(), CliError> {
 
 fn go(a: &DistillArgs) -> anyhow::Result<()> {
     let t0 = Instant::now();
+    let texts = read_texts(a, &a.texts)?;
+    let fit_texts = read_texts(a, &a.fit_texts)?;
+    let opts = EncoderOptions {
+        runtime: RuntimeOptions {
+            library: a.ort_library.clone(),
+            device: Device::Cpu,
+            device_id: 0,
+            threads: 1,
+        },
+        batch_size: 256,
+        max_length: Some(a.max_length),
+        truncation: None,
+        pooling: Some(Pooling::Mean),
+        normalize: Some(false),
+        max_sessions: None,
+    };
+    let encoder = Encoder::open(&a.encoder, &opts).map_err(|e| anyhow!("--encoder: {e}"))?;
+    let d = DistillOptions {
+        dims: a.dims,
+        sif_a: a.sif_a,
+        max_tokens: a.max_tokens,
+        batch_size: 256,
+        remove_components: a.remove_components,
+        fit: FitOptions {
+            windows: a.fit_windows,
+            per_text: a.fit_per_text.max(1),
+            lambda: a.fit_lambda,
+            iterations: a.fit_iterations,
+            mixed: a.fit_mixed,
+        },
+        cache: a.cache.clone(),
+    };
+    let fit: Vec<&str> = fit_texts.iter().map(|s| s.as_str()).collect();
+    let r = distill_with(&encoder, texts.iter().map(|s| s.as_str()), &fit, &d, &a.out)
+        .map_err(|e| anyhow!("{e}"))?;
+    let mut report = serde_json::to_value(&r)?;
+    report["seconds"] = serde_json::json!(t0.elapsed().as_secs_f64());
+    report["threads"] = serde_json::json!(rayon::current_num_threads());
+    report["texts"] = serde_json::json!(a.texts);
+    let p = a.out.join("distill_report.json");
+    std::fs::write(&p, serde_json::to_vec_pretty(&report)?)
+        .with_context(|| p.display().to_string())?;
+    println!(
+        "distilled {} tokens x {} dims (PCA keeps {:.1}% of the variance) from {} tokens of {} \
+         texts ({:.0} s embedding tokens); wrote {}",
+        r.vocab,
+        r.dim,
+        100.0 * r.explained_variance,
+        r.frequency_tokens,
+        r.frequency_documents,
+        r.embed_seconds,
+        a.out.display()
+    );
+    if let Some(f) = &r.fit {
+        println!(
+            "fitted to {} windows ({} tokens seen): mean cosine to the teacher {:.3} -> {:.3} \
+             (in-sample), relative residual {:.1e}, {:.0} s teacher",
+            f.windows,
+            f.tokens_fitted,
+            f.cosine_before,
+            f.cosine_after,
+            f.residual,
+            f.teacher_seconds
+        );
+    }
+    Ok(())
+}
+
+/// The texts of `paths`, less the excluded splits.
+fn read_texts(a: &DistillArgs, paths: &[PathBuf]) -> anyhow::Result<Vec<String>> {
     let mut texts = Vec::new();
-    for path in &a.texts {
+    for path in paths {
         let uri = path.to_string_lossy().into_owned();
         let f = std::fs::File::open(path).with_context(|| uri.clone())?;
         let reader = stages::read::jsonl::JsonlReader::new(
@@ -114,47 +212,5 @@ fn go(a: &DistillArgs) -> anyhow::Result<()> {
         }
         eprintln!("{uri}: {kept} texts ({dropped} in excluded splits)");
     }
-    let opts = EncoderOptions {
-        runtime: RuntimeOptions {
-            library: a.ort_library.clone(),
-            device: Device::Cpu,
-            device_id: 0,
-            threads: 1,
-        },
-        batch_size: 256,
-        max_length: Some(a.max_length),
-        truncation: None,
-        pooling: Some(Pooling::Mean),
-        normalize: Some(false),
-        max_sessions: None,
-    };
-    let encoder = Encoder::open(&a.encoder, &opts).map_err(|e| anyhow!("--encoder: {e}"))?;
-    let d = DistillOptions {
-        dims: a.dims,
-        sif_a: a.sif_a,
-        max_tokens: a.max_tokens,
-        batch_size: 256,
-        remove_components: a.remove_components,
-    };
-    let r = distill(&encoder, texts.iter().map(|s| s.as_str()), &d, &a.out)
-        .map_err(|e| anyhow!("{e}"))?;
-    let mut report = serde_json::to_value(&r)?;
-    report["seconds"] = serde_json::json!(t0.elapsed().as_secs_f64());
-    report["threads"] = serde_json::json!(rayon::current_num_threads());
-    report["texts"] = serde_json::json!(a.texts);
-    let p = a.out.join("distill_report.json");
-    std::fs::write(&p, serde_json::to_vec_pretty(&report)?)
-        .with_context(|| p.display().to_string())?;
-    println!(
-        "distilled {} tokens x {} dims (PCA keeps {:.1}% of the variance) from {} tokens of {} \
-         texts ({:.0} s embedding tokens); wrote {}",
-        r.vocab,
-        r.dim,
-        100.0 * r.explained_variance,
-        r.frequency_tokens,
-        r.frequency_documents,
-        r.embed_seconds,
-        a.out.display()
-    );
-    Ok(())
+    Ok(texts)
 }

@@ -380,3 +380,90 @@ min_score = {{ prose = 0.5 }}
         "{err}"
     );
 }
+
+/// `curate distill --fit-text`: the table fitted to the teacher's embeddings of windows of
+/// other text (the committed tiny BERT as teacher, real documentation text from the fixture);
+/// same inputs give byte-identical files, also when the teacher's outputs come from `--cache`;
+/// a bad fit setting is a configuration error (exit 2) naming the option.
+#[test]
+fn distill_fits_to_the_teacher_deterministically() {
+    let Some(lib) = ort_library() else { return };
+    let d = tempfile::tempdir().unwrap();
+    let texts: Vec<String> = std::fs::read_to_string(testdata("paraphrases.jsonl"))
+        .unwrap()
+        .lines()
+        .map(str::to_string)
+        .collect();
+    let (freq, fit) = texts.split_at(texts.len() / 2);
+    std::fs::write(d.path().join("freq.jsonl"), freq.join("\n")).unwrap();
+    std::fs::write(d.path().join("fit.jsonl"), fit.join("\n")).unwrap();
+    let run = |out: &str, cache: bool| {
+        let out = d.path().join(out);
+        let cache_dir = d.path().join("cache");
+        let mut args = vec![
+            "distill".to_string(),
+            "--encoder".into(),
+            testdata("tiny-bert-mean"),
+            "--text".into(),
+            d.path().join("freq.jsonl").display().to_string(),
+            "--fit-text".into(),
+            d.path().join("fit.jsonl").display().to_string(),
+            "--fit-mixed".into(),
+            "10".into(),
+            "--dims".into(),
+            "8".into(),
+            "--ort-library".into(),
+            lib.display().to_string(),
+            "--out".into(),
+            out.display().to_string(),
+        ];
+        if cache {
+            args.extend(["--cache".into(), cache_dir.display().to_string()]);
+        }
+        let a: Vec<&str> = args.iter().map(|s| s.as_str()).collect();
+        let stdout = curate_ok(&a);
+        assert!(stdout.contains("fitted to"), "{stdout}");
+        out
+    };
+    let a = run("a", true);
+    let b = run("b", true);
+    let c = run("c", false);
+    assert!(d.path().join("cache").read_dir().unwrap().count() >= 3);
+    // Every file but the report (which holds timings).
+    let tree = |p: &Path| {
+        let mut t = files(p, "");
+        t.remove("distill_report.json");
+        t
+    };
+    assert_same(&tree(&a), &tree(&b), "fitted model with the cache");
+    assert_eq!(
+        std::fs::read(a.join("vectors.bin")).unwrap(),
+        std::fs::read(c.join("vectors.bin")).unwrap(),
+        "same table with and without the cache"
+    );
+    let meta: serde_json::Value =
+        serde_json::from_slice(&std::fs::read(a.join("static.json")).unwrap()).unwrap();
+    assert!(meta["fit_windows"].as_u64().unwrap() > 10, "{meta}");
+    let report: serde_json::Value =
+        serde_json::from_slice(&std::fs::read(a.join("distill_report.json")).unwrap()).unwrap();
+    let fit = &report["fit"];
+    assert!(
+        fit["cosine_after"].as_f64().unwrap() > fit["cosine_before"].as_f64().unwrap(),
+        "{report}"
+    );
+    let bad = curate(&[
+        "distill",
+        "--encoder",
+        &testdata("tiny-bert-mean"),
+        "--text",
+        d.path().join("freq.jsonl").to_str().unwrap(),
+        "--fit-text",
+        d.path().join("fit.jsonl").to_str().unwrap(),
+        "--fit-lambda",
+        "0",
+        "--out",
+        d.path().join("bad").to_str().unwrap(),
+    ]);
+    assert_eq!(bad.status.code(), Some(2));
+    assert!(String::from_utf8_lossy(&bad.stderr).contains("--fit-lambda"));
+}

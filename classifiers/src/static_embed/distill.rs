@@ -16,13 +16,17 @@
 //!    projection is linear, removing them from the rows removes them from every sum, at no
 //!    cost per document.
 //!
+//! 5. Fit (optional: [`fit`], when fit texts are given): the table is fitted so that the sum of
+//!    a window's token vectors regresses onto the teacher's embedding of that window.
+//!
 //! Every step is deterministic (fixed batch composition, sums in a fixed order), so the same
 //! encoder and texts give the same file whatever the thread count.
 
-use std::path::Path;
+use std::path::{Path, PathBuf};
 
 use rayon::prelude::*;
 
+use super::fit::{self, FitOptions, FitReport};
 use super::{load_tokenizer, StaticMeta, StaticModel};
 use crate::error::{Error, Result};
 use crate::onnx::{Encoder, Tokens};
@@ -41,6 +45,12 @@ pub struct DistillOptions {
     pub batch_size: usize,
     /// Principal directions of document embeddings projected out of the rows (step 4).
     pub remove_components: usize,
+    /// Step 5, used when [`distill_with`] gets fit texts.
+    pub fit: FitOptions,
+    /// A directory for the teacher's outputs (token vectors, window embeddings), keyed by a
+    /// hash of the model file and the inputs, so that re-distilling with other settings does
+    /// not re-run the teacher.
+    pub cache: Option<PathBuf>,
 }
 
 impl Default for DistillOptions {
@@ -51,6 +61,8 @@ impl Default for DistillOptions {
             max_tokens: None,
             batch_size: 512,
             remove_components: REMOVE_COMPONENTS,
+            fit: FitOptions::default(),
+            cache: None,
         }
     }
 }
@@ -72,6 +84,8 @@ pub struct DistillReport {
     pub frequency_tokens: u64,
     pub tokens_seen: usize,
     pub embed_seconds: f64,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub fit: Option<FitReport>,
 }
 
 /// Distils `encoder` (opened with mean pooling) into a static model written to `out`;
@@ -79,6 +93,18 @@ pub struct DistillReport {
 pub fn distill<'a>(
     encoder: &Encoder,
     texts: impl Iterator<Item = &'a str>,
+    opts: &DistillOptions,
+    out: &Path,
+) -> Result<DistillReport> {
+    distill_with(encoder, texts, &[], opts, out)
+}
+
+/// [`distill`], then (with `fit_texts`) step 5: the table fitted to the teacher's embeddings
+/// of windows of `fit_texts` ([`fit`]).
+pub fn distill_with<'a>(
+    encoder: &Encoder,
+    texts: impl Iterator<Item = &'a str>,
+    fit_texts: &[&str],
     opts: &DistillOptions,
     out: &Path,
 ) -> Result<DistillReport> {
@@ -117,13 +143,7 @@ pub fn distill<'a>(
             }
         })
         .collect();
-    let mut raw: Vec<f32> = Vec::with_capacity(vocab * teacher_dim);
-    for chunk in toks.chunks(opts.batch_size.max(1) * 16) {
-        for mut v in encoder.embed_tokens(chunk)? {
-            crate::onnx::encoder::l2_normalize(&mut v);
-            raw.extend_from_slice(&v);
-        }
-    }
+    let raw = teacher_embed(encoder, &toks, opts)?;
     let embed_seconds = t0.elapsed().as_secs_f64();
 
     // 2. PCA.
@@ -231,6 +251,54 @@ pub fn distill<'a>(
         });
     }
 
+    // 5. Fit.
+    let mut fit_report = None;
+    if !fit_texts.is_empty() && opts.fit.windows > 0 {
+        let mut windows = Vec::new();
+        let mut ids = Vec::new();
+        let cap = max_tokens.saturating_mul(opts.fit.per_text.max(1));
+        for t in fit_texts {
+            ids.clear();
+            match &fast {
+                Some(wp) => wp.encode(t, cap, &mut ids),
+                None => {
+                    if let Ok(e) = tokenizer.encode(*t, false) {
+                        ids.extend(e.get_ids().iter().take(cap));
+                    }
+                }
+            }
+            fit::text_windows(&ids, max_tokens, opts.fit.per_text, &mut windows);
+        }
+        let mut windows = fit::spread(windows, opts.fit.windows);
+        let mix = fit::mixed(&windows, opts.fit.mixed, max_tokens);
+        let t1 = std::time::Instant::now();
+        let wrap = |ws: &[Vec<u32>]| -> Vec<Tokens> {
+            ws.iter()
+                .map(|w| {
+                    let mut ids = Vec::with_capacity(added + w.len());
+                    ids.extend(specials.first());
+                    ids.extend_from_slice(w);
+                    ids.extend(specials.iter().skip(1));
+                    Tokens {
+                        type_ids: vec![0; ids.len()],
+                        ids,
+                    }
+                })
+                .collect()
+        };
+        // Plain and mixed windows cached apart, so that a new `mixed` reuses the plain ones.
+        let mut targets = teacher_embed(encoder, &wrap(&windows), opts)?;
+        if !mix.is_empty() {
+            targets.extend(teacher_embed(encoder, &wrap(&mix), opts)?);
+            windows.extend(mix);
+        }
+        let teacher_seconds = t1.elapsed().as_secs_f64();
+        let (v, mut r) = fit::fit(&vectors, dims, &windows, &targets, teacher_dim, &opts.fit);
+        r.teacher_seconds = teacher_seconds;
+        vectors = v;
+        fit_report = Some(r);
+    }
+
     let meta = StaticMeta {
         format: "curate-static-1".into(),
         dim: dims,
@@ -243,6 +311,8 @@ pub fn distill<'a>(
         frequency_documents: texts.len() as u64,
         frequency_tokens: total,
         removed_components: removed,
+        fit_windows: fit_report.as_ref().map_or(0, |r| r.windows),
+        fit_lambda: fit_report.as_ref().map(|_| opts.fit.lambda),
         tokenizer: None,
         head: None,
     };
@@ -256,7 +326,64 @@ pub fn distill<'a>(
         frequency_tokens: total,
         tokens_seen: counts.iter().filter(|&&c| c > 0).count(),
         embed_seconds,
+        fit: fit_report,
     })
+}
+
+/// The teacher's L2-normalised embeddings of `toks` (`toks.len() x dim`), read from
+/// `opts.cache` when an earlier run stored the same ones.
+fn teacher_embed(encoder: &Encoder, toks: &[Tokens], opts: &DistillOptions) -> Result<Vec<f32>> {
+    let dim = encoder.dim();
+    let path = opts.cache.as_ref().map(|dir| {
+        // FNV-1a over the model file's path and size, the pooling width and every id.
+        let mut h = 0xcbf2_9ce4_8422_2325u64;
+        let mut eat = |b: &[u8]| {
+            for &x in b {
+                h = (h ^ x as u64).wrapping_mul(0x100_0000_01b3);
+            }
+        };
+        let spec = encoder.spec();
+        eat(spec.model_path.to_string_lossy().as_bytes());
+        let size = std::fs::metadata(&spec.model_path).map_or(0, |m| m.len());
+        eat(&size.to_le_bytes());
+        eat(&(dim as u64).to_le_bytes());
+        for t in toks {
+            eat(&(t.ids.len() as u32).to_le_bytes());
+            for &i in &t.ids {
+                eat(&i.to_le_bytes());
+            }
+        }
+        dir.join(format!("teacher-{h:016x}-{}.f32", toks.len()))
+    });
+    if let Some(p) = &path {
+        if let Ok(b) = std::fs::read(p) {
+            if b.len() == toks.len() * dim * 4 {
+                return Ok(b
+                    .chunks_exact(4)
+                    .map(|c| f32::from_le_bytes(c.try_into().expect("4 bytes")))
+                    .collect());
+            }
+        }
+    }
+    let mut raw: Vec<f32> = Vec::with_capacity(toks.len() * dim);
+    for chunk in toks.chunks(opts.batch_size.max(1) * 16) {
+        for mut v in encoder.embed_tokens(chunk)? {
+            crate::onnx::encoder::l2_normalize(&mut v);
+            raw.extend_from_slice(&v);
+        }
+    }
+    if let Some(p) = &path {
+        // A cache that cannot be written only costs the next run time.
+        if let Some(d) = p.parent() {
+            let _ = std::fs::create_dir_all(d);
+        }
+        let b: Vec<u8> = raw.iter().flat_map(|x| x.to_le_bytes()).collect();
+        let tmp = p.with_extension("tmp");
+        if std::fs::write(&tmp, b).is_ok() {
+            let _ = std::fs::rename(&tmp, p);
+        }
+    }
+    Ok(raw)
 }
 
 fn column_mean(rows: &[f32], d: usize) -> Vec<f64> {
@@ -273,7 +400,7 @@ fn column_mean(rows: &[f32], d: usize) -> Vec<f64> {
 
 /// The top `k` eigenvectors (one per row, by decreasing eigenvalue) of the uncentred second
 /// moment of `rows`: the directions every row shares.
-fn top_axes(rows: &[f32], d: usize, k: usize) -> Vec<f64> {
+pub(crate) fn top_axes(rows: &[f32], d: usize, k: usize) -> Vec<f64> {
     let n = (rows.len() / d).max(1);
     let parts = rows
         .par_chunks(d * 1024)

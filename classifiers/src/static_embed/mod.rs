@@ -5,7 +5,9 @@
 //! sentence encoder: each token is embedded by the encoder on its own, the vectors are reduced
 //! by PCA, and each is scaled by a smooth inverse frequency weight `a / (a + p(token))` (Arora
 //! et al. 2017), with token frequencies counted on real text, so that frequent tokens (`the`,
-//! `,`) weigh little in a mean. A document's embedding is the L2-normalised sum of its first
+//! `,`) weigh little in a mean. With fit texts ([`distill_with`]), the table is then fitted
+//! so that the sum of a window's token vectors points where the encoder's embedding of that
+//! window points ([`fit`]). A document's embedding is the L2-normalised sum of its first
 //! `max_tokens` tokens' vectors (the teacher's own window by default): one table lookup per
 //! token instead of a transformer pass, about three orders of magnitude cheaper.
 //!
@@ -14,6 +16,7 @@
 //! head`) it is also a [`crate::TextClassifier`] ([`StaticClassifier`]).
 
 pub mod distill;
+pub mod fit;
 pub mod wordpiece;
 
 use std::path::{Path, PathBuf};
@@ -24,7 +27,8 @@ use tokenizers::Tokenizer;
 
 use crate::error::{Error, Result};
 use crate::onnx::{Activation, Head};
-pub use distill::{distill, DistillOptions};
+pub use distill::{distill, distill_with, DistillOptions};
+pub use fit::FitOptions;
 use wordpiece::WordPiece;
 
 /// The file that marks a static model directory.
@@ -55,12 +59,22 @@ pub struct StaticMeta {
     /// Common directions of document embeddings projected out of the rows (0 in older models).
     #[serde(default)]
     pub removed_components: usize,
+    /// Windows of text the table was fitted on (step 5 of distillation; 0: not fitted).
+    #[serde(default, skip_serializing_if = "is_zero")]
+    pub fit_windows: usize,
+    /// The fit's pull toward the distilled table.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub fit_lambda: Option<f64>,
     /// The model directory's tokenizer file (default `tokenizer.json`).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub tokenizer: Option<String>,
     /// A linear head beside this file (`curate train head`).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub head: Option<String>,
+}
+
+fn is_zero(n: &usize) -> bool {
+    *n == 0
 }
 
 /// Whether `dir` holds a static model (rather than an ONNX one).

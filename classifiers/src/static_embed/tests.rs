@@ -252,3 +252,122 @@ fn distills_tiny_bert_deterministically() {
     assert!(e2[2] > 1e-2 * e2[7], "kept: {e2:?}");
     assert!(e0[0] > 1e-3 * e0[7], "none removed: {e0:?}");
 }
+
+/// Mean |static cosine - teacher cosine| over every pair of `docs`.
+fn cosine_gap(m: &StaticModel, teacher: &Encoder, docs: &[&str]) -> f64 {
+    let s = m.embed(docs);
+    let t = teacher.embed(docs).unwrap();
+    let dot = |a: &[f32], b: &[f32]| a.iter().zip(b).map(|(x, y)| (x * y) as f64).sum::<f64>();
+    let (mut gap, mut n) = (0.0, 0);
+    for i in 0..docs.len() {
+        for j in i + 1..docs.len() {
+            gap += (dot(&s[i], &s[j]) - dot(&t[i], &t[j])).abs();
+            n += 1;
+        }
+    }
+    gap / n as f64
+}
+
+/// Step 5 on real text: fitting the table to the teacher's embeddings of windows of one set of
+/// documents brings the static model's pairwise cosines closer to the teacher's on other
+/// documents; the fitted model is the same for 1 and 3 threads and with the teacher's outputs
+/// read back from the cache.
+#[test]
+fn fit_brings_cosines_toward_the_teacher_on_held_out_text() {
+    let Some(shared) = testing::shared() else {
+        return;
+    };
+    let Some(lib) = testing::ort_library() else {
+        return;
+    };
+    let opts = EncoderOptions {
+        runtime: RuntimeOptions {
+            library: Some(lib),
+            ..Default::default()
+        },
+        pooling: Some(Pooling::Mean),
+        normalize: Some(false),
+        ..Default::default()
+    };
+    let enc = Encoder::open(&testing::testdata("tiny-bert-mean"), &opts).unwrap();
+    let unit = Encoder::open(
+        &testing::testdata("tiny-bert-mean"),
+        &EncoderOptions {
+            normalize: Some(true),
+            ..opts.clone()
+        },
+    )
+    .unwrap();
+    // Prose, code and math documentation: fit on the first ones, score on the last 30.
+    let mut docs = Vec::new();
+    for f in ["topic-general", "topic-code", "topic-math"] {
+        docs.extend(texts(
+            &shared.join(format!("data/classifiers/{f}-train.jsonl.gz")),
+            50,
+        ));
+    }
+    let held: Vec<&str> = docs
+        .iter()
+        .skip(40)
+        .step_by(5)
+        .map(|s| s.as_str())
+        .collect();
+    let fit: Vec<&str> = docs
+        .iter()
+        .enumerate()
+        .filter(|(i, _)| *i < 40 || (i - 40) % 5 != 0)
+        .map(|(_, s)| s.as_str())
+        .collect();
+    let dir = tempfile::tempdir().unwrap();
+    let cache = dir.path().join("cache");
+    let d = DistillOptions {
+        dims: 16,
+        cache: Some(cache.clone()),
+        ..Default::default()
+    };
+    let pool = |n| {
+        rayon::ThreadPoolBuilder::new()
+            .num_threads(n)
+            .build()
+            .unwrap()
+    };
+    let freq = || fit.iter().copied();
+    distill(&enc, freq(), &d, &dir.path().join("plain")).unwrap();
+    let r = pool(1)
+        .install(|| distill_with(&enc, freq(), &fit, &d, &dir.path().join("a")))
+        .unwrap();
+    let f = r.fit.expect("fitted");
+    assert!(f.windows > 100 && f.tokens_fitted > 100, "{f:?}");
+    assert!(f.cosine_after > f.cosine_before, "{f:?}");
+    assert!(f.residual < 0.05, "{f:?}");
+    assert!(
+        std::fs::read_dir(&cache).unwrap().count() >= 2,
+        "token vectors and window targets cached"
+    );
+    pool(3)
+        .install(|| distill_with(&enc, freq(), &fit, &d, &dir.path().join("b")))
+        .unwrap();
+    let without_cache = DistillOptions {
+        cache: None,
+        ..d.clone()
+    };
+    distill_with(&enc, freq(), &fit, &without_cache, &dir.path().join("c")).unwrap();
+    let tree = |n: &str| testing::read_tree(&dir.path().join(n));
+    assert_eq!(tree("a"), tree("b"), "same files for 1 and 3 threads");
+    assert_eq!(
+        tree("a"),
+        tree("c"),
+        "same files with and without the cache"
+    );
+
+    let plain = StaticModel::open(&dir.path().join("plain")).unwrap();
+    let fitted = StaticModel::open(&dir.path().join("a")).unwrap();
+    assert_eq!(fitted.meta().fit_windows, f.windows);
+    assert_eq!(plain.meta().fit_windows, 0);
+    let (g0, g1) = (
+        cosine_gap(&plain, &unit, &held),
+        cosine_gap(&fitted, &unit, &held),
+    );
+    eprintln!("held-out mean |cosine gap|: distilled {g0:.4}, fitted {g1:.4}");
+    assert!(g1 < 0.7 * g0, "distilled {g0:.4}, fitted {g1:.4}");
+}
