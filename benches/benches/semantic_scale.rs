@@ -199,6 +199,8 @@ fn main() {
         seed: 20240723,
     };
     let (s0, sc0) = (Instant::now(), cpu_seconds());
+    let mut cpu_of = std::collections::BTreeMap::<String, f64>::new();
+    let mut all = std::collections::BTreeMap::<String, u64>::new();
     for step in stage.steps() {
         let (t, c) = (Instant::now(), cpu_seconds());
         let tasks = step.tasks(&ctx).unwrap();
@@ -218,14 +220,36 @@ fn main() {
                 }
             }
         }
+        let cpu = cpu_seconds() - c;
         println!(
             "step {:<9} {tasks:>4} tasks: {:>7.1} s wall, {:>7.1} s CPU, peak RSS so far {:.0} MB; {counters:?}",
             step.name(),
             t.elapsed().as_secs_f64(),
-            cpu_seconds() - c,
+            cpu,
             peak_rss() as f64 / 1e6
         );
+        cpu_of.insert(step.name().to_string(), cpu);
+        all.extend(
+            counters
+                .into_iter()
+                .map(|(k, v)| (format!("{}.{k}", step.name()), v)),
+        );
     }
+    // Unit costs for extrapolation: assigning a row computes about k1 + k / k1 dot products
+    // (coarse, then the fine centroids under the nearest coarse one).
+    let (k, k1) = (
+        all["centroids.clusters"] as f64,
+        all["centroids.coarse"] as f64,
+    );
+    let dots = k1 + k / k1;
+    let comparisons = all["dedup.comparisons"] as f64;
+    println!(
+        "unit costs: assign {:.2} us CPU per row ({dots:.0} centroid dot products per row); \
+         dedup {comparisons:.3e} cosines ({:.0} per row), {:.1} ns CPU per cosine",
+        cpu_of["assign"] / docs as f64 * 1e6,
+        comparisons / docs as f64,
+        cpu_of["dedup"] / comparisons.max(1.0) * 1e9
+    );
     let (wall, cpu) = (s0.elapsed().as_secs_f64(), cpu_seconds() - sc0);
     let du = |sub: &str| -> u64 {
         store

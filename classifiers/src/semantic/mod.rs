@@ -667,6 +667,8 @@ struct DedupCounts {
     largest: u64,
     blocks: u64,
     split: u64,
+    /// Cosines computed: each member against the members kept before it.
+    comparisons: u64,
 }
 
 impl DedupStep {
@@ -690,7 +692,10 @@ impl DedupStep {
                 .then(a.row.cmp(&b.row))
         });
         let decisions = greedy(members, self.0.cfg.threshold as f32);
+        let mut kept = 0u64;
         for (m, (sim, drop)) in members.iter().zip(decisions) {
+            n.comparisons += kept;
+            kept += !drop as u64;
             n.dropped += drop as u64;
             let b = &mut out[m.partition as usize];
             if b.is_empty() {
@@ -788,6 +793,7 @@ impl GlobalStep for DedupStep {
         st.count("largest_cluster", n.largest);
         st.count("blocks", n.blocks);
         st.count("split_clusters", n.split);
+        st.count("comparisons", n.comparisons);
         Ok(st)
     }
 }

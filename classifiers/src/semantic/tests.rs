@@ -540,6 +540,7 @@ fn centroids_do_not_depend_on_threads_or_partitioning() {
     assert_eq!((exact, wrong), (200, 0));
     assert!(near >= 195, "{near} of 200 near copies");
     assert_eq!(counter(&s3, "dedup", "docs"), rows.len() as u64);
+    assert!(counter(&s3, "dedup", "comparisons") > rows.len() as u64);
 }
 
 /// A cap far below the cluster sizes cuts clusters into pieces of neighbours along the seeded
