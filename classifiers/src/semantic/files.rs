@@ -5,8 +5,12 @@
 //! |---|---|---|
 //! | `emb/part-P.bin` + `emb/part-P.json` (row count) | collector of partition P | quality f32, chars u32, code |
 //! | `plan.json`, `centroids.bin` | step `centroids` | the two-level centroid tree ([`Tree`](super::kmeans::Tree)) |
-//! | `groups/g-T/part-P.bin` | step `assign`, task P | row u32, cluster u32, quality f32, chars u32, key u32, code; sorted by (cluster, key, row) |
-//! | `decisions/g-T/part-P.bin` | step `dedup`, task T | row u32, cluster u32, nearest_sim f32, dropped u32 |
+//! | `groups/g-G/range-R.bin` | step `assign`, task R | row u32, cluster u32, quality f32, chars u32, key u32, partition u32, code; sorted by (cluster, key, partition, row) |
+//! | `decisions/g-G/range-R.bin` | step `dedup`, task G | an index of 257 u64 (rows before each partition of the range), then row u32, cluster u32, nearest_sim f32, dropped u32, sorted by (partition, row) |
+//!
+//! Side files are per *range* of [`RANGE`] partitions, not per partition: their number and the
+//! readers a dedup task opens grow with partitions / 256 (as MinHash's steps do), and an
+//! applier reads its own rows of a decision file by two ranged reads (index, then its slice).
 //!
 //! An embedding is stored as a *code*: a scale f32 and `dim` int8 components (unit vectors:
 //! 260 B at 256 dims instead of 1 KB; the cosine error is about 1e-3, far below the margins
@@ -29,11 +33,75 @@ pub fn emb_path(dir: &str, p: usize) -> String {
 pub fn emb_meta_path(dir: &str, p: usize) -> String {
     format!("{dir}/emb/part-{p:05}.json")
 }
-pub fn group_path(dir: &str, g: usize, p: usize) -> String {
-    format!("{dir}/groups/g-{g:05}/part-{p:05}.bin")
+/// Partitions per range of side files.
+pub const RANGE: usize = 256;
+/// Ranges of `partitions` partitions (one assign task each).
+pub fn ranges(partitions: usize) -> usize {
+    partitions.div_ceil(RANGE).max(1)
 }
-pub fn decision_path(dir: &str, g: usize, p: usize) -> String {
-    format!("{dir}/decisions/g-{g:05}/part-{p:05}.bin")
+pub fn group_path(dir: &str, g: usize, range: usize) -> String {
+    format!("{dir}/groups/g-{g:05}/range-{range:05}.bin")
+}
+pub fn decision_path(dir: &str, g: usize, range: usize) -> String {
+    format!("{dir}/decisions/g-{g:05}/range-{range:05}.bin")
+}
+
+/// Bytes of a decision file's header and index.
+pub const DECISION_INDEX: usize = 16 + (RANGE + 1) * 8;
+
+/// A decision file of one range from `(partition, row, cluster, nearest_sim, dropped)` rows
+/// (any order; partitions of `range`).
+pub fn decision_bytes(range: usize, rows: &mut [(u32, u32, u32, f32, u32)]) -> Vec<u8> {
+    rows.sort_by_key(|r| (r.0, r.1));
+    let mut before = vec![0u64; RANGE + 1];
+    for r in rows.iter() {
+        before[r.0 as usize - range * RANGE + 1] += 1;
+    }
+    for i in 1..=RANGE {
+        before[i] += before[i - 1];
+    }
+    let mut out = Vec::with_capacity(DECISION_INDEX + 16 * rows.len());
+    out.extend_from_slice(&header(DECISION_MAGIC, RANGE as u32, 0));
+    before
+        .iter()
+        .for_each(|b| out.extend_from_slice(&b.to_le_bytes()));
+    for &(_, row, cluster, sim, drop) in rows.iter() {
+        out.extend_from_slice(&row.to_le_bytes());
+        out.extend_from_slice(&cluster.to_le_bytes());
+        out.extend_from_slice(&sim.to_le_bytes());
+        out.extend_from_slice(&drop.to_le_bytes());
+    }
+    out
+}
+
+/// Partition `p`'s rows of one decision file (16 B each: row, cluster, nearest_sim, dropped),
+/// by two ranged reads; empty when the file does not exist.
+pub fn read_decisions(store: &dyn Store, path: &str, p: usize) -> Result<Vec<u8>> {
+    let read = |start: u64, len: u64| -> io::Result<Vec<u8>> {
+        let mut b = Vec::with_capacity(len as usize);
+        store.open_range(path, start, len)?.read_to_end(&mut b)?;
+        Ok(b)
+    };
+    let index = match read(0, DECISION_INDEX as u64) {
+        Ok(b) => b,
+        Err(e) if e.kind() == io::ErrorKind::NotFound => return Ok(Vec::new()),
+        Err(e) => return Err(Error::io(path, e)),
+    };
+    read_header(&index, DECISION_MAGIC, path)?;
+    if index.len() < DECISION_INDEX {
+        return Err(Error::other(format!("{path}: truncated index")));
+    }
+    let at = |i: usize| u64::from_le_bytes(index[16 + i * 8..24 + i * 8].try_into().expect("8"));
+    let (from, to) = (at(p % RANGE), at(p % RANGE + 1));
+    if to <= from {
+        return Ok(Vec::new());
+    }
+    let b = read(DECISION_INDEX as u64 + from * 16, (to - from) * 16)
+        .map_err(|e| Error::io(path, e))?;
+    if b.len() as u64 != (to - from) * 16 {
+        return Err(Error::other(format!("{path}: truncated rows")));
+    }
+    Ok(b)
 }
 pub fn plan_path(dir: &str) -> String {
     format!("{dir}/plan.json")
@@ -240,23 +308,22 @@ pub fn dequantize(code: &[u8], out: &mut Vec<f32>) {
     }
 }
 
-/// Bytes of one group row: row, cluster, quality, chars, key, then the code.
+/// Bytes of one group row: row, cluster, quality, chars, key, partition, then the code.
 pub fn group_row_len(dim: usize) -> usize {
-    20 + code_len(dim)
+    24 + code_len(dim)
 }
 
 /// Streams the rows of one group file (`None` at the end); rows are fixed-width.
 pub struct GroupReader {
     inner: Box<dyn Read + Send>,
-    pub partition: u32,
     /// The current row's bytes (valid after `advance` returned true).
     pub buf: Vec<u8>,
     path: String,
 }
 
 impl GroupReader {
-    /// Opens a group file; `None` when this partition sent no row to the group.
-    pub fn open(store: &dyn Store, path: &str, partition: u32) -> Result<Option<GroupReader>> {
+    /// Opens a group file; `None` when this range sent no row to the group.
+    pub fn open(store: &dyn Store, path: &str) -> Result<Option<GroupReader>> {
         let mut inner = match store.open(path) {
             Ok(r) => r,
             Err(e) if e.kind() == io::ErrorKind::NotFound => return Ok(None),
@@ -267,7 +334,6 @@ impl GroupReader {
         let (dim, _) = read_header(&h, GROUP_MAGIC, path)?;
         Ok(Some(GroupReader {
             inner,
-            partition,
             buf: vec![0; group_row_len(dim as usize)],
             path: path.to_string(),
         }))
@@ -288,7 +354,7 @@ impl GroupReader {
         (
             u32_at(&self.buf, 4),
             u32_at(&self.buf, 16),
-            self.partition,
+            u32_at(&self.buf, 20),
             u32_at(&self.buf, 0),
         )
     }

@@ -16,8 +16,9 @@
 //!    ones), then `kmeans_passes` streamed Lloyd passes over every row that refine the fine
 //!    centroids with fixed-point sums (exact, so byte-identical centroids with any thread
 //!    count, task count or partitioning); clusters are dealt to groups (`cluster mod groups`);
-//! 3. **assign** (one task per partition, streamed in blocks): each row goes to its cluster
-//!    in its group's file, sorted by (cluster, projection on a seeded direction, row);
+//! 3. **assign** (one task per range of 256 partitions, streamed in blocks): each row goes to
+//!    its cluster in its group's file, sorted by (cluster, projection on a seeded direction,
+//!    partition, row);
 //! 4. **dedup** (one task per group): a merge of the group's files hands over one cluster at a
 //!    time (memory: the largest cluster, or `cluster_cap` documents: a bigger cluster is cut
 //!    into pieces of neighbours along the seeded direction, cut between different vectors up to
@@ -291,12 +292,9 @@ impl GlobalStage for SemanticDedup {
         let meta: EmbMeta = read_json(ctx.store.as_ref(), &emb_meta_path(&ctx.dir, ctx.partition))?;
         let mut rows = vec![(-1i64, -1f32, false); meta.rows as usize];
         for g in 0..plan.groups {
-            let path = decision_path(&ctx.dir, g, ctx.partition);
-            let Some(b) = read_opt(ctx.store.as_ref(), &path)? else {
-                continue;
-            };
-            read_header(&b, DECISION_MAGIC, &path)?;
-            for r in b[16..].chunks_exact(16) {
+            let path = decision_path(&ctx.dir, g, ctx.partition / RANGE);
+            let b = read_decisions(ctx.store.as_ref(), &path, ctx.partition)?;
+            for r in b.chunks_exact(16) {
                 let row = u32_at(r, 0) as usize;
                 let slot = rows
                     .get_mut(row)
@@ -578,7 +576,8 @@ fn read_tree(ctx: &StepCtx) -> Result<kmeans::Tree> {
         .ok_or_else(|| Error::other(format!("{path}: malformed centroid tree")))
 }
 
-/// Step 2: every row to its cluster, into its group's file, sorted by (cluster, key, row).
+/// Step 2: every row to its cluster, into its group's file of the range, sorted by (cluster,
+/// key, partition, row). One task per range of partitions.
 struct AssignStep;
 
 impl GlobalStep for AssignStep {
@@ -587,27 +586,33 @@ impl GlobalStep for AssignStep {
     }
 
     fn tasks(&self, ctx: &StepCtx) -> Result<usize> {
-        Ok(ctx.partitions)
+        Ok(ranges(ctx.partitions))
     }
 
-    fn run(&self, p: usize, ctx: &StepCtx) -> Result<StepStats> {
+    fn run(&self, t: usize, ctx: &StepCtx) -> Result<StepStats> {
         let store = ctx.store.as_ref();
         let plan: Plan = read_json(store, &plan_path(&ctx.dir))?;
-        let meta: EmbMeta = read_json(store, &emb_meta_path(&ctx.dir, p))?;
-        let mut st = StepStats::new("assign", p);
-        st.count("rows", meta.rows);
+        let mine = t * RANGE..((t + 1) * RANGE).min(ctx.partitions);
+        let mut metas = Vec::with_capacity(ctx.partitions);
+        for p in 0..ctx.partitions {
+            metas.push(if mine.contains(&p) {
+                read_json(store, &emb_meta_path(&ctx.dir, p))?
+            } else {
+                EmbMeta {
+                    rows: 0,
+                    dim: plan.dim,
+                }
+            });
+        }
+        let rows: u64 = metas.iter().map(|m| m.rows).sum();
+        let mut st = StepStats::new("assign", t);
+        st.count("rows", rows);
         let mut bufs: Vec<Vec<u8>> = vec![Vec::new(); plan.groups];
-        if meta.rows > 0 {
+        if rows > 0 {
             let tree = read_tree(ctx)?;
             let dir = kmeans::direction(ctx.seed, tree.dim);
-            let metas: Vec<EmbMeta> = (0..ctx.partitions)
-                .map(|q| EmbMeta {
-                    rows: if q == p { meta.rows } else { 0 },
-                    dim: meta.dim,
-                })
-                .collect();
-            // One partition's rows (bounded by the partition's size), in blocks.
-            stream_rows(ctx, &metas, |_, block| {
+            // The range's rows (bounded by RANGE partitions' sizes), in blocks.
+            stream_rows(ctx, &metas, |p, block| {
                 let near: Vec<(usize, u32)> = block
                     .par_iter()
                     .with_min_len(64)
@@ -623,23 +628,24 @@ impl GlobalStep for AssignStep {
                     b.extend_from_slice(&r.quality.to_le_bytes());
                     b.extend_from_slice(&r.chars.to_le_bytes());
                     b.extend_from_slice(&key.to_le_bytes());
+                    b.extend_from_slice(&(p as u32).to_le_bytes());
                     b.extend_from_slice(&r.code);
                 }
                 Ok(())
             })?;
         }
-        let width = group_row_len(meta.dim);
+        let width = group_row_len(plan.dim);
         for (g, b) in bufs.iter().enumerate() {
-            let path = group_path(&ctx.dir, g, p);
+            let path = group_path(&ctx.dir, g, t);
             if b.is_empty() {
                 // A re-run after a crash must not leave rows of an older run behind.
                 store.delete(&path).map_err(|e| Error::io(&path, e))?;
                 continue;
             }
             let mut rows: Vec<&[u8]> = b.chunks_exact(width).collect();
-            rows.sort_by_key(|r| (u32_at(r, 4), u32_at(r, 16), u32_at(r, 0)));
+            rows.sort_by_key(|r| (u32_at(r, 4), u32_at(r, 16), u32_at(r, 20), u32_at(r, 0)));
             let mut out = Vec::with_capacity(16 + b.len());
-            out.extend_from_slice(&header(GROUP_MAGIC, meta.dim as u32, 0));
+            out.extend_from_slice(&header(GROUP_MAGIC, plan.dim as u32, 0));
             rows.iter().for_each(|r| out.extend_from_slice(r));
             store.put(&path, &out).map_err(|e| Error::io(&path, e))?;
         }
@@ -658,6 +664,9 @@ struct Member {
 
 /// Step 3: greedy dedup within each cluster of one group, streamed cluster by cluster.
 struct DedupStep(Arc<Shared>);
+
+/// One range's decisions: `(partition, row, cluster, nearest_sim, dropped)`.
+type Decisions = Vec<(u32, u32, u32, f32, u32)>;
 
 /// Counters of one dedup task.
 #[derive(Default)]
@@ -678,7 +687,7 @@ impl DedupStep {
         &self,
         cluster: u32,
         members: &mut [Member],
-        out: &mut [Vec<u8>],
+        out: &mut [Decisions],
         n: &mut DedupCounts,
     ) {
         n.docs += members.len() as u64;
@@ -697,14 +706,7 @@ impl DedupStep {
             n.comparisons += kept;
             kept += !drop as u64;
             n.dropped += drop as u64;
-            let b = &mut out[m.partition as usize];
-            if b.is_empty() {
-                b.extend_from_slice(&header(DECISION_MAGIC, 0, 0));
-            }
-            b.extend_from_slice(&m.row.to_le_bytes());
-            b.extend_from_slice(&cluster.to_le_bytes());
-            b.extend_from_slice(&sim.to_le_bytes());
-            b.extend_from_slice(&(drop as u32).to_le_bytes());
+            out[m.partition as usize / RANGE].push((m.partition, m.row, cluster, sim, drop as u32));
         }
     }
 }
@@ -724,11 +726,12 @@ impl GlobalStep for DedupStep {
         let store = ctx.store.as_ref();
         let cap = self.0.cfg.cluster_cap;
         let mut st = StepStats::new("dedup", g);
-        // Merge the partitions' files (each sorted by cluster, key, row): one cluster in
+        // Merge the ranges' files (each sorted by cluster, key, partition, row): one cluster in
         // memory at a time.
+        let nranges = ranges(ctx.partitions);
         let mut readers = Vec::new();
-        for p in 0..ctx.partitions {
-            if let Some(mut r) = GroupReader::open(store, &group_path(&ctx.dir, g, p), p as u32)? {
+        for t in 0..nranges {
+            if let Some(mut r) = GroupReader::open(store, &group_path(&ctx.dir, g, t))? {
                 if r.advance()? {
                     readers.push(r);
                 }
@@ -741,7 +744,7 @@ impl GlobalStep for DedupStep {
             .enumerate()
             .map(|(i, r)| Reverse((r.order(), i)))
             .collect();
-        let mut out: Vec<Vec<u8>> = vec![Vec::new(); ctx.partitions];
+        let mut out: Vec<Decisions> = vec![Vec::new(); nranges];
         let mut n = DedupCounts::default();
         let mut members: Vec<Member> = Vec::new();
         let (mut cluster, mut last_key, mut in_cluster) = (0u32, 0u32, 0u64);
@@ -761,9 +764,9 @@ impl GlobalStep for DedupStep {
             }
             let r = &mut readers[i];
             let mut emb = Vec::new();
-            dequantize(&r.buf[20..], &mut emb);
+            dequantize(&r.buf[24..], &mut emb);
             members.push(Member {
-                partition: r.partition,
+                partition: u32_at(&r.buf, 20),
                 row: u32_at(&r.buf, 0),
                 quality: f32_at(&r.buf, 8),
                 chars: u32_at(&r.buf, 12),
@@ -780,12 +783,13 @@ impl GlobalStep for DedupStep {
         }
         n.split += (in_cluster > cap as u64) as u64;
         n.largest = n.largest.max(in_cluster);
-        for (p, b) in out.iter().enumerate() {
-            let path = decision_path(&ctx.dir, g, p);
-            if b.is_empty() {
+        for (t, rows) in out.iter_mut().enumerate() {
+            let path = decision_path(&ctx.dir, g, t);
+            if rows.is_empty() {
                 store.delete(&path).map_err(|e| Error::io(&path, e))?;
             } else {
-                store.put(&path, b).map_err(|e| Error::io(&path, e))?;
+                let b = decision_bytes(t, rows);
+                store.put(&path, &b).map_err(|e| Error::io(&path, e))?;
             }
         }
         st.count("docs", n.docs);

@@ -514,7 +514,7 @@ fn counter(stats: &[StepStats], step: &str, key: &str) -> u64 {
 }
 
 /// The centroid tree (sample by content hash, fit, two streamed passes) is byte-identical with
-/// 1 or 4 threads and 1 or 3 partitions holding the rows in another order, and so are the
+/// 1 or 4 threads and 1, 3 or 300 partitions holding the rows in another order, and so are the
 /// decisions; the planted copies are found and nothing else drops.
 #[test]
 fn centroids_do_not_depend_on_threads_or_partitioning() {
@@ -525,6 +525,11 @@ fn centroids_do_not_depend_on_threads_or_partitioning() {
     let (c1, s1, d1) = run_steps(g.as_ref(), &rows, 1, 1, &tmp.path().join("a"));
     let (c3, s3, d3) = run_steps(g.as_ref(), &rows, 3, 4, &tmp.path().join("b"));
     assert!(c1 == c3, "centroids differ between 1 and 3 partitions");
+    // 300 partitions: two ranges of side files (assign tasks, group and decision files).
+    let (c300, s300, d300) = run_steps(g.as_ref(), &rows, 300, 2, &tmp.path().join("c"));
+    assert!(c1 == c300, "centroids differ between 1 and 300 partitions");
+    assert_eq!(d1, d300);
+    assert_eq!(s300.iter().filter(|s| s.name == "assign").count(), 2);
     assert_eq!(counter(&s1, "centroids", "sample"), 300);
     assert_eq!(counter(&s1, "centroids", "passes"), 2);
     let k = counter(&s1, "centroids", "clusters");
