@@ -274,8 +274,8 @@ fn main() {
     let mut v = Vec::new();
     for p in 0..parts {
         for g in 0..plan.groups {
-            let path = decision_path(&wd, g, p / RANGE);
-            let b = read_decisions(store.as_ref(), &path, p).unwrap();
+            let path = decision_path(&wd, g, p / plan.range);
+            let b = read_decisions(store.as_ref(), &path, p % plan.range).unwrap();
             for r in b.chunks_exact(16) {
                 let i = u32_at(r, 0) as u64 * parts as u64 + p as u64;
                 let (_, dup) = synth.doc(i, &mut v);

@@ -33,12 +33,8 @@ pub fn emb_path(dir: &str, p: usize) -> String {
 pub fn emb_meta_path(dir: &str, p: usize) -> String {
     format!("{dir}/emb/part-{p:05}.json")
 }
-/// Partitions per range of side files.
+/// Most partitions per range of side files (fewer when partitions are big: [`Plan::range`]).
 pub const RANGE: usize = 256;
-/// Ranges of `partitions` partitions (one assign task each).
-pub fn ranges(partitions: usize) -> usize {
-    partitions.div_ceil(RANGE).max(1)
-}
 pub fn group_path(dir: &str, g: usize, range: usize) -> String {
     format!("{dir}/groups/g-{g:05}/range-{range:05}.bin")
 }
@@ -50,12 +46,12 @@ pub fn decision_path(dir: &str, g: usize, range: usize) -> String {
 pub const DECISION_INDEX: usize = 16 + (RANGE + 1) * 8;
 
 /// A decision file of one range from `(partition, row, cluster, nearest_sim, dropped)` rows
-/// (any order; partitions of `range`).
-pub fn decision_bytes(range: usize, rows: &mut [(u32, u32, u32, f32, u32)]) -> Vec<u8> {
+/// (any order; partitions `first..first + RANGE` at most).
+pub fn decision_bytes(first: usize, rows: &mut [(u32, u32, u32, f32, u32)]) -> Vec<u8> {
     rows.sort_by_key(|r| (r.0, r.1));
     let mut before = vec![0u64; RANGE + 1];
     for r in rows.iter() {
-        before[r.0 as usize - range * RANGE + 1] += 1;
+        before[r.0 as usize - first + 1] += 1;
     }
     for i in 1..=RANGE {
         before[i] += before[i - 1];
@@ -74,9 +70,9 @@ pub fn decision_bytes(range: usize, rows: &mut [(u32, u32, u32, f32, u32)]) -> V
     out
 }
 
-/// Partition `p`'s rows of one decision file (16 B each: row, cluster, nearest_sim, dropped),
-/// by two ranged reads; empty when the file does not exist.
-pub fn read_decisions(store: &dyn Store, path: &str, p: usize) -> Result<Vec<u8>> {
+/// The rows of the `slot`-th partition of one decision file's range (16 B each: row, cluster,
+/// nearest_sim, dropped), by two ranged reads; empty when the file does not exist.
+pub fn read_decisions(store: &dyn Store, path: &str, slot: usize) -> Result<Vec<u8>> {
     let read = |start: u64, len: u64| -> io::Result<Vec<u8>> {
         let mut b = Vec::with_capacity(len as usize);
         store.open_range(path, start, len)?.read_to_end(&mut b)?;
@@ -92,7 +88,10 @@ pub fn read_decisions(store: &dyn Store, path: &str, p: usize) -> Result<Vec<u8>
         return Err(Error::other(format!("{path}: truncated index")));
     }
     let at = |i: usize| u64::from_le_bytes(index[16 + i * 8..24 + i * 8].try_into().expect("8"));
-    let (from, to) = (at(p % RANGE), at(p % RANGE + 1));
+    if slot >= RANGE {
+        return Err(Error::other(format!("{path}: no slot {slot}")));
+    }
+    let (from, to) = (at(slot), at(slot + 1));
     if to <= from {
         return Ok(Vec::new());
     }
@@ -123,6 +122,16 @@ pub struct Plan {
     pub coarse: usize,
     /// Streamed Lloyd passes over all rows after the fit on the sample.
     pub passes: usize,
+    /// Partitions per range of side files (1 to [`RANGE`]): as many as let an assign task's
+    /// rows take a quarter of the memory budget.
+    pub range: usize,
+}
+
+impl Plan {
+    /// Ranges of `partitions` partitions (one assign task each).
+    pub fn ranges(&self, partitions: usize) -> usize {
+        partitions.div_ceil(self.range.max(1)).max(1)
+    }
 }
 
 /// Per-partition row count of the collector's output.

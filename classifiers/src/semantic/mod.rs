@@ -292,8 +292,8 @@ impl GlobalStage for SemanticDedup {
         let meta: EmbMeta = read_json(ctx.store.as_ref(), &emb_meta_path(&ctx.dir, ctx.partition))?;
         let mut rows = vec![(-1i64, -1f32, false); meta.rows as usize];
         for g in 0..plan.groups {
-            let path = decision_path(&ctx.dir, g, ctx.partition / RANGE);
-            let b = read_decisions(ctx.store.as_ref(), &path, ctx.partition)?;
+            let path = decision_path(&ctx.dir, g, ctx.partition / plan.range);
+            let b = read_decisions(ctx.store.as_ref(), &path, ctx.partition % plan.range)?;
             for r in b.chunks_exact(16) {
                 let row = u32_at(r, 0) as usize;
                 let slot = rows
@@ -538,6 +538,10 @@ impl GlobalStep for CentroidStep {
         // clusters. Not from the thread count: outputs must not depend on it. A dedup task
         // streams its group cluster by cluster, so a group's size does not bound memory.
         let groups = ctx.partitions.clamp(1, k.clamp(1, 4096));
+        // Partitions per range: an assign task buffers its range's rows (and a sorted copy).
+        let biggest = metas.iter().map(|m| m.rows).max().unwrap_or(0);
+        let part_bytes = (biggest * group_row_len(dim) as u64).max(1);
+        let range = ((ctx.memory_budget as u64 / 4) / part_bytes).clamp(1, RANGE as u64) as usize;
         let mut bytes = header(CENTROID_MAGIC, dim as u32, k1 as u32).to_vec();
         tree.to_bytes(&mut bytes);
         store
@@ -555,6 +559,7 @@ impl GlobalStep for CentroidStep {
                 iterations,
                 coarse: k1,
                 passes,
+                range,
             },
         )?;
         st.count("rows", rows);
@@ -564,6 +569,7 @@ impl GlobalStep for CentroidStep {
         st.count("groups", groups as u64);
         st.count("iterations", iterations as u64);
         st.count("passes", passes as u64);
+        st.count("range", range as u64);
         Ok(st)
     }
 }
@@ -586,13 +592,14 @@ impl GlobalStep for AssignStep {
     }
 
     fn tasks(&self, ctx: &StepCtx) -> Result<usize> {
-        Ok(ranges(ctx.partitions))
+        let plan: Plan = read_json(ctx.store.as_ref(), &plan_path(&ctx.dir))?;
+        Ok(plan.ranges(ctx.partitions))
     }
 
     fn run(&self, t: usize, ctx: &StepCtx) -> Result<StepStats> {
         let store = ctx.store.as_ref();
         let plan: Plan = read_json(store, &plan_path(&ctx.dir))?;
-        let mine = t * RANGE..((t + 1) * RANGE).min(ctx.partitions);
+        let mine = t * plan.range..((t + 1) * plan.range).min(ctx.partitions);
         let mut metas = Vec::with_capacity(ctx.partitions);
         for p in 0..ctx.partitions {
             metas.push(if mine.contains(&p) {
@@ -688,6 +695,7 @@ impl DedupStep {
         cluster: u32,
         members: &mut [Member],
         out: &mut [Decisions],
+        range: usize,
         n: &mut DedupCounts,
     ) {
         n.docs += members.len() as u64;
@@ -706,7 +714,7 @@ impl DedupStep {
             n.comparisons += kept;
             kept += !drop as u64;
             n.dropped += drop as u64;
-            out[m.partition as usize / RANGE].push((m.partition, m.row, cluster, sim, drop as u32));
+            out[m.partition as usize / range].push((m.partition, m.row, cluster, sim, drop as u32));
         }
     }
 }
@@ -728,7 +736,8 @@ impl GlobalStep for DedupStep {
         let mut st = StepStats::new("dedup", g);
         // Merge the ranges' files (each sorted by cluster, key, partition, row): one cluster in
         // memory at a time.
-        let nranges = ranges(ctx.partitions);
+        let plan: Plan = read_json(store, &plan_path(&ctx.dir))?;
+        let nranges = plan.ranges(ctx.partitions);
         let mut readers = Vec::new();
         for t in 0..nranges {
             if let Some(mut r) = GroupReader::open(store, &group_path(&ctx.dir, g, t))? {
@@ -754,7 +763,7 @@ impl GlobalStep for DedupStep {
             let new_cluster = cl != cluster || (members.is_empty() && in_cluster == 0);
             let full = (members.len() >= cap && key != last_key) || members.len() >= 2 * cap;
             if (new_cluster || full) && !members.is_empty() {
-                self.block(cluster, &mut members, &mut out, &mut n);
+                self.block(cluster, &mut members, &mut out, plan.range, &mut n);
                 members.clear();
             }
             if new_cluster {
@@ -779,7 +788,7 @@ impl GlobalStep for DedupStep {
             }
         }
         if !members.is_empty() {
-            self.block(cluster, &mut members, &mut out, &mut n);
+            self.block(cluster, &mut members, &mut out, plan.range, &mut n);
         }
         n.split += (in_cluster > cap as u64) as u64;
         n.largest = n.largest.max(in_cluster);
@@ -788,7 +797,7 @@ impl GlobalStep for DedupStep {
             if rows.is_empty() {
                 store.delete(&path).map_err(|e| Error::io(&path, e))?;
             } else {
-                let b = decision_bytes(t, rows);
+                let b = decision_bytes(t * plan.range, rows);
                 store.put(&path, &b).map_err(|e| Error::io(&path, e))?;
             }
         }

@@ -431,6 +431,7 @@ fn run_steps(
     rows: &[(f32, Vec<f32>, bool)],
     parts: usize,
     threads: usize,
+    budget: usize,
     dir: &Path,
 ) -> (Vec<u8>, Vec<StepStats>, Vec<bool>) {
     let store: Arc<dyn Store> = Arc::new(LocalStore::new(dir.join("out")).unwrap());
@@ -460,7 +461,7 @@ fn run_steps(
             dir: wd.clone(),
             partitions: parts,
             scratch: dir.join("scratch"),
-            memory_budget: 1 << 30,
+            memory_budget: budget,
             threads,
             seed: 7,
         };
@@ -522,14 +523,21 @@ fn centroids_do_not_depend_on_threads_or_partitioning() {
     let g =
         steps_only("threshold = 0.95\ncluster_docs = 50\nkmeans_sample = 300\nkmeans_passes = 2");
     let tmp = tempfile::tempdir().unwrap();
-    let (c1, s1, d1) = run_steps(g.as_ref(), &rows, 1, 1, &tmp.path().join("a"));
-    let (c3, s3, d3) = run_steps(g.as_ref(), &rows, 3, 4, &tmp.path().join("b"));
+    let (c1, s1, d1) = run_steps(g.as_ref(), &rows, 1, 1, 1 << 30, &tmp.path().join("a"));
+    let (c3, s3, d3) = run_steps(g.as_ref(), &rows, 3, 4, 1 << 30, &tmp.path().join("b"));
     assert!(c1 == c3, "centroids differ between 1 and 3 partitions");
     // 300 partitions: two ranges of side files (assign tasks, group and decision files).
-    let (c300, s300, d300) = run_steps(g.as_ref(), &rows, 300, 2, &tmp.path().join("c"));
+    let (c300, s300, d300) = run_steps(g.as_ref(), &rows, 300, 2, 1 << 30, &tmp.path().join("c"));
     assert!(c1 == c300, "centroids differ between 1 and 300 partitions");
     assert_eq!(d1, d300);
     assert_eq!(s300.iter().filter(|s| s.name == "assign").count(), 2);
+    // A quarter of the budget fits 3 partitions' rows (34 rows of 60 B at most): ranges of 3.
+    let budget = 4 * 3 * 34 * 60;
+    let (c3r, s3r, d3r) = run_steps(g.as_ref(), &rows, 30, 2, budget, &tmp.path().join("d"));
+    assert!(c1 == c3r);
+    assert_eq!(d1, d3r);
+    assert_eq!(counter(&s3r, "centroids", "range"), 3);
+    assert_eq!(s3r.iter().filter(|s| s.name == "assign").count(), 10);
     assert_eq!(counter(&s1, "centroids", "sample"), 300);
     assert_eq!(counter(&s1, "centroids", "passes"), 2);
     let k = counter(&s1, "centroids", "clusters");
@@ -555,7 +563,7 @@ fn cluster_cap_splits_big_clusters() {
     let rows = planted_rows();
     let g = steps_only("threshold = 0.95\ncluster_docs = 200\ncluster_cap = 50");
     let tmp = tempfile::tempdir().unwrap();
-    let (_, stats, dropped) = run_steps(g.as_ref(), &rows, 2, 2, tmp.path());
+    let (_, stats, dropped) = run_steps(g.as_ref(), &rows, 2, 2, 1 << 30, tmp.path());
     let clusters = counter(&stats, "centroids", "clusters");
     let split = counter(&stats, "dedup", "split_clusters");
     assert!(split >= 1 && counter(&stats, "dedup", "blocks") > clusters);
