@@ -3,21 +3,29 @@
 //!
 //! | file | written by | rows |
 //! |---|---|---|
-//! | `emb/part-P.bin` + `emb/part-P.json` (row count) | collector of partition P | quality f32, chars u32, embedding f32 x dim |
-//! | `plan.json`, `centroids.bin` | step `centroids` | k unit vectors |
-//! | `groups/g-T/part-P.bin` | step `assign`, task P | row u32, cluster u32, quality f32, chars u32, embedding |
-//! | `decisions/g-T/part-P.bin` | step `dedup`, task T | row u32, cluster u32, nearest_sim f32, dropped u32 |
+//! | `emb/part-P.bin` + `emb/part-P.json` (row count) | collector of partition P | quality f32, chars u32, code |
+//! | `plan.json`, `centroids.bin` | step `centroids` | the two-level centroid tree ([`Tree`](super::kmeans::Tree)) |
+//! | `groups/g-G/range-R.bin` | step `assign`, task R | row u32, cluster u32, quality f32, chars u32, key u32, partition u32, code; sorted by (cluster, key, partition, row) |
+//! | `decisions/g-G/range-R.bin` | step `dedup`, task G | an index of 257 u64 (rows before each partition of the range), then row u32, cluster u32, nearest_sim f32, dropped u32, sorted by (partition, row) |
 //!
-//! Clusters are dealt to `groups` (cluster mod groups); one dedup task holds one group.
+//! Side files are per *range* of [`RANGE`] partitions, not per partition: their number and the
+//! readers a dedup task opens grow with partitions / 256 (as MinHash's steps do), and an
+//! applier reads its own rows of a decision file by two ranged reads (index, then its slice).
+//!
+//! An embedding is stored as a *code*: a scale f32 and `dim` int8 components (unit vectors:
+//! 260 B at 256 dims instead of 1 KB; the cosine error is about 1e-3, far below the margins
+//! dedup thresholds work at). Readers dequantize and renormalize, so identical codes give
+//! identical vectors wherever they are read. Clusters are dealt to `groups` (cluster mod
+//! groups); one dedup task streams its group cluster by cluster.
 
 use std::io::{self, Read, Write};
 
 use stages::{Error, Result, Store};
 
-pub const EMB_MAGIC: &[u8; 8] = b"CSEMEMB1";
-pub const GROUP_MAGIC: &[u8; 8] = b"CSEMGRP1";
+pub const EMB_MAGIC: &[u8; 8] = b"CSEMEMB2";
+pub const GROUP_MAGIC: &[u8; 8] = b"CSEMGRP2";
 pub const DECISION_MAGIC: &[u8; 8] = b"CSEMDEC1";
-pub const CENTROID_MAGIC: &[u8; 8] = b"CSEMCEN1";
+pub const CENTROID_MAGIC: &[u8; 8] = b"CSEMTRE1";
 
 pub fn emb_path(dir: &str, p: usize) -> String {
     format!("{dir}/emb/part-{p:05}.bin")
@@ -25,11 +33,74 @@ pub fn emb_path(dir: &str, p: usize) -> String {
 pub fn emb_meta_path(dir: &str, p: usize) -> String {
     format!("{dir}/emb/part-{p:05}.json")
 }
-pub fn group_path(dir: &str, g: usize, p: usize) -> String {
-    format!("{dir}/groups/g-{g:05}/part-{p:05}.bin")
+/// Most partitions per range of side files (fewer when partitions are big: [`Plan::range`]).
+pub const RANGE: usize = 256;
+pub fn group_path(dir: &str, g: usize, range: usize) -> String {
+    format!("{dir}/groups/g-{g:05}/range-{range:05}.bin")
 }
-pub fn decision_path(dir: &str, g: usize, p: usize) -> String {
-    format!("{dir}/decisions/g-{g:05}/part-{p:05}.bin")
+pub fn decision_path(dir: &str, g: usize, range: usize) -> String {
+    format!("{dir}/decisions/g-{g:05}/range-{range:05}.bin")
+}
+
+/// Bytes of a decision file's header and index.
+pub const DECISION_INDEX: usize = 16 + (RANGE + 1) * 8;
+
+/// A decision file of one range from `(partition, row, cluster, nearest_sim, dropped)` rows
+/// (any order; partitions `first..first + RANGE` at most).
+pub fn decision_bytes(first: usize, rows: &mut [(u32, u32, u32, f32, u32)]) -> Vec<u8> {
+    rows.sort_by_key(|r| (r.0, r.1));
+    let mut before = vec![0u64; RANGE + 1];
+    for r in rows.iter() {
+        before[r.0 as usize - first + 1] += 1;
+    }
+    for i in 1..=RANGE {
+        before[i] += before[i - 1];
+    }
+    let mut out = Vec::with_capacity(DECISION_INDEX + 16 * rows.len());
+    out.extend_from_slice(&header(DECISION_MAGIC, RANGE as u32, 0));
+    before
+        .iter()
+        .for_each(|b| out.extend_from_slice(&b.to_le_bytes()));
+    for &(_, row, cluster, sim, drop) in rows.iter() {
+        out.extend_from_slice(&row.to_le_bytes());
+        out.extend_from_slice(&cluster.to_le_bytes());
+        out.extend_from_slice(&sim.to_le_bytes());
+        out.extend_from_slice(&drop.to_le_bytes());
+    }
+    out
+}
+
+/// The rows of the `slot`-th partition of one decision file's range (16 B each: row, cluster,
+/// nearest_sim, dropped), by two ranged reads; empty when the file does not exist.
+pub fn read_decisions(store: &dyn Store, path: &str, slot: usize) -> Result<Vec<u8>> {
+    let read = |start: u64, len: u64| -> io::Result<Vec<u8>> {
+        let mut b = Vec::with_capacity(len as usize);
+        store.open_range(path, start, len)?.read_to_end(&mut b)?;
+        Ok(b)
+    };
+    let index = match read(0, DECISION_INDEX as u64) {
+        Ok(b) => b,
+        Err(e) if e.kind() == io::ErrorKind::NotFound => return Ok(Vec::new()),
+        Err(e) => return Err(Error::io(path, e)),
+    };
+    read_header(&index, DECISION_MAGIC, path)?;
+    if index.len() < DECISION_INDEX {
+        return Err(Error::other(format!("{path}: truncated index")));
+    }
+    let at = |i: usize| u64::from_le_bytes(index[16 + i * 8..24 + i * 8].try_into().expect("8"));
+    if slot >= RANGE {
+        return Err(Error::other(format!("{path}: no slot {slot}")));
+    }
+    let (from, to) = (at(slot), at(slot + 1));
+    if to <= from {
+        return Ok(Vec::new());
+    }
+    let b = read(DECISION_INDEX as u64 + from * 16, (to - from) * 16)
+        .map_err(|e| Error::io(path, e))?;
+    if b.len() as u64 != (to - from) * 16 {
+        return Err(Error::other(format!("{path}: truncated rows")));
+    }
+    Ok(b)
 }
 pub fn plan_path(dir: &str) -> String {
     format!("{dir}/plan.json")
@@ -47,6 +118,20 @@ pub struct Plan {
     pub groups: usize,
     pub sample: usize,
     pub iterations: usize,
+    /// Top-level clusters of the tree.
+    pub coarse: usize,
+    /// Streamed Lloyd passes over all rows after the fit on the sample.
+    pub passes: usize,
+    /// Partitions per range of side files (1 to [`RANGE`]): as many as let an assign task's
+    /// rows take a quarter of the memory budget.
+    pub range: usize,
+}
+
+impl Plan {
+    /// Ranges of `partitions` partitions (one assign task each).
+    pub fn ranges(&self, partitions: usize) -> usize {
+        partitions.div_ceil(self.range.max(1)).max(1)
+    }
 }
 
 /// Per-partition row count of the collector's output.
@@ -138,13 +223,18 @@ impl EmbReader {
             inner,
             dim,
             row: 0,
-            buf: vec![0; 8 + 4 * dim],
+            buf: vec![0; 8 + code_len(dim)],
             path: path.to_string(),
         })
     }
 
     pub fn dim(&self) -> usize {
         self.dim
+    }
+
+    /// The code (scale and int8 components) of the row last read.
+    pub fn code(&self) -> &[u8] {
+        &self.buf[8..]
     }
 
     /// The next row into `emb` (cleared first): `(row, quality, chars)`, or `None` at the end.
@@ -160,8 +250,7 @@ impl EmbReader {
             }
             Err(e) => return Err(Error::io(&self.path, e)),
         }
-        emb.clear();
-        f32s(&self.buf[8..], emb);
+        dequantize(&self.buf[8..], emb);
         let r = self.row;
         self.row += 1;
         Ok(Some((r, f32_at(&self.buf, 0), u32_at(&self.buf, 4))))
@@ -193,6 +282,89 @@ pub fn write_emb_row(
     scratch.clear();
     scratch.extend_from_slice(&quality.to_le_bytes());
     scratch.extend_from_slice(&chars.to_le_bytes());
-    put_f32s(scratch, emb);
+    quantize(emb, scratch);
     w.write_all(scratch)
+}
+
+/// Bytes of one code: scale f32 and `dim` int8.
+pub fn code_len(dim: usize) -> usize {
+    4 + dim
+}
+
+/// Appends the code of `emb`: scale `max|x| / 127`, components rounded to int8.
+pub fn quantize(emb: &[f32], out: &mut Vec<u8>) {
+    let max = emb.iter().fold(0f32, |m, x| m.max(x.abs()));
+    let scale = if max.is_finite() { max / 127.0 } else { 0.0 };
+    out.extend_from_slice(&scale.to_le_bytes());
+    out.extend(emb.iter().map(|&x| {
+        let q = if scale > 0.0 {
+            (x / scale).round()
+        } else {
+            0.0
+        };
+        q.clamp(-127.0, 127.0) as i8 as u8
+    }));
+}
+
+/// The unit vector of a code into `out` (cleared first); a zero code gives a zero vector.
+pub fn dequantize(code: &[u8], out: &mut Vec<f32>) {
+    out.clear();
+    let scale = f32_at(code, 0);
+    out.extend(code[4..].iter().map(|&b| b as i8 as f32 * scale));
+    let n = out.iter().map(|&x| x as f64 * x as f64).sum::<f64>().sqrt();
+    if n > 1e-12 {
+        out.iter_mut().for_each(|x| *x = (*x as f64 / n) as f32);
+    }
+}
+
+/// Bytes of one group row: row, cluster, quality, chars, key, partition, then the code.
+pub fn group_row_len(dim: usize) -> usize {
+    24 + code_len(dim)
+}
+
+/// Streams the rows of one group file (`None` at the end); rows are fixed-width.
+pub struct GroupReader {
+    inner: Box<dyn Read + Send>,
+    /// The current row's bytes (valid after `advance` returned true).
+    pub buf: Vec<u8>,
+    path: String,
+}
+
+impl GroupReader {
+    /// Opens a group file; `None` when this range sent no row to the group.
+    pub fn open(store: &dyn Store, path: &str) -> Result<Option<GroupReader>> {
+        let mut inner = match store.open(path) {
+            Ok(r) => r,
+            Err(e) if e.kind() == io::ErrorKind::NotFound => return Ok(None),
+            Err(e) => return Err(Error::io(path, e)),
+        };
+        let mut h = [0u8; 16];
+        inner.read_exact(&mut h).map_err(|e| Error::io(path, e))?;
+        let (dim, _) = read_header(&h, GROUP_MAGIC, path)?;
+        Ok(Some(GroupReader {
+            inner,
+            buf: vec![0; group_row_len(dim as usize)],
+            path: path.to_string(),
+        }))
+    }
+
+    /// Reads the next row into `buf`; false at the end.
+    pub fn advance(&mut self) -> Result<bool> {
+        match read_full(&mut self.inner, &mut self.buf) {
+            Ok(0) => Ok(false),
+            Ok(n) if n == self.buf.len() => Ok(true),
+            Ok(_) => Err(Error::other(format!("{}: truncated row", self.path))),
+            Err(e) => Err(Error::io(&self.path, e)),
+        }
+    }
+
+    /// `(cluster, key, partition, row)`: the merge order of a group's files.
+    pub fn order(&self) -> (u32, u32, u32, u32) {
+        (
+            u32_at(&self.buf, 4),
+            u32_at(&self.buf, 16),
+            u32_at(&self.buf, 20),
+            u32_at(&self.buf, 0),
+        )
+    }
 }

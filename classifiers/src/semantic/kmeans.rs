@@ -1,9 +1,16 @@
 //! Spherical k-means on unit vectors (cosine similarity), seeded and deterministic.
 //!
-//! k-means++ seeding (distance `1 - cos`, squared) with a seeded generator, then Lloyd
+//! [`fit`]: k-means++ seeding (distance `1 - cos`, squared) with a seeded generator, then Lloyd
 //! iterations: assignment in parallel (each row's nearest centroid depends on nothing else),
 //! centroid sums in f64 in row order, renormalised. An emptied cluster is re-seeded with the
 //! row farthest from its centroid. Same rows, k, seed => same centroids, whatever the threads.
+//!
+//! [`Tree`]: the clustering of `dedup.semantic` at scale. Fitted on a bounded sample, two
+//! levels (`sqrt(k)` coarse clusters, each split in proportion to its share of the sample), so
+//! that assigning a row costs `(k1 + k2) x dim` instead of `k x dim` (about 600 dot products
+//! instead of 100,000 at k = 10^5). [`Sums`] then refines the fine centroids by streamed Lloyd
+//! passes over every row: sums in fixed point (i64), whose addition is exact and so does not
+//! depend on the order rows arrive in (threads, tasks, partitioning of the input).
 
 use rayon::prelude::*;
 
@@ -174,6 +181,208 @@ pub fn fit(rows: &[f32], dim: usize, k: usize, iterations: usize, seed: u64) -> 
     }
 }
 
+/// Fixed-point scale of [`Sums`]: 2^24 per unit, so 10^9 rows of components in [-1, 1] sum
+/// below 2^54 (no overflow) and rounding errs by 6e-8 per component at most.
+const FIXED: f64 = (1u64 << 24) as f64;
+
+/// Per-cluster sums of unit vectors in fixed point, for a streamed Lloyd pass.
+pub struct Sums {
+    dim: usize,
+    sums: Vec<i64>,
+    counts: Vec<u64>,
+}
+
+impl Sums {
+    pub fn new(k: usize, dim: usize) -> Sums {
+        Sums {
+            dim,
+            sums: vec![0; k * dim],
+            counts: vec![0; k],
+        }
+    }
+
+    pub fn add(&mut self, cluster: usize, x: &[f32]) {
+        self.counts[cluster] += 1;
+        for (s, &v) in self.sums[cluster * self.dim..(cluster + 1) * self.dim]
+            .iter_mut()
+            .zip(x)
+        {
+            *s += (v as f64 * FIXED).round() as i64;
+        }
+    }
+
+    /// Adds another task's sums (exact: any grouping gives the same totals).
+    pub fn merge(&mut self, o: &Sums) {
+        self.sums.iter_mut().zip(&o.sums).for_each(|(a, b)| *a += b);
+        self.counts
+            .iter_mut()
+            .zip(&o.counts)
+            .for_each(|(a, b)| *a += b);
+    }
+}
+
+/// Two-level centroids: `coarse` (k1 unit vectors); the fine clusters of coarse cluster `c` are
+/// `fine[offsets[c]..offsets[c + 1]]` (rows of `dim`), numbered globally.
+#[derive(Clone, Debug, PartialEq)]
+pub struct Tree {
+    pub dim: usize,
+    pub coarse: Vec<f32>,
+    pub offsets: Vec<u32>,
+    pub fine: Vec<f32>,
+}
+
+impl Tree {
+    /// Fits about `k` fine clusters on `sample` (`n * dim` unit vectors, in a canonical order).
+    /// Returns the tree and the most Lloyd iterations any fit ran.
+    pub fn fit(
+        sample: &[f32],
+        dim: usize,
+        k: usize,
+        iterations: usize,
+        seed: u64,
+    ) -> (Tree, usize) {
+        let n = sample.len() / dim;
+        let k = k.clamp(1, n);
+        let k1 = ((k as f64).sqrt().ceil() as usize).clamp(1, k);
+        let top = fit(sample, dim, k1, iterations, seed);
+        let row = |i: usize| &sample[i * dim..(i + 1) * dim];
+        let near: Vec<usize> = (0..n)
+            .into_par_iter()
+            .with_min_len(64)
+            .map(|i| nearest(row(i), &top.centroids, dim).0)
+            .collect();
+        let mut members: Vec<Vec<f32>> = vec![Vec::new(); k1];
+        for (i, &c) in near.iter().enumerate() {
+            members[c].extend_from_slice(row(i));
+        }
+        // Fine clusters in proportion to the coarse cluster's share of the sample.
+        let fits: Vec<(Vec<f32>, usize)> = members
+            .par_iter()
+            .enumerate()
+            .map(|(c, rows)| {
+                let nc = rows.len() / dim;
+                if nc == 0 {
+                    return (top.centroids[c * dim..(c + 1) * dim].to_vec(), 0);
+                }
+                let kc = ((k as f64 * nc as f64 / n as f64).round() as usize).clamp(1, nc);
+                let f = fit(rows, dim, kc, iterations, mix64(seed ^ (c as u64 + 1)));
+                (f.centroids, f.iterations)
+            })
+            .collect();
+        let mut tree = Tree {
+            dim,
+            coarse: top.centroids,
+            offsets: vec![0],
+            fine: Vec::new(),
+        };
+        let mut iters = top.iterations;
+        for (f, it) in fits {
+            tree.fine.extend_from_slice(&f);
+            tree.offsets.push((tree.fine.len() / dim) as u32);
+            iters = iters.max(it);
+        }
+        (tree, iters)
+    }
+
+    /// Number of fine clusters.
+    pub fn clusters(&self) -> usize {
+        self.fine.len() / self.dim.max(1)
+    }
+
+    /// The fine cluster of `x`: the nearest fine centroid under the nearest coarse one.
+    pub fn nearest(&self, x: &[f32]) -> usize {
+        let (c, _) = nearest(x, &self.coarse, self.dim);
+        let (a, b) = (self.offsets[c] as usize, self.offsets[c + 1] as usize);
+        a + nearest(x, &self.fine[a * self.dim..b * self.dim], self.dim).0
+    }
+
+    /// One Lloyd update of the fine centroids from a streamed pass's sums (coarse ones stay:
+    /// they route rows). A cluster no row reached keeps its centroid. Returns how many moved.
+    pub fn refine(&mut self, s: &Sums) -> usize {
+        let mut moved = 0;
+        for (c, dst) in self.fine.chunks_exact_mut(self.dim).enumerate() {
+            if s.counts[c] == 0 {
+                continue;
+            }
+            let sum = &s.sums[c * self.dim..(c + 1) * self.dim];
+            let n = sum
+                .iter()
+                .map(|&v| (v as f64) * (v as f64))
+                .sum::<f64>()
+                .sqrt();
+            if n == 0.0 {
+                continue;
+            }
+            let before = dst.to_vec();
+            for (d, &v) in dst.iter_mut().zip(sum) {
+                *d = (v as f64 / n) as f32;
+            }
+            moved += (before != dst) as usize;
+        }
+        moved
+    }
+
+    /// `k1 + 1` offsets (u32), the coarse and the fine centroids (f32), little-endian.
+    pub fn to_bytes(&self, out: &mut Vec<u8>) {
+        for o in &self.offsets {
+            out.extend_from_slice(&o.to_le_bytes());
+        }
+        for x in self.coarse.iter().chain(&self.fine) {
+            out.extend_from_slice(&x.to_le_bytes());
+        }
+    }
+
+    /// The inverse of [`Tree::to_bytes`], `None` when the bytes do not fit `dim` and `k1`.
+    pub fn from_bytes(b: &[u8], dim: usize, k1: usize) -> Option<Tree> {
+        let word = |i: usize| b.get(i * 4..i * 4 + 4).map(|w| [w[0], w[1], w[2], w[3]]);
+        let offsets: Vec<u32> = (0..=k1)
+            .map(|i| word(i).map(u32::from_le_bytes))
+            .collect::<Option<_>>()?;
+        let k = *offsets.last()? as usize;
+        let floats = |from: usize, n: usize| -> Option<Vec<f32>> {
+            (from..from + n)
+                .map(|i| word(i).map(f32::from_le_bytes))
+                .collect()
+        };
+        let coarse = floats(k1 + 1, k1 * dim)?;
+        let fine = floats(k1 + 1 + k1 * dim, k * dim)?;
+        (b.len() == (k1 + 1 + (k1 + k) * dim) * 4 && offsets.windows(2).all(|w| w[0] <= w[1]))
+            .then_some(Tree {
+                dim,
+                coarse,
+                offsets,
+                fine,
+            })
+    }
+}
+
+/// A seeded unit direction: rows sort by their projection on it inside a cluster, so that a
+/// cluster over the cap splits between neighbours along it (near duplicates project close).
+pub fn direction(seed: u64, dim: usize) -> Vec<f32> {
+    let mut rng = Rng(mix64(seed ^ 0xd1_2ec7));
+    let mut v: Vec<f32> = (0..dim).map(|_| rng.unit() as f32 - 0.5).collect();
+    normalize(&mut v);
+    v
+}
+
+/// An order-preserving u32 of a projection in [-1, 1].
+pub fn key(projection: f32) -> u32 {
+    ((projection.clamp(-1.0, 1.0) as f64 + 1.0) * 0.5 * u32::MAX as f64) as u32
+}
+
+/// Seeded hash of a row's code: the sample keeps the rows of smallest hash, which depends on
+/// the rows alone, not on which partition or position holds them.
+pub fn code_hash(seed: u64, code: &[u8]) -> u64 {
+    let mut h = mix64(seed ^ 0x5a4d_91e5);
+    let mut chunks = code.chunks_exact(8);
+    for c in &mut chunks {
+        h = mix64(h ^ u64::from_le_bytes(c.try_into().expect("8 bytes")));
+    }
+    let mut last = [0u8; 8];
+    last[..chunks.remainder().len()].copy_from_slice(chunks.remainder());
+    mix64(h ^ u64::from_le_bytes(last) ^ ((code.len() as u64) << 56))
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -219,6 +428,61 @@ mod tests {
         // More clusters than distinct points still yields k centroids.
         let same = [1.0f32, 0.0, 0.0].repeat(5);
         assert_eq!(fit(&same, 3, 4, 10, 1).centroids.len(), 12);
+    }
+
+    /// The tree finds planted clusters, round-trips through bytes, and a streamed pass gives
+    /// the same sums whatever the order and grouping of the rows.
+    #[test]
+    fn tree_and_fixed_point_sums() {
+        let centers = [
+            [1.0, 0.0, 0.0],
+            [0.0, 1.0, 0.0],
+            [0.0, 0.0, 1.0],
+            [0.6, 0.8, 0.0],
+        ];
+        let rows = blobs(&centers, 40, 3);
+        let (t, _) = Tree::fit(&rows, 3, 4, 30, 9);
+        assert_eq!(t.offsets.len(), 3, "k1 = ceil(sqrt(4))");
+        assert_eq!(t.clusters(), 4);
+        let mut b = Vec::new();
+        t.to_bytes(&mut b);
+        assert_eq!(Tree::from_bytes(&b, 3, 2).as_ref(), Some(&t));
+        assert_eq!(Tree::from_bytes(&b[..b.len() - 4], 3, 2), None);
+        // Rows of one center share a cluster.
+        for blob in rows.chunks_exact(3 * 40) {
+            let first = t.nearest(&blob[..3]);
+            assert!(blob.chunks_exact(3).all(|r| t.nearest(r) == first));
+        }
+        // One pass in row order vs reversed rows summed in three tasks.
+        let n = rows.len() / 3;
+        let mut one = Sums::new(4, 3);
+        for r in rows.chunks_exact(3) {
+            one.add(t.nearest(r), r);
+        }
+        let mut parts: Vec<Sums> = (0..3).map(|_| Sums::new(4, 3)).collect();
+        for i in (0..n).rev() {
+            let r = &rows[i * 3..i * 3 + 3];
+            parts[i % 3].add(t.nearest(r), r);
+        }
+        let mut all = Sums::new(4, 3);
+        for p in &parts {
+            all.merge(p);
+        }
+        assert_eq!((&one.sums, &one.counts), (&all.sums, &all.counts));
+        let (mut a, mut c) = (t.clone(), t.clone());
+        a.refine(&one);
+        c.refine(&all);
+        assert_eq!(a, c);
+    }
+
+    #[test]
+    fn keys_keep_order() {
+        assert!(key(-1.0) < key(-0.5) && key(-0.5) < key(0.0) && key(0.0) < key(0.99));
+        assert_eq!(key(2.0), key(1.0));
+        let d = direction(1, 5);
+        assert!((dot(&d, &d) - 1.0).abs() < 1e-6);
+        assert_ne!(code_hash(1, b"abcdefghi"), code_hash(1, b"abcdefghj"));
+        assert_ne!(code_hash(1, b"abc"), code_hash(2, b"abc"));
     }
 
     #[test]

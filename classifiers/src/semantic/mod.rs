@@ -7,16 +7,25 @@
 //! 1. **collect** (end of the phase before the barrier): embeds every kept document with the
 //!    encoder (an ONNX sentence encoder, mean-pooled, or a static model distilled from one by
 //!    `curate distill`, see [`crate::static_embed`]; L2-normalised: cosine = dot product) and
-//!    streams
-//!    `(quality, chars, embedding)` rows to `work/<name>/emb/part-P.bin`;
-//! 2. **centroids** (one task): spherical k-means with the pipeline seed on a sample of at most
-//!    `kmeans_sample` rows, `k = ceil(rows / cluster_docs)` so that one cluster's embeddings fit
-//!    in memory; clusters are dealt to groups (`cluster mod groups`), sized by the memory budget;
-//! 3. **assign** (one task per partition): each row goes to its nearest centroid, written to its
-//!    group's file;
-//! 4. **dedup** (one task per group): within each cluster, documents in order of quality
-//!    (the `quality_signal`, then length, then position) are kept unless their cosine to an
-//!    already kept document reaches `threshold`;
+//!    streams `(quality, chars, embedding)` rows to `work/<name>/emb/part-P.bin` (embeddings
+//!    as int8 codes, [`files`]);
+//! 2. **centroids** (one task, memory independent of the number of documents): the
+//!    `kmeans_sample` rows of smallest seeded content hash (a bounded heap: the same sample
+//!    whatever the partitioning), a two-level spherical k-means tree fitted on them
+//!    ([`kmeans::Tree`], `k = ceil(rows / cluster_docs)` fine clusters under `sqrt(k)` coarse
+//!    ones), then `kmeans_passes` streamed Lloyd passes over every row that refine the fine
+//!    centroids with fixed-point sums (exact, so byte-identical centroids with any thread
+//!    count, task count or partitioning); clusters are dealt to groups (`cluster mod groups`);
+//! 3. **assign** (one task per range of 256 partitions, streamed in blocks): each row goes to
+//!    its cluster in its group's file, sorted by (cluster, projection on a seeded direction,
+//!    partition, row);
+//! 4. **dedup** (one task per group): a merge of the group's files hands over one cluster at a
+//!    time (memory: the largest cluster, or `cluster_cap` documents: a bigger cluster is cut
+//!    into pieces of neighbours along the seeded direction, cut between different vectors up to
+//!    2 x cap);
+//!    within each, documents in order of quality (the `quality_signal`, then length, then
+//!    position) are kept unless their cosine to an already kept document reaches
+//!    `threshold`;
 //! 5. **apply** (start of the next phase): `<name>.cluster` and `<name>.nearest_sim` (highest
 //!    cosine to another kept document of the cluster; -1 when there is none) as signals, and
 //!    the verdict `near_duplicate` when `nearest_sim >= threshold`, so re-judging with another
@@ -57,9 +66,17 @@ pub struct SemanticConfig {
     /// Rows k-means is fitted on (a seeded sample when there are more).
     #[serde(default = "default_sample")]
     pub kmeans_sample: usize,
-    /// Lloyd iterations at most (stops earlier when no row moves).
+    /// Lloyd iterations at most on the sample (stops earlier when no row moves).
     #[serde(default = "default_iterations")]
     pub kmeans_iterations: usize,
+    /// Streamed Lloyd passes over every row after the fit on the sample (each refines the
+    /// fine centroids; memory stays the centroids and their sums). 0: the sample's fit alone.
+    #[serde(default = "one")]
+    pub kmeans_passes: usize,
+    /// Most documents the dedup step compares as one block: a bigger cluster is cut into
+    /// pieces of neighbours along a seeded direction (bounds memory and pairwise work).
+    #[serde(default = "default_cap")]
+    pub cluster_cap: usize,
     /// Signal whose higher value wins among duplicates (e.g. `quality.hq`); documents without
     /// it rank last. Unset: the longer document wins.
     pub quality_signal: Option<String>,
@@ -98,6 +115,9 @@ fn default_sample() -> usize {
 }
 fn default_iterations() -> usize {
     20
+}
+fn default_cap() -> usize {
+    50_000
 }
 fn default_pooling() -> Pooling {
     Pooling::Mean
@@ -157,6 +177,7 @@ fn build(args: &StageArgs) -> Result<Built, ConfigError> {
         ("cluster_docs", cfg.cluster_docs),
         ("kmeans_sample", cfg.kmeans_sample),
         ("kmeans_iterations", cfg.kmeans_iterations),
+        ("cluster_cap", cfg.cluster_cap),
         ("max_length", cfg.max_length.unwrap_or(1)),
         ("batch_size", cfg.batch_size),
     ] {
@@ -271,12 +292,9 @@ impl GlobalStage for SemanticDedup {
         let meta: EmbMeta = read_json(ctx.store.as_ref(), &emb_meta_path(&ctx.dir, ctx.partition))?;
         let mut rows = vec![(-1i64, -1f32, false); meta.rows as usize];
         for g in 0..plan.groups {
-            let path = decision_path(&ctx.dir, g, ctx.partition);
-            let Some(b) = read_opt(ctx.store.as_ref(), &path)? else {
-                continue;
-            };
-            read_header(&b, DECISION_MAGIC, &path)?;
-            for r in b[16..].chunks_exact(16) {
+            let path = decision_path(&ctx.dir, g, ctx.partition / plan.range);
+            let b = read_decisions(ctx.store.as_ref(), &path, ctx.partition % plan.range)?;
+            for r in b.chunks_exact(16) {
                 let row = u32_at(r, 0) as usize;
                 let slot = rows
                     .get_mut(row)
@@ -382,8 +400,86 @@ impl Collector for EmbedCollector {
     }
 }
 
-/// Step 1: the sample, k-means, and the plan.
+/// Step 1: the sample, the centroid tree, the streamed passes, and the plan.
 struct CentroidStep(Arc<Shared>);
+
+/// Rows per block of a streamed pass (assigned in parallel).
+const BLOCK: usize = 4096;
+
+/// One row of an embedding file as a streamed pass sees it.
+struct Row {
+    row: u32,
+    quality: f32,
+    chars: u32,
+    /// The unit vector.
+    emb: Vec<f32>,
+    /// Its stored code.
+    code: Vec<u8>,
+}
+
+/// Streams every row of every partition in blocks: `f(partition, block)`.
+fn stream_rows(
+    ctx: &StepCtx,
+    metas: &[EmbMeta],
+    mut f: impl FnMut(usize, &[Row]) -> Result<()>,
+) -> Result<()> {
+    let store = ctx.store.as_ref();
+    let mut block: Vec<Row> = Vec::new();
+    let mut emb = Vec::new();
+    for (p, m) in metas.iter().enumerate() {
+        if m.rows == 0 {
+            continue;
+        }
+        let mut r = EmbReader::open(store, &emb_path(&ctx.dir, p))?;
+        loop {
+            let next = r.next_into(&mut emb)?;
+            if let Some((row, quality, chars)) = next {
+                block.push(Row {
+                    row,
+                    quality,
+                    chars,
+                    emb: std::mem::take(&mut emb),
+                    code: r.code().to_vec(),
+                });
+            }
+            if block.len() >= BLOCK || (next.is_none() && !block.is_empty()) {
+                f(p, &block)?;
+                block.clear();
+            }
+            if next.is_none() {
+                break;
+            }
+        }
+    }
+    Ok(())
+}
+
+/// The `cap` rows of smallest `(code_hash, code)`: a sample that depends on the rows alone
+/// (not on partitions, order or threads), in that canonical order, as unit vectors.
+fn bottom_sample(ctx: &StepCtx, metas: &[EmbMeta], cap: usize) -> Result<Vec<f32>> {
+    let mut heap: std::collections::BinaryHeap<(u64, Vec<u8>)> = Default::default();
+    stream_rows(ctx, metas, |_, block| {
+        for Row { code, .. } in block {
+            let h = kmeans::code_hash(ctx.seed, code);
+            if heap.len() < cap {
+                heap.push((h, code.clone()));
+            } else if let Some(top) = heap.peek() {
+                if (h, code.as_slice()) < (top.0, top.1.as_slice()) {
+                    heap.pop();
+                    heap.push((h, code.clone()));
+                }
+            }
+        }
+        Ok(())
+    })?;
+    let mut sample = Vec::new();
+    let mut v = Vec::new();
+    for (_, code) in heap.into_sorted_vec() {
+        dequantize(&code, &mut v);
+        sample.extend_from_slice(&v);
+    }
+    Ok(sample)
+}
 
 impl GlobalStep for CentroidStep {
     fn name(&self) -> &str {
@@ -404,42 +500,50 @@ impl GlobalStep for CentroidStep {
         }
         let rows: u64 = metas.iter().map(|m| m.rows).sum();
         let dim = metas.first().map_or(0, |m| m.dim);
-        // Keep a row of the sample when its seeded hash falls under rate * 2^64.
-        let rate = (cfg.kmeans_sample as f64 / rows.max(1) as f64).min(1.0);
-        let cut = if rate >= 1.0 {
-            u64::MAX
-        } else {
-            (rate * u64::MAX as f64) as u64
-        };
-        let mut sample: Vec<f32> = Vec::new();
-        let mut emb = Vec::new();
-        for (p, m) in metas.iter().enumerate() {
-            if m.rows == 0 {
-                continue;
-            }
-            let mut r = EmbReader::open(store, &emb_path(&ctx.dir, p))?;
-            while let Some((row, _, _)) = r.next_into(&mut emb)? {
-                if kmeans::mix64(ctx.seed ^ ((p as u64) << 32) ^ row as u64) <= cut {
-                    sample.extend_from_slice(&emb);
-                }
-            }
-        }
+        let sample = bottom_sample(ctx, &metas, cfg.kmeans_sample)?;
         let n = sample.len().checked_div(dim).unwrap_or(0);
         let k = (rows.div_ceil(cfg.cluster_docs as u64) as usize).clamp(1, n.max(1));
-        let (centroids, iterations) = if n == 0 {
-            (Vec::new(), 0)
+        let (mut tree, iterations) = if n == 0 {
+            let t = kmeans::Tree {
+                dim,
+                coarse: Vec::new(),
+                offsets: vec![0],
+                fine: Vec::new(),
+            };
+            (t, 0)
         } else {
-            let f = kmeans::fit(&sample, dim, k, cfg.kmeans_iterations, ctx.seed);
-            (f.centroids, f.iterations)
+            kmeans::Tree::fit(&sample, dim, k, cfg.kmeans_iterations, ctx.seed)
         };
-        // Groups: enough that one group's rows (with their embeddings) take at most half the
-        // task's memory budget, at least one per partition (tasks to spread over workers), never
-        // more than clusters. Not from the thread count: outputs must not depend on it.
-        let row_bytes = (16 + 4 * dim) as u64;
-        let by_memory = (rows * row_bytes).div_ceil((ctx.memory_budget as u64 / 2).max(1)) as usize;
-        let groups = by_memory.max(ctx.partitions).clamp(1, k.min(4096));
-        let mut bytes = header(CENTROID_MAGIC, dim as u32, k as u32).to_vec();
-        put_f32s(&mut bytes, &centroids);
+        drop(sample);
+        // Streamed Lloyd passes over every row: memory is the tree and its sums.
+        let passes = if n == 0 { 0 } else { cfg.kmeans_passes };
+        for _ in 0..passes {
+            let mut sums = kmeans::Sums::new(tree.clusters(), dim);
+            stream_rows(ctx, &metas, |_, block| {
+                let near: Vec<usize> = block
+                    .par_iter()
+                    .with_min_len(64)
+                    .map(|r| tree.nearest(&r.emb))
+                    .collect();
+                for (r, c) in block.iter().zip(near) {
+                    sums.add(c, &r.emb);
+                }
+                Ok(())
+            })?;
+            st.count("moved_centroids", tree.refine(&sums) as u64);
+        }
+        let k = tree.clusters();
+        let k1 = tree.offsets.len() - 1;
+        // Groups: at least one per partition (tasks to spread over workers), never more than
+        // clusters. Not from the thread count: outputs must not depend on it. A dedup task
+        // streams its group cluster by cluster, so a group's size does not bound memory.
+        let groups = ctx.partitions.clamp(1, k.clamp(1, 4096));
+        // Partitions per range: an assign task buffers its range's rows (and a sorted copy).
+        let biggest = metas.iter().map(|m| m.rows).max().unwrap_or(0);
+        let part_bytes = (biggest * group_row_len(dim) as u64).max(1);
+        let range = ((ctx.memory_budget as u64 / 4) / part_bytes).clamp(1, RANGE as u64) as usize;
+        let mut bytes = header(CENTROID_MAGIC, dim as u32, k1 as u32).to_vec();
+        tree.to_bytes(&mut bytes);
         store
             .put(&centroids_path(&ctx.dir), &bytes)
             .map_err(|e| Error::io(centroids_path(&ctx.dir), e))?;
@@ -453,27 +557,33 @@ impl GlobalStep for CentroidStep {
                 groups,
                 sample: n,
                 iterations,
+                coarse: k1,
+                passes,
+                range,
             },
         )?;
         st.count("rows", rows);
         st.count("sample", n as u64);
         st.count("clusters", k as u64);
+        st.count("coarse", k1 as u64);
         st.count("groups", groups as u64);
         st.count("iterations", iterations as u64);
+        st.count("passes", passes as u64);
+        st.count("range", range as u64);
         Ok(st)
     }
 }
 
-fn read_centroids(ctx: &StepCtx) -> Result<(Vec<f32>, usize)> {
+fn read_tree(ctx: &StepCtx) -> Result<kmeans::Tree> {
     let path = centroids_path(&ctx.dir);
     let b = ctx.store.read(&path).map_err(|e| Error::io(&path, e))?;
-    let (dim, _) = read_header(&b, CENTROID_MAGIC, &path)?;
-    let mut c = Vec::new();
-    f32s(&b[16..], &mut c);
-    Ok((c, dim as usize))
+    let (dim, k1) = read_header(&b, CENTROID_MAGIC, &path)?;
+    kmeans::Tree::from_bytes(&b[16..], dim as usize, k1 as usize)
+        .ok_or_else(|| Error::other(format!("{path}: malformed centroid tree")))
 }
 
-/// Step 2: every row to its nearest centroid, into its group's file.
+/// Step 2: every row to its cluster, into its group's file of the range, sorted by (cluster,
+/// key, partition, row). One task per range of partitions.
 struct AssignStep;
 
 impl GlobalStep for AssignStep {
@@ -482,59 +592,69 @@ impl GlobalStep for AssignStep {
     }
 
     fn tasks(&self, ctx: &StepCtx) -> Result<usize> {
-        Ok(ctx.partitions)
+        let plan: Plan = read_json(ctx.store.as_ref(), &plan_path(&ctx.dir))?;
+        Ok(plan.ranges(ctx.partitions))
     }
 
-    fn run(&self, p: usize, ctx: &StepCtx) -> Result<StepStats> {
+    fn run(&self, t: usize, ctx: &StepCtx) -> Result<StepStats> {
         let store = ctx.store.as_ref();
         let plan: Plan = read_json(store, &plan_path(&ctx.dir))?;
-        let meta: EmbMeta = read_json(store, &emb_meta_path(&ctx.dir, p))?;
-        let mut st = StepStats::new("assign", p);
-        st.count("rows", meta.rows);
-        if meta.rows == 0 {
-            return Ok(st);
+        let mine = t * plan.range..((t + 1) * plan.range).min(ctx.partitions);
+        let mut metas = Vec::with_capacity(ctx.partitions);
+        for p in 0..ctx.partitions {
+            metas.push(if mine.contains(&p) {
+                read_json(store, &emb_meta_path(&ctx.dir, p))?
+            } else {
+                EmbMeta {
+                    rows: 0,
+                    dim: plan.dim,
+                }
+            });
         }
-        let (centroids, dim) = read_centroids(ctx)?;
-        // Read the partition in blocks, assign each block in parallel, append to its groups.
-        let mut reader = EmbReader::open(store, &emb_path(&ctx.dir, p))?;
+        let rows: u64 = metas.iter().map(|m| m.rows).sum();
+        let mut st = StepStats::new("assign", t);
+        st.count("rows", rows);
         let mut bufs: Vec<Vec<u8>> = vec![Vec::new(); plan.groups];
-        let mut block: Vec<(u32, f32, u32, Vec<f32>)> = Vec::new();
-        let mut emb = Vec::new();
-        loop {
-            let next = reader.next_into(&mut emb)?;
-            if let Some((row, q, c)) = next {
-                block.push((row, q, c, emb.clone()));
-            }
-            if block.len() >= 4096 || (next.is_none() && !block.is_empty()) {
-                let nearest: Vec<usize> = block
+        if rows > 0 {
+            let tree = read_tree(ctx)?;
+            let dir = kmeans::direction(ctx.seed, tree.dim);
+            // The range's rows (bounded by RANGE partitions' sizes), in blocks.
+            stream_rows(ctx, &metas, |p, block| {
+                let near: Vec<(usize, u32)> = block
                     .par_iter()
                     .with_min_len(64)
-                    .map(|(_, _, _, e)| kmeans::nearest(e, &centroids, dim).0)
+                    .map(|r| {
+                        let key = kmeans::key(kmeans::dot(&r.emb, &dir));
+                        (tree.nearest(&r.emb), key)
+                    })
                     .collect();
-                for ((row, q, c, e), cl) in block.drain(..).zip(nearest) {
+                for (r, (cl, key)) in block.iter().zip(near) {
                     let b = &mut bufs[cl % plan.groups];
-                    if b.is_empty() {
-                        b.extend_from_slice(&header(GROUP_MAGIC, dim as u32, 0));
-                    }
-                    b.extend_from_slice(&row.to_le_bytes());
+                    b.extend_from_slice(&r.row.to_le_bytes());
                     b.extend_from_slice(&(cl as u32).to_le_bytes());
-                    b.extend_from_slice(&q.to_le_bytes());
-                    b.extend_from_slice(&c.to_le_bytes());
-                    put_f32s(b, &e);
+                    b.extend_from_slice(&r.quality.to_le_bytes());
+                    b.extend_from_slice(&r.chars.to_le_bytes());
+                    b.extend_from_slice(&key.to_le_bytes());
+                    b.extend_from_slice(&(p as u32).to_le_bytes());
+                    b.extend_from_slice(&r.code);
                 }
-            }
-            if next.is_none() {
-                break;
-            }
+                Ok(())
+            })?;
         }
+        let width = group_row_len(plan.dim);
         for (g, b) in bufs.iter().enumerate() {
-            let path = group_path(&ctx.dir, g, p);
+            let path = group_path(&ctx.dir, g, t);
             if b.is_empty() {
                 // A re-run after a crash must not leave rows of an older run behind.
                 store.delete(&path).map_err(|e| Error::io(&path, e))?;
-            } else {
-                store.put(&path, b).map_err(|e| Error::io(&path, e))?;
+                continue;
             }
+            let mut rows: Vec<&[u8]> = b.chunks_exact(width).collect();
+            rows.sort_by_key(|r| (u32_at(r, 4), u32_at(r, 16), u32_at(r, 20), u32_at(r, 0)));
+            let mut out = Vec::with_capacity(16 + b.len());
+            out.extend_from_slice(&header(GROUP_MAGIC, plan.dim as u32, 0));
+            rows.iter().for_each(|r| out.extend_from_slice(r));
+            store.put(&path, &out).map_err(|e| Error::io(&path, e))?;
         }
         Ok(st)
     }
@@ -549,8 +669,55 @@ struct Member {
     emb: Vec<f32>,
 }
 
-/// Step 3: greedy dedup within each cluster of one group.
+/// Step 3: greedy dedup within each cluster of one group, streamed cluster by cluster.
 struct DedupStep(Arc<Shared>);
+
+/// One range's decisions: `(partition, row, cluster, nearest_sim, dropped)`.
+type Decisions = Vec<(u32, u32, u32, f32, u32)>;
+
+/// Counters of one dedup task.
+#[derive(Default)]
+struct DedupCounts {
+    docs: u64,
+    dropped: u64,
+    largest: u64,
+    blocks: u64,
+    split: u64,
+    /// Cosines computed: each member against the members kept before it.
+    comparisons: u64,
+}
+
+impl DedupStep {
+    /// Decides one block (a cluster, or a piece of one over the cap) into the partitions'
+    /// decision buffers.
+    fn block(
+        &self,
+        cluster: u32,
+        members: &mut [Member],
+        out: &mut [Decisions],
+        range: usize,
+        n: &mut DedupCounts,
+    ) {
+        n.docs += members.len() as u64;
+        n.blocks += 1;
+        // Best first: quality, then length, then input position.
+        members.sort_by(|a, b| {
+            b.quality
+                .total_cmp(&a.quality)
+                .then(b.chars.cmp(&a.chars))
+                .then(a.partition.cmp(&b.partition))
+                .then(a.row.cmp(&b.row))
+        });
+        let decisions = greedy(members, self.0.cfg.threshold as f32);
+        let mut kept = 0u64;
+        for (m, (sim, drop)) in members.iter().zip(decisions) {
+            n.comparisons += kept;
+            kept += !drop as u64;
+            n.dropped += drop as u64;
+            out[m.partition as usize / range].push((m.partition, m.row, cluster, sim, drop as u32));
+        }
+    }
+}
 
 impl GlobalStep for DedupStep {
     fn name(&self) -> &str {
@@ -563,67 +730,83 @@ impl GlobalStep for DedupStep {
     }
 
     fn run(&self, g: usize, ctx: &StepCtx) -> Result<StepStats> {
+        use std::cmp::Reverse;
         let store = ctx.store.as_ref();
-        let threshold = self.0.cfg.threshold as f32;
+        let cap = self.0.cfg.cluster_cap;
         let mut st = StepStats::new("dedup", g);
-        // cluster -> members, clusters in id order.
-        let mut clusters: std::collections::BTreeMap<u32, Vec<Member>> = Default::default();
-        for p in 0..ctx.partitions {
-            let path = group_path(&ctx.dir, g, p);
-            let Some(b) = read_opt(store, &path)? else {
-                continue;
-            };
-            let (dim, _) = read_header(&b, GROUP_MAGIC, &path)?;
-            let width = 16 + 4 * dim as usize;
-            for r in b[16..].chunks_exact(width) {
-                let mut emb = Vec::with_capacity(dim as usize);
-                f32s(&r[16..], &mut emb);
-                clusters.entry(u32_at(r, 4)).or_default().push(Member {
-                    partition: p as u32,
-                    row: u32_at(r, 0),
-                    quality: f32_at(r, 8),
-                    chars: u32_at(r, 12),
-                    emb,
-                });
-            }
-        }
-        let mut out: Vec<Vec<u8>> = vec![Vec::new(); ctx.partitions];
-        let (mut dropped, mut docs, mut largest) = (0u64, 0u64, 0u64);
-        for (cluster, mut members) in clusters {
-            docs += members.len() as u64;
-            largest = largest.max(members.len() as u64);
-            // Best first: quality, then length, then input position.
-            members.sort_by(|a, b| {
-                b.quality
-                    .total_cmp(&a.quality)
-                    .then(b.chars.cmp(&a.chars))
-                    .then(a.partition.cmp(&b.partition))
-                    .then(a.row.cmp(&b.row))
-            });
-            let decisions = greedy(&members, threshold);
-            for (m, (sim, drop)) in members.iter().zip(decisions) {
-                dropped += drop as u64;
-                let b = &mut out[m.partition as usize];
-                if b.is_empty() {
-                    b.extend_from_slice(&header(DECISION_MAGIC, 0, 0));
+        // Merge the ranges' files (each sorted by cluster, key, partition, row): one cluster in
+        // memory at a time.
+        let plan: Plan = read_json(store, &plan_path(&ctx.dir))?;
+        let nranges = plan.ranges(ctx.partitions);
+        let mut readers = Vec::new();
+        for t in 0..nranges {
+            if let Some(mut r) = GroupReader::open(store, &group_path(&ctx.dir, g, t))? {
+                if r.advance()? {
+                    readers.push(r);
                 }
-                b.extend_from_slice(&m.row.to_le_bytes());
-                b.extend_from_slice(&cluster.to_le_bytes());
-                b.extend_from_slice(&sim.to_le_bytes());
-                b.extend_from_slice(&(drop as u32).to_le_bytes());
             }
         }
-        for (p, b) in out.iter().enumerate() {
-            let path = decision_path(&ctx.dir, g, p);
-            if b.is_empty() {
+        // (merge order of the reader's current row, reader), smallest first.
+        type Head = Reverse<((u32, u32, u32, u32), usize)>;
+        let mut heap: std::collections::BinaryHeap<Head> = readers
+            .iter()
+            .enumerate()
+            .map(|(i, r)| Reverse((r.order(), i)))
+            .collect();
+        let mut out: Vec<Decisions> = vec![Vec::new(); nranges];
+        let mut n = DedupCounts::default();
+        let mut members: Vec<Member> = Vec::new();
+        let (mut cluster, mut last_key, mut in_cluster) = (0u32, 0u32, 0u64);
+        while let Some(Reverse(((cl, key, _, _), i))) = heap.pop() {
+            // A new cluster, or a piece of this one full: decide what is held. Pieces are cut
+            // between different keys (identical vectors stay together) and at 2 x cap at most.
+            let new_cluster = cl != cluster || (members.is_empty() && in_cluster == 0);
+            let full = (members.len() >= cap && key != last_key) || members.len() >= 2 * cap;
+            if (new_cluster || full) && !members.is_empty() {
+                self.block(cluster, &mut members, &mut out, plan.range, &mut n);
+                members.clear();
+            }
+            if new_cluster {
+                n.split += (in_cluster > cap as u64) as u64;
+                n.largest = n.largest.max(in_cluster);
+                in_cluster = 0;
+            }
+            let r = &mut readers[i];
+            let mut emb = Vec::new();
+            dequantize(&r.buf[24..], &mut emb);
+            members.push(Member {
+                partition: u32_at(&r.buf, 20),
+                row: u32_at(&r.buf, 0),
+                quality: f32_at(&r.buf, 8),
+                chars: u32_at(&r.buf, 12),
+                emb,
+            });
+            (cluster, last_key) = (cl, key);
+            in_cluster += 1;
+            if r.advance()? {
+                heap.push(Reverse((r.order(), i)));
+            }
+        }
+        if !members.is_empty() {
+            self.block(cluster, &mut members, &mut out, plan.range, &mut n);
+        }
+        n.split += (in_cluster > cap as u64) as u64;
+        n.largest = n.largest.max(in_cluster);
+        for (t, rows) in out.iter_mut().enumerate() {
+            let path = decision_path(&ctx.dir, g, t);
+            if rows.is_empty() {
                 store.delete(&path).map_err(|e| Error::io(&path, e))?;
             } else {
-                store.put(&path, b).map_err(|e| Error::io(&path, e))?;
+                let b = decision_bytes(t * plan.range, rows);
+                store.put(&path, &b).map_err(|e| Error::io(&path, e))?;
             }
         }
-        st.count("docs", docs);
-        st.count("dropped", dropped);
-        st.count("largest_cluster", largest);
+        st.count("docs", n.docs);
+        st.count("dropped", n.dropped);
+        st.count("largest_cluster", n.largest);
+        st.count("blocks", n.blocks);
+        st.count("split_clusters", n.split);
+        st.count("comparisons", n.comparisons);
         Ok(st)
     }
 }

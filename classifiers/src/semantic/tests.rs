@@ -356,3 +356,242 @@ fn static_encoder_finds_copies_across_partitions() {
             == testing::read_tree(&tmp.path().join("r4/out"))
     );
 }
+
+/// The stage without an encoder (`Purpose::Select`): its steps run on embedding files written
+/// here, as the collectors would write them.
+fn steps_only(body: &str) -> Box<dyn GlobalStage> {
+    let mut t: toml::Table = body.parse().unwrap();
+    t.insert(
+        "model".into(),
+        toml::Value::String("classifiers/testdata/tiny-bert-mean".into()),
+    );
+    let root = testing::repo_root();
+    match build(&StageArgs {
+        name: "semantic",
+        table: &t,
+        base_dir: &root,
+        purpose: Purpose::Select,
+        seed: 7,
+    })
+    .unwrap()
+    {
+        Built::Global(g) => g,
+        Built::Map(_) => panic!("a global stage"),
+    }
+}
+
+/// Planted rows (dim 32): 600 bases around 6 topics (cosine about 0.5 between bases of a
+/// topic); every third base also has an exact copy and a near copy (cosine about 0.995), both
+/// of lower quality. Returns `(quality, vector, planted duplicate)` in global order.
+fn planted_rows() -> Vec<(f32, Vec<f32>, bool)> {
+    let dim = 32;
+    let mut s = 0u64;
+    let unit = |v: &mut Vec<f32>| {
+        let n = v.iter().map(|x| x * x).sum::<f32>().sqrt();
+        v.iter_mut().for_each(|x| *x /= n);
+    };
+    let mut noise = |scale: f32| -> Vec<f32> {
+        (0..dim)
+            .map(|_| {
+                s += 1;
+                ((kmeans::mix64(s) >> 11) as f32 / (1u64 << 53) as f32 - 0.5) * scale
+            })
+            .collect()
+    };
+    let centers: Vec<Vec<f32>> = (0..6)
+        .map(|_| {
+            let mut c = noise(2.0);
+            unit(&mut c);
+            c
+        })
+        .collect();
+    let mut out = Vec::new();
+    for b in 0..600 {
+        let m = noise(0.7);
+        let mut v: Vec<f32> = centers[b % 6].iter().zip(&m).map(|(c, x)| c + x).collect();
+        unit(&mut v);
+        let q = 1.0 + (b as f32) * 1e-3;
+        out.push((q, v.clone(), false));
+        if b % 3 == 0 {
+            out.push((q - 0.5, v.clone(), true));
+            let m = noise(0.04);
+            let mut near: Vec<f32> = v.iter().zip(&m).map(|(c, x)| c + x).collect();
+            unit(&mut near);
+            out.push((q - 0.6, near, true));
+        }
+    }
+    out
+}
+
+/// Writes `rows` as the collectors of `parts` partitions would (row i to partition i mod
+/// parts), runs every step on `threads` threads, and returns the centroid file, the step
+/// stats and, per global row, whether it dropped.
+fn run_steps(
+    g: &dyn GlobalStage,
+    rows: &[(f32, Vec<f32>, bool)],
+    parts: usize,
+    threads: usize,
+    budget: usize,
+    dir: &Path,
+) -> (Vec<u8>, Vec<StepStats>, Vec<bool>) {
+    let store: Arc<dyn Store> = Arc::new(LocalStore::new(dir.join("out")).unwrap());
+    let wd = "work/semantic".to_string();
+    let mut scratch = Vec::new();
+    for p in 0..parts {
+        let mut w = store.create(&emb_path(&wd, p)).unwrap();
+        w.write_all(&header(EMB_MAGIC, 32, 0)).unwrap();
+        let mine: Vec<_> = rows.iter().skip(p).step_by(parts).collect();
+        for (q, v, _) in &mine {
+            write_emb_row(&mut w, *q, 100, v, &mut scratch).unwrap();
+        }
+        w.finish().unwrap();
+        let meta = EmbMeta {
+            rows: mine.len() as u64,
+            dim: 32,
+        };
+        put_json(store.as_ref(), &emb_meta_path(&wd, p), &meta).unwrap();
+    }
+    let pool = rayon::ThreadPoolBuilder::new()
+        .num_threads(threads)
+        .build()
+        .unwrap();
+    pool.install(|| {
+        let sctx = StepCtx {
+            store: store.clone(),
+            dir: wd.clone(),
+            partitions: parts,
+            scratch: dir.join("scratch"),
+            memory_budget: budget,
+            threads,
+            seed: 7,
+        };
+        let mut stats = Vec::new();
+        for step in g.steps() {
+            for t in 0..step.tasks(&sctx).unwrap() {
+                stats.push(step.run(t, &sctx).unwrap());
+            }
+        }
+        let mut dropped = vec![false; rows.len()];
+        for p in 0..parts {
+            let mut a = g
+                .applier(&PartitionCtx {
+                    store: store.clone(),
+                    dir: wd.clone(),
+                    partition: p,
+                    partitions: parts,
+                    scratch: dir.join("scratch"),
+                    seed: 7,
+                })
+                .unwrap();
+            for i in (p..rows.len()).step_by(parts) {
+                dropped[i] = !a.apply(&mut Document::new("x", "")).is_keep();
+            }
+        }
+        let c = store.read(&centroids_path(&wd)).unwrap();
+        (c, stats, dropped)
+    })
+}
+
+/// Dropped exact copies, dropped near copies, dropped rows that were not planted.
+fn tally(rows: &[(f32, Vec<f32>, bool)], dropped: &[bool]) -> (usize, usize, usize) {
+    let (mut exact, mut near, mut wrong) = (0, 0, 0);
+    for (i, r) in rows.iter().enumerate() {
+        match (r.2, dropped[i]) {
+            (true, true) if r.1 == rows[i - 1].1 => exact += 1,
+            (true, true) => near += 1,
+            (false, true) => wrong += 1,
+            _ => {}
+        }
+    }
+    (exact, near, wrong)
+}
+
+fn counter(stats: &[StepStats], step: &str, key: &str) -> u64 {
+    stats
+        .iter()
+        .filter(|s| s.name == step)
+        .map(|s| s.counters.get(key).copied().unwrap_or(0))
+        .sum()
+}
+
+/// The centroid tree (sample by content hash, fit, two streamed passes) is byte-identical with
+/// 1 or 4 threads and 1, 3 or 300 partitions holding the rows in another order, and so are the
+/// decisions; the planted copies are found and nothing else drops.
+#[test]
+fn centroids_do_not_depend_on_threads_or_partitioning() {
+    let rows = planted_rows();
+    let g =
+        steps_only("threshold = 0.95\ncluster_docs = 50\nkmeans_sample = 300\nkmeans_passes = 2");
+    let tmp = tempfile::tempdir().unwrap();
+    let (c1, s1, d1) = run_steps(g.as_ref(), &rows, 1, 1, 1 << 30, &tmp.path().join("a"));
+    let (c3, s3, d3) = run_steps(g.as_ref(), &rows, 3, 4, 1 << 30, &tmp.path().join("b"));
+    assert!(c1 == c3, "centroids differ between 1 and 3 partitions");
+    // 300 partitions: two ranges of side files (assign tasks, group and decision files).
+    let (c300, s300, d300) = run_steps(g.as_ref(), &rows, 300, 2, 1 << 30, &tmp.path().join("c"));
+    assert!(c1 == c300, "centroids differ between 1 and 300 partitions");
+    assert_eq!(d1, d300);
+    assert_eq!(s300.iter().filter(|s| s.name == "assign").count(), 2);
+    // A quarter of the budget fits 3 partitions' rows (34 rows of 60 B at most): ranges of 3.
+    let budget = 4 * 3 * 34 * 60;
+    let (c3r, s3r, d3r) = run_steps(g.as_ref(), &rows, 30, 2, budget, &tmp.path().join("d"));
+    assert!(c1 == c3r);
+    assert_eq!(d1, d3r);
+    assert_eq!(counter(&s3r, "centroids", "range"), 3);
+    assert_eq!(s3r.iter().filter(|s| s.name == "assign").count(), 10);
+    assert_eq!(counter(&s1, "centroids", "sample"), 300);
+    assert_eq!(counter(&s1, "centroids", "passes"), 2);
+    let k = counter(&s1, "centroids", "clusters");
+    assert!((18..=23).contains(&k), "about 1000 / 50 clusters: {k}");
+    assert!(
+        counter(&s1, "centroids", "moved_centroids") > 0,
+        "the passes refine"
+    );
+    assert_eq!(d1, d3);
+    let (exact, near, wrong) = tally(&rows, &d1);
+    // A near copy misses only when the boundary between two clusters falls between it and
+    // its base.
+    assert_eq!((exact, wrong), (200, 0));
+    assert!(near >= 195, "{near} of 200 near copies");
+    assert_eq!(counter(&s3, "dedup", "docs"), rows.len() as u64);
+    assert!(counter(&s3, "dedup", "comparisons") > rows.len() as u64);
+}
+
+/// A cap far below the cluster sizes cuts clusters into pieces of neighbours along the seeded
+/// direction: exact copies (same vector, same key) stay together, near copies nearly all do.
+#[test]
+fn cluster_cap_splits_big_clusters() {
+    let rows = planted_rows();
+    let g = steps_only("threshold = 0.95\ncluster_docs = 200\ncluster_cap = 50");
+    let tmp = tempfile::tempdir().unwrap();
+    let (_, stats, dropped) = run_steps(g.as_ref(), &rows, 2, 2, 1 << 30, tmp.path());
+    let clusters = counter(&stats, "centroids", "clusters");
+    let split = counter(&stats, "dedup", "split_clusters");
+    assert!(split >= 1 && counter(&stats, "dedup", "blocks") > clusters);
+    let (exact, near, wrong) = tally(&rows, &dropped);
+    assert_eq!((exact, wrong), (200, 0));
+    // A near copy is lost only when a cut falls between it and its base.
+    assert!(
+        near >= 160,
+        "near copies found across pieces: {near} of 200"
+    );
+}
+
+/// int8 codes: a unit vector survives with cosine > 0.9999, and identical vectors give
+/// identical codes and unit self-similarity.
+#[test]
+fn codes_round_trip() {
+    let rows = planted_rows();
+    let (mut code, mut back) = (Vec::new(), Vec::new());
+    for (_, v, _) in rows.iter().take(50) {
+        code.clear();
+        quantize(v, &mut code);
+        assert_eq!(code.len(), code_len(32));
+        dequantize(&code, &mut back);
+        assert!(kmeans::dot(v, &back) > 0.9999);
+        assert!((kmeans::dot(&back, &back) - 1.0).abs() < 1e-6);
+    }
+    code.clear();
+    quantize(&[0.0; 4], &mut code);
+    dequantize(&code, &mut back);
+    assert_eq!(back, [0.0; 4]);
+}
