@@ -109,7 +109,9 @@ pub fn bars(title: &str, unit: &str, data: &[Bar], legend: Option<(&str, &str)>)
         };
         let _ = write!(
             s,
-            r#"<text x="{}" y="{}" class="val">{}</text>"#,
+            // One decimal, as the bar widths: a last-bit difference in a value (a time read
+            // back from stats.json) must not change the page.
+            r#"<text x="{:.1}" y="{}" class="val">{}</text>"#,
             label_w + bw.max(b.inner.map_or(0.0, |i| chart_w * i / max)) + 4.0,
             y + 14.0,
             esc(&shown)

@@ -202,6 +202,34 @@ fn duckdb_and_pyarrow_files_give_the_same_run() {
     assert_eq!(ka, kb, "duckdb vs pyarrow files");
 }
 
+/// Every codec writers commonly use reads to the same kept documents (pyarrow and DuckDB write
+/// Snappy by default; Spark and others gzip, LZ4, Brotli or none).
+#[test]
+fn every_common_codec_reads_the_same() {
+    let Some((src, py)) = sources() else { return };
+    let d = tempfile::tempdir().unwrap();
+    let mut runs = Vec::new();
+    for codec in ["zstd", "snappy", "gzip", "lz4", "brotli", "none"] {
+        let dir = d.path().join(codec);
+        let n = make(&src, &py, &dir, &["--limit", "150", "--compression", codec]);
+        run(
+            &pipeline_for(&dir, "fineweb/*.parquet", "", ""),
+            &dir.join("out"),
+            &["-q"],
+        );
+        assert_eq!(
+            read_stage(&dir.join("out"))["docs_in"].as_u64(),
+            Some(n as u64),
+            "{codec}: every row read"
+        );
+        runs.push((codec, kept(&dir.join("out"))));
+    }
+    assert!(!runs[0].1.is_empty());
+    for (codec, k) in &runs[1..] {
+        assert_eq!(k, &runs[0].1, "{codec} vs zstd");
+    }
+}
+
 /// Peak resident memory (KiB) of `curate args`, measured by the test Python around it.
 fn peak_rss_kib(py: &Path, args: &[&str]) -> u64 {
     let script = "import resource, subprocess, sys\n\
