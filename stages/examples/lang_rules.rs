@@ -8,20 +8,21 @@
 
 use std::path::PathBuf;
 
+use stages::filter::lang_derive;
 use stages::lang_rules;
 
 fn main() {
     let shared = std::env::var_os("CURATE_SHARED")
         .map(PathBuf::from)
         .unwrap_or_else(|| PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../../shared"));
-    let (reference, english) = match lang_rules::load_reference(&shared) {
+    let (reference, english) = match lang_derive::load_reference(&shared) {
         Ok(r) => r,
         Err(e) => {
             eprintln!("reading the reference in {}: {e}", shared.display());
             std::process::exit(2);
         }
     };
-    let table = lang_rules::derive(&reference, &english);
+    let table = lang_derive::derive(&reference, &english);
     if std::env::args().any(|a| a == "--markdown") {
         print_markdown(&table);
     } else {
@@ -35,7 +36,7 @@ fn main() {
     );
     eprintln!("held out: lang\tsource\tdocs\tpass (row derived without that source)");
     let mut sum = (0usize, 0.0f64);
-    for (lang, source, n, pass) in lang_rules::held_out(&reference, &english, 5) {
+    for (lang, source, n, pass) in lang_derive::held_out(&reference, &english, 5) {
         eprintln!("held out: {lang}\t{source}\t{n}\t{:.1}%", 100.0 * pass);
         sum.0 += n;
         sum.1 += pass * n as f64;
@@ -46,12 +47,12 @@ fn main() {
         100.0 * sum.1 / sum.0.max(1) as f64
     );
     // The baseline: English reference text under the English numbers.
-    let en = lang_rules::english_row();
+    let en = lang_derive::english_row();
     let mut by_source = std::collections::BTreeMap::<&str, (usize, usize)>::new();
     for r in &english {
         let e = by_source.entry(r.source.as_str()).or_default();
         e.0 += 1;
-        e.1 += lang_rules::broken(&en, &r.text).is_empty() as usize;
+        e.1 += lang_derive::broken(&en, &r.text).is_empty() as usize;
     }
     for (s, (n, pass)) in &by_source {
         eprintln!(
@@ -63,7 +64,7 @@ fn main() {
     for r in &reference {
         if let Some(row) = table.row(&r.lang) {
             in_sample.0 += 1;
-            in_sample.1 += lang_rules::broken(row, &r.text).is_empty() as usize;
+            in_sample.1 += lang_derive::broken(row, &r.text).is_empty() as usize;
         }
     }
     eprintln!(
@@ -78,7 +79,7 @@ fn print_markdown(table: &lang_rules::LangTable) {
     let keys = lang_rules::KEYS;
     println!("| lang | docs | {} | stop words |", keys.join(" | "));
     println!("|---|---:|{}---|", "---:|".repeat(keys.len()));
-    let en = lang_rules::english_row();
+    let en = lang_derive::english_row();
     for r in std::iter::once(&en).chain(table.rows()) {
         let vals: Vec<String> = r
             .values

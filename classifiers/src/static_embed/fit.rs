@@ -292,7 +292,7 @@ pub fn fit(
     let n = windows.len();
     let a = Sparse::new(windows, vocab);
     // Target axes: the top `dims` of the targets' second moment, so z_i . z_j ~ y_i . y_j.
-    let axes = super::distill::top_axes(targets, teacher_dim, dims);
+    let axes = super::linalg::top_axes(targets, teacher_dim, dims);
     let z: Vec<f64> = targets
         .par_chunks(teacher_dim)
         .flat_map_iter(|y| {

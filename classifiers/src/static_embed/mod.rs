@@ -17,6 +17,7 @@
 
 pub mod distill;
 pub mod fit;
+mod linalg;
 pub mod wordpiece;
 
 use std::path::{Path, PathBuf};

@@ -11,6 +11,7 @@ pub mod fineweb;
 pub mod gopher_quality;
 pub mod gopher_repetition;
 pub mod kl;
+pub mod lang_derive;
 pub mod length;
 pub mod line_length;
 
