@@ -35,21 +35,6 @@ type = "filter.length"
 max_words = 900
 "#;
 
-/// The columns of a stored document that are not signals.
-const BASE: &[&str] = &[
-    "id",
-    "url",
-    "crawl_date",
-    "source_file",
-    "source_offset",
-    "text",
-    "metadata",
-    "verdict",
-    "drop_stage",
-    "drop_reason",
-    "flags",
-];
-
 /// Runs DuckDB over the run's files; returns its stdout (one JSON value per line).
 fn duckdb(py: &Path, out: &Path, sql: &str) -> Vec<serde_json::Value> {
     let script = r#"
@@ -181,7 +166,9 @@ fn inspect_and_report_show_what_duckdb_reads() {
                 .as_object()
                 .unwrap()
                 .iter()
-                .filter(|(k, v)| !BASE.contains(&k.as_str()) && !v.is_null())
+                .filter(|(k, v)| {
+                    !curate::io::parquet::BASE_COLUMNS.contains(&k.as_str()) && !v.is_null()
+                })
                 .map(|(k, _)| k.as_str())
                 .collect();
             let have: BTreeSet<&str> = doc["signals"]

@@ -119,6 +119,21 @@ pub fn mixed(windows: &[Vec<u32>], n: usize, max_tokens: usize) -> Vec<Vec<u32>>
 }
 
 /// Sparse rows: (token, weight) sorted by token.
+/// A sparse matrix given by its lists of (column, weight) per row, times a dense `x` with `d`
+/// columns: one output row per list, each a task.
+fn spmm(lists: &[Vec<(u32, f64)>], x: &[f64], d: usize) -> Vec<f64> {
+    let mut out = vec![0f64; lists.len() * d];
+    out.par_chunks_mut(d)
+        .zip(lists.par_iter())
+        .for_each(|(o, l)| {
+            for &(t, v) in l {
+                let row = &x[t as usize * d..(t as usize + 1) * d];
+                o.iter_mut().zip(row).for_each(|(a, b)| *a += v * b);
+            }
+        });
+    out
+}
+
 struct Sparse {
     rows: Vec<Vec<(u32, f64)>>,
     /// The transpose: per token, (row, weight) sorted by row.
@@ -157,30 +172,12 @@ impl Sparse {
 
     /// `A X` (rows x d).
     fn mul(&self, x: &[f64], d: usize) -> Vec<f64> {
-        let mut out = vec![0f64; self.rows.len() * d];
-        out.par_chunks_mut(d)
-            .zip(self.rows.par_iter())
-            .for_each(|(o, r)| {
-                for &(t, v) in r {
-                    let row = &x[t as usize * d..(t as usize + 1) * d];
-                    o.iter_mut().zip(row).for_each(|(a, b)| *a += v * b);
-                }
-            });
-        out
+        spmm(&self.rows, x, d)
     }
 
     /// `A' Y` (vocab x d).
     fn mul_t(&self, y: &[f64], d: usize) -> Vec<f64> {
-        let mut out = vec![0f64; self.cols.len() * d];
-        out.par_chunks_mut(d)
-            .zip(self.cols.par_iter())
-            .for_each(|(o, c)| {
-                for &(i, v) in c {
-                    let row = &y[i as usize * d..(i as usize + 1) * d];
-                    o.iter_mut().zip(row).for_each(|(a, b)| *a += v * b);
-                }
-            });
-        out
+        spmm(&self.cols, y, d)
     }
 }
 

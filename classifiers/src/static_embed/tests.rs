@@ -157,13 +157,11 @@ fn vectors_round_trip_through_int8() {
     assert!(decode_vectors(&b[..b.len() - 1], 6, 5).is_err());
 }
 
-/// Distils the committed tiny BERT (WordPiece, mean pooling) and checks the model it writes.
-#[test]
-fn distills_tiny_bert_deterministically() {
-    let Some(lib) = testing::ort_library() else {
-        return;
-    };
-    let opts = EncoderOptions {
+/// Options for the committed tiny BERT as a teacher (mean pooling, not normalized); `None`
+/// (printed) without onnxruntime.
+fn tiny_bert_options() -> Option<EncoderOptions> {
+    let lib = testing::ort_library()?;
+    Some(EncoderOptions {
         runtime: RuntimeOptions {
             library: Some(lib),
             ..Default::default()
@@ -171,6 +169,14 @@ fn distills_tiny_bert_deterministically() {
         pooling: Some(Pooling::Mean),
         normalize: Some(false),
         ..Default::default()
+    })
+}
+
+/// Distils the committed tiny BERT (WordPiece, mean pooling) and checks the model it writes.
+#[test]
+fn distills_tiny_bert_deterministically() {
+    let Some(opts) = tiny_bert_options() else {
+        return;
     };
     let enc = Encoder::open(&testing::testdata("tiny-bert-mean"), &opts).unwrap();
     let corpus = [
@@ -277,17 +283,8 @@ fn fit_brings_cosines_toward_the_teacher_on_held_out_text() {
     let Some(shared) = testing::shared() else {
         return;
     };
-    let Some(lib) = testing::ort_library() else {
+    let Some(opts) = tiny_bert_options() else {
         return;
-    };
-    let opts = EncoderOptions {
-        runtime: RuntimeOptions {
-            library: Some(lib),
-            ..Default::default()
-        },
-        pooling: Some(Pooling::Mean),
-        normalize: Some(false),
-        ..Default::default()
     };
     let enc = Encoder::open(&testing::testdata("tiny-bert-mean"), &opts).unwrap();
     let unit = Encoder::open(
