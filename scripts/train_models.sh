@@ -4,6 +4,8 @@
 #   models/quality.bin  fastText, labels hq / web ("would Wikipedia reference this page?")
 #   models/topic.bin    fastText, labels general / math / code / multilingual
 #   models/kl-ref.bin   token distribution of high-quality text, for filter.kl
+#   models/kl-ref-lang/ one token distribution per language (<lang>.bin), for filter.kl's
+#                       per_language
 #   models/ut1-adult/   the UT1 adult domain and URL lists, from the datatrove 0.10.1 wheel
 #                       (scripts/ut1_lists.py; a warning, not an error, when it cannot)
 #   models/minilm-static  static embeddings distilled from the shared MiniLM, for dedup.semantic
@@ -25,6 +27,8 @@ mkdir -p "$out"
   --input "$data/classifiers/topic-code-train.jsonl.gz" \
   --input "$data/classifiers/topic-multilingual-train.jsonl.gz" --exclude-test --out "$out"/topic.bin
 "$curate" kl-ref build --input "$data/classifiers/quality-hq-train.jsonl.gz" --out "$out"/kl-ref.bin
+"$curate" kl-ref build --by-language --input "$data/classifiers/topic-multilingual-train.jsonl.gz" \
+  --out "$out"/kl-ref-lang
 python3 scripts/ut1_lists.py "$out/ut1-adult" \
   || echo "warning: scripts/ut1_lists.py failed: no UT1 lists in $out/ut1-adult" >&2
 # Token frequencies from the classifier train files, their validation groups left out.

@@ -5,6 +5,7 @@
 //! line, compressed or not). Tokens are the shared word view, so the reference counts exactly
 //! what the stage will score.
 
+use std::collections::BTreeMap;
 use std::io::BufRead;
 use std::path::PathBuf;
 use std::sync::Arc;
@@ -35,18 +36,34 @@ pub struct BuildArgs {
     /// Input files, globs, folders or s3:// prefixes (repeatable).
     #[arg(long, required = true, num_args = 1..)]
     pub input: Vec<String>,
-    /// The reference file to write.
+    /// The reference file to write (with --by-language: the folder of `<lang>.bin` files).
     #[arg(long)]
     pub out: PathBuf,
-    /// Buckets are 2^bits (8..=26); the file takes 4 * 2^bits bytes.
-    #[arg(long, default_value_t = 20)]
-    pub bits: u32,
+    /// Buckets are 2^bits (8..=26); a file takes 4 * 2^bits bytes. Default 20, or 16 per
+    /// language (a language's reference text is smaller).
+    #[arg(long)]
+    pub bits: Option<u32>,
     /// Additive smoothing constant stored with the counts.
     #[arg(long, default_value_t = 0.5)]
     pub alpha: f64,
     /// JSONL/Parquet field holding the text.
     #[arg(long, default_value = "text")]
     pub text_field: String,
+    /// One reference per language (`--out` is a folder), for `filter.kl` with `per_language`.
+    #[arg(long)]
+    pub by_language: bool,
+    /// The field naming a document's language (else its `lang` signal; documents with
+    /// neither are skipped).
+    #[arg(long, default_value = "lang")]
+    pub lang_field: String,
+    /// Documents of at least this many tokens set a reference's `max_kl` (the stage's
+    /// `min_tokens`: shorter ones are not judged).
+    #[arg(long, default_value_t = 100)]
+    pub min_tokens: usize,
+    /// --by-language: languages with fewer such documents get no reference (pages in them
+    /// are judged neutral).
+    #[arg(long, default_value_t = 10)]
+    pub min_docs: usize,
 }
 
 pub fn run(a: KlRefArgs) -> Result<(), CliError> {
@@ -55,18 +72,16 @@ pub fn run(a: KlRefArgs) -> Result<(), CliError> {
     }
 }
 
-/// Counts one input file.
-fn count_file(
+/// Calls `f` with every document of one input file; returns the records skipped.
+fn for_each_doc(
     uri: &str,
-    bits: u32,
-    alpha: f64,
     opts: &ReadOptions,
     cfg: &StorageSection,
-) -> anyhow::Result<(KlReference, u64)> {
-    let mut r = KlReference::new(bits, alpha);
+    mut f: impl FnMut(Document),
+) -> anyhow::Result<u64> {
     let mut skipped = 0u64;
     let mut add = |e: ReadEvent| match e {
-        ReadEvent::Doc(d) => r.add(&d),
+        ReadEvent::Doc(d) => f(d),
         ReadEvent::Skip { .. } => skipped += 1,
     };
     match Format::from_path(uri) {
@@ -75,9 +90,9 @@ fn count_file(
                 add(e);
             }
         }
-        Some(f) => {
+        Some(fmt) => {
             let input = crate::storage::open_read(uri, 0, cfg).with_context(|| uri.to_string())?;
-            for e in stages::read::read_docs(f, Arc::from(uri), input, 0, None, opts) {
+            for e in stages::read::read_docs(fmt, Arc::from(uri), input, 0, None, opts) {
                 add(e);
             }
         }
@@ -93,15 +108,35 @@ fn count_file(
             }
         }
     }
-    Ok((r, skipped))
+    Ok(skipped)
 }
 
+/// Which reference a document counts in: `""` for the single reference, else its language
+/// (`None`: skipped).
+fn group_of(d: &Document, a: &BuildArgs) -> Option<String> {
+    if !a.by_language {
+        return Some(String::new());
+    }
+    let lang = d
+        .metadata
+        .get(&a.lang_field)
+        .map(String::as_str)
+        .or_else(|| d.lang())?;
+    // The file name is the code: only plain codes (`de`, `zh-Hant`, `sr_Latn`).
+    let ok = !lang.is_empty()
+        && lang.len() <= 16
+        && lang
+            .chars()
+            .all(|c| c.is_ascii_alphanumeric() || c == '-' || c == '_');
+    ok.then(|| lang.to_string())
+}
+
+type Groups = BTreeMap<String, KlReference>;
+
 fn build(a: BuildArgs) -> Result<(), CliError> {
-    if !(8..=26).contains(&a.bits) {
-        return Err(CliError::Config(format!(
-            "--bits {}: expected 8..=26",
-            a.bits
-        )));
+    let bits = a.bits.unwrap_or(if a.by_language { 16 } else { 20 });
+    if !(8..=26).contains(&bits) {
+        return Err(CliError::Config(format!("--bits {bits}: expected 8..=26")));
     }
     if a.alpha.is_nan() || a.alpha <= 0.0 {
         return Err(CliError::Config(format!(
@@ -117,39 +152,138 @@ fn build(a: BuildArgs) -> Result<(), CliError> {
         ..Default::default()
     };
     let t0 = std::time::Instant::now();
-    // Files in parallel; counts are sums, so the result does not depend on the order.
-    let parts: Vec<anyhow::Result<(KlReference, u64)>> = inputs
+    // Pass 1, files in parallel: counts are sums, so the result does not depend on the order.
+    let parts: Vec<anyhow::Result<(Groups, u64, u64)>> = inputs
         .par_iter()
-        .map(|o| count_file(&o.uri, a.bits, a.alpha, &opts, &cfg))
+        .map(|o| {
+            let (mut g, mut unlabelled) = (Groups::new(), 0u64);
+            let skipped = for_each_doc(&o.uri, &opts, &cfg, |d| match group_of(&d, &a) {
+                Some(k) => g
+                    .entry(k)
+                    .or_insert_with(|| KlReference::new(bits, a.alpha))
+                    .add(&d),
+                None => unlabelled += 1,
+            })?;
+            Ok((g, skipped, unlabelled))
+        })
         .collect();
-    let mut total = KlReference::new(a.bits, a.alpha);
-    let mut skipped = 0;
+    let (mut groups, mut skipped, mut unlabelled) = (Groups::new(), 0, 0);
     for p in parts {
-        let (r, s) = p.map_err(CliError::Failed)?;
-        total.merge(&r);
+        let (g, s, u) = p.map_err(CliError::Failed)?;
+        for (k, r) in g {
+            match groups.get_mut(&k) {
+                Some(t) => t.merge(&r),
+                None => {
+                    groups.insert(k, r);
+                }
+            }
+        }
         skipped += s;
+        unlabelled += u;
     }
-    if total.total == 0 {
+    groups.retain(|_, r| r.total > 0);
+    if groups.is_empty() {
         return Err(CliError::Failed(anyhow!("no tokens in the inputs")));
     }
-    let tmp = a.out.with_extension("tmp");
-    let f = std::fs::File::create(&tmp).with_context(|| tmp.display().to_string())?;
-    let mut w = std::io::BufWriter::new(f);
-    total
-        .write(&mut w)
-        .with_context(|| tmp.display().to_string())?;
-    std::io::Write::flush(&mut w).with_context(|| tmp.display().to_string())?;
-    drop(w);
-    std::fs::rename(&tmp, &a.out).with_context(|| a.out.display().to_string())?;
-    let used = total.counts.iter().filter(|&&c| c > 0).count();
+    // Pass 2: each document's leave-one-out KL against its own reference, for the threshold
+    // (kept per document: 8 bytes each; the text is not kept).
+    let parts: Vec<anyhow::Result<BTreeMap<String, Vec<f64>>>> = inputs
+        .par_iter()
+        .map(|o| {
+            let mut kls: BTreeMap<String, Vec<f64>> = BTreeMap::new();
+            for_each_doc(&o.uri, &opts, &cfg, |d| {
+                if d.word_hashes().len() < a.min_tokens {
+                    return;
+                }
+                if let Some((k, r)) = group_of(&d, &a).and_then(|k| groups.get_key_value(&k)) {
+                    kls.entry(k.clone())
+                        .or_default()
+                        .push(r.leave_one_out_kl(&d));
+                }
+            })?;
+            Ok(kls)
+        })
+        .collect();
+    let mut kls: BTreeMap<String, Vec<f64>> = BTreeMap::new();
+    for p in parts {
+        for (k, v) in p.map_err(CliError::Failed)? {
+            kls.entry(k).or_default().extend(v);
+        }
+    }
+    if a.by_language {
+        std::fs::create_dir_all(&a.out).with_context(|| a.out.display().to_string())?;
+    }
+    let mut written = 0;
+    for (k, r) in &mut groups {
+        let judged = kls
+            .get_mut(k.as_str())
+            .map(std::mem::take)
+            .unwrap_or_default();
+        if a.by_language && judged.len() < a.min_docs {
+            eprintln!(
+                "{k}: {} documents of {}+ tokens (< --min-docs {}): no reference",
+                judged.len(),
+                a.min_tokens,
+                a.min_docs
+            );
+            continue;
+        }
+        r.max_kl = threshold(judged.clone());
+        let path = if a.by_language {
+            a.out.join(format!("{k}.bin"))
+        } else {
+            a.out.clone()
+        };
+        write_atomic(r, &path)?;
+        written += 1;
+        let used = r.counts.iter().filter(|&&c| c > 0).count();
+        eprintln!(
+            "{}: {} documents, {} tokens, {used} of {} buckets used; leave-one-out KL of its {} documents of {}+ tokens: median {:.2}, 95% (max_kl) {:.2}",
+            path.display(),
+            r.docs,
+            r.total,
+            r.counts.len(),
+            judged.len(),
+            a.min_tokens,
+            quantile(judged, 0.5),
+            r.max_kl,
+        );
+    }
     eprintln!(
-        "{}: {} files, {} documents, {} tokens, {used} of {} buckets used, {skipped} records skipped, {:.1} s",
-        a.out.display(),
+        "{written} reference(s) from {} files, {skipped} records skipped, {unlabelled} without a language, {:.1} s",
         inputs.len(),
-        total.docs,
-        total.total,
-        total.counts.len(),
         t0.elapsed().as_secs_f64()
     );
+    Ok(())
+}
+
+/// Where reference text sits: the 95% quantile of its documents' leave-one-out KL, rounded
+/// up to 2 decimals (NaN when no document was long enough to judge).
+fn threshold(kls: Vec<f64>) -> f64 {
+    if kls.is_empty() {
+        return f64::NAN;
+    }
+    (quantile(kls, 0.95) * 100.0).ceil() / 100.0
+}
+
+/// The `q` quantile, linear between order statistics (NaN for none).
+fn quantile(mut v: Vec<f64>, q: f64) -> f64 {
+    if v.is_empty() {
+        return f64::NAN;
+    }
+    v.sort_by(f64::total_cmp);
+    let pos = q * (v.len() - 1) as f64;
+    let (lo, hi) = (pos.floor() as usize, pos.ceil() as usize);
+    v[lo] + (v[hi] - v[lo]) * (pos - lo as f64)
+}
+
+fn write_atomic(r: &KlReference, path: &std::path::Path) -> Result<(), CliError> {
+    let tmp = path.with_extension("tmp");
+    let f = std::fs::File::create(&tmp).with_context(|| tmp.display().to_string())?;
+    let mut w = std::io::BufWriter::new(f);
+    r.write(&mut w).with_context(|| tmp.display().to_string())?;
+    std::io::Write::flush(&mut w).with_context(|| tmp.display().to_string())?;
+    drop(w);
+    std::fs::rename(&tmp, path).with_context(|| path.display().to_string())?;
     Ok(())
 }

@@ -32,7 +32,7 @@ use std::collections::HashSet;
 use std::marker::PhantomData;
 use std::sync::{Mutex, OnceLock};
 
-use crate::lang_rules::{LangRow, LangTable, KEYS, NEUTRAL};
+use crate::lang_rules::{LangLimits, NEUTRAL};
 use crate::signals::{SignalSpec, SignalType, SignalValue, Signals};
 
 /// A signal's storage type, as a type: what [`Sig::set`] takes and [`Sig::get`] gives.
@@ -219,8 +219,8 @@ pub struct Declared {
     names: Vec<&'static str>,
     rules: Vec<Rule>,
     reasons: Vec<&'static str>,
-    /// The stage's `rules` signal (index) and the per-language table it names rows of.
-    lang: Option<(usize, &'static LangTable)>,
+    /// The stage's `rules` signal (index) and the per-language limits it names rows of.
+    lang: Option<(usize, LangLimits)>,
 }
 
 /// Builds a [`Declared`] table for one stage instance.
@@ -403,18 +403,18 @@ impl Declare {
         &self.prefix
     }
 
-    /// Rules per language: the rules whose config key is a column of `table` (declared before
-    /// or after this call) are judged by the row that the string signal `rules` names (the
-    /// stage writes the label of [`LangTable::scope`] there); `"neutral"` turns them off, any
-    /// other label without a row (`en`, `default`) keeps the configured value.
-    pub fn per_language(&mut self, rules: Sig<Str>, table: &'static LangTable) {
-        self.table.lang = Some((rules.index, table));
+    /// Rules per language: the rules whose config key is per language in `limits` (declared
+    /// before or after this call) are judged by the row that the string signal `rules` names
+    /// (the stage writes the label of its scope there); `"neutral"`, or a row without the
+    /// key, turns them off; a label without a row (`en`, `default`) keeps the configured value.
+    pub fn per_language(&mut self, rules: Sig<Str>, limits: LangLimits) {
+        self.table.lang = Some((rules.index, limits));
     }
 
     pub fn finish(mut self) -> Declared {
-        if self.table.lang.is_some() {
+        if let Some((_, limits)) = &self.table.lang {
             for r in &mut self.table.rules {
-                r.per_lang = r.key.is_some_and(|k| KEYS.contains(&k));
+                r.per_lang = r.key.is_some_and(|k| limits.is_per_language(k));
             }
         }
         self.table
@@ -496,9 +496,9 @@ impl Declared {
     ) -> Option<&'static str> {
         // The row of the page's language: `None` keeps the configured values, `Some(None)` is
         // a language without a row (its per-language rules are off).
-        let row: Option<Option<&LangRow>> = self.lang.and_then(|(i, table)| match text(i) {
+        let row = self.lang.as_ref().and_then(|(i, limits)| match text(*i) {
             Some(NEUTRAL) => Some(None),
-            Some(l) => table.row(l).map(Some),
+            Some(l) => limits.row(l).map(Some),
             None => None,
         });
         for r in &self.rules {
@@ -506,7 +506,10 @@ impl Declared {
             if r.per_lang {
                 match (row, r.key) {
                     (Some(None), _) => continue,
-                    (Some(Some(lr)), Some(k)) => limit = lr.get(k).unwrap_or(limit),
+                    (Some(Some(lr)), Some(k)) => match lr.get(k) {
+                        Some(&v) => limit = v,
+                        None => continue,
+                    },
                     _ => {}
                 }
             }
@@ -647,7 +650,7 @@ mod tests {
         let len = d.signal::<F64>("mean_word_length", "characters per word");
         let hashes = d.signal::<F64>("hashes", "a ratio");
         let rules = d.signal::<Str>("rules", "row");
-        d.per_language(rules, table);
+        d.per_language(rules, table.limits());
         d.min(len, Some(3.0), "min_avg_word_length", "short_words");
         d.max(hashes, Some(0.1), "max_symbol_word_ratio", "hashes");
         let t = d.finish();

@@ -94,7 +94,7 @@ fn kl_reference_and_the_heuristic_stack_in_a_pipeline() {
     );
     let err = String::from_utf8_lossy(&res.stderr);
     assert!(err.contains("1080 documents"), "{err}");
-    assert_eq!(std::fs::metadata(&reference).unwrap().len(), 40 + 4 * 65536);
+    assert_eq!(std::fs::metadata(&reference).unwrap().len(), 48 + 4 * 65536);
 
     // Input: the real pages plus two outliers the KL stage should flag.
     let mut raw = String::new();
@@ -196,4 +196,186 @@ max_kl = 5.0
         "1",
     ]);
     assert_same(&outputs(&out), &outputs(&out2), "heuristic stack");
+}
+
+/// `filter.kl` per language: `kl-ref build --by-language` makes one reference per language of
+/// the labelled multilingual text, each with its own threshold; real German, Spanish and
+/// Chinese pages are scored against their language's reference (the English one would flag
+/// nearly all of them), outliers made from them are flagged, and `rules` says which
+/// reference judged each page.
+#[test]
+fn kl_references_per_language() {
+    let shared = crate::need_shared!();
+    let d = tempfile::tempdir().unwrap();
+    let build = |input: &str, out: &str, extra: &[&str]| {
+        let input = shared.join("data/classifiers").join(input);
+        let out = d.path().join(out);
+        let mut args = vec!["kl-ref", "build", "--input", input.to_str().unwrap()];
+        args.extend(["--out", out.to_str().unwrap()]);
+        args.extend(extra);
+        let res = curate(&args);
+        let err = String::from_utf8_lossy(&res.stderr).into_owned();
+        assert!(res.status.success(), "{err}");
+        err
+    };
+    let en = build("quality-hq-train.jsonl.gz", "en.bin", &[]);
+    assert!(en.contains("95% (max_kl)"), "{en}");
+    let langs = build(
+        "topic-multilingual-train.jsonl.gz",
+        "refs",
+        &["--by-language"],
+    );
+    // Every language with at least 10 long enough documents gets a reference (the table's
+    // 74 languages), English included in none (it keeps `reference`).
+    let made: Vec<String> = std::fs::read_dir(d.path().join("refs"))
+        .unwrap()
+        .map(|e| e.unwrap().file_name().to_string_lossy().into_owned())
+        .collect();
+    for l in ["de", "es", "fr", "zh", "ja", "ru", "ar", "sw"] {
+        assert!(made.contains(&format!("{l}.bin")), "{l}: {langs}");
+    }
+    assert!(made.len() >= 70, "{made:?}");
+    let none = curate(&[
+        "kl-ref",
+        "build",
+        "--by-language",
+        "--input",
+        shared
+            .join("data/classifiers/quality-hq-train.jsonl.gz")
+            .to_str()
+            .unwrap(),
+        "--out",
+        d.path().join("nolang").to_str().unwrap(),
+    ]);
+    assert!(
+        !none.status.success(),
+        "English text has no `lang` field: nothing to build"
+    );
+
+    // The real pages of the extracted crawl, and outliers made from a German and a Chinese one.
+    let corpus = shared.join("data/corpora/warc-extracted-texts.jsonl.gz");
+    let mut raw = String::new();
+    flate2::read::GzDecoder::new(std::fs::File::open(&corpus).unwrap())
+        .read_to_string(&mut raw)
+        .unwrap();
+    let input = d.path().join("in.jsonl");
+    let mut f = std::fs::File::create(&input).unwrap();
+    let mut outliers = Vec::new();
+    for l in raw.lines() {
+        writeln!(f, "{l}").unwrap();
+        let v: serde_json::Value = serde_json::from_str(l).unwrap();
+        let url = v["url"].as_str().unwrap_or_default();
+        if url.starts_with("https://www.spiegel.de/spiegel/print/d-161500790")
+            || url.starts_with("http://www.xinhuanet.com/local/2020-02/19/c_1125597921")
+        {
+            // Outliers of the kinds KL is for: the German page's words in markup, and the
+            // Chinese page mis-decoded (its UTF-8 bytes read as Latin-1, as under a wrong
+            // charset header; the detector then reads it as some Latin-script language).
+            let text = v["text"].as_str().unwrap();
+            let t: String = if url.contains("xinhuanet") {
+                text.bytes().map(char::from).collect()
+            } else {
+                text.split_whitespace()
+                    .take(400)
+                    .map(|w| format!("<span class=\"tag\">{w}</span>"))
+                    .collect()
+            };
+            let id = format!("outlier-{}", outliers.len());
+            writeln!(f, "{}", serde_json::json!({"id": id, "text": t})).unwrap();
+            outliers.push(id);
+        }
+    }
+    drop(f);
+    assert_eq!(outliers.len(), 2);
+    let body = |per_language: bool| {
+        format!(
+            r#"[pipeline]
+seed = 1
+[input]
+paths = ["in.jsonl"]
+[output]
+path = "out"
+[stages.langid]
+type = "classify.langid"
+[stages.kl]
+mode = "tag"
+reference = "en.bin"
+max_kl = 6.0
+per_language = {per_language}
+{refs}"#,
+            refs = if per_language {
+                "lang_references = \"refs\""
+            } else {
+                ""
+            }
+        )
+    };
+    let run = |per_language: bool| {
+        let pipe = pipeline(d.path(), &body(per_language));
+        let out = d.path().join(format!("out-{per_language}"));
+        curate_ok(&[
+            "run",
+            pipe.to_str().unwrap(),
+            "--output",
+            out.to_str().unwrap(),
+            "-q",
+        ]);
+        let mut docs = std::collections::BTreeMap::new();
+        for (path, bytes) in files(&out, "docs") {
+            if !path.ends_with(".parquet") {
+                continue;
+            }
+            for doc in curate::io::parquet::ParquetDocs::open(bytes.into(), &path, 512).unwrap() {
+                let doc = doc.unwrap();
+                let s = &doc.signals;
+                let row = (
+                    s.str("lang").unwrap_or("").to_string(),
+                    s.str("kl.rules").unwrap_or("").to_string(),
+                    s.f64("kl.kl"),
+                    s.i64("kl.tokens").unwrap_or(0),
+                    doc.flags.iter().any(|(_, r)| &**r == "kl_outlier"),
+                );
+                docs.insert(doc.id.clone(), row);
+            }
+        }
+        docs
+    };
+    let per_lang = run(true);
+    let english = run(false);
+    let flagged_share =
+        |docs: &std::collections::BTreeMap<String, (String, String, Option<f64>, i64, bool)>,
+         lang: &str| {
+            let judged: Vec<_> = docs
+                .iter()
+                .filter(|(id, r)| r.0 == lang && r.3 >= 100 && !id.starts_with("outlier"))
+                .collect();
+            let flagged = judged.iter().filter(|(_, r)| r.4).count();
+            (flagged as f64 / judged.len().max(1) as f64, judged.len())
+        };
+    for lang in ["de", "es", "zh"] {
+        let (own, n) = flagged_share(&per_lang, lang);
+        let (under_english, _) = flagged_share(&english, lang);
+        eprintln!("{lang}: {n} pages judged, flagged {own:.3} by its own reference, {under_english:.3} by English's");
+        assert!(n >= 10, "{lang}: {n}");
+        // English numbers flag nearly every page; its own reference at most a fifth as many
+        // (the few it flags here are real outliers: menus, mojibake spam).
+        assert!(under_english > 0.8, "{lang}: {under_english}");
+        assert!(own <= under_english / 5.0, "{lang}: {own}");
+        // `rules` names the reference that judged the page.
+        assert!(per_lang
+            .values()
+            .filter(|r| r.0 == lang)
+            .all(|r| r.1 == lang));
+    }
+    // English keeps its reference and its number: same KL, same verdicts.
+    for (id, r) in per_lang.iter().filter(|(_, r)| r.0 == "en") {
+        assert_eq!(r.1, "en");
+        let e = &english[id];
+        assert_eq!((r.2, r.4), (e.2, e.4), "{id}");
+    }
+    for id in &outliers {
+        let r = &per_lang[id];
+        eprintln!("{id}: {r:?}");
+        assert!(r.4 && r.1 != "neutral", "{id} not flagged: {r:?}");
+    }
 }

@@ -739,6 +739,7 @@ fn llama3_models(dir: &Path) -> Option<Vec<String>> {
         format!("stages.quality.model={}", at("quality.bin")),
         format!("stages.topic.model={}", at("topic.bin")),
         format!("stages.kl.reference={}", at("kl-ref.bin")),
+        format!("stages.kl.lang_references={}", at("kl-ref-lang")),
         format!("stages.semantic.model={semantic}"),
     ];
     // The UT1 adult lists come from the datatrove wheel; without it the recipe runs on its
@@ -873,15 +874,14 @@ fn llama3_pipeline_runs_end_to_end_and_writes_both_mixes() {
     );
     // Pages whose formulas C4 strips (lines without terminal punctuation) fail its sentence
     // rule, the algebra page among them.
-    let too_few = |mix: &str| {
+    let rejected = |mix: &str, reason: &str| {
         let r: serde_json::Value = serde_json::from_slice(
             &std::fs::read(out.join("mix").join(mix).join("mix_report.json")).unwrap(),
         )
         .unwrap();
-        r["selection"]["rejected"]["c4:too_few_sentences"]
-            .as_u64()
-            .unwrap_or(0)
+        r["selection"]["rejected"][reason].as_u64().unwrap_or(0)
     };
+    let too_few = |mix: &str| rejected(mix, "c4:too_few_sentences");
     let strict = too_few("main");
     assert!(strict >= 1, "{mixed}");
     assert!(
@@ -908,6 +908,13 @@ fn llama3_pipeline_runs_end_to_end_and_writes_both_mixes() {
         has("main", "math") && has("main", "multilingual"),
         "{ablated}"
     );
+    // A per-language threshold moves from stored signals too (`lang.<code>.<key>`): a German
+    // stop-word count that no page can meet (the table lists 8 words) rejects German pages.
+    let stops = "gopher_quality:too_few_stop_words";
+    let before = rejected("main", stops);
+    args.extend(["--set", "stages.gopher_quality.lang.de.min_stop_words=9"]);
+    let german = curate_ok(&args);
+    assert!(rejected("main", stops) > before, "{german}");
 }
 
 #[test]

@@ -26,7 +26,7 @@ use serde::Deserialize;
 
 use crate::config::{ConfigError, StageArgs};
 use crate::declare::{Bool, Declare, Declared, Sig, Str, I64};
-use crate::lang_rules::{LangTable, Scope};
+use crate::lang_rules::{LangOverrides, LangTable, Scope};
 use crate::stage::StageDef;
 use crate::stage::{Built, Outcome, Stage};
 use crate::text::{chars, Word};
@@ -68,6 +68,8 @@ pub struct C4Config {
     pub edit_text: bool,
     /// Clean each language by its own conventions and row of the per-language table.
     pub per_language: bool,
+    /// Per-language overrides of the table: `[stages.NAME.lang.de]` `min_words_per_line = 2`.
+    pub lang: LangOverrides,
 }
 
 impl Default for C4Config {
@@ -84,6 +86,7 @@ impl Default for C4Config {
             filter_policy: true,
             edit_text: true,
             per_language: false,
+            lang: LangOverrides::new(),
         }
     }
 }
@@ -112,6 +115,8 @@ struct Sigs {
 
 pub struct C4 {
     name: String,
+    /// The per-language table with this stage's `lang` overrides applied.
+    table: LangTable,
     cfg: C4Config,
     sig: Sigs,
     declared: Declared,
@@ -120,6 +125,7 @@ pub struct C4 {
 
 fn build(args: &StageArgs) -> Result<Built, ConfigError> {
     let cfg: C4Config = args.parse()?;
+    let table = crate::lang_rules::stage_table(cfg.per_language, &cfg.lang)?;
     let mut d = Declare::new(args.name);
     let sig = Sigs {
         sentences: d.signal("sentences", "sentences in the surviving lines"),
@@ -155,7 +161,7 @@ fn build(args: &StageArgs) -> Result<Built, ConfigError> {
         }),
     };
     if let Some(rules) = sig.rules {
-        d.per_language(rules, LangTable::builtin());
+        d.per_language(rules, table.limits());
     }
     d.flag(sig.lorem_ipsum, "lorem_ipsum");
     d.flag(sig.curly_bracket, "curly_bracket");
@@ -169,6 +175,7 @@ fn build(args: &StageArgs) -> Result<Built, ConfigError> {
     );
     Ok(Built::Map(Box::new(C4 {
         name: args.name.to_string(),
+        table,
         cfg,
         phrases: phrase_matcher(),
         sig,
@@ -416,8 +423,8 @@ impl C4 {
                 min_words: if self.cfg.min_words_per_line == 0 {
                     0
                 } else {
-                    row.get("min_words_per_line")
-                        .map_or(self.cfg.min_words_per_line as usize, |v| v as usize)
+                    // A row an override added without this key: off, as for a neutral page.
+                    row.get("min_words_per_line").map_or(0, |v| v as usize)
                 },
                 segmented: true,
             },
@@ -541,7 +548,7 @@ impl Stage for C4 {
 
     fn process(&self, doc: &mut Document) -> Outcome {
         let scope = if self.cfg.per_language {
-            LangTable::builtin().scope(doc.lang())
+            self.table.scope(doc.lang())
         } else {
             Scope::Configured(crate::lang_rules::DEFAULT)
         };

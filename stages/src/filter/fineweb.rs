@@ -20,7 +20,7 @@ use serde::Deserialize;
 use crate::config::{check_fraction, ConfigError, StageArgs};
 use crate::declare::{Bound, Declare, Declared, Sig, Str, F64, I64};
 use crate::filter::gopher_repetition::find_duplicates;
-use crate::lang_rules::{LangTable, Scope};
+use crate::lang_rules::{LangOverrides, LangTable, Scope};
 use crate::stage::StageDef;
 use crate::stage::{Built, Outcome, Stage};
 use crate::text::{chars, count_chars};
@@ -44,6 +44,8 @@ pub struct FineWebConfig {
     pub new_line_ratio: f64,
     /// Judge each language by its row of the per-language table (`rules` signal).
     pub per_language: bool,
+    /// Per-language overrides of the table: `[stages.NAME.lang.de]` `new_line_ratio = 0.4`.
+    pub lang: LangOverrides,
 }
 
 impl Default for FineWebConfig {
@@ -56,6 +58,7 @@ impl Default for FineWebConfig {
             char_duplicates_ratio: 0.01,
             new_line_ratio: 0.3,
             per_language: false,
+            lang: LangOverrides::new(),
         }
     }
 }
@@ -69,6 +72,8 @@ pub static DEF: StageDef = StageDef {
 
 pub struct FineWeb {
     name: String,
+    /// The per-language table with this stage's `lang` overrides applied.
+    table: LangTable,
     cfg: FineWebConfig,
     sig_lines: Sig<I64>,
     sig_punct: Sig<F64>,
@@ -81,6 +86,7 @@ pub struct FineWeb {
 
 fn build(args: &StageArgs) -> Result<Built, ConfigError> {
     let cfg: FineWebConfig = args.parse()?;
+    let table = crate::lang_rules::stage_table(cfg.per_language, &cfg.lang)?;
     check_fraction("line_punct_thr", cfg.line_punct_thr)?;
     check_fraction("short_line_thr", cfg.short_line_thr)?;
     check_fraction("char_duplicates_ratio", cfg.char_duplicates_ratio)?;
@@ -132,10 +138,11 @@ fn build(args: &StageArgs) -> Result<Built, ConfigError> {
         )
     });
     if let Some(rules) = rules {
-        d.per_language(rules, LangTable::builtin());
+        d.per_language(rules, table.limits());
     }
     Ok(Built::Map(Box::new(FineWeb {
         name: args.name.to_string(),
+        table,
         cfg,
         sig_lines: lines,
         sig_punct: punct,
@@ -194,7 +201,7 @@ impl Stage for FineWeb {
 
     fn process(&self, doc: &mut Document) -> Outcome {
         let scope = if self.cfg.per_language {
-            LangTable::builtin().scope(doc.lang())
+            self.table.scope(doc.lang())
         } else {
             Scope::Configured(crate::lang_rules::DEFAULT)
         };

@@ -27,7 +27,7 @@ use serde::Deserialize;
 
 use crate::config::{check_fraction, ConfigError, StageArgs};
 use crate::declare::{count, Declare, Declared, Sig, Str, F64, I64};
-use crate::lang_rules::{LangTable, Scope};
+use crate::lang_rules::{LangOverrides, LangTable, Scope};
 use crate::stage::StageDef;
 use crate::stage::{Built, Outcome, Stage};
 use crate::Document;
@@ -64,6 +64,8 @@ pub struct GopherQualityConfig {
     pub lang_stop_words: BTreeMap<String, Vec<String>>,
     /// Judge each language by its row of the per-language table (`rules` signal).
     pub per_language: bool,
+    /// Per-language overrides of the table: `[stages.NAME.lang.de]` `min_stop_words = 1`.
+    pub lang: LangOverrides,
 }
 
 impl Default for GopherQualityConfig {
@@ -81,6 +83,7 @@ impl Default for GopherQualityConfig {
             stop_words: None,
             lang_stop_words: BTreeMap::new(),
             per_language: false,
+            lang: LangOverrides::new(),
         }
     }
 }
@@ -108,6 +111,8 @@ struct Sigs {
 
 pub struct GopherQuality {
     name: String,
+    /// The per-language table with this stage's `lang` overrides applied.
+    table: LangTable,
     cfg: GopherQualityConfig,
     default_stops: Vec<String>,
     sig: Sigs,
@@ -116,6 +121,7 @@ pub struct GopherQuality {
 
 fn build(args: &StageArgs) -> Result<Built, ConfigError> {
     let cfg: GopherQualityConfig = args.parse()?;
+    let table = crate::lang_rules::stage_table(cfg.per_language, &cfg.lang)?;
     for (v, key) in [
         (cfg.max_symbol_word_ratio, "max_symbol_word_ratio"),
         (cfg.max_bullet_lines_ratio, "max_bullet_lines_ratio"),
@@ -170,7 +176,7 @@ fn build(args: &StageArgs) -> Result<Built, ConfigError> {
         }),
     };
     if let Some(rules) = sig.rules {
-        d.per_language(rules, LangTable::builtin());
+        d.per_language(rules, table.limits());
     }
     let c = &cfg;
     d.min(
@@ -235,6 +241,7 @@ fn build(args: &StageArgs) -> Result<Built, ConfigError> {
     );
     Ok(Built::Map(Box::new(GopherQuality {
         name: args.name.to_string(),
+        table,
         default_stops,
         sig,
         declared: d.finish(),
@@ -360,7 +367,7 @@ impl Stage for GopherQuality {
 
     fn process(&self, doc: &mut Document) -> Outcome {
         let scope = if self.cfg.per_language {
-            LangTable::builtin().scope(doc.lang())
+            self.table.scope(doc.lang())
         } else {
             Scope::Configured(crate::lang_rules::DEFAULT)
         };

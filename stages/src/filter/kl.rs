@@ -14,22 +14,36 @@
 //! default). Also written: the cross-entropy `sum p ln(1/q)`, the fraction of tokens unseen in
 //! the reference and the token count. KL grows as a document gets shorter (a short
 //! document's distribution is sparse), so `min_tokens` leaves short documents unjudged.
+//!
+//! Per language (`per_language = true`, `lang_references = "DIR"`): `curate kl-ref build
+//! --by-language` writes one reference per language of a labelled corpus (`DIR/<lang>.bin`),
+//! each with its own `max_kl` set where that language's reference text sits (the 95%
+//! quantile of its documents' leave-one-out KL: each document scored against the reference
+//! without its own counts, so the number is not flattered by the document itself). A page is
+//! scored against its language's reference and judged by its `max_kl`; `rules` says which
+//! (`neutral` for a language without a reference: not scored, not judged; `en` and pages
+//! without a `lang` use `reference` and `max_kl`). `[lang.de] max_kl = 7.5` overrides one
+//! language.
 
 use std::io::{Read, Write};
 use std::path::Path;
 use std::sync::Arc;
 
+use std::collections::BTreeMap;
+
 use serde::Deserialize;
 
 use crate::config::{ConfigError, Purpose, StageArgs};
-use crate::declare::{Declare, Declared, Sig, F64, I64};
+use crate::declare::{Declare, Declared, Sig, Str, F64, I64};
 use crate::error::{Error, Result};
+use crate::lang_rules::{check_override, LangLimits, LangOverrides, DEFAULT, NEUTRAL};
 use crate::stage::StageDef;
 use crate::stage::{Built, Outcome, Stage};
 use crate::Document;
 
 const MAGIC: &[u8; 8] = b"CURATEKL";
-const VERSION: u32 = 1;
+/// Version 2 adds the derived `max_kl` to the header; version 1 files still read.
+const VERSION: u32 = 2;
 
 /// A reference token distribution: counts of word hashes folded into `2^bits` buckets.
 #[derive(Clone, Debug, PartialEq)]
@@ -41,6 +55,8 @@ pub struct KlReference {
     pub docs: u64,
     /// Tokens counted.
     pub total: u64,
+    /// The threshold derived from the reference text itself (NaN: none; see the module docs).
+    pub max_kl: f64,
     pub counts: Vec<u32>,
 }
 
@@ -52,6 +68,7 @@ impl KlReference {
             alpha,
             docs: 0,
             total: 0,
+            max_kl: f64::NAN,
             counts: vec![0; 1 << bits],
         }
     }
@@ -80,8 +97,8 @@ impl KlReference {
         self.docs += other.docs;
     }
 
-    /// Writes the file: magic, version, bits, alpha, docs, total, then the counts (all
-    /// little-endian).
+    /// Writes the file: magic, version, bits, alpha, docs, total, max_kl, then the counts
+    /// (all little-endian).
     pub fn write(&self, mut w: impl Write) -> std::io::Result<()> {
         w.write_all(MAGIC)?;
         w.write_all(&VERSION.to_le_bytes())?;
@@ -89,6 +106,7 @@ impl KlReference {
         w.write_all(&self.alpha.to_le_bytes())?;
         w.write_all(&self.docs.to_le_bytes())?;
         w.write_all(&self.total.to_le_bytes())?;
+        w.write_all(&self.max_kl.to_le_bytes())?;
         let mut buf = Vec::with_capacity(self.counts.len() * 4);
         for c in &self.counts {
             buf.extend_from_slice(&c.to_le_bytes());
@@ -98,43 +116,84 @@ impl KlReference {
 
     /// Reads a file written by [`KlReference::write`].
     pub fn read(mut r: impl Read, path: &Path) -> Result<Self> {
+        let mut head = Self::read_header(&mut r, path)?;
+        let mut raw = vec![0u8; 4 << head.bits];
+        r.read_exact(&mut raw).map_err(|e| Error::io(path, e))?;
+        head.counts = raw
+            .chunks_exact(4)
+            .map(|c| u32::from_le_bytes(c.try_into().expect("4 bytes")))
+            .collect();
+        Ok(head)
+    }
+
+    /// Reads only the header (everything but the counts, left empty): what re-judging stored
+    /// signals needs of a per-language reference (its `max_kl`).
+    pub fn read_header(mut r: impl Read, path: &Path) -> Result<Self> {
         let bad = |m: &str| Error::Format {
             path: path.to_path_buf(),
             offset: 0,
             message: m.to_string(),
         };
-        let mut head = [0u8; 40];
-        r.read_exact(&mut head).map_err(|e| Error::io(path, e))?;
+        let mut head = [0u8; 48];
+        r.read_exact(&mut head[..40])
+            .map_err(|e| Error::io(path, e))?;
         if &head[..8] != MAGIC {
             return Err(bad("not a curate KL reference (bad magic)"));
         }
-        let u32_at = |i: usize| u32::from_le_bytes(head[i..i + 4].try_into().expect("4 bytes"));
-        let u64_at = |i: usize| u64::from_le_bytes(head[i..i + 8].try_into().expect("8 bytes"));
-        if u32_at(8) != VERSION {
-            return Err(bad("unsupported KL reference version"));
-        }
-        let bits = u32_at(12);
+        let u32_at =
+            |h: &[u8], i: usize| u32::from_le_bytes(h[i..i + 4].try_into().expect("4 bytes"));
+        let u64_at =
+            |h: &[u8], i: usize| u64::from_le_bytes(h[i..i + 8].try_into().expect("8 bytes"));
+        let version = u32_at(&head, 8);
+        let max_kl = match version {
+            1 => f64::NAN,
+            2 => {
+                r.read_exact(&mut head[40..48])
+                    .map_err(|e| Error::io(path, e))?;
+                f64::from_bits(u64_at(&head, 40))
+            }
+            _ => return Err(bad("unsupported KL reference version")),
+        };
+        let bits = u32_at(&head, 12);
         if !(8..=26).contains(&bits) {
             return Err(bad("bucket bits out of range 8..=26"));
         }
-        let alpha = f64::from_bits(u64_at(16));
-        let (docs, total) = (u64_at(24), u64_at(32));
-        let mut raw = vec![0u8; 4 << bits];
-        r.read_exact(&mut raw).map_err(|e| Error::io(path, e))?;
-        let counts = raw
-            .chunks_exact(4)
-            .map(|c| u32::from_le_bytes(c.try_into().expect("4 bytes")))
-            .collect();
+        let alpha = f64::from_bits(u64_at(&head, 16));
         if alpha.is_nan() || alpha <= 0.0 {
             return Err(bad("smoothing alpha must be > 0"));
         }
         Ok(KlReference {
             bits,
             alpha,
-            docs,
-            total,
-            counts,
+            docs: u64_at(&head, 24),
+            total: u64_at(&head, 32),
+            max_kl,
+            counts: Vec::new(),
         })
+    }
+
+    /// KL of a document that the reference counted, against the reference without the
+    /// document's own counts (leave one out): how far a new document of the same kind sits.
+    pub fn leave_one_out_kl(&self, doc: &Document) -> f64 {
+        let hashes = doc.word_hashes();
+        let n = hashes.len();
+        if n == 0 {
+            return 0.0;
+        }
+        let mut buckets: Vec<usize> = hashes.iter().map(|&h| self.bucket(h)).collect();
+        buckets.sort_unstable(); // a fixed summation order: the same bits on every run
+        let nf = n as f64;
+        let denom = (self.total as f64 - nf) + self.alpha * self.counts.len() as f64;
+        let kl: f64 = buckets
+            .chunk_by(|a, b| a == b)
+            .map(|run| {
+                let c = run.len() as f64;
+                let rest = (self.counts[run[0]] as f64 - c).max(0.0);
+                let p = c / nf;
+                p * (p / ((rest + self.alpha) / denom)).ln()
+            })
+            .sum();
+        kl.max(0.0)
     }
 
     /// Smoothed log-probabilities per bucket, for scoring.
@@ -265,6 +324,16 @@ pub struct KlConfig {
     /// Documents with fewer tokens are not judged (their KL is unreliable).
     #[serde(default = "default_min_tokens")]
     pub min_tokens: u64,
+    /// Score each page against its language's reference (`lang_references`); `rules` says which.
+    #[serde(default)]
+    pub per_language: bool,
+    /// The folder of per-language references (`<lang>.bin`, from `curate kl-ref build
+    /// --by-language`), relative to the config file.
+    #[serde(default)]
+    pub lang_references: Option<String>,
+    /// Per-language overrides of the derived thresholds: `[lang.de]` `max_kl = 7.5`.
+    #[serde(default)]
+    pub lang: LangOverrides,
 }
 
 fn default_min_tokens() -> u64 {
@@ -278,14 +347,102 @@ pub static DEF: StageDef = StageDef {
     build,
 };
 
+/// The per-language references of a stage: a scorer per language (loaded only to run), and
+/// the thresholds its rules read.
+struct LangRefs {
+    scorers: BTreeMap<String, Arc<KlScorer>>,
+    limits: LangLimits,
+}
+
 pub struct Kl {
     name: String,
     scorer: Option<Arc<KlScorer>>,
+    langs: Option<LangRefs>,
     sig_kl: Sig<F64>,
     sig_ce: Sig<F64>,
     sig_unseen: Sig<F64>,
     sig_tokens: Sig<I64>,
+    sig_rules: Option<Sig<Str>>,
     declared: Declared,
+}
+
+/// Reads one reference file: whole to run, its header only to re-judge stored signals.
+fn load_reference(path: &Path, key: &str, whole: bool) -> Result<KlReference, ConfigError> {
+    let f = std::fs::File::open(path)
+        .map_err(|e| ConfigError::new(key, format!("{}: {e}", path.display())))?;
+    let r = std::io::BufReader::new(f);
+    if whole {
+        KlReference::read(r, path)
+    } else {
+        KlReference::read_header(r, path)
+    }
+    .map_err(|e| ConfigError::new(key, e.to_string()))
+}
+
+/// Loads the folder of per-language references (`<lang>.bin`; `en` keeps `reference`) and
+/// applies the `lang` overrides to their thresholds.
+fn load_lang_refs(
+    dir: &Path,
+    run: bool,
+    scale: f64,
+    overrides: &LangOverrides,
+) -> Result<LangRefs, ConfigError> {
+    let key = "lang_references";
+    let entries = std::fs::read_dir(dir)
+        .map_err(|e| ConfigError::new(key, format!("{}: {e}", dir.display())))?;
+    let mut files = BTreeMap::new();
+    for e in entries {
+        let e = e.map_err(|e| ConfigError::new(key, format!("{}: {e}", dir.display())))?;
+        let name = e.file_name().to_string_lossy().into_owned();
+        if let Some(lang) = name.strip_suffix(".bin") {
+            if lang != "en" && check_override(lang, "max_kl", 0.0).is_ok() {
+                files.insert(lang.to_string(), e.path());
+            }
+        }
+    }
+    if files.is_empty() {
+        return Err(ConfigError::new(
+            key,
+            format!(
+                "{}: no <lang>.bin references (curate kl-ref build --by-language)",
+                dir.display()
+            ),
+        ));
+    }
+    let mut refs = LangRefs {
+        scorers: BTreeMap::new(),
+        limits: LangLimits::new(&["max_kl"]),
+    };
+    for (lang, path) in &files {
+        let r = load_reference(path, key, run)?;
+        if !r.max_kl.is_nan() {
+            refs.limits.set(lang, "max_kl", r.max_kl * scale);
+        }
+        if run {
+            refs.scorers
+                .insert(lang.clone(), Arc::new(KlScorer::new(&r)));
+        }
+    }
+    for (lang, values) in overrides {
+        for (k, &v) in values {
+            let at = format!("lang.{lang}.{k}");
+            if k != "max_kl" {
+                return Err(ConfigError::new(
+                    at,
+                    "not a per-language key (expected max_kl)",
+                ));
+            }
+            check_override(lang, k, v)?;
+            if !files.contains_key(lang) {
+                return Err(ConfigError::new(
+                    at,
+                    format!("no reference for `{lang}` in {}", dir.display()),
+                ));
+            }
+            refs.limits.set(lang, k, v);
+        }
+    }
+    Ok(refs)
 }
 
 fn build(args: &StageArgs) -> Result<Built, ConfigError> {
@@ -293,15 +450,42 @@ fn build(args: &StageArgs) -> Result<Built, ConfigError> {
     if cfg.max_kl.is_nan() || cfg.max_kl < 0.0 {
         return Err(ConfigError::new("max_kl", "must be a number >= 0"));
     }
+    let run = args.purpose == Purpose::Run;
     let path = args.resolve_path("reference", &cfg.reference)?;
-    let scorer = if args.purpose == Purpose::Run {
-        let f = std::fs::File::open(&path)
-            .map_err(|e| ConfigError::new("reference", format!("{}: {e}", path.display())))?;
-        let r = KlReference::read(std::io::BufReader::new(f), &path)
-            .map_err(|e| ConfigError::new("reference", e.to_string()))?;
-        Some(Arc::new(KlScorer::new(&r)))
+    // To re-judge stored signals the English file is read only for its header, and only
+    // where per-language thresholds are scaled by it.
+    let english = if run || cfg.per_language {
+        Some(load_reference(&path, "reference", run)?)
     } else {
         None
+    };
+    let langs = match (cfg.per_language, &cfg.lang_references) {
+        (true, Some(dir)) => {
+            let dir = args.resolve_path("lang_references", dir)?;
+            // A language's threshold sits where English's does relative to its own reference
+            // text: max_kl over the English reference's derived value (1 for a version-1
+            // file, which has none).
+            let scale = match &english {
+                Some(e) if e.max_kl > 0.0 => cfg.max_kl / e.max_kl,
+                _ => 1.0,
+            };
+            Some(load_lang_refs(&dir, run, scale, &cfg.lang)?)
+        }
+        (true, None) => {
+            return Err(ConfigError::new(
+                "lang_references",
+                "per_language = true needs the folder of per-language references",
+            ))
+        }
+        (false, _) if cfg.lang_references.is_some() || !cfg.lang.is_empty() => {
+            let key = if cfg.lang.is_empty() {
+                "lang_references"
+            } else {
+                "lang"
+            };
+            return Err(ConfigError::new(key, "needs `per_language = true`"));
+        }
+        (false, _) => None,
     };
     let mut d = Declare::new(args.name);
     let kl = d.signal::<F64>("kl", "KL(doc || reference), nats");
@@ -311,18 +495,53 @@ fn build(args: &StageArgs) -> Result<Built, ConfigError> {
     );
     let unseen = d.signal::<F64>("unseen_frac", "fraction of tokens the reference never saw");
     let tokens = d.signal::<I64>("tokens", "tokens scored");
+    let rules = langs.as_ref().map(|_| {
+        d.signal::<Str>(
+            "rules",
+            "the reference that scored the page: its language, en/default, or neutral (none)",
+        )
+    });
+    if let (Some(rules), Some(l)) = (rules, &langs) {
+        d.per_language(rules, l.limits.clone());
+    }
     // Too few tokens say nothing about a page's distribution.
     d.max(kl, Some(cfg.max_kl), "max_kl", "kl_outlier")
         .only_if(tokens, cfg.min_tokens as f64);
     Ok(Built::Map(Box::new(Kl {
         name: args.name.to_string(),
-        scorer,
+        scorer: english.filter(|_| run).map(|e| Arc::new(KlScorer::new(&e))),
+        langs,
         sig_kl: kl,
         sig_ce: ce,
         sig_unseen: unseen,
         sig_tokens: tokens,
+        sig_rules: rules,
         declared: d.finish(),
     })))
+}
+
+impl Kl {
+    /// The reference that scores a page of language `lang`, and the `rules` label.
+    fn scorer_for(&self, lang: Option<&str>) -> (&str, Option<&KlScorer>) {
+        let english = self.scorer.as_deref();
+        let Some(langs) = &self.langs else {
+            return (DEFAULT, english);
+        };
+        match lang {
+            None | Some("") => (DEFAULT, english),
+            Some("en") => ("en", english),
+            Some(l) => {
+                let found = langs.scorers.get_key_value(l).or_else(|| {
+                    let base = l.split(['-', '_']).next()?;
+                    langs.scorers.get_key_value(base)
+                });
+                match found {
+                    Some((k, s)) => (k.as_str(), Some(s.as_ref())),
+                    None => (NEUTRAL, None),
+                }
+            }
+        }
+    }
 }
 
 impl Stage for Kl {
@@ -335,7 +554,15 @@ impl Stage for Kl {
     }
 
     fn process(&self, doc: &mut Document) -> Outcome {
-        let Some(scorer) = &self.scorer else {
+        if self.scorer.is_none() {
+            return Outcome::Keep; // built to re-judge stored signals only
+        }
+        let (label, scorer) = self.scorer_for(doc.lang());
+        if let Some(r) = self.sig_rules {
+            r.set(&mut doc.signals, label);
+        }
+        // A language without a reference is neither scored nor judged.
+        let Some(scorer) = scorer else {
             return Outcome::Keep;
         };
         let s = scorer.score(doc);
@@ -367,6 +594,7 @@ mod tests {
         for i in 0..200 {
             r.add(&Document::new("r", prose(i)));
         }
+        r.max_kl = 2.5; // NaN (none) would not compare equal to itself
         let mut buf = Vec::new();
         r.write(&mut buf).unwrap();
         let back = KlReference::read(&buf[..], Path::new("mem")).unwrap();
@@ -417,5 +645,137 @@ mod tests {
             .err()
             .unwrap();
         assert_eq!(e.key, "reference");
+    }
+
+    #[test]
+    fn leave_one_out_equals_a_reference_built_without_the_document() {
+        let mut all = KlReference::new(12, 0.5);
+        let mut without = KlReference::new(12, 0.5);
+        for i in 0..40 {
+            let d = Document::new("r", prose(i));
+            all.add(&d);
+            if i != 7 {
+                without.add(&d);
+            }
+        }
+        let d = Document::new("r", prose(7));
+        let loo = all.leave_one_out_kl(&d);
+        let direct = KlScorer::new(&without).score(&d).kl;
+        assert!((loo - direct).abs() < 1e-5, "{loo} vs {direct}");
+        // In-sample scoring flatters the document.
+        assert!(KlScorer::new(&all).score(&d).kl < loo);
+    }
+
+    #[test]
+    fn version_1_files_read_without_a_threshold() {
+        let mut r = KlReference::new(8, 0.5);
+        r.add(&Document::new("r", prose(1)));
+        r.max_kl = 3.5;
+        let mut v2 = Vec::new();
+        r.write(&mut v2).unwrap();
+        // Version 1: the same header without max_kl.
+        let mut v1 = v2[..40].to_vec();
+        v1[8..12].copy_from_slice(&1u32.to_le_bytes());
+        v1.extend_from_slice(&v2[48..]);
+        let back = KlReference::read(&v1[..], Path::new("v1")).unwrap();
+        assert!(back.max_kl.is_nan());
+        assert_eq!(back.counts, r.counts);
+        let head = KlReference::read_header(&v2[..], Path::new("v2")).unwrap();
+        assert_eq!(
+            (head.max_kl, head.total, head.counts.len()),
+            (3.5, r.total, 0)
+        );
+    }
+
+    /// Per language: a page is scored against its language's reference and judged by that
+    /// reference's threshold (scaled as English's), a language without one is neutral, and
+    /// the thresholds come from the file headers when only re-judging.
+    #[test]
+    fn per_language_references_judge_their_languages() {
+        let dir = tempfile::tempdir().unwrap();
+        let write = |path: &Path, texts: &[String], max_kl: f64| {
+            let mut r = KlReference::new(16, 0.5);
+            for t in texts {
+                r.add(&Document::new("r", t.as_str()));
+            }
+            r.max_kl = max_kl;
+            r.write(std::fs::File::create(path).unwrap()).unwrap();
+        };
+        let english: Vec<String> = (0..50).map(prose).collect();
+        write(&dir.path().join("en.bin"), &english, 3.0);
+        let refs = dir.path().join("refs");
+        std::fs::create_dir(&refs).unwrap();
+        let german: Vec<String> = (0..50)
+            .map(|i| format!("Die Wärter des Leuchtturms Nummer {i} schrieben jede Nacht in ihr Buch. Sie notierten das Wetter, die Schiffe und den Zustand der Lampe, und am Morgen putzten sie das Glas, bevor sie schlafen gingen."))
+            .collect();
+        write(&refs.join("de.bin"), &german, 2.0);
+        let body = "reference = \"en.bin\"\nmax_kl = 6.0\nmin_tokens = 20\nper_language = true\nlang_references = \"refs\"";
+        let build =
+            |body: &str, purpose| crate::kit::build_in(&DEF, "kl", body, purpose, dir.path());
+        let Ok(Built::Map(s)) = build(body, Purpose::Run) else {
+            panic!("build")
+        };
+        let judge = |lang: &str, text: &str| {
+            let mut d = Document::new("d", text);
+            d.signals.set_str(crate::LANG_SIGNAL, lang);
+            s.process(&mut d);
+            let v = s.judge(&d.signals);
+            (
+                d.signals.str("kl.rules").unwrap_or("").to_string(),
+                d.signals.f64("kl.kl"),
+                v,
+                d.signals,
+            )
+        };
+        let page = format!("{} {}", german[3], german[4]);
+        let (rules, kl, v, _) = judge("de", &page);
+        assert_eq!((rules.as_str(), v), ("de", Outcome::Keep));
+        // Against English the German page is an outlier; against German it is not.
+        let (_, kl_en, v_en, _) = judge("en", &page);
+        assert!(
+            kl.unwrap() < kl_en.unwrap() && v_en == Outcome::Drop("kl_outlier"),
+            "{kl:?} {kl_en:?}"
+        );
+        // The German threshold is 2.0 x (6.0 / 3.0) = 4.0: gibberish is over it.
+        let (_, _, v, signals) = judge("de-AT", &"qzx vbnm wkrt plok zzyq ".repeat(30));
+        assert_eq!(v, Outcome::Drop("kl_outlier"));
+        // Re-judging stored signals reads the thresholds from the headers alone.
+        let Ok(Built::Map(sel)) = build(body, Purpose::Select) else {
+            panic!("build")
+        };
+        assert_eq!(sel.judge(&signals), Outcome::Drop("kl_outlier"));
+        let loose = format!("{body}\n[lang.de]\nmax_kl = 1000");
+        let Ok(Built::Map(sel)) = build(&loose, Purpose::Select) else {
+            panic!("build")
+        };
+        assert_eq!(sel.judge(&signals), Outcome::Keep);
+        // No reference for Swahili: neutral, not scored, not judged.
+        let (rules, kl, v, _) = judge("sw", &"qzx vbnm wkrt plok zzyq ".repeat(30));
+        assert_eq!((rules.as_str(), kl, v), ("neutral", None, Outcome::Keep));
+        // Config errors name their key.
+        for (extra, key) in [
+            ("\n[lang.sw]\nmax_kl = 5", "lang.sw.max_kl"),
+            ("\n[lang.de]\nmin_kl = 5", "lang.de.min_kl"),
+        ] {
+            let e = build(&format!("{body}{extra}"), Purpose::Select)
+                .err()
+                .unwrap();
+            assert_eq!(e.key, key, "{}", e.message);
+        }
+        let no_dir = body.replace("lang_references = \"refs\"", "lang_references = \"nope\"");
+        assert_eq!(
+            build(&no_dir, Purpose::Select).err().unwrap().key,
+            "lang_references"
+        );
+        let off = body.replace("per_language = true", "per_language = false");
+        assert_eq!(
+            build(&off, Purpose::Select).err().unwrap().key,
+            "lang_references"
+        );
+        let missing = body.replace("lang_references = \"refs\"", "");
+        assert_eq!(
+            build(&missing, Purpose::Select).err().unwrap().key,
+            "lang_references"
+        );
     }
 }

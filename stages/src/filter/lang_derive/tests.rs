@@ -260,4 +260,72 @@ fn llama3_applies_rules_per_language() {
         s.process(&mut d);
         assert_eq!(d.signals.str(&format!("{name}.rules")), Some("ja"));
     }
+    // KL too: per language, against the references that scripts/train_models.sh builds.
+    let kl = pipeline["stages"]["kl"].as_table().unwrap();
+    assert_eq!(kl.get("per_language"), Some(&toml::Value::Boolean(true)));
+    assert!(kl.contains_key("lang_references") && !kl.contains_key("only_languages"));
+}
+
+/// `lang.<code>.<key>` overrides move one language's rule (an ablation without regenerating
+/// the table), add rules for a language without a row, and name their key when wrong.
+#[test]
+fn overrides_move_one_language_and_name_their_key() {
+    let Some(records) = crate::tokenize::testdata::corpus_records() else {
+        return;
+    };
+    let url = records
+        .iter()
+        .filter_map(|r| r["url"].as_str())
+        .find(|u| u.starts_with("https://www.spiegel.de/spiegel/print/d-161500790.html"))
+        .expect("the Spiegel page is in the corpus");
+    let german = page(&records, url);
+    let gq = |body: &str| crate::kit::stage(&crate::filter::gopher_quality::DEF, "gq", body);
+    let base = gq("per_language = true").unwrap();
+    let strict = gq("per_language = true\n[lang.de]\nmin_stop_words = 9").unwrap();
+    assert_eq!(verdict(&[base], "de", &german).0, Vec::<String>::new());
+    // The table lists 8 German stop words: 9 can never be met, and only German moves.
+    let (reasons, rules) = verdict(std::slice::from_ref(&strict), "de", &german);
+    assert_eq!(
+        (reasons, rules.as_str()),
+        (vec!["gq:too_few_stop_words".to_string()], "de")
+    );
+    let spanish = "El museo abre sus puertas todos los días de la semana y la entrada es gratuita para los vecinos de la ciudad que lo visiten por la mañana. ".repeat(6);
+    assert!(verdict(std::slice::from_ref(&strict), "es", &spanish)
+        .0
+        .is_empty());
+
+    // Wolof has no row: an override gives it one holding only the rule it names.
+    let wolof = "Dakar mooy gëblag réewum Senegaal. Am na lu ëpp ñetti milioŋ ay nit.";
+    let wo = gq("per_language = true\n[lang.wo]\nmin_doc_words = 50").unwrap();
+    let (reasons, rules) = verdict(&[wo], "wo", wolof);
+    assert_eq!(
+        (reasons, rules.as_str()),
+        (vec!["gq:too_few_words".to_string()], "wo")
+    );
+
+    for (body, key) in [
+        (
+            "per_language = true\n[lang.de]\nmin_stopwords = 1",
+            "lang.de.min_stopwords",
+        ),
+        (
+            "per_language = true\n[lang.de]\nmin_stop_words = -1",
+            "lang.de.min_stop_words",
+        ),
+        (
+            "per_language = true\n[lang.\"d e\"]\nmin_stop_words = 1",
+            "lang.d e.min_stop_words",
+        ),
+        ("[lang.de]\nmin_stop_words = 1", "lang"),
+    ] {
+        let e = gq(body).err().unwrap_or_else(|| panic!("{body} built"));
+        assert_eq!(e.key, key, "{body}: {}", e.message);
+    }
+    // FineWeb and C4 take the same section.
+    for def in [&crate::filter::fineweb::DEF, &crate::filter::c4::DEF] {
+        let e = crate::kit::stage(def, "s", "per_language = true\n[lang.de]\nnope = 1")
+            .err()
+            .unwrap();
+        assert_eq!(e.key, "lang.de.nope");
+    }
 }
