@@ -24,6 +24,9 @@ pub struct Bpe {
     pub byte_ids: [u32; 256],
     /// `(left << 32 | right) -> (rank << 32 | merged)`.
     pairs: FxHashMap<u64, u64>,
+    /// The same for the pairs of two single bytes, by `first << 8 | second`: every piece
+    /// starts as bytes, so its first lookups read this 512 KiB array instead of the hash table.
+    byte_pairs: Box<[u64]>,
     /// Whole-piece lookup tried before merging (tiktoken always does this; Hugging Face does
     /// when `ignore_merges` is set).
     whole: Option<FxHashMap<Box<[u8]>, u32>>,
@@ -62,11 +65,7 @@ impl Bpe {
             .iter()
             .map(|(b, r)| (b.clone().into_boxed_slice(), *r))
             .collect();
-        Ok(Bpe {
-            byte_ids,
-            pairs,
-            whole: Some(whole),
-        })
+        Ok(Bpe::with_pairs(byte_ids, pairs, Some(whole)))
     }
 
     /// A Hugging Face-style table: byte ids, and merges in rank order as
@@ -83,11 +82,24 @@ impl Bpe {
                 .entry(key(l, r))
                 .or_insert(((rank as u64) << 32) | m as u64);
         }
-        Bpe {
+        Bpe::with_pairs(byte_ids, pairs, whole)
+    }
+
+    fn with_pairs(
+        byte_ids: [u32; 256],
+        pairs: FxHashMap<u64, u64>,
+        whole: Option<FxHashMap<Box<[u8]>, u32>>,
+    ) -> Bpe {
+        let mut bpe = Bpe {
             byte_ids,
             pairs,
+            byte_pairs: Box::new([]),
             whole,
-        }
+        };
+        bpe.byte_pairs = (0..1usize << 16)
+            .map(|i| bpe.pair(byte_ids[i >> 8], byte_ids[i & 0xff]))
+            .collect();
+        bpe
     }
 
     #[inline]
@@ -122,8 +134,8 @@ impl Bpe {
         for (i, &b) in piece.iter().enumerate() {
             ids[i] = self.byte_ids[b as usize];
         }
-        for i in 0..n - 1 {
-            ranks[i] = self.pair(ids[i], ids[i + 1]);
+        for (r, w) in ranks.iter_mut().zip(piece.windows(2)) {
+            *r = self.byte_pairs[(w[0] as usize) << 8 | w[1] as usize];
         }
         let mut len = n;
         while len > 1 {
@@ -168,7 +180,7 @@ impl Bpe {
         // (rank, position, left id, right id): min rank, then left-most.
         let mut heap = BinaryHeap::with_capacity(n);
         for i in 0..n - 1 {
-            let r = self.pair(ids[i], ids[i + 1]);
+            let r = self.byte_pairs[(piece[i] as usize) << 8 | piece[i + 1] as usize];
             if r != u64::MAX {
                 heap.push(Reverse((r >> 32, i, ids[i], ids[i + 1])));
             }
