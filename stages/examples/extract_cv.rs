@@ -4,13 +4,17 @@
 //! Run: cargo run -p stages --release --example extract_cv -- ../shared DIR [MODEL_OUT]
 //! (MODEL_OUT = stages/src/extract/blocks.model rebuilds the shipped model), then score:
 //! ~/.cache/curate-peers/ext/bin/python benches/peers/extract_cv.py DIR
-//! Env: BLOCKS_THRESHOLD, BLOCKS_L2 (training options; defaults in `TrainOptions`);
+//! Env: BLOCKS_MODEL=linear (the logistic model; default: boosted trees), BLOCKS_TREES,
+//! BLOCKS_DEPTH, BLOCKS_RATE, BLOCKS_MIN_CHILD, BLOCKS_L2 (training options; defaults in
+//! `TreeOptions` and `TrainOptions`); BLOCKS_THRESHOLD fixes the threshold (default: chosen
+//! by nested cross-validation, see `train::write_cv`);
 //! EXTRACT_SPEED=1: instead, time the extractor with and without the shipped block model on
 //! the trafilatura-eval pages, one thread, best of 5 (CPU time of the thread, Linux).
 
 use std::path::PathBuf;
 
 use stages::extract::blocks::TrainOptions;
+use stages::extract::gbdt::TreeOptions;
 use stages::extract::train;
 
 fn main() {
@@ -23,8 +27,14 @@ fn main() {
     let t = std::time::Instant::now();
     let pages = train::load_sets(&shared).expect("load the annotated sets");
     let examples = train::examples(&pages);
-    let n: usize = examples.iter().map(Vec::len).sum();
-    let pos: usize = examples.iter().flatten().filter(|e| e.content).count();
+    let labelled = || {
+        examples
+            .iter()
+            .flat_map(|l| &l.examples)
+            .filter(|e| e.weight > 0.0)
+    };
+    let n = labelled().count();
+    let pos = labelled().filter(|e| e.content).count();
     eprintln!(
         "{} pages, {n} labelled lines ({pos} content), {:.1}s",
         pages.len(),
@@ -32,17 +42,35 @@ fn main() {
     );
     let env = |k: &str| std::env::var(k).ok().and_then(|v| v.parse::<f64>().ok());
     let mut opts = TrainOptions::default();
-    if let Some(t) = env("BLOCKS_THRESHOLD") {
+    if std::env::var("BLOCKS_MODEL").as_deref() != Ok("linear") {
+        let mut t = TreeOptions::default();
+        if let Some(v) = env("BLOCKS_TREES") {
+            t.trees = v as usize;
+        }
+        if let Some(v) = env("BLOCKS_DEPTH") {
+            t.depth = v as usize;
+        }
+        if let Some(v) = env("BLOCKS_RATE") {
+            t.rate = v;
+        }
+        if let Some(v) = env("BLOCKS_MIN_CHILD") {
+            t.min_child = v;
+        }
+        opts.trees = Some(t);
+    }
+    // A fixed threshold, or one chosen by nested cross-validation (the default).
+    let fixed = env("BLOCKS_THRESHOLD");
+    if let Some(t) = fixed {
         opts.threshold = t as f32;
     }
     if let Some(l) = env("BLOCKS_L2") {
         opts.l2 = l;
     }
+    let m = train::write_cv(&pages, &examples, 5, &opts, fixed.is_none(), &dir)
+        .expect("write predictions");
     if let Some(out) = args.get(2) {
-        let m = train::train_on(&examples, |_| true, &opts);
         std::fs::write(out, m.to_text()).expect("write the model");
     }
-    train::write_cv(&pages, &examples, 5, &opts, &dir).expect("write predictions");
     eprintln!(
         "predictions in {} ({:.1}s)",
         dir.display(),

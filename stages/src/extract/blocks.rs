@@ -15,6 +15,7 @@
 use std::sync::OnceLock;
 
 use super::dom::{AttrKey, Dom, Tag};
+use super::gbdt::{self, Forest, TreeOptions};
 use super::hints::{class_hint, for_words, Boiler};
 
 /// Class and id words looked for between a line and the content root (each a feature).
@@ -266,6 +267,16 @@ pub fn names() -> &'static [String] {
             "in_list",
             "short",
             "very_short",
+            "chars_before",
+            "prose_before",
+            "prose_after",
+            "prev_prose",
+            "next_prose",
+            "prev_ends_sentence",
+            "next_ends_sentence",
+            "hinted",
+            "prev_hinted",
+            "next_hinted",
         ]
         .iter()
         .map(|s| s.to_string())
@@ -436,6 +447,12 @@ fn ratio(a: u32, b: u32) -> f32 {
 pub fn features(dom: &Dom, lines: &[LineStats], ctx: &[Context]) -> Vec<Vec<f32>> {
     let nl = lines.len();
     let total: u32 = lines.iter().map(|l| l.chars).sum();
+    let prose = |l: &LineStats| l.chars >= 80 && l.link * 10 < 3 * l.chars;
+    // Prose lines before each line and after it (neighbours beyond the next line: a byline or
+    // a credit sits before the first paragraph or after the last).
+    let first_prose = lines.iter().position(prose).unwrap_or(nl);
+    let last_prose = lines.iter().rposition(prose);
+    let mut before = 0u32;
     let mut out = Vec::with_capacity(nl);
     for (j, l) in lines.iter().enumerate() {
         let c = &ctx[j];
@@ -509,7 +526,18 @@ pub fn features(dom: &Dom, lines: &[LineStats], ctx: &[Context]) -> Vec<Vec<f32>
             b(c.in_list),
             b(l.chars < 40),
             b(l.chars < 15),
+            ratio(before, total),
+            b(first_prose < j),
+            b(last_prose.is_some_and(|k| k > j)),
+            b(prev.is_some_and(prose)),
+            b(next.is_some_and(prose)),
+            b(prev.is_some_and(|p| p.ends_sentence)),
+            b(next.is_some_and(|p| p.ends_sentence)),
+            b(c.kinds != 0),
+            b(j > 0 && ctx[j - 1].kinds != 0),
+            b(ctx.get(j + 1).is_some_and(|c| c.kinds != 0)),
         ]);
+        before += l.chars;
         x.extend(Boiler::ALL.iter().map(|k| b(c.kinds & k.bit() != 0)));
         x.extend(c.words.iter().map(|&w| b(w)));
         x.extend(
@@ -522,10 +550,20 @@ pub fn features(dom: &Dom, lines: &[LineStats], ctx: &[Context]) -> Vec<Vec<f32>
     out
 }
 
-/// A logistic model over the line features: P(the line is content).
+/// How a model turns a line's features into the log-odds that the line is content.
+#[derive(Clone, Debug, PartialEq)]
+pub enum Scorer {
+    /// Logistic regression: one weight per feature.
+    Linear(Vec<f32>),
+    /// Gradient-boosted trees ([`super::gbdt`]).
+    Trees(Forest),
+}
+
+/// A model over the line features: P(the line is content), and the threshold below which a
+/// line is dropped.
 #[derive(Clone, Debug, PartialEq)]
 pub struct Model {
-    pub weights: Vec<f32>,
+    pub scorer: Scorer,
     /// Lines whose probability of being content is below this are dropped.
     pub threshold: f32,
 }
@@ -533,24 +571,43 @@ pub struct Model {
 impl Model {
     /// The probability that a line is content.
     pub fn prob(&self, x: &[f32]) -> f32 {
-        let z: f32 = self.weights.iter().zip(x).map(|(w, v)| w * v).sum();
+        let z: f32 = match &self.scorer {
+            Scorer::Linear(w) => w.iter().zip(x).map(|(w, v)| w * v).sum(),
+            Scorer::Trees(f) => f.margin(x),
+        };
         1.0 / (1.0 + (-z).exp())
     }
 
-    /// Reads a model file: `threshold T`, then one `name weight` line per feature, in order;
-    /// `#` starts a comment.
+    /// Reads a model file: `threshold T`, `model linear` or `model trees` (linear when
+    /// absent), then for a linear model one `name weight` line per feature, in order, and for
+    /// trees the forest ([`Forest::to_text`]); `#` starts a comment.
     pub fn parse(s: &str) -> Result<Model, String> {
         let mut threshold = None;
+        let mut trees = false;
         let mut weights = Vec::new();
+        let mut rest: Vec<(usize, &str)> = Vec::new();
         let names = names();
         for (no, line) in s.lines().enumerate() {
             let line = line.trim();
             if line.is_empty() || line.starts_with('#') {
                 continue;
             }
-            let (k, v) = line
-                .split_once(' ')
-                .ok_or_else(|| format!("line {}: expected `name value`", no + 1))?;
+            let (k, v) = line.split_once(' ').unwrap_or((line, ""));
+            if k == "model" {
+                trees = match v.trim() {
+                    "linear" => false,
+                    "trees" => true,
+                    other => return Err(format!("line {}: unknown model {other:?}", no + 1)),
+                };
+                continue;
+            }
+            if trees && k != "threshold" {
+                rest.push((no + 1, line));
+                continue;
+            }
+            if v.is_empty() {
+                return Err(format!("line {}: expected `name value`", no + 1));
+            }
             let v: f32 = v
                 .trim()
                 .parse()
@@ -570,6 +627,14 @@ impl Model {
             }
             weights.push(v);
         }
+        let threshold = threshold.ok_or("no threshold line")?;
+        if trees {
+            let f = Forest::parse(rest.into_iter(), names)?;
+            return Ok(Model {
+                scorer: Scorer::Trees(f),
+                threshold,
+            });
+        }
         if weights.len() != names.len() {
             return Err(format!(
                 "{} weights for {} features",
@@ -578,21 +643,34 @@ impl Model {
             ));
         }
         Ok(Model {
-            weights,
-            threshold: threshold.ok_or("no threshold line")?,
+            scorer: Scorer::Linear(weights),
+            threshold,
         })
     }
 
     /// The model file's text (what [`Model::parse`] reads).
     pub fn to_text(&self) -> String {
-        let mut s = String::from(
-            "# curate block scorer (stages/src/extract/blocks.rs): logistic regression over line\n\
-             # features, P(line is content). Rebuild: cargo run -p stages --release --example\n\
-             #   extract_cv -- ../shared DIR stages/src/extract/blocks.model\n",
+        let what = match self.scorer {
+            Scorer::Linear(_) => "logistic regression over line features",
+            Scorer::Trees(_) => "gradient-boosted trees over line features (log-odds)",
+        };
+        let mut s = format!(
+            "# curate block scorer (stages/src/extract/blocks.rs): {what},\n\
+             # P(line is content). Rebuild: cargo run -p stages --release --example\n\
+             #   extract_cv -- ../shared DIR stages/src/extract/blocks.model\n"
         );
         s.push_str(&format!("threshold {}\n", self.threshold));
-        for (n, w) in names().iter().zip(&self.weights) {
-            s.push_str(&format!("{n} {w:.5}\n"));
+        match &self.scorer {
+            Scorer::Linear(w) => {
+                s.push_str("model linear\n");
+                for (n, w) in names().iter().zip(w) {
+                    s.push_str(&format!("{n} {w:.5}\n"));
+                }
+            }
+            Scorer::Trees(f) => {
+                s.push_str("model trees\n");
+                s.push_str(&f.to_text(names()));
+            }
         }
         s
     }
@@ -612,6 +690,11 @@ pub struct Example {
     pub x: Vec<f32>,
     pub content: bool,
     pub weight: f32,
+    /// What keeping the line is worth to the page's score: gold units it brings (snippets
+    /// to find, or content words) and boilerplate units it brings (snippets not to find, or
+    /// words outside the gold). Used to choose a threshold ([`super::train`]).
+    pub pos: f32,
+    pub neg: f32,
 }
 
 /// Training settings.
@@ -621,6 +704,8 @@ pub struct TrainOptions {
     pub l2: f64,
     pub iterations: usize,
     pub threshold: f32,
+    /// Boosted trees instead of the logistic model (`l2` and `iterations` then unused).
+    pub trees: Option<TreeOptions>,
 }
 
 impl Default for TrainOptions {
@@ -629,6 +714,7 @@ impl Default for TrainOptions {
             l2: 0.01,
             iterations: 25,
             threshold: 0.5,
+            trees: None,
         }
     }
 }
@@ -637,6 +723,15 @@ impl Default for TrainOptions {
 /// examples always give the same weights). Features are sparse (mostly 0/1 flags), so the
 /// Hessian is accumulated over each example's nonzero features only.
 pub fn train(examples: &[Example], opts: &TrainOptions) -> Model {
+    if let Some(t) = &opts.trees {
+        let xs: Vec<&[f32]> = examples.iter().map(|e| e.x.as_slice()).collect();
+        let y: Vec<bool> = examples.iter().map(|e| e.content).collect();
+        let w: Vec<f32> = examples.iter().map(|e| e.weight).collect();
+        return Model {
+            scorer: Scorer::Trees(gbdt::train(&xs, &y, &w, t)),
+            threshold: opts.threshold,
+        };
+    }
     let d = n_features();
     let mut w = vec![0f64; d];
     let total: f64 = examples
@@ -696,10 +791,11 @@ pub fn train(examples: &[Example], opts: &TrainOptions) -> Model {
     Model {
         // Rounded as the model file writes them, so that a trained model and the file it
         // writes score alike.
-        weights: w
-            .iter()
-            .map(|v| format!("{:.5}", v).parse().unwrap_or(0.0))
-            .collect(),
+        scorer: Scorer::Linear(
+            w.iter()
+                .map(|v| format!("{:.5}", v).parse().unwrap_or(0.0))
+                .collect(),
+        ),
         threshold: opts.threshold,
     }
 }

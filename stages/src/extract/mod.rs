@@ -15,6 +15,7 @@ pub mod blocks;
 pub mod content;
 pub mod dom;
 mod entities;
+pub mod gbdt;
 pub mod hints;
 pub mod train;
 
