@@ -62,6 +62,7 @@ fn main() {
     let fixed = env("BLOCKS_THRESHOLD");
     if let Some(t) = fixed {
         opts.threshold = t as f32;
+        opts.prose_threshold = t as f32;
     }
     if let Some(l) = env("BLOCKS_L2") {
         opts.l2 = l;
@@ -95,7 +96,12 @@ fn speed(shared: &std::path::Path) {
         .map(|p| p.html.as_str())
         .collect();
     let mb = html.iter().map(|h| h.len()).sum::<usize>() as f64 / 1e6;
-    let with = Extractor::new(ExtractConfig::default()).expect("default config");
+    // Both named explicitly: the config's default decides nothing here.
+    let with = Extractor::new(ExtractConfig {
+        block_model: true,
+        ..ExtractConfig::default()
+    })
+    .expect("default config");
     let without = with.clone().with_model(None);
     for (name, ex) in [("rules + block model", &with), ("rules alone", &without)] {
         let (mut cpu, mut wall) = (f64::INFINITY, f64::INFINITY);

@@ -221,6 +221,7 @@ pub fn names() -> &'static [String] {
             "bias",
             "chars_log",
             "link_density",
+            // PROSE
             "prose",
             "ends_sentence",
             "sentence_ends_per_word",
@@ -564,11 +565,25 @@ pub enum Scorer {
 #[derive(Clone, Debug, PartialEq)]
 pub struct Model {
     pub scorer: Scorer,
-    /// Lines whose probability of being content is below this are dropped.
+    /// Lines whose probability of being content is below this are dropped ...
     pub threshold: f32,
+    /// ... and prose lines (the `prose` feature) below this one (0: never).
+    pub prose_threshold: f32,
 }
 
+/// The index of the `prose` feature (a line of 80 characters or more, under 30% links).
+pub const PROSE: usize = 3;
+
 impl Model {
+    /// The threshold for a line with features `x`.
+    pub fn cut(&self, x: &[f32]) -> f32 {
+        if x[PROSE] > 0.5 {
+            self.prose_threshold
+        } else {
+            self.threshold
+        }
+    }
+
     /// The probability that a line is content.
     pub fn prob(&self, x: &[f32]) -> f32 {
         let z: f32 = match &self.scorer {
@@ -583,6 +598,7 @@ impl Model {
     /// trees the forest ([`Forest::to_text`]); `#` starts a comment.
     pub fn parse(s: &str) -> Result<Model, String> {
         let mut threshold = None;
+        let mut prose_threshold = None;
         let mut trees = false;
         let mut weights = Vec::new();
         let mut rest: Vec<(usize, &str)> = Vec::new();
@@ -601,7 +617,7 @@ impl Model {
                 };
                 continue;
             }
-            if trees && k != "threshold" {
+            if trees && k != "threshold" && k != "prose_threshold" {
                 rest.push((no + 1, line));
                 continue;
             }
@@ -616,6 +632,10 @@ impl Model {
                 threshold = Some(v);
                 continue;
             }
+            if k == "prose_threshold" {
+                prose_threshold = Some(v);
+                continue;
+            }
             let want = names
                 .get(weights.len())
                 .ok_or_else(|| format!("line {}: {k}: more weights than features", no + 1))?;
@@ -628,11 +648,13 @@ impl Model {
             weights.push(v);
         }
         let threshold = threshold.ok_or("no threshold line")?;
+        let prose_threshold = prose_threshold.unwrap_or(threshold);
         if trees {
             let f = Forest::parse(rest.into_iter(), names)?;
             return Ok(Model {
                 scorer: Scorer::Trees(f),
                 threshold,
+                prose_threshold,
             });
         }
         if weights.len() != names.len() {
@@ -645,6 +667,7 @@ impl Model {
         Ok(Model {
             scorer: Scorer::Linear(weights),
             threshold,
+            prose_threshold,
         })
     }
 
@@ -660,6 +683,7 @@ impl Model {
              #   extract_cv -- ../shared DIR stages/src/extract/blocks.model\n"
         );
         s.push_str(&format!("threshold {}\n", self.threshold));
+        s.push_str(&format!("prose_threshold {}\n", self.prose_threshold));
         match &self.scorer {
             Scorer::Linear(w) => {
                 s.push_str("model linear\n");
@@ -704,6 +728,7 @@ pub struct TrainOptions {
     pub l2: f64,
     pub iterations: usize,
     pub threshold: f32,
+    pub prose_threshold: f32,
     /// Boosted trees instead of the logistic model (`l2` and `iterations` then unused).
     pub trees: Option<TreeOptions>,
 }
@@ -714,6 +739,7 @@ impl Default for TrainOptions {
             l2: 0.01,
             iterations: 25,
             threshold: 0.5,
+            prose_threshold: 0.5,
             trees: None,
         }
     }
@@ -730,6 +756,7 @@ pub fn train(examples: &[Example], opts: &TrainOptions) -> Model {
         return Model {
             scorer: Scorer::Trees(gbdt::train(&xs, &y, &w, t)),
             threshold: opts.threshold,
+            prose_threshold: opts.prose_threshold,
         };
     }
     let d = n_features();
@@ -797,6 +824,7 @@ pub fn train(examples: &[Example], opts: &TrainOptions) -> Model {
                 .collect(),
         ),
         threshold: opts.threshold,
+        prose_threshold: opts.prose_threshold,
     }
 }
 

@@ -1152,7 +1152,7 @@ fn score_lines(
             && opts
                 .model
                 .as_ref()
-                .is_some_and(|m| p < m.threshold && flags[l.node] & REMOVED == 0);
+                .is_some_and(|m| p < m.cut(&x) && flags[l.node] & REMOVED == 0);
         if drop {
             flags[l.node] |= REMOVED;
             ex.model_dropped += 1;

@@ -106,7 +106,7 @@ pub fn train_on(examples: &[Labelled], keep: impl Fn(usize) -> bool, opts: &Trai
 pub fn proxy_score(
     examples: &[Labelled],
     probs: &[Vec<f32>],
-    threshold: f32,
+    (threshold, prose_threshold): (f32, f32),
     keep: impl Fn(usize) -> bool,
 ) -> f64 {
     let (mut tp, mut fp, mut fneg) = (0f64, 0f64, 0f64);
@@ -119,7 +119,12 @@ pub fn proxy_score(
         let (mut found, mut bad) = (l.found as f64, l.kept_bad as f64);
         if l.prunable {
             for (e, &p) in l.examples.iter().zip(&probs[i]) {
-                if p < threshold {
+                let cut = if e.x[blocks::PROSE] > 0.5 {
+                    prose_threshold
+                } else {
+                    threshold
+                };
+                if p < cut {
                     found -= e.pos as f64;
                     bad -= e.neg as f64;
                 }
@@ -162,18 +167,22 @@ pub fn threshold_grid() -> Vec<f32> {
     (0..=30).map(|k| 0.3 + 0.02 * k as f32).collect()
 }
 
-/// The threshold of [`threshold_grid`] with the best [`proxy_score`] on the pages `keep`
-/// selects (the lowest one on a tie: fewer lines dropped), and that score.
+/// The thresholds (other lines, prose lines) with the best [`proxy_score`] on the pages
+/// `keep` selects, and that score: each from [`threshold_grid`], the prose one also 0 (prose
+/// never dropped). On a tie the lower thresholds win (fewer lines dropped).
 pub fn choose_threshold(
     examples: &[Labelled],
     probs: &[Vec<f32>],
     keep: impl Fn(usize) -> bool + Copy,
-) -> (f32, f64) {
-    let mut best = (0.5f32, f64::NEG_INFINITY);
-    for t in threshold_grid() {
-        let s = proxy_score(examples, probs, t, keep);
-        if s > best.1 + 1e-12 {
-            best = (t, s);
+) -> ((f32, f32), f64) {
+    let grid = threshold_grid();
+    let mut best = ((0.5f32, 0.5f32), f64::NEG_INFINITY);
+    for &t in &grid {
+        for tp in std::iter::once(0.0).chain(grid.iter().copied()) {
+            let s = proxy_score(examples, probs, (t, tp), keep);
+            if s > best.1 + 1e-12 {
+                best = ((t, tp), s);
+            }
         }
     }
     best
@@ -232,9 +241,9 @@ pub fn write_cv(
     for f in 0..k {
         let mut o = opts.clone();
         if choose {
-            let (t, s) = choose_threshold(examples, &inner[f as usize], |i| fold[i] != f);
-            eprintln!("fold {f}: threshold {t:.2} (inner-CV proxy {s:.4})");
-            o.threshold = t;
+            let ((t, tp), s) = choose_threshold(examples, &inner[f as usize], |i| fold[i] != f);
+            eprintln!("fold {f}: thresholds {t:.2}, prose {tp:.2} (inner-CV proxy {s:.4})");
+            (o.threshold, o.prose_threshold) = (t, tp);
         }
         let m = train_on(examples, |i| fold[i] != f, &o);
         probs_of(examples, &m, |i| fold[i] == f, &mut outer);
@@ -250,9 +259,11 @@ pub fn write_cv(
     }
     let mut o = opts.clone();
     if choose {
-        let (t, s) = choose_threshold(examples, &outer, |_| true);
-        eprintln!("all pages: threshold {t:.2} (CV proxy {s:.4})");
-        o.threshold = t;
+        let rules = proxy_score(examples, &outer, (0.0, 0.0), |_| true);
+        let ((t, tp), s) = choose_threshold(examples, &outer, |_| true);
+        eprintln!("rules alone: proxy {rules:.4}");
+        eprintln!("all pages: thresholds {t:.2}, prose {tp:.2} (CV proxy {s:.4})");
+        (o.threshold, o.prose_threshold) = (t, tp);
     }
     let all = train_on(examples, |_| true, &o);
     let insample = base.with_model(Some(Arc::new(all.clone())));
