@@ -208,6 +208,17 @@ const CUES: &[(&str, &[&str])] = &[
     ),
 ];
 
+/// The searchers of [`CUES`], built once (a substring search set up per line and pattern
+/// cost more than the search).
+fn cue_finders() -> &'static [Vec<memchr::memmem::Finder<'static>>] {
+    static F: OnceLock<Vec<Vec<memchr::memmem::Finder<'static>>>> = OnceLock::new();
+    F.get_or_init(|| {
+        CUES.iter()
+            .map(|(_, pats)| pats.iter().map(memchr::memmem::Finder::new).collect())
+            .collect()
+    })
+}
+
 /// The number of features (the bias is feature 0).
 pub fn n_features() -> usize {
     names().len()
@@ -374,7 +385,8 @@ impl LineStats {
 #[derive(Clone, Debug, Default)]
 pub struct Context {
     pub kinds: u16,
-    pub words: Vec<bool>,
+    /// Bit `j`: [`CLASS_WORDS`]`[j]` is a class or id word on the way.
+    pub words: u128,
     pub depth: u32,
     pub in_li: bool,
     pub in_table: bool,
@@ -387,16 +399,53 @@ pub struct Context {
     pub in_list: bool,
 }
 
+const _: () = assert!(CLASS_WORDS.len() <= 128);
+
 /// How many levels above a line are read for its context.
 const CONTEXT_LEVELS: usize = 10;
 
+/// The class/id marks of the previous line's element and its ancestors: the lines of one
+/// content share most ancestors, so each element's class and id are read once, not once per
+/// line below it.
+#[derive(Default)]
+pub struct ContextCache {
+    chain: Vec<(u32, u16, u128)>,
+    next: Vec<(u32, u16, u128)>,
+}
+
+/// The boilerplate kinds and class words that an element's class and id name.
+fn marks(dom: &Dom, i: u32) -> (u16, u128) {
+    static INDEX: OnceLock<Vec<(&'static str, u8)>> = OnceLock::new();
+    let index = INDEX.get_or_init(|| {
+        let mut v: Vec<(&'static str, u8)> = CLASS_WORDS
+            .iter()
+            .enumerate()
+            .map(|(j, w)| (*w, j as u8))
+            .collect();
+        v.sort_unstable();
+        v
+    });
+    let (mut kinds, mut words) = (0u16, 0u128);
+    for key in [AttrKey::Class, AttrKey::Id] {
+        if let Some(v) = dom.attr(i, key) {
+            if let Some(k) = class_hint(v) {
+                kinds |= k.bit();
+            }
+            for_words(v, |w| {
+                if let Ok(k) = index.binary_search_by(|(x, _)| (*x).cmp(w)) {
+                    words |= 1u128 << index[k].1;
+                }
+            });
+        }
+    }
+    (kinds, words)
+}
+
 /// Reads the tags and class/id words from `node` up to (and with) `root`.
-pub fn context(dom: &Dom, node: usize, root: usize) -> Context {
-    let mut c = Context {
-        words: vec![false; CLASS_WORDS.len()],
-        ..Context::default()
-    };
+pub fn context(dom: &Dom, node: usize, root: usize, cache: &mut ContextCache) -> Context {
+    let mut c = Context::default();
     let mut i = node as u32;
+    cache.next.clear();
     for _ in 0..CONTEXT_LEVELS {
         let n = dom.node(i);
         match n.tag {
@@ -411,24 +460,20 @@ pub fn context(dom: &Dom, node: usize, root: usize) -> Context {
             Tag::Ul | Tag::Ol | Tag::Dl => c.in_list = true,
             _ => {}
         }
-        for key in [AttrKey::Class, AttrKey::Id] {
-            if let Some(v) = dom.attr(i, key) {
-                if let Some(k) = class_hint(v) {
-                    c.kinds |= k.bit();
-                }
-                for_words(v, |w| {
-                    if let Some(j) = CLASS_WORDS.iter().position(|x| *x == w) {
-                        c.words[j] = true;
-                    }
-                });
-            }
-        }
+        let (k, w) = match cache.chain.iter().find(|e| e.0 == i) {
+            Some(&(_, k, w)) => (k, w),
+            None => marks(dom, i),
+        };
+        cache.next.push((i, k, w));
+        c.kinds |= k;
+        c.words |= w;
         if i as usize == root || n.parent == super::dom::NONE {
             break;
         }
         c.depth += 1;
         i = n.parent;
     }
+    std::mem::swap(&mut cache.chain, &mut cache.next);
     c
 }
 
@@ -540,10 +585,12 @@ pub fn features(dom: &Dom, lines: &[LineStats], ctx: &[Context]) -> Vec<Vec<f32>
         ]);
         before += l.chars;
         x.extend(Boiler::ALL.iter().map(|k| b(c.kinds & k.bit() != 0)));
-        x.extend(c.words.iter().map(|&w| b(w)));
+        x.extend((0..CLASS_WORDS.len()).map(|j| b(c.words >> j & 1 == 1)));
+        let head = l.head.as_bytes();
         x.extend(
-            CUES.iter()
-                .map(|(_, pats)| b(pats.iter().any(|p| l.head.contains(p)))),
+            cue_finders()
+                .iter()
+                .map(|fs| b(fs.iter().any(|f| f.find(head).is_some()))),
         );
         debug_assert_eq!(x.len(), n_features());
         out.push(x);

@@ -861,3 +861,135 @@ fn comment_teasers_go() {
     ));
     assert_story(&t, &["37 comments", "I remember the harbour"]);
 }
+
+/// The news pages of the tests above (one per boilerplate kind the issue names), each with
+/// the text that must go.
+fn news_cases() -> Vec<(String, Vec<&'static str>)> {
+    vec![
+        (
+            news(
+                "<div class=related-stories><h3>More on this story</h3><ul>\
+                 <li><a href=/a>Council votes to close the old bridge</a></li>\
+                 <li><a href=/b>Ferry timetable changes for the summer</a></li>\
+                 <li><a href=/c>Fishermen count the cost of the storm</a></li></ul></div>",
+                "",
+            ),
+            vec!["More on this story", "Council votes"],
+        ),
+        (
+            news(
+                "<p class=byline>By Jane Doe, Transport Reporter</p>",
+                "<div class=author-bio><p>Jane Doe covers transport and the coast for The \
+                 Example Times. She joined the paper in 2015 after ten years at a regional \
+                 weekly.</p></div>",
+            ),
+            vec!["By Jane Doe", "Jane Doe covers transport"],
+        ),
+        (
+            news(
+                "<div class=newsletter-signup><h3>Get the morning briefing</h3><p>Sign up for \
+                 our free newsletter and get the day's top stories in your inbox.</p></div>",
+                "",
+            ),
+            vec!["morning briefing", "Sign up for our"],
+        ),
+        (
+            news(
+                "<figure><img src=/h.jpg alt=harbour><figcaption>The reopened harbour at dawn \
+                 on Monday.</figcaption></figure><div class=image-credit>Photo: John Smith / \
+                 Agency</div>",
+                "",
+            ),
+            vec!["harbour at dawn", "John Smith"],
+        ),
+        (
+            news(
+                "",
+                "<div class=comments-teaser><a href=#comments>Read 37 comments</a></div>",
+            ),
+            vec!["37 comments"],
+        ),
+    ]
+}
+
+#[test]
+fn news_boilerplate_goes_with_and_without_the_block_model() {
+    for toml in ["block_model = false", "block_model = true"] {
+        let ex = extractor(toml);
+        for (page, unwanted) in news_cases() {
+            let t = ex.extract(&page).unwrap().extraction.text;
+            assert_story(&t, &unwanted);
+        }
+    }
+}
+
+#[test]
+fn boosted_trees_learn_an_interaction_round_trip_and_train_deterministically() {
+    use super::gbdt::{train, Forest, TreeOptions};
+    // Content unless exactly one of two flags is set, with the second flag rare, so that the
+    // first split has a gain (a balanced XOR has none for a greedy tree): a linear model
+    // cannot fit this, a depth-2 tree can.
+    let mut xs: Vec<Vec<f32>> = Vec::new();
+    let mut y = Vec::new();
+    for i in 0..400u32 {
+        let a = (i % 2) as f32;
+        let b = (i / 2 % 4 == 0) as u32 as f32;
+        let noise = (i % 7) as f32 / 7.0;
+        xs.push(vec![a, b, noise]);
+        y.push((a > 0.5) == (b > 0.5));
+    }
+    let refs: Vec<&[f32]> = xs.iter().map(Vec::as_slice).collect();
+    let w = vec![1.0f32; xs.len()];
+    let opts = TreeOptions {
+        trees: 30,
+        depth: 2,
+        rate: 0.3,
+        min_child: 1.0,
+        ..TreeOptions::default()
+    };
+    let f = train(&refs, &y, &w, &opts);
+    assert_eq!(f, train(&refs, &y, &w, &opts), "training is deterministic");
+    for (x, y) in xs.iter().zip(&y) {
+        assert_eq!(f.margin(x) > 0.0, *y, "{x:?}");
+    }
+    let names: Vec<String> = ["a", "b", "noise"].iter().map(|s| s.to_string()).collect();
+    let text = f.to_text(&names);
+    let lines = |s: &str| {
+        s.lines()
+            .enumerate()
+            .map(|(i, l)| (i + 1, l))
+            .collect::<Vec<_>>()
+    };
+    let back = Forest::parse(lines(&text).into_iter(), &names).unwrap();
+    assert_eq!(back, f, "{text}");
+    // Bad files name the line.
+    let bad = "base 0\ntree\nsplit a 0.5\nleaf 1\n";
+    let err = Forest::parse(lines(bad).into_iter(), &names).unwrap_err();
+    assert!(err.contains("line 2") && err.contains("complete"), "{err}");
+    let bad = "base 0\ntree\nsplit z 0.5\nleaf 1\nleaf 2\n";
+    let err = Forest::parse(lines(bad).into_iter(), &names).unwrap_err();
+    assert!(err.contains("line 3") && err.contains("\"z\""), "{err}");
+}
+
+#[test]
+fn the_shipped_trees_model_and_its_thresholds_round_trip() {
+    use super::blocks::{Model, Scorer};
+    let m = Model::builtin();
+    assert!(matches!(m.scorer, Scorer::Trees(_)));
+    assert_eq!(&Model::parse(&m.to_text()).unwrap(), m);
+    // A linear model file without a prose threshold reads it as the line threshold.
+    let linear = Model {
+        scorer: Scorer::Linear(vec![0.5; super::blocks::n_features()]),
+        threshold: 0.25,
+        prose_threshold: 0.25,
+    };
+    let text: String = linear
+        .to_text()
+        .lines()
+        .filter(|l| !l.starts_with("prose_threshold"))
+        .map(|l| format!("{l}\n"))
+        .collect();
+    assert_eq!(Model::parse(&text).unwrap(), linear);
+    let err = Model::parse("threshold 0.5\nmodel forest\n").unwrap_err();
+    assert!(err.contains("line 2") && err.contains("forest"), "{err}");
+}

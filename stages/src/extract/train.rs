@@ -164,7 +164,7 @@ pub fn proxy_score(
 
 /// The thresholds tried when one is chosen by cross-validation.
 pub fn threshold_grid() -> Vec<f32> {
-    (0..=30).map(|k| 0.3 + 0.02 * k as f32).collect()
+    (0..=30).map(|k| (30 + 2 * k) as f32 / 100.0).collect()
 }
 
 /// The thresholds (other lines, prose lines) with the best [`proxy_score`] on the pages
