@@ -7,7 +7,8 @@
 //! Env: BLOCKS_MODEL=linear (the logistic model; default: boosted trees), BLOCKS_TREES,
 //! BLOCKS_DEPTH, BLOCKS_RATE, BLOCKS_MIN_CHILD, BLOCKS_L2 (training options; defaults in
 //! `TreeOptions` and `TrainOptions`); BLOCKS_THRESHOLD fixes the threshold (default: chosen
-//! by nested cross-validation, see `train::write_cv`);
+//! by nested cross-validation, see `train::write_cv`), BLOCKS_RECALL_LOSS (how far the
+//! recall may fall in that choice);
 //! EXTRACT_SPEED=1: instead, time the extractor with and without the shipped block model on
 //! the trafilatura-eval pages, one thread, best of 5 (CPU time of the thread, Linux).
 
@@ -63,6 +64,9 @@ fn main() {
     if let Some(t) = fixed {
         opts.threshold = t as f32;
         opts.prose_threshold = t as f32;
+    }
+    if let Some(l) = env("BLOCKS_RECALL_LOSS") {
+        opts.max_recall_loss = l;
     }
     if let Some(l) = env("BLOCKS_L2") {
         opts.l2 = l;

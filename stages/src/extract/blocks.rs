@@ -776,6 +776,9 @@ pub struct TrainOptions {
     pub iterations: usize,
     pub threshold: f32,
     pub prose_threshold: f32,
+    /// When thresholds are chosen by cross-validation: how far the recall (a proxy of each
+    /// dataset's, [`super::train::proxy_score`]) may fall below the rules' own.
+    pub max_recall_loss: f64,
     /// Boosted trees instead of the logistic model (`l2` and `iterations` then unused).
     pub trees: Option<TreeOptions>,
 }
@@ -787,6 +790,7 @@ impl Default for TrainOptions {
             iterations: 25,
             threshold: 0.5,
             prose_threshold: 0.5,
+            max_recall_loss: 0.0005,
             trees: None,
         }
     }

@@ -103,12 +103,32 @@ pub fn train_on(examples: &[Labelled], keep: impl Fn(usize) -> bool, opts: &Trai
 /// snippet F1 (counts summed over pages) and of F1 from mean precision and mean recall per
 /// page, each reckoned from the rules' text and the labelled lines. A proxy of the scorer's
 /// figures, for choosing a threshold without scoring text.
+#[derive(Clone, Debug, PartialEq)]
+pub struct Proxy {
+    /// The mean F1.
+    pub score: f64,
+    /// Recall per dataset present (snippet sets first).
+    pub recall: Vec<f64>,
+}
+
+impl Proxy {
+    /// How much lower the lowest-falling recall is than `base`'s.
+    pub fn recall_loss(&self, base: &Proxy) -> f64 {
+        base.recall
+            .iter()
+            .zip(&self.recall)
+            .map(|(b, r)| b - r)
+            .fold(0.0, f64::max)
+    }
+}
+
+/// [`Proxy`] of the pages `keep` selects with lines under the thresholds dropped.
 pub fn proxy_score(
     examples: &[Labelled],
     probs: &[Vec<f32>],
     (threshold, prose_threshold): (f32, f32),
     keep: impl Fn(usize) -> bool,
-) -> f64 {
+) -> Proxy {
     let (mut tp, mut fp, mut fneg) = (0f64, 0f64, 0f64);
     let (mut sp, mut sr, mut pages) = (0f64, 0f64, 0usize);
     let mut any_snippets = false;
@@ -148,8 +168,10 @@ pub fn proxy_score(
         }
     }
     let mut parts = Vec::new();
+    let mut recall = Vec::new();
     if any_snippets && tp + fp + fneg > 0.0 {
         parts.push(2.0 * tp / (2.0 * tp + fp + fneg));
+        recall.push(tp / (tp + fneg).max(1e-12));
     }
     if pages > 0 {
         let (p, r) = (sp / pages as f64, sr / pages as f64);
@@ -158,30 +180,39 @@ pub fn proxy_score(
         } else {
             0.0
         });
+        recall.push(r);
     }
-    parts.iter().sum::<f64>() / parts.len().max(1) as f64
+    Proxy {
+        score: parts.iter().sum::<f64>() / parts.len().max(1) as f64,
+        recall,
+    }
 }
 
-/// The thresholds tried when one is chosen by cross-validation.
+/// The thresholds tried when one is chosen by cross-validation (0: no line dropped).
 pub fn threshold_grid() -> Vec<f32> {
-    (0..=30).map(|k| (30 + 2 * k) as f32 / 100.0).collect()
+    std::iter::once(0.0)
+        .chain((0..=40).map(|k| (10 + 2 * k) as f32 / 100.0))
+        .collect()
 }
 
-/// The thresholds (other lines, prose lines) with the best [`proxy_score`] on the pages
-/// `keep` selects, and that score: each from [`threshold_grid`], the prose one also 0 (prose
-/// never dropped). On a tie the lower thresholds win (fewer lines dropped).
+/// The thresholds (other lines, prose lines) from [`threshold_grid`] with the best
+/// [`proxy_score`] on the pages `keep` selects among those whose recall (on each dataset)
+/// is at most `max_recall_loss` below that of the rules alone, and that score. On a tie the
+/// lower thresholds win (fewer lines dropped); (0, 0), the rules alone, always qualifies.
 pub fn choose_threshold(
     examples: &[Labelled],
     probs: &[Vec<f32>],
+    max_recall_loss: f64,
     keep: impl Fn(usize) -> bool + Copy,
 ) -> ((f32, f32), f64) {
     let grid = threshold_grid();
-    let mut best = ((0.5f32, 0.5f32), f64::NEG_INFINITY);
+    let base = proxy_score(examples, probs, (0.0, 0.0), keep);
+    let mut best = ((0.0f32, 0.0f32), base.score);
     for &t in &grid {
-        for tp in std::iter::once(0.0).chain(grid.iter().copied()) {
+        for &tp in &grid {
             let s = proxy_score(examples, probs, (t, tp), keep);
-            if s > best.1 + 1e-12 {
-                best = ((t, tp), s);
+            if s.score > best.1 + 1e-12 && s.recall_loss(&base) <= max_recall_loss {
+                best = ((t, tp), s.score);
             }
         }
     }
@@ -241,7 +272,10 @@ pub fn write_cv(
     for f in 0..k {
         let mut o = opts.clone();
         if choose {
-            let ((t, tp), s) = choose_threshold(examples, &inner[f as usize], |i| fold[i] != f);
+            let ((t, tp), s) =
+                choose_threshold(examples, &inner[f as usize], opts.max_recall_loss, |i| {
+                    fold[i] != f
+                });
             eprintln!("fold {f}: thresholds {t:.2}, prose {tp:.2} (inner-CV proxy {s:.4})");
             (o.threshold, o.prose_threshold) = (t, tp);
         }
@@ -260,8 +294,8 @@ pub fn write_cv(
     let mut o = opts.clone();
     if choose {
         let rules = proxy_score(examples, &outer, (0.0, 0.0), |_| true);
-        let ((t, tp), s) = choose_threshold(examples, &outer, |_| true);
-        eprintln!("rules alone: proxy {rules:.4}");
+        let ((t, tp), s) = choose_threshold(examples, &outer, opts.max_recall_loss, |_| true);
+        eprintln!("rules alone: proxy {:.4}", rules.score);
         eprintln!("all pages: thresholds {t:.2}, prose {tp:.2} (CV proxy {s:.4})");
         (o.threshold, o.prose_threshold) = (t, tp);
     }
