@@ -923,6 +923,11 @@ fn news_boilerplate_goes_with_and_without_the_block_model() {
     }
 }
 
+/// A file's lines with their numbers (from 1), as [`super::gbdt::Forest::parse`] reads them.
+fn numbered(s: &str) -> impl Iterator<Item = (usize, &str)> {
+    s.lines().enumerate().map(|(i, l)| (i + 1, l))
+}
+
 #[test]
 fn boosted_trees_learn_an_interaction_round_trip_and_train_deterministically() {
     use super::gbdt::{train, Forest, TreeOptions};
@@ -954,20 +959,14 @@ fn boosted_trees_learn_an_interaction_round_trip_and_train_deterministically() {
     }
     let names: Vec<String> = ["a", "b", "noise"].iter().map(|s| s.to_string()).collect();
     let text = f.to_text(&names);
-    let lines = |s: &str| {
-        s.lines()
-            .enumerate()
-            .map(|(i, l)| (i + 1, l))
-            .collect::<Vec<_>>()
-    };
-    let back = Forest::parse(lines(&text).into_iter(), &names).unwrap();
+    let back = Forest::parse(numbered(&text), &names).unwrap();
     assert_eq!(back, f, "{text}");
     // Bad files name the line.
     let bad = "base 0\ntree\nsplit a 0.5\nleaf 1\n";
-    let err = Forest::parse(lines(bad).into_iter(), &names).unwrap_err();
+    let err = Forest::parse(numbered(bad), &names).unwrap_err();
     assert!(err.contains("line 2") && err.contains("complete"), "{err}");
     let bad = "base 0\ntree\nsplit z 0.5\nleaf 1\nleaf 2\n";
-    let err = Forest::parse(lines(bad).into_iter(), &names).unwrap_err();
+    let err = Forest::parse(numbered(bad), &names).unwrap_err();
     assert!(err.contains("line 3") && err.contains("\"z\""), "{err}");
 }
 
