@@ -1,16 +1,17 @@
 //! The learned block scorer: per-line features of the content the rules chose, and a small
-//! logistic model that says which of those lines are boilerplate the rules kept (a byline, an
-//! author bio, a newsletter box, a photo credit, a related-story teaser, a comment count).
+//! model that says which of those lines are boilerplate the rules kept (a byline, an author
+//! bio, a newsletter box, a photo credit, a related-story teaser, a comment count).
 //!
 //! The rules ([`super::content`]) choose the content; the model only prunes lines from it,
 //! which is where the rules lose (precision on news pages). Features are what boilerpipe,
 //! dragnet and web2text read: text and link density, length, punctuation, the tags and the
 //! class/id words between the line and the content root (with the boilerplate kinds of
-//! [`super::hints`]), position in the content, and the neighbouring lines. The model file
-//! (`blocks.model`, one `name weight` per line) is trained by `examples/extract_cv.rs` from the
-//! annotated sets in `../shared` and rebuilt byte for byte by the same command; training is
-//! Newton's method on an L2-regularised log loss, sequential and in a fixed order, so it is
-//! deterministic.
+//! [`super::hints`]), position in the content, and the neighbouring lines. The shipped model
+//! (`blocks.model`) is gradient-boosted trees ([`super::gbdt`]; a logistic model over the same
+//! features reads the same file format, `model linear`), with two thresholds (prose lines and
+//! the others) chosen by nested cross-validation by site ([`super::train`]). It is trained by
+//! `examples/extract_cv.rs` from the annotated sets in `../shared` and rebuilt byte for byte by
+//! the same command: both trainers sum in a fixed order, so they are deterministic.
 
 use std::sync::OnceLock;
 

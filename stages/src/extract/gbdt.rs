@@ -246,8 +246,8 @@ pub fn train(xs: &[&[f32]], y: &[bool], w: &[f32], opts: &TreeOptions) -> Forest
         let idx: Vec<u32> = (0..n as u32).collect();
         grow(&cols, &g, &h, idx, 0, opts, &mut tree);
         // Leaves as the file writes them (f32), so a trained forest scores as its file does.
-        for i in 0..n {
-            z[i] += leaf_of(&tree, &cols, i) as f64;
+        for (i, z) in z.iter_mut().enumerate() {
+            *z += leaf_of(&tree, &cols, i) as f64;
         }
         trees.push(tree);
     }
@@ -327,14 +327,14 @@ fn grow(
             Some(a) if a.0 >= c.0 => Some(a),
             _ => Some(c),
         });
-    let Some((gain, f, k)) = best.filter(|b| b.0 > 1e-9) else {
+    let Some((_, f, k)) = best.filter(|b| b.0 > 1e-9) else {
         out.push(leaf(gs, hs));
         return;
     };
-    let _ = gain;
     let (cuts, b) = &cols[f];
     let (left, right): (Vec<u32>, Vec<u32>) =
         idx.iter().partition(|&&i| b[i as usize] as usize <= k);
+    // The parent's list is not needed below this split.
     drop(idx);
     let here = out.len();
     out.push(Node::Split {
