@@ -992,3 +992,46 @@ fn the_shipped_trees_model_and_its_thresholds_round_trip() {
     let err = Model::parse("threshold 0.5\nmodel forest\n").unwrap_err();
     assert!(err.contains("line 2") && err.contains("forest"), "{err}");
 }
+
+#[test]
+fn thresholds_are_chosen_on_the_proxy_under_the_recall_guard() {
+    use super::blocks::Example;
+    use super::train::{choose_threshold, proxy_score, Labelled};
+    let line = |pos: f32, neg: f32| Example {
+        x: vec![0.0; super::blocks::n_features()],
+        content: pos > neg,
+        weight: 1.0,
+        pos,
+        neg,
+    };
+    // One snippet-scored page: the rules' text finds both gold snippets and four that should
+    // not be there; line A holds one of those (p 0.3), line B one gold snippet and three bad
+    // ones (p 0.4).
+    let page = Labelled {
+        examples: vec![line(0.0, 1.0), line(1.0, 3.0)],
+        prunable: true,
+        found: 2.0,
+        kept_bad: 4.0,
+        gold: 2.0,
+        snippets: true,
+    };
+    let pages = [page];
+    let probs = vec![vec![0.3f32, 0.4]];
+    let all = |_: usize| true;
+    let rules = proxy_score(&pages, &probs, (0.0, 0.0), all);
+    assert!((rules.score - 4.0 / 8.0).abs() < 1e-9, "{rules:?}");
+    assert_eq!(rules.recall, vec![1.0]);
+    let a = proxy_score(&pages, &probs, (0.35, 0.0), all);
+    assert!((a.score - 4.0 / 7.0).abs() < 1e-9, "{a:?}");
+    let ab = proxy_score(&pages, &probs, (0.45, 0.0), all);
+    assert!((ab.score - 2.0 / 3.0).abs() < 1e-9, "{ab:?}");
+    assert!((ab.recall_loss(&rules) - 0.5).abs() < 1e-9);
+    // Unguarded, dropping both lines scores best; guarded, B's gold snippet must stay. Ties go
+    // to the lowest thresholds (the prose one is 0: no prose line here).
+    assert_eq!(choose_threshold(&pages, &probs, 1.0, all).0, (0.42, 0.0));
+    assert_eq!(choose_threshold(&pages, &probs, 0.0, all).0, (0.32, 0.0));
+    // A page that is one line is never pruned.
+    let mut one = pages.clone();
+    one[0].prunable = false;
+    assert_eq!(choose_threshold(&one, &probs, 1.0, all).0, (0.0, 0.0));
+}
