@@ -4,11 +4,11 @@
 //! Run: cargo run -p stages --release --example extract_cv -- ../shared DIR [MODEL_OUT]
 //! (MODEL_OUT = stages/src/extract/blocks.model rebuilds the shipped model), then score:
 //! ~/.cache/curate-peers/ext/bin/python benches/peers/extract_cv.py DIR
-//! Env: BLOCKS_MODEL=linear (the logistic model; default: boosted trees), BLOCKS_TREES,
-//! BLOCKS_DEPTH, BLOCKS_RATE, BLOCKS_MIN_CHILD, BLOCKS_L2 (training options; defaults in
-//! `TreeOptions` and `TrainOptions`); BLOCKS_THRESHOLD fixes the threshold (default: chosen
-//! by nested cross-validation, see `train::write_cv`), BLOCKS_RECALL_LOSS (how far the
-//! recall may fall in that choice);
+//! Env: BLOCKS_MODEL=linear (the logistic model; default: boosted trees); BLOCKS_TREES,
+//! BLOCKS_DEPTH, BLOCKS_RATE, BLOCKS_MIN_CHILD (defaults in `TreeOptions`); BLOCKS_CANDIDATES=1
+//! (a configuration chosen by nested CV from `TreeOptions::candidates`); BLOCKS_L2;
+//! BLOCKS_THRESHOLD fixes the threshold (default: chosen by nested cross-validation, see
+//! `train::write_cv`); BLOCKS_RECALL_LOSS (how far the recall may fall in that choice).
 //! EXTRACT_SPEED=1: instead, time the extractor with and without the shipped block model on
 //! the trafilatura-eval pages, one thread, best of 5 (CPU time of the thread, Linux).
 
@@ -43,7 +43,31 @@ fn main() {
     );
     let env = |k: &str| std::env::var(k).ok().and_then(|v| v.parse::<f64>().ok());
     let mut opts = TrainOptions::default();
-    if std::env::var("BLOCKS_MODEL").as_deref() != Ok("linear") {
+    // A fixed threshold, or one chosen by nested cross-validation (the default).
+    let fixed = env("BLOCKS_THRESHOLD");
+    if let Some(t) = fixed {
+        opts.threshold = t as f32;
+        opts.prose_threshold = t as f32;
+    }
+    if let Some(l) = env("BLOCKS_RECALL_LOSS") {
+        opts.max_recall_loss = l;
+    }
+    if let Some(l) = env("BLOCKS_L2") {
+        opts.l2 = l;
+    }
+    // One tree configuration (the default, or the one the environment names), or with
+    // BLOCKS_CANDIDATES=1 the candidates, one of which nested CV chooses.
+    let named = [
+        "BLOCKS_TREES",
+        "BLOCKS_DEPTH",
+        "BLOCKS_RATE",
+        "BLOCKS_MIN_CHILD",
+    ]
+    .iter()
+    .any(|k| env(k).is_some());
+    let configs: Vec<TrainOptions> = if std::env::var("BLOCKS_MODEL").as_deref() == Ok("linear") {
+        vec![opts]
+    } else if named || std::env::var_os("BLOCKS_CANDIDATES").is_none() {
         let mut t = TreeOptions::default();
         if let Some(v) = env("BLOCKS_TREES") {
             t.trees = v as usize;
@@ -57,21 +81,20 @@ fn main() {
         if let Some(v) = env("BLOCKS_MIN_CHILD") {
             t.min_child = v;
         }
-        opts.trees = Some(t);
-    }
-    // A fixed threshold, or one chosen by nested cross-validation (the default).
-    let fixed = env("BLOCKS_THRESHOLD");
-    if let Some(t) = fixed {
-        opts.threshold = t as f32;
-        opts.prose_threshold = t as f32;
-    }
-    if let Some(l) = env("BLOCKS_RECALL_LOSS") {
-        opts.max_recall_loss = l;
-    }
-    if let Some(l) = env("BLOCKS_L2") {
-        opts.l2 = l;
-    }
-    let m = train::write_cv(&pages, &examples, 5, &opts, fixed.is_none(), &dir)
+        vec![TrainOptions {
+            trees: Some(t),
+            ..opts
+        }]
+    } else {
+        TreeOptions::candidates()
+            .into_iter()
+            .map(|t| TrainOptions {
+                trees: Some(t),
+                ..opts.clone()
+            })
+            .collect()
+    };
+    let m = train::write_cv(&pages, &examples, 5, &configs, fixed.is_none(), &dir)
         .expect("write predictions");
     if let Some(out) = args.get(2) {
         std::fs::write(out, m.to_text()).expect("write the model");

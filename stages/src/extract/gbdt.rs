@@ -4,10 +4,10 @@
 //! end of the content, a short line under a caption class, a line between two headings).
 //!
 //! Training bins each feature once (up to [`TreeOptions::bins`] cut points taken from the
-//! sorted values), then grows each tree level by level from per-bin sums of gradient and
-//! Hessian. Everything is summed in example order on one thread per feature, and ties between
-//! splits go to the first feature and the lowest cut, so the same examples always give the
-//! same trees. A forest is written as text (one node per line, in preorder, features by
+//! sorted values), then grows each tree depth-first from per-bin sums of gradient and
+//! Hessian. Features are searched in parallel but each one's sums run in example order, and
+//! ties between splits go to the first feature and the lowest cut, so the same examples
+//! always give the same trees. A forest is written as text (one node per line, in preorder, features by
 //! name) and read back by [`Forest::parse`].
 
 /// One node of a tree, in preorder: a split's left child follows it, `right` is the index of
@@ -180,6 +180,30 @@ impl Default for TreeOptions {
             min_child: 0.2,
             bins: 32,
         }
+    }
+}
+
+impl TreeOptions {
+    /// The configurations nested cross-validation chooses from (`train::write_cv`), fixed
+    /// before any of them was scored: the default, more and deeper trees with a smaller
+    /// step, and fewer, shallower ones.
+    pub fn candidates() -> Vec<TreeOptions> {
+        let d = TreeOptions::default();
+        vec![
+            d.clone(),
+            TreeOptions {
+                trees: 120,
+                depth: 5,
+                rate: 0.1,
+                ..d.clone()
+            },
+            TreeOptions {
+                trees: 40,
+                depth: 3,
+                rate: 0.3,
+                ..d
+            },
+        ]
     }
 }
 

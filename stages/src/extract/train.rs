@@ -203,14 +203,14 @@ pub fn choose_threshold(
     examples: &[Labelled],
     probs: &[Vec<f32>],
     max_recall_loss: f64,
-    keep: impl Fn(usize) -> bool + Copy,
+    keep: impl Fn(usize) -> bool,
 ) -> ((f32, f32), f64) {
     let grid = threshold_grid();
-    let base = proxy_score(examples, probs, (0.0, 0.0), keep);
+    let base = proxy_score(examples, probs, (0.0, 0.0), &keep);
     let mut best = ((0.0f32, 0.0f32), base.score);
     for &t in &grid {
         for &tp in &grid {
-            let s = proxy_score(examples, probs, (t, tp), keep);
+            let s = proxy_score(examples, probs, (t, tp), &keep);
             if s.score > best.1 + 1e-12 && s.recall_loss(&base) <= max_recall_loss {
                 best = ((t, tp), s.score);
             }
@@ -237,16 +237,18 @@ pub fn fold_of(p: &Page, k: u64) -> u64 {
 /// page's fold (`cv.*.jsonl`) and of the model trained on all pages (`insample.*.jsonl`), and
 /// `pages.jsonl`; returns the model trained on all pages.
 ///
-/// With `choose` the threshold is chosen by nested cross-validation: for the model that
-/// scores fold `f`, each other fold `g` is scored by a model trained without `f` and `g`,
-/// and the threshold with the best [`proxy_score`] over those predictions is taken (fold `f`
-/// is never looked at). The all-pages model takes the threshold that is best over the
-/// cross-validated predictions of the 5 fold models. Without `choose`, `opts.threshold`.
+/// With `choose` the training configuration (one of `configs`) and the thresholds are chosen
+/// by nested cross-validation: for the model that scores fold `f`, each other fold `g` is
+/// scored by models (one per configuration) trained without `f` and `g`, and the
+/// configuration and thresholds with the best [`proxy_score`] over those predictions are
+/// taken, under the first configuration's recall guard (fold `f` is never looked at). The
+/// all-pages model takes what is best over the cross-validated predictions of the fold
+/// models. Without `choose`, the first configuration and its thresholds.
 pub fn write_cv(
     pages: &[Page],
     examples: &[Labelled],
     k: u64,
-    opts: &TrainOptions,
+    configs: &[TrainOptions],
     choose: bool,
     dir: &Path,
 ) -> Result<Model, String> {
@@ -255,34 +257,65 @@ pub fn write_cv(
     let base = Extractor::new(ExtractConfig::default()).expect("default config");
     let rules = base.clone().with_model(None);
     let fold: Vec<u64> = pages.iter().map(|p| fold_of(p, k)).collect();
-    // inner[f][i]: page i's line probabilities under the model trained without f and i's fold.
-    let mut inner: Vec<Vec<Vec<f32>>> = vec![vec![Vec::new(); pages.len()]; k as usize];
-    if choose {
-        for a in 0..k {
-            for b in a + 1..k {
-                let m = train_on(examples, |i| fold[i] != a && fold[i] != b, opts);
-                let (fa, fb) = (a as usize, b as usize);
-                probs_of(examples, &m, |i| fold[i] == b, &mut inner[fa]);
-                probs_of(examples, &m, |i| fold[i] == a, &mut inner[fb]);
+    // Without a choice there is nothing to choose a configuration by: the first one.
+    let configs = if choose { configs } else { &configs[..1] };
+    let guard = configs[0].max_recall_loss;
+    let (kk, n) = (k as usize, pages.len());
+    // inner[c][f][i]: page i's line probabilities under configuration c trained without f and
+    // i's fold; outer[c][i]: under c trained without i's fold (models[c][f]).
+    let mut inner = vec![vec![vec![Vec::new(); n]; kk]; configs.len()];
+    let mut outer = vec![vec![Vec::new(); n]; configs.len()];
+    let mut models: Vec<Vec<Model>> = Vec::new();
+    for (c, opts) in configs.iter().enumerate() {
+        if choose {
+            for a in 0..k {
+                for b in a + 1..k {
+                    let m = train_on(examples, |i| fold[i] != a && fold[i] != b, opts);
+                    let (fa, fb) = (a as usize, b as usize);
+                    probs_of(examples, &m, |i| fold[i] == b, &mut inner[c][fa]);
+                    probs_of(examples, &m, |i| fold[i] == a, &mut inner[c][fb]);
+                }
             }
         }
-    }
-    let mut outer: Vec<Vec<f32>> = vec![Vec::new(); pages.len()];
-    let mut cv_text: Vec<String> = vec![String::new(); pages.len()];
-    for f in 0..k {
-        let mut o = opts.clone();
-        if choose {
-            let ((t, tp), s) =
-                choose_threshold(examples, &inner[f as usize], opts.max_recall_loss, |i| {
-                    fold[i] != f
-                });
-            eprintln!("fold {f}: thresholds {t:.2}, prose {tp:.2} (inner-CV proxy {s:.4})");
-            (o.threshold, o.prose_threshold) = (t, tp);
+        let ms: Vec<Model> = (0..k)
+            .map(|f| train_on(examples, |i| fold[i] != f, opts))
+            .collect();
+        for (f, m) in ms.iter().enumerate() {
+            probs_of(examples, m, |i| fold[i] == f as u64, &mut outer[c]);
         }
-        let m = train_on(examples, |i| fold[i] != f, &o);
-        probs_of(examples, &m, |i| fold[i] == f, &mut outer);
+        models.push(ms);
+    }
+    // The configuration and thresholds with the best proxy (first configuration on a tie).
+    let best = |probs: &[&Vec<Vec<f32>>], keep: &dyn Fn(usize) -> bool| {
+        (0..configs.len())
+            .map(|c| (c, choose_threshold(examples, probs[c], guard, keep)))
+            .fold(
+                None,
+                |acc: Option<(usize, ((f32, f32), f64))>, x| match acc {
+                    Some(a) if a.1 .1 >= x.1 .1 => Some(a),
+                    _ => Some(x),
+                },
+            )
+            .expect("at least one configuration")
+    };
+    let mut cv_text: Vec<String> = vec![String::new(); n];
+    for f in 0..k {
+        let (c, (t, tp)) = if choose {
+            let (c, ((t, tp), s)) = best(
+                &inner.iter().map(|x| &x[f as usize]).collect::<Vec<_>>(),
+                &|i| fold[i] != f,
+            );
+            eprintln!(
+                "fold {f}: configuration {c}, thresholds {t:.2}, prose {tp:.2} (inner-CV proxy {s:.4})"
+            );
+            (c, (t, tp))
+        } else {
+            (0, (configs[0].threshold, configs[0].prose_threshold))
+        };
+        let mut m = models[c][f as usize].clone();
+        (m.threshold, m.prose_threshold) = (t, tp);
         let ex = base.clone().with_model(Some(Arc::new(m)));
-        let idx: Vec<usize> = (0..pages.len()).filter(|&i| fold[i] == f).collect();
+        let idx: Vec<usize> = (0..n).filter(|&i| fold[i] == f).collect();
         let texts: Vec<String> = idx
             .par_iter()
             .map(|&i| text_of(&ex, &pages[i].html))
@@ -291,12 +324,15 @@ pub fn write_cv(
             cv_text[i] = t;
         }
     }
-    let mut o = opts.clone();
+    let mut o = configs[0].clone();
     if choose {
-        let rules = proxy_score(examples, &outer, (0.0, 0.0), |_| true);
-        let ((t, tp), s) = choose_threshold(examples, &outer, opts.max_recall_loss, |_| true);
+        let rules = proxy_score(examples, &outer[0], (0.0, 0.0), |_| true);
         eprintln!("rules alone: proxy {:.4}", rules.score);
-        eprintln!("all pages: thresholds {t:.2}, prose {tp:.2} (CV proxy {s:.4})");
+        let (c, ((t, tp), s)) = best(&outer.iter().collect::<Vec<_>>(), &|_| true);
+        eprintln!(
+            "all pages: configuration {c}, thresholds {t:.2}, prose {tp:.2} (CV proxy {s:.4})"
+        );
+        o = configs[c].clone();
         (o.threshold, o.prose_threshold) = (t, tp);
     }
     let all = train_on(examples, |_| true, &o);
