@@ -252,6 +252,9 @@ pub fn write_cv(
     choose: bool,
     dir: &Path,
 ) -> Result<Model, String> {
+    if configs.is_empty() {
+        return Err("no training configuration".into());
+    }
     let io = |e: std::io::Error| format!("{}: {e}", dir.display());
     std::fs::create_dir_all(dir).map_err(io)?;
     let base = Extractor::new(ExtractConfig::default()).expect("default config");
@@ -285,18 +288,17 @@ pub fn write_cv(
         }
         models.push(ms);
     }
-    // The configuration and thresholds with the best proxy (first configuration on a tie).
+    // The configuration and thresholds with the best proxy (the first configuration on a
+    // tie).
     let best = |probs: &[&Vec<Vec<f32>>], keep: &dyn Fn(usize) -> bool| {
-        (0..configs.len())
-            .map(|c| (c, choose_threshold(examples, probs[c], guard, keep)))
-            .fold(
-                None,
-                |acc: Option<(usize, ((f32, f32), f64))>, x| match acc {
-                    Some(a) if a.1 .1 >= x.1 .1 => Some(a),
-                    _ => Some(x),
-                },
-            )
-            .expect("at least one configuration")
+        let mut best = (0, choose_threshold(examples, probs[0], guard, keep));
+        for (c, p) in probs.iter().enumerate().skip(1) {
+            let x = choose_threshold(examples, p, guard, keep);
+            if x.1 > best.1 .1 {
+                best = (c, x);
+            }
+        }
+        best
     };
     let mut cv_text: Vec<String> = vec![String::new(); n];
     for f in 0..k {
