@@ -761,6 +761,23 @@ fn the_block_model_file_round_trips_and_training_is_deterministic() {
     for (l, e) in lines.iter().zip(&examples) {
         assert_eq!(a.prob(&l.x) >= 0.5, e.content, "{}", l.text);
     }
+    // The same with boosted trees: same file twice, read back equal, labels fitted.
+    let trees = TrainOptions {
+        trees: Some(super::gbdt::TreeOptions {
+            trees: 30,
+            depth: 3,
+            rate: 0.5,
+            min_child: 0.05,
+            ..Default::default()
+        }),
+        ..TrainOptions::default()
+    };
+    let a = train(&examples, &trees);
+    assert_eq!(a.to_text(), train(&examples, &trees).to_text());
+    assert_eq!(Model::parse(&a.to_text()).unwrap(), a);
+    for (l, e) in lines.iter().zip(&examples) {
+        assert_eq!(a.prob(&l.x) >= 0.5, e.content, "{}", l.text);
+    }
 }
 
 /// A news story as news themes write it, with `extra` boilerplate inside the article element
