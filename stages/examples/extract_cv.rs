@@ -4,13 +4,18 @@
 //! Run: cargo run -p stages --release --example extract_cv -- ../shared DIR [MODEL_OUT]
 //! (MODEL_OUT = stages/src/extract/blocks.model rebuilds the shipped model), then score:
 //! ~/.cache/curate-peers/ext/bin/python benches/peers/extract_cv.py DIR
-//! Env: BLOCKS_THRESHOLD, BLOCKS_L2 (training options; defaults in `TrainOptions`);
+//! Env: BLOCKS_MODEL=linear (the logistic model; default: boosted trees); BLOCKS_TREES,
+//! BLOCKS_DEPTH, BLOCKS_RATE, BLOCKS_MIN_CHILD (defaults in `TreeOptions`); BLOCKS_CANDIDATES=1
+//! (a configuration chosen by nested CV from `TreeOptions::candidates`); BLOCKS_L2;
+//! BLOCKS_THRESHOLD fixes the threshold (default: chosen by nested cross-validation, see
+//! `train::write_cv`); BLOCKS_RECALL_LOSS (how far the recall may fall in that choice).
 //! EXTRACT_SPEED=1: instead, time the extractor with and without the shipped block model on
 //! the trafilatura-eval pages, one thread, best of 5 (CPU time of the thread, Linux).
 
 use std::path::PathBuf;
 
 use stages::extract::blocks::TrainOptions;
+use stages::extract::gbdt::TreeOptions;
 use stages::extract::train;
 
 fn main() {
@@ -23,8 +28,14 @@ fn main() {
     let t = std::time::Instant::now();
     let pages = train::load_sets(&shared).expect("load the annotated sets");
     let examples = train::examples(&pages);
-    let n: usize = examples.iter().map(Vec::len).sum();
-    let pos: usize = examples.iter().flatten().filter(|e| e.content).count();
+    let labelled = || {
+        examples
+            .iter()
+            .flat_map(|l| &l.examples)
+            .filter(|e| e.weight > 0.0)
+    };
+    let n = labelled().count();
+    let pos = labelled().filter(|e| e.content).count();
     eprintln!(
         "{} pages, {n} labelled lines ({pos} content), {:.1}s",
         pages.len(),
@@ -32,17 +43,62 @@ fn main() {
     );
     let env = |k: &str| std::env::var(k).ok().and_then(|v| v.parse::<f64>().ok());
     let mut opts = TrainOptions::default();
-    if let Some(t) = env("BLOCKS_THRESHOLD") {
+    // A fixed threshold, or one chosen by nested cross-validation (the default).
+    let fixed = env("BLOCKS_THRESHOLD");
+    if let Some(t) = fixed {
         opts.threshold = t as f32;
+        opts.prose_threshold = t as f32;
+    }
+    if let Some(l) = env("BLOCKS_RECALL_LOSS") {
+        opts.max_recall_loss = l;
     }
     if let Some(l) = env("BLOCKS_L2") {
         opts.l2 = l;
     }
+    // One tree configuration (the default, or the one the environment names), or with
+    // BLOCKS_CANDIDATES=1 the candidates, one of which nested CV chooses.
+    let named = [
+        "BLOCKS_TREES",
+        "BLOCKS_DEPTH",
+        "BLOCKS_RATE",
+        "BLOCKS_MIN_CHILD",
+    ]
+    .iter()
+    .any(|k| env(k).is_some());
+    let configs: Vec<TrainOptions> = if std::env::var("BLOCKS_MODEL").as_deref() == Ok("linear") {
+        vec![opts]
+    } else if named || std::env::var_os("BLOCKS_CANDIDATES").is_none() {
+        let mut t = TreeOptions::default();
+        if let Some(v) = env("BLOCKS_TREES") {
+            t.trees = v as usize;
+        }
+        if let Some(v) = env("BLOCKS_DEPTH") {
+            t.depth = v as usize;
+        }
+        if let Some(v) = env("BLOCKS_RATE") {
+            t.rate = v;
+        }
+        if let Some(v) = env("BLOCKS_MIN_CHILD") {
+            t.min_child = v;
+        }
+        vec![TrainOptions {
+            trees: Some(t),
+            ..opts
+        }]
+    } else {
+        TreeOptions::candidates()
+            .into_iter()
+            .map(|t| TrainOptions {
+                trees: Some(t),
+                ..opts.clone()
+            })
+            .collect()
+    };
+    let m = train::write_cv(&pages, &examples, 5, &configs, fixed.is_none(), &dir)
+        .expect("write predictions");
     if let Some(out) = args.get(2) {
-        let m = train::train_on(&examples, |_| true, &opts);
         std::fs::write(out, m.to_text()).expect("write the model");
     }
-    train::write_cv(&pages, &examples, 5, &opts, &dir).expect("write predictions");
     eprintln!(
         "predictions in {} ({:.1}s)",
         dir.display(),
@@ -67,7 +123,12 @@ fn speed(shared: &std::path::Path) {
         .map(|p| p.html.as_str())
         .collect();
     let mb = html.iter().map(|h| h.len()).sum::<usize>() as f64 / 1e6;
-    let with = Extractor::new(ExtractConfig::default()).expect("default config");
+    // Both named explicitly: the config's default decides nothing here.
+    let with = Extractor::new(ExtractConfig {
+        block_model: true,
+        ..ExtractConfig::default()
+    })
+    .expect("default config");
     let without = with.clone().with_model(None);
     for (name, ex) in [("rules + block model", &with), ("rules alone", &without)] {
         let (mut cpu, mut wall) = (f64::INFINITY, f64::INFINITY);

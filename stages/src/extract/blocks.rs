@@ -1,20 +1,22 @@
 //! The learned block scorer: per-line features of the content the rules chose, and a small
-//! logistic model that says which of those lines are boilerplate the rules kept (a byline, an
-//! author bio, a newsletter box, a photo credit, a related-story teaser, a comment count).
+//! model that says which of those lines are boilerplate the rules kept (a byline, an author
+//! bio, a newsletter box, a photo credit, a related-story teaser, a comment count).
 //!
 //! The rules ([`super::content`]) choose the content; the model only prunes lines from it,
 //! which is where the rules lose (precision on news pages). Features are what boilerpipe,
 //! dragnet and web2text read: text and link density, length, punctuation, the tags and the
 //! class/id words between the line and the content root (with the boilerplate kinds of
-//! [`super::hints`]), position in the content, and the neighbouring lines. The model file
-//! (`blocks.model`, one `name weight` per line) is trained by `examples/extract_cv.rs` from the
-//! annotated sets in `../shared` and rebuilt byte for byte by the same command; training is
-//! Newton's method on an L2-regularised log loss, sequential and in a fixed order, so it is
-//! deterministic.
+//! [`super::hints`]), position in the content, and the neighbouring lines. The shipped model
+//! (`blocks.model`) is gradient-boosted trees ([`super::gbdt`]; a logistic model over the same
+//! features reads the same file format, `model linear`), with two thresholds (prose lines and
+//! the others) chosen by nested cross-validation by site ([`super::train`]). It is trained by
+//! `examples/extract_cv.rs` from the annotated sets in `../shared` and rebuilt byte for byte by
+//! the same command: both trainers sum in a fixed order, so they are deterministic.
 
 use std::sync::OnceLock;
 
 use super::dom::{AttrKey, Dom, Tag};
+use super::gbdt::{self, Forest, TreeOptions};
 use super::hints::{class_hint, for_words, Boiler};
 
 /// Class and id words looked for between a line and the content root (each a feature).
@@ -207,6 +209,17 @@ const CUES: &[(&str, &[&str])] = &[
     ),
 ];
 
+/// The searchers of [`CUES`], built once (a substring search set up per line and pattern
+/// cost more than the search).
+fn cue_finders() -> &'static [Vec<memchr::memmem::Finder<'static>>] {
+    static F: OnceLock<Vec<Vec<memchr::memmem::Finder<'static>>>> = OnceLock::new();
+    F.get_or_init(|| {
+        CUES.iter()
+            .map(|(_, pats)| pats.iter().map(memchr::memmem::Finder::new).collect())
+            .collect()
+    })
+}
+
 /// The number of features (the bias is feature 0).
 pub fn n_features() -> usize {
     names().len()
@@ -220,6 +233,7 @@ pub fn names() -> &'static [String] {
             "bias",
             "chars_log",
             "link_density",
+            // PROSE
             "prose",
             "ends_sentence",
             "sentence_ends_per_word",
@@ -266,6 +280,16 @@ pub fn names() -> &'static [String] {
             "in_list",
             "short",
             "very_short",
+            "chars_before",
+            "prose_before",
+            "prose_after",
+            "prev_prose",
+            "next_prose",
+            "prev_ends_sentence",
+            "next_ends_sentence",
+            "hinted",
+            "prev_hinted",
+            "next_hinted",
         ]
         .iter()
         .map(|s| s.to_string())
@@ -362,7 +386,8 @@ impl LineStats {
 #[derive(Clone, Debug, Default)]
 pub struct Context {
     pub kinds: u16,
-    pub words: Vec<bool>,
+    /// Bit `j`: [`CLASS_WORDS`]`[j]` is a class or id word on the way.
+    pub words: u128,
     pub depth: u32,
     pub in_li: bool,
     pub in_table: bool,
@@ -375,16 +400,53 @@ pub struct Context {
     pub in_list: bool,
 }
 
+const _: () = assert!(CLASS_WORDS.len() <= 128);
+
 /// How many levels above a line are read for its context.
 const CONTEXT_LEVELS: usize = 10;
 
+/// The class/id marks of the previous line's element and its ancestors: the lines of one
+/// content share most ancestors, so each element's class and id are read once, not once per
+/// line below it.
+#[derive(Default)]
+pub struct ContextCache {
+    chain: Vec<(u32, u16, u128)>,
+    next: Vec<(u32, u16, u128)>,
+}
+
+/// The boilerplate kinds and class words that an element's class and id name.
+fn marks(dom: &Dom, i: u32) -> (u16, u128) {
+    static INDEX: OnceLock<Vec<(&'static str, u8)>> = OnceLock::new();
+    let index = INDEX.get_or_init(|| {
+        let mut v: Vec<(&'static str, u8)> = CLASS_WORDS
+            .iter()
+            .enumerate()
+            .map(|(j, w)| (*w, j as u8))
+            .collect();
+        v.sort_unstable();
+        v
+    });
+    let (mut kinds, mut words) = (0u16, 0u128);
+    for key in [AttrKey::Class, AttrKey::Id] {
+        if let Some(v) = dom.attr(i, key) {
+            if let Some(k) = class_hint(v) {
+                kinds |= k.bit();
+            }
+            for_words(v, |w| {
+                if let Ok(k) = index.binary_search_by(|(x, _)| (*x).cmp(w)) {
+                    words |= 1u128 << index[k].1;
+                }
+            });
+        }
+    }
+    (kinds, words)
+}
+
 /// Reads the tags and class/id words from `node` up to (and with) `root`.
-pub fn context(dom: &Dom, node: usize, root: usize) -> Context {
-    let mut c = Context {
-        words: vec![false; CLASS_WORDS.len()],
-        ..Context::default()
-    };
+pub fn context(dom: &Dom, node: usize, root: usize, cache: &mut ContextCache) -> Context {
+    let mut c = Context::default();
     let mut i = node as u32;
+    cache.next.clear();
     for _ in 0..CONTEXT_LEVELS {
         let n = dom.node(i);
         match n.tag {
@@ -399,24 +461,20 @@ pub fn context(dom: &Dom, node: usize, root: usize) -> Context {
             Tag::Ul | Tag::Ol | Tag::Dl => c.in_list = true,
             _ => {}
         }
-        for key in [AttrKey::Class, AttrKey::Id] {
-            if let Some(v) = dom.attr(i, key) {
-                if let Some(k) = class_hint(v) {
-                    c.kinds |= k.bit();
-                }
-                for_words(v, |w| {
-                    if let Some(j) = CLASS_WORDS.iter().position(|x| *x == w) {
-                        c.words[j] = true;
-                    }
-                });
-            }
-        }
+        let (k, w) = match cache.chain.iter().find(|e| e.0 == i) {
+            Some(&(_, k, w)) => (k, w),
+            None => marks(dom, i),
+        };
+        cache.next.push((i, k, w));
+        c.kinds |= k;
+        c.words |= w;
         if i as usize == root || n.parent == super::dom::NONE {
             break;
         }
         c.depth += 1;
         i = n.parent;
     }
+    std::mem::swap(&mut cache.chain, &mut cache.next);
     c
 }
 
@@ -436,6 +494,12 @@ fn ratio(a: u32, b: u32) -> f32 {
 pub fn features(dom: &Dom, lines: &[LineStats], ctx: &[Context]) -> Vec<Vec<f32>> {
     let nl = lines.len();
     let total: u32 = lines.iter().map(|l| l.chars).sum();
+    let prose = |l: &LineStats| l.chars >= 80 && l.link * 10 < 3 * l.chars;
+    // Prose lines before each line and after it (neighbours beyond the next line: a byline or
+    // a credit sits before the first paragraph or after the last).
+    let first_prose = lines.iter().position(prose).unwrap_or(nl);
+    let last_prose = lines.iter().rposition(prose);
+    let mut before = 0u32;
     let mut out = Vec::with_capacity(nl);
     for (j, l) in lines.iter().enumerate() {
         let c = &ctx[j];
@@ -509,12 +573,25 @@ pub fn features(dom: &Dom, lines: &[LineStats], ctx: &[Context]) -> Vec<Vec<f32>
             b(c.in_list),
             b(l.chars < 40),
             b(l.chars < 15),
+            ratio(before, total),
+            b(first_prose < j),
+            b(last_prose.is_some_and(|k| k > j)),
+            b(prev.is_some_and(prose)),
+            b(next.is_some_and(prose)),
+            b(prev.is_some_and(|p| p.ends_sentence)),
+            b(next.is_some_and(|p| p.ends_sentence)),
+            b(c.kinds != 0),
+            b(j > 0 && ctx[j - 1].kinds != 0),
+            b(ctx.get(j + 1).is_some_and(|c| c.kinds != 0)),
         ]);
+        before += l.chars;
         x.extend(Boiler::ALL.iter().map(|k| b(c.kinds & k.bit() != 0)));
-        x.extend(c.words.iter().map(|&w| b(w)));
+        x.extend((0..CLASS_WORDS.len()).map(|j| b(c.words >> j & 1 == 1)));
+        let head = l.head.as_bytes();
         x.extend(
-            CUES.iter()
-                .map(|(_, pats)| b(pats.iter().any(|p| l.head.contains(p)))),
+            cue_finders()
+                .iter()
+                .map(|fs| b(fs.iter().any(|f| f.find(head).is_some()))),
         );
         debug_assert_eq!(x.len(), n_features());
         out.push(x);
@@ -522,41 +599,89 @@ pub fn features(dom: &Dom, lines: &[LineStats], ctx: &[Context]) -> Vec<Vec<f32>
     out
 }
 
-/// A logistic model over the line features: P(the line is content).
+/// How a model turns a line's features into the log-odds that the line is content.
 #[derive(Clone, Debug, PartialEq)]
-pub struct Model {
-    pub weights: Vec<f32>,
-    /// Lines whose probability of being content is below this are dropped.
-    pub threshold: f32,
+pub enum Scorer {
+    /// Logistic regression: one weight per feature.
+    Linear(Vec<f32>),
+    /// Gradient-boosted trees ([`super::gbdt`]).
+    Trees(Forest),
 }
 
+/// A model over the line features: P(the line is content), and the threshold below which a
+/// line is dropped.
+#[derive(Clone, Debug, PartialEq)]
+pub struct Model {
+    pub scorer: Scorer,
+    /// Lines whose probability of being content is below this are dropped ...
+    pub threshold: f32,
+    /// ... and prose lines (the `prose` feature) below this one (0: never).
+    pub prose_threshold: f32,
+}
+
+/// The index of the `prose` feature (a line of 80 characters or more, under 30% links).
+pub const PROSE: usize = 3;
+
 impl Model {
+    /// The threshold for a line with features `x`.
+    pub fn cut(&self, x: &[f32]) -> f32 {
+        if x[PROSE] > 0.5 {
+            self.prose_threshold
+        } else {
+            self.threshold
+        }
+    }
+
     /// The probability that a line is content.
     pub fn prob(&self, x: &[f32]) -> f32 {
-        let z: f32 = self.weights.iter().zip(x).map(|(w, v)| w * v).sum();
+        let z: f32 = match &self.scorer {
+            Scorer::Linear(w) => w.iter().zip(x).map(|(w, v)| w * v).sum(),
+            Scorer::Trees(f) => f.margin(x),
+        };
         1.0 / (1.0 + (-z).exp())
     }
 
-    /// Reads a model file: `threshold T`, then one `name weight` line per feature, in order;
-    /// `#` starts a comment.
+    /// Reads a model file: `threshold T`, `model linear` or `model trees` (linear when
+    /// absent), then for a linear model one `name weight` line per feature, in order, and for
+    /// trees the forest ([`Forest::to_text`]); `#` starts a comment.
     pub fn parse(s: &str) -> Result<Model, String> {
         let mut threshold = None;
+        let mut prose_threshold = None;
+        let mut trees = false;
         let mut weights = Vec::new();
+        let mut rest: Vec<(usize, &str)> = Vec::new();
         let names = names();
         for (no, line) in s.lines().enumerate() {
             let line = line.trim();
             if line.is_empty() || line.starts_with('#') {
                 continue;
             }
-            let (k, v) = line
-                .split_once(' ')
-                .ok_or_else(|| format!("line {}: expected `name value`", no + 1))?;
+            let (k, v) = line.split_once(' ').unwrap_or((line, ""));
+            if k == "model" {
+                trees = match v.trim() {
+                    "linear" => false,
+                    "trees" => true,
+                    other => return Err(format!("line {}: unknown model {other:?}", no + 1)),
+                };
+                continue;
+            }
+            if trees && k != "threshold" && k != "prose_threshold" {
+                rest.push((no + 1, line));
+                continue;
+            }
+            if v.is_empty() {
+                return Err(format!("line {}: expected `name value`", no + 1));
+            }
             let v: f32 = v
                 .trim()
                 .parse()
                 .map_err(|e| format!("line {}: {k}: {e}", no + 1))?;
             if k == "threshold" {
                 threshold = Some(v);
+                continue;
+            }
+            if k == "prose_threshold" {
+                prose_threshold = Some(v);
                 continue;
             }
             let want = names
@@ -570,6 +695,16 @@ impl Model {
             }
             weights.push(v);
         }
+        let threshold = threshold.ok_or("no threshold line")?;
+        let prose_threshold = prose_threshold.unwrap_or(threshold);
+        if trees {
+            let f = Forest::parse(rest.into_iter(), names)?;
+            return Ok(Model {
+                scorer: Scorer::Trees(f),
+                threshold,
+                prose_threshold,
+            });
+        }
         if weights.len() != names.len() {
             return Err(format!(
                 "{} weights for {} features",
@@ -578,21 +713,36 @@ impl Model {
             ));
         }
         Ok(Model {
-            weights,
-            threshold: threshold.ok_or("no threshold line")?,
+            scorer: Scorer::Linear(weights),
+            threshold,
+            prose_threshold,
         })
     }
 
     /// The model file's text (what [`Model::parse`] reads).
     pub fn to_text(&self) -> String {
-        let mut s = String::from(
-            "# curate block scorer (stages/src/extract/blocks.rs): logistic regression over line\n\
-             # features, P(line is content). Rebuild: cargo run -p stages --release --example\n\
-             #   extract_cv -- ../shared DIR stages/src/extract/blocks.model\n",
+        let what = match self.scorer {
+            Scorer::Linear(_) => "logistic regression over line features",
+            Scorer::Trees(_) => "gradient-boosted trees over line features (log-odds)",
+        };
+        let mut s = format!(
+            "# curate block scorer (stages/src/extract/blocks.rs): {what},\n\
+             # P(line is content). Rebuild: cargo run -p stages --release --example\n\
+             #   extract_cv -- ../shared DIR stages/src/extract/blocks.model\n"
         );
         s.push_str(&format!("threshold {}\n", self.threshold));
-        for (n, w) in names().iter().zip(&self.weights) {
-            s.push_str(&format!("{n} {w:.5}\n"));
+        s.push_str(&format!("prose_threshold {}\n", self.prose_threshold));
+        match &self.scorer {
+            Scorer::Linear(w) => {
+                s.push_str("model linear\n");
+                for (n, w) in names().iter().zip(w) {
+                    s.push_str(&format!("{n} {w:.5}\n"));
+                }
+            }
+            Scorer::Trees(f) => {
+                s.push_str("model trees\n");
+                s.push_str(&f.to_text(names()));
+            }
         }
         s
     }
@@ -612,6 +762,11 @@ pub struct Example {
     pub x: Vec<f32>,
     pub content: bool,
     pub weight: f32,
+    /// What keeping the line is worth to the page's score: gold units it brings (snippets
+    /// to find, or content words) and boilerplate units it brings (snippets not to find, or
+    /// words outside the gold). Used to choose a threshold ([`super::train`]).
+    pub pos: f32,
+    pub neg: f32,
 }
 
 /// Training settings.
@@ -621,6 +776,12 @@ pub struct TrainOptions {
     pub l2: f64,
     pub iterations: usize,
     pub threshold: f32,
+    pub prose_threshold: f32,
+    /// When thresholds are chosen by cross-validation: how far the recall (a proxy of each
+    /// dataset's, [`super::train::proxy_score`]) may fall below the rules' own.
+    pub max_recall_loss: f64,
+    /// Boosted trees instead of the logistic model (`l2` and `iterations` then unused).
+    pub trees: Option<TreeOptions>,
 }
 
 impl Default for TrainOptions {
@@ -629,6 +790,9 @@ impl Default for TrainOptions {
             l2: 0.01,
             iterations: 25,
             threshold: 0.5,
+            prose_threshold: 0.5,
+            max_recall_loss: 0.0005,
+            trees: None,
         }
     }
 }
@@ -637,6 +801,16 @@ impl Default for TrainOptions {
 /// examples always give the same weights). Features are sparse (mostly 0/1 flags), so the
 /// Hessian is accumulated over each example's nonzero features only.
 pub fn train(examples: &[Example], opts: &TrainOptions) -> Model {
+    if let Some(t) = &opts.trees {
+        let xs: Vec<&[f32]> = examples.iter().map(|e| e.x.as_slice()).collect();
+        let y: Vec<bool> = examples.iter().map(|e| e.content).collect();
+        let w: Vec<f32> = examples.iter().map(|e| e.weight).collect();
+        return Model {
+            scorer: Scorer::Trees(gbdt::train(&xs, &y, &w, t)),
+            threshold: opts.threshold,
+            prose_threshold: opts.prose_threshold,
+        };
+    }
     let d = n_features();
     let mut w = vec![0f64; d];
     let total: f64 = examples
@@ -696,11 +870,13 @@ pub fn train(examples: &[Example], opts: &TrainOptions) -> Model {
     Model {
         // Rounded as the model file writes them, so that a trained model and the file it
         // writes score alike.
-        weights: w
-            .iter()
-            .map(|v| format!("{:.5}", v).parse().unwrap_or(0.0))
-            .collect(),
+        scorer: Scorer::Linear(
+            w.iter()
+                .map(|v| format!("{:.5}", v).parse().unwrap_or(0.0))
+                .collect(),
+        ),
         threshold: opts.threshold,
+        prose_threshold: opts.prose_threshold,
     }
 }
 

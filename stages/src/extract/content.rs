@@ -1128,6 +1128,7 @@ fn score_lines(
     // Lines come in document order and parts are sorted: the part of each line is found by a
     // pointer that only moves forward (linear in lines + parts).
     let mut k = 0usize;
+    let mut cache = blocks::ContextCache::default();
     let ctx: Vec<_> = lines
         .iter()
         .map(|l| {
@@ -1139,7 +1140,7 @@ fn score_lines(
                 .copied()
                 .filter(|&r| r <= l.node)
                 .unwrap_or(root);
-            blocks::context(dom, l.node, r)
+            blocks::context(dom, l.node, r, &mut cache)
         })
         .collect();
     let xs = blocks::features(dom, &lines, &ctx);
@@ -1152,7 +1153,7 @@ fn score_lines(
             && opts
                 .model
                 .as_ref()
-                .is_some_and(|m| p < m.threshold && flags[l.node] & REMOVED == 0);
+                .is_some_and(|m| p < m.cut(&x) && flags[l.node] & REMOVED == 0);
         if drop {
             flags[l.node] |= REMOVED;
             ex.model_dropped += 1;

@@ -15,6 +15,7 @@ pub mod blocks;
 pub mod content;
 pub mod dom;
 mod entities;
+pub mod gbdt;
 pub mod hints;
 pub mod train;
 
@@ -55,9 +56,9 @@ pub struct ExtractConfig {
     pub headline: bool,
     /// Pages whose extracted text has fewer characters are dropped as `empty`.
     pub min_chars: u64,
-    /// Prune the chosen content with the learned block scorer (`blocks.model`). Off by default:
-    /// cross-validated by site it is neutral (docs/extract.md) and costs about a third of the
-    /// extraction time.
+    /// Prune the chosen content with the learned block scorer (`blocks.model`: boosted trees).
+    /// On by default: cross-validated by site it raises precision and F1 on news and blog
+    /// pages with recall held (docs/extract.md), at about a quarter of the extraction time.
     pub block_model: bool,
 }
 
@@ -72,7 +73,7 @@ impl Default for ExtractConfig {
             markdown: false,
             headline: false,
             min_chars: 1,
-            block_model: false,
+            block_model: true,
         }
     }
 }

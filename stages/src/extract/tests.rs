@@ -730,9 +730,8 @@ fn credit_lines_with_a_copyright_sign_go() {
 
 #[test]
 fn the_block_model_file_round_trips_and_training_is_deterministic() {
-    use super::blocks::{n_features, train, Example, Model, TrainOptions};
+    use super::blocks::{train, Example, Model, TrainOptions};
     let shipped = Model::builtin();
-    assert_eq!(shipped.weights.len(), n_features());
     assert_eq!(&Model::parse(&shipped.to_text()).unwrap(), shipped);
     // A bad file names the line.
     let err = Model::parse("threshold 0.5\nbias x\n").unwrap_err();
@@ -752,11 +751,30 @@ fn the_block_model_file_round_trips_and_training_is_deterministic() {
             x: l.x.clone(),
             content: l.text.len() > 60,
             weight: 1.0,
+            pos: 0.0,
+            neg: 0.0,
         })
         .collect();
     let a = train(&examples, &TrainOptions::default());
     let b = train(&examples, &TrainOptions::default());
     assert_eq!(a.to_text(), b.to_text());
+    for (l, e) in lines.iter().zip(&examples) {
+        assert_eq!(a.prob(&l.x) >= 0.5, e.content, "{}", l.text);
+    }
+    // The same with boosted trees: same file twice, read back equal, labels fitted.
+    let trees = TrainOptions {
+        trees: Some(super::gbdt::TreeOptions {
+            trees: 30,
+            depth: 3,
+            rate: 0.5,
+            min_child: 0.05,
+            ..Default::default()
+        }),
+        ..TrainOptions::default()
+    };
+    let a = train(&examples, &trees);
+    assert_eq!(a.to_text(), train(&examples, &trees).to_text());
+    assert_eq!(Model::parse(&a.to_text()).unwrap(), a);
     for (l, e) in lines.iter().zip(&examples) {
         assert_eq!(a.prob(&l.x) >= 0.5, e.content, "{}", l.text);
     }
@@ -859,4 +877,178 @@ fn comment_teasers_go() {
          spring.</p></div></section>",
     ));
     assert_story(&t, &["37 comments", "I remember the harbour"]);
+}
+
+/// The news pages of the tests above (one per boilerplate kind the issue names), each with
+/// the text that must go.
+fn news_cases() -> Vec<(String, Vec<&'static str>)> {
+    vec![
+        (
+            news(
+                "<div class=related-stories><h3>More on this story</h3><ul>\
+                 <li><a href=/a>Council votes to close the old bridge</a></li>\
+                 <li><a href=/b>Ferry timetable changes for the summer</a></li>\
+                 <li><a href=/c>Fishermen count the cost of the storm</a></li></ul></div>",
+                "",
+            ),
+            vec!["More on this story", "Council votes"],
+        ),
+        (
+            news(
+                "<p class=byline>By Jane Doe, Transport Reporter</p>",
+                "<div class=author-bio><p>Jane Doe covers transport and the coast for The \
+                 Example Times. She joined the paper in 2015 after ten years at a regional \
+                 weekly.</p></div>",
+            ),
+            vec!["By Jane Doe", "Jane Doe covers transport"],
+        ),
+        (
+            news(
+                "<div class=newsletter-signup><h3>Get the morning briefing</h3><p>Sign up for \
+                 our free newsletter and get the day's top stories in your inbox.</p></div>",
+                "",
+            ),
+            vec!["morning briefing", "Sign up for our"],
+        ),
+        (
+            news(
+                "<figure><img src=/h.jpg alt=harbour><figcaption>The reopened harbour at dawn \
+                 on Monday.</figcaption></figure><div class=image-credit>Photo: John Smith / \
+                 Agency</div>",
+                "",
+            ),
+            vec!["harbour at dawn", "John Smith"],
+        ),
+        (
+            news(
+                "",
+                "<div class=comments-teaser><a href=#comments>Read 37 comments</a></div>",
+            ),
+            vec!["37 comments"],
+        ),
+    ]
+}
+
+#[test]
+fn news_boilerplate_goes_with_and_without_the_block_model() {
+    for toml in ["block_model = false", "block_model = true"] {
+        let ex = extractor(toml);
+        for (page, unwanted) in news_cases() {
+            let t = ex.extract(&page).unwrap().extraction.text;
+            assert_story(&t, &unwanted);
+        }
+    }
+}
+
+/// A file's lines with their numbers (from 1), as [`super::gbdt::Forest::parse`] reads them.
+fn numbered(s: &str) -> impl Iterator<Item = (usize, &str)> {
+    s.lines().enumerate().map(|(i, l)| (i + 1, l))
+}
+
+#[test]
+fn boosted_trees_learn_an_interaction_round_trip_and_train_deterministically() {
+    use super::gbdt::{train, Forest, TreeOptions};
+    // Content unless exactly one of two flags is set, with the second flag rare, so that the
+    // first split has a gain (a balanced XOR has none for a greedy tree): a linear model
+    // cannot fit this, a depth-2 tree can.
+    let mut xs: Vec<Vec<f32>> = Vec::new();
+    let mut y = Vec::new();
+    for i in 0..400u32 {
+        let a = (i % 2) as f32;
+        let b = (i / 2 % 4 == 0) as u32 as f32;
+        let noise = (i % 7) as f32 / 7.0;
+        xs.push(vec![a, b, noise]);
+        y.push((a > 0.5) == (b > 0.5));
+    }
+    let refs: Vec<&[f32]> = xs.iter().map(Vec::as_slice).collect();
+    let w = vec![1.0f32; xs.len()];
+    let opts = TreeOptions {
+        trees: 30,
+        depth: 2,
+        rate: 0.3,
+        min_child: 1.0,
+        ..TreeOptions::default()
+    };
+    let f = train(&refs, &y, &w, &opts);
+    assert_eq!(f, train(&refs, &y, &w, &opts), "training is deterministic");
+    for (x, y) in xs.iter().zip(&y) {
+        assert_eq!(f.margin(x) > 0.0, *y, "{x:?}");
+    }
+    let names: Vec<String> = ["a", "b", "noise"].iter().map(|s| s.to_string()).collect();
+    let text = f.to_text(&names);
+    let back = Forest::parse(numbered(&text), &names).unwrap();
+    assert_eq!(back, f, "{text}");
+    // Bad files name the line.
+    let bad = "base 0\ntree\nsplit a 0.5\nleaf 1\n";
+    let err = Forest::parse(numbered(bad), &names).unwrap_err();
+    assert!(err.contains("line 2") && err.contains("complete"), "{err}");
+    let bad = "base 0\ntree\nsplit z 0.5\nleaf 1\nleaf 2\n";
+    let err = Forest::parse(numbered(bad), &names).unwrap_err();
+    assert!(err.contains("line 3") && err.contains("\"z\""), "{err}");
+}
+
+#[test]
+fn the_shipped_trees_model_and_its_thresholds_round_trip() {
+    use super::blocks::{Model, Scorer};
+    let m = Model::builtin();
+    assert!(matches!(m.scorer, Scorer::Trees(_)));
+    assert_eq!(&Model::parse(&m.to_text()).unwrap(), m);
+    // A linear model file without a prose threshold reads it as the line threshold.
+    let linear = Model {
+        scorer: Scorer::Linear(vec![0.5; super::blocks::n_features()]),
+        threshold: 0.25,
+        prose_threshold: 0.25,
+    };
+    let text: String = linear
+        .to_text()
+        .lines()
+        .filter(|l| !l.starts_with("prose_threshold"))
+        .map(|l| format!("{l}\n"))
+        .collect();
+    assert_eq!(Model::parse(&text).unwrap(), linear);
+    let err = Model::parse("threshold 0.5\nmodel forest\n").unwrap_err();
+    assert!(err.contains("line 2") && err.contains("forest"), "{err}");
+}
+
+#[test]
+fn thresholds_are_chosen_on_the_proxy_under_the_recall_guard() {
+    use super::blocks::Example;
+    use super::train::{choose_threshold, proxy_score, Labelled};
+    let line = |pos: f32, neg: f32| Example {
+        x: vec![0.0; super::blocks::n_features()],
+        content: pos > neg,
+        weight: 1.0,
+        pos,
+        neg,
+    };
+    // One snippet-scored page: the rules' text finds both gold snippets and four that should
+    // not be there; line A holds one of those (p 0.3), line B one gold snippet and three bad
+    // ones (p 0.4).
+    let page = Labelled {
+        examples: vec![line(0.0, 1.0), line(1.0, 3.0)],
+        prunable: true,
+        found: 2.0,
+        kept_bad: 4.0,
+        gold: 2.0,
+        snippets: true,
+    };
+    let pages = [page];
+    let probs = vec![vec![0.3f32, 0.4]];
+    let all = |_: usize| true;
+    let rules = proxy_score(&pages, &probs, (0.0, 0.0), all);
+    assert!((rules.score - 4.0 / 8.0).abs() < 1e-9, "{rules:?}");
+    assert_eq!(rules.recall, vec![1.0]);
+    let a = proxy_score(&pages, &probs, (0.35, 0.0), all);
+    assert!((a.score - 4.0 / 7.0).abs() < 1e-9, "{a:?}");
+    let ab = proxy_score(&pages, &probs, (0.45, 0.0), all);
+    assert!((ab.score - 2.0 / 3.0).abs() < 1e-9, "{ab:?}");
+    assert!((ab.recall_loss(&rules) - 0.5).abs() < 1e-9);
+    // Unguarded, dropping both lines scores best; guarded, B's gold snippet must stay. Ties go
+    // to the lowest thresholds (the prose one is 0: no prose line here).
+    assert_eq!(choose_threshold(&pages, &probs, 1.0, all).0, (0.42, 0.0));
+    assert_eq!(choose_threshold(&pages, &probs, 0.0, all).0, (0.32, 0.0));
+    // A page that is one line is never pruned.
+    let mut one = pages.clone();
+    one[0].prunable = false;
+    assert_eq!(choose_threshold(&one, &probs, 1.0, all).0, (0.0, 0.0));
 }

@@ -55,8 +55,25 @@ pub fn load_sets(shared: &Path) -> Result<Vec<Page>, String> {
     Ok(pages)
 }
 
+/// One page's lines under the rules alone, labelled, with what the rules' text scores.
+#[derive(Clone, Debug, Default)]
+pub struct Labelled {
+    /// The lines the model may drop (an element that is one line), in page order; lines the
+    /// gold says nothing about have weight 0 (they count for the threshold, not in training).
+    pub examples: Vec<Example>,
+    /// Whether the content has more than one line (one line is never pruned).
+    pub prunable: bool,
+    /// The rules' text: gold units found, boilerplate units kept, gold units in all.
+    pub found: f32,
+    pub kept_bad: f32,
+    pub gold: f32,
+    /// Scored as trafilatura-eval is (snippet counts summed over pages) or as CleanEval is
+    /// (precision and recall per page, averaged).
+    pub snippets: bool,
+}
+
 /// The labelled lines of each page, under the rules alone (in page order).
-pub fn examples(pages: &[Page]) -> Vec<Vec<Example>> {
+pub fn examples(pages: &[Page]) -> Vec<Labelled> {
     let collect = Extractor::new(ExtractConfig::default())
         .expect("default config")
         .with_model(None)
@@ -64,25 +81,151 @@ pub fn examples(pages: &[Page]) -> Vec<Vec<Example>> {
     pages
         .par_iter()
         .map(|p| match collect.extract(&p.html) {
-            Ok(r) => label(&r.extraction.lines, &p.gold),
-            Err(_) => Vec::new(),
+            Ok(r) => label(&r.extraction.text, &r.extraction.lines, &p.gold),
+            Err(_) => Labelled::default(),
         })
         .collect()
 }
 
 /// Trains on the pages `keep` selects (examples concatenated in page order).
-pub fn train_on(
-    examples: &[Vec<Example>],
-    keep: impl Fn(usize) -> bool,
-    opts: &TrainOptions,
-) -> Model {
+pub fn train_on(examples: &[Labelled], keep: impl Fn(usize) -> bool, opts: &TrainOptions) -> Model {
     let ex: Vec<Example> = examples
         .iter()
         .enumerate()
         .filter(|(k, _)| keep(*k))
-        .flat_map(|(_, e)| e.iter().cloned())
+        .flat_map(|(_, e)| e.examples.iter().filter(|e| e.weight > 0.0).cloned())
         .collect();
     blocks::train(&ex, opts)
+}
+
+/// The score the pages `keep` selects would get with the lines whose probability (`probs`,
+/// per page and line) is below `threshold` dropped: the mean over the datasets present of
+/// snippet F1 (counts summed over pages) and of F1 from mean precision and mean recall per
+/// page, each reckoned from the rules' text and the labelled lines. A proxy of the scorer's
+/// figures, for choosing a threshold without scoring text.
+#[derive(Clone, Debug, PartialEq)]
+pub struct Proxy {
+    /// The mean F1.
+    pub score: f64,
+    /// Recall per dataset present (snippet sets first).
+    pub recall: Vec<f64>,
+}
+
+impl Proxy {
+    /// How much lower the lowest-falling recall is than `base`'s.
+    pub fn recall_loss(&self, base: &Proxy) -> f64 {
+        base.recall
+            .iter()
+            .zip(&self.recall)
+            .map(|(b, r)| b - r)
+            .fold(0.0, f64::max)
+    }
+}
+
+/// [`Proxy`] of the pages `keep` selects with lines under the thresholds dropped.
+pub fn proxy_score(
+    examples: &[Labelled],
+    probs: &[Vec<f32>],
+    (threshold, prose_threshold): (f32, f32),
+    keep: impl Fn(usize) -> bool,
+) -> Proxy {
+    let (mut tp, mut fp, mut fneg) = (0f64, 0f64, 0f64);
+    let (mut sp, mut sr, mut pages) = (0f64, 0f64, 0usize);
+    let mut any_snippets = false;
+    for (i, l) in examples.iter().enumerate() {
+        if !keep(i) {
+            continue;
+        }
+        let (mut found, mut bad) = (l.found as f64, l.kept_bad as f64);
+        if l.prunable {
+            for (e, &p) in l.examples.iter().zip(&probs[i]) {
+                let cut = if e.x[blocks::PROSE] > 0.5 {
+                    prose_threshold
+                } else {
+                    threshold
+                };
+                if p < cut {
+                    found -= e.pos as f64;
+                    bad -= e.neg as f64;
+                }
+            }
+        }
+        let (found, bad) = (found.max(0.0), bad.max(0.0));
+        let gold = l.gold as f64;
+        if l.snippets {
+            any_snippets = true;
+            tp += found;
+            fp += bad;
+            fneg += (gold - found).max(0.0);
+        } else {
+            pages += 1;
+            if found + bad > 0.0 {
+                sp += found / (found + bad);
+            }
+            if gold > 0.0 {
+                sr += (found / gold).min(1.0);
+            }
+        }
+    }
+    let mut parts = Vec::new();
+    let mut recall = Vec::new();
+    if any_snippets && tp + fp + fneg > 0.0 {
+        parts.push(2.0 * tp / (2.0 * tp + fp + fneg));
+        recall.push(tp / (tp + fneg).max(1e-12));
+    }
+    if pages > 0 {
+        let (p, r) = (sp / pages as f64, sr / pages as f64);
+        parts.push(if p + r > 0.0 {
+            2.0 * p * r / (p + r)
+        } else {
+            0.0
+        });
+        recall.push(r);
+    }
+    Proxy {
+        score: parts.iter().sum::<f64>() / parts.len().max(1) as f64,
+        recall,
+    }
+}
+
+/// The thresholds tried when one is chosen by cross-validation (0: no line dropped).
+pub fn threshold_grid() -> Vec<f32> {
+    std::iter::once(0.0)
+        .chain((0..=40).map(|k| (10 + 2 * k) as f32 / 100.0))
+        .collect()
+}
+
+/// The thresholds (other lines, prose lines) from [`threshold_grid`] with the best
+/// [`proxy_score`] on the pages `keep` selects among those whose recall (on each dataset)
+/// is at most `max_recall_loss` below that of the rules alone, and that score. On a tie the
+/// lower thresholds win (fewer lines dropped); (0, 0), the rules alone, always qualifies.
+pub fn choose_threshold(
+    examples: &[Labelled],
+    probs: &[Vec<f32>],
+    max_recall_loss: f64,
+    keep: impl Fn(usize) -> bool,
+) -> ((f32, f32), f64) {
+    let grid = threshold_grid();
+    let base = proxy_score(examples, probs, (0.0, 0.0), &keep);
+    let mut best = ((0.0f32, 0.0f32), base.score);
+    for &t in &grid {
+        for &tp in &grid {
+            let s = proxy_score(examples, probs, (t, tp), &keep);
+            if s.score > best.1 + 1e-12 && s.recall_loss(&base) <= max_recall_loss {
+                best = ((t, tp), s.score);
+            }
+        }
+    }
+    best
+}
+
+/// Each page's line probabilities under `m` (pages `keep` does not select stay empty).
+fn probs_of(examples: &[Labelled], m: &Model, keep: impl Fn(usize) -> bool, out: &mut [Vec<f32>]) {
+    for (i, l) in examples.iter().enumerate() {
+        if keep(i) {
+            out[i] = l.examples.iter().map(|e| m.prob(&e.x)).collect();
+        }
+    }
 }
 
 /// The fold of a page: its site hashed, so that a site's pages share one.
@@ -92,24 +235,89 @@ pub fn fold_of(p: &Page, k: u64) -> u64 {
 
 /// Writes the predictions of the rules (`rules.*.jsonl`), of models trained without each
 /// page's fold (`cv.*.jsonl`) and of the model trained on all pages (`insample.*.jsonl`), and
-/// `pages.jsonl`. Returns the number of lines each variant's model dropped.
+/// `pages.jsonl`; returns the model trained on all pages.
+///
+/// With `choose` the training configuration (one of `configs`) and the thresholds are chosen
+/// by nested cross-validation: for the model that scores fold `f`, each other fold `g` is
+/// scored by models (one per configuration) trained without `f` and `g`, and the
+/// configuration and thresholds with the best [`proxy_score`] over those predictions are
+/// taken, under the first configuration's recall guard (fold `f` is never looked at). The
+/// all-pages model takes what is best over the cross-validated predictions of the fold
+/// models. Without `choose`, the first configuration and its thresholds.
 pub fn write_cv(
     pages: &[Page],
-    examples: &[Vec<Example>],
+    examples: &[Labelled],
     k: u64,
-    opts: &TrainOptions,
+    configs: &[TrainOptions],
+    choose: bool,
     dir: &Path,
-) -> Result<(), String> {
+) -> Result<Model, String> {
+    if configs.is_empty() {
+        return Err("no training configuration".into());
+    }
     let io = |e: std::io::Error| format!("{}: {e}", dir.display());
     std::fs::create_dir_all(dir).map_err(io)?;
     let base = Extractor::new(ExtractConfig::default()).expect("default config");
     let rules = base.clone().with_model(None);
     let fold: Vec<u64> = pages.iter().map(|p| fold_of(p, k)).collect();
-    let mut cv_text: Vec<String> = vec![String::new(); pages.len()];
+    // Without a choice there is nothing to choose a configuration by: the first one.
+    let configs = if choose { configs } else { &configs[..1] };
+    let guard = configs[0].max_recall_loss;
+    let (kk, n) = (k as usize, pages.len());
+    // inner[c][f][i]: page i's line probabilities under configuration c trained without f and
+    // i's fold; outer[c][i]: under c trained without i's fold (models[c][f]).
+    let mut inner = vec![vec![vec![Vec::new(); n]; kk]; configs.len()];
+    let mut outer = vec![vec![Vec::new(); n]; configs.len()];
+    let mut models: Vec<Vec<Model>> = Vec::new();
+    for (c, opts) in configs.iter().enumerate() {
+        if choose {
+            for a in 0..k {
+                for b in a + 1..k {
+                    let m = train_on(examples, |i| fold[i] != a && fold[i] != b, opts);
+                    let (fa, fb) = (a as usize, b as usize);
+                    probs_of(examples, &m, |i| fold[i] == b, &mut inner[c][fa]);
+                    probs_of(examples, &m, |i| fold[i] == a, &mut inner[c][fb]);
+                }
+            }
+        }
+        let ms: Vec<Model> = (0..k)
+            .map(|f| train_on(examples, |i| fold[i] != f, opts))
+            .collect();
+        for (f, m) in ms.iter().enumerate() {
+            probs_of(examples, m, |i| fold[i] == f as u64, &mut outer[c]);
+        }
+        models.push(ms);
+    }
+    // The configuration and thresholds with the best proxy (the first configuration on a
+    // tie).
+    let best = |probs: &[&Vec<Vec<f32>>], keep: &dyn Fn(usize) -> bool| {
+        let mut best = (0, choose_threshold(examples, probs[0], guard, keep));
+        for (c, p) in probs.iter().enumerate().skip(1) {
+            let x = choose_threshold(examples, p, guard, keep);
+            if x.1 > best.1 .1 {
+                best = (c, x);
+            }
+        }
+        best
+    };
+    let mut cv_text: Vec<String> = vec![String::new(); n];
     for f in 0..k {
-        let m = Arc::new(train_on(examples, |i| fold[i] != f, opts));
-        let ex = base.clone().with_model(Some(m));
-        let idx: Vec<usize> = (0..pages.len()).filter(|&i| fold[i] == f).collect();
+        let (c, (t, tp)) = if choose {
+            let (c, ((t, tp), s)) = best(
+                &inner.iter().map(|x| &x[f as usize]).collect::<Vec<_>>(),
+                &|i| fold[i] != f,
+            );
+            eprintln!(
+                "fold {f}: configuration {c}, thresholds {t:.2}, prose {tp:.2} (inner-CV proxy {s:.4})"
+            );
+            (c, (t, tp))
+        } else {
+            (0, (configs[0].threshold, configs[0].prose_threshold))
+        };
+        let mut m = models[c][f as usize].clone();
+        (m.threshold, m.prose_threshold) = (t, tp);
+        let ex = base.clone().with_model(Some(Arc::new(m)));
+        let idx: Vec<usize> = (0..n).filter(|&i| fold[i] == f).collect();
         let texts: Vec<String> = idx
             .par_iter()
             .map(|&i| text_of(&ex, &pages[i].html))
@@ -118,8 +326,19 @@ pub fn write_cv(
             cv_text[i] = t;
         }
     }
-    let all = Arc::new(train_on(examples, |_| true, opts));
-    let insample = base.with_model(Some(all));
+    let mut o = configs[0].clone();
+    if choose {
+        let rules = proxy_score(examples, &outer[0], (0.0, 0.0), |_| true);
+        eprintln!("rules alone: proxy {:.4}", rules.score);
+        let (c, ((t, tp), s)) = best(&outer.iter().collect::<Vec<_>>(), &|_| true);
+        eprintln!(
+            "all pages: configuration {c}, thresholds {t:.2}, prose {tp:.2} (CV proxy {s:.4})"
+        );
+        o = configs[c].clone();
+        (o.threshold, o.prose_threshold) = (t, tp);
+    }
+    let all = train_on(examples, |_| true, &o);
+    let insample = base.with_model(Some(Arc::new(all.clone())));
     let (rules_text, in_text): (Vec<String>, Vec<String>) = pages
         .par_iter()
         .map(|p| (text_of(&rules, &p.html), text_of(&insample, &p.html)))
@@ -155,7 +374,8 @@ pub fn write_cv(
         &mut pages.iter().zip(&fold).map(|(p, f)| {
             serde_json::json!({"dataset": p.dataset, "id": p.id, "site": p.site, "fold": f, "news": p.news})
         }),
-    )
+    )?;
+    Ok(all)
 }
 
 fn text_of(ex: &Extractor, html: &str) -> String {
@@ -164,11 +384,16 @@ fn text_of(ex: &Extractor, html: &str) -> String {
         .unwrap_or_default()
 }
 
-/// The labelled lines of one page (only lines the model may drop: an element that is one line).
-fn label(lines: &[ScoredLine], gold: &Gold) -> Vec<Example> {
-    let mut out = Vec::new();
+/// The labelled lines of one page (only lines the model may drop: an element that is one
+/// line), and what the rules' `text` scores.
+fn label(text: &str, lines: &[ScoredLine], gold: &Gold) -> Labelled {
+    let mut out = Labelled {
+        prunable: lines.len() > 1,
+        ..Labelled::default()
+    };
     match gold {
         Gold::Snippets { with, without } => {
+            // As the scorer reads texts: whitespace runs are one space.
             let norm = |s: &str| s.split_whitespace().collect::<Vec<_>>().join(" ");
             let with: Vec<String> = with
                 .iter()
@@ -180,27 +405,39 @@ fn label(lines: &[ScoredLine], gold: &Gold) -> Vec<Example> {
                 .map(|s| norm(s))
                 .filter(|s| !s.is_empty())
                 .collect();
+            let text = norm(text);
+            let count =
+                |t: &str, set: &[String]| set.iter().filter(|s| t.contains(s.as_str())).count();
+            out.snippets = true;
+            out.found = count(&text, &with) as f32;
+            out.kept_bad = count(&text, &without) as f32;
+            out.gold = with.len() as f32;
+            let mut n = 0usize;
             for l in lines.iter().filter(|l| l.whole) {
-                let pos = with.iter().any(|s| l.text.contains(s.as_str()));
-                let neg = without.iter().any(|s| l.text.contains(s.as_str()));
-                if pos != neg {
-                    out.push(Example {
-                        x: l.x.clone(),
-                        content: pos,
-                        weight: 1.0,
-                    });
-                }
+                let (pos, neg) = (count(&l.text, &with), count(&l.text, &without));
+                // Only a line the gold speaks of one way is a training label.
+                let labelled = (pos > 0) != (neg > 0);
+                n += labelled as usize;
+                out.examples.push(Example {
+                    x: l.x.clone(),
+                    content: pos > 0,
+                    weight: if labelled { 1.0 } else { 0.0 },
+                    pos: pos as f32,
+                    neg: neg as f32,
+                });
             }
-            let n = out.len() as f32;
-            out.iter_mut().for_each(|e| e.weight = 1.0 / n);
+            out.examples
+                .iter_mut()
+                .for_each(|e| e.weight /= n.max(1) as f32);
         }
         Gold::Text(t) => {
             let gold_tokens = tokens(t);
             let unigrams: HashSet<&str> = gold_tokens.iter().copied().collect();
             let bigrams: HashSet<(&str, &str)> =
                 gold_tokens.windows(2).map(|w| (w[0], w[1])).collect();
+            out.gold = gold_tokens.len() as f32;
             let mut total = 0f32;
-            for l in lines.iter().filter(|l| l.whole) {
+            for l in lines {
                 let tk = tokens(&l.text);
                 if tk.is_empty() {
                     continue;
@@ -214,14 +451,24 @@ fn label(lines: &[ScoredLine], gold: &Gold) -> Vec<Example> {
                         .count();
                     n as f32 / (tk.len() - 1) as f32
                 };
-                total += tk.len() as f32;
-                out.push(Example {
+                let n = tk.len() as f32;
+                out.found += hit * n;
+                out.kept_bad += (1.0 - hit) * n;
+                if !l.whole {
+                    continue;
+                }
+                total += n;
+                out.examples.push(Example {
                     x: l.x.clone(),
                     content: hit >= 0.5,
-                    weight: tk.len() as f32,
+                    weight: n,
+                    pos: hit * n,
+                    neg: (1.0 - hit) * n,
                 });
             }
-            out.iter_mut().for_each(|e| e.weight /= total.max(1.0));
+            out.examples
+                .iter_mut()
+                .for_each(|e| e.weight /= total.max(1.0));
         }
     }
     out
