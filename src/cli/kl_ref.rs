@@ -123,12 +123,7 @@ fn group_of(d: &Document, a: &BuildArgs) -> Option<String> {
         .map(String::as_str)
         .or_else(|| d.lang())?;
     // The file name is the code: only plain codes (`de`, `zh-Hant`, `sr_Latn`).
-    let ok = !lang.is_empty()
-        && lang.len() <= 16
-        && lang
-            .chars()
-            .all(|c| c.is_ascii_alphanumeric() || c == '-' || c == '_');
-    ok.then(|| lang.to_string())
+    stages::lang_rules::is_lang_code(lang).then(|| lang.to_string())
 }
 
 type Groups = BTreeMap<String, KlReference>;
@@ -266,15 +261,12 @@ fn threshold(kls: Vec<f64>) -> f64 {
     (quantile(kls, 0.95) * 100.0).ceil() / 100.0
 }
 
-/// The `q` quantile, linear between order statistics (NaN for none).
-fn quantile(mut v: Vec<f64>, q: f64) -> f64 {
+/// The `q` quantile (NaN for none).
+fn quantile(v: Vec<f64>, q: f64) -> f64 {
     if v.is_empty() {
         return f64::NAN;
     }
-    v.sort_by(f64::total_cmp);
-    let pos = q * (v.len() - 1) as f64;
-    let (lo, hi) = (pos.floor() as usize, pos.ceil() as usize);
-    v[lo] + (v[hi] - v[lo]) * (pos - lo as f64)
+    stages::filter::lang_derive::quantile(&v, q)
 }
 
 fn write_atomic(r: &KlReference, path: &std::path::Path) -> Result<(), CliError> {

@@ -36,7 +36,9 @@ use serde::Deserialize;
 use crate::config::{ConfigError, Purpose, StageArgs};
 use crate::declare::{Declare, Declared, Sig, Str, F64, I64};
 use crate::error::{Error, Result};
-use crate::lang_rules::{check_override, LangLimits, LangOverrides, DEFAULT, NEUTRAL};
+use crate::lang_rules::{
+    check_override, is_lang_code, LangLimits, LangOverrides, DEFAULT, NEUTRAL,
+};
 use crate::stage::StageDef;
 use crate::stage::{Built, Outcome, Stage};
 use crate::Document;
@@ -395,7 +397,7 @@ fn load_lang_refs(
         let e = e.map_err(|e| ConfigError::new(key, format!("{}: {e}", dir.display())))?;
         let name = e.file_name().to_string_lossy().into_owned();
         if let Some(lang) = name.strip_suffix(".bin") {
-            if lang != "en" && check_override(lang, "max_kl", 0.0).is_ok() {
+            if lang != "en" && is_lang_code(lang) {
                 files.insert(lang.to_string(), e.path());
             }
         }

@@ -115,15 +115,19 @@ pub fn stage_table(
     LangTable::builtin().with_overrides(overrides)
 }
 
+/// Whether `s` looks like a language code as the `lang` signal writes it (`de`, `zh-Hant`,
+/// `sr_Latn`): it names table rows, config sections and reference files.
+pub fn is_lang_code(s: &str) -> bool {
+    !s.is_empty()
+        && s.len() <= 16
+        && s.chars()
+            .all(|c| c.is_ascii_alphanumeric() || c == '-' || c == '_')
+}
+
 /// Checks one override's language code and value (`key` is already known to be valid).
 pub fn check_override(lang: &str, key: &str, v: f64) -> Result<(), ConfigError> {
     let at = format!("lang.{lang}.{key}");
-    let code_ok = !lang.is_empty()
-        && lang.len() <= 16
-        && lang
-            .chars()
-            .all(|c| c.is_ascii_alphanumeric() || c == '-' || c == '_');
-    if !code_ok {
+    if !is_lang_code(lang) {
         return Err(ConfigError::new(
             at,
             "a language code (ISO 639, as the `lang` signal writes it) is expected",
