@@ -147,8 +147,9 @@ fn build(a: BuildArgs) -> Result<(), CliError> {
         ..Default::default()
     };
     let t0 = std::time::Instant::now();
-    // Pass 1, files in parallel: counts are sums, so the result does not depend on the order.
-    let parts: Vec<anyhow::Result<(Groups, u64, u64)>> = inputs
+    // Pass 1, files in parallel, merged as they finish (memory: a few files' counts at a
+    // time, not every file's); counts are sums, so the result does not depend on the order.
+    let (mut groups, skipped, unlabelled) = inputs
         .par_iter()
         .map(|o| {
             let (mut g, mut unlabelled) = (Groups::new(), 0u64);
@@ -161,21 +162,21 @@ fn build(a: BuildArgs) -> Result<(), CliError> {
             })?;
             Ok((g, skipped, unlabelled))
         })
-        .collect();
-    let (mut groups, mut skipped, mut unlabelled) = (Groups::new(), 0, 0);
-    for p in parts {
-        let (g, s, u) = p.map_err(CliError::Failed)?;
-        for (k, r) in g {
-            match groups.get_mut(&k) {
-                Some(t) => t.merge(&r),
-                None => {
-                    groups.insert(k, r);
+        .try_reduce(
+            || (Groups::new(), 0, 0),
+            |(mut acc, s1, u1), (g, s2, u2)| {
+                for (k, r) in g {
+                    match acc.get_mut(&k) {
+                        Some(t) => t.merge(&r),
+                        None => {
+                            acc.insert(k, r);
+                        }
+                    }
                 }
-            }
-        }
-        skipped += s;
-        unlabelled += u;
-    }
+                Ok((acc, s1 + s2, u1 + u2))
+            },
+        )
+        .map_err(CliError::Failed)?;
     groups.retain(|_, r| r.total > 0);
     if groups.is_empty() {
         return Err(CliError::Failed(anyhow!("no tokens in the inputs")));
