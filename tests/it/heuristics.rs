@@ -235,6 +235,17 @@ fn kl_references_per_language() {
         assert!(made.contains(&format!("{l}.bin")), "{l}: {langs}");
     }
     assert!(made.len() >= 70, "{made:?}");
+    // Deterministic: a second build writes the same bytes.
+    build(
+        "topic-multilingual-train.jsonl.gz",
+        "refs2",
+        &["--by-language"],
+    );
+    assert_same(
+        &files(&d.path().join("refs"), ""),
+        &files(&d.path().join("refs2"), ""),
+        "per-language references",
+    );
     let none = curate(&[
         "kl-ref",
         "build",
