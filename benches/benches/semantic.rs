@@ -742,45 +742,36 @@ fn heads(shared: &Path, models: &[(String, StaticModel)], minilm: &Encoder) {
                 scores(&p, &ys(v), &labels)
             );
         };
-        // Subsample: all three.
-        let mt = minilm.embed(&texts(&st)).unwrap();
-        let mv = minilm.embed(&texts(&sv)).unwrap();
-        row(
-            "MiniLM int8 + head".into(),
-            &st,
-            &sv,
-            head_probs(&mt, &ys(&st), &mv, &labels),
-        );
-        for (name, model) in models {
-            let (xt, xv) = (model.embed(&texts(&st)), model.embed(&texts(&sv)));
+        // The subsample: all three; every document: the two cheap models.
+        for (t, v, all) in [(&st, &sv, false), (&train, &val, true)] {
+            let suffix = if all { ", all" } else { "" };
+            if !all {
+                let (mt, mv) = (
+                    minilm.embed(&texts(t)).unwrap(),
+                    minilm.embed(&texts(v)).unwrap(),
+                );
+                row(
+                    "MiniLM int8 + head".into(),
+                    t,
+                    v,
+                    head_probs(&mt, &ys(t), &mv, &labels),
+                );
+            }
+            for (name, model) in models {
+                let (xt, xv) = (model.embed(&texts(t)), model.embed(&texts(v)));
+                row(
+                    format!("static ({name}) + head{suffix}"),
+                    t,
+                    v,
+                    head_probs(&xt, &ys(t), &xv, &labels),
+                );
+            }
             row(
-                format!("static ({name}) + head"),
-                &st,
-                &sv,
-                head_probs(&xt, &ys(&st), &xv, &labels),
+                format!("fastText{suffix}"),
+                t,
+                v,
+                fasttext_probs(t, v, &labels),
             );
         }
-        row(
-            "fastText".into(),
-            &st,
-            &sv,
-            fasttext_probs(&st, &sv, &labels),
-        );
-        // All documents: the two cheap models.
-        for (name, model) in models {
-            let (xt, xv) = (model.embed(&texts(&train)), model.embed(&texts(&val)));
-            row(
-                format!("static ({name}) + head, all"),
-                &train,
-                &val,
-                head_probs(&xt, &ys(&train), &xv, &labels),
-            );
-        }
-        row(
-            "fastText, all".into(),
-            &train,
-            &val,
-            fasttext_probs(&train, &val, &labels),
-        );
     }
 }

@@ -265,3 +265,26 @@ pub fn kill_points(total: usize) -> Vec<usize> {
     assert!(total >= 4, "too few units ({total}) to kill a run mid-way");
     vec![1, total / 3, 2 * total / 3]
 }
+
+/// Every document file under `dir/sub` (sorted by path), read back with its signals.
+pub fn read_docs(dir: &Path, sub: &str) -> Vec<stages::Document> {
+    let mut out = Vec::new();
+    for (path, bytes) in files(dir, sub) {
+        if !path.ends_with(".parquet") {
+            continue;
+        }
+        let docs = curate::io::parquet::ParquetDocs::open(bytes.into(), &path, 1024).unwrap();
+        out.extend(docs.map(|d| d.unwrap()));
+    }
+    out
+}
+
+/// The text of a gzip file.
+pub fn read_gz(path: &Path) -> String {
+    use std::io::Read;
+    let mut s = String::new();
+    flate2::read::GzDecoder::new(std::fs::File::open(path).unwrap())
+        .read_to_string(&mut s)
+        .unwrap_or_else(|e| panic!("{}: {e}", path.display()));
+    s
+}

@@ -9,19 +9,6 @@ use stages::Document;
 
 use crate::common::*;
 
-/// Every document file under `dir/sub` (sorted by path), read back with its signals.
-fn read_docs(dir: &Path, sub: &str) -> Vec<Document> {
-    let mut out = Vec::new();
-    for (path, bytes) in files(dir, sub) {
-        if !path.ends_with(".parquet") {
-            continue;
-        }
-        let docs = curate::io::parquet::ParquetDocs::open(bytes.into(), &path, 1024).unwrap();
-        out.extend(docs.map(|d| d.unwrap()));
-    }
-    out
-}
-
 fn by_id(docs: Vec<Document>) -> BTreeMap<String, Document> {
     docs.into_iter().map(|d| (d.id.clone(), d)).collect()
 }

@@ -1,7 +1,7 @@
 //! Safety and quality heuristics through the binary: `curate pii`, `curate kl-ref build`, and a
 //! pipeline running the whole heuristic stack on real extracted pages.
 
-use std::io::{BufRead, Read, Write};
+use std::io::{BufRead, Write};
 
 use crate::common::*;
 
@@ -97,10 +97,7 @@ fn kl_reference_and_the_heuristic_stack_in_a_pipeline() {
     assert_eq!(std::fs::metadata(&reference).unwrap().len(), 48 + 4 * 65536);
 
     // Input: the real pages plus two outliers the KL stage should flag.
-    let mut raw = String::new();
-    flate2::read::GzDecoder::new(std::fs::File::open(&corpus).unwrap())
-        .read_to_string(&mut raw)
-        .unwrap();
+    let raw = read_gz(&corpus);
     let input = d.path().join("in.jsonl");
     let mut f = std::fs::File::create(&input).unwrap();
     for l in raw.lines().take(300) {
@@ -265,10 +262,7 @@ fn kl_references_per_language() {
 
     // The real pages of the extracted crawl, and outliers made from a German and a Chinese one.
     let corpus = shared.join("data/corpora/warc-extracted-texts.jsonl.gz");
-    let mut raw = String::new();
-    flate2::read::GzDecoder::new(std::fs::File::open(&corpus).unwrap())
-        .read_to_string(&mut raw)
-        .unwrap();
+    let raw = read_gz(&corpus);
     let input = d.path().join("in.jsonl");
     let mut f = std::fs::File::create(&input).unwrap();
     let mut outliers = Vec::new();
@@ -332,22 +326,16 @@ per_language = {per_language}
             "-q",
         ]);
         let mut docs = std::collections::BTreeMap::new();
-        for (path, bytes) in files(&out, "docs") {
-            if !path.ends_with(".parquet") {
-                continue;
-            }
-            for doc in curate::io::parquet::ParquetDocs::open(bytes.into(), &path, 512).unwrap() {
-                let doc = doc.unwrap();
-                let s = &doc.signals;
-                let row = (
-                    s.str("lang").unwrap_or("").to_string(),
-                    s.str("kl.rules").unwrap_or("").to_string(),
-                    s.f64("kl.kl"),
-                    s.i64("kl.tokens").unwrap_or(0),
-                    doc.flags.iter().any(|(_, r)| &**r == "kl_outlier"),
-                );
-                docs.insert(doc.id.clone(), row);
-            }
+        for doc in read_docs(&out, "docs") {
+            let s = &doc.signals;
+            let row = (
+                s.str("lang").unwrap_or("").to_string(),
+                s.str("kl.rules").unwrap_or("").to_string(),
+                s.f64("kl.kl"),
+                s.i64("kl.tokens").unwrap_or(0),
+                doc.flags.iter().any(|(_, r)| &**r == "kl_outlier"),
+            );
+            docs.insert(doc.id.clone(), row);
         }
         docs
     };

@@ -4,7 +4,6 @@
 //! once as one bucket, once by language (temperature 0.3, a 30% cap per language).
 
 use std::collections::BTreeMap;
-use std::io::Read;
 use std::path::Path;
 
 use crate::common::*;
@@ -26,11 +25,10 @@ fn sentences(shared: &Path, lang: &str) -> Vec<String> {
     let p = shared.join(format!(
         "data/langid/lingua-testdata/{lang}/sentences.txt.gz"
     ));
-    let mut s = String::new();
-    flate2::read::GzDecoder::new(std::fs::File::open(&p).unwrap())
-        .read_to_string(&mut s)
-        .unwrap();
-    s.lines().map(str::to_string).collect()
+    crate::common::read_gz(&p)
+        .lines()
+        .map(str::to_string)
+        .collect()
 }
 
 fn pipe(model: &Path) -> String {

@@ -12,16 +12,10 @@ use crate::common::{curate_ok, files, pipeline};
 use crate::need_shared;
 
 fn read_docs(dir: &Path, sub: &str) -> BTreeMap<String, Document> {
-    let mut out = BTreeMap::new();
-    for (path, bytes) in files(dir, sub) {
-        if path.ends_with(".parquet") {
-            for d in curate::io::parquet::ParquetDocs::open(bytes.into(), &path, 1024).unwrap() {
-                let d = d.unwrap();
-                out.insert(d.id.clone(), d);
-            }
-        }
-    }
-    out
+    crate::common::read_docs(dir, sub)
+        .into_iter()
+        .map(|d| (d.id.clone(), d))
+        .collect()
 }
 
 /// The first `real` pages of the extracted-WARC corpus (JSON lines) with a shop of 30 pages

@@ -61,21 +61,7 @@ fn run(
             }
             c.finish().unwrap();
         }
-        let sctx = StepCtx {
-            store: store.clone(),
-            dir: "work/semantic".into(),
-            partitions: n,
-            scratch: dir.join("scratch"),
-            memory_budget: 1 << 30,
-            threads,
-            seed: 7,
-        };
-        let mut stats = Vec::new();
-        for step in g.steps() {
-            for t in 0..step.tasks(&sctx).unwrap() {
-                stats.push(step.run(t, &sctx).unwrap());
-            }
-        }
+        let stats = global_steps(g, &store, "work/semantic", n, threads, 1 << 30, dir);
         let mut out = Vec::new();
         for (p, docs) in parts.into_iter().enumerate() {
             let mut a = g.applier(&pctx(p)).unwrap();
@@ -426,6 +412,34 @@ fn planted_rows() -> Vec<(f32, Vec<f32>, bool)> {
 /// Writes `rows` as the collectors of `parts` partitions would (row i to partition i mod
 /// parts), runs every step on `threads` threads, and returns the centroid file, the step
 /// stats and, per global row, whether it dropped.
+/// Every global step of `g`, each task in order, over the collected partitions under `wd`.
+fn global_steps(
+    g: &dyn GlobalStage,
+    store: &Arc<dyn Store>,
+    wd: &str,
+    partitions: usize,
+    threads: usize,
+    memory_budget: usize,
+    dir: &Path,
+) -> Vec<StepStats> {
+    let sctx = StepCtx {
+        store: store.clone(),
+        dir: wd.into(),
+        partitions,
+        scratch: dir.join("scratch"),
+        memory_budget,
+        threads,
+        seed: 7,
+    };
+    let mut stats = Vec::new();
+    for step in g.steps() {
+        for t in 0..step.tasks(&sctx).unwrap() {
+            stats.push(step.run(t, &sctx).unwrap());
+        }
+    }
+    stats
+}
+
 fn run_steps(
     g: &dyn GlobalStage,
     rows: &[(f32, Vec<f32>, bool)],
@@ -456,21 +470,7 @@ fn run_steps(
         .build()
         .unwrap();
     pool.install(|| {
-        let sctx = StepCtx {
-            store: store.clone(),
-            dir: wd.clone(),
-            partitions: parts,
-            scratch: dir.join("scratch"),
-            memory_budget: budget,
-            threads,
-            seed: 7,
-        };
-        let mut stats = Vec::new();
-        for step in g.steps() {
-            for t in 0..step.tasks(&sctx).unwrap() {
-                stats.push(step.run(t, &sctx).unwrap());
-            }
-        }
+        let stats = global_steps(g, &store, &wd, parts, threads, budget, dir);
         let mut dropped = vec![false; rows.len()];
         for p in 0..parts {
             let mut a = g

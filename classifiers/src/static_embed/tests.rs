@@ -189,12 +189,6 @@ fn distills_tiny_bert_deterministically() {
         dims: 8,
         ..Default::default()
     };
-    let pool = |n| {
-        rayon::ThreadPoolBuilder::new()
-            .num_threads(n)
-            .build()
-            .unwrap()
-    };
     let r = pool(1)
         .install(|| distill(&enc, corpus.iter().copied(), &d, &dir.path().join("a")))
         .unwrap();
@@ -322,12 +316,6 @@ fn fit_brings_cosines_toward_the_teacher_on_held_out_text() {
         cache: Some(cache.clone()),
         ..Default::default()
     };
-    let pool = |n| {
-        rayon::ThreadPoolBuilder::new()
-            .num_threads(n)
-            .build()
-            .unwrap()
-    };
     let freq = || fit.iter().copied();
     distill(&enc, freq(), &d, &dir.path().join("plain")).unwrap();
     let r = pool(1)
@@ -367,4 +355,12 @@ fn fit_brings_cosines_toward_the_teacher_on_held_out_text() {
     );
     eprintln!("held-out mean |cosine gap|: distilled {g0:.4}, fitted {g1:.4}");
     assert!(g1 < 0.7 * g0, "distilled {g0:.4}, fitted {g1:.4}");
+}
+
+/// A thread pool of `n` threads (determinism checks run the same work under several).
+fn pool(n: usize) -> rayon::ThreadPool {
+    rayon::ThreadPoolBuilder::new()
+        .num_threads(n)
+        .build()
+        .unwrap()
 }
