@@ -1,12 +1,14 @@
 //! Language ID: accuracy per language on the lingua test sets (sentences, word pairs, single
 //! words of ../shared/data/langid/lingua-testdata, all 75 languages) and sentences/s, one thread
 //! each, in one run: curate's built-in (`whichlang`), curate serving `lid.176.ftz`, lingua-rs
-//! in its low- and high-accuracy modes, and lid.176 with lingua as the second opinion below a
-//! lid.176 probability (`lid176+lingua*`), next to Python fastText on the same sentences.
+//! in its low- and high-accuracy modes, curate's n-gram scorer over lingua's models (`ngram`),
+//! and lid.176 with `ngram` or lingua as the second opinion below a lid.176 probability
+//! (`lid176+ngram`, `lid176+lingua*`), next to Python fastText on the same sentences.
 //!
 //! The test sets are split by the one split rule's hash of each text (`src/split.rs`,
-//! `sha1_prefix32(text) % 5 == 0`): that fifth is the *tuning* fold, on which the second
-//! opinion's threshold and lingua mode were chosen (the grid is printed); every accuracy in the
+//! `sha1_prefix32(text) % 5 == 0`): that fifth is the *tuning* fold, on which the n-gram
+//! scorer's floor and back-off, the second opinion's threshold and lingua mode were chosen (the
+//! grids are printed); every accuracy in the
 //! tables is on the other four fifths. A detector is scored on every language (a language it
 //! has no label for counts as wrong), and its average is over all 75.
 //! Run: cargo bench -p curate-benches --bench langid
@@ -17,7 +19,8 @@ use std::path::Path;
 
 use classifiers::fasttext::Session;
 use classifiers::langid::lingua_rs::{Lingua, DEFAULT_TRUST};
-use classifiers::langid::{Detection, Detector};
+use classifiers::langid::ngram::{self, NgramLid};
+use classifiers::langid::{Detection, Detector, Second};
 use curate_benches::{best_of, peer_python, run_peer, shared_dir, test_python};
 use rayon::prelude::*;
 
@@ -147,15 +150,29 @@ struct Answers {
     lid: Detection,
     low: Detection,
     high: Detection,
+    ngram: Detection,
 }
 
-/// lid.176's answer when its probability reaches `trust`, else lingua's (as
+/// The second opinions compared, by name.
+const SECONDS: [&str; 3] = ["lingua-low", "lingua-high", "ngram"];
+
+impl Answers {
+    fn second(&self, name: &str) -> &Detection {
+        match name {
+            "lingua-low" => &self.low,
+            "lingua-high" => &self.high,
+            _ => &self.ngram,
+        }
+    }
+}
+
+/// lid.176's answer when its probability reaches `trust`, else the second opinion's (as
 /// [`Detector::Combined`] answers).
-fn combine(a: &Answers, high: bool, trust: f32) -> &str {
+fn combine<'a>(a: &'a Answers, second: &str, trust: f32) -> &'a str {
     if a.lid.score >= trust {
         return &a.lid.lang;
     }
-    let l = if high { &a.high } else { &a.low };
+    let l = a.second(second);
     if l.lang == classifiers::langid::UNDETERMINED {
         &a.lid.lang
     } else {
@@ -178,6 +195,14 @@ fn main() {
     let lid = Detector::fasttext(&model, 10_000).unwrap();
     let low = Lingua::shared(false);
     let high = Lingua::shared(true);
+    let t_build = std::time::Instant::now();
+    let ng = NgramLid::shared();
+    println!(
+        "n-gram table built in {:.1} s ({} entries, {:.0} MB)",
+        t_build.elapsed().as_secs_f64(),
+        ng.len(),
+        ng.bytes() as f64 / 1e6
+    );
     // CURATE_LANGID_EVERY=N keeps every Nth text of each set (a quick look in a debug build).
     let every: usize = std::env::var("CURATE_LANGID_EVERY")
         .ok()
@@ -220,6 +245,7 @@ fn main() {
                                     lid: lid.detect(t, &mut s),
                                     low: low.detect(t),
                                     high: high.detect(t),
+                                    ngram: ng.detect(t),
                                 },
                             )
                         })
@@ -254,11 +280,116 @@ fn main() {
         [a, b, c, (a + b + c) / 3.0]
     };
 
+    let hi_sent = means(&score(true, &|a| &a.high.lang))[0];
+    // The n-gram scorer's floor and back-off, on the tuning fold only: the highest three-set
+    // average among those whose sentence accuracy reaches lingua-high's.
+    println!("\ntuning fold (a fifth of every set): the n-gram scorer's floor and back-off");
+    println!(
+        "{:<22} {:>9} {:>9} {:>9} {:>9}",
+        "params", "sentences", "pairs", "words", "average"
+    );
+    let shipped = ngram::DEFAULT_PARAMS;
+    let mut grid_model = NgramLid::build(shipped);
+    let mut ng_pick: Option<((f32, f32), f64)> = None;
+    for floor in [-8.0f32, -10.0, -12.0, -15.0] {
+        for backoff in [0.0f32, -1.0, -2.0, -3.0] {
+            grid_model.set_scoring(ngram::Params {
+                floor,
+                backoff,
+                ..shipped
+            });
+            let t: Table = sets
+                .par_iter()
+                .map(|(code, kinds)| {
+                    let mut a = [0f64; 3];
+                    for (k, texts) in kinds.iter().enumerate() {
+                        let of: Vec<&String> = texts.iter().filter(|t| tuning(t)).collect();
+                        let ok = of
+                            .iter()
+                            .filter(|t| grid_model.detect(t).lang == *code)
+                            .count();
+                        a[k] = 100.0 * ok as f64 / of.len().max(1) as f64;
+                    }
+                    (code.clone(), a)
+                })
+                .collect();
+            let m = means(&t);
+            if m[0] >= hi_sent && ng_pick.is_none_or(|p| m[3] > p.1) {
+                ng_pick = Some(((floor, backoff), m[3]));
+            }
+            println!(
+                "{:<22} {:>9.2} {:>9.2} {:>9.2} {:>9.2}",
+                format!("floor {floor} back-off {backoff}"),
+                m[0],
+                m[1],
+                m[2],
+                m[3]
+            );
+        }
+    }
+    println!(
+        "chosen on the tuning fold: {} (shipped: floor {} back-off {}; lingua-high alone: sentences {hi_sent:.2})",
+        ng_pick.map_or("none reaches lingua-high".into(), |p| format!(
+            "floor {} back-off {}",
+            p.0 .0, p.0 .1
+        )),
+        shipped.floor,
+        shipped.backoff
+    );
+    // The confidence's sharpness: the lowest log loss of the true language's confidence on the
+    // tuning fold, with the shipped floor and back-off.
+    grid_model.set_scoring(shipped);
+    let tuning_ll: Vec<(usize, Vec<f32>, usize)> = sets
+        .par_iter()
+        .flat_map_iter(|(code, kinds)| {
+            let truth = grid_model.languages().iter().position(|c| c == code);
+            kinds
+                .iter()
+                .flatten()
+                .filter(|t| tuning(t))
+                .filter_map(|t| {
+                    let sc = grid_model.log_likelihoods(t)?;
+                    Some((truth?, sc.log_likelihoods, sc.terms))
+                })
+                .collect::<Vec<_>>()
+        })
+        .collect();
+    let mut sharp_pick = ((f32::NAN, f32::NAN), f64::INFINITY);
+    println!("confidence: log loss of the true language's confidence, tuning fold");
+    for exponent in [1.0f32, 0.5] {
+        print!("  length exponent {exponent}, sharpness:");
+        for sharpness in [0.25f32, 0.5, 1.0, 2.0, 5.0, 10.0, 20.0] {
+            let p = ngram::Params {
+                sharpness,
+                length_exponent: exponent,
+                ..shipped
+            };
+            let loss = tuning_ll
+                .iter()
+                .map(|(truth, ll, terms)| {
+                    -(ngram::confidences(ll, *terms, &p)[*truth].max(1e-9) as f64).ln()
+                })
+                .sum::<f64>()
+                / tuning_ll.len().max(1) as f64;
+            if loss < sharp_pick.1 {
+                sharp_pick = ((exponent, sharpness), loss);
+            }
+            print!(" {sharpness}: {loss:.4}");
+        }
+        println!();
+    }
+    println!(
+        "chosen on the tuning fold: length exponent {}, sharpness {} (shipped: {}, {})",
+        sharp_pick.0 .0, sharp_pick.0 .1, shipped.length_exponent, shipped.sharpness
+    );
+    drop(tuning_ll);
+    drop(grid_model);
+
     // The second opinion's choice, on the tuning fold only.
-    println!("\ntuning fold (a fifth of every set): lid.176 + lingua below a lid.176 probability");
+    println!("\ntuning fold: lid.176 + a second opinion below a lid.176 probability");
     println!(
         "{:<22} {:>9} {:>9} {:>9} {:>9} {:>10}",
-        "rule", "sentences", "pairs", "words", "average", "lingua on"
+        "rule", "sentences", "pairs", "words", "average", "2nd on"
     );
     let tune_total: usize = answers
         .values()
@@ -269,12 +400,11 @@ fn main() {
     // accuracy reaches lingua-high's and whose three-set average is within half a point of
     // the best threshold's, on the tuning fold.
     let trusts = [0.0f32, 0.3, 0.5, 0.7, 0.8, 0.9, 0.95, 0.99, 1.01];
-    let hi_sent = means(&score(true, &|a| &a.high.lang))[0];
-    let mut tuned = [DEFAULT_TRUST; 2];
-    for mode in [false, true] {
+    let mut tuned = [DEFAULT_TRUST, DEFAULT_TRUST, ngram::DEFAULT_TRUST];
+    for (mode, second) in SECONDS.iter().enumerate() {
         let grid: Vec<(f32, [f64; 4])> = trusts
             .iter()
-            .map(|&t| (t, means(&score(true, &|a| combine(a, mode, t)))))
+            .map(|&t| (t, means(&score(true, &|a| combine(a, second, t)))))
             .collect();
         let best = grid
             .iter()
@@ -285,7 +415,7 @@ fn main() {
             .find(|(_, m)| m[0] >= hi_sent && m[3] >= best - 0.5)
             .or_else(|| grid.iter().find(|(_, m)| m[3] >= best - 0.5))
             .map(|g| g.0);
-        tuned[mode as usize] = pick.unwrap_or(DEFAULT_TRUST);
+        tuned[mode] = pick.unwrap_or(tuned[mode]);
         for (trust, m) in &grid {
             let asked = answers
                 .values()
@@ -294,7 +424,7 @@ fn main() {
                 .count();
             println!(
                 "{:<22} {:>9.2} {:>9.2} {:>9.2} {:>9.2} {:>9.1}%",
-                format!("lingua-{} < {trust}", if mode { "high" } else { "low" }),
+                format!("{second} < {trust}"),
                 m[0],
                 m[1],
                 m[2],
@@ -303,17 +433,26 @@ fn main() {
             );
         }
     }
-    let (t_low, t_high) = (tuned[0], tuned[1]);
+    let (t_low, t_high, t_ngram) = (tuned[0], tuned[1], tuned[2]);
     println!(
-        "chosen on the tuning fold: lingua-low below {t_low}, lingua-high below {t_high} (classifiers' DEFAULT_TRUST: {DEFAULT_TRUST}; lingua-high alone: sentences {hi_sent:.2})"
+        "chosen on the tuning fold: lingua-low below {t_low}, lingua-high below {t_high}, ngram below {t_ngram} (shipped: lingua {DEFAULT_TRUST}, ngram {}; lingua-high alone: sentences {hi_sent:.2})",
+        ngram::DEFAULT_TRUST
     );
 
     // The evaluation folds.
     let columns: Vec<(&str, Table)> = vec![
-        ("lid176+lingua", score(false, &|a| combine(a, false, t_low))),
+        (
+            "lid176+ngram",
+            score(false, &|a| combine(a, "ngram", t_ngram)),
+        ),
+        ("ngram", score(false, &|a| &a.ngram.lang)),
+        (
+            "lid176+lingua",
+            score(false, &|a| combine(a, "lingua-low", t_low)),
+        ),
         (
             "lid176+lingua-high",
-            score(false, &|a| combine(a, true, t_high)),
+            score(false, &|a| combine(a, "lingua-high", t_high)),
         ),
         ("lid176", score(false, &|a| &a.lid.lang)),
         ("lingua-low", score(false, &|a| &a.low.lang)),
@@ -360,7 +499,12 @@ fn main() {
             m[0], m[1], m[2], m[3]
         );
     }
-    for ours in ["lid176+lingua", "lid176+lingua-high"] {
+    for ours in [
+        "lid176+ngram",
+        "ngram",
+        "lid176+lingua",
+        "lid176+lingua-high",
+    ] {
         let (o, lo, hi) = (m_of[ours], m_of["lingua-low"], m_of["lingua-high"]);
         println!(
             "targets for {ours}: sentences {:.2} >= lingua-high {:.2}: {}; three-set average {:.2} >= lingua-low {:.2}: {}",
@@ -371,6 +515,48 @@ fn main() {
             lo[3],
             if o[3] >= lo[3] { "met" } else { "NOT met" },
         );
+    }
+
+    // Calibration: the confidence against the share right, evaluation folds, all three sets.
+    println!(
+        "\ncalibration (evaluation folds, all three sets): texts and accuracy per confidence bin"
+    );
+    let bins = [0.0f32, 0.5, 0.8, 0.95, 0.99, 1.01];
+    for (name, trust) in [("ngram", 0.0f32), ("lid176+ngram", t_ngram)] {
+        print!("{name:<14}");
+        let mut per = vec![(0usize, 0usize); bins.len() - 1];
+        for (code, kinds) in &answers {
+            for (_, a) in kinds.iter().flatten().filter(|x| !x.0) {
+                // As `Detector::Combined` answers: lid.176 when sure, else the second opinion
+                // (lid.176's label if that says `und`; the larger score when both agree).
+                let (lang, score) = if name == "ngram" {
+                    (&a.ngram.lang, a.ngram.score)
+                } else if a.lid.score >= trust || a.ngram.lang == classifiers::langid::UNDETERMINED
+                {
+                    (&a.lid.lang, a.lid.score)
+                } else if a.ngram.lang == a.lid.lang {
+                    (&a.ngram.lang, a.ngram.score.max(a.lid.score))
+                } else {
+                    (&a.ngram.lang, a.ngram.score)
+                };
+                let b = bins.windows(2).position(|w| score >= w[0] && score < w[1]);
+                if let Some(b) = b {
+                    per[b].0 += 1;
+                    per[b].1 += (lang == code) as usize;
+                }
+            }
+        }
+        let all: usize = per.iter().map(|x| x.0).sum();
+        for (w, (n, ok)) in bins.windows(2).zip(&per) {
+            print!(
+                " | [{:.2},{:.2}) {:>5.1}% of texts, {:>5.1}% right",
+                w[0],
+                w[1].min(1.0),
+                100.0 * *n as f64 / all.max(1) as f64,
+                100.0 * *ok as f64 / (*n).max(1) as f64
+            );
+        }
+        println!();
     }
 
     // Speed on every 5th sentence of every language, one thread, best of 3 each.
@@ -386,13 +572,18 @@ fn main() {
         ("lid176", Detector::fasttext(&model, 10_000).unwrap()),
         ("lingua-low", Detector::Lingua(low.clone())),
         ("lingua-high", Detector::Lingua(high.clone())),
+        ("ngram", Detector::Ngram(ng.clone())),
+        (
+            "lid176+ngram",
+            Detector::combined(&model, 10_000, Second::Ngram(ng.clone()), t_ngram).unwrap(),
+        ),
         (
             "lid176+lingua",
-            Detector::combined(&model, 10_000, low.clone(), t_low).unwrap(),
+            Detector::combined(&model, 10_000, Second::Lingua(low.clone()), t_low).unwrap(),
         ),
         (
             "lid176+lingua-high",
-            Detector::combined(&model, 10_000, high.clone(), t_high).unwrap(),
+            Detector::combined(&model, 10_000, Second::Lingua(high.clone()), t_high).unwrap(),
         ),
     ];
     let mut s = Session::default();
@@ -419,6 +610,13 @@ fn main() {
             "  curate {name:<20} {r:>10.0} sentences/s wall {:>10.0} /s CPU {:>7.2} MB/s",
             sentences.len() as f64 / cpu,
             bytes as f64 / wall / 1e6
+        );
+    }
+    for ours in ["lid176+ngram", "ngram"] {
+        let r = rates[ours];
+        println!(
+            "  speed target for {ours}: {r:.0} >= 20,000 sentences/s per core: {}",
+            if r >= 20_000.0 { "met" } else { "NOT met" }
         );
     }
     let py = test_python()

@@ -1,10 +1,11 @@
 //! `classify.langid` (instance `[stages.langid]`): sets `lang` (ISO 639-1) and `lang_score` on
 //! every document, optionally the language mix of its lines, and drops documents outside an
-//! allowlist or below a confidence. Without `model` it uses the built-in detector (`whichlang`,
-//! 16 languages, no file needed); with `model = ".../lid.176.ftz"` fastText's 176 languages.
-//! `detector` picks another: `lingua` / `lingua-high` (75 languages, no file), or
-//! `lid176+lingua` / `lid176+lingua-high` (lid.176, and lingua on the texts whose lid.176
-//! probability is below `second_opinion_below`).
+//! allowlist or below a confidence. Without `model` it uses curate's n-gram detector (`ngram`,
+//! 75 languages, no file needed); with `model = ".../lid.176.ftz"` fastText's 176 languages,
+//! and the n-gram detector on the texts whose lid.176 probability is below
+//! `second_opinion_below` (`lid176+ngram`). `detector` picks another: `builtin` (`whichlang`, 16
+//! languages), `lid176` alone, `lingua` / `lingua-high` (the lingua crate, 75 languages, about
+//! 100x slower than `ngram`), or `lid176+lingua` / `lid176+lingua-high`.
 
 use std::cell::RefCell;
 use std::collections::BTreeMap;
@@ -18,7 +19,22 @@ use stages::{
     LANG_SIGNAL,
 };
 
-use super::Detector;
+use super::lingua_rs::Lingua;
+use super::ngram::NgramLid;
+use super::{Detector, Second};
+
+/// The `detector` values.
+const KINDS: [&str; 9] = [
+    "auto",
+    "builtin",
+    "lid176",
+    "ngram",
+    "lingua",
+    "lingua-high",
+    "lid176+ngram",
+    "lid176+lingua",
+    "lid176+lingua-high",
+];
 use crate::fasttext::Session;
 
 /// `[stages.langid]`.
@@ -26,14 +42,13 @@ use crate::fasttext::Session;
 #[serde(deny_unknown_fields)]
 pub struct LangIdConfig {
     /// A fastText language-ID model (`lid.176.bin` or `.ftz`), relative to the config file.
-    /// Without it, the built-in detector (16 languages: ar de en es fr hi it ja ko nl pt ru sv
-    /// tr vi zh).
+    /// Without it, curate's n-gram detector (75 languages).
     pub model: Option<String>,
-    /// `auto` (default: `lid176` with a model, else `builtin`), `builtin`, `lid176`, `lingua`,
-    /// `lingua-high`, `lid176+lingua`, `lid176+lingua-high`.
+    /// `auto` (default: `lid176+ngram` with a model, else `ngram`), `builtin`, `lid176`,
+    /// `ngram`, `lingua`, `lingua-high`, `lid176+ngram`, `lid176+lingua`, `lid176+lingua-high`.
     #[serde(default)]
     pub detector: Option<String>,
-    /// With `lid176+lingua*`: lingua answers when lid.176's probability is below this.
+    /// With `lid176+*`: the second opinion answers when lid.176's probability is below this.
     #[serde(default)]
     pub second_opinion_below: Option<f64>,
     /// Keep only documents in these languages (drop reason `language_not_allowed`).
@@ -107,14 +122,14 @@ fn build(args: &StageArgs) -> Result<Built, ConfigError> {
         .map(|m| args.resolve_path("model", m))
         .transpose()?;
     let kind = match cfg.detector.as_deref().unwrap_or("auto") {
-        "auto" if path.is_some() => "lid176",
-        "auto" => "builtin",
-        k @ ("builtin" | "lid176" | "lingua" | "lingua-high" | "lid176+lingua"
-        | "lid176+lingua-high") => k,
+        "auto" if path.is_some() => "lid176+ngram",
+        "auto" => "ngram",
+        k @ ("builtin" | "lid176" | "ngram" | "lingua" | "lingua-high" | "lid176+ngram"
+        | "lid176+lingua" | "lid176+lingua-high") => k,
         other => {
             return Err(ConfigError::new(
                 "detector",
-                format!("{other:?}: expected auto, builtin, lid176, lingua, lingua-high, lid176+lingua or lid176+lingua-high"),
+                format!("{other:?}: expected one of {}", KINDS.join(", ")),
             ))
         }
     };
@@ -127,28 +142,35 @@ fn build(args: &StageArgs) -> Result<Built, ConfigError> {
     if cfg.second_opinion_below.is_some() && !kind.starts_with("lid176+") {
         return Err(ConfigError::new(
             "second_opinion_below",
-            "only for detector = \"lid176+lingua\" or \"lid176+lingua-high\"",
+            "only for detector = \"lid176+ngram\", \"lid176+lingua\" or \"lid176+lingua-high\"",
         ));
     }
     let load = |p: &std::path::Path| -> Result<Detector, ConfigError> {
-        match kind {
-            "lid176" => Detector::fasttext(p, cfg.max_chars),
-            _ => Detector::combined(
-                p,
-                cfg.max_chars,
-                super::lingua_rs::Lingua::shared(kind.ends_with("-high")),
-                cfg.second_opinion_below
-                    .map_or(super::lingua_rs::DEFAULT_TRUST, |v| v as f32),
+        let (second, trust) = match kind {
+            "lid176" => {
+                return Detector::fasttext(p, cfg.max_chars)
+                    .map_err(|e| ConfigError::new("model", e.to_string()))
+            }
+            "lid176+ngram" => (
+                Second::Ngram(NgramLid::shared()),
+                super::ngram::DEFAULT_TRUST,
             ),
-        }
-        .map_err(|e| ConfigError::new("model", e.to_string()))
+            _ => (
+                Second::Lingua(Lingua::shared(kind.ends_with("-high"))),
+                super::lingua_rs::DEFAULT_TRUST,
+            ),
+        };
+        let trust = cfg.second_opinion_below.map_or(trust, |v| v as f32);
+        Detector::combined(p, cfg.max_chars, second, trust)
+            .map_err(|e| ConfigError::new("model", e.to_string()))
     };
     let detector = match (args.purpose, &path) {
         (Purpose::Select, _) => None,
         (Purpose::Run, _) if kind == "builtin" => Some(Detector::Builtin),
-        (Purpose::Run, _) if kind.starts_with("lingua") => Some(Detector::Lingua(
-            super::lingua_rs::Lingua::shared(kind == "lingua-high"),
-        )),
+        (Purpose::Run, _) if kind == "ngram" => Some(Detector::Ngram(NgramLid::shared())),
+        (Purpose::Run, _) if kind.starts_with("lingua") => {
+            Some(Detector::Lingua(Lingua::shared(kind == "lingua-high")))
+        }
         (Purpose::Run, Some(p)) => Some(load(p)?),
         (Purpose::Run, None) => unreachable!("checked above"),
     };
