@@ -20,7 +20,7 @@ use std::path::Path;
 use classifiers::fasttext::Session;
 use classifiers::langid::lingua_rs::{Lingua, DEFAULT_TRUST};
 use classifiers::langid::ngram::{self, NgramLid};
-use classifiers::langid::{Detection, Detector, Second};
+use classifiers::langid::{merge_second_opinion, Detection, Detector, Second};
 use curate_benches::{best_of, peer_python, run_peer, shared_dir, test_python};
 use rayon::prelude::*;
 
@@ -168,16 +168,11 @@ impl Answers {
 
 /// lid.176's answer when its probability reaches `trust`, else the second opinion's (as
 /// [`Detector::Combined`] answers).
-fn combine<'a>(a: &'a Answers, second: &str, trust: f32) -> &'a str {
+fn combine<'a>(a: &'a Answers, second: &str, trust: f32) -> (&'a str, f32) {
     if a.lid.score >= trust {
-        return &a.lid.lang;
+        return (&a.lid.lang, a.lid.score);
     }
-    let l = a.second(second);
-    if l.lang == classifiers::langid::UNDETERMINED {
-        &a.lid.lang
-    } else {
-        &l.lang
-    }
+    merge_second_opinion(&a.lid, a.second(second))
 }
 
 /// Per language: accuracy (%) for sentences, pairs, words.
@@ -404,7 +399,7 @@ fn main() {
     for (mode, second) in SECONDS.iter().enumerate() {
         let grid: Vec<(f32, [f64; 4])> = trusts
             .iter()
-            .map(|&t| (t, means(&score(true, &|a| combine(a, second, t)))))
+            .map(|&t| (t, means(&score(true, &|a| combine(a, second, t).0))))
             .collect();
         let best = grid
             .iter()
@@ -443,16 +438,16 @@ fn main() {
     let columns: Vec<(&str, Table)> = vec![
         (
             "lid176+ngram",
-            score(false, &|a| combine(a, "ngram", t_ngram)),
+            score(false, &|a| combine(a, "ngram", t_ngram).0),
         ),
         ("ngram", score(false, &|a| &a.ngram.lang)),
         (
             "lid176+lingua",
-            score(false, &|a| combine(a, "lingua-low", t_low)),
+            score(false, &|a| combine(a, "lingua-low", t_low).0),
         ),
         (
             "lid176+lingua-high",
-            score(false, &|a| combine(a, "lingua-high", t_high)),
+            score(false, &|a| combine(a, "lingua-high", t_high).0),
         ),
         ("lid176", score(false, &|a| &a.lid.lang)),
         ("lingua-low", score(false, &|a| &a.low.lang)),
@@ -527,17 +522,10 @@ fn main() {
         let mut per = vec![(0usize, 0usize); bins.len() - 1];
         for (code, kinds) in &answers {
             for (_, a) in kinds.iter().flatten().filter(|x| !x.0) {
-                // As `Detector::Combined` answers: lid.176 when sure, else the second opinion
-                // (lid.176's label if that says `und`; the larger score when both agree).
                 let (lang, score) = if name == "ngram" {
-                    (&a.ngram.lang, a.ngram.score)
-                } else if a.lid.score >= trust || a.ngram.lang == classifiers::langid::UNDETERMINED
-                {
-                    (&a.lid.lang, a.lid.score)
-                } else if a.ngram.lang == a.lid.lang {
-                    (&a.ngram.lang, a.ngram.score.max(a.lid.score))
+                    (a.ngram.lang.as_str(), a.ngram.score)
                 } else {
-                    (&a.ngram.lang, a.ngram.score)
+                    combine(a, "ngram", trust)
                 };
                 let b = bins.windows(2).position(|w| score >= w[0] && score < w[1]);
                 if let Some(b) = b {

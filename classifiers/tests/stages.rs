@@ -231,14 +231,7 @@ fn builtin_langid() {
 
 #[test]
 fn builtin_langid_scores_follow_length_and_agreement() {
-    let s = build(
-        "classify.langid",
-        "langid",
-        "detector = \"builtin\"\nmin_score = 0.9",
-        Path::new("."),
-        Purpose::Run,
-    )
-    .unwrap();
+    let s = build_langid("detector = \"builtin\"\nmin_score = 0.9").unwrap();
     let score = |text: &str| {
         let mut d = Document::new("x", text);
         s.process(&mut d);
@@ -271,14 +264,7 @@ fn lid176_langid() {
         "model = {:?}\nlanguages = [\"pl\", \"nb\", \"uk\"]\nmin_score = 0.5",
         model.to_str().unwrap()
     );
-    let s = build(
-        "classify.langid",
-        "langid",
-        &toml,
-        Path::new("."),
-        Purpose::Run,
-    )
-    .unwrap();
+    let s = build_langid(&toml).unwrap();
     for (text, lang, verdict) in [
         (
             "Szybki brązowy lis przeskakuje nad leniwym psem w pobliżu rzeki.",
@@ -367,24 +353,14 @@ fn every_dirty_word_list_is_reached_from_detector_codes() {
         assert_eq!(list_code(code, |x| lists.contains_key(x)).unwrap(), list);
     }
 
-    let lang = build(
-        "classify.langid",
-        "langid",
-        &format!("model = {:?}", model.to_str().unwrap()),
-        Path::new("."),
-        Purpose::Run,
-    )
-    .unwrap();
+    let lang = build_langid(&format!("model = {:?}", model.to_str().unwrap())).unwrap();
     let dirty = build_stage(
         &stages::safety::dirty_words::DEF,
         &format!("lists_dir = {:?}", lists_dir.to_str().unwrap()),
     );
     for set in ["nb", "nn"] {
-        let f = std::fs::File::open(lingua.join(set).join("sentences.txt.gz")).unwrap();
-        let mut text = String::new();
-        std::io::Read::read_to_string(&mut flate2::read::GzDecoder::new(f), &mut text).unwrap();
         let (mut norwegian, mut counted) = (0, 0);
-        for sentence in text.lines().take(200) {
+        for sentence in lingua_lines(&lingua, set, "sentences", 200) {
             let mut d = Document::new("x", format!("{sentence} Faen!"));
             lang.process(&mut d);
             if !matches!(d.lang(), Some("nb" | "nn" | "no")) {
@@ -401,6 +377,25 @@ fn every_dirty_word_list_is_reached_from_detector_codes() {
         );
         assert_eq!(counted, norwegian, "{set}");
     }
+}
+
+/// The first `n` lines of one lingua test set (`sentences`, `word-pairs`, `single-words`).
+fn lingua_lines(dir: &Path, lang: &str, set: &str, n: usize) -> Vec<String> {
+    let f = std::fs::File::open(dir.join(lang).join(format!("{set}.txt.gz"))).unwrap();
+    let mut t = String::new();
+    std::io::Read::read_to_string(&mut flate2::read::GzDecoder::new(f), &mut t).unwrap();
+    t.lines().take(n).map(str::to_string).collect()
+}
+
+/// A `classify.langid` stage for a run, configured by `toml`.
+fn build_langid(toml: &str) -> Result<Box<dyn Stage>, stages::ConfigError> {
+    build(
+        "classify.langid",
+        "langid",
+        toml,
+        Path::new("."),
+        Purpose::Run,
+    )
 }
 
 fn build_stage(def: &stages::StageDef, toml: &str) -> Box<dyn Stage> {
@@ -432,12 +427,7 @@ fn lid176_says_und_when_short_or_mixed() {
         testkit::skip("../shared lid.176 or lingua-testdata is absent");
         return;
     };
-    let read = |lang: &str, set: &str| -> Vec<String> {
-        let f = std::fs::File::open(lingua.join(lang).join(format!("{set}.txt.gz"))).unwrap();
-        let mut t = String::new();
-        std::io::Read::read_to_string(&mut flate2::read::GzDecoder::new(f), &mut t).unwrap();
-        t.lines().take(100).map(str::to_string).collect()
-    };
+    let read = |lang: &str, set: &str| lingua_lines(&lingua, lang, set, 100);
     let langs = ["de", "fr", "es", "pl", "cs", "ru", "ja", "id", "tr", "sv"];
     let (mut words, mut sentences, mut single, mut mixed) = (vec![], vec![], vec![], vec![]);
     let sents: Vec<Vec<String>> = langs.iter().map(|l| read(l, "sentences")).collect();
@@ -451,16 +441,10 @@ fn lid176_says_und_when_short_or_mixed() {
         }
     }
     for detector in ["lid176", "lid176+ngram"] {
-        let s = build(
-            "classify.langid",
-            "langid",
-            &format!(
-                "model = {:?}\ndetector = {detector:?}\nmin_letters = 20\nund_below = 0.5",
-                model.to_str().unwrap()
-            ),
-            Path::new("."),
-            Purpose::Run,
-        )
+        let s = build_langid(&format!(
+            "model = {:?}\ndetector = {detector:?}\nmin_letters = 20\nund_below = 0.5",
+            model.to_str().unwrap()
+        ))
         .unwrap();
         let und_rate = |texts: &[String]| {
             let und = texts
@@ -486,15 +470,7 @@ fn lid176_says_und_when_short_or_mixed() {
         assert!(mi > si + 0.15, "{detector}: {mi} vs {si}");
     }
     // The threshold is a setting: out of range is a configuration error naming it.
-    let e = build(
-        "classify.langid",
-        "langid",
-        "und_below = 1.5",
-        Path::new("."),
-        Purpose::Run,
-    )
-    .err()
-    .unwrap();
+    let e = build_langid("und_below = 1.5").err().unwrap();
     assert_eq!(e.key, "und_below");
 }
 
@@ -512,22 +488,8 @@ fn lingua_alone_and_as_second_opinion() {
         testkit::skip("../shared lid.176 or lingua-testdata is absent");
         return;
     };
-    let read = |lang: &str, set: &str| -> Vec<String> {
-        let f = std::fs::File::open(lingua.join(lang).join(format!("{set}.txt.gz"))).unwrap();
-        let mut t = String::new();
-        std::io::Read::read_to_string(&mut flate2::read::GzDecoder::new(f), &mut t).unwrap();
-        t.lines().take(60).map(str::to_string).collect()
-    };
-    let stage = |toml: &str| {
-        build(
-            "classify.langid",
-            "langid",
-            toml,
-            Path::new("."),
-            Purpose::Run,
-        )
-        .unwrap()
-    };
+    let read = |lang: &str, set: &str| lingua_lines(&lingua, lang, set, 60);
+    let stage = |toml: &str| build_langid(toml).unwrap();
     let m = model.to_str().unwrap();
     let lingua_high = stage("detector = \"lingua-high\"");
     let lid = stage(&format!("model = {m:?}\ndetector = \"lid176\""));
@@ -571,18 +533,7 @@ fn lingua_alone_and_as_second_opinion() {
         "sentences: {sent:?}"
     );
     assert!(pairs[2] > pairs[1] + 0.1, "word pairs: {pairs:?}");
-    let err = |toml: &str| {
-        build(
-            "classify.langid",
-            "langid",
-            toml,
-            Path::new("."),
-            Purpose::Run,
-        )
-        .err()
-        .unwrap()
-        .key
-    };
+    let err = |toml: &str| build_langid(toml).err().unwrap().key;
     assert_eq!(err("detector = \"cld3\""), "detector");
     assert_eq!(err("detector = \"lid176+lingua\""), "model");
     assert_eq!(
@@ -610,22 +561,8 @@ fn ngram_detector_matches_lingua_on_real_text() {
         testkit::skip("../shared lid.176 or lingua-testdata is absent");
         return;
     };
-    let read = |lang: &str, set: &str| -> Vec<String> {
-        let f = std::fs::File::open(lingua.join(lang).join(format!("{set}.txt.gz"))).unwrap();
-        let mut t = String::new();
-        std::io::Read::read_to_string(&mut flate2::read::GzDecoder::new(f), &mut t).unwrap();
-        t.lines().take(40).map(str::to_string).collect()
-    };
-    let stage = |toml: &str| {
-        build(
-            "classify.langid",
-            "langid",
-            toml,
-            Path::new("."),
-            Purpose::Run,
-        )
-        .unwrap()
-    };
+    let read = |lang: &str, set: &str| lingua_lines(&lingua, lang, set, 40);
+    let stage = |toml: &str| build_langid(toml).unwrap();
     let m = model.to_str().unwrap();
     let ngram = stage("");
     let lingua_high = stage("detector = \"lingua-high\"");
@@ -697,15 +634,7 @@ fn ngram_detector_matches_lingua_on_real_text() {
         answer(ngram.as_ref(), "1234 5678 !!! ---"),
         ("und".into(), 0.0)
     );
-    let e = build(
-        "classify.langid",
-        "langid",
-        "detector = \"lid176+ngram\"",
-        Path::new("."),
-        Purpose::Run,
-    )
-    .err()
-    .unwrap();
+    let e = build_langid("detector = \"lid176+ngram\"").err().unwrap();
     assert_eq!(e.key, "model");
 }
 

@@ -19,9 +19,7 @@ use super::{Detection, UNDETERMINED};
 /// average is within half a point of the best).
 pub const DEFAULT_TRUST: f32 = 0.9;
 
-/// lingua reads at most this many characters of a text: its cost grows with the length, and a
-/// page's first thousand characters say its language as well as the whole.
-pub const MAX_CHARS: usize = 1000;
+use super::SECOND_OPINION_MAX_CHARS as MAX_CHARS;
 
 /// A lingua detector over all its languages, with curate's codes.
 pub struct Lingua {

@@ -181,20 +181,31 @@ impl Detector {
                     return first;
                 }
                 let second = opinion.detect(text);
-                if second.lang == UNDETERMINED {
-                    first
-                } else if second.lang == first.lang {
-                    Detection {
-                        score: second.score.max(first.score),
-                        ..second
-                    }
-                } else {
-                    second
+                let (lang, score) = merge_second_opinion(&first, &second);
+                Detection {
+                    lang: lang.to_string(),
+                    score,
                 }
             }
         }
     }
 }
+
+/// The answer of [`Detector::Combined`] once lid.176 (`first`) was below its trust: the second
+/// opinion's, unless that says `und`; the larger of the two scores when they agree.
+pub fn merge_second_opinion<'a>(first: &'a Detection, second: &'a Detection) -> (&'a str, f32) {
+    if second.lang == UNDETERMINED {
+        (&first.lang, first.score)
+    } else if second.lang == first.lang {
+        (&second.lang, second.score.max(first.score))
+    } else {
+        (&second.lang, second.score)
+    }
+}
+
+/// A second opinion reads at most this many characters of a text: a page's first thousand say
+/// its language as well as the whole, and its cost grows with the length.
+pub const SECOND_OPINION_MAX_CHARS: usize = 1000;
 
 /// lid.176's top label and its probability.
 fn fasttext_top(

@@ -7,21 +7,23 @@
 //! carries anyway. lingua looks each n-gram up in every language's FST in turn; here all of them
 //! are read once into one table keyed by n-gram, so one lookup gives every language's value.
 //!
-//! The scoring is curate's own: per language, a back-off character Markov model. For every letter
-//! and every order `k` up to [`Params::max_order`] whose `k`-gram ending at the letter fits in its
-//! word, the language contributes the log probability of the longest suffix (at most `k` long) it
-//! has, plus [`Params::backoff`] (negative) per order it had to drop, or [`Params::floor`] when it
-//! does not know the letter at all. Han, Hiragana and Katakana characters are words of their own (lingua's
-//! models hold them as unigrams). The confidence is a softmax over the mean log likelihood per
-//! term, fitted (see [`Params::sharpness`]). The parameters were chosen on the tuning fifth of the lingua
-//! test sets (`benches/benches/langid.rs` prints the grids); published figures are on the rest.
+//! The scoring is curate's own: per language, a back-off character Markov model. For every
+//! letter and every order `k` up to [`Params::max_order`] whose `k`-gram ending at the letter
+//! fits in its word, the language contributes the log probability of the longest suffix (at most
+//! `k` long) it has, plus [`Params::backoff`] (negative) per order it had to drop, or
+//! [`Params::floor`] when it does not know the letter at all. Han, Hiragana and Katakana
+//! characters are words of their own (lingua's models hold them as unigrams). The confidence is
+//! a softmax over the summed log likelihoods scaled by the length (see [`Params::sharpness`]),
+//! times the share of the text's segments that agree ([`Scores::agreement`]). The parameters
+//! were chosen on the tuning fifth of the lingua test sets (`benches/benches/langid.rs` prints
+//! the grids); published figures are on the rest.
 
 use std::sync::{Arc, OnceLock};
 
 use fst::Streamer;
 use rayon::prelude::*;
 
-use super::{Detection, UNDETERMINED};
+use super::{Detection, SECOND_OPINION_MAX_CHARS as MAX_CHARS, UNDETERMINED};
 
 /// Scoring parameters (see the module docs).
 #[derive(Clone, Copy, Debug, PartialEq)]
@@ -54,10 +56,6 @@ pub const DEFAULT_PARAMS: Params = Params {
 /// Below this lid.176 probability `lid176+ngram` asks the n-gram detector (tuning fold, see the
 /// module docs).
 pub const DEFAULT_TRUST: f32 = 0.95;
-
-/// The detector reads at most this many characters of a text (a page's first thousand say its
-/// language as well as the whole, and the cost grows with the length).
-pub const MAX_CHARS: usize = 1000;
 
 /// Bits of an entry: key (high), a dense-row flag, then either language and quantized log
 /// probability or the index of a dense row (low 20 bits).
