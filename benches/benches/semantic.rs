@@ -7,11 +7,13 @@
 //!    (`sha1(group) % 4 == 0`) left out ("distilled"), and the same fitted to MiniLM's
 //!    embeddings of windows of training text disjoint from the evaluation set (step 5,
 //!    [`fit_set`]; "fitted", one per `FIT_LAMBDA` value); or `STATIC_MODEL=DIR` names a model.
-//!    Knobs: `FIT_WINDOWS`, `FIT_MIXED`, `FIT_ITERATIONS`, `DIMS`, `FIT_CLASS_DOCS`;
+//!    Knobs: `FIT_WINDOWS`, `FIT_MIXED`, `FIT_PER_TEXT`, `FIT_ITERATIONS`, `DIMS`,
+//!    `FIT_CLASS_DOCS`, `FIT_CLEANEVAL=1` (CleanEval's gold texts join the fit texts),
+//!    `FIT_LINGUA=1` (so do the language-ID test sentences, 25 to a text);
 //!    `DISTILL_CACHE=DIR` keeps MiniLM's outputs between runs; `SKIP_SPEED=1`.
 //! 2. **Evaluation set** (seeded, rebuilt the same each run):
 //!    - the near-duplicate set of `curate_benches::neardup` from the 1,080 real extracted pages of
-//!      `../shared/data/corpora` (the first `EVAL_BASES`, default 400, bases of 200+ words; one
+//!      `../shared/data/corpora` (the first `EVAL_BASES`, default 1,000, bases of 200+ words; one
 //!      variant each by word edits, inserted or deleted runs, template boilerplate lines, or a
 //!      mix, at Jaccard 0.2 to 1);
 //!    - a *rewrite* of every third base: its sentences reordered (first one kept), one in five
@@ -133,24 +135,36 @@ fn rewrite(text: &str, seed: u64) -> String {
 struct Eval {
     texts: Vec<String>,
     groups: Vec<u64>,
+    /// What each document is: `base`, the variant's change (`edit`, `insert`, `delete`,
+    /// `boilerplate`, `mixed`), `rewrite` or `negative`.
+    kinds: Vec<&'static str>,
 }
 
 fn eval_set(shared: &Path) -> Eval {
     let pages = neardup::read_texts(&shared.join("data/corpora/warc-extracted-texts.jsonl.gz"))
         .expect("warc-extracted texts");
-    // EVAL_BASES bases (default 400): every pair is compared, and MiniLM embeds them all.
+    // EVAL_BASES bases (default 1,000: ~150 MiniLM pairs at 0.95 per half; at 400 there were
+    // 55 and 65, so one pair moved recall by 1.5 points): every pair is compared, and MiniLM
+    // embeds every document (~100 s).
     let bases: usize = std::env::var("EVAL_BASES")
         .ok()
         .and_then(|v| v.parse().ok())
-        .unwrap_or(400);
+        .unwrap_or(1000);
     let set = neardup::build(&pages, 20240723, bases);
     let mut texts = Vec::new();
     let mut groups = Vec::new();
+    let mut kinds = Vec::new();
     let group_of = |id: &str| id[1..].parse::<u64>().unwrap();
+    let ops: std::collections::HashMap<&str, &'static str> = set
+        .pairs
+        .iter()
+        .map(|p| (p.variant.as_str(), p.op))
+        .collect();
     let mut bases = Vec::new();
     for (id, t) in &set.docs {
         texts.push(t.clone());
         groups.push(group_of(id));
+        kinds.push(ops.get(id.as_str()).copied().unwrap_or("base"));
         if id.starts_with('b') {
             bases.push((group_of(id), t.clone()));
         }
@@ -159,6 +173,7 @@ fn eval_set(shared: &Path) -> Eval {
     for (g, t) in bases.iter().step_by(3) {
         texts.push(rewrite(t, *g));
         groups.push(*g);
+        kinds.push("rewrite");
     }
     let mut negs = class_docs(shared, CLASS_FILES);
     negs.retain(|(_, g, _)| sha1_prefix32(g) % 4 != 0);
@@ -166,8 +181,13 @@ fn eval_set(shared: &Path) -> Eval {
     for (i, (_, _, t)) in negs.into_iter().take(300).enumerate() {
         texts.push(t);
         groups.push(1_000_000 + i as u64);
+        kinds.push("negative");
     }
-    Eval { texts, groups }
+    Eval {
+        texts,
+        groups,
+        kinds,
+    }
 }
 
 /// Training text for the fit (step 5), disjoint from the evaluation set: the corpus pages
@@ -207,10 +227,71 @@ fn fit_set(shared: &Path, eval: &Eval) -> Vec<String> {
     docs.retain(|(_, g, _)| sha1_prefix32(g) % 4 != 0 && !neg_groups.contains(g));
     docs.sort_by_cached_key(|(id, _, _)| mix64(sha1_prefix32(id) as u64 ^ 0x5eed));
     out.extend(docs.into_iter().take(n).map(|d| d.2));
+    let class = out.len() - pages;
+    // FIT_CLEANEVAL=1: also CleanEval's hand-cleaned page texts (web pages of many sites,
+    // mostly English; nothing the evaluation reads), markers and the URL line dropped.
+    if std::env::var_os("FIT_CLEANEVAL").is_some() {
+        let dir = shared.join("data/extraction/cleaneval-final/gold");
+        let mut files: Vec<PathBuf> = std::fs::read_dir(&dir)
+            .expect("cleaneval gold")
+            .map(|e| e.unwrap().path())
+            .collect();
+        files.sort();
+        let before = out.len();
+        for f in files {
+            let mut raw = Vec::new();
+            use std::io::Read;
+            flate2::read::GzDecoder::new(std::fs::File::open(&f).unwrap())
+                .read_to_end(&mut raw)
+                .unwrap();
+            let text: Vec<String> = String::from_utf8_lossy(&raw)
+                .lines()
+                .filter(|l| !l.starts_with("URL:"))
+                .map(|l| {
+                    l.replace("<p>", " ")
+                        .replace("<h>", " ")
+                        .replace("<l>", " ")
+                        .split_whitespace()
+                        .collect::<Vec<_>>()
+                        .join(" ")
+                })
+                .filter(|l| !l.is_empty())
+                .collect();
+            if text.len() > 2 {
+                out.push(text.join("\n"));
+            }
+        }
+        println!("fit texts: {} CleanEval gold texts", out.len() - before);
+    }
+    // FIT_LINGUA=1: also the language-ID test sentences of 75 languages (Leipzig web
+    // sentences; nothing the evaluation reads), 25 sentences of one language to a text, so the
+    // fit sees how MiniLM weighs text in languages other than English.
+    if std::env::var_os("FIT_LINGUA").is_some() {
+        let dir = shared.join("data/langid/lingua-testdata");
+        let mut langs: Vec<PathBuf> = std::fs::read_dir(&dir)
+            .expect("lingua testdata")
+            .map(|e| e.unwrap().path())
+            .collect();
+        langs.sort();
+        let before = out.len();
+        for l in langs {
+            let mut raw = String::new();
+            use std::io::Read;
+            flate2::read::GzDecoder::new(std::fs::File::open(l.join("sentences.txt.gz")).unwrap())
+                .read_to_string(&mut raw)
+                .unwrap();
+            let lines: Vec<&str> = raw.lines().filter(|l| !l.trim().is_empty()).collect();
+            out.extend(lines.chunks(25).map(|c| c.join(" ")));
+        }
+        println!(
+            "fit texts: {} texts of language-ID sentences",
+            out.len() - before
+        );
+    }
     println!(
         "fit texts: {pages} corpus pages sharing no line with the evaluation set, {} classifier \
          train documents (not validation, not the negatives' groups)",
-        out.len() - pages
+        class
     );
     out
 }
@@ -227,6 +308,11 @@ struct EvalPair {
     stat: f32,
     same: bool,
     english: bool,
+    /// For a constructed duplicate, what the non-base side is (`rewrite` against the variant:
+    /// `variant/rewrite`); `different` otherwise.
+    kind: &'static str,
+    /// The two documents (indices into the evaluation texts).
+    docs: (u32, u32),
     /// Sub-fold of half A (both documents' groups in sub-fold 0 or 1; 2: across), for
     /// choosing settings by cross-validation inside the calibration half.
     fold: u8,
@@ -284,6 +370,7 @@ fn is_english(t: &str) -> bool {
 /// of half B at its own threshold.
 fn agreement(
     name: &str,
+    texts: &[String],
     a: &[EvalPair],
     b: &[EvalPair],
     cal: f64,
@@ -360,6 +447,59 @@ fn agreement(
             dup_rec(&|p: &EvalPair| p.stat >= ts),
             cv.0,
             100.0 * cv.1,
+        );
+        if tm == 0.95 {
+            breakdown(texts, &b, tm, ts);
+        }
+    }
+}
+
+/// The kind of a pair of documents (see [`EvalPair::kind`]).
+fn pair_kind(a: &'static str, b: &'static str, same: bool) -> &'static str {
+    if !same {
+        return "different";
+    }
+    match (a, b) {
+        ("base", k) | (k, "base") => k,
+        _ => "variant/rewrite",
+    }
+}
+
+/// Half B's MiniLM pairs at `tm` missed at static threshold `ts`, and the flagged pairs below
+/// 0.80 under MiniLM, by pair kind: where the two models part.
+fn breakdown(texts: &[String], b: &[&EvalPair], tm: f32, ts: f32) {
+    let mut kinds: Vec<&str> = b.iter().map(|p| p.kind).collect();
+    kinds.sort_unstable();
+    kinds.dedup();
+    let mut line = String::from("   by kind (MiniLM pairs, missed; flagged, < 0.80):");
+    for k in kinds {
+        let of = |f: &dyn Fn(&EvalPair) -> bool| b.iter().filter(|p| p.kind == k && f(p)).count();
+        let pos = of(&|p| p.minilm >= tm);
+        let missed = of(&|p| p.minilm >= tm && p.stat < ts);
+        let flagged = of(&|p| p.stat >= ts);
+        let low = of(&|p| p.stat >= ts && p.minilm < 0.8);
+        if pos + flagged > 0 {
+            line.push_str(&format!(" {k} {pos}, {missed}; {flagged}, {low} |"));
+        }
+    }
+    println!("{line}");
+    // EXAMPLES=N: the first N flagged pairs of different documents below 0.80 under MiniLM.
+    let n: usize = std::env::var("EXAMPLES")
+        .ok()
+        .and_then(|v| v.parse().ok())
+        .unwrap_or(0);
+    let head = |t: &str| t.chars().take(160).collect::<String>().replace('\n', " / ");
+    for p in b
+        .iter()
+        .filter(|p| p.kind == "different" && p.stat >= ts && p.minilm < 0.8)
+        .take(n)
+    {
+        println!(
+            "   static {:.3} MiniLM {:.3}\n     [{}]\n     [{}]",
+            p.stat,
+            p.minilm,
+            head(&texts[p.docs.0 as usize]),
+            head(&texts[p.docs.1 as usize])
         );
     }
 }
@@ -458,6 +598,9 @@ fn main() {
             }
             if let Some(m) = env("FIT_MIXED") {
                 opts.fit.mixed = m as usize;
+            }
+            if let Some(p) = env("FIT_PER_TEXT") {
+                opts.fit.per_text = p as usize;
             }
             if let Some(i) = env("FIT_ITERATIONS") {
                 opts.fit.iterations = i as usize;
@@ -618,6 +761,12 @@ fn main() {
                         stat: dot(&es[i], &es[j]),
                         same: eval.groups[i] == eval.groups[j],
                         english: english[i] && english[j],
+                        kind: pair_kind(
+                            eval.kinds[i],
+                            eval.kinds[j],
+                            eval.groups[i] == eval.groups[j],
+                        ),
+                        docs: (i as u32, j as u32),
                         fold: if sub[i] == sub[j] { sub[i] } else { 2 },
                     });
                 }
@@ -632,8 +781,11 @@ fn main() {
         );
         for &cal in &cals {
             println!("\n-- static threshold calibrated for {cal:.2} of MiniLM's half-A pairs");
-            agreement("all pairs", &pairs[1], &pairs[0], cal, |_| true);
-            agreement("English pairs", &pairs[1], &pairs[0], cal, |p| p.english);
+            let texts = &eval.texts[..];
+            agreement("all pairs", texts, &pairs[1], &pairs[0], cal, |_| true);
+            agreement("English pairs", texts, &pairs[1], &pairs[0], cal, |p| {
+                p.english
+            });
         }
     }
 
