@@ -350,7 +350,8 @@ proptest! {
     fn random_markup_never_panics(parts in proptest::collection::vec(0..PIECES.len(), 0..200)) {
         let html: String = parts.iter().map(|&i| PIECES[i]).collect();
         let t = Instant::now();
-        let _ = extractor("").extract(&html);
+        // With the restore on: the default path and the restore's walk and features.
+        let _ = extractor("restore = true").extract(&html);
         prop_assert!(t.elapsed() < Duration::from_secs(2));
     }
 
@@ -366,8 +367,10 @@ proptest! {
             html.replace_range(at..end, PIECES[piece]);
         }
         let t = Instant::now();
-        let _ = extractor("").extract(&html);
+        let _ = extractor("restore = true").extract(&html);
         prop_assert!(t.elapsed() < Duration::from_secs(2));
+        // Training's view (every line placed, the restore's candidates with features).
+        let _ = extractor("").collecting_lines().extract(&html);
     }
 
     #[test]
@@ -1160,4 +1163,31 @@ fn the_restore_model_file_round_trips_and_training_is_deterministic() {
     for (l, e) in lines.iter().zip(&examples) {
         assert_eq!(a.prob(&l.x) >= 0.5, e.content, "{}", l.text);
     }
+}
+
+#[test]
+fn every_line_of_the_page_is_placed_where_extraction_left_it() {
+    use super::content::Place;
+    let page = lead_outside()
+        .replace("<head>", "<head><script>var x = 1;</script>")
+        .replace(
+            "<body>",
+            "<body><header class=site-header><a href=/>The Example Times</a></header>",
+        );
+    let r = extractor("").collecting_lines().extract(&page).unwrap();
+    let place = |needle: &str| {
+        r.extraction
+            .page_lines
+            .iter()
+            .find(|l| l.text.contains(needle))
+            .map(|l| (l.place, l.before))
+    };
+    assert_eq!(
+        place("The Example Times"),
+        Some((Place::BoilerOutside, true))
+    );
+    assert_eq!(place("The harbour reopened"), Some((Place::Outside, true)));
+    assert_eq!(place("The fishing fleet"), Some((Place::Content, false)));
+    assert_eq!(place("Ferry timetable"), Some((Place::Outside, false)));
+    assert_eq!(place("var x"), None, "script text is no line");
 }
