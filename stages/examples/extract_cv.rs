@@ -7,7 +7,8 @@
 //! ~/.cache/curate-peers/ext/bin/python benches/peers/extract_cv.py DIR (block scorer)
 //! ~/.cache/curate-peers/ext/bin/python benches/peers/extract_cv.py DIR/restore (block scorer
 //! and restore; `rules` is the same there). It also prints where the gold text that the
-//! cross-validated predictions miss lies. EXTRACT_RESTORE=0: no restore.
+//! cross-validated predictions miss lies. EXTRACT_RESTORE=0: no restore; RESTORE_BASE=trees:
+//! its thresholds chosen on top of the block scorer's pruning (default: the rules' text).
 //! Env: BLOCKS_MODEL=linear (the logistic model; default: boosted trees); BLOCKS_TREES,
 //! BLOCKS_DEPTH, BLOCKS_RATE, BLOCKS_MIN_CHILD (defaults in `TreeOptions`); BLOCKS_CANDIDATES=1
 //! (a configuration chosen by nested CV from `TreeOptions::candidates`); BLOCKS_L2;
@@ -99,10 +100,14 @@ fn main() {
             .collect()
     };
     // The restore: the default tree configuration, its thresholds by nested CV.
-    let restore = (std::env::var("EXTRACT_RESTORE").as_deref() != Ok("0")).then(|| TrainOptions {
-        trees: Some(TreeOptions::default()),
-        ..TrainOptions::default()
-    });
+    let restore =
+        (std::env::var("EXTRACT_RESTORE").as_deref() != Ok("0")).then(|| train::RestoreOptions {
+            train: TrainOptions {
+                trees: Some(TreeOptions::default()),
+                ..TrainOptions::default()
+            },
+            on_trees: std::env::var("RESTORE_BASE").as_deref() == Ok("trees"),
+        });
     let (m, r) = train::write_cv(
         &pages,
         &examples,

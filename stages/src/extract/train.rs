@@ -170,15 +170,21 @@ pub fn proxy_score(
 }
 
 /// [`Proxy`] of the pages `keep` selects with the restore's lines (`probs`, per page and
-/// line of [`Labelled::restore`]) at or above the thresholds added to the rules' text.
+/// line of [`Labelled::restore`]) at or above the thresholds added to the rules' text, or
+/// to `base` (gold units found and boilerplate units kept per page: the text the block
+/// scorer left, [`pruned_units`]).
 pub fn restore_proxy(
     examples: &[Labelled],
+    base: Option<&[(f64, f64)]>,
     probs: &[Vec<f32>],
     (threshold, prose_threshold): (f32, f32),
     keep: impl Fn(usize) -> bool,
 ) -> Proxy {
     aggregate(examples, keep, |i, l| {
-        let (mut found, mut bad) = (l.found as f64, l.kept_bad as f64);
+        let (mut found, mut bad) = match base {
+            Some(b) => b[i],
+            None => (l.found as f64, l.kept_bad as f64),
+        };
         for (e, &p) in l.restore.iter().zip(&probs[i]) {
             let cut = if e.x[blocks::PROSE] > 0.5 {
                 prose_threshold
@@ -282,6 +288,46 @@ pub fn choose_threshold(
     best
 }
 
+/// Each page's gold units found and boilerplate units kept once the block scorer (line
+/// probabilities `probs`; a page without them keeps the rules' figures) has pruned its lines
+/// under the thresholds, as [`proxy_score`] reckons them.
+pub fn pruned_units(
+    examples: &[Labelled],
+    probs: &[Vec<f32>],
+    (threshold, prose_threshold): (f32, f32),
+) -> Vec<(f64, f64)> {
+    examples
+        .iter()
+        .zip(probs)
+        .map(|(l, pr)| {
+            let (mut found, mut bad) = (l.found as f64, l.kept_bad as f64);
+            if l.prunable {
+                for (e, &p) in l.examples.iter().zip(pr) {
+                    let cut = if e.x[blocks::PROSE] > 0.5 {
+                        prose_threshold
+                    } else {
+                        threshold
+                    };
+                    if p < cut {
+                        found -= e.pos as f64;
+                        bad -= e.neg as f64;
+                    }
+                }
+            }
+            (found, bad)
+        })
+        .collect()
+}
+
+/// How the restore is trained ([`write_cv`]).
+#[derive(Clone, Debug)]
+pub struct RestoreOptions {
+    pub train: TrainOptions,
+    /// Choose its thresholds on top of the block scorer's pruning (as each nested choice saw
+    /// it) instead of the rules' text.
+    pub on_trees: bool,
+}
+
 /// The restore's thresholds: 0.30 to 0.98, and 2 (never).
 pub fn restore_grid() -> Vec<f32> {
     (0..=34)
@@ -300,16 +346,17 @@ pub const RESTORE_PRECISION_LOSS: f64 = 0.002;
 /// thresholds win (fewer lines added); (2, 2), nothing added, always qualifies.
 pub fn choose_restore(
     examples: &[Labelled],
+    units: Option<&[(f64, f64)]>,
     probs: &[Vec<f32>],
     max_precision_loss: f64,
     keep: impl Fn(usize) -> bool,
 ) -> ((f32, f32), f64) {
     let grid = restore_grid();
-    let base = restore_proxy(examples, probs, (2.0, 2.0), &keep);
+    let base = restore_proxy(examples, units, probs, (2.0, 2.0), &keep);
     let mut best = ((2.0f32, 2.0f32), base.score);
     for &t in grid.iter().rev() {
         for &tp in grid.iter().rev() {
-            let s = restore_proxy(examples, probs, (t, tp), &keep);
+            let s = restore_proxy(examples, units, probs, (t, tp), &keep);
             if s.score > best.1 + 1e-12 && s.precision_loss(&base) <= max_precision_loss {
                 best = ((t, tp), s.score);
             }
@@ -383,7 +430,7 @@ pub fn write_cv(
     k: u64,
     configs: &[TrainOptions],
     choose: bool,
-    restore: Option<&TrainOptions>,
+    restore: Option<&RestoreOptions>,
     dir: &Path,
 ) -> Result<(Model, Option<Model>), String> {
     if configs.is_empty() {
@@ -437,6 +484,7 @@ pub fn write_cv(
     let mut cv_text: Vec<String> = vec![String::new(); n];
     // The block scorer that wrote each fold's cross-validated text.
     let mut fold_models: Vec<Model> = Vec::new();
+    let mut fold_units: Vec<Option<Vec<(f64, f64)>>> = Vec::new();
     for f in 0..k {
         let (c, (t, tp)) = if choose {
             let (c, ((t, tp), s)) = best(
@@ -453,6 +501,8 @@ pub fn write_cv(
         let mut m = models[c][f as usize].clone();
         (m.threshold, m.prose_threshold) = (t, tp);
         fold_models.push(m.clone());
+        // The pages other than f as fold f's choice saw them pruned (only with a choice).
+        fold_units.push(choose.then(|| pruned_units(examples, &inner[c][f as usize], (t, tp))));
         let ex = base.clone().with_model(Some(Arc::new(m)));
         let idx: Vec<usize> = (0..n).filter(|&i| fold[i] == f).collect();
         let texts: Vec<String> = idx
@@ -467,6 +517,7 @@ pub fn write_cv(
         eprintln!("{l}");
     }
     let mut o = configs[0].clone();
+    let mut all_c = 0;
     if choose {
         let rules = proxy_score(examples, &outer[0], (0.0, 0.0), |_| true);
         eprintln!("rules alone: proxy {:.4}", rules.score);
@@ -476,6 +527,7 @@ pub fn write_cv(
         );
         o = configs[c].clone();
         (o.threshold, o.prose_threshold) = (t, tp);
+        all_c = c;
     }
     let all = train_on(examples, |_| true, &o);
     let insample = base.clone().with_model(Some(Arc::new(all.clone())));
@@ -484,13 +536,23 @@ pub fn write_cv(
         .map(|p| (text_of(&rules, &p.html), text_of(&insample, &p.html)))
         .unzip();
     write_variants(dir, pages, &fold, &rules_text, &cv_text, &in_text)?;
-    let Some(ropts) = restore else {
+    let Some(RestoreOptions {
+        train: ropts,
+        on_trees,
+    }) = restore
+    else {
         return Ok((all, None));
     };
+    // What the restore's thresholds are chosen on top of: the rules' text, or (`on_trees`)
+    // the block scorer's pruning as each choice saw it.
+    let on = *on_trees && choose;
+    let all_units =
+        on.then(|| pruned_units(examples, &outer[all_c], (o.threshold, o.prose_threshold)));
     // The restore, nested the same way: inner[f][i] is page i's line probabilities under the
     // restore trained without f and i's fold, outer[i] without i's fold.
     let mut inner = vec![vec![Vec::new(); n]; kk];
     let mut outer = vec![Vec::new(); n];
+    let units = |f: usize| if on { fold_units[f].as_deref() } else { None };
     for a in 0..k {
         for b in a + 1..k {
             let m = train_restore(examples, |i| fold[i] != a && fold[i] != b, ropts);
@@ -501,7 +563,13 @@ pub fn write_cv(
     let guard = RESTORE_PRECISION_LOSS;
     let mut cv_r: Vec<String> = vec![String::new(); n];
     for f in 0..k {
-        let ((t, tp), sc) = choose_restore(examples, &inner[f as usize], guard, |i| fold[i] != f);
+        let ((t, tp), sc) = choose_restore(
+            examples,
+            units(f as usize),
+            &inner[f as usize],
+            guard,
+            |i| fold[i] != f,
+        );
         let mut r = train_restore(examples, |i| fold[i] != f, ropts);
         restore_probs_of(examples, &r, |i| fold[i] == f, &mut outer);
         eprintln!("restore fold {f}: thresholds {t:.2}, prose {tp:.2} (inner-CV proxy {sc:.4})");
@@ -519,9 +587,10 @@ pub fn write_cv(
             cv_r[i] = t;
         }
     }
-    let none = restore_proxy(examples, &outer, (2.0, 2.0), |_| true);
-    let ((t, tp), sc) = choose_restore(examples, &outer, guard, |_| true);
-    let chosen = restore_proxy(examples, &outer, (t, tp), |_| true);
+    let au = all_units.as_deref();
+    let none = restore_proxy(examples, au, &outer, (2.0, 2.0), |_| true);
+    let ((t, tp), sc) = choose_restore(examples, au, &outer, guard, |_| true);
+    let chosen = restore_proxy(examples, au, &outer, (t, tp), |_| true);
     eprintln!(
         "restore, all pages: thresholds {t:.2}, prose {tp:.2} (CV proxy {sc:.4} against {:.4}; \
          P {:?} -> {:?}, R {:?} -> {:?})",
