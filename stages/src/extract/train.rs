@@ -946,11 +946,12 @@ fn label_restore(text: &str, lines: &[ScoredLine], gold: &Gold) -> Vec<Example> 
             out.iter_mut().for_each(|e| e.weight /= n.max(1) as f32);
         }
         Gold::Text(t) => {
-            // As the shingle metric reads a text: runs of up to four words (4-word shingles,
-            // shorter for a line of fewer words), counted as a multiset, less those the
-            // rules' text already holds (a line that repeats the text adds nothing the gold
-            // wants). Stricter than the block scorer's word pairs: the candidates are mostly
-            // short lines, and a word pair of a short line is found in the gold by chance.
+            // As the shingle metric reads a text: 4-word shingles, counted as a multiset, less
+            // those the rules' text already holds (a line that repeats the text adds nothing
+            // the gold wants). A line adds the shingles that hold any of its words where it
+            // would be written: beside the content, so those that reach into the content's
+            // first (or last) words too. A short line is gold only when it also sits beside
+            // that content in the gold, not when its two words occur somewhere by chance.
             let gold_tokens = tokens(t);
             let mut left: HashMap<&[&str], i32> = HashMap::new();
             for n in 1..=4 {
@@ -966,19 +967,35 @@ fn label_restore(text: &str, lines: &[ScoredLine], gold: &Gold) -> Vec<Example> 
                     }
                 }
             }
+            let head = &text_tokens[..text_tokens.len().min(3)];
+            let tail = &text_tokens[text_tokens.len().saturating_sub(3)..];
+            let before = blocks::n_features();
             let mut total = 0f32;
             for l in lines.iter().filter(|l| l.whole) {
                 let tk = tokens(&l.text);
                 if tk.is_empty() {
                     continue;
                 }
-                let size = tk.len().min(4);
-                let shingles: Vec<&[&str]> = tk.windows(size).collect();
+                // The line with the content's words on the side it would join.
+                let (seq, mine): (Vec<&str>, std::ops::Range<usize>) = if l.x[before] > 0.5 {
+                    (tk.iter().chain(head).copied().collect(), 0..tk.len())
+                } else {
+                    let k = tail.len();
+                    (tail.iter().chain(&tk).copied().collect(), k..k + tk.len())
+                };
+                let size = seq.len().min(4);
+                // Shingles holding at least one of the line's words.
+                let shingles: Vec<&[&str]> = seq
+                    .windows(size)
+                    .enumerate()
+                    .filter(|(s, _)| *s < mine.end && s + size > mine.start)
+                    .map(|(_, w)| w)
+                    .collect();
                 let found = shingles
                     .iter()
                     .filter(|w| left.get(*w).is_some_and(|&c| c > 0))
                     .count();
-                let hit = found as f32 / shingles.len() as f32;
+                let hit = found as f32 / shingles.len().max(1) as f32;
                 let n = tk.len() as f32;
                 total += n;
                 out.push(Example {
