@@ -911,9 +911,11 @@ fn label(text: &str, lines: &[ScoredLine], gold: &Gold) -> Labelled {
     out
 }
 
-/// The restore's labelled lines of one page (only a whole element may be added), labelled as
-/// [`label`] labels the content's lines; `pos` and `neg` count what adding the line brings
-/// that the rules' `text` lacks.
+/// The restore's labelled lines of one page (only a whole element may be added); `pos` and
+/// `neg` count what adding the line brings that the rules' `text` lacks. trafilatura-eval
+/// lines are labelled as [`label`] labels the content's (by snippets the text lacks);
+/// CleanEval lines by the 4-word shingles they would add beside the content, not by word
+/// pairs (a short line outside the content shares a word pair with the gold by chance).
 fn label_restore(text: &str, lines: &[ScoredLine], gold: &Gold) -> Vec<Example> {
     let mut out = Vec::new();
     match gold {
