@@ -15,8 +15,9 @@
 //!    cost per block, so prose counts for and menus, link lists and crumbs count against.
 //!    Summed over subtrees, the element with the highest sum is the main content: the smallest
 //!    container that gathers the prose without the link clusters around it.
-//! 4. **Rendering**: the chosen element (and the page's headline when it sits just outside)
-//!    is written as lines: one per paragraph, heading, list item and table row (cells
+//! 4. **Rendering**: the chosen element (and the page's headline when it sits just outside,
+//!    and the lines around it that the learned restore, [`super::restore`], adds back) is
+//!    written as lines: one per paragraph, heading, list item and table row (cells
 //!    tab-separated); `<pre>` keeps its line breaks and indentation; math becomes TeX.
 
 use unicode_normalization_alignments::{is_nfc_quick, IsNormalized, UnicodeNormalization};
