@@ -1,9 +1,14 @@
 //! Trains the extractor's block scorer and writes cross-validated predictions (5 folds split
 //! by site) beside those of the rules alone and of the in-sample model.
 //!
-//! Run: cargo run -p stages --release --example extract_cv -- ../shared DIR [MODEL_OUT]
-//! (MODEL_OUT = stages/src/extract/blocks.model rebuilds the shipped model), then score:
-//! ~/.cache/curate-peers/ext/bin/python benches/peers/extract_cv.py DIR
+//! Run: cargo run -p stages --release --example extract_cv -- ../shared DIR [MODEL_OUT
+//! [RESTORE_OUT]] (stages/src/extract/blocks.model and stages/src/extract/restore.model
+//! rebuild the shipped models), then score each:
+//! ~/.cache/curate-peers/ext/bin/python benches/peers/extract_cv.py DIR (block scorer)
+//! ~/.cache/curate-peers/ext/bin/python benches/peers/extract_cv.py DIR/restore (block scorer
+//! and restore; `rules` is the same there). It also prints where the gold text that the
+//! cross-validated predictions miss lies. EXTRACT_RESTORE=0: no restore; RESTORE_BASE=trees:
+//! its thresholds chosen on top of the block scorer's pruning (default: the rules' text).
 //! Env: BLOCKS_MODEL=linear (the logistic model; default: boosted trees); BLOCKS_TREES,
 //! BLOCKS_DEPTH, BLOCKS_RATE, BLOCKS_MIN_CHILD (defaults in `TreeOptions`); BLOCKS_CANDIDATES=1
 //! (a configuration chosen by nested CV from `TreeOptions::candidates`); BLOCKS_L2;
@@ -94,10 +99,30 @@ fn main() {
             })
             .collect()
     };
-    let m = train::write_cv(&pages, &examples, 5, &configs, fixed.is_none(), &dir)
-        .expect("write predictions");
+    // The restore: the default tree configuration, its thresholds by nested CV.
+    let restore =
+        (std::env::var("EXTRACT_RESTORE").as_deref() != Ok("0")).then(|| train::RestoreOptions {
+            train: TrainOptions {
+                trees: Some(TreeOptions::default()),
+                ..TrainOptions::default()
+            },
+            on_trees: std::env::var("RESTORE_BASE").as_deref() == Ok("trees"),
+        });
+    let (m, r) = train::write_cv(
+        &pages,
+        &examples,
+        5,
+        &configs,
+        fixed.is_none(),
+        restore.as_ref(),
+        &dir,
+    )
+    .expect("write predictions");
     if let Some(out) = args.get(2) {
         std::fs::write(out, m.to_text()).expect("write the model");
+    }
+    if let (Some(out), Some(r)) = (args.get(3), r) {
+        std::fs::write(out, stages::extract::restore::to_text(&r)).expect("write the restore");
     }
     eprintln!(
         "predictions in {} ({:.1}s)",
@@ -130,7 +155,17 @@ fn speed(shared: &std::path::Path) {
     })
     .expect("default config");
     let without = with.clone().with_model(None);
-    for (name, ex) in [("rules + block model", &with), ("rules alone", &without)] {
+    let restore = Extractor::new(ExtractConfig {
+        block_model: true,
+        restore: true,
+        ..ExtractConfig::default()
+    })
+    .expect("default config");
+    for (name, ex) in [
+        ("rules + block model + restore", &restore),
+        ("rules + block model", &with),
+        ("rules alone", &without),
+    ] {
         let (mut cpu, mut wall) = (f64::INFINITY, f64::INFINITY);
         for _ in 0..5 {
             let (c, t) = (thread_cpu(), std::time::Instant::now());

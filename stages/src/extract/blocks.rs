@@ -645,12 +645,16 @@ impl Model {
     /// absent), then for a linear model one `name weight` line per feature, in order, and for
     /// trees the forest ([`Forest::to_text`]); `#` starts a comment.
     pub fn parse(s: &str) -> Result<Model, String> {
+        Model::parse_with(s, names())
+    }
+
+    /// [`Model::parse`] over another feature list (the restore's, [`super::restore`]).
+    pub fn parse_with(s: &str, names: &[String]) -> Result<Model, String> {
         let mut threshold = None;
         let mut prose_threshold = None;
         let mut trees = false;
         let mut weights = Vec::new();
         let mut rest: Vec<(usize, &str)> = Vec::new();
-        let names = names();
         for (no, line) in s.lines().enumerate() {
             let line = line.trim();
             if line.is_empty() || line.starts_with('#') {
@@ -725,23 +729,31 @@ impl Model {
             Scorer::Linear(_) => "logistic regression over line features",
             Scorer::Trees(_) => "gradient-boosted trees over line features (log-odds)",
         };
-        let mut s = format!(
-            "# curate block scorer (stages/src/extract/blocks.rs): {what},\n\
-             # P(line is content). Rebuild: cargo run -p stages --release --example\n\
-             #   extract_cv -- ../shared DIR stages/src/extract/blocks.model\n"
-        );
+        self.to_text_with(
+            names(),
+            &format!(
+                "# curate block scorer (stages/src/extract/blocks.rs): {what},\n\
+                 # P(line is content). Rebuild: cargo run -p stages --release --example\n\
+                 #   extract_cv -- ../shared DIR stages/src/extract/blocks.model\n"
+            ),
+        )
+    }
+
+    /// The file's text over another feature list, after a `header` of comment lines.
+    pub fn to_text_with(&self, names: &[String], header: &str) -> String {
+        let mut s = header.to_string();
         s.push_str(&format!("threshold {}\n", self.threshold));
         s.push_str(&format!("prose_threshold {}\n", self.prose_threshold));
         match &self.scorer {
             Scorer::Linear(w) => {
                 s.push_str("model linear\n");
-                for (n, w) in names().iter().zip(w) {
+                for (n, w) in names.iter().zip(w) {
                     s.push_str(&format!("{n} {w:.5}\n"));
                 }
             }
             Scorer::Trees(f) => {
                 s.push_str("model trees\n");
-                s.push_str(&f.to_text(names()));
+                s.push_str(&f.to_text(names));
             }
         }
         s

@@ -15,8 +15,9 @@
 //!    cost per block, so prose counts for and menus, link lists and crumbs count against.
 //!    Summed over subtrees, the element with the highest sum is the main content: the smallest
 //!    container that gathers the prose without the link clusters around it.
-//! 4. **Rendering**: the chosen element (and the page's headline when it sits just outside)
-//!    is written as lines: one per paragraph, heading, list item and table row (cells
+//! 4. **Rendering**: the chosen element (and the page's headline when it sits just outside,
+//!    and the lines around it that the learned restore, [`super::restore`], adds back) is
+//!    written as lines: one per paragraph, heading, list item and table row (cells
 //!    tab-separated); `<pre>` keeps its line breaks and indentation; math becomes TeX.
 
 use unicode_normalization_alignments::{is_nfc_quick, IsNormalized, UnicodeNormalization};
@@ -26,6 +27,7 @@ use std::sync::Arc;
 use super::blocks::{self, LineStats, Model};
 use super::dom::{AttrKey, Dom, Node, Tag, NONE};
 use super::hints::{class_hint, names_teaser, role_hint, style_hides, tag_hint, Boiler};
+use super::restore;
 
 /// Extraction settings (from the stage config).
 #[derive(Clone, Debug)]
@@ -42,6 +44,8 @@ pub struct Options {
     pub collect_lines: bool,
     /// Take the whole page minus boilerplate as the content (the second opinion's selection).
     pub whole_page: bool,
+    /// The learned restore that adds back lines outside the chosen content (none: off).
+    pub restore: Option<Arc<Model>>,
 }
 
 impl Default for Options {
@@ -53,6 +57,7 @@ impl Default for Options {
             model: Some(Arc::new(Model::builtin().clone())),
             collect_lines: false,
             whole_page: false,
+            restore: None,
         }
     }
 }
@@ -85,6 +90,50 @@ pub struct Extraction {
     pub second_opinion: u8,
     /// The content's lines as the block scorer saw them (with [`Options::collect_lines`]).
     pub lines: Vec<ScoredLine>,
+    /// Lines outside the chosen content that the restore added back.
+    pub restored: usize,
+    /// The lines around the content as the restore saw them (with [`Options::collect_lines`]:
+    /// `dropped` says restored).
+    pub restore_lines: Vec<ScoredLine>,
+    /// Every line of the page and where extraction left it (with [`Options::collect_lines`]):
+    /// where missed text is, and the candidates of the restore.
+    pub page_lines: Vec<PageLine>,
+}
+
+/// Where extraction left a line of the page.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, PartialOrd, Ord)]
+pub enum Place {
+    /// Never text (script, style) or hidden.
+    Hidden,
+    /// Removed as boilerplate (pass 2) outside the chosen content.
+    BoilerOutside,
+    /// Removed as boilerplate inside the chosen content.
+    BoilerInside,
+    /// Not removed, but outside the chosen content (the restore's candidates).
+    Outside,
+    /// Inside the chosen content, pruned by the rules (link lists, dangling lines).
+    Pruned,
+    /// Inside the chosen content, pruned by the block model.
+    ModelPruned,
+    /// Written.
+    Content,
+}
+
+/// One line of the page (a block's text), for diagnosis and the restore's training.
+#[derive(Clone, Debug)]
+pub struct PageLine {
+    /// The text, whitespace-folded.
+    pub text: String,
+    pub place: Place,
+    /// The line's block element.
+    pub node: usize,
+    /// Before the content root in document order.
+    pub before: bool,
+    /// Levels from the content root up to the lowest element holding both it and the line
+    /// (1: the line is in a sibling of the root; 0: inside the root).
+    pub up: u8,
+    /// Heading level (0: not a heading).
+    pub level: u8,
 }
 
 /// One line of the chosen content, scored (kept for training and diagnosis).
@@ -278,9 +327,13 @@ pub fn extract(dom: &Dom, opts: &Options) -> Extraction {
     if title_node != NONE {
         ex.title = title_text(dom, title_node);
     }
+    // What each pass removed, kept only to say where a line was lost (training, diagnosis).
+    let snap = |flags: &[u8]| opts.collect_lines.then(|| flags.to_vec());
+    let hard = snap(&flags);
     let mut f = measure(dom, &mut flags);
     ex.page_chars = f.chars[0] as usize;
     remove_boilerplate(dom, opts, &mut flags, &f, &mut ex);
+    let boiler = snap(&flags);
     let (link, score) = score_blocks(dom, &flags, &mut f);
     let root = choose_root(dom, opts, &flags, &score, &f.prose);
     let parts = join_parts(dom, opts, root, &flags, &f, &link, &score);
@@ -289,15 +342,28 @@ pub fn extract(dom: &Dom, opts: &Options) -> Extraction {
         prune_link_lists(dom, r, &mut flags, chars, &link);
     }
     drop_dangling(dom, &parts, &mut flags, block, tchars, chars);
+    let pruned = snap(&flags);
     if opts.model.is_some() || opts.collect_lines {
         score_lines(
             dom, root, &parts, &mut flags, block, tchars, chars, opts, &mut ex,
         );
     }
+    if let (Some(hard), Some(boiler), Some(pruned)) = (&hard, &boiler, &pruned) {
+        let seen = [hard.as_slice(), boiler, pruned, &flags];
+        ex.page_lines = page_lines(dom, root, &parts, &seen, block, tchars);
+    }
     ex.content_chars = parts.iter().map(|&r| chars[r] as usize).sum();
     ex.page_prose = prose[0] as usize;
     ex.content_prose = parts.iter().map(|&r| prose[r] as usize).sum();
     ex.content_link_chars = parts.iter().map(|&r| link[r] as usize).sum();
+    let mut parts = parts;
+    if root != 0 && (opts.restore.is_some() || opts.collect_lines) {
+        let extra = restore_lines(
+            dom, root, &parts, &flags, block, tchars, chars, opts, &mut ex,
+        );
+        parts.extend(extra);
+        parts.sort_unstable();
+    }
 
     ex.text = render_content(dom, opts, root, &parts, &flags, chars, &link, &mut ex);
     ex
@@ -704,6 +770,7 @@ fn render_content(
     let nodes = &dom.nodes;
     let mut out = Out::new(opts.markdown);
     // The headline: the last <h1> before the content, when the content does not hold one.
+    let mut headline = NONE as usize;
     if opts.headline && root != 0 {
         let end = dom.subtree_end(root as u32) as usize;
         let inside = (root..end).any(|i| nodes[i].tag == Tag::H1 && flags[i] & REMOVED == 0);
@@ -716,10 +783,12 @@ fn render_content(
             }) {
                 render(dom, h as u32, flags, opts, &mut out, ex);
                 out.block();
+                headline = h;
             }
         }
     }
-    for &r in parts {
+    // (A headline the restore also added is written once.)
+    for &r in parts.iter().filter(|&&r| r != headline) {
         render(dom, r as u32, flags, opts, &mut out, ex);
         out.block();
     }
@@ -1168,6 +1237,257 @@ fn score_lines(
             });
         }
     }
+}
+
+/// The restore ([`super::restore`]): scores the lines around the chosen content (up to
+/// [`restore::MAX_UP`] levels above the root, the [`restore::MAX_LINES`] nearest on either
+/// side, not removed) and returns the block elements of those it adds back (a whole element
+/// scoring at or above its threshold).
+#[allow(clippy::too_many_arguments)]
+fn restore_lines(
+    dom: &Dom,
+    root: usize,
+    parts: &[usize],
+    flags: &[u8],
+    block: &[u32],
+    tchars: &[u32],
+    chars: &[u32],
+    opts: &Options,
+    ex: &mut Extraction,
+) -> Vec<usize> {
+    let nodes = &dom.nodes;
+    // The root's ancestors (with their subtree ends), nearest first.
+    let mut anc = vec![(root, dom.subtree_end(root as u32) as usize)];
+    let mut a = root;
+    while anc.len() <= restore::MAX_UP {
+        let p = nodes[a].parent;
+        if p == NONE || p == 0 {
+            break;
+        }
+        a = p as usize;
+        anc.push((a, dom.subtree_end(p) as usize));
+    }
+    let (top, top_end) = *anc.last().expect("holds the root");
+    if top == root {
+        // Nothing around the root but the document itself.
+        return Vec::new();
+    }
+    let mut lines: Vec<LineStats> = Vec::new();
+    let (mut i, mut k) = (top + 1, 0usize);
+    while i < top_end {
+        while k < parts.len() && parts[k] < i {
+            k += 1;
+        }
+        if parts.get(k) == Some(&i) || flags[i] & REMOVED != 0 {
+            i = dom.subtree_end(i as u32) as usize;
+            continue;
+        }
+        if nodes[i].tag == Tag::Text && tchars[i] > 0 {
+            let b = block[i] as usize;
+            if lines.last().is_none_or(|l| l.node != b) {
+                lines.push(LineStats {
+                    node: b,
+                    level: heading_level(nodes[b].tag),
+                    ..LineStats::default()
+                });
+            }
+            let (mut styled, mut small) = (false, false);
+            let mut a = nodes[i].parent;
+            for _ in 0..8 {
+                if a == NONE || a as usize == b {
+                    break;
+                }
+                match nodes[a as usize].tag {
+                    Tag::Em | Tag::I | Tag::Strong | Tag::B => styled = true,
+                    Tag::Small | Tag::Sub | Tag::Sup => small = true,
+                    _ => {}
+                }
+                a = nodes[a as usize].parent;
+            }
+            let l = lines.last_mut().expect("pushed above");
+            let t = dom.text_of(&nodes[i]);
+            l.add_text(t, tchars[i], flags[i] & LINK != 0, styled, small);
+            if opts.collect_lines {
+                for w in t.split_whitespace() {
+                    if !l.text.is_empty() {
+                        l.text.push(' ');
+                    }
+                    l.text.push_str(w);
+                }
+            }
+        }
+        i += 1;
+    }
+    // The nearest lines on either side.
+    let split = lines.partition_point(|l| l.node < root);
+    let from = split.saturating_sub(restore::MAX_LINES);
+    let to = (split + restore::MAX_LINES).min(lines.len());
+    let lines: Vec<LineStats> = lines.drain(from..to).collect();
+    let split = split - from;
+    if lines.is_empty() {
+        return Vec::new();
+    }
+    let is_prose = |l: &LineStats| is_prose(l.chars, l.link);
+    let mut places = vec![restore::Place::default(); lines.len()];
+    // Between a line and the content: the lines after it (before the content) or before it
+    // (after the content), counted outward from the content.
+    let (mut n, mut c, mut p) = (0u32, 0u32, 0u32);
+    for j in (0..split).rev() {
+        places[j] = restore::Place {
+            before: true,
+            lines_between: n,
+            chars_between: c,
+            prose_between: p,
+            ..places[j]
+        };
+        n += 1;
+        c += lines[j].chars;
+        p += is_prose(&lines[j]) as u32;
+    }
+    let (mut n, mut c, mut p) = (0u32, 0u32, 0u32);
+    for j in split..lines.len() {
+        places[j] = restore::Place {
+            before: false,
+            lines_between: n,
+            chars_between: c,
+            prose_between: p,
+            ..places[j]
+        };
+        n += 1;
+        c += lines[j].chars;
+        p += is_prose(&lines[j]) as u32;
+    }
+    let mut cache = blocks::ContextCache::default();
+    let ctx: Vec<_> = lines
+        .iter()
+        .zip(&mut places)
+        .map(|(l, pl)| {
+            let up = anc
+                .iter()
+                .position(|&(s, e)| (s..e).contains(&l.node))
+                .unwrap_or(anc.len() - 1);
+            pl.up = up as u8;
+            pl.h1 = nodes[l.node].tag == Tag::H1;
+            blocks::context(dom, l.node, anc[up].0, &mut cache)
+        })
+        .collect();
+    let mut xs = blocks::features(dom, &lines, &ctx);
+    let figures = restore::ContentFigures {
+        chars: ex.content_chars as u32,
+        prose: ex.content_prose as u32,
+        page_prose: ex.page_prose as u32,
+    };
+    restore::extend(&mut xs, &lines, &places, figures);
+    let mut out = Vec::new();
+    for (l, x) in lines.into_iter().zip(xs) {
+        let whole = chars[l.node] == l.chars;
+        let p = opts.restore.as_ref().map_or(0.0, |m| m.prob(&x));
+        let add = whole && opts.restore.as_ref().is_some_and(|m| p >= m.cut(&x));
+        if add {
+            out.push(l.node);
+            ex.restored += 1;
+        }
+        if opts.collect_lines {
+            ex.restore_lines.push(ScoredLine {
+                text: l.text,
+                x,
+                p,
+                whole,
+                dropped: add,
+            });
+        }
+    }
+    out
+}
+
+/// Every line of the page in document order, placed by the flags after each pass (`seen`:
+/// after hard removal, after boilerplate removal, after the rules' pruning, at the end).
+fn page_lines(
+    dom: &Dom,
+    root: usize,
+    parts: &[usize],
+    seen: &[&[u8]; 4],
+    block: &[u32],
+    tchars: &[u32],
+) -> Vec<PageLine> {
+    let nodes = &dom.nodes;
+    let spans: Vec<(usize, usize)> = parts
+        .iter()
+        .map(|&r| (r, dom.subtree_end(r as u32) as usize))
+        .collect();
+    // The root's ancestors with their subtree ends, nearest first.
+    let mut anc = Vec::new();
+    let mut a = root as u32;
+    while a != NONE {
+        anc.push((a as usize, dom.subtree_end(a) as usize));
+        if a == 0 {
+            break;
+        }
+        a = nodes[a as usize].parent;
+    }
+    // Removed after each pass: marked or under a marked ancestor (parents come first).
+    let gone: Vec<Vec<bool>> = seen
+        .iter()
+        .map(|f| {
+            let mut g = vec![false; nodes.len()];
+            for i in 1..nodes.len() {
+                g[i] = f[i] & REMOVED != 0 || g[nodes[i].parent as usize];
+            }
+            g
+        })
+        .collect();
+    let mut out: Vec<PageLine> = Vec::new();
+    for i in 1..nodes.len() {
+        if nodes[i].tag != Tag::Text {
+            continue;
+        }
+        let t = dom.text_of(&nodes[i]);
+        if t.trim().is_empty() {
+            continue;
+        }
+        let b = block[i] as usize;
+        if out.last().is_none_or(|l| l.node != b) {
+            let inside = root == 0 || spans.iter().any(|&(s, e)| (s..e).contains(&b));
+            let removed = |k: usize| gone[k][i];
+            let place = if removed(0) || tchars[i] == 0 {
+                Place::Hidden
+            } else if removed(1) {
+                if inside {
+                    Place::BoilerInside
+                } else {
+                    Place::BoilerOutside
+                }
+            } else if !inside {
+                Place::Outside
+            } else if removed(2) {
+                Place::Pruned
+            } else if removed(3) {
+                Place::ModelPruned
+            } else {
+                Place::Content
+            };
+            let up = anc
+                .iter()
+                .position(|&(s, e)| (s..e).contains(&b))
+                .unwrap_or(anc.len());
+            out.push(PageLine {
+                text: String::new(),
+                place,
+                node: b,
+                before: b < root,
+                up: up.min(255) as u8,
+                level: heading_level(nodes[b].tag),
+            });
+        }
+        let l = out.last_mut().expect("pushed above");
+        for w in t.split_whitespace() {
+            if !l.text.is_empty() {
+                l.text.push(' ');
+            }
+            l.text.push_str(w);
+        }
+    }
+    out
 }
 
 /// Whether an element is or holds a list or a table (looked for among its first nodes).

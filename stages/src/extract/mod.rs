@@ -17,6 +17,7 @@ pub mod dom;
 mod entities;
 pub mod gbdt;
 pub mod hints;
+pub mod restore;
 pub mod train;
 
 use std::time::{Duration, Instant};
@@ -60,6 +61,9 @@ pub struct ExtractConfig {
     /// On by default: cross-validated by site it raises precision and F1 on news and blog
     /// pages with recall held (docs/extract.md), at about a quarter of the extraction time.
     pub block_model: bool,
+    /// Add back lines outside the chosen content that the learned restore (`restore.model`)
+    /// finds to be content (a lead paragraph or heading beside the body); docs/extract.md.
+    pub restore: bool,
 }
 
 impl Default for ExtractConfig {
@@ -74,6 +78,7 @@ impl Default for ExtractConfig {
             headline: false,
             min_chars: 1,
             block_model: true,
+            restore: false,
         }
     }
 }
@@ -146,6 +151,9 @@ impl Extractor {
         if !cfg.block_model {
             opts.model = None;
         }
+        if cfg.restore {
+            opts.restore = Some(std::sync::Arc::new(restore::builtin().clone()));
+        }
         if cfg.max_depth == 0 {
             return Err(ConfigError::new("max_depth", "must be at least 1"));
         }
@@ -162,6 +170,12 @@ impl Extractor {
     /// The same extractor with another block scorer (none: the rules alone).
     pub fn with_model(mut self, model: Option<std::sync::Arc<blocks::Model>>) -> Self {
         self.opts.model = model;
+        self
+    }
+
+    /// The same extractor with another restore model (none: off).
+    pub fn with_restore(mut self, model: Option<std::sync::Arc<blocks::Model>>) -> Self {
+        self.opts.restore = model;
         self
     }
 

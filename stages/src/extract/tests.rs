@@ -350,7 +350,8 @@ proptest! {
     fn random_markup_never_panics(parts in proptest::collection::vec(0..PIECES.len(), 0..200)) {
         let html: String = parts.iter().map(|&i| PIECES[i]).collect();
         let t = Instant::now();
-        let _ = extractor("").extract(&html);
+        // With the restore on: the default path and the restore's walk and features.
+        let _ = extractor("restore = true").extract(&html);
         prop_assert!(t.elapsed() < Duration::from_secs(2));
     }
 
@@ -366,8 +367,10 @@ proptest! {
             html.replace_range(at..end, PIECES[piece]);
         }
         let t = Instant::now();
-        let _ = extractor("").extract(&html);
+        let _ = extractor("restore = true").extract(&html);
         prop_assert!(t.elapsed() < Duration::from_secs(2));
+        // Training's view (every line placed, the restore's candidates with features).
+        let _ = extractor("").collecting_lines().extract(&html);
     }
 
     #[test]
@@ -1031,6 +1034,7 @@ fn thresholds_are_chosen_on_the_proxy_under_the_recall_guard() {
         kept_bad: 4.0,
         gold: 2.0,
         snippets: true,
+        ..Labelled::default()
     };
     let pages = [page];
     let probs = vec![vec![0.3f32, 0.4]];
@@ -1051,4 +1055,139 @@ fn thresholds_are_chosen_on_the_proxy_under_the_recall_guard() {
     let mut one = pages.clone();
     one[0].prunable = false;
     assert_eq!(choose_threshold(&one, &probs, 1.0, all).0, (0.0, 0.0));
+}
+
+/// A news page whose standfirst (a short lead paragraph) sits in its own box beside the
+/// story body, with a box of links to other stories after the body: the rules choose the
+/// body and leave both out.
+fn lead_outside() -> String {
+    format!(
+        "<html><head><title>Harbour reopens</title></head><body>\
+         <nav><a href=/>Home</a> <a href=/news>News</a> <a href=/sport>Sport</a></nav>\
+         <div class=page><div class=top><div class=standfirst><p>The harbour reopened on \
+         Monday after two years of repairs.</p></div></div>\
+         <div class=story><div class=body>{}{}{}{}</div></div>\
+         <div class=more-box><ul><li><a href=/a>Council sets the budget for next year</a></li>\
+         <li><a href=/b>Ferry timetable changes in spring</a></li>\
+         <li><a href=/c>New lighthouse museum opens its doors</a></li></ul></div></div>\
+         </body></html>",
+        prose("The harbour reopening"),
+        prose("The cost of the repairs"),
+        prose("The next phase of the works"),
+        prose("The fishing fleet"),
+    )
+}
+
+#[test]
+fn the_restore_adds_back_a_lead_outside_the_body_but_not_a_link_box() {
+    let page = lead_outside();
+    let lead = "The harbour reopened on Monday after two years of repairs.";
+    let links = "Council sets the budget";
+    let rules = extractor("restore = false")
+        .extract(&page)
+        .unwrap()
+        .extraction;
+    assert!(!rules.text.contains(lead), "{}", rules.text);
+    assert!(!rules.text.contains(links), "{}", rules.text);
+    let r = extractor("restore = true")
+        .extract(&page)
+        .unwrap()
+        .extraction;
+    assert!(r.text.starts_with(lead), "{}", r.text);
+    assert!(
+        r.text.contains("The fishing fleet is described"),
+        "{}",
+        r.text
+    );
+    assert!(!r.text.contains(links), "{}", r.text);
+    assert!(!r.text.contains("Sport"), "{}", r.text);
+    assert_eq!(r.restored, 1);
+}
+
+#[test]
+fn the_restore_model_file_round_trips_and_training_is_deterministic() {
+    use super::blocks::{train, Example, Model, TrainOptions};
+    use super::restore;
+    let shipped = restore::builtin();
+    let text = restore::to_text(shipped);
+    assert_eq!(
+        &Model::parse_with(&text, restore::names()).unwrap(),
+        shipped
+    );
+    // The block scorer's feature list does not read a restore file.
+    let err = Model::parse(&text).unwrap_err();
+    assert!(err.contains("unknown feature"), "{err}");
+    // The lines around a real page's content, labelled by a rule trees can learn (a line that
+    // ends a sentence is content).
+    let ex = Extractor::new(ExtractConfig::default())
+        .unwrap()
+        .with_model(None)
+        .collecting_lines();
+    let lines = ex
+        .extract(&lead_outside())
+        .unwrap()
+        .extraction
+        .restore_lines;
+    assert_eq!(lines.len(), 4, "{lines:?}");
+    assert!(lines.iter().all(|l| l.x.len() == restore::names().len()));
+    let examples: Vec<Example> = lines
+        .iter()
+        .map(|l| Example {
+            x: l.x.clone(),
+            content: l.text.ends_with('.'),
+            weight: 1.0,
+            pos: 0.0,
+            neg: 0.0,
+        })
+        .collect();
+    assert!(examples.iter().any(|e| e.content) && examples.iter().any(|e| !e.content));
+    let opts = TrainOptions {
+        trees: Some(super::gbdt::TreeOptions {
+            trees: 20,
+            depth: 3,
+            rate: 0.5,
+            min_child: 0.05,
+            ..Default::default()
+        }),
+        ..TrainOptions::default()
+    };
+    let a = train(&examples, &opts);
+    assert_eq!(
+        restore::to_text(&a),
+        restore::to_text(&train(&examples, &opts))
+    );
+    assert_eq!(
+        Model::parse_with(&restore::to_text(&a), restore::names()).unwrap(),
+        a
+    );
+    for (l, e) in lines.iter().zip(&examples) {
+        assert_eq!(a.prob(&l.x) >= 0.5, e.content, "{}", l.text);
+    }
+}
+
+#[test]
+fn every_line_of_the_page_is_placed_where_extraction_left_it() {
+    use super::content::Place;
+    let page = lead_outside()
+        .replace("<head>", "<head><script>var x = 1;</script>")
+        .replace(
+            "<body>",
+            "<body><header class=site-header><a href=/>The Example Times</a></header>",
+        );
+    let r = extractor("").collecting_lines().extract(&page).unwrap();
+    let place = |needle: &str| {
+        r.extraction
+            .page_lines
+            .iter()
+            .find(|l| l.text.contains(needle))
+            .map(|l| (l.place, l.before))
+    };
+    assert_eq!(
+        place("The Example Times"),
+        Some((Place::BoilerOutside, true))
+    );
+    assert_eq!(place("The harbour reopened"), Some((Place::Outside, true)));
+    assert_eq!(place("The fishing fleet"), Some((Place::Content, false)));
+    assert_eq!(place("Ferry timetable"), Some((Place::Outside, false)));
+    assert_eq!(place("var x"), None, "script text is no line");
 }

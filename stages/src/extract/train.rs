@@ -13,7 +13,7 @@
 //! cross-validated and the in-sample model per dataset, plus `pages.jsonl` (site, fold,
 //! news/blog flag); `benches/peers/extract_cv.py DIR` scores them with the peers' scorer.
 
-use std::collections::{BTreeMap, HashSet};
+use std::collections::{BTreeMap, HashMap, HashSet};
 use std::io::{Read, Write};
 use std::path::Path;
 use std::sync::Arc;
@@ -21,7 +21,7 @@ use std::sync::Arc;
 use rayon::prelude::*;
 
 use super::blocks::{self, Example, Model, TrainOptions};
-use super::content::ScoredLine;
+use super::content::{PageLine, Place, ScoredLine};
 use super::{ExtractConfig, Extractor};
 use crate::read::{read_docs, Format, ReadEvent, ReadOptions};
 
@@ -70,6 +70,12 @@ pub struct Labelled {
     /// Scored as trafilatura-eval is (snippet counts summed over pages) or as CleanEval is
     /// (precision and recall per page, averaged).
     pub snippets: bool,
+    /// The lines around the content that the restore may add back (weight 0: the gold says
+    /// nothing of them); `pos` and `neg` count only what the rules' text lacks.
+    pub restore: Vec<Example>,
+    /// Every line of the page under the rules and where they left it (for the breakdown of
+    /// missed gold text and the restore's candidates).
+    pub page: Vec<PageLine>,
 }
 
 /// The labelled lines of each page, under the rules alone (in page order).
@@ -81,7 +87,11 @@ pub fn examples(pages: &[Page]) -> Vec<Labelled> {
     pages
         .par_iter()
         .map(|p| match collect.extract(&p.html) {
-            Ok(r) => label(&r.extraction.text, &r.extraction.lines, &p.gold),
+            Ok(r) => Labelled {
+                page: r.extraction.page_lines,
+                restore: label_restore(&r.extraction.text, &r.extraction.restore_lines, &p.gold),
+                ..label(&r.extraction.text, &r.extraction.lines, &p.gold)
+            },
             Err(_) => Labelled::default(),
         })
         .collect()
@@ -109,6 +119,8 @@ pub struct Proxy {
     pub score: f64,
     /// Recall per dataset present (snippet sets first).
     pub recall: Vec<f64>,
+    /// Precision per dataset present (snippet sets first).
+    pub precision: Vec<f64>,
 }
 
 impl Proxy {
@@ -120,6 +132,15 @@ impl Proxy {
             .map(|(b, r)| b - r)
             .fold(0.0, f64::max)
     }
+
+    /// How much lower the lowest-falling precision is than `base`'s.
+    pub fn precision_loss(&self, base: &Proxy) -> f64 {
+        base.precision
+            .iter()
+            .zip(&self.precision)
+            .map(|(b, p)| b - p)
+            .fold(0.0, f64::max)
+    }
 }
 
 /// [`Proxy`] of the pages `keep` selects with lines under the thresholds dropped.
@@ -129,13 +150,7 @@ pub fn proxy_score(
     (threshold, prose_threshold): (f32, f32),
     keep: impl Fn(usize) -> bool,
 ) -> Proxy {
-    let (mut tp, mut fp, mut fneg) = (0f64, 0f64, 0f64);
-    let (mut sp, mut sr, mut pages) = (0f64, 0f64, 0usize);
-    let mut any_snippets = false;
-    for (i, l) in examples.iter().enumerate() {
-        if !keep(i) {
-            continue;
-        }
+    aggregate(examples, keep, |i, l| {
         let (mut found, mut bad) = (l.found as f64, l.kept_bad as f64);
         if l.prunable {
             for (e, &p) in l.examples.iter().zip(&probs[i]) {
@@ -150,6 +165,56 @@ pub fn proxy_score(
                 }
             }
         }
+        (found, bad)
+    })
+}
+
+/// [`Proxy`] of the pages `keep` selects with the restore's lines (`probs`, per page and
+/// line of [`Labelled::restore`]) at or above the thresholds added to the rules' text, or
+/// to `base` (gold units found and boilerplate units kept per page: the text the block
+/// scorer left, [`pruned_units`]).
+pub fn restore_proxy(
+    examples: &[Labelled],
+    base: Option<&[(f64, f64)]>,
+    probs: &[Vec<f32>],
+    (threshold, prose_threshold): (f32, f32),
+    keep: impl Fn(usize) -> bool,
+) -> Proxy {
+    aggregate(examples, keep, |i, l| {
+        let (mut found, mut bad) = match base {
+            Some(b) => b[i],
+            None => (l.found as f64, l.kept_bad as f64),
+        };
+        for (e, &p) in l.restore.iter().zip(&probs[i]) {
+            let cut = if e.x[blocks::PROSE] > 0.5 {
+                prose_threshold
+            } else {
+                threshold
+            };
+            if p >= cut {
+                found += e.pos as f64;
+                bad += e.neg as f64;
+            }
+        }
+        (found, bad)
+    })
+}
+
+/// The proxy figures of the pages `keep` selects, with each page's gold units found and
+/// boilerplate units kept as `units` reckons them (from the rules' own).
+fn aggregate(
+    examples: &[Labelled],
+    keep: impl Fn(usize) -> bool,
+    units: impl Fn(usize, &Labelled) -> (f64, f64),
+) -> Proxy {
+    let (mut tp, mut fp, mut fneg) = (0f64, 0f64, 0f64);
+    let (mut sp, mut sr, mut pages) = (0f64, 0f64, 0usize);
+    let mut any_snippets = false;
+    for (i, l) in examples.iter().enumerate() {
+        if !keep(i) {
+            continue;
+        }
+        let (found, bad) = units(i, l);
         let (found, bad) = (found.max(0.0), bad.max(0.0));
         let gold = l.gold as f64;
         if l.snippets {
@@ -169,9 +234,11 @@ pub fn proxy_score(
     }
     let mut parts = Vec::new();
     let mut recall = Vec::new();
+    let mut precision = Vec::new();
     if any_snippets && tp + fp + fneg > 0.0 {
         parts.push(2.0 * tp / (2.0 * tp + fp + fneg));
         recall.push(tp / (tp + fneg).max(1e-12));
+        precision.push(tp / (tp + fp).max(1e-12));
     }
     if pages > 0 {
         let (p, r) = (sp / pages as f64, sr / pages as f64);
@@ -181,10 +248,12 @@ pub fn proxy_score(
             0.0
         });
         recall.push(r);
+        precision.push(p);
     }
     Proxy {
         score: parts.iter().sum::<f64>() / parts.len().max(1) as f64,
         recall,
+        precision,
     }
 }
 
@@ -219,6 +288,112 @@ pub fn choose_threshold(
     best
 }
 
+/// Each page's gold units found and boilerplate units kept once the block scorer (line
+/// probabilities `probs`; a page without them keeps the rules' figures) has pruned its lines
+/// under the thresholds, as [`proxy_score`] reckons them.
+pub fn pruned_units(
+    examples: &[Labelled],
+    probs: &[Vec<f32>],
+    (threshold, prose_threshold): (f32, f32),
+) -> Vec<(f64, f64)> {
+    examples
+        .iter()
+        .zip(probs)
+        .map(|(l, pr)| {
+            let (mut found, mut bad) = (l.found as f64, l.kept_bad as f64);
+            if l.prunable {
+                for (e, &p) in l.examples.iter().zip(pr) {
+                    let cut = if e.x[blocks::PROSE] > 0.5 {
+                        prose_threshold
+                    } else {
+                        threshold
+                    };
+                    if p < cut {
+                        found -= e.pos as f64;
+                        bad -= e.neg as f64;
+                    }
+                }
+            }
+            (found, bad)
+        })
+        .collect()
+}
+
+/// How the restore is trained ([`write_cv`]).
+#[derive(Clone, Debug)]
+pub struct RestoreOptions {
+    pub train: TrainOptions,
+    /// Choose its thresholds on top of the block scorer's pruning (as each nested choice saw
+    /// it) instead of the rules' text.
+    pub on_trees: bool,
+}
+
+/// The restore's thresholds: 0.30 to 0.98, and 2 (never).
+pub fn restore_grid() -> Vec<f32> {
+    (0..=34)
+        .map(|k| (30 + 2 * k) as f32 / 100.0)
+        .chain(std::iter::once(2.0))
+        .collect()
+}
+
+/// How far the restore may lower the proxy precision (on each dataset) below the rules':
+/// set once, before any outer fold was scored.
+pub const RESTORE_PRECISION_LOSS: f64 = 0.002;
+
+/// The restore thresholds (other lines, prose lines) from [`restore_grid`] with the best
+/// [`restore_proxy`] on the pages `keep` selects among those whose precision falls at most
+/// `max_precision_loss` below the rules' alone, and that score. On a tie the higher
+/// thresholds win (fewer lines added); (2, 2), nothing added, always qualifies.
+pub fn choose_restore(
+    examples: &[Labelled],
+    units: Option<&[(f64, f64)]>,
+    probs: &[Vec<f32>],
+    max_precision_loss: f64,
+    keep: impl Fn(usize) -> bool,
+) -> ((f32, f32), f64) {
+    let grid = restore_grid();
+    let base = restore_proxy(examples, units, probs, (2.0, 2.0), &keep);
+    let mut best = ((2.0f32, 2.0f32), base.score);
+    for &t in grid.iter().rev() {
+        for &tp in grid.iter().rev() {
+            let s = restore_proxy(examples, units, probs, (t, tp), &keep);
+            if s.score > best.1 + 1e-12 && s.precision_loss(&base) <= max_precision_loss {
+                best = ((t, tp), s.score);
+            }
+        }
+    }
+    best
+}
+
+/// Trains the restore on the pages `keep` selects.
+pub fn train_restore(
+    examples: &[Labelled],
+    keep: impl Fn(usize) -> bool,
+    opts: &TrainOptions,
+) -> Model {
+    let ex: Vec<Example> = examples
+        .iter()
+        .enumerate()
+        .filter(|(k, _)| keep(*k))
+        .flat_map(|(_, e)| e.restore.iter().filter(|e| e.weight > 0.0).cloned())
+        .collect();
+    blocks::train(&ex, opts)
+}
+
+/// Each page's restore probabilities under `m` (pages `keep` does not select stay empty).
+fn restore_probs_of(
+    examples: &[Labelled],
+    m: &Model,
+    keep: impl Fn(usize) -> bool,
+    out: &mut [Vec<f32>],
+) {
+    for (i, l) in examples.iter().enumerate() {
+        if keep(i) {
+            out[i] = l.restore.iter().map(|e| m.prob(&e.x)).collect();
+        }
+    }
+}
+
 /// Each page's line probabilities under `m` (pages `keep` does not select stay empty).
 fn probs_of(examples: &[Labelled], m: &Model, keep: impl Fn(usize) -> bool, out: &mut [Vec<f32>]) {
     for (i, l) in examples.iter().enumerate() {
@@ -244,14 +419,20 @@ pub fn fold_of(p: &Page, k: u64) -> u64 {
 /// taken, under the first configuration's recall guard (fold `f` is never looked at). The
 /// all-pages model takes what is best over the cross-validated predictions of the fold
 /// models. Without `choose`, the first configuration and its thresholds.
+///
+/// With `restore`, the restore ([`super::restore`]) is trained and cross-validated the same
+/// way on top (nested CV for its thresholds under [`RESTORE_PRECISION_LOSS`]), and `DIR/restore`
+/// gets the same files for the block scorer plus the restore; the all-pages restore is
+/// returned beside the block scorer.
 pub fn write_cv(
     pages: &[Page],
     examples: &[Labelled],
     k: u64,
     configs: &[TrainOptions],
     choose: bool,
+    restore: Option<&RestoreOptions>,
     dir: &Path,
-) -> Result<Model, String> {
+) -> Result<(Model, Option<Model>), String> {
     if configs.is_empty() {
         return Err("no training configuration".into());
     }
@@ -301,6 +482,9 @@ pub fn write_cv(
         best
     };
     let mut cv_text: Vec<String> = vec![String::new(); n];
+    // The block scorer that wrote each fold's cross-validated text.
+    let mut fold_models: Vec<Model> = Vec::new();
+    let mut fold_units: Vec<Option<Vec<(f64, f64)>>> = Vec::new();
     for f in 0..k {
         let (c, (t, tp)) = if choose {
             let (c, ((t, tp), s)) = best(
@@ -316,6 +500,9 @@ pub fn write_cv(
         };
         let mut m = models[c][f as usize].clone();
         (m.threshold, m.prose_threshold) = (t, tp);
+        fold_models.push(m.clone());
+        // The pages other than f as fold f's choice saw them pruned (only with a choice).
+        fold_units.push(choose.then(|| pruned_units(examples, &inner[c][f as usize], (t, tp))));
         let ex = base.clone().with_model(Some(Arc::new(m)));
         let idx: Vec<usize> = (0..n).filter(|&i| fold[i] == f).collect();
         let texts: Vec<String> = idx
@@ -326,7 +513,11 @@ pub fn write_cv(
             cv_text[i] = t;
         }
     }
+    for l in breakdown(pages, examples, &cv_text) {
+        eprintln!("{l}");
+    }
     let mut o = configs[0].clone();
+    let mut all_c = 0;
     if choose {
         let rules = proxy_score(examples, &outer[0], (0.0, 0.0), |_| true);
         eprintln!("rules alone: proxy {:.4}", rules.score);
@@ -336,13 +527,108 @@ pub fn write_cv(
         );
         o = configs[c].clone();
         (o.threshold, o.prose_threshold) = (t, tp);
+        all_c = c;
     }
     let all = train_on(examples, |_| true, &o);
-    let insample = base.with_model(Some(Arc::new(all.clone())));
+    let insample = base.clone().with_model(Some(Arc::new(all.clone())));
     let (rules_text, in_text): (Vec<String>, Vec<String>) = pages
         .par_iter()
         .map(|p| (text_of(&rules, &p.html), text_of(&insample, &p.html)))
         .unzip();
+    write_variants(dir, pages, &fold, &rules_text, &cv_text, &in_text)?;
+    let Some(RestoreOptions {
+        train: ropts,
+        on_trees,
+    }) = restore
+    else {
+        return Ok((all, None));
+    };
+    // What the restore's thresholds are chosen on top of: the rules' text, or (`on_trees`)
+    // the block scorer's pruning as each choice saw it.
+    let on = *on_trees && choose;
+    let all_units =
+        on.then(|| pruned_units(examples, &outer[all_c], (o.threshold, o.prose_threshold)));
+    // The restore, nested the same way: inner[f][i] is page i's line probabilities under the
+    // restore trained without f and i's fold, outer[i] without i's fold.
+    let mut inner = vec![vec![Vec::new(); n]; kk];
+    let mut outer = vec![Vec::new(); n];
+    let units = |f: usize| if on { fold_units[f].as_deref() } else { None };
+    for a in 0..k {
+        for b in a + 1..k {
+            let m = train_restore(examples, |i| fold[i] != a && fold[i] != b, ropts);
+            restore_probs_of(examples, &m, |i| fold[i] == b, &mut inner[a as usize]);
+            restore_probs_of(examples, &m, |i| fold[i] == a, &mut inner[b as usize]);
+        }
+    }
+    let guard = RESTORE_PRECISION_LOSS;
+    let mut cv_r: Vec<String> = vec![String::new(); n];
+    for f in 0..k {
+        let ((t, tp), sc) = choose_restore(
+            examples,
+            units(f as usize),
+            &inner[f as usize],
+            guard,
+            |i| fold[i] != f,
+        );
+        let mut r = train_restore(examples, |i| fold[i] != f, ropts);
+        restore_probs_of(examples, &r, |i| fold[i] == f, &mut outer);
+        eprintln!("restore fold {f}: thresholds {t:.2}, prose {tp:.2} (inner-CV proxy {sc:.4})");
+        (r.threshold, r.prose_threshold) = (t, tp);
+        let ex = base
+            .clone()
+            .with_model(Some(Arc::new(fold_models[f as usize].clone())))
+            .with_restore(Some(Arc::new(r)));
+        let idx: Vec<usize> = (0..n).filter(|&i| fold[i] == f).collect();
+        let texts: Vec<String> = idx
+            .par_iter()
+            .map(|&i| text_of(&ex, &pages[i].html))
+            .collect();
+        for (i, t) in idx.into_iter().zip(texts) {
+            cv_r[i] = t;
+        }
+    }
+    let au = all_units.as_deref();
+    let none = restore_proxy(examples, au, &outer, (2.0, 2.0), |_| true);
+    let ((t, tp), sc) = choose_restore(examples, au, &outer, guard, |_| true);
+    let chosen = restore_proxy(examples, au, &outer, (t, tp), |_| true);
+    eprintln!(
+        "restore, all pages: thresholds {t:.2}, prose {tp:.2} (CV proxy {sc:.4} against {:.4}; \
+         P {:?} -> {:?}, R {:?} -> {:?})",
+        none.score, none.precision, chosen.precision, none.recall, chosen.recall
+    );
+    let mut r_all = train_restore(examples, |_| true, ropts);
+    (r_all.threshold, r_all.prose_threshold) = (t, tp);
+    let in_r_ex = insample.with_restore(Some(Arc::new(r_all.clone())));
+    let in_r: Vec<String> = pages
+        .par_iter()
+        .map(|p| text_of(&in_r_ex, &p.html))
+        .collect();
+    for l in breakdown(pages, examples, &cv_r) {
+        eprintln!("with the restore: {l}");
+    }
+    write_variants(
+        &dir.join("restore"),
+        pages,
+        &fold,
+        &rules_text,
+        &cv_r,
+        &in_r,
+    )?;
+    Ok((all, Some(r_all)))
+}
+
+/// Writes the three variants' texts (`rules`, `cv`, `insample`, per dataset) and
+/// `pages.jsonl` to `dir`.
+fn write_variants(
+    dir: &Path,
+    pages: &[Page],
+    fold: &[u64],
+    rules_text: &[String],
+    cv_text: &[String],
+    in_text: &[String],
+) -> Result<(), String> {
+    let io = |e: std::io::Error| format!("{}: {e}", dir.display());
+    std::fs::create_dir_all(dir).map_err(io)?;
     let write = |name: &str, rows: &mut dyn Iterator<Item = serde_json::Value>| {
         let path = dir.join(name);
         let f = std::fs::File::create(&path).map_err(|e| format!("{}: {e}", path.display()))?;
@@ -354,9 +640,9 @@ pub fn write_cv(
         w.flush().map_err(io)
     };
     for (variant, texts) in [
-        ("rules", &rules_text),
-        ("cv", &cv_text),
-        ("insample", &in_text),
+        ("rules", rules_text),
+        ("cv", cv_text),
+        ("insample", in_text),
     ] {
         for ds in ["trafeval", "cleaneval"] {
             write(
@@ -371,11 +657,162 @@ pub fn write_cv(
     }
     write(
         "pages.jsonl",
-        &mut pages.iter().zip(&fold).map(|(p, f)| {
+        &mut pages.iter().zip(fold).map(|(p, f)| {
             serde_json::json!({"dataset": p.dataset, "id": p.id, "site": p.site, "fold": f, "news": p.news})
         }),
-    )?;
-    Ok(all)
+    )
+}
+
+/// Where the gold text that `texts` (one per page) misses lies among the page's lines under
+/// the rules (what [`Labelled::page`] holds), as shares of all gold units: per dataset, on
+/// all pages and on the news/blog subset. trafilatura-eval counts missed snippets (the
+/// scorer sums them over pages); CleanEval counts gold words per page (the scorer averages
+/// recall over pages). A gold unit in a line the rules wrote but `texts` lacks was pruned by
+/// the model that wrote `texts`; one found in no line is text the extractor never sees as
+/// one line (split over lines, or in attributes and markup it does not read).
+pub fn breakdown(pages: &[Page], examples: &[Labelled], texts: &[String]) -> Vec<String> {
+    let bucket = |l: &PageLine, written: bool| -> String {
+        match l.place {
+            Place::Content if written => "written".into(),
+            Place::Content => "pruned by the model".into(),
+            Place::ModelPruned => "pruned by the model".into(),
+            Place::Pruned => "pruned by the rules inside".into(),
+            Place::BoilerInside => "boilerplate inside".into(),
+            Place::BoilerOutside => "boilerplate outside".into(),
+            Place::Hidden => "hidden or script".into(),
+            Place::Outside => format!(
+                "outside: {}, {}{}",
+                if l.before { "before" } else { "after" },
+                match l.up {
+                    0..=1 => "sibling of the root",
+                    2..=3 => "2-3 levels up",
+                    _ => "4+ levels up",
+                },
+                if l.level > 0 { ", heading" } else { "" }
+            ),
+        }
+    };
+    let norm = |s: &str| s.split_whitespace().collect::<Vec<_>>().join(" ");
+    let mut out = Vec::new();
+    for ds in ["trafeval", "cleaneval"] {
+        for news_only in [false, true] {
+            // Missed gold units per bucket, and the gold units in all.
+            let mut miss: BTreeMap<String, f64> = BTreeMap::new();
+            let (mut total, mut n_pages) = (0f64, 0usize);
+            for ((p, l), t) in pages.iter().zip(examples).zip(texts) {
+                if p.dataset != ds || (news_only && !p.news) {
+                    continue;
+                }
+                n_pages += 1;
+                let text = norm(t);
+                match &p.gold {
+                    Gold::Snippets { with, .. } => {
+                        // The page's lines joined as the scorer reads a text, with where
+                        // each starts.
+                        let mut joined = String::new();
+                        let mut starts = Vec::new();
+                        for pl in &l.page {
+                            if !joined.is_empty() {
+                                joined.push(' ');
+                            }
+                            starts.push(joined.len());
+                            joined.push_str(&pl.text);
+                        }
+                        for w in with.iter().map(|s| norm(s)).filter(|s| !s.is_empty()) {
+                            total += 1.0;
+                            if text.contains(&w) {
+                                continue;
+                            }
+                            let b = match joined.find(&w) {
+                                Some(at) => {
+                                    let k = starts.partition_point(|&s| s <= at) - 1;
+                                    let pl = &l.page[k];
+                                    let written = text.contains(&pl.text);
+                                    bucket(pl, written)
+                                }
+                                None => "in no line".into(),
+                            };
+                            *miss.entry(b).or_default() += 1.0;
+                        }
+                    }
+                    Gold::Text(g) => {
+                        let gt = tokens(g);
+                        if gt.is_empty() {
+                            continue;
+                        }
+                        let uni: HashSet<&str> = gt.iter().copied().collect();
+                        let bi: HashSet<(&str, &str)> =
+                            gt.windows(2).map(|w| (w[0], w[1])).collect();
+                        let hits = |s: &str| {
+                            let tk = tokens(s);
+                            match tk.len() {
+                                0 => 0.0,
+                                1 => uni.contains(tk[0]) as u32 as f64,
+                                n => {
+                                    tk.windows(2).filter(|w| bi.contains(&(w[0], w[1]))).count()
+                                        as f64
+                                        / (n - 1) as f64
+                                        * n as f64
+                                }
+                            }
+                        };
+                        let gold = gt.len() as f64;
+                        let found: f64 = t.lines().map(hits).sum();
+                        let lost = (1.0 - found / gold).clamp(0.0, 1.0);
+                        total += 1.0;
+                        let mut by: BTreeMap<String, f64> = BTreeMap::new();
+                        for pl in &l.page {
+                            let written = text.contains(&pl.text);
+                            if written && matches!(pl.place, Place::Content | Place::Outside) {
+                                continue;
+                            }
+                            let h = hits(&pl.text);
+                            if h > 0.0 {
+                                *by.entry(bucket(pl, written)).or_default() += h / gold;
+                            }
+                        }
+                        // Shares of this page's lost recall (scaled down where lines repeat
+                        // gold words), the rest found in no line.
+                        let sum: f64 = by.values().sum();
+                        let scale = if sum > lost { lost / sum } else { 1.0 };
+                        for (k, v) in by {
+                            *miss.entry(k).or_default() += v * scale;
+                        }
+                        *miss.entry("in no line".into()).or_default() += lost - sum * scale;
+                    }
+                }
+            }
+            let lost: f64 = miss.values().sum();
+            let t = total.max(1.0);
+            let sum = |f: &dyn Fn(&str) -> bool| -> f64 {
+                miss.iter()
+                    .filter(|(k, _)| f(k))
+                    .map(|(_, v)| v)
+                    .sum::<f64>()
+                    / t
+            };
+            let outside = sum(&|k| k.starts_with("outside"));
+            let inside = sum(&|k| k.contains("inside"));
+            out.push(format!(
+                "missed gold, {ds} {} ({n_pages} pages): recall lost {:.4} = outside the content \
+                 {outside:.4} ({:.0}%: before it {:.4}, in a sibling of the root {:.4}, headings \
+                 {:.4}) + boilerplate outside {:.4} + inside, pruned by the rules or as \
+                 boilerplate {inside:.4} + pruned by the model {:.4} + hidden or script {:.4} + \
+                 in no line {:.4}",
+                if news_only { "news/blog" } else { "all" },
+                lost / t,
+                100.0 * outside * t / lost.max(1e-12),
+                sum(&|k| k.starts_with("outside: before")),
+                sum(&|k| k.starts_with("outside") && k.contains("sibling")),
+                sum(&|k| k.starts_with("outside") && k.ends_with("heading")),
+                sum(&|k| k == "boilerplate outside"),
+                sum(&|k| k == "pruned by the model"),
+                sum(&|k| k == "hidden or script"),
+                sum(&|k| k == "in no line"),
+            ));
+        }
+    }
+    out
 }
 
 fn text_of(ex: &Extractor, html: &str) -> String {
@@ -469,6 +906,109 @@ fn label(text: &str, lines: &[ScoredLine], gold: &Gold) -> Labelled {
             out.examples
                 .iter_mut()
                 .for_each(|e| e.weight /= total.max(1.0));
+        }
+    }
+    out
+}
+
+/// The restore's labelled lines of one page (only a whole element may be added); `pos` and
+/// `neg` count what adding the line brings that the rules' `text` lacks. trafilatura-eval
+/// lines are labelled as [`label`] labels the content's (by snippets the text lacks);
+/// CleanEval lines by the 4-word shingles they would add beside the content, not by word
+/// pairs (a short line outside the content shares a word pair with the gold by chance).
+fn label_restore(text: &str, lines: &[ScoredLine], gold: &Gold) -> Vec<Example> {
+    let mut out = Vec::new();
+    match gold {
+        Gold::Snippets { with, without } => {
+            let norm = |s: &str| s.split_whitespace().collect::<Vec<_>>().join(" ");
+            let text = norm(text);
+            // Only snippets the text lacks: a line that brings one already there adds nothing.
+            let missing = |set: &[String]| -> Vec<String> {
+                set.iter()
+                    .map(|s| norm(s))
+                    .filter(|s| !s.is_empty() && !text.contains(s.as_str()))
+                    .collect()
+            };
+            let (with, without) = (missing(with), missing(without));
+            let count =
+                |t: &str, set: &[String]| set.iter().filter(|s| t.contains(s.as_str())).count();
+            let mut n = 0usize;
+            for l in lines.iter().filter(|l| l.whole) {
+                let (pos, neg) = (count(&l.text, &with), count(&l.text, &without));
+                let labelled = (pos > 0) != (neg > 0);
+                n += labelled as usize;
+                out.push(Example {
+                    x: l.x.clone(),
+                    content: pos > 0,
+                    weight: if labelled { 1.0 } else { 0.0 },
+                    pos: pos as f32,
+                    neg: neg as f32,
+                });
+            }
+            out.iter_mut().for_each(|e| e.weight /= n.max(1) as f32);
+        }
+        Gold::Text(t) => {
+            // As the shingle metric reads a text: 4-word shingles, counted as a multiset, less
+            // those the rules' text already holds (a line that repeats the text adds nothing
+            // the gold wants). A line adds the shingles that hold any of its words where it
+            // would be written: beside the content, so those that reach into the content's
+            // first (or last) words too. A short line is gold only when it also sits beside
+            // that content in the gold, not when its two words occur somewhere by chance.
+            let gold_tokens = tokens(t);
+            let mut left: HashMap<&[&str], i32> = HashMap::new();
+            for n in 1..=4 {
+                for w in gold_tokens.windows(n) {
+                    *left.entry(w).or_default() += 1;
+                }
+            }
+            let text_tokens = tokens(text);
+            for n in 1..=4 {
+                for w in text_tokens.windows(n) {
+                    if let Some(c) = left.get_mut(w) {
+                        *c -= 1;
+                    }
+                }
+            }
+            let head = &text_tokens[..text_tokens.len().min(3)];
+            let tail = &text_tokens[text_tokens.len().saturating_sub(3)..];
+            let before = blocks::n_features();
+            let mut total = 0f32;
+            for l in lines.iter().filter(|l| l.whole) {
+                let tk = tokens(&l.text);
+                if tk.is_empty() {
+                    continue;
+                }
+                // The line with the content's words on the side it would join.
+                let (seq, mine): (Vec<&str>, std::ops::Range<usize>) = if l.x[before] > 0.5 {
+                    (tk.iter().chain(head).copied().collect(), 0..tk.len())
+                } else {
+                    let k = tail.len();
+                    (tail.iter().chain(&tk).copied().collect(), k..k + tk.len())
+                };
+                let size = seq.len().min(4);
+                // Shingles holding at least one of the line's words.
+                let shingles: Vec<&[&str]> = seq
+                    .windows(size)
+                    .enumerate()
+                    .filter(|(s, _)| *s < mine.end && s + size > mine.start)
+                    .map(|(_, w)| w)
+                    .collect();
+                let found = shingles
+                    .iter()
+                    .filter(|w| left.get(*w).is_some_and(|&c| c > 0))
+                    .count();
+                let hit = found as f32 / shingles.len().max(1) as f32;
+                let n = tk.len() as f32;
+                total += n;
+                out.push(Example {
+                    x: l.x.clone(),
+                    content: hit >= 0.5,
+                    weight: n,
+                    pos: hit * n,
+                    neg: (1.0 - hit) * n,
+                });
+            }
+            out.iter_mut().for_each(|e| e.weight /= total.max(1.0));
         }
     }
     out
