@@ -62,7 +62,9 @@ pub struct ExtractConfig {
     /// pages with recall held (docs/extract.md), at about a quarter of the extraction time.
     pub block_model: bool,
     /// Add back lines outside the chosen content that the learned restore (`restore.model`)
-    /// finds to be content (a lead paragraph or heading beside the body); docs/extract.md.
+    /// finds to be content (a lead paragraph or heading beside the body). On by default:
+    /// cross-validated by site it raises recall on every set (news/blog 0.9694 -> 0.9707 on
+    /// trafilatura-eval) with precision and F1 above the rules' (docs/extract.md).
     pub restore: bool,
 }
 
@@ -78,7 +80,7 @@ impl Default for ExtractConfig {
             headline: false,
             min_chars: 1,
             block_model: true,
-            restore: false,
+            restore: true,
         }
     }
 }
