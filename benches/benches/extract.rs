@@ -1,6 +1,7 @@
 //! HTML main-content extraction of the pages of ../shared/data/warc/trafilatura-eval-pages.warc.gz
 //! (1,033 real pages, 150 MB of HTML), one thread, side by side with trafilatura (default and
-//! fast) and resiliparse measured on the same pages in the same run.
+//! fast) and resiliparse measured on the same pages in the same run. curate is timed with its
+//! default settings (rules, block scorer, restore) and with the rules alone.
 //!
 //! Run: cargo bench -p curate-benches --bench extract
 //! Env: EXTRACT_BENCH_FILE (another WARC), EXTRACT_BENCH_REPS (default 3), EXTRACT_BENCH_PEERS
@@ -38,8 +39,15 @@ fn main() {
         })
         .collect();
     let bytes: usize = pages.iter().map(|p| p.len()).sum();
-    let ex = Extractor::new(ExtractConfig::default()).expect("default config");
-    let run = || {
+    // The default (rules, block scorer, restore) and the rules alone, same passes.
+    let default = Extractor::new(ExtractConfig::default()).expect("default config");
+    let rules = Extractor::new(ExtractConfig {
+        block_model: false,
+        restore: false,
+        ..ExtractConfig::default()
+    })
+    .expect("rules config");
+    let run = |ex: &Extractor| {
         let mut chars = 0usize;
         let mut failed = 0usize;
         for p in &pages {
@@ -50,15 +58,20 @@ fn main() {
         }
         (chars, failed)
     };
-    let (chars, failed) = run();
-    let mut wall = f64::INFINITY;
-    let mut cpu = f64::INFINITY;
-    for _ in 0..reps {
-        let (t, c) = (std::time::Instant::now(), thread_cpu_seconds());
-        std::hint::black_box(run());
-        wall = wall.min(t.elapsed().as_secs_f64());
-        cpu = cpu.min(thread_cpu_seconds() - c);
-    }
+    let (chars, failed) = run(&default);
+    let time = |ex: &Extractor| {
+        run(ex);
+        let (mut wall, mut cpu) = (f64::INFINITY, f64::INFINITY);
+        for _ in 0..reps {
+            let (t, c) = (std::time::Instant::now(), thread_cpu_seconds());
+            std::hint::black_box(run(ex));
+            wall = wall.min(t.elapsed().as_secs_f64());
+            cpu = cpu.min(thread_cpu_seconds() - c);
+        }
+        (wall, cpu)
+    };
+    let (wall, cpu) = time(&default);
+    let (rules_wall, rules_cpu) = time(&rules);
     // The parser alone, same passes.
     let limits = Limits::default();
     let parse = || {
@@ -117,9 +130,9 @@ fn main() {
         .as_ref()
         .and_then(|p| p["html_bytes"].as_u64())
         .unwrap_or(0) as usize;
-    for (clock, secs, parse_secs, key) in [
-        ("CPU time", cpu, parse_cpu, "cpu_s"),
-        ("wall clock", wall, parse_wall, "wall_s"),
+    for (clock, secs, rules_secs, parse_secs, key) in [
+        ("CPU time", cpu, rules_cpu, parse_cpu, "cpu_s"),
+        ("wall clock", wall, rules_wall, parse_wall, "wall_s"),
     ] {
         println!("-- {clock}, one thread");
         let is_parser = |name: &str| name.ends_with("_parser");
@@ -146,6 +159,7 @@ fn main() {
             report(name, peer_pages, peer_bytes, s, None);
         }
         report("curate extract.html", pages.len(), bytes, secs, None);
+        report("curate, rules alone", pages.len(), bytes, rules_secs, None);
         for (name, r) in results.iter().filter(|(n, _)| !is_parser(n)) {
             let s = r[key].as_f64().unwrap_or(f64::NAN);
             report(
