@@ -9,7 +9,8 @@
 //!    [`fit_set`]; "fitted", one per `FIT_LAMBDA` value); or `STATIC_MODEL=DIR` names a model.
 //!    Knobs: `FIT_WINDOWS`, `FIT_MIXED`, `FIT_PER_TEXT`, `FIT_ITERATIONS`, `DIMS`,
 //!    `FIT_CLASS_DOCS`, `FIT_CLEANEVAL=1` (CleanEval's gold texts join the fit texts),
-//!    `FIT_LINGUA=1` (so do the language-ID test sentences, 25 to a text);
+//!    `FIT_LINGUA=1` (so do the language-ID test sentences, 25 to a text); `POOL_BETA=b,..`
+//!    scores each model also with attention-like pooling ([`ctx_embed`]);
 //!    `DISTILL_CACHE=DIR` keeps MiniLM's outputs between runs; `SKIP_SPEED=1`.
 //! 2. **Evaluation set** (seeded, rebuilt the same each run):
 //!    - the near-duplicate set of `curate_benches::neardup` from the 1,080 real extracted pages of
@@ -454,6 +455,35 @@ fn agreement(
     }
 }
 
+/// A document's embedding with its tokens weighted by how well each agrees with the plain
+/// sum: `w_t = exp(beta * cos(v_t, mean))`, a one-query attention over the window (beta 0 is
+/// the plain sum). An experiment: a run of words from elsewhere weighs less than on-topic text.
+fn ctx_embed(m: &StaticModel, text: &str, beta: f32) -> Vec<f32> {
+    let mut ids = Vec::new();
+    m.token_ids(text, m.meta().max_tokens, &mut ids);
+    let d = m.dim();
+    let mut mean = vec![0f32; d];
+    for &id in &ids {
+        for (o, x) in mean.iter_mut().zip(m.token_vector(id)) {
+            *o += x;
+        }
+    }
+    let norm = |v: &[f32]| v.iter().map(|x| x * x).sum::<f32>().sqrt().max(1e-12);
+    let mn = norm(&mean);
+    let mut out = vec![0f32; d];
+    for &id in &ids {
+        let v = m.token_vector(id);
+        let c = dot(v, &mean) / (norm(v) * mn);
+        let w = (beta * c).exp();
+        for (o, x) in out.iter_mut().zip(v) {
+            *o += w * x;
+        }
+    }
+    let n = norm(&out);
+    out.iter_mut().for_each(|x| *x /= n);
+    out
+}
+
 /// The kind of a pair of documents (see [`EvalPair::kind`]).
 fn pair_kind(a: &'static str, b: &'static str, same: bool) -> &'static str {
     if !same {
@@ -749,8 +779,22 @@ fn main() {
         .split(',')
         .filter_map(|x| x.trim().parse().ok())
         .collect();
+    // POOL_BETA=b1,b2: each model also with attention-like pooling (see `ctx_embed`).
+    let betas: Vec<f32> = std::env::var("POOL_BETA")
+        .map(|v| v.split(',').filter_map(|x| x.trim().parse().ok()).collect())
+        .unwrap_or_default();
+    let mut variants: Vec<(String, &StaticModel, Option<f32>)> = Vec::new();
     for (name, m) in &models {
-        let es = m.embed(&refs);
+        variants.push((name.clone(), m, None));
+        for &b in &betas {
+            variants.push((format!("{name}, context pooling beta {b}"), m, Some(b)));
+        }
+    }
+    for (name, m, beta) in &variants {
+        let es = match beta {
+            None => m.embed(&refs),
+            Some(b) => refs.iter().map(|t| ctx_embed(m, t, *b)).collect(),
+        };
         // Pairs within each half.
         let mut pairs: [Vec<EvalPair>; 2] = [Vec::new(), Vec::new()];
         for i in 0..n {
