@@ -230,39 +230,20 @@ fn fit_set(shared: &Path, eval: &Eval) -> Vec<String> {
     out.extend(docs.into_iter().take(n).map(|d| d.2));
     let class = out.len() - pages;
     // FIT_CLEANEVAL=1: also CleanEval's hand-cleaned page texts (web pages of many sites,
-    // mostly English; nothing the evaluation reads), markers and the URL line dropped.
+    // mostly English; nothing the evaluation reads), as `classdata::web_docs` reads them: the
+    // URL line and markers dropped, the classifier data's kept-aside test groups left out.
     if std::env::var_os("FIT_CLEANEVAL").is_some() {
-        let dir = shared.join("data/extraction/cleaneval-final/gold");
-        let mut files: Vec<PathBuf> = std::fs::read_dir(&dir)
-            .expect("cleaneval gold")
-            .map(|e| e.unwrap().path())
-            .collect();
-        files.sort();
         let before = out.len();
-        for f in files {
-            let mut raw = Vec::new();
-            use std::io::Read;
-            flate2::read::GzDecoder::new(std::fs::File::open(&f).unwrap())
-                .read_to_end(&mut raw)
-                .unwrap();
-            let text: Vec<String> = String::from_utf8_lossy(&raw)
-                .lines()
-                .filter(|l| !l.starts_with("URL:"))
-                .map(|l| {
-                    l.replace("<p>", " ")
-                        .replace("<h>", " ")
-                        .replace("<l>", " ")
-                        .split_whitespace()
-                        .collect::<Vec<_>>()
-                        .join(" ")
-                })
-                .filter(|l| !l.is_empty())
-                .collect();
-            if text.len() > 2 {
-                out.push(text.join("\n"));
-            }
-        }
-        println!("fit texts: {} CleanEval gold texts", out.len() - before);
+        out.extend(
+            curate_benches::classdata::web_docs(shared)
+                .into_iter()
+                .filter(|d| d.id.starts_with("cleaneval/"))
+                .map(|d| d.text),
+        );
+        println!(
+            "fit texts: {} CleanEval gold texts (not the test groups)",
+            out.len() - before
+        );
     }
     // FIT_LINGUA=1: also the language-ID test sentences of 75 languages (Leipzig web
     // sentences; nothing the evaluation reads), 25 sentences of one language to a text, so the

@@ -965,6 +965,25 @@ pub(crate) fn is_date_line(t: &str) -> bool {
 /// Headings longer than this (visible characters) are a lead set in large type, not a title.
 const SHORT_HEADING: u32 = 50;
 
+/// Inline styling between text node `i` and its block `b` (a few levels at most): (emphasis,
+/// small print).
+fn inline_style(nodes: &[Node], i: usize, b: usize) -> (bool, bool) {
+    let (mut styled, mut small) = (false, false);
+    let mut a = nodes[i].parent;
+    for _ in 0..8 {
+        if a == NONE || a as usize == b {
+            break;
+        }
+        match nodes[a as usize].tag {
+            Tag::Em | Tag::I | Tag::Strong | Tag::B => styled = true,
+            Tag::Small | Tag::Sub | Tag::Sup => small = true,
+            _ => {}
+        }
+        a = nodes[a as usize].parent;
+    }
+    (styled, small)
+}
+
 fn heading_level(tag: Tag) -> u8 {
     match tag {
         Tag::H1 => 1,
@@ -1159,20 +1178,7 @@ fn score_lines(
                         ..LineStats::default()
                     });
                 }
-                // Inline styling between the text and its block (a few levels at most).
-                let (mut styled, mut small) = (false, false);
-                let mut a = nodes[i].parent;
-                for _ in 0..8 {
-                    if a == NONE || a as usize == b {
-                        break;
-                    }
-                    match nodes[a as usize].tag {
-                        Tag::Em | Tag::I | Tag::Strong | Tag::B => styled = true,
-                        Tag::Small | Tag::Sub | Tag::Sup => small = true,
-                        _ => {}
-                    }
-                    a = nodes[a as usize].parent;
-                }
+                let (styled, small) = inline_style(nodes, i, b);
                 let l = lines.last_mut().expect("pushed above");
                 l.add_text(t, tchars[i], flags[i] & LINK != 0, styled, small);
                 if opts.collect_lines {
@@ -1291,19 +1297,7 @@ fn restore_lines(
                     ..LineStats::default()
                 });
             }
-            let (mut styled, mut small) = (false, false);
-            let mut a = nodes[i].parent;
-            for _ in 0..8 {
-                if a == NONE || a as usize == b {
-                    break;
-                }
-                match nodes[a as usize].tag {
-                    Tag::Em | Tag::I | Tag::Strong | Tag::B => styled = true,
-                    Tag::Small | Tag::Sub | Tag::Sup => small = true,
-                    _ => {}
-                }
-                a = nodes[a as usize].parent;
-            }
+            let (styled, small) = inline_style(nodes, i, b);
             let l = lines.last_mut().expect("pushed above");
             let t = dom.text_of(&nodes[i]);
             l.add_text(t, tchars[i], flags[i] & LINK != 0, styled, small);

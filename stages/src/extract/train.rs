@@ -151,22 +151,32 @@ pub fn proxy_score(
     keep: impl Fn(usize) -> bool,
 ) -> Proxy {
     aggregate(examples, keep, |i, l| {
-        let (mut found, mut bad) = (l.found as f64, l.kept_bad as f64);
-        if l.prunable {
-            for (e, &p) in l.examples.iter().zip(&probs[i]) {
-                let cut = if e.x[blocks::PROSE] > 0.5 {
-                    prose_threshold
-                } else {
-                    threshold
-                };
-                if p < cut {
-                    found -= e.pos as f64;
-                    bad -= e.neg as f64;
-                }
+        page_pruned(l, &probs[i], (threshold, prose_threshold))
+    })
+}
+
+/// One page's gold units found and boilerplate units kept once its lines scoring under the
+/// thresholds (`probs`, one per labelled line) are pruned.
+fn page_pruned(
+    l: &Labelled,
+    probs: &[f32],
+    (threshold, prose_threshold): (f32, f32),
+) -> (f64, f64) {
+    let (mut found, mut bad) = (l.found as f64, l.kept_bad as f64);
+    if l.prunable {
+        for (e, &p) in l.examples.iter().zip(probs) {
+            let cut = if e.x[blocks::PROSE] > 0.5 {
+                prose_threshold
+            } else {
+                threshold
+            };
+            if p < cut {
+                found -= e.pos as f64;
+                bad -= e.neg as f64;
             }
         }
-        (found, bad)
-    })
+    }
+    (found, bad)
 }
 
 /// [`Proxy`] of the pages `keep` selects with the restore's lines (`probs`, per page and
@@ -299,23 +309,7 @@ pub fn pruned_units(
     examples
         .iter()
         .zip(probs)
-        .map(|(l, pr)| {
-            let (mut found, mut bad) = (l.found as f64, l.kept_bad as f64);
-            if l.prunable {
-                for (e, &p) in l.examples.iter().zip(pr) {
-                    let cut = if e.x[blocks::PROSE] > 0.5 {
-                        prose_threshold
-                    } else {
-                        threshold
-                    };
-                    if p < cut {
-                        found -= e.pos as f64;
-                        bad -= e.neg as f64;
-                    }
-                }
-            }
-            (found, bad)
-        })
+        .map(|(l, pr)| page_pruned(l, pr, (threshold, prose_threshold)))
         .collect()
 }
 
