@@ -7,7 +7,7 @@
 //!    (`sha1(group) % 4 == 0`) left out ("distilled"), and the same fitted to MiniLM's
 //!    embeddings of windows of training text disjoint from the evaluation set (step 5,
 //!    [`fit_set`]; "fitted", one per `FIT_LAMBDA` value); or `STATIC_MODEL=DIR` names a model.
-//!    Knobs: `FIT_WINDOWS`, `FIT_MIXED`, `FIT_PER_TEXT`, `FIT_ITERATIONS`, `DIMS`,
+//!    Knobs: `FIT_WINDOWS`, `FIT_MIXED`, `FIT_PER_TEXT`, `FIT_ITERATIONS`, `DIMS`, `SIF_A`,
 //!    `FIT_CLASS_DOCS`, `FIT_CLEANEVAL=1` (CleanEval's gold texts join the fit texts),
 //!    `FIT_LINGUA=1` (so do the language-ID test sentences, 25 to a text); `POOL_BETA=b,..`
 //!    scores each model also with attention-like pooling ([`ctx_embed`]);
@@ -609,6 +609,9 @@ fn main() {
             }
             if let Some(m) = env("FIT_MIXED") {
                 opts.fit.mixed = m as usize;
+            }
+            if let Some(a) = env("SIF_A") {
+                opts.sif_a = a;
             }
             if let Some(p) = env("FIT_PER_TEXT") {
                 opts.fit.per_text = p as usize;
