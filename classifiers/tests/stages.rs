@@ -387,6 +387,15 @@ fn lingua_lines(dir: &Path, lang: &str, set: &str, n: usize) -> Vec<String> {
     t.lines().take(n).map(str::to_string).collect()
 }
 
+/// What a langid stage says of `text`: its language and `lang_score` (checked to lie in 0..=1).
+fn detect(s: &dyn Stage, text: &str) -> (String, f64) {
+    let mut d = Document::new("x", text);
+    s.process(&mut d);
+    let score = d.signals.f64("lang_score").unwrap();
+    assert!((0.0..=1.0).contains(&score), "{score}");
+    (d.lang().expect("langid sets a language").to_string(), score)
+}
+
 /// A `classify.langid` stage for a run, configured by `toml`.
 fn build_langid(toml: &str) -> Result<Box<dyn Stage>, stages::ConfigError> {
     build(
@@ -495,16 +504,7 @@ fn lingua_alone_and_as_second_opinion() {
     let lid = stage(&format!("model = {m:?}\ndetector = \"lid176\""));
     let both = stage(&format!("model = {m:?}\ndetector = \"lid176+lingua-high\""));
     let accuracy = |s: &dyn Stage, texts: &[String], lang: &str| {
-        let ok = texts
-            .iter()
-            .filter(|t| {
-                let mut d = Document::new("x", t.as_str());
-                s.process(&mut d);
-                let score = d.signals.f64("lang_score").unwrap();
-                assert!((0.0..=1.0).contains(&score), "{score}");
-                d.lang() == Some(lang)
-            })
-            .count();
+        let ok = texts.iter().filter(|t| detect(s, t).0 == lang).count();
         ok as f64 / texts.len() as f64
     };
     let langs = ["cs", "pl", "id", "bn", "zu"];
@@ -568,13 +568,6 @@ fn ngram_detector_matches_lingua_on_real_text() {
     let lingua_high = stage("detector = \"lingua-high\"");
     let lid = stage(&format!("model = {m:?}\ndetector = \"lid176\""));
     let both = stage(&format!("model = {m:?}"));
-    let answer = |s: &dyn Stage, t: &str| {
-        let mut d = Document::new("x", t);
-        s.process(&mut d);
-        let score = d.signals.f64("lang_score").unwrap();
-        assert!((0.0..=1.0).contains(&score), "{score}");
-        (d.lang().unwrap().to_string(), score)
-    };
     let langs = [
         "cs", "pl", "id", "bn", "zu", "de", "fr", "es", "ja", "zh", "ru", "uk", "ar", "fa", "hi",
         "tr", "vi", "sw", "nn", "hr",
@@ -586,10 +579,10 @@ fn ngram_detector_matches_lingua_on_real_text() {
             let texts = read(lang, set);
             let mut ok = [0usize; 4];
             for t in &texts {
-                let a = answer(ngram.as_ref(), t);
-                assert_eq!(a, answer(ngram.as_ref(), t), "deterministic: {t}");
+                let a = detect(ngram.as_ref(), t);
+                assert_eq!(a, detect(ngram.as_ref(), t), "deterministic: {t}");
                 for (i, s) in [&lingua_high, &lid, &both].iter().enumerate() {
-                    ok[i + 1] += (answer(s.as_ref(), t).0 == lang) as usize;
+                    ok[i + 1] += (detect(s.as_ref(), t).0 == lang) as usize;
                 }
                 ok[0] += (a.0 == lang) as usize;
             }
@@ -631,7 +624,7 @@ fn ngram_detector_matches_lingua_on_real_text() {
     assert_eq!(a, codes(&li));
     assert_eq!(a.len(), 75);
     assert_eq!(
-        answer(ngram.as_ref(), "1234 5678 !!! ---"),
+        detect(ngram.as_ref(), "1234 5678 !!! ---"),
         ("und".into(), 0.0)
     );
     let e = build_langid("detector = \"lid176+ngram\"").err().unwrap();

@@ -1325,32 +1325,23 @@ fn restore_lines(
     let mut places = vec![restore::Place::default(); lines.len()];
     // Between a line and the content: the lines after it (before the content) or before it
     // (after the content), counted outward from the content.
-    let (mut n, mut c, mut p) = (0u32, 0u32, 0u32);
-    for j in (0..split).rev() {
-        places[j] = restore::Place {
-            before: true,
-            lines_between: n,
-            chars_between: c,
-            prose_between: p,
-            ..places[j]
-        };
-        n += 1;
-        c += lines[j].chars;
-        p += is_prose(&lines[j]) as u32;
-    }
-    let (mut n, mut c, mut p) = (0u32, 0u32, 0u32);
-    for j in split..lines.len() {
-        places[j] = restore::Place {
-            before: false,
-            lines_between: n,
-            chars_between: c,
-            prose_between: p,
-            ..places[j]
-        };
-        n += 1;
-        c += lines[j].chars;
-        p += is_prose(&lines[j]) as u32;
-    }
+    let mut fill = |before: bool, order: &mut dyn Iterator<Item = usize>| {
+        let (mut n, mut c, mut p) = (0u32, 0u32, 0u32);
+        for j in order {
+            places[j] = restore::Place {
+                before,
+                lines_between: n,
+                chars_between: c,
+                prose_between: p,
+                ..places[j]
+            };
+            n += 1;
+            c += lines[j].chars;
+            p += is_prose(&lines[j]) as u32;
+        }
+    };
+    fill(true, &mut (0..split).rev());
+    fill(false, &mut (split..lines.len()));
     let mut cache = blocks::ContextCache::default();
     let ctx: Vec<_> = lines
         .iter()

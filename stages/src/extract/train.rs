@@ -99,11 +99,21 @@ pub fn examples(pages: &[Page]) -> Vec<Labelled> {
 
 /// Trains on the pages `keep` selects (examples concatenated in page order).
 pub fn train_on(examples: &[Labelled], keep: impl Fn(usize) -> bool, opts: &TrainOptions) -> Model {
+    train_picked(examples, keep, opts, |l| &l.examples)
+}
+
+/// Trains on the weighted examples `pick` takes from each page `keep` selects.
+fn train_picked(
+    examples: &[Labelled],
+    keep: impl Fn(usize) -> bool,
+    opts: &TrainOptions,
+    pick: impl Fn(&Labelled) -> &[Example],
+) -> Model {
     let ex: Vec<Example> = examples
         .iter()
         .enumerate()
         .filter(|(k, _)| keep(*k))
-        .flat_map(|(_, e)| e.examples.iter().filter(|e| e.weight > 0.0).cloned())
+        .flat_map(|(_, l)| pick(l).iter().filter(|e| e.weight > 0.0).cloned())
         .collect();
     blocks::train(&ex, opts)
 }
@@ -365,13 +375,7 @@ pub fn train_restore(
     keep: impl Fn(usize) -> bool,
     opts: &TrainOptions,
 ) -> Model {
-    let ex: Vec<Example> = examples
-        .iter()
-        .enumerate()
-        .filter(|(k, _)| keep(*k))
-        .flat_map(|(_, e)| e.restore.iter().filter(|e| e.weight > 0.0).cloned())
-        .collect();
-    blocks::train(&ex, opts)
+    train_picked(examples, keep, opts, |l| &l.restore)
 }
 
 /// Each page's restore probabilities under `m` (pages `keep` does not select stay empty).
