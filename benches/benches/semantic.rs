@@ -55,7 +55,7 @@ use classifiers::fasttext::{Preprocess, Session};
 use classifiers::onnx::train::{evaluate, fit, HeadOptions};
 use classifiers::onnx::{activate, Activation};
 use classifiers::onnx::{Encoder, EncoderOptions, Pooling, RuntimeOptions};
-use classifiers::static_embed::{distill_with, DistillOptions, StaticModel};
+use classifiers::static_embed::{distill_with, DistillOptions, PositionWeight, StaticModel};
 use curate_benches::classdata::{quality_docs, topic_docs, Doc};
 use curate_benches::split::sha1_prefix32;
 use curate_benches::{neardup, shared_dir};
@@ -465,6 +465,50 @@ fn ctx_embed(m: &StaticModel, text: &str, beta: f32) -> Vec<f32> {
     out
 }
 
+/// A document's embedding with order in it, an experiment: token `p` of the window weighs
+/// `1 + c * exp(-p / tau)` (`POS=c:tau`), and with `k` segments (`SEG=k:w`) the unit sum of
+/// each `k`-th of the window is appended, weighted `sqrt(w)` against the whole window's unit
+/// sum, so that the cosine is `(cos_all + w * sum of segment cosines) / (1 + k w)`.
+fn order_embed(m: &StaticModel, text: &str, pos: (f32, f32), seg: (usize, f32)) -> Vec<f32> {
+    let mut ids = Vec::new();
+    m.token_ids(text, m.meta().max_tokens, &mut ids);
+    let d = m.dim();
+    let (k, w) = (seg.0.max(1), seg.1);
+    let mut parts = vec![vec![0f32; d]; k + 1];
+    let n = ids.len().max(1);
+    for (p, &id) in ids.iter().enumerate() {
+        let wt = 1.0 + pos.0 * (-(p as f32) / pos.1.max(1e-6)).exp();
+        let s = 1 + p * k / n;
+        for (o, x) in parts[0].iter_mut().zip(m.token_vector(id)) {
+            *o += wt * x;
+        }
+        if seg.0 > 0 {
+            for (o, x) in parts[s].iter_mut().zip(m.token_vector(id)) {
+                *o += wt * x;
+            }
+        }
+    }
+    let norm = |v: &[f32]| v.iter().map(|x| x * x).sum::<f32>().sqrt().max(1e-12);
+    let mut out = Vec::with_capacity(d * (k + 1));
+    for (i, part) in parts.iter().enumerate() {
+        if i > 0 && seg.0 == 0 {
+            break;
+        }
+        let f = if i == 0 { 1.0 } else { w.sqrt() } / norm(part);
+        out.extend(part.iter().map(|x| x * f));
+    }
+    let t = norm(&out);
+    out.iter_mut().for_each(|x| *x /= t);
+    out
+}
+
+/// How the harness pools a model's token vectors for the agreement tables.
+enum Pool {
+    Sum,
+    Ctx(f32),
+    Order((f32, f32), (usize, f32)),
+}
+
 /// The kind of a pair of documents (see [`EvalPair::kind`]).
 fn pair_kind(a: &'static str, b: &'static str, same: bool) -> &'static str {
     if !same {
@@ -499,10 +543,22 @@ fn breakdown(texts: &[String], b: &[&EvalPair], tm: f32, ts: f32) {
         .ok()
         .and_then(|v| v.parse().ok())
         .unwrap_or(0);
-    let head = |t: &str| t.chars().take(160).collect::<String>().replace('\n', " / ");
+    // EXAMPLES_KIND: another kind than `different` (`insert`, `edit`...), EXAMPLES_CHARS: how
+    // much of each text.
+    let kind = std::env::var("EXAMPLES_KIND").unwrap_or_else(|_| "different".into());
+    let chars: usize = std::env::var("EXAMPLES_CHARS")
+        .ok()
+        .and_then(|v| v.parse().ok())
+        .unwrap_or(160);
+    let head = |t: &str| {
+        t.chars()
+            .take(chars)
+            .collect::<String>()
+            .replace('\n', " / ")
+    };
     for p in b
         .iter()
-        .filter(|p| p.kind == "different" && p.stat >= ts && p.minilm < 0.8)
+        .filter(|p| p.kind == kind && p.stat >= ts && p.minilm < 0.8)
         .take(n)
     {
         println!(
@@ -609,6 +665,12 @@ fn main() {
             }
             if let Some(m) = env("FIT_MIXED") {
                 opts.fit.mixed = m as usize;
+            }
+            // POS_FIT=c:tau: the models' own position weights (0:1 for none).
+            if let Ok(v) = std::env::var("POS_FIT") {
+                let (c, t) = v.split_once(':').expect("POS_FIT=boost:scale");
+                let (c, t): (f64, f64) = (c.parse().unwrap(), t.parse().unwrap());
+                opts.position_weight = (c > 0.0).then_some(PositionWeight { boost: c, scale: t });
             }
             if let Some(a) = env("SIF_A") {
                 opts.sif_a = a;
@@ -767,17 +829,52 @@ fn main() {
     let betas: Vec<f32> = std::env::var("POOL_BETA")
         .map(|v| v.split(',').filter_map(|x| x.trim().parse().ok()).collect())
         .unwrap_or_default();
-    let mut variants: Vec<(String, &StaticModel, Option<f32>)> = Vec::new();
+    // POS=c:tau,... and SEG=k:w,...: each model also with order in its embedding (see
+    // `order_embed`).
+    let pairs_of = |k: &str| -> Vec<(f32, f32)> {
+        std::env::var(k)
+            .map(|v| {
+                v.split(',')
+                    .filter_map(|x| {
+                        let (a, b) = x.split_once(':')?;
+                        Some((a.trim().parse().ok()?, b.trim().parse().ok()?))
+                    })
+                    .collect()
+            })
+            .unwrap_or_default()
+    };
+    let (poss, segs) = (pairs_of("POS"), pairs_of("SEG"));
+    let mut variants: Vec<(String, &StaticModel, Pool)> = Vec::new();
     for (name, m) in &models {
-        variants.push((name.clone(), m, None));
+        variants.push((name.clone(), m, Pool::Sum));
         for &b in &betas {
-            variants.push((format!("{name}, context pooling beta {b}"), m, Some(b)));
+            let v = (format!("{name}, context pooling beta {b}"), m, Pool::Ctx(b));
+            variants.push(v);
+        }
+        for &p in &poss {
+            let v = (
+                format!("{name}, position weight {p:?}"),
+                m,
+                Pool::Order(p, (0, 0.0)),
+            );
+            variants.push(v);
+        }
+        // SEG_POS=c:tau: the segment variants with position weights too.
+        let sp = pairs_of("SEG_POS").first().copied().unwrap_or((0.0, 1.0));
+        for &(k, w) in &segs {
+            let v = (
+                format!("{name}, {k} segments weight {w}, position {sp:?}"),
+                m,
+                Pool::Order(sp, (k as usize, w)),
+            );
+            variants.push(v);
         }
     }
-    for (name, m, beta) in &variants {
-        let es = match beta {
-            None => m.embed(&refs),
-            Some(b) => refs.iter().map(|t| ctx_embed(m, t, *b)).collect(),
+    for (name, m, pool) in &variants {
+        let es = match pool {
+            Pool::Sum => m.embed(&refs),
+            Pool::Ctx(b) => refs.iter().map(|t| ctx_embed(m, t, *b)).collect(),
+            Pool::Order(p, s) => refs.iter().map(|t| order_embed(m, t, *p, *s)).collect(),
         };
         // Pairs within each half.
         let mut pairs: [Vec<EvalPair>; 2] = [Vec::new(), Vec::new()];

@@ -14,7 +14,7 @@ use std::time::Instant;
 
 use anyhow::{anyhow, Context};
 use classifiers::onnx::{Device, Encoder, EncoderOptions, Pooling, RuntimeOptions};
-use classifiers::static_embed::{distill_with, DistillOptions, FitOptions};
+use classifiers::static_embed::{distill_with, DistillOptions, FitOptions, PositionWeight};
 use stages::read::{ReadEvent, ReadOptions};
 
 use super::CliError;
@@ -71,6 +71,13 @@ pub struct DistillArgs {
     /// Mixed windows added to the fit (the head of one window joined to the tail of another).
     #[arg(long, default_value_t = FitOptions::default().mixed)]
     pub fit_mixed: usize,
+    /// Position weights: token p of the window weighs 1 + boost * exp(-p / scale) (0: all
+    /// tokens alike).
+    #[arg(long, default_value_t = PositionWeight::DEFAULT.boost)]
+    pub position_boost: f64,
+    /// The decay length of the position weights, in tokens.
+    #[arg(long, default_value_t = PositionWeight::DEFAULT.scale)]
+    pub position_scale: f64,
     /// A directory to keep the teacher's outputs in, reused by later runs on the same inputs.
     #[arg(long)]
     pub cache: Option<PathBuf>,
@@ -86,6 +93,12 @@ pub fn run(a: DistillArgs) -> Result<(), CliError> {
     if a.dims == 0 || a.max_length < 4 || a.max_tokens == Some(0) {
         return Err(CliError::Config(
             "--dims and --max-tokens must be positive, --max-length at least 4".into(),
+        ));
+    }
+    let finite = a.position_boost.is_finite() && a.position_scale.is_finite();
+    if !(finite && a.position_boost >= 0.0 && a.position_scale > 0.0) {
+        return Err(CliError::Config(
+            "--position-boost must be >= 0 and --position-scale positive".into(),
         ));
     }
     if a.sif_a.is_nan() || a.sif_a <= 0.0 {
@@ -146,6 +159,10 @@ fn go(a: &DistillArgs) -> anyhow::Result<()> {
             iterations: a.fit_iterations,
             mixed: a.fit_mixed,
         },
+        position_weight: (a.position_boost > 0.0).then_some(PositionWeight {
+            boost: a.position_boost,
+            scale: a.position_scale,
+        }),
         cache: a.cache.clone(),
     };
     let fit: Vec<&str> = fit_texts.iter().map(|s| s.as_str()).collect();

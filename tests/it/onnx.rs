@@ -444,6 +444,11 @@ fn distill_fits_to_the_teacher_deterministically() {
     let meta: serde_json::Value =
         serde_json::from_slice(&std::fs::read(a.join("static.json")).unwrap()).unwrap();
     assert!(meta["fit_windows"].as_u64().unwrap() > 10, "{meta}");
+    assert_eq!(
+        meta["position_weight"],
+        serde_json::json!({"boost": 1.0, "scale": 32.0}),
+        "the default position weights are kept with the model"
+    );
     let report: serde_json::Value =
         serde_json::from_slice(&std::fs::read(a.join("distill_report.json")).unwrap()).unwrap();
     let fit = &report["fit"];
@@ -466,4 +471,17 @@ fn distill_fits_to_the_teacher_deterministically() {
     ]);
     assert_eq!(bad.status.code(), Some(2));
     assert!(String::from_utf8_lossy(&bad.stderr).contains("--fit-lambda"));
+    let bad = curate(&[
+        "distill",
+        "--encoder",
+        &testdata("tiny-bert-mean"),
+        "--text",
+        d.path().join("freq.jsonl").to_str().unwrap(),
+        "--position-scale",
+        "0",
+        "--out",
+        d.path().join("bad").to_str().unwrap(),
+    ]);
+    assert_eq!(bad.status.code(), Some(2));
+    assert!(String::from_utf8_lossy(&bad.stderr).contains("--position-scale"));
 }

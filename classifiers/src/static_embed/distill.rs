@@ -29,7 +29,7 @@ use rayon::prelude::*;
 use super::fit::{self, FitOptions, FitReport};
 use super::linalg::{column_mean, top_axes};
 pub use super::linalg::{jacobi_eigen, pca};
-use super::{load_tokenizer, StaticMeta, StaticModel};
+use super::{load_tokenizer, PositionWeight, StaticMeta, StaticModel};
 use crate::error::{Error, Result};
 use crate::onnx::{Encoder, Tokens};
 
@@ -49,6 +49,9 @@ pub struct DistillOptions {
     pub remove_components: usize,
     /// Step 5, used when [`distill_with`] gets fit texts.
     pub fit: FitOptions,
+    /// Position weights of the window (`None`: all tokens alike); used by the fit and kept
+    /// in the model.
+    pub position_weight: Option<PositionWeight>,
     /// A directory for the teacher's outputs (token vectors, window embeddings), keyed by a
     /// hash of the model file and the inputs, so that re-distilling with other settings does
     /// not re-run the teacher.
@@ -64,6 +67,7 @@ impl Default for DistillOptions {
             batch_size: 512,
             remove_components: REMOVE_COMPONENTS,
             fit: FitOptions::default(),
+            position_weight: Some(PositionWeight::DEFAULT),
             cache: None,
         }
     }
@@ -212,6 +216,12 @@ pub fn distill_with<'a>(
         row.iter_mut().for_each(|x| *x = (*x as f64 * w) as f32);
     }
 
+    // Position weights, as the model will sum (step 4 embeds with them, step 5 fits them).
+    let weights = opts
+        .position_weight
+        .map(|w| w.weights(max_tokens))
+        .unwrap_or_default();
+
     // 4. Common directions.
     let removed = opts.remove_components.min(dims);
     if removed > 0 && !texts.is_empty() {
@@ -226,9 +236,10 @@ pub fn distill_with<'a>(
                 }
             }
             let mut v = vec![0f32; dims];
-            for &i in &ids {
+            for (p, &i) in ids.iter().enumerate() {
+                let w = weights.get(p).copied().unwrap_or(1.0);
                 if let Some(row) = vectors.get(i as usize * dims..(i as usize + 1) * dims) {
-                    v.iter_mut().zip(row).for_each(|(a, b)| *a += b);
+                    v.iter_mut().zip(row).for_each(|(a, b)| *a += w * b);
                 }
             }
             crate::onnx::encoder::l2_normalize(&mut v);
@@ -295,7 +306,15 @@ pub fn distill_with<'a>(
             windows.extend(mix);
         }
         let teacher_seconds = t1.elapsed().as_secs_f64();
-        let (v, mut r) = fit::fit(&vectors, dims, &windows, &targets, teacher_dim, &opts.fit);
+        let (v, mut r) = fit::fit(
+            &vectors,
+            dims,
+            &windows,
+            &targets,
+            teacher_dim,
+            &weights,
+            &opts.fit,
+        );
         r.teacher_seconds = teacher_seconds;
         vectors = v;
         fit_report = Some(r);
@@ -317,6 +336,7 @@ pub fn distill_with<'a>(
         fit_lambda: fit_report.as_ref().map(|_| opts.fit.lambda),
         tokenizer: None,
         head: None,
+        position_weight: opts.position_weight,
     };
     StaticModel::save(out, &meta, &vectors, &spec.tokenizer_path)?;
     Ok(DistillReport {

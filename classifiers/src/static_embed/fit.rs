@@ -141,21 +141,25 @@ struct Sparse {
 }
 
 impl Sparse {
-    fn new(windows: &[Vec<u32>], vocab: usize) -> Sparse {
+    /// Rows: each window's tokens weighted by position (`weights`, 1 past its end) over the
+    /// window's total weight, the weighted mean the static model takes (up to its length).
+    fn new(windows: &[Vec<u32>], vocab: usize, weights: &[f32]) -> Sparse {
         let rows: Vec<Vec<(u32, f64)>> = windows
             .iter()
             .map(|w| {
-                let mut ids = w.clone();
-                ids.sort_unstable();
-                let n = w.len().max(1) as f64;
+                let wt = |p: usize| weights.get(p).map_or(1.0, |&x| x as f64);
+                let mut ids: Vec<(u32, f64)> =
+                    w.iter().enumerate().map(|(p, &id)| (id, wt(p))).collect();
+                ids.sort_by_key(|x| x.0);
+                let n = (0..w.len()).map(wt).sum::<f64>().max(1e-12);
                 let mut r: Vec<(u32, f64)> = Vec::new();
-                for id in ids {
+                for (id, x) in ids {
                     if id as usize >= vocab {
                         continue;
                     }
                     match r.last_mut() {
-                        Some((t, c)) if *t == id => *c += 1.0 / n,
-                        _ => r.push((id, 1.0 / n)),
+                        Some((t, c)) if *t == id => *c += x / n,
+                        _ => r.push((id, x / n)),
                     }
                 }
                 r
@@ -283,11 +287,12 @@ pub fn fit(
     windows: &[Vec<u32>],
     targets: &[f32],
     teacher_dim: usize,
+    weights: &[f32],
     opts: &FitOptions,
 ) -> (Vec<f32>, FitReport) {
     let vocab = table.len() / dims;
     let n = windows.len();
-    let a = Sparse::new(windows, vocab);
+    let a = Sparse::new(windows, vocab, weights);
     // Target axes: the top `dims` of the targets' second moment, so z_i . z_j ~ y_i . y_j.
     let axes = super::linalg::top_axes(targets, teacher_dim, dims);
     let z: Vec<f64> = targets

@@ -72,6 +72,45 @@ pub struct StaticMeta {
     /// A linear head beside this file (`curate train head`).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub head: Option<String>,
+    /// How much more the first tokens of the window weigh (absent: all alike).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub position_weight: Option<PositionWeight>,
+}
+
+/// Token `p` of the window (0-based) weighs `1 + boost * exp(-p / scale)` in the sum.
+///
+/// Why: the teacher's mean-pooled embedding leans on the opening of its window (what a text
+/// is about is set early, and every later token attends to it), while a plain sum weighs a
+/// word the same wherever it sits; with two windows of the same lines in another order the
+/// sum cannot tell them apart. Chosen by cross-validation on the semantic bench's
+/// calibration half (docs/onnx.md).
+#[derive(Clone, Copy, Debug, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct PositionWeight {
+    pub boost: f64,
+    pub scale: f64,
+}
+
+impl PositionWeight {
+    /// The default of `curate distill` (docs/onnx.md has the grid it was chosen from).
+    pub const DEFAULT: PositionWeight = PositionWeight {
+        boost: 1.0,
+        scale: 32.0,
+    };
+
+    /// The weights of positions `0..n`.
+    pub fn weights(&self, n: usize) -> Vec<f32> {
+        (0..n)
+            .map(|p| (1.0 + self.boost * (-(p as f64) / self.scale.max(1e-9)).exp()) as f32)
+            .collect()
+    }
+}
+
+/// The per-position weights a model's meta asks for (empty: none).
+fn position_weights(meta: &StaticMeta) -> Vec<f32> {
+    meta.position_weight
+        .map(|w| w.weights(meta.max_tokens))
+        .unwrap_or_default()
 }
 
 fn is_zero(n: &usize) -> bool {
@@ -91,6 +130,8 @@ pub struct StaticModel {
     tokenizer: Tokenizer,
     fast: Option<WordPiece>,
     dir: PathBuf,
+    /// Per-position weights of the window (empty: all 1).
+    weights: Vec<f32>,
 }
 
 impl StaticModel {
@@ -122,12 +163,22 @@ impl StaticModel {
                 ),
             ));
         }
+        if let Some(w) = meta.position_weight {
+            if !(w.boost >= 0.0 && w.scale > 0.0 && w.boost.is_finite() && w.scale.is_finite()) {
+                return Err(Error::format(
+                    &meta_path,
+                    "position_weight needs boost >= 0 and scale > 0".to_string(),
+                ));
+            }
+        }
+        let weights = position_weights(&meta);
         Ok(StaticModel {
             meta,
             vectors,
             tokenizer,
             fast,
             dir: dir.to_path_buf(),
+            weights,
         })
     }
 
@@ -142,6 +193,7 @@ impl StaticModel {
     /// Sums the first `n` tokens of a document instead of the distilled window.
     pub fn set_max_tokens(&mut self, n: usize) {
         self.meta.max_tokens = n.max(1);
+        self.weights = position_weights(&self.meta);
     }
 
     pub fn dir(&self) -> &Path {
@@ -165,15 +217,19 @@ impl StaticModel {
 
     /// The L2-normalised embedding of one text into `out` (zero for a text with no tokens).
     pub fn embed_into(&self, text: &str, ids: &mut Vec<u32>, out: &mut [f32]) {
-        let d = self.meta.dim;
         self.token_ids(text, self.meta.max_tokens, ids);
         out.fill(0.0);
-        for &id in ids.iter() {
-            let i = id as usize;
-            if i < self.meta.vocab {
-                let row = &self.vectors[i * d..(i + 1) * d];
-                for (o, &x) in out.iter_mut().zip(row) {
-                    *o += x;
+        // Two loops, so that a model without position weights pays no multiply.
+        if self.weights.is_empty() {
+            for &id in ids.iter() {
+                if let Some(row) = self.row(id) {
+                    out.iter_mut().zip(row).for_each(|(o, &x)| *o += x);
+                }
+            }
+        } else {
+            for (&id, &w) in ids.iter().zip(&self.weights) {
+                if let Some(row) = self.row(id) {
+                    out.iter_mut().zip(row).for_each(|(o, &x)| *o += w * x);
                 }
             }
         }
@@ -191,6 +247,11 @@ impl StaticModel {
                 v
             })
             .collect()
+    }
+
+    fn row(&self, id: u32) -> Option<&[f32]> {
+        let (i, d) = (id as usize, self.meta.dim);
+        (i < self.meta.vocab).then(|| &self.vectors[i * d..(i + 1) * d])
     }
 
     /// The vector of one token id (weight folded in).

@@ -253,6 +253,73 @@ fn distills_tiny_bert_deterministically() {
     assert!(e0[0] > 1e-3 * e0[7], "none removed: {e0:?}");
 }
 
+/// Position weights: kept in `static.json`, applied as `1 + boost * exp(-p / scale)` to the
+/// window's tokens, so two windows of the same words in another order differ, where the
+/// plain sum makes them one; a bad weight in the file is a format error.
+#[test]
+fn position_weights_make_the_order_count() {
+    let Some(opts) = tiny_bert_options() else {
+        return;
+    };
+    let enc = Encoder::open(&testing::testdata("tiny-bert-mean"), &opts).unwrap();
+    let corpus = [
+        "the cat sat on the mat and the dog sat on the log",
+        "a quick brown fox jumps over the lazy dog near the river bank",
+        "fn main() { println!(\"hello\"); }",
+    ];
+    let dir = tempfile::tempdir().unwrap();
+    let w = PositionWeight {
+        boost: 2.0,
+        scale: 4.0,
+    };
+    let make = |name: &str, pw: Option<PositionWeight>| {
+        let d = DistillOptions {
+            dims: 8,
+            position_weight: pw,
+            ..Default::default()
+        };
+        distill(&enc, corpus.iter().copied(), &d, &dir.path().join(name)).unwrap();
+        StaticModel::open(&dir.path().join(name)).unwrap()
+    };
+    let (plain, weighted) = (make("plain", None), make("weighted", Some(w)));
+    assert_eq!(plain.meta().position_weight, None);
+    assert_eq!(weighted.meta().position_weight, Some(w));
+    let (a, b) = (
+        "cat dog fox river mat log bank",
+        "bank log mat river fox dog cat",
+    );
+    let dot = |x: &[f32], y: &[f32]| x.iter().zip(y).map(|(p, q)| p * q).sum::<f32>();
+    let e = plain.embed(&[a, b]);
+    assert!(dot(&e[0], &e[1]) > 0.9999, "a plain sum has no order");
+    let e = weighted.embed(&[a, b, a]);
+    assert!(dot(&e[0], &e[1]) < 0.99, "{}", dot(&e[0], &e[1]));
+    assert_eq!(e[0], e[2]);
+    // The embedding is the weighted sum of the token rows, normalised.
+    let mut ids = Vec::new();
+    weighted.token_ids(a, weighted.meta().max_tokens, &mut ids);
+    let mut sum = vec![0f32; 8];
+    for (p, &id) in ids.iter().enumerate() {
+        let k = 1.0 + 2.0 * (-(p as f32) / 4.0).exp();
+        sum.iter_mut()
+            .zip(weighted.token_vector(id))
+            .for_each(|(s, x)| *s += k * x);
+    }
+    let n = dot(&sum, &sum).sqrt();
+    for (x, y) in sum.iter().zip(&e[0]) {
+        assert!((x / n - y).abs() < 1e-5);
+    }
+    // A scale of 0 in the file is refused at load.
+    let meta_path = dir.path().join("weighted").join("static.json");
+    let mut meta: serde_json::Value =
+        serde_json::from_slice(&std::fs::read(&meta_path).unwrap()).unwrap();
+    meta["position_weight"]["scale"] = 0.0.into();
+    std::fs::write(&meta_path, serde_json::to_vec(&meta).unwrap()).unwrap();
+    let err = StaticModel::open(&dir.path().join("weighted"))
+        .err()
+        .unwrap();
+    assert!(err.to_string().contains("position_weight"), "{err}");
+}
+
 /// Mean |static cosine - teacher cosine| over every pair of `docs`.
 fn cosine_gap(m: &StaticModel, teacher: &Encoder, docs: &[&str]) -> f64 {
     let s = m.embed(docs);
