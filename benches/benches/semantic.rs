@@ -212,6 +212,11 @@ fn fit_set(shared: &Path, eval: &Eval) -> Vec<String> {
                 .any(|l| !l.is_empty() && eval_lines.contains(l))
         })
         .collect();
+    // FIT_PAGES=0: no corpus pages (the recipe of scripts/train_models.sh, which fits on the
+    // classifier train documents only).
+    if std::env::var("FIT_PAGES").is_ok_and(|v| v == "0") {
+        out.clear();
+    }
     let pages = out.len();
     let n: usize = std::env::var("FIT_CLASS_DOCS")
         .ok()
