@@ -456,32 +456,31 @@ fn distill_fits_to_the_teacher_deterministically() {
         fit["cosine_after"].as_f64().unwrap() > fit["cosine_before"].as_f64().unwrap(),
         "{report}"
     );
-    let bad = curate(&[
-        "distill",
-        "--encoder",
-        &testdata("tiny-bert-mean"),
-        "--text",
-        d.path().join("freq.jsonl").to_str().unwrap(),
-        "--fit-text",
-        d.path().join("fit.jsonl").to_str().unwrap(),
-        "--fit-lambda",
-        "0",
-        "--out",
-        d.path().join("bad").to_str().unwrap(),
-    ]);
-    assert_eq!(bad.status.code(), Some(2));
-    assert!(String::from_utf8_lossy(&bad.stderr).contains("--fit-lambda"));
-    let bad = curate(&[
-        "distill",
-        "--encoder",
-        &testdata("tiny-bert-mean"),
-        "--text",
-        d.path().join("freq.jsonl").to_str().unwrap(),
-        "--position-scale",
-        "0",
-        "--out",
-        d.path().join("bad").to_str().unwrap(),
-    ]);
-    assert_eq!(bad.status.code(), Some(2));
-    assert!(String::from_utf8_lossy(&bad.stderr).contains("--position-scale"));
+    // Bad settings: exit 2, naming the flag.
+    let fit_text = d.path().join("fit.jsonl").display().to_string();
+    for (flag, extra) in [
+        (
+            "--fit-lambda",
+            vec!["--fit-text", fit_text.as_str(), "--fit-lambda", "0"],
+        ),
+        ("--position-scale", vec!["--position-scale", "0"]),
+    ] {
+        let (enc, freq) = (testdata("tiny-bert-mean"), d.path().join("freq.jsonl"));
+        let out = d.path().join("bad");
+        let mut args = vec![
+            "distill",
+            "--encoder",
+            &enc,
+            "--text",
+            freq.to_str().unwrap(),
+        ];
+        args.extend(extra);
+        args.extend(["--out", out.to_str().unwrap()]);
+        let bad = curate(&args);
+        assert_eq!(bad.status.code(), Some(2), "{flag}");
+        assert!(
+            String::from_utf8_lossy(&bad.stderr).contains(flag),
+            "{flag}"
+        );
+    }
 }

@@ -172,18 +172,26 @@ fn tiny_bert_options() -> Option<EncoderOptions> {
     })
 }
 
+/// The committed tiny BERT as a teacher, or `None` (printed) without onnxruntime.
+fn tiny_bert() -> Option<Encoder> {
+    let opts = tiny_bert_options()?;
+    Some(Encoder::open(&testing::testdata("tiny-bert-mean"), &opts).unwrap())
+}
+
+/// Frequency text for the tiny BERT's distillations.
+const TINY_CORPUS: [&str; 3] = [
+    "the cat sat on the mat and the dog sat on the log",
+    "fn main() { println!(\"hello\"); }",
+    "the quick brown fox",
+];
+
 /// Distils the committed tiny BERT (WordPiece, mean pooling) and checks the model it writes.
 #[test]
 fn distills_tiny_bert_deterministically() {
-    let Some(opts) = tiny_bert_options() else {
+    let Some(enc) = tiny_bert() else {
         return;
     };
-    let enc = Encoder::open(&testing::testdata("tiny-bert-mean"), &opts).unwrap();
-    let corpus = [
-        "the cat sat on the mat and the dog sat on the log",
-        "fn main() { println!(\"hello\"); }",
-        "the quick brown fox",
-    ];
+    let corpus = TINY_CORPUS;
     let dir = tempfile::tempdir().unwrap();
     let d = DistillOptions {
         dims: 8,
@@ -258,15 +266,10 @@ fn distills_tiny_bert_deterministically() {
 /// plain sum makes them one; a bad weight in the file is a format error.
 #[test]
 fn position_weights_make_the_order_count() {
-    let Some(opts) = tiny_bert_options() else {
+    let Some(enc) = tiny_bert() else {
         return;
     };
-    let enc = Encoder::open(&testing::testdata("tiny-bert-mean"), &opts).unwrap();
-    let corpus = [
-        "the cat sat on the mat and the dog sat on the log",
-        "a quick brown fox jumps over the lazy dog near the river bank",
-        "fn main() { println!(\"hello\"); }",
-    ];
+    let corpus = TINY_CORPUS;
     let dir = tempfile::tempdir().unwrap();
     let w = PositionWeight {
         boost: 2.0,
