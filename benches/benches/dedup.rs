@@ -19,7 +19,9 @@
 use std::sync::Arc;
 use std::time::Instant;
 
-use curate_benches::{peer_python, repo_root, report, run_peer, shared_dir};
+use curate_benches::{
+    best_wall_cpu, peer_python, repo_root, report, run_peer, shared_dir, thread_cpu_seconds,
+};
 use rayon::prelude::*;
 use stages::dedup::decisions::peak_rss_bytes;
 use stages::dedup::minhash::{MinHashDedup, MinHasher};
@@ -30,16 +32,6 @@ fn env<T: std::str::FromStr>(k: &str, default: T) -> T {
         .ok()
         .and_then(|v| v.parse().ok())
         .unwrap_or(default)
-}
-
-fn thread_cpu_seconds() -> f64 {
-    let mut ts = libc::timespec {
-        tv_sec: 0,
-        tv_nsec: 0,
-    };
-    // SAFETY: clock_gettime writes into the timespec we own.
-    unsafe { libc::clock_gettime(libc::CLOCK_THREAD_CPUTIME_ID, &mut ts) };
-    ts.tv_sec as f64 + ts.tv_nsec as f64 * 1e-9
 }
 
 fn stage(bands: usize, rows: usize, verify: f64) -> MinHashDedup {
@@ -88,17 +80,13 @@ fn signatures() {
     let mut results = Vec::new();
     for (bands, rows, verify) in [(14, 8, 0.7), (14, 8, 0.0), (20, 10, 0.7)] {
         let st = stage(bands, rows, verify);
-        let (mut wall, mut cpu) = (f64::INFINITY, f64::INFINITY);
-        for _ in 0..reps {
-            let (t, c) = (Instant::now(), thread_cpu_seconds());
+        let (wall, cpu) = best_wall_cpu(reps, || {
             let mut col = st.collector(&pctx(&store, dir.path(), 0, 1)).unwrap();
             for text in &texts {
                 col.collect(&Document::new("", text.as_str())).unwrap();
             }
             col.finish().unwrap();
-            wall = wall.min(t.elapsed().as_secs_f64());
-            cpu = cpu.min(thread_cpu_seconds() - c);
-        }
+        });
         results.push(((bands, rows, verify), wall, cpu));
     }
     // Where the time goes (CPU seconds of this thread, best of the repetitions).

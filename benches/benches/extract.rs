@@ -17,7 +17,9 @@
 
 use std::sync::Arc;
 
-use curate_benches::{peer_python, repo_root, report, run_peer, warc_bench_input};
+use curate_benches::{
+    best_wall_cpu, peer_python, repo_root, report, run_peer, thread_cpu_seconds, warc_bench_input,
+};
 use stages::extract::dom::{Dom, Limits};
 use stages::extract::{ExtractConfig, Extractor};
 use stages::read::{read_docs, Format, ReadEvent, ReadOptions};
@@ -61,14 +63,9 @@ fn main() {
     let (chars, failed) = run(&default);
     let time = |ex: &Extractor| {
         run(ex);
-        let (mut wall, mut cpu) = (f64::INFINITY, f64::INFINITY);
-        for _ in 0..reps {
-            let (t, c) = (std::time::Instant::now(), thread_cpu_seconds());
+        best_wall_cpu(reps, || {
             std::hint::black_box(run(ex));
-            wall = wall.min(t.elapsed().as_secs_f64());
-            cpu = cpu.min(thread_cpu_seconds() - c);
-        }
-        (wall, cpu)
+        })
     };
     let (wall, cpu) = time(&default);
     let (rules_wall, rules_cpu) = time(&rules);
@@ -171,15 +168,4 @@ fn main() {
             );
         }
     }
-}
-
-/// CPU seconds used by the calling thread.
-fn thread_cpu_seconds() -> f64 {
-    let mut ts = libc::timespec {
-        tv_sec: 0,
-        tv_nsec: 0,
-    };
-    // SAFETY: a valid clock id and a pointer to a live timespec.
-    unsafe { libc::clock_gettime(libc::CLOCK_THREAD_CPUTIME_ID, &mut ts) };
-    ts.tv_sec as f64 + ts.tv_nsec as f64 * 1e-9
 }

@@ -16,7 +16,9 @@
 //! time counts them all, its wall time does not, so CPU time is the per-core comparison.
 
 use curate::io::input_parquet::{read_partition, Columns};
-use curate_benches::{peer_python, repo_root, report, run_peer, shared_dir, test_python};
+use curate_benches::{
+    best_wall_cpu, peer_python, repo_root, report, run_peer, shared_dir, test_python,
+};
 use stages::read::ReadEvent;
 
 fn main() {
@@ -77,14 +79,9 @@ fn main() {
     };
     let time = |cols: &Columns| {
         std::hint::black_box(run(cols));
-        let (mut wall, mut cpu) = (f64::INFINITY, f64::INFINITY);
-        for _ in 0..reps {
-            let (t, c) = (std::time::Instant::now(), thread_cpu_seconds());
+        best_wall_cpu(reps, || {
             std::hint::black_box(run(cols));
-            wall = wall.min(t.elapsed().as_secs_f64());
-            cpu = cpu.min(thread_cpu_seconds() - c);
-        }
-        (wall, cpu)
+        })
     };
     let (docs, text_bytes, meta) = run(&all);
     let (wall_all, cpu_all) = time(&all);
@@ -160,15 +157,4 @@ fn main() {
     if peer.is_none() {
         eprintln!("peer skipped: ~/.cache/curate-peers/dt (with pyarrow) not found, or it failed");
     }
-}
-
-/// CPU seconds used by the calling thread.
-fn thread_cpu_seconds() -> f64 {
-    let mut ts = libc::timespec {
-        tv_sec: 0,
-        tv_nsec: 0,
-    };
-    // SAFETY: a valid clock id and a pointer to a live timespec.
-    unsafe { libc::clock_gettime(libc::CLOCK_THREAD_CPUTIME_ID, &mut ts) };
-    ts.tv_sec as f64 + ts.tv_nsec as f64 * 1e-9
 }

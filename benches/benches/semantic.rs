@@ -481,8 +481,9 @@ fn order_embed(m: &StaticModel, text: &str, pos: (f32, f32), seg: (usize, f32)) 
     let (k, w) = (seg.0.max(1), seg.1);
     let mut parts = vec![vec![0f32; d]; k + 1];
     let n = ids.len().max(1);
-    for (p, &id) in ids.iter().enumerate() {
-        let wt = 1.0 + pos.0 * (-(p as f32) / pos.1.max(1e-6)).exp();
+    let (boost, scale) = (pos.0 as f64, pos.1.max(1e-6) as f64);
+    let wts = PositionWeight { boost, scale }.weights(ids.len());
+    for (p, (&id, &wt)) in ids.iter().zip(&wts).enumerate() {
         let s = 1 + p * k / n;
         for (o, x) in parts[0].iter_mut().zip(m.token_vector(id)) {
             *o += wt * x;

@@ -12,7 +12,7 @@
 
 use std::sync::Arc;
 
-use curate_benches::{peer_python, repo_root, report, run_peer, warc_bench_input};
+use curate_benches::{best_wall_cpu, peer_python, repo_root, report, run_peer, warc_bench_input};
 use stages::read::{read_docs, Format, ReadEvent, ReadOptions};
 
 fn main() {
@@ -41,14 +41,9 @@ fn main() {
         (docs, html_bytes, skips)
     };
     let (docs, html_bytes, skips) = run();
-    let mut wall = f64::INFINITY;
-    let mut cpu = f64::INFINITY;
-    for _ in 0..reps {
-        let (t, c) = (std::time::Instant::now(), thread_cpu_seconds());
+    let (wall, cpu) = best_wall_cpu(reps, || {
         std::hint::black_box(run());
-        wall = wall.min(t.elapsed().as_secs_f64());
-        cpu = cpu.min(thread_cpu_seconds() - c);
-    }
+    });
 
     println!(
         "input: {} ({:.1} MB), {docs} docs, {skips} skips, {:.1} MB of decoded HTML; best of {reps} warm passes each",
@@ -117,15 +112,4 @@ fn main() {
         "curate input rate: {:.1} MB/s of input per core (CPU time)",
         input_bytes / cpu / 1e6
     );
-}
-
-/// CPU seconds used by the calling thread.
-fn thread_cpu_seconds() -> f64 {
-    let mut ts = libc::timespec {
-        tv_sec: 0,
-        tv_nsec: 0,
-    };
-    // SAFETY: a valid clock id and a pointer to a live timespec.
-    unsafe { libc::clock_gettime(libc::CLOCK_THREAD_CPUTIME_ID, &mut ts) };
-    ts.tv_sec as f64 + ts.tv_nsec as f64 * 1e-9
 }

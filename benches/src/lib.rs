@@ -113,3 +113,27 @@ pub fn report(
 
 /// The data sets' split rule (test: `sha1(group) % 5 == 0`), the one every trainer calls.
 pub use curate::split;
+
+/// CPU seconds of the calling thread (the benches compare one thread against one peer process).
+pub fn thread_cpu_seconds() -> f64 {
+    let mut ts = libc::timespec {
+        tv_sec: 0,
+        tv_nsec: 0,
+    };
+    // SAFETY: a valid clock id and a pointer to a live timespec.
+    unsafe { libc::clock_gettime(libc::CLOCK_THREAD_CPUTIME_ID, &mut ts) };
+    ts.tv_sec as f64 + ts.tv_nsec as f64 * 1e-9
+}
+
+/// The best wall and thread-CPU seconds of `reps` runs of `f` ([`best_of`] with the CPU clock too) (warm runs: call it once first
+/// when the first run should not count).
+pub fn best_wall_cpu(reps: usize, mut f: impl FnMut()) -> (f64, f64) {
+    let (mut wall, mut cpu) = (f64::INFINITY, f64::INFINITY);
+    for _ in 0..reps {
+        let (t, c) = (Instant::now(), thread_cpu_seconds());
+        f();
+        wall = wall.min(t.elapsed().as_secs_f64());
+        cpu = cpu.min(thread_cpu_seconds() - c);
+    }
+    (wall, cpu)
+}

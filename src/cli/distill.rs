@@ -95,11 +95,14 @@ pub fn run(a: DistillArgs) -> Result<(), CliError> {
             "--dims and --max-tokens must be positive, --max-length at least 4".into(),
         ));
     }
-    let finite = a.position_boost.is_finite() && a.position_scale.is_finite();
-    if !(finite && a.position_boost >= 0.0 && a.position_scale > 0.0) {
-        return Err(CliError::Config(
-            "--position-boost must be >= 0 and --position-scale positive".into(),
-        ));
+    let position = PositionWeight {
+        boost: a.position_boost,
+        scale: a.position_scale,
+    };
+    if let Some(m) = position.check() {
+        return Err(CliError::Config(format!(
+            "--position-boost/--position-scale: {m}"
+        )));
     }
     if a.sif_a.is_nan() || a.sif_a <= 0.0 {
         return Err(CliError::Config("--sif-a must be positive".into()));

@@ -12,7 +12,8 @@
 //! min_E  sum_w || a_w E - z_w ||^2  +  lambda || E - E0 R ||^2
 //! ```
 //!
-//! where `a_w` is window `w`'s token counts over its length (a mean), `z_w` the teacher's
+//! where `a_w` is window `w`'s tokens weighted by position over the window's total weight (the
+//! model's weighted mean; a plain mean without position weights), `z_w` the teacher's
 //! unit embedding projected on the top `dims` axes of the targets' (uncentred) second moment,
 //! so that dot products of the `z` keep the teacher's cosines, and `E0 R` the distilled table
 //! carried into that space by the least-squares map `R` (`a_w E0 R ~ z_w`). Tokens the windows

@@ -98,6 +98,13 @@ impl PositionWeight {
         scale: 32.0,
     };
 
+    /// `None` when usable (boost >= 0, scale > 0, both finite), else what is wrong.
+    pub fn check(&self) -> Option<&'static str> {
+        let ok = self.boost.is_finite() && self.scale.is_finite();
+        (!(ok && self.boost >= 0.0 && self.scale > 0.0))
+            .then_some("position weights need a finite boost >= 0 and scale > 0")
+    }
+
     /// The weights of positions `0..n`.
     pub fn weights(&self, n: usize) -> Vec<f32> {
         (0..n)
@@ -163,13 +170,8 @@ impl StaticModel {
                 ),
             ));
         }
-        if let Some(w) = meta.position_weight {
-            if !(w.boost >= 0.0 && w.scale > 0.0 && w.boost.is_finite() && w.scale.is_finite()) {
-                return Err(Error::format(
-                    &meta_path,
-                    "position_weight needs boost >= 0 and scale > 0".to_string(),
-                ));
-            }
+        if let Some(m) = meta.position_weight.and_then(|w| w.check()) {
+            return Err(Error::format(&meta_path, format!("position_weight: {m}")));
         }
         let weights = position_weights(&meta);
         Ok(StaticModel {
