@@ -836,7 +836,8 @@ fn main() {
         .map(|v| v.split(',').filter_map(|x| x.trim().parse().ok()).collect())
         .unwrap_or_default();
     // POS=c:tau,... and SEG=k:w,...: each model also with order in its embedding (see
-    // `order_embed`).
+    // `order_embed`, which sums the table's rows with its own weights in place of the model's:
+    // SEG_POS=1:32 keeps the default model's weights under the parts).
     let pairs_of = |k: &str| -> Vec<(f32, f32)> {
         std::env::var(k)
             .map(|v| {
