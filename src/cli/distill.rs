@@ -71,6 +71,14 @@ pub struct DistillArgs {
     /// Mixed windows added to the fit (the head of one window joined to the tail of another).
     #[arg(long, default_value_t = FitOptions::default().mixed)]
     pub fit_mixed: usize,
+    /// Pair rows of the fit (0: none): the K pairs of windows the first solve puts closest
+    /// relative to the teacher, fitted again as differences (docs/onnx.md: tried, not the
+    /// default).
+    #[arg(long, default_value_t = FitOptions::default().pairs)]
+    pub fit_pairs: usize,
+    /// The weight of the pair rows.
+    #[arg(long, default_value_t = FitOptions::default().pair_weight)]
+    pub fit_pair_weight: f64,
     /// Position weights: token p of the window weighs 1 + boost * exp(-p / scale) (0: all
     /// tokens alike).
     #[arg(long, default_value_t = PositionWeight::DEFAULT.boost)]
@@ -103,6 +111,11 @@ pub fn run(a: DistillArgs) -> Result<(), CliError> {
         return Err(CliError::Config(format!(
             "--position-boost/--position-scale: {m}"
         )));
+    }
+    if a.fit_pair_weight.is_nan() || a.fit_pair_weight <= 0.0 {
+        return Err(CliError::Config(
+            "--fit-pair-weight must be positive".into(),
+        ));
     }
     if a.sif_a.is_nan() || a.sif_a <= 0.0 {
         return Err(CliError::Config("--sif-a must be positive".into()));
@@ -141,7 +154,10 @@ fn go(a: &DistillArgs) -> anyhow::Result<()> {
             device_id: 0,
             threads: 1,
         },
-        batch_size: 256,
+        // The encoder's default, 32: a batch's activations are the teacher pass's memory
+        // (batches of 256 windows of 128 tokens held about 2 GB per thread), and larger
+        // batches are no faster on CPUs. The semantic bench's teacher uses the same.
+        batch_size: EncoderOptions::default().batch_size,
         max_length: Some(a.max_length),
         truncation: None,
         pooling: Some(Pooling::Mean),
@@ -161,6 +177,9 @@ fn go(a: &DistillArgs) -> anyhow::Result<()> {
             lambda: a.fit_lambda,
             iterations: a.fit_iterations,
             mixed: a.fit_mixed,
+            pairs: a.fit_pairs,
+            pair_weight: a.fit_pair_weight,
+            ..FitOptions::default()
         },
         position_weight: (a.position_boost > 0.0).then_some(PositionWeight {
             boost: a.position_boost,

@@ -708,7 +708,24 @@ fn mix_errors_exit_2_naming_the_key() {
 
 /// `--set` overrides pointing pipelines/llama3.toml at models trained here by
 /// scripts/train_models.sh (on ../shared/data), or None (printed) when they cannot be made.
-fn llama3_models(dir: &Path) -> Option<Vec<String>> {
+/// The models are made once per test process, in a fresh folder of the target's test tmpdir,
+/// and shared by the tests that need them: training (the static encoder's fit above all) is
+/// minutes of CPU, and the tests only read the models.
+fn llama3_models() -> Option<Vec<String>> {
+    static MODELS: std::sync::OnceLock<Option<Vec<String>>> = std::sync::OnceLock::new();
+    MODELS
+        .get_or_init(|| {
+            let dir = Path::new(env!("CARGO_TARGET_TMPDIR")).join("llama3-models");
+            // Never models of an earlier run: the script or the binary may have changed.
+            if dir.exists() {
+                std::fs::remove_dir_all(&dir).unwrap();
+            }
+            train_llama3_models(&dir)
+        })
+        .clone()
+}
+
+fn train_llama3_models(dir: &Path) -> Option<Vec<String>> {
     shared()?;
     let script = root().join("scripts/train_models.sh");
     let mut cmd = std::process::Command::new(&script);
@@ -774,8 +791,7 @@ fn llama3_models(dir: &Path) -> Option<Vec<String>> {
 
 #[test]
 fn llama3_pipeline_plans_a_main_and_an_annealing_mix() {
-    let d = tempfile::tempdir().unwrap();
-    let Some(sets) = llama3_models(d.path()) else {
+    let Some(sets) = llama3_models() else {
         testkit::skip!("../shared is absent (models are trained from its data)")
     };
     let p = root().join("pipelines/llama3.toml");
@@ -815,7 +831,7 @@ fn llama3_pipeline_runs_end_to_end_and_writes_both_mixes() {
         return; // the helper recorded the skip
     };
     let d = tempfile::tempdir().unwrap();
-    let Some(sets) = llama3_models(&d.path().join("models")) else {
+    let Some(sets) = llama3_models() else {
         testkit::skip!("../shared is absent (models are trained from its data)")
     };
     // The sample crawl and two real Common Crawl WARC files, as one input folder.

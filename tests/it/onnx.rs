@@ -397,7 +397,7 @@ fn distill_fits_to_the_teacher_deterministically() {
     let (freq, fit) = texts.split_at(texts.len() / 2);
     std::fs::write(d.path().join("freq.jsonl"), freq.join("\n")).unwrap();
     std::fs::write(d.path().join("fit.jsonl"), fit.join("\n")).unwrap();
-    let run = |out: &str, cache: bool| {
+    let run = |out: &str, cache: bool, extra: &[&str]| {
         let out = d.path().join(out);
         let cache_dir = d.path().join("cache");
         let mut args = vec![
@@ -420,14 +420,15 @@ fn distill_fits_to_the_teacher_deterministically() {
         if cache {
             args.extend(["--cache".into(), cache_dir.display().to_string()]);
         }
+        args.extend(extra.iter().map(|s| s.to_string()));
         let a: Vec<&str> = args.iter().map(|s| s.as_str()).collect();
         let stdout = curate_ok(&a);
         assert!(stdout.contains("fitted to"), "{stdout}");
         out
     };
-    let a = run("a", true);
-    let b = run("b", true);
-    let c = run("c", false);
+    let a = run("a", true, &[]);
+    let b = run("b", true, &[]);
+    let c = run("c", false, &[]);
     assert!(d.path().join("cache").read_dir().unwrap().count() >= 3);
     // Every file but the report (which holds timings).
     let tree = |p: &Path| {
@@ -456,6 +457,17 @@ fn distill_fits_to_the_teacher_deterministically() {
         fit["cosine_after"].as_f64().unwrap() > fit["cosine_before"].as_f64().unwrap(),
         "{report}"
     );
+    assert!(
+        fit.get("pairs").is_none(),
+        "no pair rows by default: {report}"
+    );
+    // Pair rows are asked for by flag and kept with the model.
+    let p = run("p", true, &["--fit-pairs", "20", "--fit-pair-weight", "2"]);
+    let meta: serde_json::Value =
+        serde_json::from_slice(&std::fs::read(p.join("static.json")).unwrap()).unwrap();
+    let pairs = meta["fit_pairs"].as_u64().unwrap();
+    assert!(pairs > 0 && pairs <= 20, "{meta}");
+    assert_eq!(meta["fit_pair_weight"], serde_json::json!(2.0), "{meta}");
     // Bad settings: exit 2, naming the flag.
     let fit_text = d.path().join("fit.jsonl").display().to_string();
     for (flag, extra) in [
@@ -464,6 +476,7 @@ fn distill_fits_to_the_teacher_deterministically() {
             vec!["--fit-text", fit_text.as_str(), "--fit-lambda", "0"],
         ),
         ("--position-scale", vec!["--position-scale", "0"]),
+        ("--fit-pair-weight", vec!["--fit-pair-weight", "0"]),
     ] {
         let (enc, freq) = (testdata("tiny-bert-mean"), d.path().join("freq.jsonl"));
         let out = d.path().join("bad");

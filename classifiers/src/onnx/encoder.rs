@@ -290,6 +290,11 @@ impl Encoder {
         &self.spec
     }
 
+    /// Texts per onnxruntime run.
+    pub fn batch_size(&self) -> usize {
+        self.batch_size
+    }
+
     /// Width of the pooled vectors.
     pub fn dim(&self) -> usize {
         self.dim

@@ -334,6 +334,11 @@ pub fn distill_with<'a>(
         removed_components: removed,
         fit_windows: fit_report.as_ref().map_or(0, |r| r.windows),
         fit_lambda: fit_report.as_ref().map(|_| opts.fit.lambda),
+        fit_pairs: fit_report.as_ref().map_or(0, |r| r.pairs),
+        fit_pair_weight: fit_report
+            .as_ref()
+            .filter(|r| r.pairs > 0)
+            .map(|_| opts.fit.pair_weight),
         tokenizer: None,
         head: None,
         position_weight: opts.position_weight,
@@ -357,7 +362,9 @@ pub fn distill_with<'a>(
 fn teacher_embed(encoder: &Encoder, toks: &[Tokens], opts: &DistillOptions) -> Result<Vec<f32>> {
     let dim = encoder.dim();
     let path = opts.cache.as_ref().map(|dir| {
-        // FNV-1a over the model file's path and size, the pooling width and every id.
+        // FNV-1a over the model file's path and size, the pooling width, the batch size (an
+        // int8 model quantizes activations per batch, so the batch moves the outputs a little)
+        // and every id.
         let mut h = 0xcbf2_9ce4_8422_2325u64;
         let mut eat = |b: &[u8]| {
             for &x in b {
@@ -369,6 +376,7 @@ fn teacher_embed(encoder: &Encoder, toks: &[Tokens], opts: &DistillOptions) -> R
         let size = std::fs::metadata(&spec.model_path).map_or(0, |m| m.len());
         eat(&size.to_le_bytes());
         eat(&(dim as u64).to_le_bytes());
+        eat(&(encoder.batch_size() as u64).to_le_bytes());
         for t in toks {
             eat(&(t.ids.len() as u32).to_le_bytes());
             for &i in &t.ids {

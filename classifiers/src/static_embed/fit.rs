@@ -43,6 +43,15 @@ pub struct FitOptions {
     /// navigation block, two languages) and learns how much each kind's tokens weigh against
     /// the other's; whole windows of one kind cannot tell it (every target has unit length).
     pub mixed: usize,
+    /// Pair rows (0: none): after a first solve, the `pairs` pairs of windows the table puts
+    /// closest together relative to the teacher (static cosine at least `pair_min_cosine`,
+    /// the largest excess over the teacher's cosine first) are added as difference rows
+    /// `(a_i - a_j) E ~ z_i - z_j`, weighted `pair_weight`, and the system solved again from
+    /// the first solution: a loss on what tells two windows apart, where a sum of token
+    /// vectors is most likely to call different texts one.
+    pub pairs: usize,
+    pub pair_weight: f64,
+    pub pair_min_cosine: f64,
 }
 
 impl Default for FitOptions {
@@ -53,6 +62,9 @@ impl Default for FitOptions {
             lambda: 0.05,
             iterations: 60,
             mixed: 3000,
+            pairs: 0,
+            pair_weight: 1.0,
+            pair_min_cosine: 0.8,
         }
     }
 }
@@ -69,6 +81,18 @@ pub struct FitReport {
     /// Relative residual of the normal equations at the end.
     pub residual: f64,
     pub teacher_seconds: f64,
+    /// Pair rows added ([`FitOptions::pairs`]) and the mean excess of the static cosine over
+    /// the teacher's on them, before and after the second solve (in-sample).
+    #[serde(skip_serializing_if = "is_zero")]
+    pub pairs: usize,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub pair_excess_before: Option<f64>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub pair_excess_after: Option<f64>,
+}
+
+fn is_zero(n: &usize) -> bool {
+    *n == 0
 }
 
 /// The windows of `ids` (a whole text's token ids): consecutive runs of `max_tokens`, at most
@@ -166,6 +190,10 @@ impl Sparse {
                 r
             })
             .collect();
+        Sparse::from_rows(rows, vocab)
+    }
+
+    fn from_rows(rows: Vec<Vec<(u32, f64)>>, vocab: usize) -> Sparse {
         let mut cols = vec![Vec::new(); vocab];
         for (i, r) in rows.iter().enumerate() {
             for &(t, v) in r {
@@ -173,6 +201,14 @@ impl Sparse {
             }
         }
         Sparse { rows, cols }
+    }
+
+    /// The diagonal of `A'A`, per token.
+    fn diag(&self) -> Vec<f64> {
+        self.cols
+            .iter()
+            .map(|c| c.iter().map(|&(_, v)| v * v).sum())
+            .collect()
     }
 
     /// `A X` (rows x d).
@@ -323,14 +359,57 @@ pub fn fit(
         })
         .collect();
     let cosine_before = mean_cosine(&a.mul(&prior, dims), &z, dims);
-    // Diagonal of A'A and lambda relative to its mean over the tokens seen.
-    let diag: Vec<f64> = a
-        .cols
-        .iter()
-        .map(|c| c.iter().map(|&(_, v)| v * v).sum())
-        .collect();
+    // Lambda relative to the mean diagonal of A'A over the tokens seen.
+    let diag = a.diag();
     let seen = diag.iter().filter(|&&x| x > 0.0).count();
     let lambda = opts.lambda * diag.iter().sum::<f64>() / seen.max(1) as f64;
+    let (mut x, mut residual) = solve(&a, &z, dims, lambda, &prior, prior.clone(), opts.iterations);
+    let cosine_after = mean_cosine(&a.mul(&x, dims), &z, dims);
+    let mut report = FitReport {
+        windows: n,
+        tokens_fitted: seen,
+        cosine_before,
+        cosine_after,
+        residual,
+        teacher_seconds: 0.0,
+        ..Default::default()
+    };
+    if opts.pairs > 0 {
+        let pairs = hard_pairs(&a.mul(&x, dims), &z, dims, opts.pairs, opts.pair_min_cosine);
+        if !pairs.is_empty() {
+            let excess = |x: &[f64]| pair_excess(&a.mul(x, dims), &z, dims, &pairs);
+            report.pairs = pairs.len();
+            report.pair_excess_before = Some(excess(&x));
+            let w = opts.pair_weight.max(0.0).sqrt();
+            let mut rows = a.rows.clone();
+            let mut zz = z.clone();
+            for &(i, j) in &pairs {
+                rows.push(difference(&a.rows[i], &a.rows[j], w));
+                let (zi, zj) = (&z[i * dims..(i + 1) * dims], &z[j * dims..(j + 1) * dims]);
+                zz.extend(zi.iter().zip(zj).map(|(p, q)| w * (p - q)));
+            }
+            let a2 = Sparse::from_rows(rows, vocab);
+            (x, residual) = solve(&a2, &zz, dims, lambda, &prior, x, opts.iterations);
+            report.residual = residual;
+            report.pair_excess_after = Some(excess(&x));
+            report.cosine_after = mean_cosine(&a.mul(&x, dims), &z, dims);
+        }
+    }
+    (x.iter().map(|&v| v as f32).collect(), report)
+}
+
+/// Solves `(A'A + lambda I) X = A'Z + lambda prior` by preconditioned conjugate gradients from
+/// `x`, `iterations` steps; returns `X` and the relative residual.
+fn solve(
+    a: &Sparse,
+    z: &[f64],
+    dims: usize,
+    lambda: f64,
+    prior: &[f64],
+    mut x: Vec<f64>,
+    iterations: usize,
+) -> (Vec<f64>, f64) {
+    let diag = a.diag();
     let op = |x: &[f64]| -> Vec<f64> {
         let mut y = a.mul_t(&a.mul(x, dims), dims);
         y.par_iter_mut().zip(x).for_each(|(p, q)| *p += lambda * q);
@@ -342,19 +421,17 @@ pub fn fit(
             .flat_map_iter(|(row, &g)| row.iter().map(move |x| x / (g + lambda)))
             .collect()
     };
-    // b = A'Z + lambda prior; start from the prior.
-    let mut rhs = a.mul_t(&z, dims);
+    let mut rhs = a.mul_t(z, dims);
     rhs.par_iter_mut()
-        .zip(&prior)
+        .zip(prior)
         .for_each(|(p, q)| *p += lambda * q);
-    let mut x = prior.clone();
     let ax = op(&x);
     let mut res: Vec<f64> = rhs.iter().zip(&ax).map(|(b, q)| b - q).collect();
     let mut zr = precond(&res);
     let mut p = zr.clone();
     let mut rz = fdot(&res, &zr);
     let bnorm = fdot(&rhs, &rhs).sqrt().max(1e-300);
-    for _ in 0..opts.iterations {
+    for _ in 0..iterations {
         let ap = op(&p);
         let pap = fdot(&p, &ap);
         if pap <= 0.0 || rz <= 0.0 {
@@ -374,14 +451,90 @@ pub fn fit(
             .for_each(|(v, q)| *v = q + beta * *v);
     }
     let residual = fdot(&res, &res).sqrt() / bnorm;
-    let cosine_after = mean_cosine(&a.mul(&x, dims), &z, dims);
-    let report = FitReport {
-        windows: n,
-        tokens_fitted: seen,
-        cosine_before,
-        cosine_after,
-        residual,
-        teacher_seconds: 0.0,
+    (x, residual)
+}
+
+/// Unit rows of `x` (`n x d`), in f32 (for the all-pairs search).
+fn unit_rows(x: &[f64], d: usize) -> Vec<f32> {
+    x.chunks_exact(d)
+        .flat_map(|r| {
+            let n = r.iter().map(|v| v * v).sum::<f64>().sqrt().max(1e-300);
+            r.iter().map(move |v| (v / n) as f32)
+        })
+        .collect()
+}
+
+fn dot32(a: &[f32], b: &[f32]) -> f32 {
+    a.iter().zip(b).map(|(p, q)| p * q).sum()
+}
+
+/// The `k` pairs `(i, j)`, `i < j`, whose static cosine (rows of `s`) is at least `min_cos` and
+/// exceeds the teacher's (rows of `z`) the most, at most 8 per `i` (so that one crowd of
+/// look-alike windows cannot fill the list); ties broken by `(i, j)`, so the list is the same
+/// for any thread count.
+fn hard_pairs(s: &[f64], z: &[f64], d: usize, k: usize, min_cos: f64) -> Vec<(usize, usize)> {
+    let (su, zu) = (unit_rows(s, d), unit_rows(z, d));
+    let n = s.len() / d;
+    let per: Vec<Vec<(f32, usize, usize)>> = (0..n)
+        .into_par_iter()
+        .map(|i| {
+            let (si, zi) = (&su[i * d..(i + 1) * d], &zu[i * d..(i + 1) * d]);
+            let mut best: Vec<(f32, usize, usize)> = Vec::new();
+            for j in i + 1..n {
+                let cs = dot32(si, &su[j * d..(j + 1) * d]);
+                if (cs as f64) < min_cos {
+                    continue;
+                }
+                let excess = cs - dot32(zi, &zu[j * d..(j + 1) * d]);
+                if excess > 0.0 {
+                    best.push((excess, i, j));
+                }
+            }
+            best.sort_by(|a, b| b.0.total_cmp(&a.0).then((a.1, a.2).cmp(&(b.1, b.2))));
+            best.truncate(8);
+            best
+        })
+        .collect();
+    let mut all: Vec<(f32, usize, usize)> = per.into_iter().flatten().collect();
+    all.sort_by(|a, b| b.0.total_cmp(&a.0).then((a.1, a.2).cmp(&(b.1, b.2))));
+    all.truncate(k);
+    all.into_iter().map(|(_, i, j)| (i, j)).collect()
+}
+
+/// Mean of (static cosine - teacher cosine) over `pairs`.
+fn pair_excess(s: &[f64], z: &[f64], d: usize, pairs: &[(usize, usize)]) -> f64 {
+    let cos = |x: &[f64], i: usize, j: usize| {
+        let (a, b) = (&x[i * d..(i + 1) * d], &x[j * d..(j + 1) * d]);
+        let (ab, aa, bb) = a.iter().zip(b).fold((0.0, 0.0, 0.0), |s, (p, q)| {
+            (s.0 + p * q, s.1 + p * p, s.2 + q * q)
+        });
+        ab / (aa * bb).sqrt().max(1e-300)
     };
-    (x.iter().map(|&v| v as f32).collect(), report)
+    let sum: f64 = pairs
+        .iter()
+        .map(|&(i, j)| cos(s, i, j) - cos(z, i, j))
+        .sum();
+    sum / pairs.len().max(1) as f64
+}
+
+/// `w (a - b)` of two rows sorted by token.
+fn difference(a: &[(u32, f64)], b: &[(u32, f64)], w: f64) -> Vec<(u32, f64)> {
+    let (mut i, mut j) = (0, 0);
+    let mut out = Vec::with_capacity(a.len() + b.len());
+    while i < a.len() || j < b.len() {
+        let ta = a.get(i).map_or(u32::MAX, |x| x.0);
+        let tb = b.get(j).map_or(u32::MAX, |x| x.0);
+        if ta < tb {
+            out.push((ta, w * a[i].1));
+            i += 1;
+        } else if tb < ta {
+            out.push((tb, -w * b[j].1));
+            j += 1;
+        } else {
+            out.push((ta, w * (a[i].1 - b[j].1)));
+            i += 1;
+            j += 1;
+        }
+    }
+    out
 }

@@ -66,6 +66,11 @@ pub struct StaticMeta {
     /// The fit's pull toward the distilled table.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub fit_lambda: Option<f64>,
+    /// Pair rows of the fit and their weight (`FitOptions::pairs`; absent: none).
+    #[serde(default, skip_serializing_if = "is_zero")]
+    pub fit_pairs: usize,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub fit_pair_weight: Option<f64>,
     /// The model directory's tokenizer file (default `tokenizer.json`).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub tokenizer: Option<String>,
