@@ -24,6 +24,10 @@
 //! gradients with a diagonal preconditioner, a fixed number of iterations, every product and
 //! sum in a fixed order (fixed blocks, rows computed independently), so the table is the same
 //! for any thread count.
+//!
+//! Optionally ([`FitOptions::pairs`]) a second solve adds difference rows for the pairs of
+//! windows the first one puts closer than the teacher does; docs/onnx.md measures it (about
+//! one pair of the agreement evaluation), so it is off by default.
 
 use rayon::prelude::*;
 
