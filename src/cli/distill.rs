@@ -97,17 +97,22 @@ pub struct DistillArgs {
     pub ort_library: Option<PathBuf>,
 }
 
+impl DistillArgs {
+    fn position_weight(&self) -> PositionWeight {
+        PositionWeight {
+            boost: self.position_boost,
+            scale: self.position_scale,
+        }
+    }
+}
+
 pub fn run(a: DistillArgs) -> Result<(), CliError> {
     if a.dims == 0 || a.max_length < 4 || a.max_tokens == Some(0) {
         return Err(CliError::Config(
             "--dims and --max-tokens must be positive, --max-length at least 4".into(),
         ));
     }
-    let position = PositionWeight {
-        boost: a.position_boost,
-        scale: a.position_scale,
-    };
-    if let Some(m) = position.check() {
+    if let Some(m) = a.position_weight().check() {
         return Err(CliError::Config(format!(
             "--position-boost/--position-scale: {m}"
         )));
@@ -181,10 +186,7 @@ fn go(a: &DistillArgs) -> anyhow::Result<()> {
             pair_weight: a.fit_pair_weight,
             ..FitOptions::default()
         },
-        position_weight: (a.position_boost > 0.0).then_some(PositionWeight {
-            boost: a.position_boost,
-            scale: a.position_scale,
-        }),
+        position_weight: (a.position_boost > 0.0).then_some(a.position_weight()),
         cache: a.cache.clone(),
     };
     let fit: Vec<&str> = fit_texts.iter().map(|s| s.as_str()).collect();

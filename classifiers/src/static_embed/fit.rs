@@ -31,6 +31,8 @@
 
 use rayon::prelude::*;
 
+use super::is_zero;
+
 /// Settings of the fit.
 #[derive(Clone, Debug)]
 pub struct FitOptions {
@@ -93,10 +95,6 @@ pub struct FitReport {
     pub pair_excess_before: Option<f64>,
     #[serde(skip_serializing_if = "Option::is_none")]
     pub pair_excess_after: Option<f64>,
-}
-
-fn is_zero(n: &usize) -> bool {
-    *n == 0
 }
 
 /// The windows of `ids` (a whole text's token ids): consecutive runs of `max_tokens`, at most
@@ -310,14 +308,16 @@ fn mean_cosine(a: &[f64], b: &[f64], d: usize) -> f64 {
     let s: f64 = a
         .chunks_exact(d)
         .zip(b.chunks_exact(d))
-        .map(|(x, y)| {
-            let (xy, xx, yy) = x.iter().zip(y).fold((0.0, 0.0, 0.0), |s, (p, q)| {
-                (s.0 + p * q, s.1 + p * p, s.2 + q * q)
-            });
-            xy / (xx * yy).sqrt().max(1e-300)
-        })
+        .map(|(x, y)| cosine(x, y))
         .sum();
     s / n.max(1) as f64
+}
+
+fn cosine(x: &[f64], y: &[f64]) -> f64 {
+    let (xy, xx, yy) = x.iter().zip(y).fold((0.0, 0.0, 0.0), |s, (p, q)| {
+        (s.0 + p * q, s.1 + p * p, s.2 + q * q)
+    });
+    xy / (xx * yy).sqrt().max(1e-300)
 }
 
 /// Fits `table` (`vocab x dims`, the distilled rows) to the teacher's unit embeddings
@@ -507,13 +507,8 @@ fn hard_pairs(s: &[f64], z: &[f64], d: usize, k: usize, min_cos: f64) -> Vec<(us
 
 /// Mean of (static cosine - teacher cosine) over `pairs`.
 fn pair_excess(s: &[f64], z: &[f64], d: usize, pairs: &[(usize, usize)]) -> f64 {
-    let cos = |x: &[f64], i: usize, j: usize| {
-        let (a, b) = (&x[i * d..(i + 1) * d], &x[j * d..(j + 1) * d]);
-        let (ab, aa, bb) = a.iter().zip(b).fold((0.0, 0.0, 0.0), |s, (p, q)| {
-            (s.0 + p * q, s.1 + p * p, s.2 + q * q)
-        });
-        ab / (aa * bb).sqrt().max(1e-300)
-    };
+    let cos =
+        |x: &[f64], i: usize, j: usize| cosine(&x[i * d..(i + 1) * d], &x[j * d..(j + 1) * d]);
     let sum: f64 = pairs
         .iter()
         .map(|&(i, j)| cos(s, i, j) - cos(z, i, j))

@@ -435,10 +435,9 @@ fn pair_rows_pull_apart_what_the_teacher_tells_apart() {
     let Some(shared) = testing::shared() else {
         return;
     };
-    let Some(opts) = tiny_bert_options() else {
+    let Some(enc) = tiny_bert() else {
         return;
     };
-    let enc = Encoder::open(&testing::testdata("tiny-bert-mean"), &opts).unwrap();
     let mut docs = Vec::new();
     for f in ["topic-general", "topic-code"] {
         docs.extend(texts(
