@@ -869,6 +869,9 @@ fn main() {
             .unwrap_or_default()
     };
     let (poss, segs) = (pairs_of("POS"), pairs_of("SEG"));
+    // The static threshold of the last model (plain sums), calibrated on half A for MiniLM's
+    // 0.95 at the first CAL_RECALL: what the cascade runs of step 5 use.
+    let mut cascade_t: Option<f32> = None;
     let mut variants: Vec<(String, &StaticModel, Pool)> = Vec::new();
     for (name, m) in &models {
         variants.push((name.clone(), m, Pool::Sum));
@@ -929,6 +932,10 @@ fn main() {
             n,
             english.iter().filter(|&&e| e).count()
         );
+        if matches!(pool, Pool::Sum) && std::ptr::eq(*m, &models.last().unwrap().1) {
+            let a: Vec<&EvalPair> = pairs[1].iter().collect();
+            cascade_t = calibrate(&a, 0.95, cals[0]);
+        }
         for &cal in &cals {
             println!("\n-- static threshold calibrated for {cal:.2} of MiniLM's half-A pairs");
             let texts = &eval.texts[..];
@@ -941,6 +948,263 @@ fn main() {
 
     if std::env::var_os("SKIP_HEADS").is_none() {
         heads(&shared, &models, &minilm);
+    }
+
+    // 5. The verified cascade end to end (`CASCADE=1`): `curate run` with `dedup.semantic`.
+    if std::env::var_os("CASCADE").is_some() {
+        let (Some(bin), Some(ts)) = (curate_binary(), cascade_t) else {
+            println!("\ncascade: skipped (build the release binary first: cargo build --release --bin curate)");
+            return;
+        };
+        let model = models.last().unwrap().1.dir().to_path_buf();
+        let run = Cascade {
+            bin: &bin,
+            lib: &lib,
+            minilm: &minilm_dir,
+            model: &model,
+            ts,
+            threads,
+        };
+        let b: Vec<&str> = (0..n).filter(|&i| !half[i]).map(|i| refs[i]).collect();
+        let eb: Vec<Vec<f32>> = (0..n)
+            .filter(|&i| !half[i])
+            .map(|i| em[i].clone())
+            .collect();
+        run.table(
+            "evaluation documents of half B (constructed near-duplicates)",
+            &b,
+            &eb,
+        );
+        // Real documents, no variants: the corpus pages and classifier train documents (a
+        // seeded sample of `REAL_DOCS`, default 2,000).
+        let real_n: usize = std::env::var("REAL_DOCS")
+            .ok()
+            .and_then(|v| v.parse().ok())
+            .unwrap_or(2000);
+        let mut real: Vec<String> = class_docs(&shared, CLASS_FILES)
+            .into_iter()
+            .map(|d| d.2)
+            .collect();
+        real.sort_by_cached_key(|t| sha1_prefix32(t));
+        real.truncate(real_n);
+        real.extend(
+            neardup::read_texts(&shared.join("data/corpora/warc-extracted-texts.jsonl.gz"))
+                .unwrap(),
+        );
+        let rr: Vec<&str> = real.iter().map(|s| s.as_str()).collect();
+        let er = cached_embed(&minilm, &rr);
+        run.table(
+            &format!(
+                "real documents ({} corpus pages and {real_n} classifier train documents)",
+                rr.len() - real_n
+            ),
+            &rr,
+            &er,
+        );
+    }
+}
+
+/// Release `curate` beside this bench (target/release/deps/semantic-HASH), or `CURATE_BIN`.
+fn curate_binary() -> Option<PathBuf> {
+    if let Some(p) = std::env::var_os("CURATE_BIN") {
+        return Some(PathBuf::from(p));
+    }
+    let exe = std::env::current_exe().ok()?;
+    let bin = exe.parent()?.parent()?.join("curate");
+    bin.is_file().then_some(bin)
+}
+
+/// CPU seconds (user + system) of the waited-for child processes so far.
+fn children_cpu() -> f64 {
+    // SAFETY: getrusage fills the struct it is given.
+    let mut ru: libc::rusage = unsafe { std::mem::zeroed() };
+    unsafe { libc::getrusage(libc::RUSAGE_CHILDREN, &mut ru) };
+    let t = |v: libc::timeval| v.tv_sec as f64 + v.tv_usec as f64 * 1e-6;
+    t(ru.ru_utime) + t(ru.ru_stime)
+}
+
+/// The runs of step 5: the same documents through `dedup.semantic` as MiniLM alone, the static
+/// model alone, and the static model with MiniLM checking what it flags.
+struct Cascade<'a> {
+    bin: &'a Path,
+    lib: &'a Path,
+    minilm: &'a Path,
+    model: &'a Path,
+    ts: f32,
+    threads: usize,
+}
+
+impl Cascade<'_> {
+    /// One `curate run`: the ids of the kept documents, the stats, wall and CPU seconds.
+    fn run(
+        &self,
+        dir: &Path,
+        name: &str,
+        stage: &str,
+    ) -> (Vec<usize>, serde_json::Value, f64, f64) {
+        let toml = format!(
+            "[pipeline]\nname = \"cascade\"\nseed = 7\n[input]\npaths = [\"in.jsonl\"]\nformat = \"jsonl\"\n\
+             [output]\npath = \"{name}\"\nformat = \"jsonl\"\nwrite_dropped = false\n\
+             [executor]\nthreads = {}\n\
+             [stages.semantic]\ntype = \"dedup.semantic\"\ncluster_docs = 100000\nort_library = {:?}\n{stage}",
+            self.threads,
+            self.lib.display().to_string()
+        );
+        let p = dir.join(format!("{name}.toml"));
+        std::fs::write(&p, toml).unwrap();
+        let (t, c) = (Instant::now(), children_cpu());
+        let out = std::process::Command::new(self.bin)
+            .args(["run", p.to_str().unwrap(), "-q"])
+            .output()
+            .unwrap();
+        let (wall, cpu) = (t.elapsed().as_secs_f64(), children_cpu() - c);
+        assert!(
+            out.status.success(),
+            "curate run {name}: {}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+        let o = dir.join(name);
+        let mut kept = Vec::new();
+        let mut stack = vec![o.join("docs")];
+        while let Some(d) = stack.pop() {
+            for e in std::fs::read_dir(&d).unwrap() {
+                let p = e.unwrap().path();
+                if p.is_dir() {
+                    stack.push(p);
+                } else if p.to_string_lossy().ends_with(".jsonl.zst") {
+                    let mut s = String::new();
+                    let f = std::fs::File::open(&p).unwrap();
+                    std::io::Read::read_to_string(&mut zstd::Decoder::new(f).unwrap(), &mut s)
+                        .unwrap();
+                    for l in s.lines() {
+                        let v: serde_json::Value = serde_json::from_str(l).unwrap();
+                        kept.push(v["id"].as_str().unwrap()[1..].parse().unwrap());
+                    }
+                }
+            }
+        }
+        kept.sort_unstable();
+        let stats = serde_json::from_slice(&std::fs::read(o.join("stats.json")).unwrap()).unwrap();
+        (kept, stats, wall, cpu)
+    }
+
+    /// The table of one document set: each system's drops against MiniLM's own.
+    fn table(&self, title: &str, texts: &[&str], em: &[Vec<f32>]) {
+        let tmp = tempfile::tempdir().unwrap();
+        let mut input = String::new();
+        for (i, t) in texts.iter().enumerate() {
+            input.push_str(&serde_json::json!({"id": format!("d{i}"), "text": t}).to_string());
+            input.push('\n');
+        }
+        std::fs::write(tmp.path().join("in.jsonl"), input).unwrap();
+        let (m, st) = (
+            self.minilm.display().to_string(),
+            self.model.display().to_string(),
+        );
+        let systems = [
+            ("MiniLM alone, 0.95", format!("model = {m:?}\nthreshold = 0.95\n")),
+            (
+                "static alone",
+                format!("model = {st:?}\nthreshold = {}\n", self.ts),
+            ),
+            (
+                "static + MiniLM check 0.80",
+                format!(
+                    "model = {st:?}\nthreshold = {}\nverify_model = {m:?}\nverify_threshold = 0.8\n",
+                    self.ts
+                ),
+            ),
+            (
+                "static + MiniLM check 0.95",
+                format!(
+                    "model = {st:?}\nthreshold = {}\nverify_model = {m:?}\nverify_threshold = 0.95\n",
+                    self.ts
+                ),
+            ),
+        ];
+        println!(
+            "\ncascade, end to end (`curate run`, {} threads, one cluster), {title}: {} documents, \
+             static threshold {:.4}",
+            self.threads,
+            texts.len(),
+            self.ts
+        );
+        println!(
+            "{:<28} {:>8} {:>14} {:>16} {:>15} {:>9} {:>9} {:>11} {:>7}",
+            "system",
+            "dropped",
+            "MiniLM's found",
+            "drops < 0.80",
+            "MiniLM embeds",
+            "wall s",
+            "CPU s",
+            "docs/CPU-s",
+            "ratio"
+        );
+        let mut reference: Option<(Vec<bool>, f64)> = None;
+        for (i, (name, stage)) in systems.iter().enumerate() {
+            let (kept, stats, wall, cpu) = self.run(tmp.path(), &format!("s{i}"), stage);
+            let mut dropped = vec![true; texts.len()];
+            kept.iter().for_each(|&k| dropped[k] = false);
+            // A drop MiniLM would not make: no kept document within 0.80 under MiniLM.
+            let low = (0..texts.len())
+                .filter(|&d| dropped[d])
+                .filter(|&d| kept.iter().all(|&k| dot(&em[d], &em[k]) < 0.8))
+                .count();
+            let nd = dropped.iter().filter(|&&d| d).count();
+            let embedded = if i == 0 {
+                texts.len() as u64
+            } else {
+                find_counter(&stats, "verify_embedded")
+            };
+            let (found, ratio) = match &reference {
+                Some((r, c)) => {
+                    let both = (0..texts.len()).filter(|&d| r[d] && dropped[d]).count();
+                    let all = r.iter().filter(|&&d| d).count();
+                    (
+                        format!("{both}/{all}"),
+                        format!("{:.1}x", c / cpu.max(1e-9)),
+                    )
+                }
+                None => ("-".into(), "1.0x".into()),
+            };
+            println!(
+                "{:<28} {:>8} {:>14} {:>16} {:>15} {:>9.1} {:>9.1} {:>11.1} {:>7}",
+                name,
+                nd,
+                found,
+                format!("{low} ({:.2}%)", 100.0 * low as f64 / nd.max(1) as f64),
+                format!(
+                    "{embedded} ({:.1}%)",
+                    100.0 * embedded as f64 / texts.len() as f64
+                ),
+                wall,
+                cpu,
+                texts.len() as f64 / cpu.max(1e-9),
+                ratio
+            );
+            if i == 0 {
+                reference = Some((dropped, cpu));
+            }
+        }
+    }
+}
+
+/// The sum of every counter named `key` anywhere in a stats document.
+fn find_counter(v: &serde_json::Value, key: &str) -> u64 {
+    match v {
+        serde_json::Value::Object(m) => m
+            .iter()
+            .map(|(k, x)| {
+                if k == key {
+                    x.as_u64().unwrap_or(0)
+                } else {
+                    find_counter(x, key)
+                }
+            })
+            .sum(),
+        serde_json::Value::Array(a) => a.iter().map(|x| find_counter(x, key)).sum(),
+        _ => 0,
     }
 }
 

@@ -152,7 +152,7 @@ fn main() {
         let mut i = p as u64;
         while i < docs {
             let (q, _) = synth.doc(i, &mut v);
-            write_emb_row(&mut w, q, 1000, &v, &mut scratch).unwrap();
+            write_emb_row(&mut w, q, 1000, &v, &[], &mut scratch).unwrap();
             rows += 1;
             i += parts as u64;
         }
@@ -160,7 +160,11 @@ fn main() {
         put_json(
             store.as_ref(),
             &emb_meta_path(&wd, p),
-            &EmbMeta { rows, dim },
+            &EmbMeta {
+                rows,
+                dim,
+                payload: 0,
+            },
         )
         .unwrap();
     });
@@ -276,10 +280,10 @@ fn main() {
         for g in 0..plan.groups {
             let path = decision_path(&wd, g, p / plan.range);
             let b = read_decisions(store.as_ref(), &path, p % plan.range).unwrap();
-            for r in b.chunks_exact(16) {
+            for r in b.chunks_exact(DECISION_ROW) {
                 let i = u32_at(r, 0) as u64 * parts as u64 + p as u64;
                 let (_, dup) = synth.doc(i, &mut v);
-                let dropped = u32_at(r, 12) != 0;
+                let dropped = u32_at(r, 16) != 0;
                 decided += 1;
                 found += (dup && dropped) as u64;
                 wrong += (!dup && dropped) as u64;

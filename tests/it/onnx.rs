@@ -158,6 +158,116 @@ quality_signal = "topic.prose"
     }
 }
 
+/// The verified cascade through the engine: a static model (distilled here by `curate
+/// distill` from the tiny BERT) flags pairs at a loose threshold and the tiny BERT checks them
+/// (`verify_model`, a path relative to the pipeline file). Exact copies go, flagged pairs the
+/// verifier rejects stay; dropped documents carry both cosines; the stats count what the
+/// verifier embedded; 1 and 2 threads write the same files.
+#[test]
+fn verified_semantic_dedup_in_a_pipeline() {
+    let Some(lib) = ort_library() else { return };
+    let d = tempfile::tempdir().unwrap();
+    let copies = write_input(&d.path().join("in.jsonl"));
+    let texts: Vec<String> = std::fs::read_to_string(d.path().join("in.jsonl"))
+        .unwrap()
+        .lines()
+        .map(|l| serde_json::from_str::<serde_json::Value>(l).unwrap()["text"].to_string())
+        .collect();
+    std::fs::write(
+        d.path().join("freq.jsonl"),
+        texts
+            .iter()
+            .map(|t| format!("{{\"text\": {t}}}\n"))
+            .collect::<String>(),
+    )
+    .unwrap();
+    let model = d.path().join("static");
+    curate_ok(&[
+        "distill",
+        "--encoder",
+        &testdata("tiny-bert-mean"),
+        "--text",
+        d.path().join("freq.jsonl").to_str().unwrap(),
+        "--dims",
+        "8",
+        "--ort-library",
+        &lib.display().to_string(),
+        "--out",
+        model.to_str().unwrap(),
+    ]);
+    std::fs::create_dir(d.path().join("models")).unwrap();
+    let verifier = d.path().join("models/tiny-bert");
+    copy_dir(Path::new(&testdata("tiny-bert-mean")), &verifier);
+    let (t, vt) = (0.5, 0.999);
+    let p = pipeline(
+        d.path(),
+        &format!(
+            r#"[pipeline]
+seed = 3
+[input]
+paths = ["in.jsonl"]
+partition_bytes = 4096
+[output]
+path = "out"
+format = "jsonl"
+[executor]
+batch_docs = 8
+[stages.semantic]
+type = "dedup.semantic"
+model = "static"
+ort_library = "{lib}"
+threshold = {t}
+cluster_docs = 1000
+verify_model = "models/tiny-bert"
+verify_threshold = {vt}
+"#,
+            lib = lib.display()
+        ),
+    );
+    let (a, b) = (d.path().join("a"), d.path().join("b"));
+    for (out, threads) in [(&a, "1"), (&b, "2")] {
+        let (p, o) = (p.to_str().unwrap(), out.to_str().unwrap());
+        curate_ok(&["run", p, "--output", o, "--threads", threads]);
+    }
+    assert_same(&outputs(&a), &outputs(&b), "1 vs 2 threads");
+    let (kept, dropped) = (docs(&a), read_docs(&a, "dropped"));
+    assert_eq!(kept.len(), 30, "30 fixture documents kept");
+    assert_eq!(dropped.len(), copies, "every exact copy dropped");
+    let sig = |v: &serde_json::Value, k: &str| v["signals"][k].as_f64().unwrap();
+    for v in &dropped {
+        assert!(format!("{:?}", v.verdict).contains("near_duplicate"), "{:?}", v.verdict);
+        let s = |k: &str| v.signals.f64(k).unwrap();
+        assert!(s("semantic.nearest_sim") >= t && s("semantic.verified_sim") >= vt);
+    }
+    // Kept: the verifier put none of them at its threshold; some the model flagged.
+    assert!(kept.iter().all(|v| sig(v, "semantic.verified_sim") < vt));
+    let rejected = kept
+        .iter()
+        .filter(|v| sig(v, "semantic.nearest_sim") >= t)
+        .count();
+    assert!(rejected > 0, "the loose threshold flags distinct documents");
+    let stats: serde_json::Value =
+        serde_json::from_slice(&std::fs::read(a.join("stats.json")).unwrap()).unwrap();
+    let s = stats.to_string();
+    for k in [
+        "verify_checked",
+        "verify_rejected",
+        "verify_embedded",
+        "verify_pairs",
+    ] {
+        assert!(s.contains(k), "{k}: {s}");
+    }
+}
+
+/// Copies a flat folder.
+fn copy_dir(from: &Path, to: &Path) {
+    std::fs::create_dir_all(to).unwrap();
+    for e in std::fs::read_dir(from).unwrap() {
+        let e = e.unwrap();
+        std::fs::copy(e.path(), to.join(e.file_name())).unwrap();
+    }
+}
+
 #[test]
 fn train_head_writes_a_model_that_the_stage_serves() {
     let Some(lib) = ort_library() else { return };

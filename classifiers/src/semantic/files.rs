@@ -3,10 +3,14 @@
 //!
 //! | file | written by | rows |
 //! |---|---|---|
-//! | `emb/part-P.bin` + `emb/part-P.json` (row count) | collector of partition P | quality f32, chars u32, code |
+//! | `emb/part-P.bin` + `emb/part-P.json` (row count) | collector of partition P | quality f32, chars u32, code, payload |
 //! | `plan.json`, `centroids.bin` | step `centroids` | the two-level centroid tree ([`Tree`](super::kmeans::Tree)) |
-//! | `groups/g-G/range-R.bin` | step `assign`, task R | row u32, cluster u32, quality f32, chars u32, key u32, partition u32, code; sorted by (cluster, key, partition, row) |
-//! | `decisions/g-G/range-R.bin` | step `dedup`, task G | an index of 257 u64 (rows before each partition of the range), then row u32, cluster u32, nearest_sim f32, dropped u32, sorted by (partition, row) |
+//! | `groups/g-G/range-R.bin` | step `assign`, task R | row u32, cluster u32, quality f32, chars u32, key u32, partition u32, code, payload; sorted by (cluster, key, partition, row) |
+//! | `decisions/g-G/range-R.bin` | step `dedup`, task G | an index of 257 u64 (rows before each partition of the range), then row u32, cluster u32, nearest_sim f32, verified_sim f32, dropped u32, sorted by (partition, row) |
+//!
+//! The *payload* is a fixed number of bytes per row (the header's second number; 0 when the
+//! stage verifies nothing) that the steps carry from the collector to the dedup step
+//! untouched: the verifier's token ids ([`put_tokens`]) when `verify_model` is set.
 //!
 //! Side files are per *range* of [`RANGE`] partitions, not per partition: their number and the
 //! readers a dedup task opens grow with partitions / 256 (as MinHash's steps do), and an
@@ -24,7 +28,9 @@ use stages::{Error, Result, Store};
 
 pub const EMB_MAGIC: &[u8; 8] = b"CSEMEMB2";
 pub const GROUP_MAGIC: &[u8; 8] = b"CSEMGRP2";
-pub const DECISION_MAGIC: &[u8; 8] = b"CSEMDEC1";
+pub const DECISION_MAGIC: &[u8; 8] = b"CSEMDEC2";
+/// Bytes of one decision row.
+pub const DECISION_ROW: usize = 20;
 pub const CENTROID_MAGIC: &[u8; 8] = b"CSEMTRE1";
 
 pub fn emb_path(dir: &str, p: usize) -> String {
@@ -45,9 +51,12 @@ pub fn decision_path(dir: &str, g: usize, range: usize) -> String {
 /// Bytes of a decision file's header and index.
 pub const DECISION_INDEX: usize = 16 + (RANGE + 1) * 8;
 
-/// A decision file of one range from `(partition, row, cluster, nearest_sim, dropped)` rows
-/// (any order; partitions `first..first + RANGE` at most).
-pub fn decision_bytes(first: usize, rows: &mut [(u32, u32, u32, f32, u32)]) -> Vec<u8> {
+/// One decision: `(partition, row, cluster, nearest_sim, verified_sim, dropped)`.
+pub type DecisionRow = (u32, u32, u32, f32, f32, u32);
+
+/// A decision file of one range from its rows (any order; partitions `first..first + RANGE`
+/// at most).
+pub fn decision_bytes(first: usize, rows: &mut [DecisionRow]) -> Vec<u8> {
     rows.sort_by_key(|r| (r.0, r.1));
     let mut before = vec![0u64; RANGE + 1];
     for r in rows.iter() {
@@ -56,22 +65,24 @@ pub fn decision_bytes(first: usize, rows: &mut [(u32, u32, u32, f32, u32)]) -> V
     for i in 1..=RANGE {
         before[i] += before[i - 1];
     }
-    let mut out = Vec::with_capacity(DECISION_INDEX + 16 * rows.len());
+    let mut out = Vec::with_capacity(DECISION_INDEX + DECISION_ROW * rows.len());
     out.extend_from_slice(&header(DECISION_MAGIC, RANGE as u32, 0));
     before
         .iter()
         .for_each(|b| out.extend_from_slice(&b.to_le_bytes()));
-    for &(_, row, cluster, sim, drop) in rows.iter() {
+    for &(_, row, cluster, sim, verified, drop) in rows.iter() {
         out.extend_from_slice(&row.to_le_bytes());
         out.extend_from_slice(&cluster.to_le_bytes());
         out.extend_from_slice(&sim.to_le_bytes());
+        out.extend_from_slice(&verified.to_le_bytes());
         out.extend_from_slice(&drop.to_le_bytes());
     }
     out
 }
 
-/// The rows of the `slot`-th partition of one decision file's range (16 B each: row, cluster,
-/// nearest_sim, dropped), by two ranged reads; empty when the file does not exist.
+/// The rows of the `slot`-th partition of one decision file's range ([`DECISION_ROW`] bytes
+/// each: row, cluster, nearest_sim, verified_sim, dropped), by two ranged reads; empty when the
+/// file does not exist.
 pub fn read_decisions(store: &dyn Store, path: &str, slot: usize) -> Result<Vec<u8>> {
     let read = |start: u64, len: u64| -> io::Result<Vec<u8>> {
         let mut b = Vec::with_capacity(len as usize);
@@ -95,9 +106,10 @@ pub fn read_decisions(store: &dyn Store, path: &str, slot: usize) -> Result<Vec<
     if to <= from {
         return Ok(Vec::new());
     }
-    let b = read(DECISION_INDEX as u64 + from * 16, (to - from) * 16)
+    let width = DECISION_ROW as u64;
+    let b = read(DECISION_INDEX as u64 + from * width, (to - from) * width)
         .map_err(|e| Error::io(path, e))?;
-    if b.len() as u64 != (to - from) * 16 {
+    if b.len() as u64 != (to - from) * width {
         return Err(Error::other(format!("{path}: truncated rows")));
     }
     Ok(b)
@@ -125,6 +137,9 @@ pub struct Plan {
     /// Partitions per range of side files (1 to [`RANGE`]): as many as let an assign task's
     /// rows take a quarter of the memory budget.
     pub range: usize,
+    /// Payload bytes per row (the verifier's tokens; 0 without one).
+    #[serde(default)]
+    pub payload: usize,
 }
 
 impl Plan {
@@ -139,6 +154,9 @@ impl Plan {
 pub struct EmbMeta {
     pub rows: u64,
     pub dim: usize,
+    /// Payload bytes per row.
+    #[serde(default)]
+    pub payload: usize,
 }
 
 pub fn header(magic: &[u8; 8], a: u32, b: u32) -> [u8; 16] {
@@ -217,13 +235,13 @@ impl EmbReader {
         let mut inner = store.open(path).map_err(|e| Error::io(path, e))?;
         let mut h = [0u8; 16];
         inner.read_exact(&mut h).map_err(|e| Error::io(path, e))?;
-        let (dim, _) = read_header(&h, EMB_MAGIC, path)?;
+        let (dim, payload) = read_header(&h, EMB_MAGIC, path)?;
         let dim = dim as usize;
         Ok(EmbReader {
             inner,
             dim,
             row: 0,
-            buf: vec![0; 8 + code_len(dim)],
+            buf: vec![0; 8 + code_len(dim) + payload as usize],
             path: path.to_string(),
         })
     }
@@ -234,7 +252,12 @@ impl EmbReader {
 
     /// The code (scale and int8 components) of the row last read.
     pub fn code(&self) -> &[u8] {
-        &self.buf[8..]
+        &self.buf[8..8 + code_len(self.dim)]
+    }
+
+    /// The payload of the row last read.
+    pub fn payload(&self) -> &[u8] {
+        &self.buf[8 + code_len(self.dim)..]
     }
 
     /// The next row into `emb` (cleared first): `(row, quality, chars)`, or `None` at the end.
@@ -250,7 +273,7 @@ impl EmbReader {
             }
             Err(e) => return Err(Error::io(&self.path, e)),
         }
-        dequantize(&self.buf[8..], emb);
+        dequantize(&self.buf[8..8 + code_len(self.dim)], emb);
         let r = self.row;
         self.row += 1;
         Ok(Some((r, f32_at(&self.buf, 0), u32_at(&self.buf, 4))))
@@ -271,19 +294,55 @@ fn read_full(r: &mut dyn Read, buf: &mut [u8]) -> io::Result<usize> {
     Ok(n)
 }
 
-/// Writes an embedding row.
+/// Writes an embedding row: its numbers, the code of `emb`, then `payload` (as many bytes as
+/// the file's header says).
 pub fn write_emb_row(
     w: &mut dyn Write,
     quality: f32,
     chars: u32,
     emb: &[f32],
+    payload: &[u8],
     scratch: &mut Vec<u8>,
 ) -> io::Result<()> {
     scratch.clear();
     scratch.extend_from_slice(&quality.to_le_bytes());
     scratch.extend_from_slice(&chars.to_le_bytes());
     quantize(emb, scratch);
+    scratch.extend_from_slice(payload);
     w.write_all(scratch)
+}
+
+/// Payload bytes of at most `max` token ids: a u16 count, then `max` u32 (zero-padded), so
+/// rows stay fixed-width.
+pub fn tokens_len(max: usize) -> usize {
+    2 + 4 * max
+}
+
+/// Appends the payload of `ids` (at most `max`; more is an error, not a silent cut, since the
+/// verifier must see what its tokenizer made).
+pub fn put_tokens(ids: &[u32], max: usize, out: &mut Vec<u8>) -> io::Result<()> {
+    if ids.len() > max || max > u16::MAX as usize {
+        return Err(io::Error::other(format!(
+            "{} token ids do not fit a payload of {max}",
+            ids.len()
+        )));
+    }
+    out.extend_from_slice(&(ids.len() as u16).to_le_bytes());
+    ids.iter()
+        .for_each(|i| out.extend_from_slice(&i.to_le_bytes()));
+    out.resize(out.len() + 4 * (max - ids.len()), 0);
+    Ok(())
+}
+
+/// The token ids of a payload that [`put_tokens`] wrote; `None` when it is malformed.
+pub fn get_tokens(payload: &[u8]) -> Option<Vec<u32>> {
+    let n = u16::from_le_bytes(payload.get(..2)?.try_into().ok()?) as usize;
+    let ids = payload.get(2..2 + 4 * n)?;
+    Some(
+        ids.chunks_exact(4)
+            .map(|c| u32::from_le_bytes(c.try_into().expect("4")))
+            .collect(),
+    )
 }
 
 /// Bytes of one code: scale f32 and `dim` int8.
@@ -317,14 +376,16 @@ pub fn dequantize(code: &[u8], out: &mut Vec<f32>) {
     }
 }
 
-/// Bytes of one group row: row, cluster, quality, chars, key, partition, then the code.
-pub fn group_row_len(dim: usize) -> usize {
-    24 + code_len(dim)
+/// Bytes of one group row: row, cluster, quality, chars, key, partition, the code, then the
+/// payload.
+pub fn group_row_len(dim: usize, payload: usize) -> usize {
+    24 + code_len(dim) + payload
 }
 
 /// Streams the rows of one group file (`None` at the end); rows are fixed-width.
 pub struct GroupReader {
     inner: Box<dyn Read + Send>,
+    dim: usize,
     /// The current row's bytes (valid after `advance` returned true).
     pub buf: Vec<u8>,
     path: String,
@@ -340,10 +401,11 @@ impl GroupReader {
         };
         let mut h = [0u8; 16];
         inner.read_exact(&mut h).map_err(|e| Error::io(path, e))?;
-        let (dim, _) = read_header(&h, GROUP_MAGIC, path)?;
+        let (dim, payload) = read_header(&h, GROUP_MAGIC, path)?;
         Ok(Some(GroupReader {
             inner,
-            buf: vec![0; group_row_len(dim as usize)],
+            dim: dim as usize,
+            buf: vec![0; group_row_len(dim as usize, payload as usize)],
             path: path.to_string(),
         }))
     }
@@ -356,6 +418,16 @@ impl GroupReader {
             Ok(_) => Err(Error::other(format!("{}: truncated row", self.path))),
             Err(e) => Err(Error::io(&self.path, e)),
         }
+    }
+
+    /// The current row's code.
+    pub fn code(&self) -> &[u8] {
+        &self.buf[24..24 + code_len(self.dim)]
+    }
+
+    /// The current row's payload.
+    pub fn payload(&self) -> &[u8] {
+        &self.buf[24 + code_len(self.dim)..]
     }
 
     /// `(cluster, key, partition, row)`: the merge order of a group's files.

@@ -102,6 +102,18 @@ pub struct SemanticConfig {
     pub threads: usize,
     /// Most onnxruntime sessions at once (default: one per busy worker thread).
     pub sessions: Option<usize>,
+    /// An ONNX sentence encoder that re-scores the pairs `model` flags (a verified cascade): a
+    /// document is dropped only when its cosine under this encoder to a kept document that
+    /// `model` puts at or above `threshold` also reaches `verify_threshold`. The intended use:
+    /// a static model as `model` (every document, microseconds) and MiniLM here (only the
+    /// documents in flagged pairs, tens of milliseconds each).
+    pub verify_model: Option<String>,
+    /// Cosine under `verify_model` at or above which a flagged pair is a duplicate (required
+    /// with `verify_model`).
+    pub verify_threshold: Option<f64>,
+    /// Tokens per document for the verifier (default 128; they are kept from the collect
+    /// step to the dedup step, 4 bytes each).
+    pub verify_max_length: Option<usize>,
 }
 
 fn default_threshold() -> f64 {
@@ -140,6 +152,9 @@ pub static DEF: StageDef = StageDef {
 /// Most documents the collector holds before embedding them as one parallel batch.
 const COLLECT_BATCH: usize = 512;
 
+/// Tokens the verifier reads per document unless `verify_max_length` says otherwise.
+const VERIFY_MAX_LENGTH: usize = 128;
+
 /// The embedder of the collect step.
 enum SemEncoder {
     // Boxed: both are kilobytes (tokenizers), the enum stays a pointer wide.
@@ -160,9 +175,25 @@ struct Shared {
     name: String,
     cfg: SemanticConfig,
     encoder: Option<SemEncoder>,
+    /// The verifier (`verify_model`), opened for a run.
+    verifier: Option<Box<Encoder>>,
+    /// Token ids kept per document for the verifier (0: no verifier).
+    verify_tokens: usize,
     sig_cluster: Sig<I64>,
     sig_sim: Sig<F32>,
+    sig_verified: Option<Sig<F32>>,
     declared: Declared,
+}
+
+impl Shared {
+    /// Payload bytes per row: the verifier's tokens, or nothing.
+    fn payload(&self) -> usize {
+        if self.verify_tokens == 0 {
+            0
+        } else {
+            tokens_len(self.verify_tokens)
+        }
+    }
 }
 
 pub struct SemanticDedup {
@@ -179,11 +210,47 @@ fn build(args: &StageArgs) -> Result<Built, ConfigError> {
         ("kmeans_iterations", cfg.kmeans_iterations),
         ("cluster_cap", cfg.cluster_cap),
         ("max_length", cfg.max_length.unwrap_or(1)),
+        ("verify_max_length", cfg.verify_max_length.unwrap_or(1)),
         ("batch_size", cfg.batch_size),
     ] {
         if v == 0 {
             return Err(ConfigError::new(k, "must be positive"));
         }
+    }
+    if cfg.verify_max_length.is_some_and(|n| n > u16::MAX as usize) {
+        return Err(ConfigError::new("verify_max_length", "at most 65535"));
+    }
+    let verify_dir = match (&cfg.verify_model, cfg.verify_threshold) {
+        (Some(m), Some(t)) => {
+            stages::config::check_range("verify_threshold", t, -1.0, 1.0)?;
+            let d = args.resolve_path("verify_model", m)?;
+            if static_embed::is_static(&d) {
+                return Err(ConfigError::new(
+                    "verify_model",
+                    "the verifier must be an ONNX encoder (model.onnx); a static model belongs in `model`",
+                ));
+            }
+            Some(d)
+        }
+        (Some(_), None) => {
+            return Err(ConfigError::new(
+                "verify_threshold",
+                "required with verify_model (a cosine under the verifier)",
+            ))
+        }
+        (None, Some(_)) => {
+            return Err(ConfigError::new(
+                "verify_threshold",
+                "only means something with verify_model",
+            ))
+        }
+        (None, None) => None,
+    };
+    if cfg.verify_max_length.is_some() && verify_dir.is_none() {
+        return Err(ConfigError::new(
+            "verify_max_length",
+            "only means something with verify_model",
+        ));
     }
     let is_static = static_embed::is_static(&dir);
     if cfg.pooling == Pooling::None && !is_static {
@@ -213,7 +280,7 @@ fn build(args: &StageArgs) -> Result<Built, ConfigError> {
         }
         Purpose::Run => {
             let opts = EncoderOptions {
-                runtime,
+                runtime: runtime.clone(),
                 batch_size: cfg.batch_size,
                 max_length: Some(cfg.max_length.unwrap_or(128)),
                 truncation: None,
@@ -227,22 +294,66 @@ fn build(args: &StageArgs) -> Result<Built, ConfigError> {
             )))
         }
     };
+    let verify_tokens = match &verify_dir {
+        Some(_) => cfg.verify_max_length.unwrap_or(VERIFY_MAX_LENGTH),
+        None => 0,
+    };
+    let verifier = match (&verify_dir, args.purpose) {
+        (Some(vd), Purpose::Run) => {
+            let opts = EncoderOptions {
+                runtime: runtime.clone(),
+                // One document per run: an int8 model quantizes activations per batch, so in a
+                // batch a document's embedding would depend on its batch mates; alone it
+                // depends on its tokens only, whatever cluster it lands in.
+                batch_size: 1,
+                max_length: Some(verify_tokens),
+                truncation: None,
+                pooling: Some(cfg.pooling),
+                normalize: Some(true),
+                max_sessions: cfg.sessions,
+            };
+            crate::onnx::stage::check_device(&opts.runtime)?;
+            let v = Encoder::open(vd, &opts)
+                .map_err(|e| ConfigError::new("verify_model", e.to_string()))?;
+            Some(Box::new(v))
+        }
+        _ => None,
+    };
     let mut d = Declare::new(args.name);
     let sig_cluster = d.signal("cluster", "k-means cluster of the document's embedding");
     let sig_sim = d.signal(
         "nearest_sim",
         "highest cosine to another kept document of the cluster (-1: none)",
     );
-    d.reach(sig_sim, Some(cfg.threshold), "threshold", "near_duplicate")
-        .absent_keeps();
+    let sig_verified = match cfg.verify_threshold.filter(|_| verify_dir.is_some()) {
+        Some(vt) => {
+            let sig = d.signal(
+                "verified_sim",
+                "cosine under verify_model to the nearest kept document that model flags (-1: none flagged)",
+            );
+            // Dropped: flagged by the model and confirmed by the verifier.
+            d.reach(sig, Some(vt), "verify_threshold", "near_duplicate")
+                .absent_keeps()
+                .only_if(sig_sim, cfg.threshold);
+            Some(sig)
+        }
+        None => {
+            d.reach(sig_sim, Some(cfg.threshold), "threshold", "near_duplicate")
+                .absent_keeps();
+            None
+        }
+    };
     Ok(Built::Global(Box::new(SemanticDedup {
         shared: Arc::new(Shared {
             name: args.name.to_string(),
             sig_cluster,
             sig_sim,
+            sig_verified,
             declared: d.finish(),
             cfg,
             encoder,
+            verifier,
+            verify_tokens,
         }),
     })))
 }
@@ -264,8 +375,12 @@ impl GlobalStage for SemanticDedup {
             .ok_or_else(|| Error::other("dedup.semantic built without its encoder"))?;
         let path = emb_path(&ctx.dir, ctx.partition);
         let mut out = ctx.store.create(&path).map_err(|e| Error::io(&path, e))?;
-        out.write_all(&header(EMB_MAGIC, enc.dim() as u32, 0))
-            .map_err(|e| Error::io(&path, e))?;
+        out.write_all(&header(
+            EMB_MAGIC,
+            enc.dim() as u32,
+            self.shared.payload() as u32,
+        ))
+        .map_err(|e| Error::io(&path, e))?;
         Ok(Box::new(EmbedCollector {
             shared: self.shared.clone(),
             ctx: ctx.clone(),
@@ -276,6 +391,7 @@ impl GlobalStage for SemanticDedup {
             emb: Vec::new(),
             rows: 0,
             scratch: Vec::new(),
+            payload: Vec::new(),
         }))
     }
 
@@ -290,16 +406,21 @@ impl GlobalStage for SemanticDedup {
     fn applier(&self, ctx: &PartitionCtx) -> Result<Box<dyn Applier>> {
         let plan: Plan = read_json(ctx.store.as_ref(), &plan_path(&ctx.dir))?;
         let meta: EmbMeta = read_json(ctx.store.as_ref(), &emb_meta_path(&ctx.dir, ctx.partition))?;
-        let mut rows = vec![(-1i64, -1f32, false); meta.rows as usize];
+        let mut rows = vec![(-1i64, -1f32, -1f32, false); meta.rows as usize];
         for g in 0..plan.groups {
             let path = decision_path(&ctx.dir, g, ctx.partition / plan.range);
             let b = read_decisions(ctx.store.as_ref(), &path, ctx.partition % plan.range)?;
-            for r in b.chunks_exact(16) {
+            for r in b.chunks_exact(DECISION_ROW) {
                 let row = u32_at(r, 0) as usize;
                 let slot = rows
                     .get_mut(row)
                     .ok_or_else(|| Error::other(format!("{path}: row {row} out of range")))?;
-                *slot = (u32_at(r, 4) as i64, f32_at(r, 8), u32_at(r, 12) != 0);
+                *slot = (
+                    u32_at(r, 4) as i64,
+                    f32_at(r, 8),
+                    f32_at(r, 12),
+                    u32_at(r, 16) != 0,
+                );
             }
         }
         Ok(Box::new(SemanticApplier {
@@ -315,16 +436,40 @@ struct EmbedCollector {
     ctx: PartitionCtx,
     out: Option<Box<dyn ObjectWriter>>,
     path: String,
-    /// Tokenized documents waiting for the next batch: `(tokens, quality, chars)`.
-    pending: Vec<(Tokens, f32, u32)>,
+    /// Tokenized documents waiting for the next batch: `(tokens, quality, chars, payload)`.
+    pending: Vec<(Tokens, f32, u32, Vec<u8>)>,
     /// Scratch of the static model: token ids and one embedding.
     ids: Vec<u32>,
     emb: Vec<f32>,
     rows: u64,
     scratch: Vec<u8>,
+    /// The current document's payload (the verifier's tokens).
+    payload: Vec<u8>,
 }
 
 impl EmbedCollector {
+    /// The payload of `text`: the verifier's token ids, or nothing without a verifier.
+    fn payload_of(&mut self, text: &str) -> Result<()> {
+        self.payload.clear();
+        let Some(v) = self.shared.verifier.as_deref() else {
+            return Ok(());
+        };
+        let name = &self.shared.name;
+        let toks = v
+            .tokenize(text)
+            .or_else(|_| v.tokenize(""))
+            .map_err(|e| Error::other(format!("{name}: verify_model: {e}")))?;
+        // The dedup step rebuilds the input from ids alone, with segment 0 throughout: what a
+        // single-text encoder gives.
+        if toks.type_ids.iter().any(|&t| t != 0) {
+            return Err(Error::other(format!(
+                "{name}: verify_model gives non-zero token type ids for a single text"
+            )));
+        }
+        put_tokens(&toks.ids, self.shared.verify_tokens, &mut self.payload)
+            .map_err(|e| Error::other(format!("{name}: verify_model: {e}")))
+    }
+
     fn flush(&mut self) -> Result<()> {
         if self.pending.is_empty() {
             return Ok(());
@@ -337,8 +482,8 @@ impl EmbedCollector {
             .embed_tokens(&toks)
             .map_err(|e| Error::other(format!("{}: {e}", self.shared.name)))?;
         let out = self.out.as_mut().expect("open writer");
-        for ((_, q, c), e) in self.pending.drain(..).zip(embs) {
-            write_emb_row(out, q, c, &e, &mut self.scratch)
+        for ((_, q, c, payload), e) in self.pending.drain(..).zip(embs) {
+            write_emb_row(out, q, c, &e, &payload, &mut self.scratch)
                 .map_err(|e| Error::io(&self.path, e))?;
             self.rows += 1;
         }
@@ -357,14 +502,22 @@ impl Collector for EmbedCollector {
             None => 0.0,
         };
         let chars = doc.text().chars().count().min(u32::MAX as usize) as u32;
+        self.payload_of(doc.text())?;
         match self.shared.encoder.as_ref().expect("encoder") {
             SemEncoder::Static(m) => {
                 // Microseconds per document: embedded at once, no batch to wait for.
                 self.emb.resize(m.dim(), 0.0);
                 m.embed_into(doc.text(), &mut self.ids, &mut self.emb);
                 let out = self.out.as_mut().expect("open writer");
-                write_emb_row(out, quality, chars, &self.emb, &mut self.scratch)
-                    .map_err(|e| Error::io(&self.path, e))?;
+                write_emb_row(
+                    out,
+                    quality,
+                    chars,
+                    &self.emb,
+                    &self.payload,
+                    &mut self.scratch,
+                )
+                .map_err(|e| Error::io(&self.path, e))?;
                 self.rows += 1;
                 return Ok(());
             }
@@ -375,7 +528,8 @@ impl Collector for EmbedCollector {
                     .tokenize(doc.text())
                     .or_else(|_| enc.tokenize(""))
                     .map_err(|e| Error::other(format!("{}: {e}", self.shared.name)))?;
-                self.pending.push((toks, quality, chars));
+                self.pending
+                    .push((toks, quality, chars, std::mem::take(&mut self.payload)));
             }
         }
         if self.pending.len() >= COLLECT_BATCH {
@@ -395,6 +549,7 @@ impl Collector for EmbedCollector {
             &EmbMeta {
                 rows: self.rows,
                 dim,
+                payload: self.shared.payload(),
             },
         )
     }
@@ -415,6 +570,8 @@ struct Row {
     emb: Vec<f32>,
     /// Its stored code.
     code: Vec<u8>,
+    /// Its payload (empty without a verifier).
+    payload: Vec<u8>,
 }
 
 /// Streams every row of every partition in blocks: `f(partition, block)`.
@@ -440,6 +597,7 @@ fn stream_rows(
                     chars,
                     emb: std::mem::take(&mut emb),
                     code: r.code().to_vec(),
+                    payload: r.payload().to_vec(),
                 });
             }
             if block.len() >= BLOCK || (next.is_none() && !block.is_empty()) {
@@ -500,6 +658,13 @@ impl GlobalStep for CentroidStep {
         }
         let rows: u64 = metas.iter().map(|m| m.rows).sum();
         let dim = metas.first().map_or(0, |m| m.dim);
+        let payload = metas.first().map_or(0, |m| m.payload);
+        if metas.iter().any(|m| m.dim != dim || m.payload != payload) {
+            return Err(Error::other(format!(
+                "{}: partitions were embedded with different settings",
+                ctx.dir
+            )));
+        }
         let sample = bottom_sample(ctx, &metas, cfg.kmeans_sample)?;
         let n = sample.len().checked_div(dim).unwrap_or(0);
         let k = (rows.div_ceil(cfg.cluster_docs as u64) as usize).clamp(1, n.max(1));
@@ -540,7 +705,7 @@ impl GlobalStep for CentroidStep {
         let groups = ctx.partitions.clamp(1, k.clamp(1, 4096));
         // Partitions per range: an assign task buffers its range's rows (and a sorted copy).
         let biggest = metas.iter().map(|m| m.rows).max().unwrap_or(0);
-        let part_bytes = (biggest * group_row_len(dim) as u64).max(1);
+        let part_bytes = (biggest * group_row_len(dim, payload) as u64).max(1);
         let range = ((ctx.memory_budget as u64 / 4) / part_bytes).clamp(1, RANGE as u64) as usize;
         let mut bytes = header(CENTROID_MAGIC, dim as u32, k1 as u32).to_vec();
         tree.to_bytes(&mut bytes);
@@ -560,6 +725,7 @@ impl GlobalStep for CentroidStep {
                 coarse: k1,
                 passes,
                 range,
+                payload,
             },
         )?;
         st.count("rows", rows);
@@ -608,6 +774,7 @@ impl GlobalStep for AssignStep {
                 EmbMeta {
                     rows: 0,
                     dim: plan.dim,
+                    payload: plan.payload,
                 }
             });
         }
@@ -637,11 +804,12 @@ impl GlobalStep for AssignStep {
                     b.extend_from_slice(&key.to_le_bytes());
                     b.extend_from_slice(&(p as u32).to_le_bytes());
                     b.extend_from_slice(&r.code);
+                    b.extend_from_slice(&r.payload);
                 }
                 Ok(())
             })?;
         }
-        let width = group_row_len(plan.dim);
+        let width = group_row_len(plan.dim, plan.payload);
         for (g, b) in bufs.iter().enumerate() {
             let path = group_path(&ctx.dir, g, t);
             if b.is_empty() {
@@ -652,7 +820,7 @@ impl GlobalStep for AssignStep {
             let mut rows: Vec<&[u8]> = b.chunks_exact(width).collect();
             rows.sort_by_key(|r| (u32_at(r, 4), u32_at(r, 16), u32_at(r, 20), u32_at(r, 0)));
             let mut out = Vec::with_capacity(16 + b.len());
-            out.extend_from_slice(&header(GROUP_MAGIC, plan.dim as u32, 0));
+            out.extend_from_slice(&header(GROUP_MAGIC, plan.dim as u32, plan.payload as u32));
             rows.iter().for_each(|r| out.extend_from_slice(r));
             store.put(&path, &out).map_err(|e| Error::io(&path, e))?;
         }
@@ -667,13 +835,15 @@ struct Member {
     quality: f32,
     chars: u32,
     emb: Vec<f32>,
+    /// The verifier's token ids (empty without a verifier).
+    tokens: Vec<u32>,
 }
 
 /// Step 3: greedy dedup within each cluster of one group, streamed cluster by cluster.
 struct DedupStep(Arc<Shared>);
 
-/// One range's decisions: `(partition, row, cluster, nearest_sim, dropped)`.
-type Decisions = Vec<(u32, u32, u32, f32, u32)>;
+/// One range's decisions.
+type Decisions = Vec<DecisionRow>;
 
 /// Counters of one dedup task.
 #[derive(Default)]
@@ -685,6 +855,12 @@ struct DedupCounts {
     split: u64,
     /// Cosines computed: each member against the members kept before it.
     comparisons: u64,
+    /// Verified cascade: members the model flagged (checked by the verifier), of them kept
+    /// because the verifier disagreed, documents the verifier embedded, pairs it scored.
+    checked: u64,
+    rejected: u64,
+    embedded: u64,
+    verified_pairs: u64,
 }
 
 impl DedupStep {
@@ -697,7 +873,7 @@ impl DedupStep {
         out: &mut [Decisions],
         range: usize,
         n: &mut DedupCounts,
-    ) {
+    ) -> Result<()> {
         n.docs += members.len() as u64;
         n.blocks += 1;
         // Best first: quality, then length, then input position.
@@ -708,14 +884,30 @@ impl DedupStep {
                 .then(a.partition.cmp(&b.partition))
                 .then(a.row.cmp(&b.row))
         });
-        let decisions = greedy(members, self.0.cfg.threshold as f32);
+        let verify = match (&self.0.verifier, self.0.cfg.verify_threshold) {
+            (Some(enc), Some(t)) => Some(Verify {
+                enc,
+                threshold: t as f32,
+                name: &self.0.name,
+            }),
+            _ => None,
+        };
+        let decisions = greedy(members, self.0.cfg.threshold as f32, verify.as_ref(), n)?;
         let mut kept = 0u64;
-        for (m, (sim, drop)) in members.iter().zip(decisions) {
+        for (m, d) in members.iter().zip(decisions) {
             n.comparisons += kept;
-            kept += !drop as u64;
-            n.dropped += drop as u64;
-            out[m.partition as usize / range].push((m.partition, m.row, cluster, sim, drop as u32));
+            kept += !d.drop as u64;
+            n.dropped += d.drop as u64;
+            out[m.partition as usize / range].push((
+                m.partition,
+                m.row,
+                cluster,
+                d.sim,
+                d.verified,
+                d.drop as u32,
+            ));
         }
+        Ok(())
     }
 }
 
@@ -763,7 +955,7 @@ impl GlobalStep for DedupStep {
             let new_cluster = cl != cluster || (members.is_empty() && in_cluster == 0);
             let full = (members.len() >= cap && key != last_key) || members.len() >= 2 * cap;
             if (new_cluster || full) && !members.is_empty() {
-                self.block(cluster, &mut members, &mut out, plan.range, &mut n);
+                self.block(cluster, &mut members, &mut out, plan.range, &mut n)?;
                 members.clear();
             }
             if new_cluster {
@@ -773,13 +965,20 @@ impl GlobalStep for DedupStep {
             }
             let r = &mut readers[i];
             let mut emb = Vec::new();
-            dequantize(&r.buf[24..], &mut emb);
+            dequantize(r.code(), &mut emb);
+            let tokens = if plan.payload == 0 {
+                Vec::new()
+            } else {
+                get_tokens(r.payload())
+                    .ok_or_else(|| Error::other(format!("group {g}: malformed token payload")))?
+            };
             members.push(Member {
                 partition: u32_at(&r.buf, 20),
                 row: u32_at(&r.buf, 0),
                 quality: f32_at(&r.buf, 8),
                 chars: u32_at(&r.buf, 12),
                 emb,
+                tokens,
             });
             (cluster, last_key) = (cl, key);
             in_cluster += 1;
@@ -788,7 +987,7 @@ impl GlobalStep for DedupStep {
             }
         }
         if !members.is_empty() {
-            self.block(cluster, &mut members, &mut out, plan.range, &mut n);
+            self.block(cluster, &mut members, &mut out, plan.range, &mut n)?;
         }
         n.split += (in_cluster > cap as u64) as u64;
         n.largest = n.largest.max(in_cluster);
@@ -807,15 +1006,89 @@ impl GlobalStep for DedupStep {
         st.count("blocks", n.blocks);
         st.count("split_clusters", n.split);
         st.count("comparisons", n.comparisons);
+        if self.0.verifier.is_some() {
+            st.count("verify_checked", n.checked);
+            st.count("verify_rejected", n.rejected);
+            st.count("verify_embedded", n.embedded);
+            st.count("verify_pairs", n.verified_pairs);
+        }
         Ok(st)
     }
 }
 
-/// Keeps members (best first) unless their cosine to a kept one reaches `threshold`. Returns
-/// per member the highest cosine to another kept member (-1 when none) and whether it drops.
-fn greedy(members: &[Member], threshold: f32) -> Vec<(f32, bool)> {
+/// The verifier of a block: its encoder and threshold.
+struct Verify<'a> {
+    enc: &'a Encoder,
+    threshold: f32,
+    name: &'a str,
+}
+
+impl Verify<'_> {
+    /// Embeds the members `need` (by index) that `cache` does not hold yet.
+    fn fill(
+        &self,
+        members: &[Member],
+        need: &[usize],
+        cache: &mut std::collections::HashMap<usize, Vec<f32>>,
+        n: &mut DedupCounts,
+    ) -> Result<()> {
+        let todo: Vec<usize> = need
+            .iter()
+            .copied()
+            .filter(|i| !cache.contains_key(i))
+            .collect();
+        if todo.is_empty() {
+            return Ok(());
+        }
+        let toks: Vec<Tokens> = todo
+            .iter()
+            .map(|&i| Tokens {
+                ids: members[i].tokens.clone(),
+                type_ids: vec![0; members[i].tokens.len()],
+            })
+            .collect();
+        let embs = self
+            .enc
+            .embed_tokens(&toks)
+            .map_err(|e| Error::other(format!("{}: verify_model: {e}", self.name)))?;
+        n.embedded += todo.len() as u64;
+        cache.extend(todo.into_iter().zip(embs));
+        Ok(())
+    }
+}
+
+/// What the greedy pass decided for one member.
+#[derive(Clone, Copy, Debug, PartialEq)]
+struct Decided {
+    /// Highest model cosine to another kept member (-1: none).
+    sim: f32,
+    /// Highest verifier cosine to a kept member the model flagged (-1: none flagged or no
+    /// verifier).
+    verified: f32,
+    drop: bool,
+}
+
+/// Keeps members (best first) unless their cosine to a kept one reaches `threshold` (and,
+/// with a verifier, the verifier's cosine to one of those reaches its own threshold too).
+/// `sim` of a kept member is updated as later members are kept, so kept members end with
+/// `sim < threshold` (or `verified < verify threshold`), as the judge expects.
+fn greedy(
+    members: &[Member],
+    threshold: f32,
+    verify: Option<&Verify>,
+    n: &mut DedupCounts,
+) -> Result<Vec<Decided>> {
     let mut kept: Vec<usize> = Vec::new();
-    let mut out = vec![(-1f32, false); members.len()];
+    let mut out = vec![
+        Decided {
+            sim: -1.0,
+            verified: -1.0,
+            drop: false,
+        };
+        members.len()
+    ];
+    // The verifier's embeddings of this block's members, computed on first need.
+    let mut cache = std::collections::HashMap::new();
     for (j, m) in members.iter().enumerate() {
         let sims: Vec<f32> = if kept.len() >= 2048 {
             kept.par_iter()
@@ -828,36 +1101,76 @@ fn greedy(members: &[Member], threshold: f32) -> Vec<(f32, bool)> {
                 .collect()
         };
         let best = sims.iter().copied().fold(-1f32, f32::max);
-        if best >= threshold {
-            out[j] = (best, true);
-        } else {
+        out[j].sim = best;
+        // The first member has nothing to duplicate, whatever the threshold.
+        if kept.is_empty() || best < threshold {
             for (&i, &s) in kept.iter().zip(&sims) {
-                out[i].0 = out[i].0.max(s);
+                out[i].sim = out[i].sim.max(s);
             }
-            out[j].0 = best;
             kept.push(j);
+            continue;
         }
+        let Some(v) = verify else {
+            out[j].drop = true;
+            continue;
+        };
+        // The kept members the model flags, checked by the verifier.
+        let flagged: Vec<usize> = kept
+            .iter()
+            .zip(&sims)
+            .filter(|(_, &s)| s >= threshold)
+            .map(|(&i, _)| i)
+            .collect();
+        let mut need = flagged.clone();
+        need.push(j);
+        v.fill(members, &need, &mut cache, n)?;
+        n.checked += 1;
+        n.verified_pairs += flagged.len() as u64;
+        let mine = &cache[&j];
+        let vsims: Vec<f32> = flagged
+            .iter()
+            .map(|i| kmeans::dot(&cache[i], mine))
+            .collect();
+        let vbest = vsims.iter().copied().fold(-1f32, f32::max);
+        out[j].verified = vbest;
+        if vbest >= v.threshold {
+            out[j].drop = true;
+            // A dropped member is never compared again.
+            cache.remove(&j);
+            continue;
+        }
+        n.rejected += 1;
+        for (&i, &s) in kept.iter().zip(&sims) {
+            out[i].sim = out[i].sim.max(s);
+        }
+        for (&i, &s) in flagged.iter().zip(&vsims) {
+            out[i].verified = out[i].verified.max(s);
+        }
+        kept.push(j);
     }
-    out
+    Ok(out)
 }
 
 struct SemanticApplier {
     shared: Arc<Shared>,
-    /// Per row: cluster, nearest_sim, dropped.
-    rows: Vec<(i64, f32, bool)>,
+    /// Per row: cluster, nearest_sim, verified_sim, dropped.
+    rows: Vec<(i64, f32, f32, bool)>,
     next: usize,
 }
 
 impl Applier for SemanticApplier {
     fn apply(&mut self, doc: &mut Document) -> Outcome {
-        let (cluster, sim, drop) = self
+        let (cluster, sim, verified, drop) = self
             .rows
             .get(self.next)
             .copied()
-            .unwrap_or((-1, -1.0, false));
+            .unwrap_or((-1, -1.0, -1.0, false));
         self.next += 1;
         self.shared.sig_cluster.set(&mut doc.signals, cluster);
         self.shared.sig_sim.set(&mut doc.signals, sim as f64);
+        if let Some(sig) = self.shared.sig_verified {
+            sig.set(&mut doc.signals, verified as f64);
+        }
         if drop {
             Outcome::Drop("near_duplicate")
         } else {

@@ -86,6 +86,7 @@ fn greedy_keeps_best_and_drops_close_ones() {
         quality: 0.0,
         chars: 0,
         emb: e,
+        tokens: Vec::new(),
     };
     let members = vec![
         m(unit([1.0, 0.0])),
@@ -93,17 +94,22 @@ fn greedy_keeps_best_and_drops_close_ones() {
         m(unit([0.0, 1.0])),
         m(unit([0.6, 0.8])), // cos 0.6 / 0.8 to the kept ones
     ];
-    let d = greedy(&members, 0.95);
+    let mut n = DedupCounts::default();
+    let d = greedy(&members, 0.95, None, &mut n).unwrap();
     assert_eq!(
-        d.iter().map(|x| x.1).collect::<Vec<_>>(),
+        d.iter().map(|x| x.drop).collect::<Vec<_>>(),
         [false, true, false, false]
     );
-    assert!(d[1].0 > 0.99);
+    assert!(d[1].sim > 0.99);
     // Kept ones: highest cosine to another kept one.
     assert!(
-        (d[0].0 - 0.6).abs() < 1e-5 && (d[2].0 - 0.8).abs() < 1e-5 && (d[3].0 - 0.8).abs() < 1e-5
+        (d[0].sim - 0.6).abs() < 1e-5
+            && (d[2].sim - 0.8).abs() < 1e-5
+            && (d[3].sim - 0.8).abs() < 1e-5
     );
-    assert_eq!(greedy(&members[..1], 0.9), [(-1.0, false)]);
+    assert!(d.iter().all(|x| x.verified == -1.0));
+    let one = greedy(&members[..1], 0.9, None, &mut n).unwrap();
+    assert_eq!((one[0].sim, one[0].drop), (-1.0, false));
 }
 
 /// Exact and near-exact copies across partitions go, distinct texts stay, the better-quality
@@ -262,22 +268,43 @@ fn config_errors_name_the_key() {
     assert_eq!(key(&format!("{m}pooling = \"none\"")), "pooling");
     assert_eq!(key(&format!("{m}thresold = 0.9")), "thresold");
     assert_eq!(key("model = \"nowhere\""), "model");
+    assert_eq!(
+        key(&format!(
+            "{m}verify_model = \"{}\"",
+            "classifiers/testdata/tiny-bert-mean"
+        )),
+        "verify_threshold"
+    );
+    assert_eq!(
+        key(&format!("{m}verify_threshold = 0.9")),
+        "verify_threshold"
+    );
+    assert_eq!(
+        key(&format!("{m}verify_max_length = 64")),
+        "verify_max_length"
+    );
+    assert_eq!(
+        key(&format!(
+            "{m}verify_model = \"nowhere\"\nverify_threshold = 0.9"
+        )),
+        "verify_model"
+    );
+    assert_eq!(
+        key(&format!(
+            "{m}verify_model = \"classifiers/testdata/tiny-bert-mean\"\nverify_threshold = 1.5"
+        )),
+        "verify_threshold"
+    );
     assert!(stage(DEF.example, &lib).is_ok());
 }
 
-/// A static model (distilled here from the tiny BERT) serves as the encoder: exact copies
-/// across partitions go, the better copy stays, and the side files do not depend on threads.
-#[test]
-fn static_encoder_finds_copies_across_partitions() {
-    let Some(lib) = testing::ort_library() else {
-        return;
-    };
-    let tmp = tempfile::tempdir().unwrap();
+/// A static model distilled from the tiny BERT (16 dims) into `dir/static`.
+fn tiny_static(lib: &Path, dir: &Path) -> std::path::PathBuf {
     let enc = Encoder::open(
         &testing::testdata("tiny-bert-mean"),
         &EncoderOptions {
             runtime: crate::onnx::RuntimeOptions {
-                library: Some(lib.clone()),
+                library: Some(lib.to_path_buf()),
                 ..Default::default()
             },
             pooling: Some(Pooling::Mean),
@@ -286,7 +313,7 @@ fn static_encoder_finds_copies_across_partitions() {
     )
     .unwrap();
     let texts = crate::onnx::tests::mixed_texts();
-    let model_dir = tmp.path().join("static");
+    let model_dir = dir.join("static");
     crate::static_embed::distill(
         &enc,
         texts.iter().map(|s| s.as_str()),
@@ -297,6 +324,19 @@ fn static_encoder_finds_copies_across_partitions() {
         &model_dir,
     )
     .unwrap();
+    model_dir
+}
+
+/// A static model distilled here from the tiny BERT serves as the encoder: exact copies
+/// across partitions go, the better copy stays, and the side files do not depend on threads.
+#[test]
+fn static_encoder_finds_copies_across_partitions() {
+    let Some(lib) = testing::ort_library() else {
+        return;
+    };
+    let tmp = tempfile::tempdir().unwrap();
+    let model_dir = tiny_static(&lib, tmp.path());
+    let texts = crate::onnx::tests::mixed_texts();
     let g = stage(
         &format!(
             "model = \"{}\"\nthreshold = 0.9999\ncluster_docs = 4\nquality_signal = \"q\"",
@@ -341,6 +381,171 @@ fn static_encoder_finds_copies_across_partitions() {
         testing::read_tree(&tmp.path().join("r1/out"))
             == testing::read_tree(&tmp.path().join("r4/out"))
     );
+}
+
+/// Copies (`b*`, better quality) of every other mixed text (`a*`), in a second partition.
+fn copies_in_two_partitions() -> Vec<Vec<Document>> {
+    let (mut a, mut b) = (Vec::new(), Vec::new());
+    for (i, t) in crate::onnx::tests::mixed_texts().iter().enumerate() {
+        let mut d = Document::new(format!("a{i}"), t.clone());
+        d.signals.set_f64("q", 0.2);
+        a.push(d);
+        if i % 2 == 0 {
+            let mut d = Document::new(format!("b{i}"), t.clone());
+            d.signals.set_f64("q", 0.9);
+            b.push(d);
+        }
+    }
+    vec![a, b]
+}
+
+/// An encoder as the verifier runs it: one document per batch, mean-pooled, unit vectors.
+fn verifier_alone(dir: &Path, lib: &Path) -> Encoder {
+    Encoder::open(
+        dir,
+        &EncoderOptions {
+            runtime: crate::onnx::RuntimeOptions {
+                library: Some(lib.to_path_buf()),
+                ..Default::default()
+            },
+            batch_size: 1,
+            max_length: Some(128),
+            pooling: Some(Pooling::Mean),
+            normalize: Some(true),
+            ..Default::default()
+        },
+    )
+    .unwrap()
+}
+
+/// The verified cascade (`verify_model`): a static model distilled from the tiny BERT flags
+/// pairs at a loose threshold and the tiny BERT re-scores them. Checked against both encoders
+/// run on their own: every dropped document has a kept one that the model flags and the
+/// verifier confirms; flagged pairs the verifier rejects stay; the judge agrees with the
+/// applier; the stats count what the verifier did; outputs do not depend on threads.
+#[test]
+fn verified_cascade_drops_only_confirmed_pairs() {
+    let Some(lib) = testing::ort_library() else {
+        return;
+    };
+    let tmp = tempfile::tempdir().unwrap();
+    let model_dir = tiny_static(&lib, tmp.path());
+    let (t, vt) = (0.5f32, 0.995f32);
+    let g = stage(
+        &format!(
+            "model = \"{}\"\nthreshold = {t}\ncluster_docs = 100\nquality_signal = \"q\"\n\
+             verify_model = \"classifiers/testdata/tiny-bert-mean\"\nverify_threshold = {vt}",
+            model_dir.display()
+        ),
+        &lib,
+    )
+    .unwrap();
+    let parts = copies_in_two_partitions();
+    let (out, stats) = run(g.as_ref(), parts.clone(), 1, &tmp.path().join("r1"));
+    let stat = StaticModel::open(&model_dir).unwrap();
+    let verifier = verifier_alone(&testing::testdata("tiny-bert-mean"), &lib);
+    let texts: Vec<&str> = out.iter().map(|(d, _)| d.text()).collect();
+    let (se, ve) = (stat.embed(&texts), verifier.embed(&texts).unwrap());
+    let kept: Vec<usize> = (0..out.len()).filter(|&i| out[i].1.is_keep()).collect();
+    let mut flagged_kept = 0;
+    for (i, (d, o)) in out.iter().enumerate() {
+        let sim = d.signals.f64("semantic.nearest_sim").unwrap() as f32;
+        let ver = d.signals.f64("semantic.verified_sim").unwrap() as f32;
+        assert_eq!(g.judge(&d.signals), *o, "judge agrees with the applier");
+        if o.is_keep() {
+            assert!(ver < vt, "{}: kept at verified {ver}", d.id);
+            flagged_kept += (sim >= t) as usize;
+            continue;
+        }
+        assert!(sim >= t && ver >= vt, "{}: {sim} {ver}", d.id);
+        // Codes are int8 (cosine error about 1e-3): the twin is found within that.
+        let twin = kept.iter().any(|&k| {
+            kmeans::dot(&se[i], &se[k]) >= t - 5e-3 && kmeans::dot(&ve[i], &ve[k]) >= vt - 1e-4
+        });
+        assert!(twin, "{}: no kept document both encoders put close", d.id);
+    }
+    let dropped: Vec<&str> = out
+        .iter()
+        .filter(|(_, o)| !o.is_keep())
+        .map(|(d, _)| d.id.as_str())
+        .collect();
+    // The copies, and a7 (a6 with a sentence past 128 tokens): what the tiny BERT alone drops
+    // at 0.995 (`tiny_encoder_finds_copies_across_partitions`).
+    assert_eq!(dropped, ["a0", "a2", "a4", "a6", "a7", "a8"]);
+    let dedup = stats.iter().find(|s| s.name == "dedup").unwrap();
+    let c = |k: &str| dedup.counters[k];
+    assert_eq!(c("verify_checked"), c("verify_rejected") + 6);
+    assert!(
+        c("verify_rejected") > 0 && flagged_kept > 0,
+        "the model flags more than copies"
+    );
+    assert!(c("verify_embedded") <= out.len() as u64 && c("verify_pairs") >= c("verify_checked"));
+    let (out4, _) = run(g.as_ref(), parts, 4, &tmp.path().join("r4"));
+    for ((d1, o1), (d4, o4)) in out.iter().zip(&out4) {
+        assert_eq!((d1.signals.to_json(), o1), (d4.signals.to_json(), o4));
+    }
+    assert!(
+        testing::read_tree(&tmp.path().join("r1/out"))
+            == testing::read_tree(&tmp.path().join("r4/out"))
+    );
+}
+
+/// A cheap model that flags every pair (threshold -1) with MiniLM as the verifier gives
+/// exactly MiniLM's own decisions on the paraphrases: the lower-quality side of each pair goes,
+/// unrelated documents on the same topics stay.
+#[test]
+fn verified_cascade_reproduces_minilm_when_everything_is_flagged() {
+    let Some(shared) = testing::shared() else {
+        return;
+    };
+    let Some(lib) = testing::ort_library() else {
+        return;
+    };
+    let tmp = tempfile::tempdir().unwrap();
+    let model_dir = tiny_static(&lib, tmp.path());
+    let minilm = shared.join("data/models/all-minilm-l6-v2-int8");
+    let g = stage(
+        &format!(
+            "model = \"{}\"\nthreshold = -1.0\ncluster_docs = 100\nquality_signal = \"q\"\n\
+             verify_model = \"{}\"\nverify_threshold = 0.7",
+            model_dir.display(),
+            minilm.display()
+        ),
+        &lib,
+    )
+    .unwrap();
+    let mut parts = vec![Vec::new(), Vec::new(), Vec::new()];
+    for (i, l) in std::fs::read_to_string(testing::testdata("paraphrases.jsonl"))
+        .unwrap()
+        .lines()
+        .enumerate()
+    {
+        let r: serde_json::Value = serde_json::from_str(l).unwrap();
+        let id = r["id"].as_str().unwrap();
+        let mut d = Document::new(id, r["text"].as_str().unwrap());
+        d.signals
+            .set_f64("q", if id.ends_with('b') { 0.8 } else { 0.3 });
+        parts[i % 3].push(d);
+    }
+    let (out, stats) = run(g.as_ref(), parts, 2, tmp.path());
+    let mut dropped: Vec<&str> = out
+        .iter()
+        .filter(|(_, o)| !o.is_keep())
+        .map(|(d, _)| d.id.as_str())
+        .collect();
+    dropped.sort();
+    let want: Vec<String> = (0..10).map(|i| format!("p{i}a")).collect();
+    assert_eq!(dropped, want);
+    let dedup = stats.iter().find(|s| s.name == "dedup").unwrap();
+    // Every document after the first is checked; each is embedded once.
+    assert_eq!(dedup.counters["verify_checked"], out.len() as u64 - 1);
+    assert_eq!(dedup.counters["verify_embedded"], out.len() as u64);
+    for (d, o) in &out {
+        assert_eq!(g.judge(&d.signals), *o);
+        if d.id.starts_with('o') {
+            assert!(d.signals.f64("semantic.verified_sim").unwrap() < 0.6);
+        }
+    }
 }
 
 /// The stage without an encoder (`Purpose::Select`): its steps run on embedding files written
@@ -456,12 +661,13 @@ fn run_steps(
         w.write_all(&header(EMB_MAGIC, 32, 0)).unwrap();
         let mine: Vec<_> = rows.iter().skip(p).step_by(parts).collect();
         for (q, v, _) in &mine {
-            write_emb_row(&mut w, *q, 100, v, &mut scratch).unwrap();
+            write_emb_row(&mut w, *q, 100, v, &[], &mut scratch).unwrap();
         }
         w.finish().unwrap();
         let meta = EmbMeta {
             rows: mine.len() as u64,
             dim: 32,
+            payload: 0,
         };
         put_json(store.as_ref(), &emb_meta_path(&wd, p), &meta).unwrap();
     }
