@@ -235,7 +235,11 @@ verify_threshold = {vt}
     assert_eq!(dropped.len(), copies, "every exact copy dropped");
     let sig = |v: &serde_json::Value, k: &str| v["signals"][k].as_f64().unwrap();
     for v in &dropped {
-        assert!(format!("{:?}", v.verdict).contains("near_duplicate"), "{:?}", v.verdict);
+        assert!(
+            format!("{:?}", v.verdict).contains("near_duplicate"),
+            "{:?}",
+            v.verdict
+        );
         let s = |k: &str| v.signals.f64(k).unwrap();
         assert!(s("semantic.nearest_sim") >= t && s("semantic.verified_sim") >= vt);
     }
