@@ -868,6 +868,12 @@ fn llama3_pipeline_runs_end_to_end_and_writes_both_mixes() {
     ] {
         assert!(printed.contains(stage), "summary lacks {stage}: {printed}");
     }
+    // Semantic dedup is the verified cascade: MiniLM checks what the static model flags.
+    let stats = std::fs::read_to_string(out.join("stats.json")).unwrap();
+    assert!(
+        stats.contains("verify_embedded") && stats.contains("verify_checked"),
+        "{stats}"
+    );
     let mixed = run("mix");
     assert!(
         mixed.contains("mix main") && mixed.contains("mix anneal"),

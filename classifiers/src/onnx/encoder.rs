@@ -295,6 +295,11 @@ impl Encoder {
         self.batch_size
     }
 
+    /// Tokens in the tokenizer's vocabulary (added tokens included).
+    pub fn vocab_size(&self) -> usize {
+        self.tokenizer.get_vocab_size(true)
+    }
+
     /// Width of the pooled vectors.
     pub fn dim(&self) -> usize {
         self.dim

@@ -312,37 +312,65 @@ pub fn write_emb_row(
     w.write_all(scratch)
 }
 
-/// Payload bytes of at most `max` token ids: a u16 count, then `max` u32 (zero-padded), so
+/// Payload bytes of at most `max` token ids of `width` bytes each (2 when the vocabulary fits
+/// 16 bits, else 4): the width (one byte), a u16 count, then `max` ids, zero-padded so that
 /// rows stay fixed-width.
-pub fn tokens_len(max: usize) -> usize {
-    2 + 4 * max
+pub fn tokens_len(max: usize, width: usize) -> usize {
+    3 + width * max
+}
+
+/// The id width for a vocabulary of `vocab` tokens.
+pub fn token_width(vocab: usize) -> usize {
+    if vocab <= 1 << 16 {
+        2
+    } else {
+        4
+    }
 }
 
 /// Appends the payload of `ids` (at most `max`; more is an error, not a silent cut, since the
 /// verifier must see what its tokenizer made).
-pub fn put_tokens(ids: &[u32], max: usize, out: &mut Vec<u8>) -> io::Result<()> {
+pub fn put_tokens(ids: &[u32], max: usize, width: usize, out: &mut Vec<u8>) -> io::Result<()> {
     if ids.len() > max || max > u16::MAX as usize {
         return Err(io::Error::other(format!(
             "{} token ids do not fit a payload of {max}",
             ids.len()
         )));
     }
+    out.push(width as u8);
     out.extend_from_slice(&(ids.len() as u16).to_le_bytes());
-    ids.iter()
-        .for_each(|i| out.extend_from_slice(&i.to_le_bytes()));
-    out.resize(out.len() + 4 * (max - ids.len()), 0);
+    for &i in ids {
+        match width {
+            2 => {
+                let i = u16::try_from(i)
+                    .map_err(|_| io::Error::other(format!("token id {i} over 16 bits")))?;
+                out.extend_from_slice(&i.to_le_bytes());
+            }
+            _ => out.extend_from_slice(&i.to_le_bytes()),
+        }
+    }
+    out.resize(out.len() + width * (max - ids.len()), 0);
     Ok(())
 }
 
 /// The token ids of a payload that [`put_tokens`] wrote; `None` when it is malformed.
 pub fn get_tokens(payload: &[u8]) -> Option<Vec<u32>> {
-    let n = u16::from_le_bytes(payload.get(..2)?.try_into().ok()?) as usize;
-    let ids = payload.get(2..2 + 4 * n)?;
-    Some(
-        ids.chunks_exact(4)
-            .map(|c| u32::from_le_bytes(c.try_into().expect("4")))
-            .collect(),
-    )
+    let width = *payload.first()? as usize;
+    let n = u16::from_le_bytes(payload.get(1..3)?.try_into().ok()?) as usize;
+    let ids = payload.get(3..3 + width * n)?;
+    match width {
+        2 => Some(
+            ids.chunks_exact(2)
+                .map(|c| u16::from_le_bytes([c[0], c[1]]) as u32)
+                .collect(),
+        ),
+        4 => Some(
+            ids.chunks_exact(4)
+                .map(|c| u32::from_le_bytes(c.try_into().expect("4")))
+                .collect(),
+        ),
+        _ => None,
+    }
 }
 
 /// Bytes of one code: scale f32 and `dim` int8.

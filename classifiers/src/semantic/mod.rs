@@ -30,6 +30,15 @@
 //!    cosine to another kept document of the cluster; -1 when there is none) as signals, and
 //!    the verdict `near_duplicate` when `nearest_sim >= threshold`, so re-judging with another
 //!    threshold works from the stored signal.
+//!
+//! **Verified cascade** (`verify_model`, `verify_threshold`): the collector also keeps each
+//! document's token ids under a second, ONNX encoder (a fixed-width payload that the side files
+//! carry to the dedup step), and in step 4 a document that `model` flags is dropped only when
+//! that encoder, run on it and on the kept documents it is flagged against, confirms one of
+//! them at `verify_threshold`. So a cheap model chooses the candidates and an expensive one
+//! decides, for the price of embedding only the documents in flagged pairs (the stats'
+//! `verify_embedded`). `<name>.verified_sim` holds the verifier's cosine; the verdict needs
+//! both thresholds.
 
 pub mod files;
 pub mod kmeans;
@@ -177,8 +186,10 @@ struct Shared {
     encoder: Option<SemEncoder>,
     /// The verifier (`verify_model`), opened for a run.
     verifier: Option<Box<Encoder>>,
-    /// Token ids kept per document for the verifier (0: no verifier).
+    /// Token ids kept per document for the verifier (0: no verifier), and their width in
+    /// bytes.
     verify_tokens: usize,
+    verify_width: usize,
     sig_cluster: Sig<I64>,
     sig_sim: Sig<F32>,
     sig_verified: Option<Sig<F32>>,
@@ -191,7 +202,7 @@ impl Shared {
         if self.verify_tokens == 0 {
             0
         } else {
-            tokens_len(self.verify_tokens)
+            tokens_len(self.verify_tokens, self.verify_width)
         }
     }
 }
@@ -352,6 +363,7 @@ fn build(args: &StageArgs) -> Result<Built, ConfigError> {
             declared: d.finish(),
             cfg,
             encoder,
+            verify_width: verifier.as_ref().map_or(4, |v| token_width(v.vocab_size())),
             verifier,
             verify_tokens,
         }),
@@ -466,7 +478,8 @@ impl EmbedCollector {
                 "{name}: verify_model gives non-zero token type ids for a single text"
             )));
         }
-        put_tokens(&toks.ids, self.shared.verify_tokens, &mut self.payload)
+        let (max, width) = (self.shared.verify_tokens, self.shared.verify_width);
+        put_tokens(&toks.ids, max, width, &mut self.payload)
             .map_err(|e| Error::other(format!("{name}: verify_model: {e}")))
     }
 

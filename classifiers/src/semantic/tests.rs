@@ -801,3 +801,25 @@ fn codes_round_trip() {
     dequantize(&code, &mut back);
     assert_eq!(back, [0.0; 4]);
 }
+
+#[test]
+fn token_payloads_round_trip() {
+    for (width, ids) in [
+        (2usize, vec![101u32, 7592, 65535, 102]),
+        (4, vec![250_001, 0, 3]),
+    ] {
+        let mut b = Vec::new();
+        put_tokens(&ids, 6, width, &mut b).unwrap();
+        assert_eq!(b.len(), tokens_len(6, width), "fixed width");
+        assert_eq!(get_tokens(&b).unwrap(), ids);
+    }
+    assert_eq!(token_width(30_522), 2);
+    assert_eq!(token_width(250_002), 4);
+    let mut b = Vec::new();
+    assert!(put_tokens(&[70_000], 4, 2, &mut b).is_err(), "over 16 bits");
+    assert!(
+        put_tokens(&[1, 2, 3], 2, 2, &mut b).is_err(),
+        "more than max"
+    );
+    assert_eq!(get_tokens(&[3, 1, 0, 0, 0]), None, "unknown width");
+}
