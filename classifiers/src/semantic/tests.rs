@@ -140,11 +140,6 @@ fn tiny_encoder_finds_copies_across_partitions() {
     }
     let tmp = tempfile::tempdir().unwrap();
     let (out, stats) = run(g.as_ref(), vec![a.clone(), b.clone()], 1, tmp.path());
-    let dropped: Vec<&str> = out
-        .iter()
-        .filter(|(_, o)| !o.is_keep())
-        .map(|(d, _)| d.id.as_str())
-        .collect();
     // Every copied a-document loses to its b twin, and so does a7: it only appends a sentence
     // to a6's long text, past the encoder's 128 tokens. No b-document drops, and no other
     // a-document (the tiny model's vectors of distinct texts are not that close).
@@ -152,7 +147,7 @@ fn tiny_encoder_finds_copies_across_partitions() {
         texts[7].strip_prefix(texts[6].as_str()).map(|s| s.len()),
         Some(44)
     );
-    assert_eq!(dropped, ["a0", "a2", "a4", "a6", "a7", "a8"]);
+    assert_eq!(dropped_ids(&out), ["a0", "a2", "a4", "a6", "a7", "a8"]);
     for (d, o) in &out {
         let sim = d.signals.f64("semantic.nearest_sim").unwrap();
         assert_eq!(!o.is_keep(), sim >= 0.995, "{}: {sim}", d.id);
@@ -192,6 +187,33 @@ fn jaccard5(a: &str, b: &str) -> f64 {
     a.intersection(&b).count() as f64 / a.union(&b).count().max(1) as f64
 }
 
+/// The paraphrase fixture over three partitions (so that pairs cross partitions), the "b" side
+/// of each pair the better one by the signal `q`.
+fn paraphrase_parts() -> Vec<Vec<Document>> {
+    let mut parts = vec![Vec::new(), Vec::new(), Vec::new()];
+    let text = std::fs::read_to_string(testing::testdata("paraphrases.jsonl")).unwrap();
+    for (i, l) in text.lines().enumerate() {
+        let r: serde_json::Value = serde_json::from_str(l).unwrap();
+        let id = r["id"].as_str().unwrap();
+        let mut d = Document::new(id, r["text"].as_str().unwrap());
+        d.signals
+            .set_f64("q", if id.ends_with('b') { 0.8 } else { 0.3 });
+        parts[i % 3].push(d);
+    }
+    parts
+}
+
+/// The ids of the dropped documents, sorted.
+fn dropped_ids(out: &[(Document, Outcome)]) -> Vec<String> {
+    let mut v: Vec<String> = out
+        .iter()
+        .filter(|(_, o)| !o.is_keep())
+        .map(|(d, _)| d.id.clone())
+        .collect();
+    v.sort();
+    v
+}
+
 /// Paraphrase pairs (classifiers/testdata/paraphrases.jsonl, written for this test) share no
 /// 5-word shingle, so MinHash at any threshold misses them; MiniLM embeddings catch every pair
 /// and keep the better-quality side, and unrelated documents on the same topics stay.
@@ -212,43 +234,21 @@ fn minilm_catches_paraphrases_minhash_misses() {
         &lib,
     )
     .unwrap();
-    let rows: Vec<serde_json::Value> =
-        std::fs::read_to_string(testing::testdata("paraphrases.jsonl"))
-            .unwrap()
-            .lines()
-            .map(|l| serde_json::from_str(l).unwrap())
-            .collect();
-    let docs: Vec<Document> = rows
-        .iter()
-        .map(|r| {
-            let id = r["id"].as_str().unwrap();
-            let mut d = Document::new(id, r["text"].as_str().unwrap());
-            // The "b" side of each pair is the better one.
-            d.signals
-                .set_f64("q", if id.ends_with('b') { 0.8 } else { 0.3 });
-            d
-        })
-        .collect();
-    let text = |id: &str| docs.iter().find(|d| d.id == id).unwrap().text().to_string();
+    let parts = paraphrase_parts();
+    let text = |id: &str| {
+        let d = parts.iter().flatten().find(|d| d.id == id).unwrap();
+        d.text().to_string()
+    };
     for i in 0..10 {
         let j = jaccard5(&text(&format!("p{i}a")), &text(&format!("p{i}b")));
         assert!(j < 0.05, "pair {i} shares shingles: {j}");
     }
-    // Spread over three partitions so that pairs cross partitions.
-    let mut parts = vec![Vec::new(), Vec::new(), Vec::new()];
-    for (i, d) in docs.into_iter().enumerate() {
-        parts[i % 3].push(d);
-    }
     let tmp = tempfile::tempdir().unwrap();
     let (out, _) = run(g.as_ref(), parts, 2, tmp.path());
-    let mut dropped: Vec<&str> = out
-        .iter()
-        .filter(|(_, o)| !o.is_keep())
-        .map(|(d, _)| d.id.as_str())
-        .collect();
-    dropped.sort();
-    let want: Vec<String> = (0..10).map(|i| format!("p{i}a")).collect();
-    assert_eq!(dropped, want);
+    assert_eq!(
+        dropped_ids(&out),
+        (0..10).map(|i| format!("p{i}a")).collect::<Vec<_>>()
+    );
     for (d, _) in &out {
         if d.id.starts_with('o') {
             assert!(d.signals.f64("semantic.nearest_sim").unwrap() < 0.6);
@@ -464,14 +464,9 @@ fn verified_cascade_drops_only_confirmed_pairs() {
         });
         assert!(twin, "{}: no kept document both encoders put close", d.id);
     }
-    let dropped: Vec<&str> = out
-        .iter()
-        .filter(|(_, o)| !o.is_keep())
-        .map(|(d, _)| d.id.as_str())
-        .collect();
     // The copies, and a7 (a6 with a sentence past 128 tokens): what the tiny BERT alone drops
     // at 0.995 (`tiny_encoder_finds_copies_across_partitions`).
-    assert_eq!(dropped, ["a0", "a2", "a4", "a6", "a7", "a8"]);
+    assert_eq!(dropped_ids(&out), ["a0", "a2", "a4", "a6", "a7", "a8"]);
     let dedup = stats.iter().find(|s| s.name == "dedup").unwrap();
     let c = |k: &str| dedup.counters[k];
     assert_eq!(c("verify_checked"), c("verify_rejected") + 6);
@@ -514,28 +509,11 @@ fn verified_cascade_reproduces_minilm_when_everything_is_flagged() {
         &lib,
     )
     .unwrap();
-    let mut parts = vec![Vec::new(), Vec::new(), Vec::new()];
-    for (i, l) in std::fs::read_to_string(testing::testdata("paraphrases.jsonl"))
-        .unwrap()
-        .lines()
-        .enumerate()
-    {
-        let r: serde_json::Value = serde_json::from_str(l).unwrap();
-        let id = r["id"].as_str().unwrap();
-        let mut d = Document::new(id, r["text"].as_str().unwrap());
-        d.signals
-            .set_f64("q", if id.ends_with('b') { 0.8 } else { 0.3 });
-        parts[i % 3].push(d);
-    }
-    let (out, stats) = run(g.as_ref(), parts, 2, tmp.path());
-    let mut dropped: Vec<&str> = out
-        .iter()
-        .filter(|(_, o)| !o.is_keep())
-        .map(|(d, _)| d.id.as_str())
-        .collect();
-    dropped.sort();
-    let want: Vec<String> = (0..10).map(|i| format!("p{i}a")).collect();
-    assert_eq!(dropped, want);
+    let (out, stats) = run(g.as_ref(), paraphrase_parts(), 2, tmp.path());
+    assert_eq!(
+        dropped_ids(&out),
+        (0..10).map(|i| format!("p{i}a")).collect::<Vec<_>>()
+    );
     let dedup = stats.iter().find(|s| s.name == "dedup").unwrap();
     // Every document after the first is checked; each is embedded once.
     assert_eq!(dedup.counters["verify_checked"], out.len() as u64 - 1);
