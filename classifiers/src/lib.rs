@@ -13,6 +13,7 @@ pub mod semantic;
 pub mod static_embed;
 #[doc(hidden)]
 pub mod testing;
+pub mod wordpiece;
 
 pub use error::{Error, Result};
 pub use model::TextClassifier;

@@ -128,7 +128,7 @@ pub struct Encoder {
 /// (it builds no offsets or strings), which matters where every document of a dump is
 /// tokenized for a model that runs on a few of them (`dedup.semantic`'s `verify_model`).
 struct FastTokens {
-    wordpiece: crate::static_embed::wordpiece::WordPiece,
+    wordpiece: crate::wordpiece::WordPiece,
     /// What the post-processor puts around one sequence, and the type id of its tokens.
     prefix: Tokens,
     suffix: Tokens,
@@ -141,7 +141,7 @@ impl FastTokens {
     fn new(tokenizer: &Tokenizer, path: &Path) -> Option<FastTokens> {
         let json: serde_json::Value =
             serde_json::from_str(&std::fs::read_to_string(path).ok()?).ok()?;
-        let wordpiece = crate::static_embed::wordpiece::WordPiece::new(tokenizer, &json)?;
+        let wordpiece = crate::wordpiece::WordPiece::new(tokenizer, &json)?;
         // Where the post-processor puts its tokens: probe one sequence.
         let content = tokenizer.encode("a b", false).ok()?;
         let n = content.len();
@@ -383,7 +383,7 @@ impl Encoder {
     /// text and truncating, at a bounded cost for megabyte pages.
     ///
     /// A BERT WordPiece tokenizer with head truncation takes a fast path with the same ids
-    /// ([`crate::static_embed::wordpiece`]).
+    /// ([`crate::wordpiece`]).
     pub fn tokenize(&self, text: &str) -> Result<Tokens> {
         let budget = self.spec.max_length - self.added;
         match &self.fast {

@@ -18,7 +18,6 @@
 pub mod distill;
 pub mod fit;
 mod linalg;
-pub mod wordpiece;
 
 use std::path::{Path, PathBuf};
 
@@ -28,9 +27,9 @@ use tokenizers::Tokenizer;
 
 use crate::error::{Error, Result};
 use crate::onnx::{Activation, Head};
+use crate::wordpiece::WordPiece;
 pub use distill::{distill, distill_with, DistillOptions};
 pub use fit::FitOptions;
-use wordpiece::WordPiece;
 
 /// The file that marks a static model directory.
 pub const META_FILE: &str = "static.json";

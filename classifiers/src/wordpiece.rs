@@ -3,7 +3,9 @@
 //! `tokenizers` crate on the same `tokenizer.json`.
 //!
 //! A static embedding costs one table lookup per token, so the `tokenizers` pipeline (which
-//! builds offsets, alignments and strings per token) would be most of the time. Here every
+//! builds offsets, alignments and strings per token) would be most of the time; the same holds
+//! for [`Encoder::tokenize`](crate::onnx::Encoder::tokenize) where every document of a dump is
+//! tokenized for a model that runs on a few of them (`dedup.semantic`'s verifier). Here every
 //! whitespace-separated word is normalised as the BERT normaliser does (control characters
 //! dropped, CJK ideographs split off, NFD with non-spacing marks removed, lower case), split
 //! at punctuation and matched greedily against the vocabulary, with no allocation per word.
