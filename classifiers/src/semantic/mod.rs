@@ -120,8 +120,8 @@ pub struct SemanticConfig {
     /// Cosine under `verify_model` at or above which a flagged pair is a duplicate (required
     /// with `verify_model`).
     pub verify_threshold: Option<f64>,
-    /// Tokens per document for the verifier (default 128; they are kept from the collect
-    /// step to the dedup step, 4 bytes each).
+    /// Tokens per document for the verifier (default 128; their ids are kept from the collect
+    /// step to the dedup step, 2 bytes each when the vocabulary fits 16 bits, else 4).
     pub verify_max_length: Option<usize>,
 }
 
