@@ -168,26 +168,13 @@ fn verified_semantic_dedup_in_a_pipeline() {
     let Some(lib) = ort_library() else { return };
     let d = tempfile::tempdir().unwrap();
     let copies = write_input(&d.path().join("in.jsonl"));
-    let texts: Vec<String> = std::fs::read_to_string(d.path().join("in.jsonl"))
-        .unwrap()
-        .lines()
-        .map(|l| serde_json::from_str::<serde_json::Value>(l).unwrap()["text"].to_string())
-        .collect();
-    std::fs::write(
-        d.path().join("freq.jsonl"),
-        texts
-            .iter()
-            .map(|t| format!("{{\"text\": {t}}}\n"))
-            .collect::<String>(),
-    )
-    .unwrap();
     let model = d.path().join("static");
     curate_ok(&[
         "distill",
         "--encoder",
         &testdata("tiny-bert-mean"),
         "--text",
-        d.path().join("freq.jsonl").to_str().unwrap(),
+        d.path().join("in.jsonl").to_str().unwrap(),
         "--dims",
         "8",
         "--ort-library",

@@ -125,21 +125,9 @@ fn tiny_encoder_finds_copies_across_partitions() {
     )
     .unwrap();
     let texts = crate::onnx::tests::mixed_texts();
-    let mut a = Vec::new();
-    let mut b = Vec::new();
-    for (i, t) in texts.iter().enumerate() {
-        let mut d = Document::new(format!("a{i}"), t.clone());
-        d.signals.set_f64("q", 0.2);
-        a.push(d);
-        if i % 2 == 0 {
-            // The same text, better quality, in another partition.
-            let mut d = Document::new(format!("b{i}"), t.clone());
-            d.signals.set_f64("q", 0.9);
-            b.push(d);
-        }
-    }
+    let parts = copies_in_two_partitions();
     let tmp = tempfile::tempdir().unwrap();
-    let (out, stats) = run(g.as_ref(), vec![a.clone(), b.clone()], 1, tmp.path());
+    let (out, stats) = run(g.as_ref(), parts.clone(), 1, tmp.path());
     // Every copied a-document loses to its b twin, and so does a7: it only appends a sentence
     // to a6's long text, past the encoder's 128 tokens. No b-document drops, and no other
     // a-document (the tiny model's vectors of distinct texts are not that close).
@@ -159,7 +147,7 @@ fn tiny_encoder_finds_copies_across_partitions() {
         .any(|s| s.name == "centroids" && s.counters["clusters"] == 4));
     // Same result with four threads.
     let tmp2 = tempfile::tempdir().unwrap();
-    let (out4, _) = run(g.as_ref(), vec![a, b], 4, tmp2.path());
+    let (out4, _) = run(g.as_ref(), parts, 4, tmp2.path());
     for ((d1, o1), (d4, o4)) in out.iter().zip(&out4) {
         assert_eq!((d1.signals.to_json(), o1), (d4.signals.to_json(), o4));
     }
@@ -345,23 +333,8 @@ fn static_encoder_finds_copies_across_partitions() {
         &lib,
     )
     .unwrap();
-    let (mut a, mut b) = (Vec::new(), Vec::new());
-    for (i, t) in texts.iter().enumerate() {
-        let mut d = Document::new(format!("a{i}"), t.clone());
-        d.signals.set_f64("q", 0.2);
-        a.push(d);
-        if i % 2 == 0 {
-            let mut d = Document::new(format!("b{i}"), t.clone());
-            d.signals.set_f64("q", 0.9);
-            b.push(d);
-        }
-    }
-    let (out, _) = run(
-        g.as_ref(),
-        vec![a.clone(), b.clone()],
-        1,
-        &tmp.path().join("r1"),
-    );
+    let parts = copies_in_two_partitions();
+    let (out, _) = run(g.as_ref(), parts.clone(), 1, &tmp.path().join("r1"));
     for (d, o) in &out {
         let i: usize = d.id[1..].parse().unwrap();
         let copied = d.id.starts_with('a') && i % 2 == 0;
@@ -373,7 +346,7 @@ fn static_encoder_finds_copies_across_partitions() {
         }
         assert_eq!(g.judge(&d.signals), *o, "judge agrees with the applier");
     }
-    let (out4, _) = run(g.as_ref(), vec![a, b], 4, &tmp.path().join("r4"));
+    let (out4, _) = run(g.as_ref(), parts, 4, &tmp.path().join("r4"));
     for ((d1, o1), (d4, o4)) in out.iter().zip(&out4) {
         assert_eq!((d1.signals.to_json(), o1), (d4.signals.to_json(), o4));
     }
@@ -383,7 +356,8 @@ fn static_encoder_finds_copies_across_partitions() {
     );
 }
 
-/// Copies (`b*`, better quality) of every other mixed text (`a*`), in a second partition.
+/// The mixed texts (`a*`) and, in a second partition, a better-quality copy (`b*`) of every
+/// other one.
 fn copies_in_two_partitions() -> Vec<Vec<Document>> {
     let (mut a, mut b) = (Vec::new(), Vec::new());
     for (i, t) in crate::onnx::tests::mixed_texts().iter().enumerate() {
